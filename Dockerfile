@@ -1,0 +1,34 @@
+# Tracker: one image for `tracker run` (migrate, sync, scheduler, mailer, HTTP).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies and package first, timelines last: editing schedules/ does not
+# reinstall the package.
+COPY pyproject.toml README.md ./
+COPY tracker/ tracker/
+RUN pip install . \
+    && rm -rf build tracker.egg-info
+
+COPY schedules/ schedules/
+
+# Run as an unprivileged user. var/ holds what the process writes (SQLite file,
+# outbox .eml files, the generated secret key) and is a volume in docker-compose.yml.
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tracker \
+    && mkdir -p /app/var \
+    && chown tracker:tracker /app/var
+USER tracker
+
+ENV TRACKER_HOST=0.0.0.0 \
+    TRACKER_PORT=8000
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+
+CMD ["tracker", "run"]

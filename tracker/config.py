@@ -1,0 +1,70 @@
+"""Settings from `TRACKER_*` environment variables and an optional `tracker.toml`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from tracker.dates import DateError, get_zone, parse_offset
+
+
+class Settings(BaseSettings):
+    """Every knob of Tracker; only entry points read it (see get_settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRACKER_", toml_file="tracker.toml", extra="ignore")
+
+    database_url: str = "sqlite:///var/tracker.db"
+    schedules: Path = Path("schedules")
+    smtp_url: str = ""
+    outbox_dir: Path = Path("var/outbox")
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    from_address: str = Field(default="Tracker <tracker@localhost>", alias="TRACKER_FROM")
+    timezone: str = "Europe/Zurich"
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+    reminders: str = "14d,7d,1d"
+    admin_token: str = ""
+    smtp_connections: int = Field(default=4, ge=1)
+    smtp_rate: float | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            get_zone(value)
+        except DateError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("reminders")
+    @classmethod
+    def _offsets(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                parse_offset(part)
+            except DateError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def default_reminders(self) -> list[str]:
+        return [p.strip() for p in self.reminders.split(",") if p.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,133 @@
+"""How dates, changes and upcoming items look in a terminal and in `--json`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from tracker.dates import get_zone
+from tracker.planning import Occurrence
+from tracker.sync import Change
+
+_SYMBOLS = {
+    "added": ("+", "green"),
+    "rescheduled": ("~", "yellow"),
+    "cancelled": ("✗", "red"),
+    "restored": ("↺", "green"),
+    "updated": ("•", "cyan"),
+    "removed": ("-", "red"),
+    "completed": ("✓", "green"),
+    "reopened": ("↺", "yellow"),
+}
+
+
+def format_at(at: datetime | None, zone: str, all_day: bool) -> str:
+    """'Fri 10 Mar 2017' for all-day items, 'Fri 28 Apr 2017 12:00 CEST' for timed ones."""
+    if at is None:
+        return "—"
+    local = at.astimezone(get_zone(zone))
+    if all_day:
+        return local.strftime("%a %d %b %Y")
+    return local.strftime("%a %d %b %Y %H:%M %Z")
+
+
+def format_distance(at: datetime, now: datetime) -> str:
+    """'in 3 days', 'in 5 hours', 'today', '2 days ago'."""
+    delta = at - now
+    seconds = abs(delta.total_seconds())
+    if seconds < 3600:
+        amount, unit = max(1, int(seconds // 60)), "minute"
+    elif seconds < 86400:
+        amount, unit = int(seconds // 3600), "hour"
+    else:
+        amount, unit = int(seconds // 86400), "day"
+    words = f"{amount} {unit}{'s' if amount != 1 else ''}"
+    return f"in {words}" if delta >= timedelta(0) else f"{words} ago"
+
+
+def change_line(c: Change) -> Text:
+    symbol, style = _SYMBOLS.get(c.kind, ("?", "white"))
+    what = f"{c.timeline_id}/{c.milestone_key}" if c.milestone_key else c.timeline_id
+    line = Text(f"  {symbol} ", style=style)
+    line.append(f"{c.kind:<11} ", style=style)
+    line.append(what, style="bold")
+    line.append(f"  {c.title}")
+    if c.kind == "rescheduled":
+        line.append(f"  {format_at(c.old_at, c.zone, c.all_day)} → {format_at(c.new_at, c.zone, c.all_day)}")
+    elif c.kind in ("added", "restored") and c.new_at:
+        line.append(f"  {format_at(c.new_at, c.zone, c.all_day)}")
+    elif c.kind == "completed" and c.new_at:
+        line.append(f"  done {format_at(c.new_at, c.zone, False)}")
+    elif c.kind == "updated":
+        line.append(f"  ({', '.join(c.fields)})", style="dim")
+    return line
+
+
+def summarise(changes: Sequence[Change]) -> str:
+    counts: dict[str, int] = {}
+    for c in changes:
+        counts[c.kind] = counts.get(c.kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "no changes"
+
+
+def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for name in ("When", "", "Timeline", "Milestone", "Who acts", "State"):
+        table.add_column(name, overflow="fold")
+    for item in items:
+        m = item.milestone
+        when = format_at(item.at, m.zone, m.all_day)
+        if item.ends_at is not None and item.starts_at != item.ends_at:
+            when += f" → {format_at(item.ends_at, m.zone, m.all_day)}"
+        state = "✓ done" if item.done_at else ("under way" if item.starts_at and item.starts_at <= now else "open")
+        table.add_row(when, format_distance(item.at, now), m.timeline_id, m.title, m.owner or "everyone", state)
+    return table
+
+
+def instant(at: datetime | None, zone: str) -> dict[str, str] | None:
+    if at is None:
+        return None
+    return {"local": at.astimezone(get_zone(zone)).isoformat(), "utc": at.astimezone(UTC).isoformat()}
+
+
+def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
+    rows = []
+    for item in items:
+        m = item.milestone
+        local_day = item.at.astimezone(get_zone(m.zone)).date().isoformat()
+        rows.append(
+            {
+                "timeline": m.timeline_id,
+                "timeline_title": m.timeline_title,
+                "milestone": m.key,
+                "title": m.title,
+                "kind": m.kind,
+                "owner": m.owner,
+                "all_day": m.all_day,
+                "date": local_day,
+                "timezone": m.zone,
+                "occurrence": item.occurrence or None,
+                "due": instant(item.due_at, m.zone),
+                "starts": instant(item.starts_at, m.zone),
+                "ends": instant(item.ends_at, m.zone),
+                "done_at": item.done_at.isoformat() if item.done_at else None,
+                "reminders": list(m.reminders),
+            }
+        )
+    return rows
+
+
+def change_json(c: Change) -> dict[str, Any]:
+    return {
+        "kind": c.kind,
+        "timeline": c.timeline_id,
+        "milestone": c.milestone_key,
+        "title": c.title,
+        "old": instant(c.old_at, c.zone),
+        "new": instant(c.new_at, c.zone),
+        "fields": list(c.fields),
+    }

@@ -1,0 +1,120 @@
+"""Tables of the store. The store is the truth; everything else derives from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every datetime must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _at(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Timeline(SQLModel, table=True):
+    __tablename__ = "timelines"
+
+    id: str = Field(primary_key=True, max_length=100)
+    title: str
+    summary: str = ""
+    timezone: str = Field(max_length=64)
+    kind: str = Field(max_length=20)
+    source: str = ""
+    url: str = ""
+    audiences: list[str] | None = _json()
+    reminders: list[str] | None = _json()
+    path: str = ""
+    removed_at: datetime | None = _at()
+    updated_at: datetime | None = _at()
+
+
+class Milestone(SQLModel, table=True):
+    __tablename__ = "milestones"
+    __table_args__ = (UniqueConstraint("timeline_id", "key", name="uq_milestone_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    timeline_id: str = Field(foreign_key="timelines.id", max_length=100, index=True)
+    key: str = Field(max_length=100)
+    position: int = 0
+    line: int = 0
+    title: str
+    summary: str = ""
+    owner: str | None = Field(default=None, max_length=100)
+    url: str = ""
+    location: str = ""
+    kind: str = Field(max_length=10)  # deadline | span
+    all_day: bool = True
+    zone: str = Field(max_length=64)
+    due_expr: str | None = None
+    starts_expr: str | None = None
+    ends_expr: str | None = None
+    due_at: datetime | None = _at(index=True)
+    starts_at: datetime | None = _at()
+    ends_at: datetime | None = _at()
+    repeat: str | None = None
+    status: str = Field(default="active", max_length=10)  # active | cancelled | removed
+    opens_after: str | None = None
+    reminders: list[str] | None = _json()  # effective offsets, e.g. ["14d", "7d", "1d"]
+    revision: int = 0
+    updated_at: datetime | None = _at()
+
+
+class CompletionRecord(SQLModel, table=True):
+    __tablename__ = "completions"
+    __table_args__ = (UniqueConstraint("timeline_id", "milestone_key", "occurrence", name="uq_completion"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    timeline_id: str = Field(max_length=100)
+    milestone_key: str = Field(max_length=100)
+    occurrence: str = Field(default="", max_length=40)  # '' or the occurrence's local date
+    done_at: datetime = _at(nullable=False)
+    done_day: date | None = None  # set when recorded as a plain date (all-day)
+    note: str = ""
+    link: str = ""
+    source: str = Field(default="cli", max_length=10)  # file | cli | api
+    recorded_at: datetime = _at(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    """Append-only log of every state change; notices and feed rebuilds read it."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_milestone", "timeline_id", "milestone_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _at(nullable=False)
+    kind: str = Field(max_length=20)
+    timeline_id: str = Field(max_length=100)
+    milestone_key: str | None = Field(default=None, max_length=100)
+    revision: int | None = None
+    old_at: datetime | None = _at()
+    new_at: datetime | None = _at()
+    detail: dict[str, Any] | None = _json()

@@ -1,0 +1,145 @@
+"""What is due when: pure functions over milestones, with `now` passed in.
+
+No store, no clock, no I/O here; callers load the views and pass the time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dateutil.rrule import rrulestr
+
+from tracker.dates import get_zone
+
+
+@dataclass(frozen=True)
+class MilestoneView:
+    """A stored milestone with what planning needs of its timeline."""
+
+    timeline_id: str
+    timeline_title: str
+    key: str
+    title: str
+    kind: str  # deadline | span
+    all_day: bool
+    zone: str
+    owner: str | None = None
+    due_at: datetime | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    repeat: str | None = None
+    status: str = "active"
+    audiences: tuple[str, ...] = ()
+    location: str = ""
+    reminders: tuple[str, ...] = ()
+    completions: Mapping[str, datetime] = field(default_factory=dict)  # occurrence ('' if single) -> done_at
+
+    @property
+    def main_at(self) -> datetime:
+        at = self.due_at or self.starts_at
+        assert at is not None
+        return at
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One dated instance of a milestone (the only one unless it repeats)."""
+
+    milestone: MilestoneView
+    occurrence: str  # '' or the local date of this occurrence
+    due_at: datetime | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    @property
+    def at(self) -> datetime:
+        at = self.due_at or self.starts_at
+        assert at is not None
+        return at
+
+    @property
+    def done_at(self) -> datetime | None:
+        return self.milestone.completions.get(self.occurrence)
+
+
+def concerns(milestone: MilestoneView, audience: str) -> bool:
+    """Whether *audience* must act on, or attend, *milestone*."""
+    if milestone.owner is not None:
+        return milestone.owner == audience
+    return not milestone.audiences or audience in milestone.audiences
+
+
+def expand(milestone: MilestoneView, start_at: datetime, end_at: datetime) -> list[Occurrence]:
+    """Return the occurrences whose time (or span) meets [start_at, end_at]."""
+    if milestone.repeat is None:
+        single = Occurrence(milestone, "", milestone.due_at, milestone.starts_at, milestone.ends_at)
+        return [single] if overlaps(single, start_at, end_at) else []
+    zone = get_zone(milestone.zone)
+    first = milestone.main_at.astimezone(zone).replace(tzinfo=None)
+    length = span_length(milestone)
+    rule = rrulestr(milestone.repeat, dtstart=first)
+    lower = (start_at.astimezone(zone) - length).replace(tzinfo=None)
+    upper = end_at.astimezone(zone).replace(tzinfo=None)
+    found = []
+    # Occurrences repeat the local wall-clock time, so 09:00 stays 09:00 across DST.
+    for local in rule.between(lower, upper, inc=True):
+        at = local.replace(tzinfo=zone).astimezone(start_at.tzinfo)
+        if milestone.due_at is not None:
+            item = Occurrence(milestone, local.date().isoformat(), at, None, None)
+        else:
+            ends = (local + length).replace(tzinfo=zone).astimezone(start_at.tzinfo)
+            item = Occurrence(milestone, local.date().isoformat(), None, at, ends)
+        if overlaps(item, start_at, end_at):
+            found.append(item)
+    return found
+
+
+def span_length(milestone: MilestoneView) -> timedelta:
+    """Local wall-clock length of a span (zero for deadlines)."""
+    if milestone.starts_at is None or milestone.ends_at is None:
+        return timedelta(0)
+    zone = get_zone(milestone.zone)
+    return milestone.ends_at.astimezone(zone).replace(tzinfo=None) - milestone.starts_at.astimezone(zone).replace(
+        tzinfo=None
+    )
+
+
+def overlaps(item: Occurrence, start_at: datetime, end_at: datetime) -> bool:
+    if item.due_at is not None:
+        return start_at <= item.due_at <= end_at
+    assert item.starts_at is not None and item.ends_at is not None
+    return item.starts_at <= end_at and item.ends_at >= start_at
+
+
+def list_upcoming(
+    milestones: Iterable[MilestoneView],
+    *,
+    now: datetime,
+    window: timedelta,
+    timeline: str | None = None,
+    audience: str | None = None,
+) -> list[Occurrence]:
+    """Occurrences due (or under way) between *now* and *now + window*, earliest first."""
+    found: list[Occurrence] = []
+    for milestone in milestones:
+        if milestone.status != "active":
+            continue
+        if timeline is not None and milestone.timeline_id != timeline:
+            continue
+        if audience is not None and not concerns(milestone, audience):
+            continue
+        found.extend(expand(milestone, now, now + window))
+    return sorted(found, key=lambda o: (o.at, o.milestone.timeline_id, o.milestone.key))
+
+
+def nearest_occurrence(milestone: MilestoneView, at: datetime) -> str:
+    """Return the occurrence key closest to *at* (where a completion at *at* belongs)."""
+    if milestone.repeat is None:
+        return ""
+    year = timedelta(days=400)
+    candidates = expand(milestone, at - year, at + year) or expand(milestone, milestone.main_at, milestone.main_at)
+    if not candidates:
+        return ""
+    return min(candidates, key=lambda o: abs(o.at - at)).occurrence

@@ -1,0 +1,210 @@
+"""Resolve relative dates across all timelines into local points and UTC instants.
+
+Pure: the rules and the completions come in, dates or problems go out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from tracker.dates import Absolute, Edge, Expr, LocalPoint, Relative, move_to_zone, shift, suggest, to_local
+from tracker.schedules import Problem
+
+Key = tuple[str, str]  # (timeline id, milestone id)
+_FIELDS = ("due", "starts", "ends")
+
+
+@dataclass(frozen=True)
+class DateRule:
+    """What a milestone's dates are made of, and where to point at when they are wrong."""
+
+    key: Key
+    zone: str
+    due: Expr | None = None
+    starts: Expr | None = None
+    ends: Expr | None = None
+    repeat: str | None = None
+    path: str = ""
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, name: str) -> int:
+        return self.lines.get(name, self.lines.get("id", 1))
+
+
+@dataclass(frozen=True)
+class Completion:
+    done_at: datetime
+    day: date | None = None  # set when the completion was recorded as a plain date
+
+
+@dataclass(frozen=True)
+class ResolvedDates:
+    due: LocalPoint | None = None
+    starts: LocalPoint | None = None
+    ends: LocalPoint | None = None
+
+    @property
+    def main(self) -> LocalPoint:
+        point = self.due or self.starts
+        assert point is not None
+        return point
+
+
+def label(key: Key, home: str) -> str:
+    return key[1] if key[0] == home else f"{key[0]}/{key[1]}"
+
+
+def reference_key(expr: Relative, home: str) -> Key:
+    return (expr.timeline or home, expr.milestone)
+
+
+def resolve_dates(
+    rules: Mapping[Key, DateRule], completions: Mapping[Key, Completion]
+) -> tuple[dict[Key, ResolvedDates], list[Problem]]:
+    """Resolve every rule in dependency order; return dates and problems."""
+    problems = check_references(rules)
+    if problems:
+        return {}, problems
+    order, problems = order_by_dependency(rules)
+    resolved: dict[Key, ResolvedDates] = {}
+    for key in order:
+        dates = resolve_rule(rules[key], resolved, rules, completions)
+        problem = check_span(rules[key], dates)
+        if problem:
+            problems.append(problem)
+        resolved[key] = dates
+    return resolved, problems
+
+
+def dependencies(rule: DateRule) -> list[tuple[str, Key]]:
+    found = []
+    for name in _FIELDS:
+        expr = getattr(rule, name)
+        if isinstance(expr, Relative):
+            found.append((name, reference_key(expr, rule.key[0])))
+    return found
+
+
+def check_references(rules: Mapping[Key, DateRule]) -> list[Problem]:
+    problems = []
+    timelines = {key[0] for key in rules}
+    for rule in rules.values():
+        for name, target in dependencies(rule):
+            message = dangling(rule.key, target, rules, timelines)
+            if message is None and rules[target].repeat is not None:
+                message = f"{label(target, rule.key[0])!r} repeats; a date cannot be relative to a repeating milestone"
+            if message:
+                problems.append(Problem(rule.path, rule.line_of(name), f"{name}: {message}"))
+    return problems
+
+
+def dangling(source: Key, target: Key, rules: Mapping[Key, DateRule], timelines: set[str]) -> str | None:
+    """Explain why *target* does not exist, or return None when it does."""
+    if target in rules:
+        return None
+    if target[0] not in timelines:
+        return f"no timeline {target[0]!r}{suggest(target[0], timelines)}"
+    names = [key[1] for key in rules if key[0] == target[0]]
+    where = "this timeline" if target[0] == source[0] else f"timeline {target[0]!r}"
+    return f"no milestone {target[1]!r} in {where}{suggest(target[1], names)}"
+
+
+def order_by_dependency(rules: Mapping[Key, DateRule]) -> tuple[list[Key], list[Problem]]:
+    """Order keys so each comes after what it refers to; report each cycle once."""
+    state: dict[Key, int] = {}  # 1: on the path, 2: finished
+    order: list[Key] = []
+    problems: list[Problem] = []
+    for start in rules:
+        if start in state:
+            continue
+        path: list[Key] = [start]
+        pending = [iter(dependencies(rules[start]))]
+        state[start] = 1
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                done = path.pop()
+                state[done] = 2
+                order.append(done)
+                continue
+            name, target = step
+            if state.get(target) == 1:
+                problems.append(cycle_problem(rules[path[-1]], name, [*path[path.index(target) :], target]))
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                pending.append(iter(dependencies(rules[target])))
+    return order, problems
+
+
+def cycle_problem(rule: DateRule, name: str, cycle: list[Key]) -> Problem:
+    home = rule.key[0]
+    if len(cycle) == 2:
+        return Problem(rule.path, rule.line_of(name), f"{name}: {label(cycle[0], home)!r} refers to itself")
+    names = " → ".join(label(key, home) for key in cycle)
+    return Problem(rule.path, rule.line_of(name), f"{name}: dates depend on each other in a cycle: {names}")
+
+
+def resolve_rule(
+    rule: DateRule,
+    resolved: Mapping[Key, ResolvedDates],
+    rules: Mapping[Key, DateRule],
+    completions: Mapping[Key, Completion],
+) -> ResolvedDates:
+    def point(expr: Expr | None, edge: Edge) -> LocalPoint | None:
+        if expr is None:
+            return None
+        if isinstance(expr, Absolute):
+            return LocalPoint(expr.day, expr.clock, rule.zone, edge)
+        target = reference_key(expr, rule.key[0])
+        base = anchor_point(resolved.get(target), expr, rules[target], completions.get(target))
+        moved = shift(move_to_zone(base, rule.zone), expr.offsets)
+        return replace(moved, edge=edge)
+
+    if rule.due is not None:
+        return ResolvedDates(due=point(rule.due, "end"))
+    starts = point(rule.starts, "start")
+    ends = point(rule.ends, "end") if rule.ends is not None else None
+    if ends is None and starts is not None:
+        ends = replace(starts, edge="end")
+    return ResolvedDates(starts=starts, ends=ends)
+
+
+def anchor_point(
+    dates: ResolvedDates | None, expr: Relative, target: DateRule, completion: Completion | None
+) -> LocalPoint:
+    """Return the point of the referenced milestone that *expr* counts from."""
+    if dates is None:  # only after a cycle, which is already reported
+        return LocalPoint(date(1970, 1, 1), None, target.zone)
+    if expr.anchor == "end":
+        return dates.due or dates.ends or dates.main
+    if expr.anchor == "start":
+        return dates.due or dates.starts or dates.main
+    if expr.anchor == "done":
+        planned = dates.due or dates.ends or dates.main
+        return completion_point(completion, planned) if completion else planned
+    return dates.main
+
+
+def completion_point(completion: Completion, planned: LocalPoint) -> LocalPoint:
+    """Express a completion like the milestone it completes: a date or a time."""
+    if planned.clock is None:
+        day = completion.day or to_local(completion.done_at, planned.zone).day
+        return LocalPoint(day, None, planned.zone, "end")
+    return to_local(completion.done_at, planned.zone)
+
+
+def check_span(rule: DateRule, dates: ResolvedDates) -> Problem | None:
+    if dates.starts is None or dates.ends is None or rule.ends is None:
+        return None
+    if dates.starts.all_day != dates.ends.all_day:
+        return Problem(
+            rule.path, rule.line_of("ends"), "starts and ends must both be dates or both be dates with a time"
+        )
+    if dates.ends.at() < dates.starts.at():
+        message = f"the span ends ({dates.ends.text()}) before it starts ({dates.starts.text()})"
+        return Problem(rule.path, rule.line_of("ends"), message)
+    return None

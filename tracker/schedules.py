@@ -1,0 +1,360 @@
+"""Load timeline files (`schedules/*.yaml`) into specs, collecting every problem.
+
+Each problem carries the file and the line of the offending node, so the
+secretariat reads `FILE:LINE: message`. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from dateutil.rrule import rrulestr
+
+from tracker.dates import SLUG, Absolute, DateError, Expr, Offset, Relative, get_zone, parse_expr, parse_offset, suggest
+
+KINDS = ("consultation", "drafting", "nomination", "meeting", "forum", "other")
+STATUSES = ("active", "cancelled")
+TIMELINE_KEYS = ("id", "title", "summary", "timezone", "kind", "source", "url", "audiences", "reminders", "milestones")
+MILESTONE_KEYS = (
+    "id", "title", "summary", "owner", "due", "starts", "ends", "opens_after",
+    "reminders", "repeat", "status", "done", "url", "location",
+)  # fmt: skip
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong in one file, at one line."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class MilestoneSpec:
+    id: str
+    title: str
+    line: int
+    summary: str = ""
+    owner: str | None = None
+    due: Expr | None = None
+    starts: Expr | None = None
+    ends: Expr | None = None
+    opens_after: str | None = None
+    reminders: tuple[Offset, ...] | None = None
+    repeat: str | None = None
+    status: str = "active"
+    done: Absolute | None = None
+    url: str = ""
+    location: str = ""
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_span(self) -> bool:
+        return self.starts is not None
+
+    def line_of(self, key: str) -> int:
+        return self.lines.get(key, self.line)
+
+
+@dataclass(frozen=True)
+class TimelineSpec:
+    id: str
+    title: str
+    path: str
+    line: int
+    timezone: str
+    kind: str = "other"
+    summary: str = ""
+    source: str = ""
+    url: str = ""
+    audiences: tuple[str, ...] = ()
+    reminders: tuple[Offset, ...] | None = None
+    milestones: tuple[MilestoneSpec, ...] = ()
+
+
+def find_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders into their `*.yaml`/`*.yml` files, sorted."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def load_schedules(
+    paths: Iterable[Path], default_zone: str, on_file: Callable[[Path], None] | None = None
+) -> tuple[list[TimelineSpec], list[Problem]]:
+    """Load every timeline file under *paths*; return the good specs and all problems."""
+    timelines: list[TimelineSpec] = []
+    problems: list[Problem] = []
+    for path in find_files(paths):
+        if on_file is not None:
+            on_file(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(path), 1, f"cannot read file: {exc}"))
+            continue
+        spec, found = load_text(text, str(path), default_zone)
+        problems.extend(found)
+        if spec is not None:
+            timelines.append(spec)
+    problems.extend(check_unique_ids(timelines))
+    return timelines, sorted(problems)
+
+
+def check_unique_ids(timelines: list[TimelineSpec]) -> list[Problem]:
+    first: dict[str, TimelineSpec] = {}
+    problems = []
+    for spec in timelines:
+        if spec.id in first:
+            other = first[spec.id]
+            where = f"{other.path}:{other.line}"
+            problems.append(Problem(spec.path, spec.line, f"duplicate timeline id {spec.id!r} (also in {where})"))
+        else:
+            first[spec.id] = spec
+    return problems
+
+
+def load_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[Problem]]:
+    """Parse one file's text; return its spec (None when unusable) and its problems."""
+    reader = _Reader(path)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        return None, [Problem(path, line, f"YAML syntax: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(path, 1, f"YAML syntax: {exc}")]
+    if root is None:
+        return None, [Problem(path, 1, "empty file: a timeline needs at least id, title and milestones")]
+    spec = reader.timeline(root, default_zone)
+    return (spec if not reader.problems else None), reader.problems
+
+
+class _Reader:
+    """Turn YAML nodes into specs, recording a Problem for each bad node."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def report(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(self.path, node.start_mark.line + 1, message))
+
+    def mapping(
+        self, node: yaml.Node, allowed: tuple[str, ...], required: tuple[str, ...], what: str
+    ) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            self.report(node, f"{what} must be a mapping of keys to values")
+            return {}
+        found: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self.report(key_node, f"{what} keys must be plain words")
+            elif key in found:
+                self.report(key_node, f"duplicate key {key!r} in {what}")
+            elif key not in allowed:
+                self.report(key_node, f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+            else:
+                found[key] = value_node
+        for key in required:
+            if key not in found:
+                self.report(node, f"{what} is missing {key!r}")
+        return found
+
+    def scalar(self, node: yaml.Node | None, key: str) -> str | None:
+        if node is None:
+            return None
+        if not isinstance(node, yaml.ScalarNode):
+            self.report(node, f"{key!r} must be a single value, not a list or mapping")
+            return None
+        if node.tag == "tag:yaml.org,2002:null" or not node.value.strip():
+            self.report(node, f"{key!r} is empty")
+            return None
+        return str(node.value).strip()
+
+    def slug(self, node: yaml.Node | None, key: str) -> str | None:
+        value = self.scalar(node, key)
+        if value is not None and node is not None and not SLUG.fullmatch(value):
+            self.report(node, f"{key} {value!r} must be lowercase letters, digits and dashes (e.g. 'final-draft')")
+            return None
+        return value
+
+    def choice(self, node: yaml.Node | None, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.scalar(node, key)
+        if value is None or node is None:
+            return default
+        if value not in choices:
+            self.report(node, f"{key} {value!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
+            return default
+        return value
+
+    def items(self, node: yaml.Node | None, key: str) -> list[yaml.Node]:
+        if node is None:
+            return []
+        if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+            self.report(node, f"{key!r} must be a list, e.g. [a, b]")
+            return []
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    def slugs(self, node: yaml.Node | None, key: str) -> tuple[str, ...]:
+        values = (self.slug(item, key) for item in self.items(node, key))
+        return tuple(v for v in values if v is not None)
+
+    def offsets(self, node: yaml.Node | None) -> tuple[Offset, ...] | None:
+        if node is None:
+            return None
+        offsets = []
+        for item in self.items(node, "reminders"):
+            text = self.scalar(item, "reminders")
+            if text is None:
+                continue
+            try:
+                offsets.append(parse_offset(text))
+            except DateError as exc:
+                self.report(item, str(exc))
+        return tuple(sorted(set(offsets), reverse=True))
+
+    def expr(self, node: yaml.Node | None, key: str) -> Expr | None:
+        text = self.scalar(node, key)
+        if text is None or node is None:
+            return None
+        try:
+            return parse_expr(text)
+        except DateError as exc:
+            self.report(node, f"{key}: {exc}")
+            return None
+
+    def timeline(self, root: yaml.Node, default_zone: str) -> TimelineSpec | None:
+        keys = self.mapping(root, TIMELINE_KEYS, ("id", "title", "milestones"), "timeline")
+        zone = self.scalar(keys.get("timezone"), "timezone") or default_zone
+        if "timezone" in keys:
+            try:
+                get_zone(zone)
+            except DateError as exc:
+                self.report(keys["timezone"], str(exc))
+        audiences = self.slugs(keys.get("audiences"), "audience")
+        milestones = [self.milestone(node, audiences) for node in self.items(keys.get("milestones"), "milestones")]
+        if "milestones" in keys and not milestones:
+            self.report(keys["milestones"], "a timeline needs at least one milestone")
+        specs = tuple(m for m in milestones if m is not None)
+        self.check_milestone_ids(specs)
+        spec = TimelineSpec(
+            id=self.slug(keys.get("id"), "id") or "",
+            title=self.scalar(keys.get("title"), "title") or "",
+            path=self.path,
+            line=root.start_mark.line + 1 if "id" not in keys else keys["id"].start_mark.line + 1,
+            timezone=zone,
+            kind=self.choice(keys.get("kind"), "kind", KINDS, "other"),
+            summary=self.optional_text(keys, "summary"),
+            source=self.optional_text(keys, "source"),
+            url=self.optional_text(keys, "url"),
+            audiences=audiences,
+            reminders=self.offsets(keys.get("reminders")),
+            milestones=specs,
+        )
+        return spec if spec.id and spec.title else None
+
+    def optional_text(self, keys: dict[str, yaml.Node], key: str) -> str:
+        return self.scalar(keys.get(key), key) or "" if key in keys else ""
+
+    def check_milestone_ids(self, specs: tuple[MilestoneSpec, ...]) -> None:
+        seen: dict[str, int] = {}
+        for spec in specs:
+            if spec.id in seen:
+                message = f"duplicate milestone id {spec.id!r} (first at line {seen[spec.id]})"
+                self.problems.append(Problem(self.path, spec.line_of("id"), message))
+            else:
+                seen[spec.id] = spec.line_of("id")
+
+    def milestone(self, node: yaml.Node, audiences: tuple[str, ...]) -> MilestoneSpec | None:
+        keys = self.mapping(node, MILESTONE_KEYS, ("id", "title"), "milestone")
+        if not keys:
+            return None
+        lines = {key: value.start_mark.line + 1 for key, value in keys.items()}
+        spec = MilestoneSpec(
+            id=self.slug(keys.get("id"), "id") or "",
+            title=self.scalar(keys.get("title"), "title") or "",
+            line=node.start_mark.line + 1,
+            summary=self.optional_text(keys, "summary"),
+            owner=self.owner(keys.get("owner"), audiences),
+            due=self.expr(keys.get("due"), "due"),
+            starts=self.expr(keys.get("starts"), "starts"),
+            ends=self.expr(keys.get("ends"), "ends"),
+            opens_after=self.reference(keys.get("opens_after")),
+            reminders=self.offsets(keys.get("reminders")),
+            repeat=self.rrule(keys.get("repeat")),
+            status=self.choice(keys.get("status"), "status", STATUSES, "active"),
+            done=self.done(keys.get("done")),
+            url=self.optional_text(keys, "url"),
+            location=self.optional_text(keys, "location"),
+            lines=lines,
+        )
+        self.check_shape(node, keys, spec)
+        return spec if spec.id and spec.title else None
+
+    def owner(self, node: yaml.Node | None, audiences: tuple[str, ...]) -> str | None:
+        owner = self.slug(node, "owner")
+        if owner is not None and node is not None and audiences and owner not in audiences:
+            hint = suggest(owner, audiences) or f" ({', '.join(audiences)})"
+            self.report(node, f"owner {owner!r} is not one of the timeline's audiences{hint}")
+        return owner
+
+    def reference(self, node: yaml.Node | None) -> str | None:
+        text = self.scalar(node, "opens_after")
+        if text is None or node is None:
+            return None
+        expr = None
+        with suppress(DateError):
+            expr = parse_expr(text)
+        if not isinstance(expr, Relative) or expr.anchor or expr.offsets:
+            self.report(node, f"opens_after must name a milestone ('draft' or 'other-timeline/draft'), not {text!r}")
+            return None
+        return f"{expr.timeline}/{expr.milestone}" if expr.timeline else expr.milestone
+
+    def rrule(self, node: yaml.Node | None) -> str | None:
+        text = self.scalar(node, "repeat")
+        if text is None or node is None:
+            return None
+        text = text.removeprefix("RRULE:")
+        if "DTSTART" in text.upper():
+            self.report(node, "repeat must not set DTSTART: the milestone's own date is the first occurrence")
+            return None
+        try:
+            rrulestr(text, dtstart=datetime(2000, 1, 1))
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            self.report(node, f"repeat: not an RFC 5545 RRULE ({exc}); e.g. FREQ=YEARLY;COUNT=5")
+            return None
+        return text
+
+    def done(self, node: yaml.Node | None) -> Absolute | None:
+        expr = self.expr(node, "done")
+        if expr is not None and node is not None and not isinstance(expr, Absolute):
+            self.report(node, "done must be a date (YYYY-MM-DD) or date and time, not a relative date")
+            return None
+        return expr if isinstance(expr, Absolute) else None
+
+    def check_shape(self, node: yaml.Node, keys: dict[str, yaml.Node], spec: MilestoneSpec) -> None:
+        if "due" in keys and "starts" in keys:
+            self.report(keys["starts"], "a milestone has either 'due' (a deadline) or 'starts' (a span), not both")
+        elif "due" not in keys and "starts" not in keys:
+            self.report(node, "milestone needs 'due' (a deadline) or 'starts' (a span such as a meeting)")
+        if "ends" in keys and "starts" not in keys:
+            self.report(keys["ends"], "'ends' needs 'starts': only spans end")
+        if spec.repeat is not None and isinstance(spec.due or spec.starts, Relative):
+            self.report(keys["repeat"], "a repeating milestone needs an absolute first date, not a relative one")

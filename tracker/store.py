@@ -1,0 +1,141 @@
+"""Open the store: engine, schema migrations (Alembic), sessions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+from tracker.models import CompletionRecord, Milestone, Timeline
+from tracker.planning import MilestoneView
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_KEY = 0x7472_6163_6B65  # "tracke": one advisory lock shared by every instance
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; for SQLite make the folder and turn on WAL and foreign keys."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # pysqlite defers BEGIN until the first write, so a read-then-write transaction
+    # can fail to upgrade its lock; writers take the write lock up front instead.
+    immediate = connection.get_execution_options().get("write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest revision; safe when several processes start at once."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with _migration_lock(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Any]:
+    """Serialise migrations: a PostgreSQL advisory lock, or a lock file beside the SQLite file."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            connection.commit()
+            try:
+                yield connection
+            finally:
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        with engine.connect() as connection:
+            yield connection
+        return
+    with FileLock(f"{database}.migrate.lock", timeout=120), engine.connect() as connection:
+        yield connection
+
+
+def open_store(url: str) -> Engine:
+    """Return an engine for *url* whose schema is current."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """One session, one transaction: committed on success, rolled back on any error.
+
+    A writing transaction is serialised against other writers (BEGIN IMMEDIATE on
+    SQLite, an advisory transaction lock on PostgreSQL), so two instances syncing
+    at once apply one after the other instead of colliding.
+    """
+    bind = engine.execution_options(write=True) if write else engine
+    with Session(bind, expire_on_commit=False) as session, session.begin():
+        if write and engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY + 1})
+        yield session
+
+
+def load_views(session: Session) -> list[MilestoneView]:
+    """Read every stored milestone with its timeline and completions, for planning."""
+    timelines = {t.id: t for t in session.exec(select(Timeline))}
+    done: dict[tuple[str, str], dict[str, datetime]] = {}
+    for c in session.exec(select(CompletionRecord)):
+        done.setdefault((c.timeline_id, c.milestone_key), {})[c.occurrence] = c.done_at
+    views = []
+    for m in session.exec(select(Milestone).order_by(Milestone.timeline_id, Milestone.position)):  # type: ignore[arg-type]
+        timeline = timelines[m.timeline_id]
+        views.append(
+            MilestoneView(
+                timeline_id=m.timeline_id,
+                timeline_title=timeline.title,
+                key=m.key,
+                title=m.title,
+                kind=m.kind,
+                all_day=m.all_day,
+                zone=m.zone,
+                owner=m.owner,
+                due_at=m.due_at,
+                starts_at=m.starts_at,
+                ends_at=m.ends_at,
+                repeat=m.repeat,
+                status=m.status,
+                audiences=tuple(timeline.audiences or ()),
+                location=m.location,
+                reminders=tuple(m.reminders or ()),
+                completions=done.get((m.timeline_id, m.key), {}),
+            )
+        )
+    return views
