@@ -65,7 +65,7 @@ def record_done(session: Session, request: DoneRequest, view: MilestoneView | No
     delete_completion(session, key, occurrence)
     values = completion_columns(key, Completion(request.done_at, request.day), request.source, now,
                                 note=request.note, link=request.link)  # fmt: skip
-    session.execute(insert(CompletionRecord.__table__).values(**values, occurrence=occurrence))  # type: ignore[attr-defined]
+    session.execute(insert(CompletionRecord.__table__).values({**values, "occurrence": occurrence}))  # type: ignore[attr-defined]
     completed = change("completed", stored.milestones[key][2], new_at=request.done_at)
     if occurrence:
         return finish(session, stored, [completed], now)

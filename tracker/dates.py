@@ -164,10 +164,10 @@ def _make_offset(amount: int, unit: str) -> Offset:
 
 
 def format_offset(offset: Offset) -> str:
-    """Return the shortest text that parses back to *offset* (sign dropped)."""
+    """Return canonical text that parses back to *offset* (sign dropped): days as 'Nd', else hours or minutes."""
     days, minutes = abs(offset.days), abs(offset.minutes)
     if minutes == 0:
-        return f"{days // 7}w" if days and days % 7 == 0 else f"{days}d"
+        return f"{days}d"
     total = days * 1440 + minutes
     return f"{total // 60}h" if total % 60 == 0 else f"{total}m"
 
