@@ -21,6 +21,7 @@ Edge = Literal["start", "end"]
 Anchor = Literal["start", "end", "done"]
 
 END_OF_DAY = time(23, 59, 59)
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 _UNITS = {"d": "day", "w": "week", "h": "hour", "m": "minute"}
 _OFFSET = re.compile(r"(\d{1,5})\s*([dwhm])")
 _ABSOLUTE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
@@ -181,6 +182,9 @@ def parse_absolute(text: str) -> Absolute:
         day = date.fromisoformat(match.group(1))
     except ValueError as exc:
         raise DateError(f"{match.group(1)} is not a date: {exc}") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        # Near year 1 or 9999 a zone conversion or an offset leaves what datetime can hold.
+        raise DateError(f"{match.group(1)} is out of range: write a year from {FIRST_YEAR} to {LAST_YEAR}")
     if match.group(2) is None:
         return Absolute(day, None)
     hour, minute, second = int(match.group(2)), int(match.group(3)), int(match.group(4) or 0)

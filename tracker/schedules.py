@@ -116,15 +116,19 @@ def load_schedules(
 
 
 def check_unique_ids(timelines: list[TimelineSpec]) -> list[Problem]:
-    first: dict[str, TimelineSpec] = {}
-    problems = []
+    """Report a timeline id used by several files in each of them.
+
+    Every file gets the problem, not only the later ones: validating a single
+    file loads the others only as context and shows only that file's problems.
+    """
+    by_id: dict[str, list[TimelineSpec]] = {}
     for spec in timelines:
-        if spec.id in first:
-            other = first[spec.id]
-            where = f"{other.path}:{other.line}"
+        by_id.setdefault(spec.id, []).append(spec)
+    problems = []
+    for specs in by_id.values():
+        for spec in specs if len(specs) > 1 else []:
+            where = ", ".join(f"{other.path}:{other.line}" for other in specs if other is not spec)
             problems.append(Problem(spec.path, spec.line, f"duplicate timeline id {spec.id!r} (also in {where})"))
-        else:
-            first[spec.id] = spec
     return problems
 
 
@@ -207,10 +211,12 @@ class _Reader:
     def items(self, node: yaml.Node | None, key: str) -> list[yaml.Node]:
         if node is None:
             return []
-        if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:null":
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        # A mapping here is a typo, not "none": `reminders: {14d: x}` must not silently turn reminders off.
+        if node.tag != "tag:yaml.org,2002:null":
             self.report(node, f"{key!r} must be a list, e.g. [a, b]")
-            return []
-        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+        return []
 
     def slugs(self, node: yaml.Node | None, key: str) -> tuple[str, ...]:
         values = (self.slug(item, key) for item in self.items(node, key))

@@ -20,7 +20,9 @@ from tracker.resolve import Completion, DateRule, Key, ResolvedDates, resolve_da
 from tracker.schedules import MilestoneSpec, Problem, TimelineSpec
 
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
-SILENT_FIELDS = ("position", "line")  # bookkeeping: updated without an event or a new revision
+# Bookkeeping, updated without an event or a new revision: the resolved dates are what
+# members see, so a rewritten expression that lands on the same date is not news.
+SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""The `tracker` command end to end, through the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HLPF, MEETING, WriteTimeline
+
+REPO = Path(__file__).resolve().parent.parent
+TRACKER = str(Path(sys.executable).parent / "tracker")
+
+
+def tracker(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TRACKER, *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def env(database_url: str, schedules: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200"}
+
+
+def test_validate_reports_every_problem_as_file_line_message_and_exits_1(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF.replace("reminders: [14d, 7d, 1d]", "remiders: [14d]"))
+    bad = write_timeline("cwg-32", MEETING.replace("ends: 2018-01-25", "ends: 2018-02-30"))
+
+    result = tracker("validate", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert f"{bad}:9: ends: 2018-02-30 is not a date: day is out of range for month" in lines
+    assert any(
+        line.endswith("hlpf.yaml:6: unknown key 'remiders' in timeline (did you mean 'reminders'?)") for line in lines
+    )
+    assert "✗ 2 problems in 2 files" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_validate_accepts_the_repository_schedules(env: dict[str, str], tmp_path: Path) -> None:
+    result = tracker("validate", str(REPO / "schedules"), env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "all valid" in result.stdout
+
+
+def test_plan_then_sync_then_a_no_op_sync(env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline) -> None:
+    write_timeline("hlpf", HLPF)
+
+    planned = tracker("plan", env=env, cwd=tmp_path)
+    synced = tracker("sync", env=env, cwd=tmp_path)
+    again = tracker("sync", env=env, cwd=tmp_path)
+
+    assert planned.returncode == 0, planned.stderr
+    assert "+ added       hlpf/revised-draft  Revised draft posted  Fri 24 Feb 2017" in planned.stdout
+    assert "4 added (dry run: nothing applied)" in planned.stdout
+    assert "4 added applied" in synced.stdout
+    assert "no changes" in again.stdout
+
+
+def test_plan_shows_a_moved_date_old_to_new_with_its_cascade(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    write_timeline("hlpf", HLPF.replace("2017-02-24", "2017-03-03"))
+
+    result = tracker("plan", "--json", env=env, cwd=tmp_path)
+
+    changes = json.loads(result.stdout)["changes"]
+    moved = {c["milestone"]: (c["old"]["local"], c["new"]["local"]) for c in changes}
+    assert moved["revised-draft"] == ("2017-02-24T23:59:59+01:00", "2017-03-03T23:59:59+01:00")
+    assert set(moved) == {"revised-draft", "member-comments", "final-draft"}
+
+
+def test_a_failed_sync_says_nothing_changed(env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline) -> None:
+    write_timeline("cwg-32", MEETING.replace("due: meeting - 30d", "due: documents - 30d"))
+
+    result = tracker("sync", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "cwg-32.yaml:13: due: 'documents' refers to itself" in result.stderr
+    assert "Nothing was changed in the store." in result.stderr
+
+
+def test_upcoming_on_the_seed_shows_the_hlpf_chain(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "TRACKER_SCHEDULES": str(REPO / "schedules")}
+    assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
+
+    table = tracker("upcoming", "--now", "2017-02-01", "--days", "120", env=env, cwd=tmp_path)
+    data = json.loads(
+        tracker("upcoming", "--now", "2017-02-01", "--days", "120", "--json", env=env, cwd=tmp_path).stdout
+    )
+
+    assert table.returncode == 0, table.stderr
+    hlpf = [(row["milestone"], row["date"]) for row in data if row["timeline"] == "hlpf-2017-contribution"]
+    assert hlpf == [
+        ("revised-draft", "2017-02-24"),
+        ("member-comments", "2017-03-10"),
+        ("final-draft", "2017-03-24"),
+        ("final-comments", "2017-04-07"),
+        ("submission", "2017-04-28"),
+    ]
+    submission = next(row for row in data if row["milestone"] == "submission")
+    assert submission["due"] == {"local": "2017-04-28T12:00:00+02:00", "utc": "2017-04-28T10:00:00+00:00"}
+    assert "Fri 28 Apr 2017 12:00 CEST" in table.stdout
+
+
+def test_upcoming_filters_by_audience_and_timeline(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    def keys(*args: str) -> list[str]:
+        result = tracker("upcoming", "--now", "2017-02-01", "--days", "400", "--json", *args, env=env, cwd=tmp_path)
+        return [row["milestone"] for row in json.loads(result.stdout)]
+
+    assert keys("--audience", "membership") == ["member-comments", "meeting"]
+    assert keys("--timeline", "cwg-32") == ["documents", "meeting"]
+    unknown = tracker("upcoming", "--timeline", "nope", env=env, cwd=tmp_path)
+    assert unknown.returncode == 1 and "no timeline 'nope'" in unknown.stderr
+
+
+def test_done_records_the_completion_and_moves_dependents(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker("done", "hlpf/revised-draft", "--at", "2017-02-20", "--note", "posted", env=env, cwd=tmp_path)
+    rows = json.loads(
+        tracker("upcoming", "--now", "2017-02-01", "--days", "90", "--json", env=env, cwd=tmp_path).stdout
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "✓ completed   hlpf/revised-draft" in result.stdout
+    assert "~ rescheduled hlpf/member-comments" in result.stdout
+    dates = {row["milestone"]: row["date"] for row in rows}
+    assert dates["member-comments"] == "2017-03-06"
+    assert next(row for row in rows if row["milestone"] == "revised-draft")["done_at"] is not None
+
+
+def test_done_on_an_unknown_milestone_suggests_the_near_one(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker("done", "hlpf/revised-drat", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "no milestone 'revised-drat' in 'hlpf' (did you mean 'revised-draft'?)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("upcoming", "--now", "yesterday"), "--now: bad date 'yesterday'"),
+        (("done", "hlpf"), "write TIMELINE/MILESTONE"),
+        (("validate", "missing.yaml"), "missing.yaml:1: no such file or folder"),
+    ],
+)
+def test_bad_arguments_get_a_clear_error_without_a_traceback(
+    env: dict[str, str], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = tracker(*args, env=env, cwd=tmp_path)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_settings_are_named(env: dict[str, str], tmp_path: Path) -> None:
+    result = tracker("upcoming", env={**env, "TRACKER_TIMEZONE": "Europe/Geneva"}, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "timezone" in result.stderr and "unknown time zone 'Europe/Geneva'" in result.stderr
+
+
+def test_an_unreachable_database_is_reported_plainly(env: dict[str, str], tmp_path: Path) -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+
+    result = tracker("upcoming", env={**env, "TRACKER_DATABASE_URL": url}, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "cannot open the store" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_default_store_is_a_sqlite_file_under_var(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "schedules", tmp_path / "schedules")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+
+    result = tracker("sync", env=clean, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "var" / "tracker.db").is_file()
