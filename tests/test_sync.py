@@ -150,7 +150,10 @@ def test_a_removed_file_marks_its_milestones_removed_and_a_returning_file_restor
     outcome = run_sync(engine, schedules)
 
     assert outcome.plan is not None
-    assert sorted(c.milestone_key or "" for c in outcome.plan.changes if c.kind == "removed") == ["documents", "meeting"]
+    assert sorted(c.milestone_key or "" for c in outcome.plan.changes if c.kind == "removed") == [
+        "documents",
+        "meeting",
+    ]
     assert milestone(engine, "cwg-32", "meeting").status == "removed"
     with transaction(engine) as session:
         assert session.get(Timeline, "cwg-32").removed_at == NOW  # type: ignore[union-attr]

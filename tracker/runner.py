@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from rich.console import Console
 from rich.logging import RichHandler
 from sqlalchemy import Engine
 from watchfiles import awatch
@@ -17,6 +21,7 @@ from tracker.config import Settings
 from tracker.display import change_line, format_at, format_distance, summarise
 from tracker.pipeline import sync_folder
 from tracker.planning import list_upcoming
+from tracker.schedules import find_files
 from tracker.store import load_views, transaction
 
 log = logging.getLogger("tracker")
@@ -24,23 +29,52 @@ log = logging.getLogger("tracker")
 
 def run_main_job(engine: Engine, settings: Settings) -> None:
     """Run until interrupted; a bad file is logged and leaves the store as it was."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    configure_logging()
     try:
         asyncio.run(main_job(engine, settings))
     except KeyboardInterrupt:
         log.info("stopped")
 
 
+def configure_logging() -> None:
+    """Colourful logs in a terminal; plain timestamped lines on stderr for services and files."""
+    if sys.stderr.isatty():
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
+
+
 async def main_job(engine: Engine, settings: Settings, stop: asyncio.Event | None = None) -> None:
-    sync_and_report(engine, settings)
     folder = settings.schedules
     folder.mkdir(parents=True, exist_ok=True)
+    seen = fingerprint(folder)
+    sync_and_report(engine, settings)
     log.info("watching %s for changes (Ctrl-C to stop)", folder)
-    async for changes in awatch(folder, stop_event=stop, debounce=400, recursive=False):
-        names = sorted({path.rsplit("/", 1)[-1] for _, path in changes})
-        if any(name.endswith((".yaml", ".yml")) for name in names):
-            log.info("changed: %s", ", ".join(names))
+    # File events wake us at once; the periodic timeout also catches a save made before
+    # the watcher started, or one a network file system never reported.
+    async for _ in awatch(
+        folder, stop_event=stop, debounce=400, recursive=False, rust_timeout=2000, yield_on_timeout=True
+    ):
+        current = fingerprint(folder)
+        if current != seen:
+            changed = sorted({name for name, *_ in current ^ seen})
+            log.info("changed: %s", ", ".join(changed))
+            seen = current
             sync_and_report(engine, settings)
+
+
+def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:
+    """Name, modification time and size of each timeline file: cheap, and enough to see a save."""
+    found = set()
+    for path in find_files([folder]):
+        with suppress(OSError):
+            status = path.stat()
+            found.add((path.name, status.st_mtime_ns, status.st_size))
+    return frozenset(found)
 
 
 def sync_and_report(engine: Engine, settings: Settings) -> None:

@@ -140,7 +140,10 @@ def load_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | N
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        return None, [Problem(path, line, f"YAML syntax: {exc.problem or exc.context}")]
+        message = exc.problem or exc.context
+        if exc.context and exc.problem and exc.problem.startswith("but "):  # "but found another document"
+            message = f"{exc.context}, {exc.problem}"
+        return None, [Problem(path, line, f"YAML syntax: {message}")]
     except yaml.YAMLError as exc:
         return None, [Problem(path, 1, f"YAML syntax: {exc}")]
     if root is None:
