@@ -59,7 +59,7 @@ def store() -> Engine:
 
 def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
-        err.print(str(problem), markup=False)
+        err.print(str(problem), markup=False, soft_wrap=True)
     files = len({p.path for p in problems})
     err.print(f"[red]✗ {len(problems)} problem{'s' * (len(problems) != 1)} in {files} file{'s' * (files != 1)}[/red]")
 
@@ -123,7 +123,7 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
         out.print_json(json.dumps({"changes": [change_json(c) for c in changes]}))
         return
     for c in changes:
-        out.print(change_line(c))
+        out.print(change_line(c), soft_wrap=True)
     head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
     out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
 
@@ -187,7 +187,7 @@ def done(
     except CompletionError as exc:
         fail(str(exc))
     for c in changes:
-        out.print(change_line(c))
+        out.print(change_line(c), soft_wrap=True)
 
 
 @app.command()

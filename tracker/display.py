@@ -61,7 +61,7 @@ def change_line(c: Change) -> Text:
     elif c.kind in ("added", "restored") and c.new_at:
         line.append(f"  {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind == "completed" and c.new_at:
-        line.append(f"  done {format_at(c.new_at, c.zone, False)}")
+        line.append(f"  done {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")
     return line

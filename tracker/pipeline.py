@@ -38,11 +38,15 @@ def validate_paths(
     context = [p for p in find_files([folder]) if p.resolve() not in wanted] if folder.is_dir() else []
     missing = [Problem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
     specs, problems = load_schedules([*find_files(paths), *context], zone, on_file)
-    _, date_problems = resolve_dates(rules_from_specs(specs), {})
+    _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
     reported = {str(p) for p in wanted} | {str(p) for p in find_files(paths)}
     found = [p for p in problems + date_problems if Path(p.path).resolve() in wanted or p.path in reported]
     mine = [s for s in specs if Path(s.path).resolve() in wanted]
     return mine, sorted(missing + found)
+
+
+def incomplete_timelines(specs: Sequence[TimelineSpec]) -> frozenset[str]:
+    return frozenset(spec.id for spec in specs if not spec.complete)
 
 
 def sync_folder(
@@ -59,8 +63,9 @@ def sync_folder(
     if not folder.is_dir():
         return SyncOutcome(None, [Problem(str(folder), 1, "schedules folder not found")])
     specs, problems = load_schedules([folder], zone, on_file)
-    if problems:
-        return SyncOutcome(None, problems)
+    if problems:  # report the date problems of the same files too: all problems at once
+        _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
+        return SyncOutcome(None, sorted(problems + date_problems))
     with transaction(engine, write=not dry_run) as session:
         plan, problems = plan_sync(session, specs, reminders)
         if plan is not None and not dry_run:

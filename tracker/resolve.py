@@ -61,15 +61,25 @@ def reference_key(expr: Relative, home: str) -> Key:
 
 
 def resolve_dates(
-    rules: Mapping[Key, DateRule], completions: Mapping[Key, Completion]
+    rules: Mapping[Key, DateRule],
+    completions: Mapping[Key, Completion],
+    incomplete: frozenset[str] = frozenset(),
 ) -> tuple[dict[Key, ResolvedDates], list[Problem]]:
-    """Resolve every rule in dependency order; return dates and problems."""
-    problems = check_references(rules)
+    """Resolve every rule in dependency order; return dates and problems.
+
+    *incomplete* names timelines that lost milestones to other problems: a reference
+    into them that finds nothing is not reported, it may point at a lost milestone.
+    """
+    problems = check_references(rules, incomplete)
     if problems:
         return {}, problems
     order, problems = order_by_dependency(rules)
     resolved: dict[Key, ResolvedDates] = {}
     for key in order:
+        rule = rules[key]
+        # Undated rules (their date had its own problem) and rules in a cycle stay unresolved.
+        if (rule.due or rule.starts) is None or any(t not in resolved for _, t in dependencies(rule)):
+            continue
         dates = resolve_rule(rules[key], resolved, rules, completions)
         problem = check_span(rules[key], dates)
         if problem:
@@ -87,11 +97,13 @@ def dependencies(rule: DateRule) -> list[tuple[str, Key]]:
     return found
 
 
-def check_references(rules: Mapping[Key, DateRule]) -> list[Problem]:
+def check_references(rules: Mapping[Key, DateRule], incomplete: frozenset[str] = frozenset()) -> list[Problem]:
     problems = []
     timelines = {key[0] for key in rules}
     for rule in rules.values():
         for name, target in dependencies(rule):
+            if target[0] in incomplete and target not in rules:
+                continue
             message = dangling(rule.key, target, rules, timelines)
             if message is None and rules[target].repeat is not None:
                 message = f"{label(target, rule.key[0])!r} repeats; a date cannot be relative to a repeating milestone"
@@ -131,6 +143,8 @@ def order_by_dependency(rules: Mapping[Key, DateRule]) -> tuple[list[Key], list[
                 order.append(done)
                 continue
             name, target = step
+            if target not in rules:  # a reference into a timeline with problems of its own
+                continue
             if state.get(target) == 1:
                 problems.append(cycle_problem(rules[path[-1]], name, [*path[path.index(target) :], target]))
             elif target not in state:
@@ -177,8 +191,7 @@ def anchor_point(
     dates: ResolvedDates | None, expr: Relative, target: DateRule, completion: Completion | None
 ) -> LocalPoint:
     """Return the point of the referenced milestone that *expr* counts from."""
-    if dates is None:  # only after a cycle, which is already reported
-        return LocalPoint(date(1970, 1, 1), None, target.zone)
+    assert dates is not None, "resolve_dates resolves references first"
     if expr.anchor == "end":
         return dates.due or dates.ends or dates.main
     if expr.anchor == "start":

@@ -6,6 +6,7 @@ secretariat reads `FILE:LINE: message`. Nothing here raises on bad input.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ MILESTONE_KEYS = (
     "reminders", "repeat", "status", "done", "url", "location",
 )  # fmt: skip
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, for line numbers
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +82,7 @@ class TimelineSpec:
     audiences: tuple[str, ...] = ()
     reminders: tuple[Offset, ...] | None = None
     milestones: tuple[MilestoneSpec, ...] = ()
+    complete: bool = field(default=True, compare=False)  # False when a milestone could not be read
 
 
 def find_files(paths: Iterable[Path]) -> list[Path]:
@@ -144,12 +147,24 @@ def load_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | N
         if exc.context and exc.problem and exc.problem.startswith("but "):  # "but found another document"
             message = f"{exc.context}, {exc.problem}"
         return None, [Problem(path, line, f"YAML syntax: {message}")]
+    except yaml.reader.ReaderError as exc:
+        return None, [unreadable_character(text, path, exc)]
     except yaml.YAMLError as exc:
-        return None, [Problem(path, 1, f"YAML syntax: {exc}")]
+        return None, [Problem(path, 1, f"YAML syntax: {' '.join(str(exc).split())}")]
     if root is None:
         return None, [Problem(path, 1, "empty file: a timeline needs at least id, title and milestones")]
     spec = reader.timeline(root, default_zone)
-    return (spec if not reader.problems else None), reader.problems
+    # A spec with problems is still returned (partial), so references and cycles in it can be
+    # checked in the same run; callers never apply a spec that came with problems.
+    return spec, reader.problems
+
+
+def unreadable_character(text: str, path: str, exc: yaml.reader.ReaderError) -> Problem:
+    """Point at the first character YAML refuses (its own position counts bytes or characters by loader)."""
+    if not isinstance(exc.character, int) or (index := text.find(chr(exc.character))) < 0:
+        return Problem(path, 1, f"YAML syntax: {exc.reason}")
+    line = len(_LINE_BREAK.findall(text, 0, index)) + 1
+    return Problem(path, line, f"YAML syntax: {exc.reason} (U+{exc.character:04X})")
 
 
 class _Reader:
@@ -257,6 +272,7 @@ class _Reader:
                 get_zone(zone)
             except DateError as exc:
                 self.report(keys["timezone"], str(exc))
+                zone = default_zone
         audiences = self.slugs(keys.get("audiences"), "audience")
         milestones = [self.milestone(node, audiences) for node in self.items(keys.get("milestones"), "milestones")]
         if "milestones" in keys and not milestones:
@@ -276,6 +292,7 @@ class _Reader:
             audiences=audiences,
             reminders=self.offsets(keys.get("reminders")),
             milestones=specs,
+            complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
 

@@ -144,7 +144,7 @@ def file_completions(specs: Sequence[TimelineSpec]) -> dict[Key, Completion]:
     for tl in specs:
         for m in tl.milestones:
             if m.done is not None:
-                point = LocalPoint(m.done.day, m.done.clock, tl.timezone, "end")
+                point = LocalPoint(m.done.day, m.done.clock, tl.timezone, "start")  # a date: from its start
                 found[(tl.id, m.id)] = Completion(point.at(), m.done.day if m.done.clock is None else None)
     return found
 
