@@ -34,13 +34,14 @@ def validate_paths(
     paths: Sequence[Path], folder: Path, zone: str, on_file: Callable[[Path], None] | None = None
 ) -> tuple[list[TimelineSpec], list[Problem]]:
     """Check *paths*; the rest of *folder* is loaded as context for cross-file references."""
-    wanted = {p.resolve() for p in find_files(paths)}
-    context = [p for p in find_files([folder]) if p.resolve() not in wanted] if folder.is_dir() else []
     missing = [Problem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
-    specs, problems = load_schedules([*find_files(paths), *context], zone, on_file)
+    # Each file once, even when named both alone and through its folder.
+    files = list({p.resolve(): p for p in find_files([p for p in paths if p.exists()])}.values())
+    wanted = {p.resolve() for p in files}
+    context = [p for p in find_files([folder]) if p.resolve() not in wanted] if folder.is_dir() else []
+    specs, problems = load_schedules([*files, *context], zone, on_file)
     _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
-    reported = {str(p) for p in wanted} | {str(p) for p in find_files(paths)}
-    found = [p for p in problems + date_problems if Path(p.path).resolve() in wanted or p.path in reported]
+    found = [p for p in problems + date_problems if Path(p.path).resolve() in wanted]
     mine = [s for s in specs if Path(s.path).resolve() in wanted]
     return mine, sorted(missing + found)
 

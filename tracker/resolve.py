@@ -5,6 +5,7 @@ Pure: the rules and the completions come in, dates or problems go out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -28,6 +29,7 @@ class DateRule:
     repeat: str | None = None
     path: str = ""
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    opens_after: str | None = None  # not a date, but a reference checked with the others
 
     def line_of(self, name: str) -> int:
         return self.lines.get(name, self.lines.get("id", 1))
@@ -80,12 +82,30 @@ def resolve_dates(
         # Undated rules (their date had its own problem) and rules in a cycle stay unresolved.
         if (rule.due or rule.starts) is None or any(t not in resolved for _, t in dependencies(rule)):
             continue
-        dates = resolve_rule(rules[key], resolved, rules, completions)
-        problem = check_span(rules[key], dates)
+        dates, problem = resolve_checked(rule, resolved, rules, completions)
         if problem:
             problems.append(problem)
-        resolved[key] = dates
+        if dates is not None:
+            resolved[key] = dates
     return resolved, problems
+
+
+def resolve_checked(
+    rule: DateRule,
+    resolved: Mapping[Key, ResolvedDates],
+    rules: Mapping[Key, DateRule],
+    completions: Mapping[Key, Completion],
+) -> tuple[ResolvedDates | None, Problem | None]:
+    """Resolve one rule; dates outside the calendar are a problem, not a crash."""
+    name = "due" if rule.due is not None else "starts"
+    try:
+        dates = resolve_rule(rule, resolved, rules, completions)
+        out_of_range = check_range(rule, dates)
+    except (OverflowError, ValueError):
+        return None, Problem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
+    if out_of_range:
+        return None, out_of_range
+    return dates, check_span(rule, dates)
 
 
 def dependencies(rule: DateRule) -> list[tuple[str, Key]]:
@@ -109,7 +129,21 @@ def check_references(rules: Mapping[Key, DateRule], incomplete: frozenset[str] =
                 message = f"{label(target, rule.key[0])!r} repeats; a date cannot be relative to a repeating milestone"
             if message:
                 problems.append(Problem(rule.path, rule.line_of(name), f"{name}: {message}"))
+        problems.extend(check_opens_after(rule, rules, timelines, incomplete))
     return problems
+
+
+def check_opens_after(
+    rule: DateRule, rules: Mapping[Key, DateRule], timelines: set[str], incomplete: frozenset[str]
+) -> list[Problem]:
+    if rule.opens_after is None:
+        return []
+    timeline, _, milestone = rule.opens_after.rpartition("/")
+    target = (timeline or rule.key[0], milestone)
+    message = "a milestone cannot open after itself" if target == rule.key else None
+    if message is None and not (target[0] in incomplete and target not in rules):
+        message = dangling(rule.key, target, rules, timelines)
+    return [Problem(rule.path, rule.line_of("opens_after"), f"opens_after: {message}")] if message else []
 
 
 def dangling(source: Key, target: Key, rules: Mapping[Key, DateRule], timelines: set[str]) -> str | None:
@@ -120,6 +154,9 @@ def dangling(source: Key, target: Key, rules: Mapping[Key, DateRule], timelines:
         return f"no timeline {target[0]!r}{suggest(target[0], timelines)}"
     names = [key[1] for key in rules if key[0] == target[0]]
     where = "this timeline" if target[0] == source[0] else f"timeline {target[0]!r}"
+    glued = re.fullmatch(r"(.+?)-(\d+[dwhm])", target[1])
+    if glued and glued.group(1) in names:  # 'meeting-30d' reads as one name: say how to write it
+        return f"no milestone {target[1]!r} in {where} (did you mean '{glued.group(1)} - {glued.group(2)}'?)"
     return f"no milestone {target[1]!r} in {where}{suggest(target[1], names)}"
 
 
@@ -146,12 +183,28 @@ def order_by_dependency(rules: Mapping[Key, DateRule]) -> tuple[list[Key], list[
             if target not in rules:  # a reference into a timeline with problems of its own
                 continue
             if state.get(target) == 1:
-                problems.append(cycle_problem(rules[path[-1]], name, [*path[path.index(target) :], target]))
+                cycle = [*path[path.index(target) :], target]
+                problems.extend(cycle_problems(rules, rules[path[-1]], name, cycle))
             elif target not in state:
                 state[target] = 1
                 path.append(target)
                 pending.append(iter(dependencies(rules[target])))
     return order, problems
+
+
+def cycle_problems(rules: Mapping[Key, DateRule], closing: DateRule, name: str, cycle: list[Key]) -> list[Problem]:
+    """Report a cycle on the edge that closes it, and once in every other file it runs through."""
+    found = [cycle_problem(closing, name, cycle)]
+    reported = {closing.path}
+    for position, key in enumerate(cycle[:-1]):
+        rule = rules[key]
+        if rule.path in reported:
+            continue
+        reported.add(rule.path)
+        field = next(n for n, target in dependencies(rule) if target == cycle[position + 1])
+        rotated = [*cycle[position:-1], *cycle[:position], key]
+        found.append(cycle_problem(rule, field, rotated))
+    return found
 
 
 def cycle_problem(rule: DateRule, name: str, cycle: list[Key]) -> Problem:
@@ -208,6 +261,16 @@ def completion_point(completion: Completion, planned: LocalPoint) -> LocalPoint:
         day = completion.day or to_local(completion.done_at, planned.zone).day
         return LocalPoint(day, None, planned.zone, "end")
     return to_local(completion.done_at, planned.zone)
+
+
+RANGE_MESSAGE = "the date falls outside the years 1900 to 2999"
+
+
+def check_range(rule: DateRule, dates: ResolvedDates) -> Problem | None:
+    for name, point in (("due", dates.due), ("starts", dates.starts), ("ends", dates.ends)):
+        if point is not None and not 1900 <= point.at().year <= 2999:
+            return Problem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
+    return None
 
 
 def check_span(rule: DateRule, dates: ResolvedDates) -> Problem | None:

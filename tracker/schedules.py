@@ -243,6 +243,9 @@ class _Reader:
     def offsets(self, node: yaml.Node | None) -> tuple[Offset, ...] | None:
         if node is None:
             return None
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            self.report(node, "'reminders' is empty: list offsets such as [14d, 7d, 1d], or write [] for none")
+            return None
         offsets = []
         for item in self.items(node, "reminders"):
             text = self.scalar(item, "reminders")

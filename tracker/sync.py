@@ -133,7 +133,9 @@ class SyncPlan:
 
 def rules_from_specs(specs: Sequence[TimelineSpec]) -> dict[Key, DateRule]:
     return {
-        (tl.id, m.id): DateRule((tl.id, m.id), tl.timezone, m.due, m.starts, m.ends, m.repeat, tl.path, m.lines)
+        (tl.id, m.id): DateRule(
+            (tl.id, m.id), tl.timezone, m.due, m.starts, m.ends, m.repeat, tl.path, m.lines, m.opens_after
+        )
         for tl in specs
         for m in tl.milestones
     }
