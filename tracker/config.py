@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from tracker.dates import DateError, get_zone, parse_offset
@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    from_address: str = Field(default="Tracker <tracker@localhost>", alias="TRACKER_FROM")
+    # `from` is a Python keyword: the variable is TRACKER_FROM, the tracker.toml key `from`.
+    from_address: str = Field(
+        default="Tracker <tracker@localhost>", validation_alias=AliasChoices("TRACKER_FROM", "from")
+    )
     timezone: str = "Europe/Zurich"
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
