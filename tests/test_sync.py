@@ -267,3 +267,27 @@ def test_a_timeline_reminder_change_updates_the_effective_offsets(
 
     assert milestone(engine, "hlpf", "revised-draft").reminders == ["21d", "2d"]
     assert milestone(engine, "hlpf", "submission").reminders == ["7d", "2d", "4h"]
+
+
+def test_unchanged_files_are_recognised_but_a_changed_setting_or_a_completion_is_not_missed(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF.replace("    reminders: [14d, 7d, 1d]\n", ""))
+    run_sync(engine, schedules)
+
+    with_other_defaults = sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["3d"], now=NOW)
+    assert with_other_defaults.plan is not None
+    assert {c.kind for c in with_other_defaults.plan.changes} == {"updated"}
+    assert milestone(engine, "hlpf", "revised-draft").reminders == ["3d"]
+
+    done(engine, "hlpf/revised-draft", datetime(2017, 2, 20, tzinfo=UTC))
+    # Someone edits the store behind sync's back: the next sync looks again rather than trusting its digest.
+    with transaction(engine, write=True) as session:
+        row = session.exec(select(Milestone).where(Milestone.key == "final-draft")).one()
+        row.title = "Edited by hand"
+        session.add(row)
+        session.add(Event(at=NOW, kind="updated", timeline_id="hlpf", milestone_key="final-draft"))
+    again = sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["3d"], now=NOW)
+
+    assert again.plan is not None
+    assert [(c.kind, c.milestone_key) for c in again.plan.changes] == [("updated", "final-draft")]

@@ -30,6 +30,7 @@ _RELATIVE = re.compile(
     rf"(?:(?P<timeline>{_SLUG})/)?(?P<milestone>{_SLUG})(?:\.(?P<anchor>start|end|done))?"
     r"(?P<terms>(?:\s*[+-]\s*\d+\s*[a-z]+)*)"
 )
+_LOOKS_ABSOLUTE = re.compile(r"\d{4}-\d")
 _TERM = re.compile(r"\s*([+-])\s*(\d+)\s*([a-z]+)")
 SLUG = re.compile(_SLUG)
 
@@ -144,6 +145,7 @@ def suggest(word: str, choices: tuple[str, ...] | list[str] | set[str]) -> str:
     return f" (did you mean {found[0]!r}?)" if found else ""
 
 
+@lru_cache(maxsize=4096)  # results are frozen; timeline files repeat the same few offsets
 def parse_offset(text: str) -> Offset:
     """Parse '14d', '2w', '4h' or '30m' into an Offset."""
     match = _OFFSET.fullmatch(text.strip())
@@ -193,10 +195,11 @@ def parse_absolute(text: str) -> Absolute:
     return Absolute(day, time(hour, minute, second))
 
 
+@lru_cache(maxsize=65536)  # results are frozen; a large sync parses the same expressions again
 def parse_expr(text: str) -> Expr:
     """Parse an absolute date or a relative one such as 'meeting - 30d'."""
     text = text.strip()
-    if re.match(r"\d{4}-\d", text):
+    if _LOOKS_ABSOLUTE.match(text):
         return parse_absolute(text)
     match = _RELATIVE.fullmatch(text)
     if match is None:
@@ -210,7 +213,7 @@ def parse_expr(text: str) -> Expr:
             raise DateError(f"bad unit {unit!r} in {text!r}: use d, w, h or m")
         offset = _make_offset(int(amount), unit)
         offsets.append(-offset if sign == "-" else offset)
-    anchor = cast(Anchor | None, match.group("anchor"))
+    anchor = cast("Anchor | None", match.group("anchor"))
     return Relative(match.group("milestone"), match.group("timeline"), anchor, tuple(offsets))
 
 

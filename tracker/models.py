@@ -118,3 +118,16 @@ class Event(SQLModel, table=True):
     old_at: datetime | None = _at()
     new_at: datetime | None = _at()
     detail: dict[str, Any] | None = _json()
+
+
+class SyncState(SQLModel, table=True):
+    """What the last successful sync was made of: unchanged inputs need no second look."""
+
+    __tablename__ = "sync_state"
+
+    id: int = Field(default=1, primary_key=True)
+    digest: str = Field(max_length=64)
+    event_id: int | None = None  # the newest event after that sync; any later change raises it
+    timelines: int = 0
+    milestones: int = 0
+    synced_at: datetime = _at(nullable=False)

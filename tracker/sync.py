@@ -57,9 +57,12 @@ class MilestoneData:
         return self.due_at or self.starts_at
 
     def columns(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in MILESTONE_COLUMNS}
         values["reminders"] = list(self.reminders)
         return values
+
+
+MILESTONE_COLUMNS = tuple(f.name for f in fields(MilestoneData))
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,11 @@ class SyncPlan:
     milestones: dict[Key, MilestoneData]
     file_completions: dict[Key, Completion]
     stored: Stored
+
+    @classmethod
+    def nothing(cls) -> SyncPlan:
+        """The plan of a sync whose inputs have not changed since the last one."""
+        return cls([], {}, {}, {}, Stored({}, set(), {}, {}))
 
     @property
     def is_empty(self) -> bool:
@@ -290,7 +298,7 @@ def load_stored(session: Session) -> Stored:
         if row["removed_at"] is not None:
             removed.add(row["id"])
     milestones = {}
-    names = [f.name for f in fields(MilestoneData)]
+    names = MILESTONE_COLUMNS
     for row in session.execute(select(Milestone.__table__)).mappings():  # type: ignore[attr-defined]
         values = {name: row[name] for name in names}
         values["reminders"] = tuple(values["reminders"] or ())
@@ -361,15 +369,20 @@ def write_milestones(session: Session, plan: SyncPlan, now: datetime) -> None:
 
 def write_file_completions(session: Session, plan: SyncPlan, now: datetime) -> None:
     table = CompletionRecord.__table__  # type: ignore[attr-defined]
+    stored = plan.stored.completions
+    new = []
     for key, completion in plan.file_completions.items():
-        old = plan.stored.completions.get(key)
+        old = stored.get(key)
         if old is not None and old[0] == completion and old[1] == "file":
             continue
-        delete_completion(session, key)
-        session.execute(insert(table).values(**completion_columns(key, completion, "file", now)))
-    for key, (_, source) in plan.stored.completions.items():
+        if old is not None:
+            delete_completion(session, key)
+        new.append(completion_columns(key, completion, "file", now))
+    for key, (_, source) in stored.items():
         if source == "file" and key not in plan.file_completions:
             delete_completion(session, key)
+    if new:
+        session.execute(insert(table), new)
 
 
 def delete_completion(session: Session, key: Key, occurrence: str = "") -> None:
