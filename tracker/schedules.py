@@ -35,7 +35,10 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
     and skipping PyYAML's per-scalar regex matching makes loading noticeably faster.
     """
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, object]]] = {}  # noqa: RUF012
+    def resolve(self, kind: type[yaml.Node], value: object, implicit: object) -> str:
+        if kind is yaml.ScalarNode:
+            return "tag:yaml.org,2002:str"
+        return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
 
 
 def is_null(node: yaml.Node) -> bool:
