@@ -107,6 +107,16 @@ def load_and_apply(
     return SyncOutcome(plan, problems, len(specs), count)
 
 
+def forget_earlier_syncs() -> None:
+    """Drop what this process remembers from earlier syncs (parsed files, expressions)."""
+    from tracker import dates, schedules, sync
+
+    schedules.clear_cache()
+    dates.parse_expr.cache_clear()
+    dates.parse_offset.cache_clear()
+    sync.expr_text.cache_clear()
+
+
 def input_digest(files: Sequence[Path], zone: str, reminders: Sequence[str]) -> str:
     """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
     digest = hashlib.sha256()

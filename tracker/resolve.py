@@ -9,12 +9,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import cached_property
 
 from tracker.dates import Absolute, Edge, Expr, LocalPoint, Relative, move_to_zone, shift, suggest, to_local
 from tracker.schedules import Problem
 
 Key = tuple[str, str]  # (timeline id, milestone id)
-_FIELDS = ("due", "starts", "ends")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class DateRule:
 
     def line_of(self, name: str) -> int:
         return self.lines.get(name, self.lines.get("id", 1))
+
+    @cached_property
+    def dependencies(self) -> tuple[tuple[str, Key], ...]:
+        """(field, referenced milestone) for each relative date; asked for several times per sync."""
+        home = self.key[0]
+        return tuple(
+            (name, reference_key(expr, home))
+            for name, expr in (("due", self.due), ("starts", self.starts), ("ends", self.ends))
+            if isinstance(expr, Relative)
+        )
 
 
 @dataclass(frozen=True)
@@ -108,13 +118,8 @@ def resolve_checked(
     return dates, check_span(rule, dates)
 
 
-def dependencies(rule: DateRule) -> list[tuple[str, Key]]:
-    found = []
-    for name in _FIELDS:
-        expr = getattr(rule, name)
-        if isinstance(expr, Relative):
-            found.append((name, reference_key(expr, rule.key[0])))
-    return found
+def dependencies(rule: DateRule) -> tuple[tuple[str, Key], ...]:
+    return rule.dependencies
 
 
 def check_references(rules: Mapping[Key, DateRule], incomplete: frozenset[str] = frozenset()) -> list[Problem]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -154,6 +155,23 @@ def check_unique_ids(timelines: list[TimelineSpec]) -> list[Problem]:
 
 def load_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[Problem]]:
     """Parse one file's text; return its spec (None when unusable) and its problems."""
+    spec, problems = _load_text_once(text, path, default_zone)
+    return spec, list(problems)
+
+
+# The main job re-syncs the whole folder after each save; remembering each file's result
+# by its exact text means only the saved file is read again. Specs are frozen, so sharing is safe.
+@lru_cache(maxsize=4096)
+def _load_text_once(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, tuple[Problem, ...]]:
+    spec, problems = _parse_text(text, path, default_zone)
+    return spec, tuple(problems)
+
+
+def clear_cache() -> None:
+    _load_text_once.cache_clear()
+
+
+def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[Problem]]:
     reader = _Reader(path)
     try:
         root = yaml.compose(text, Loader=_Loader)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -227,6 +228,7 @@ def milestone_data(
     )
 
 
+@lru_cache(maxsize=65536)  # expressions are frozen and repeat across milestones
 def expr_text(expr: object) -> str | None:
     """Return the canonical text of a date expression, parseable by parse_expr."""
     if expr is None:
