@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracker.planning import MilestoneView, concerns, list_upcoming, nearest_occurrence
+from tracker.planning import CompletionView, MilestoneView, concerns, list_upcoming, nearest_occurrence
 
 NOW = datetime(2017, 2, 1, 8, 0, tzinfo=UTC)
 
@@ -109,7 +109,9 @@ def test_a_completion_belongs_to_the_nearest_occurrence() -> None:
 def test_an_occurrence_shows_as_done_only_when_its_own_completion_exists() -> None:
     done_at = datetime(2020, 1, 1, tzinfo=UTC)
     yearly = make_view(
-        due_at=datetime(2019, 1, 2, 22, 59, 59, tzinfo=UTC), repeat="FREQ=YEARLY", completions={"2020-01-02": done_at}
+        due_at=datetime(2019, 1, 2, 22, 59, 59, tzinfo=UTC),
+        repeat="FREQ=YEARLY",
+        completions={"2020-01-02": CompletionView(done_at)},
     )
 
     items = list_upcoming([yearly], now=datetime(2019, 12, 1, tzinfo=UTC), window=timedelta(days=500))

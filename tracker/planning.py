@@ -15,8 +15,15 @@ from tracker.dates import get_zone
 
 
 @dataclass(frozen=True)
+class CompletionView:
+    done_at: datetime
+    note: str = ""
+    link: str = ""
+
+
+@dataclass(frozen=True)
 class MilestoneView:
-    """A stored milestone with what planning needs of its timeline."""
+    """A stored milestone with what planning, feeds and pages need of it and its timeline."""
 
     timeline_id: str
     timeline_title: str
@@ -34,7 +41,16 @@ class MilestoneView:
     audiences: tuple[str, ...] = ()
     location: str = ""
     reminders: tuple[str, ...] = ()
-    completions: Mapping[str, datetime] = field(default_factory=dict)  # occurrence ('' if single) -> done_at
+    completions: Mapping[str, CompletionView] = field(default_factory=dict)  # by occurrence, "" if single
+    summary: str = ""
+    url: str = ""
+    revision: int = 0
+    updated_at: datetime | None = None
+    timeline_kind: str = "other"
+    timeline_summary: str = ""
+    timeline_source: str = ""
+    timeline_url: str = ""
+    opens_after: str | None = None
 
     @property
     def main_at(self) -> datetime:
@@ -61,7 +77,8 @@ class Occurrence:
 
     @property
     def done_at(self) -> datetime | None:
-        return self.milestone.completions.get(self.occurrence)
+        completion = self.milestone.completions.get(self.occurrence)
+        return completion.done_at if completion else None
 
 
 def concerns(milestone: MilestoneView, audience: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from tracker.models import CompletionRecord, Milestone, Timeline
-from tracker.planning import MilestoneView
+from tracker.planning import CompletionView, MilestoneView
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x7472_6163_6B65  # "tracke": one advisory lock shared by every instance
@@ -119,9 +118,9 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Session]:
 def load_views(session: Session) -> list[MilestoneView]:
     """Read every stored milestone with its timeline and completions, for planning."""
     timelines = {t.id: t for t in session.exec(select(Timeline))}
-    done: dict[tuple[str, str], dict[str, datetime]] = {}
+    done: dict[tuple[str, str], dict[str, CompletionView]] = {}
     for c in session.exec(select(CompletionRecord)):
-        done.setdefault((c.timeline_id, c.milestone_key), {})[c.occurrence] = c.done_at
+        done.setdefault((c.timeline_id, c.milestone_key), {})[c.occurrence] = CompletionView(c.done_at, c.note, c.link)
     views = []
     for m in session.exec(select(Milestone).order_by(Milestone.timeline_id, Milestone.position)):  # type: ignore[arg-type]
         timeline = timelines[m.timeline_id]
@@ -144,6 +143,15 @@ def load_views(session: Session) -> list[MilestoneView]:
                 location=m.location,
                 reminders=tuple(m.reminders or ()),
                 completions=done.get((m.timeline_id, m.key), {}),
+                summary=m.summary,
+                url=m.url,
+                revision=m.revision,
+                updated_at=m.updated_at,
+                timeline_kind=timeline.kind,
+                timeline_summary=timeline.summary,
+                timeline_source=timeline.source,
+                timeline_url=timeline.url,
+                opens_after=m.opens_after,
             )
         )
     return views
