@@ -9,23 +9,11 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from tracker.dates import suggest
+from tracker.diff import Change, Stored, SyncPlan, change, diff_milestones, rules_from_rows, with_dates
 from tracker.models import CompletionRecord
 from tracker.planning import MilestoneView, nearest_occurrence
 from tracker.resolve import Completion, Key, resolve_dates
-from tracker.sync import (
-    Change,
-    Stored,
-    SyncPlan,
-    change,
-    completion_columns,
-    delete_completion,
-    diff_milestones,
-    load_stored,
-    rules_from_rows,
-    with_dates,
-    write_events,
-    write_milestones,
-)
+from tracker.sync import completion_columns, delete_completion, load_stored, write_events, write_milestones
 
 
 class CompletionError(ValueError):

@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tracker.dates import get_zone
+from tracker.diff import Change
 from tracker.planning import Occurrence
-from tracker.sync import Change
 
 _SYMBOLS = {
     "added": ("+", "green"),

@@ -20,11 +20,12 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from tracker import __version__
+from tracker.diff import SyncPlan, rules_from_specs
 from tracker.models import Event, SyncState
 from tracker.resolve import resolve_dates
 from tracker.schedules import Problem, TimelineSpec, find_files, load_schedules
 from tracker.store import head_revision, transaction
-from tracker.sync import SyncPlan, apply_plan, plan_sync, rules_from_specs
+from tracker.sync import apply_plan, plan_sync
 
 
 @dataclass
@@ -109,12 +110,12 @@ def load_and_apply(
 
 def forget_earlier_syncs() -> None:
     """Drop what this process remembers from earlier syncs (parsed files, expressions)."""
-    from tracker import dates, schedules, sync
+    from tracker import dates, diff, schedules
 
     schedules.clear_cache()
     dates.parse_expr.cache_clear()
     dates.parse_offset.cache_clear()
-    sync.expr_text.cache_clear()
+    diff.expr_text.cache_clear()
 
 
 def input_digest(files: Sequence[Path], zone: str, reminders: Sequence[str]) -> str:
