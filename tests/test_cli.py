@@ -205,3 +205,42 @@ def test_the_default_store_is_a_sqlite_file_under_var(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "var" / "tracker.db").is_file()
+
+
+def test_feed_and_publish_write_the_same_bytes_for_every_public_feed(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    published = tracker("publish", "--out", str(tmp_path / "site"), env=env, cwd=tmp_path)
+    one = tracker("feed", "--timeline", "hlpf", "-o", str(tmp_path / "hlpf.ics"), env=env, cwd=tmp_path)
+    to_stdout = subprocess.run([TRACKER, "feed", "--audience", "membership"], env=env, cwd=tmp_path,
+                               capture_output=True, check=False, timeout=120)  # fmt: skip
+
+    assert published.returncode == 0, published.stderr
+    files = sorted(str(p.relative_to(tmp_path / "site")) for p in (tmp_path / "site").rglob("*.ics"))
+    assert files == [
+        "feeds/all.ics",
+        "feeds/audiences/membership.ics",
+        "feeds/audiences/secretariat.ics",
+        "feeds/cwg-32.ics",
+        "feeds/hlpf.ics",
+    ]
+    assert one.returncode == 0
+    assert (tmp_path / "hlpf.ics").read_bytes() == (tmp_path / "site/feeds/hlpf.ics").read_bytes()
+    assert to_stdout.stdout == (tmp_path / "site/feeds/audiences/membership.ics").read_bytes()
+    assert to_stdout.stdout.startswith(b"BEGIN:VCALENDAR\r\n")
+
+
+def test_feed_for_an_unknown_timeline_lists_the_real_ones(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker("feed", "--timeline", "hlfp", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "no such feed /feeds/hlfp.ics" in result.stderr and "/feeds/hlpf.ics" in result.stderr

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, WriteTimeline
+from tests.test_web import free_port
 from tracker.models import Milestone
 from tracker.store import open_store, transaction
 
@@ -26,8 +28,9 @@ TRACKER = str(Path(sys.executable).parent / "tracker")
 class Job:
     """A running `tracker run` whose log lines can be awaited."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
         self.process = process
+        self.port = port
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -54,11 +57,12 @@ class Job:
 def job(database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path) -> Iterator[Job]:
     write_timeline("hlpf", HLPF)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    env.update(TRACKER_DATABASE_URL=database_url, TRACKER_SCHEDULES=str(schedules), COLUMNS="250")
+    port = free_port()
+    env.update(TRACKER_DATABASE_URL=database_url, TRACKER_SCHEDULES=str(schedules), TRACKER_PORT=str(port))
     process = subprocess.Popen(
         [TRACKER, "run"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    running = Job(process)
+    running = Job(process, port)
     yield running
     if process.poll() is None:
         process.kill()
@@ -105,3 +109,18 @@ def test_the_main_job_stops_cleanly_on_interrupt(job: Job) -> None:
     job.process.send_signal(signal.SIGINT)
 
     assert job.process.wait(timeout=15) == 0
+
+
+@pytest.mark.slow
+def test_the_main_job_serves_the_feeds_of_what_it_synced(job: Job, write_timeline: WriteTimeline) -> None:
+    job.wait_for("serving on")
+    job.wait_for("watching")
+
+    first = httpx.get(f"http://127.0.0.1:{job.port}/feeds/all.ics", timeout=10)
+    write_timeline("cwg-32", MEETING)
+    job.wait_for("synced 2 timelines")
+    time.sleep(1.1)  # served feeds may lag the store by up to a second
+    second = httpx.get(f"http://127.0.0.1:{job.port}/feeds/all.ics", timeout=10)
+
+    assert first.status_code == 200 and first.content.count(b"BEGIN:VEVENT") == 4
+    assert second.content.count(b"BEGIN:VEVENT") == 6

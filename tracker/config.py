@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     admin_token: str = ""
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
+    cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items
 
     @field_validator("timezone")
     @classmethod

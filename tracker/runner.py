@@ -12,26 +12,29 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvicorn
 from rich.console import Console
 from rich.logging import RichHandler
 from sqlalchemy import Engine
 from watchfiles import awatch
 
+from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.display import change_line, format_at, format_distance, summarise
 from tracker.pipeline import sync_folder
 from tracker.planning import list_upcoming
 from tracker.schedules import find_files
 from tracker.store import load_views, transaction
+from tracker.web import create_app
 
 log = logging.getLogger("tracker")
 
 
-def run_main_job(engine: Engine, settings: Settings) -> None:
+def run_main_job(engine: Engine, settings: Settings, calendars: Calendars) -> None:
     """Run until interrupted; a bad file is logged and leaves the store as it was."""
     configure_logging()
     try:
-        asyncio.run(main_job(engine, settings))
+        asyncio.run(main_job(engine, settings, calendars))
     except KeyboardInterrupt:
         log.info("stopped")
 
@@ -48,23 +51,37 @@ def configure_logging() -> None:
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 
-async def main_job(engine: Engine, settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def main_job(engine: Engine, settings: Settings, calendars: Calendars) -> None:
+    """Sync, then serve HTTP and watch the schedules folder side by side."""
     folder = settings.schedules
     folder.mkdir(parents=True, exist_ok=True)
     seen = fingerprint(folder)
-    sync_and_report(engine, settings)
+    await asyncio.to_thread(sync_and_report, engine, settings)
+    config = uvicorn.Config(create_app(engine, calendars), host=settings.host, port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    watcher = asyncio.create_task(watch_schedules(engine, settings, seen))
+    log.info("serving on http://%s:%d (feeds under /feeds/)", settings.host, settings.port)
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        with suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def watch_schedules(engine: Engine, settings: Settings, seen: frozenset[tuple[str, int, int]]) -> None:
+    """Sync whenever a timeline file is saved; syncs run in a thread so HTTP keeps answering."""
+    folder = settings.schedules
     log.info("watching %s for changes (Ctrl-C to stop)", folder)
     # File events wake us at once; the periodic timeout also catches a save made before
     # the watcher started, or one a network file system never reported.
-    async for _ in awatch(
-        folder, stop_event=stop, debounce=400, recursive=False, rust_timeout=2000, yield_on_timeout=True
-    ):
+    async for _ in awatch(folder, debounce=400, recursive=False, rust_timeout=2000, yield_on_timeout=True):
         current = fingerprint(folder)
         if current != seen:
             changed = sorted({name for name, *_ in current ^ seen})
             log.info("changed: %s", ", ".join(changed))
             seen = current
-            sync_and_report(engine, settings)
+            await asyncio.to_thread(sync_and_report, engine, settings)
 
 
 def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:

@@ -1,0 +1,153 @@
+"""The feeds over HTTP, from a real uvicorn server in a thread."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from icalendar import Calendar
+from sqlalchemy import Engine
+
+from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tracker.calendars import Calendars
+from tracker.pipeline import sync_folder
+from tracker.web import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sync(engine: Engine, folder: Path) -> None:
+    outcome = sync_folder(engine, folder, zone="Europe/Zurich", reminders=["14d", "7d", "1d"], now=datetime.now(UTC))
+    assert outcome.ok, outcome.problems
+
+
+@pytest.fixture
+def client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    sync(engine, schedules)
+    calendars = Calendars(
+        engine,
+        base_url="https://tracker.example.org",
+        cancelled_grace=timedelta(days=30),
+        clock=lambda: NOW,
+        check_interval=0,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, calendars), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        yield http
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def summaries(body: bytes) -> list[str]:
+    calendar = Calendar.from_ical(body)
+    return sorted(str(event["SUMMARY"]) for event in calendar.walk("VEVENT"))
+
+
+def test_a_feed_is_served_as_utf8_calendar_with_caching_headers(client: httpx.Client) -> None:
+    response = client.get("/feeds/all.ics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/calendar; charset=utf-8"
+    assert response.headers["etag"].startswith('"') and not response.headers["etag"].startswith("W/")
+    assert parsedate_to_datetime(response.headers["last-modified"]) <= datetime.now(UTC)
+    assert "max-age" in response.headers["cache-control"]
+    assert len(summaries(response.content)) == 6
+
+
+def test_if_none_match_and_if_modified_since_give_304_without_a_body(client: httpx.Client) -> None:
+    first = client.get("/feeds/hlpf.ics")
+
+    by_tag = client.get("/feeds/hlpf.ics", headers={"If-None-Match": first.headers["etag"]})
+    by_date = client.get("/feeds/hlpf.ics", headers={"If-Modified-Since": first.headers["last-modified"]})
+    older = format_datetime(parsedate_to_datetime(first.headers["last-modified"]) - timedelta(days=1), usegmt=True)
+    stale = client.get("/feeds/hlpf.ics", headers={"If-Modified-Since": older})
+    other = client.get("/feeds/hlpf.ics", headers={"If-None-Match": '"something-else"'})
+
+    assert (by_tag.status_code, by_tag.content) == (304, b"")
+    assert by_tag.headers["etag"] == first.headers["etag"]
+    assert by_date.status_code == 304
+    assert stale.status_code == 200
+    assert other.status_code == 200
+
+
+def test_the_etag_changes_when_and_only_when_the_feed_changes(
+    client: httpx.Client, engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    before = client.get("/feeds/hlpf.ics")
+    sync(engine, schedules)  # no-op
+    same = client.get("/feeds/hlpf.ics")
+    write_timeline("hlpf", HLPF.replace("2017-02-24", "2017-02-27"))
+    sync(engine, schedules)
+    moved = client.get("/feeds/hlpf.ics")
+
+    assert same.headers["etag"] == before.headers["etag"] and same.content == before.content
+    assert moved.headers["etag"] != before.headers["etag"]
+    assert b"20170227" in moved.content
+
+
+def test_head_sends_the_headers_of_get_without_the_body(client: httpx.Client) -> None:
+    get = client.get("/feeds/all.ics")
+    head = client.head("/feeds/all.ics")
+
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == get.headers["etag"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_gzip_is_sent_when_asked_with_its_own_etag(client: httpx.Client) -> None:
+    plain = client.get("/feeds/all.ics", headers={"Accept-Encoding": "identity"})
+    packed = client.get("/feeds/all.ics", headers={"Accept-Encoding": "gzip"})
+    raw = client.send(client.build_request("GET", "/feeds/all.ics", headers={"Accept-Encoding": "gzip"}), stream=True)
+    compressed = b"".join(raw.iter_raw())
+
+    assert packed.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(compressed) == plain.content
+    assert packed.content == plain.content  # httpx decoded it
+    assert packed.headers["etag"] != plain.headers["etag"]
+    assert "Accept-Encoding" in packed.headers["vary"]
+
+
+def test_the_audience_feed_holds_what_that_audience_must_act_on_and_the_meetings(client: httpx.Client) -> None:
+    response = client.get("/feeds/audiences/membership.ics")
+
+    names = summaries(response.content)
+    assert len(names) == 2
+    assert any("comments on the revised draft" in name.lower() for name in names)
+    assert any("CWG-WSIS-32" in name for name in names)
+
+
+def test_an_unknown_feed_is_a_404_that_lists_the_real_ones(client: httpx.Client) -> None:
+    response = client.get("/feeds/hlpf-2017.ics")
+
+    assert response.status_code == 404
+    assert "No timeline 'hlpf-2017' here" in response.text
+    assert "/feeds/hlpf.ics" in response.text and "/feeds/audiences/membership.ics" in response.text
+
+
+def test_the_health_check_answers(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"

@@ -1,0 +1,156 @@
+"""The public feeds: which exist, and their bytes kept fresh from the events table.
+
+Every change to the store writes an event, so a feed is rebuilt only when the newest
+event id moved (or its hour turned: cancelled items leave feeds after a grace period).
+Items are serialised once per revision by `feeds.FeedCache`; a rebuild after one change
+re-serialises that item only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func
+from sqlmodel import select
+
+from tracker.feeds import CalendarInfo, FeedCache, FeedKind, select_views
+from tracker.models import Event
+from tracker.planning import MilestoneView
+from tracker.store import load_views, transaction
+
+Clock = Callable[[], datetime]
+CHECK_INTERVAL = 1.0  # seconds a served feed may lag behind the store
+
+
+@dataclass(frozen=True)
+class FeedBody:
+    """One feed's bytes with what HTTP caching needs."""
+
+    body: bytes
+    etag: str  # strong, quoted
+    last_modified: datetime
+    gzipped: bytes = field(repr=False, default=b"")
+
+    @classmethod
+    def of(cls, body: bytes, last_modified: datetime) -> FeedBody:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return cls(body, etag, last_modified.replace(microsecond=0), gzip.compress(body, 6, mtime=0))
+
+
+@dataclass(frozen=True)
+class FeedRef:
+    kind: FeedKind
+    key: str | None
+
+    @property
+    def path(self) -> str:
+        if self.kind == "all":
+            return "/feeds/all.ics"
+        if self.kind == "timeline":
+            return f"/feeds/{self.key}.ics"
+        return f"/feeds/audiences/{self.key}.ics"
+
+
+@dataclass
+class _Built:
+    stamp: tuple[int | None, str]
+    feed: FeedBody
+
+
+class Calendars:
+    """Serve and publish the public feeds of one store."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        base_url: str,
+        cancelled_grace: timedelta,
+        clock: Clock | None = None,
+        check_interval: float = CHECK_INTERVAL,
+        reminder_hour: int = 9,
+    ) -> None:
+        self.check_interval = check_interval
+        self.reminder_hour = reminder_hour
+        self.engine = engine
+        self.base_url = base_url.rstrip("/")
+        self.cancelled_grace = cancelled_grace
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._views: list[MilestoneView] = []
+        self._views_event: int | None = None
+        self._checked_at: float | None = None  # monotonic time of the last look at the events table
+        self._caches: dict[FeedRef, FeedCache] = {}
+        self._built: dict[FeedRef, _Built] = {}
+
+    def refs(self) -> list[FeedRef]:
+        """Every public feed: all, one per timeline, one per audience."""
+        views = self._current_views()
+        timelines = sorted({v.timeline_id for v in views if v.status != "removed"})
+        audiences = sorted({a for v in views for a in (*v.audiences, v.owner) if a})
+        return [
+            FeedRef("all", None),
+            *(FeedRef("timeline", t) for t in timelines),
+            *(FeedRef("audience", a) for a in audiences),
+        ]
+
+    def feed(self, ref: FeedRef) -> FeedBody | None:
+        """Return the feed's current bytes, or None when no such feed exists."""
+        with self._lock:
+            if ref not in self.refs():
+                return None
+            now = self.clock()
+            stamp = (self._views_event, now.strftime("%Y%m%d%H"))
+            built = self._built.get(ref)
+            if built is None or built.stamp != stamp:
+                built = _Built(stamp, self._build(ref, now))
+                self._built[ref] = built
+            return built.feed
+
+    def _build(self, ref: FeedRef, now: datetime) -> FeedBody:
+        views = select_views(self._views, ref.kind, ref.key)
+        cache = self._caches.setdefault(ref, FeedCache())
+        # Within the hour the bytes depend on the data only, so an unchanged feed keeps its ETag.
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        body = cache.render(views, self.info(ref), now=hour, cancelled_grace=self.cancelled_grace)
+        changed = [v.updated_at for v in views if v.updated_at is not None]
+        return FeedBody.of(body, max(changed, default=hour))
+
+    def info(self, ref: FeedRef) -> CalendarInfo:
+        url = f"{self.base_url}/" if ref.kind != "timeline" else f"{self.base_url}/timelines/{ref.key}"
+        if ref.kind == "all":
+            name, description = "Tracker: all deadlines", "Every deadline, window and meeting of every timeline."
+        elif ref.kind == "timeline":
+            title = next((v.timeline_title for v in self._views if v.timeline_id == ref.key), str(ref.key))
+            summary = next((v.timeline_summary for v in self._views if v.timeline_id == ref.key), "")
+            name, description = title, summary or f"Deadlines of {title}."
+        else:
+            name = f"Tracker: {ref.key}"
+            description = f"Deadlines on which {ref.key} must act, and the meetings of their timelines."
+        return CalendarInfo(
+            name=name,
+            description=description,
+            url=url,
+            base_url=self.base_url,
+            source=self.base_url + ref.path,
+            reminder_hour=self.reminder_hour,
+        )
+
+    def _current_views(self) -> list[MilestoneView]:
+        """Reload the views when the store has a newer event; look at most once a second."""
+        checked = self._checked_at
+        if checked is not None and time.monotonic() - checked < self.check_interval:
+            return self._views
+        with transaction(self.engine) as session:
+            newest = session.exec(select(func.max(Event.id))).one()
+            if checked is None or newest != self._views_event:
+                self._views = load_views(session)
+                self._views_event = newest
+        self._checked_at = time.monotonic()
+        return self._views

@@ -1,0 +1,419 @@
+"""Build feeds: milestone views in, iCalendar bytes out (RFC 5545 and RFC 7986).
+
+Pure: the time is passed in; nothing is read from the store, the clock or the network.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from icalendar import (
+    Alarm,
+    Calendar,
+    Event,
+    vDDDTypes,
+    vDuration,
+    vRecur,
+    vText,
+)
+
+from tracker.dates import Offset, get_zone, local_to_utc, parse_offset
+from tracker.display import format_at
+from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
+from tracker.planning import CompletionView, MilestoneView, Occurrence, concerns, expand
+
+FeedKind = Literal["all", "timeline", "audience"]
+PRODID = "-//Tracker//Tracker calendar feeds//EN"
+_END = b"END:VCALENDAR\r\n"
+_FREQUENCIES = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day"}
+
+
+@dataclass(frozen=True)
+class CalendarInfo:
+    """What a feed says about itself: name, description, addresses, refresh interval, colour."""
+
+    name: str
+    description: str
+    url: str  # the feed's web page
+    base_url: str  # TRACKER_BASE_URL: links and UIDs
+    refresh: timedelta = timedelta(hours=1)
+    color: str = "steelblue"  # a CSS3 colour name, as RFC 7986 COLOR wants
+    source: str = ""  # the feed's own .ics address (RFC 7986 SOURCE), when known
+    reminder_hour: int = 9  # TRACKER_REMINDER_HOUR: when day-offset alarms of all-day items fire
+
+
+def select_views(views: Iterable[MilestoneView], kind: FeedKind, key: str | None = None) -> list[MilestoneView]:
+    """Return the views a feed shows: all of them, one timeline's, or those concerning one audience."""
+    if kind == "all":
+        return list(views)
+    if key is None:
+        raise ValueError(f"a {kind} feed needs a {kind} name")
+    if kind == "timeline":
+        return [v for v in views if v.timeline_id == key]
+    return [v for v in views if concerns(v, key)]
+
+
+def build_feed(
+    views: Sequence[MilestoneView], info: CalendarInfo, *, now: datetime, cancelled_grace: timedelta
+) -> bytes:
+    """Build the whole feed with icalendar, serialising every item afresh."""
+    items = feed_items(views, now=now, cancelled_grace=cancelled_grace)
+    calendar = make_calendar(info, items)
+    for zone, since in zones_used(items):
+        calendar.add_component(make_vtimezone(zone, since))
+    for view in items:
+        for component in make_components(view, info, now=now):
+            calendar.add_component(component)
+    return bytes(calendar.to_ical())
+
+
+class FeedCache:
+    """Serialised items kept between builds, so a rebuild serialises only the milestones that changed.
+
+    An item's bytes do not depend on the feed it appears in, so one cache can serve every feed.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], tuple[tuple[object, ...], bytes]] = {}
+        self.serialised = 0  # items serialised so far: what tests count
+
+    def render(
+        self, views: Sequence[MilestoneView], info: CalendarInfo, *, now: datetime, cancelled_grace: timedelta
+    ) -> bytes:
+        """Return exactly what build_feed returns, from cached items where they are unchanged."""
+        items = feed_items(views, now=now, cancelled_grace=cancelled_grace)
+        head = bytes(make_calendar(info, items).to_ical()).removesuffix(_END)
+        zones = b"".join(vtimezone_bytes(zone, since) for zone, since in zones_used(items))
+        return head + zones + b"".join(self._item(view, info, now) for view in items) + _END
+
+    def _item(self, view: MilestoneView, info: CalendarInfo, now: datetime) -> bytes:
+        # The whole view is compared, not only its revision: a timeline's title or a
+        # completion changes the bytes without a new milestone revision.
+        state = (view, info.base_url, info.reminder_hour, now if view.updated_at is None else None)
+        cached = self._items.get((view.timeline_id, view.key))
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        data = b"".join(bytes(c.to_ical()) for c in make_components(view, info, now=now))
+        self._items[(view.timeline_id, view.key)] = (state, data)
+        self.serialised += 1
+        return data
+
+
+def feed_items(views: Iterable[MilestoneView], *, now: datetime, cancelled_grace: timedelta) -> list[MilestoneView]:
+    """Return the views still shown, by first start, then timeline and key."""
+    shown = [v for v in views if is_shown(v, now, cancelled_grace)]
+    return sorted(shown, key=lambda v: (v.main_at, v.timeline_id, v.key))
+
+
+def is_shown(view: MilestoneView, now: datetime, cancelled_grace: timedelta) -> bool:
+    """Whether a feed still carries *view*: active, or cancelled/removed within the grace."""
+    if view.status == "active":
+        return True
+    return view.updated_at is None or now - view.updated_at <= cancelled_grace
+
+
+# --- the calendar ----------------------------------------------------------------------
+
+
+def make_calendar(info: CalendarInfo, items: Sequence[MilestoneView]) -> Calendar:
+    """Return the VCALENDAR with its properties and no components yet."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    # No METHOD: without one, DTSTAMP is the item's last revision (RFC 5545 3.8.7.2), so an
+    # unchanged feed keeps its bytes, its ETag and its cached items from one build to the next.
+    for name, text in (("name", info.name), ("x-wr-calname", info.name), ("x-wr-caldesc", info.description)):
+        # icalendar writes X-WR-* properties unescaped; vText escapes commas, semicolons, newlines.
+        calendar.add(name, vText(text))
+    calendar.add("description", info.description)
+    calendar.add("x-wr-timezone", vText(main_zone(items)))
+    calendar.add("refresh-interval", vDuration(info.refresh), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(info.refresh))
+    calendar.add("color", vText(info.color))
+    calendar.add("url", info.url)
+    if info.source:
+        calendar.add("source", info.source)
+    return calendar
+
+
+def main_zone(items: Sequence[MilestoneView]) -> str:
+    """Return the zone most items use (the first by name on a tie), or UTC for an empty feed."""
+    counts = Counter(view.zone for view in items)
+    return min(counts, key=lambda zone: (-counts[zone], zone)) if counts else "UTC"
+
+
+def zones_used(items: Iterable[MilestoneView]) -> list[tuple[str, int]]:
+    """Return each zone that needs a VTIMEZONE (timed items not in UTC) with the first year it must cover."""
+    since: dict[str, int] = {}
+    for view in items:
+        if not view.all_day and tzid_of(view.zone):
+            year = view.main_at.astimezone(get_zone(view.zone)).year
+            since[view.zone] = min(year, since.get(view.zone, year))
+    return sorted(since.items())
+
+
+@lru_cache(maxsize=256)
+def tzid_of(zone: str) -> str | None:
+    """Return the TZID icalendar writes for *zone* (None when it writes UTC times with a Z)."""
+    params = vDDDTypes(datetime(2000, 1, 1, tzinfo=get_zone(zone))).params
+    tzid = params.get("TZID")
+    return str(tzid) if tzid else None
+
+
+# --- one milestone -----------------------------------------------------------------------
+
+
+def make_components(view: MilestoneView, info: CalendarInfo, *, now: datetime) -> list[Event]:
+    """Return the VEVENT of *view*, then one for each completed occurrence if it repeats."""
+    whole = Occurrence(view, "", view.due_at, view.starts_at, view.ends_at)
+    return [make_event(view, whole, info, now=now), *done_occurrences(view, info, now=now)]
+
+
+def done_occurrences(view: MilestoneView, info: CalendarInfo, *, now: datetime) -> list[Event]:
+    """Return overrides (RECURRENCE-ID) that mark the completed occurrences of a repeating milestone."""
+    if view.repeat is None or view.status != "active":
+        return []
+    found = (find_occurrence(view, key) for key in sorted(view.completions) if key)
+    return [make_event(view, item, info, now=now) for item in found if item is not None]
+
+
+def find_occurrence(view: MilestoneView, key: str) -> Occurrence | None:
+    """Return the occurrence of *view* whose key (its local date) is *key*."""
+    noon = local_to_utc(date.fromisoformat(key), time(12), view.zone)
+    window = timedelta(days=2)
+    return next((o for o in expand(view, noon - window, noon + window) if o.occurrence == key), None)
+
+
+def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now: datetime) -> Event:
+    """Return the VEVENT of one occurrence (the whole series when item.occurrence is '')."""
+    event = Event()
+    summary = item_summary(view, item)
+    event.add("summary", summary)
+    add_dates(event, view, item)
+    event.add("dtstamp", view.updated_at or now)
+    event.add("uid", item_uid(view, info.base_url))
+    event.add("sequence", view.revision)
+    add_details(event, view, item, info.base_url)
+    if view.status == "active" and completion_of(view, item) is None:
+        for offset in view.reminders:
+            event.add_component(make_alarm(view, parse_offset(offset), summary, info.reminder_hour))
+    return event
+
+
+def item_uid(view: MilestoneView, base_url: str) -> str:
+    """Return the item's UID: timeline and milestone at the site's host, never a date."""
+    host = urlsplit(base_url).hostname or "tracker.invalid"
+    return f"{view.timeline_id}/{view.key}@{host}"
+
+
+def timeline_page(view: MilestoneView, base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/timelines/{view.timeline_id}"
+
+
+def add_dates(event: Event, view: MilestoneView, item: Occurrence) -> None:
+    """Add DTSTART, DTEND, and RRULE (series) or RECURRENCE-ID (one occurrence)."""
+    start, end = item_dates(view, item)
+    event.add("dtstart", start)
+    if end is not None:
+        event.add("dtend", end)
+    if item.occurrence:
+        event.add("recurrence-id", start)
+    elif view.repeat is not None:
+        event.add("rrule", make_rrule(view))
+
+
+def item_dates(view: MilestoneView, item: Occurrence) -> tuple[date | datetime, date | datetime | None]:
+    """Return start and exclusive end: local dates for all-day items, zoned times otherwise."""
+    zone = get_zone(view.zone)
+    start = item.at.astimezone(zone)
+    if view.all_day:
+        # due_at is 23:59:59 local: its date in the milestone's zone, not in UTC, is the day.
+        last = (item.ends_at or item.at).astimezone(zone).date()
+        return start.date(), last + timedelta(days=1)
+    end = item.ends_at.astimezone(zone) if item.ends_at is not None else None
+    # A timed deadline is an instant: no DTEND means it ends when it starts (RFC 5545 3.6.1).
+    return start, end if end is not None and end > start else None
+
+
+def make_rrule(view: MilestoneView) -> vRecur:
+    """Return the milestone's RRULE with UNTIL in the form its DTSTART requires."""
+    assert view.repeat is not None
+    rule: vRecur = vRecur.from_ical(view.repeat)
+    if "UNTIL" in rule:
+        rule["UNTIL"] = [until_value(until, view) for until in rule["UNTIL"]]
+    return rule
+
+
+def until_value(until: date | datetime, view: MilestoneView) -> date | datetime:
+    """Return UNTIL as a date for all-day items, else as UTC (a bare date counts from local midnight)."""
+    if view.all_day:
+        return until.date() if isinstance(until, datetime) else until
+    if not isinstance(until, datetime):
+        until = datetime.combine(until, time(0))
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=get_zone(view.zone))
+    return until.astimezone(UTC)
+
+
+def add_details(event: Event, view: MilestoneView, item: Occurrence, base_url: str) -> None:
+    """Add what the item says and how it shows: text, links, categories, status."""
+    if view.updated_at is not None:
+        event.add("last-modified", view.updated_at)
+    event.add("description", item_description(view, item, base_url))
+    event.add("url", timeline_page(view, base_url))
+    event.add("categories", categories(view))
+    if view.location:
+        event.add("location", view.location)
+    event.add("status", "CONFIRMED" if view.status == "active" else "CANCELLED")
+    # A deadline takes no time in the subscriber's day; a meeting does.
+    busy = view.kind == "span" and view.status == "active"
+    event.add("transp", "OPAQUE" if busy else "TRANSPARENT")
+
+
+def categories(view: MilestoneView) -> list[str]:
+    names = [view.timeline_kind, *((view.owner,) if view.owner else view.audiences)]
+    return list(dict.fromkeys(names))
+
+
+def completion_of(view: MilestoneView, item: Occurrence) -> CompletionView | None:
+    """Return the completion of this occurrence (a series as a whole is never done)."""
+    if view.repeat is not None and not item.occurrence:
+        return None
+    return view.completions.get(item.occurrence)
+
+
+# --- words ---------------------------------------------------------------------------------
+
+
+def audience_name(audience: str) -> str:
+    return audience.replace("-", " ").replace("_", " ").capitalize()
+
+
+def item_summary(view: MilestoneView, item: Occurrence) -> str:
+    """Return the SUMMARY: who must act on what, marked when cancelled or done."""
+    text = view.title if view.kind == "span" else acting_title(view)
+    if view.kind == "deadline" and view.timeline_title.lower() not in text.lower():
+        text = f"{text} — {view.timeline_title}"
+    if view.status != "active":
+        # Several clients ignore STATUS:CANCELLED and show the item as usual.
+        return f"Cancelled: {text}"
+    return f"✓ {text}" if completion_of(view, item) else text
+
+
+def acting_title(view: MilestoneView) -> str:
+    """Return 'Membership: comments on the draft' from the owner and 'Membership comments on the draft'."""
+    if view.owner is None:
+        return view.title
+    who = audience_name(view.owner)
+    title = view.title
+    if title.lower().startswith(who.lower() + " "):
+        title = title[len(who) + 1 :]
+    return f"{who}: {title}"
+
+
+def item_description(view: MilestoneView, item: Occurrence, base_url: str) -> str:
+    """Return the DESCRIPTION: state, summary, then one fact a line."""
+    head = [line for line in (status_line(view), done_line(view, item), view.summary) if line]
+    return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url))]).strip()
+
+
+def status_line(view: MilestoneView) -> str:
+    if view.status == "cancelled":
+        return "Cancelled: this no longer takes place."
+    if view.status == "removed":
+        return "Removed from the timeline: treat it as cancelled."
+    return ""
+
+
+def done_line(view: MilestoneView, item: Occurrence) -> str:
+    done = completion_of(view, item)
+    if done is None:
+        return ""
+    parts = [f"Done on {format_at(done.done_at, view.zone, all_day=True)}.", done.note, done.link]
+    return " ".join(part for part in parts if part)
+
+
+def facts(view: MilestoneView, item: Occurrence, base_url: str) -> list[str]:
+    """Return the labelled lines: who, when, where, the timeline and every link."""
+    series = view.repeat is not None and not item.occurrence
+    lines = [who_line(view), when_line(view, item) + " (the first time)" * series]
+    lines += [f"Repeats: {repeat_words(view.repeat)}"] * series
+    lines += [f"Where: {view.location}"] * bool(view.location)
+    lines += [f"Opens after: {view.opens_after}"] * bool(view.opens_after)
+    lines.append(f"Timeline: {view.timeline_title} ({view.timeline_kind})")
+    lines += [f"Source: {view.timeline_source}"] * bool(view.timeline_source)
+    lines += [f"Link: {view.url}"] * bool(view.url)
+    lines += [f"Timeline link: {view.timeline_url}"] * bool(view.timeline_url and view.timeline_url != view.url)
+    lines.append(f"Timeline page: {timeline_page(view, base_url)}")
+    return lines
+
+
+def who_line(view: MilestoneView) -> str:
+    if view.owner is not None:
+        return f"Who acts: {audience_name(view.owner)}"
+    return f"For: {', '.join(audience_name(a) for a in view.audiences) or 'everyone'}"
+
+
+def when_line(view: MilestoneView, item: Occurrence) -> str:
+    """Return 'Due: …' or 'When: …' in the milestone's own zone (clients show their own)."""
+    zone, at = view.zone, item.at
+    if item.due_at is not None and view.all_day:
+        return f"Due: by the end of {format_at(at, zone, all_day=True)}, {zone} time"
+    if item.due_at is not None:
+        return f"Due: {format_at(at, zone, all_day=False)} ({zone}; {at.astimezone(UTC):%H:%M} UTC)"
+    end = item.ends_at or at
+    first, last = format_at(at, zone, view.all_day), format_at(end, zone, view.all_day)
+    span = first if first == last else f"{first} – {last}"
+    return f"When: {span}, {zone} time"
+
+
+def repeat_words(rule: str | None) -> str:
+    """Return 'every year' or 'every 2 weeks' for an RRULE (clients show the exact dates)."""
+    parts = dict(part.split("=", 1) for part in (rule or "").upper().split(";") if "=" in part)
+    unit = _FREQUENCIES.get(parts.get("FREQ", ""), "time")
+    interval = int(parts.get("INTERVAL", "1") or 1)
+    return f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
+
+
+# --- alarms --------------------------------------------------------------------------------
+
+
+def make_alarm(view: MilestoneView, offset: Offset, summary: str, reminder_hour: int) -> Alarm:
+    """Return a display alarm *offset* before the item, as its reminder email is timed."""
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", f"{summary} ({alarm_words(view, offset)})")
+    alarm.add("trigger", alarm_trigger(view, offset, reminder_hour))
+    return alarm
+
+
+def alarm_trigger(view: MilestoneView, offset: Offset, reminder_hour: int) -> timedelta:
+    """Return the TRIGGER, relative to DTSTART (the one relation every client supports)."""
+    if not view.all_day:
+        # iCalendar days are nominal, like ours: "-P7D" keeps 09:00 at 09:00 across DST.
+        return -offset.exact()
+    if offset.is_calendar:
+        # DTSTART of an all-day item is local midnight: fire at the reminder hour N days before.
+        return timedelta(days=-offset.days, hours=reminder_hour)
+    # Hours count from the end of a deadline's day but from the start of a meeting's.
+    edge = timedelta(days=1) if view.kind == "deadline" else timedelta(0)
+    return edge - timedelta(minutes=offset.minutes)
+
+
+def alarm_words(view: MilestoneView, offset: Offset) -> str:
+    verb = "due" if view.kind == "deadline" else "starts"
+    if offset.is_calendar:
+        days = offset.days
+        when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+    else:
+        minutes = offset.minutes
+        amount, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+        when = f"in {amount} {unit}{'s' * (amount != 1)}"
+    return f"{verb} {when}"
