@@ -117,3 +117,13 @@ def test_an_occurrence_shows_as_done_only_when_its_own_completion_exists() -> No
     items = list_upcoming([yearly], now=datetime(2019, 12, 1, tzinfo=UTC), window=timedelta(days=500))
 
     assert [(i.occurrence, i.done_at) for i in items] == [("2020-01-02", done_at), ("2021-01-02", None)]
+
+
+def test_a_yearly_all_day_deadline_includes_the_day_named_in_until() -> None:
+    # RFC 5545: UNTIL=20210130 includes an occurrence on 30 January 2021, as calendars show it.
+    yearly = make_view(due_at=datetime(2019, 1, 30, 22, 59, 59, tzinfo=UTC), repeat="FREQ=YEARLY;UNTIL=20210130")
+
+    items = list_upcoming([yearly], now=datetime(2019, 1, 1, tzinfo=UTC), window=timedelta(days=1500))
+
+    assert [i.occurrence for i in items] == ["2019-01-30", "2020-01-30", "2021-01-30"]
+    assert items[-1].due_at == datetime(2021, 1, 30, 22, 59, 59, tzinfo=UTC)

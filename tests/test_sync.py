@@ -291,3 +291,20 @@ def test_unchanged_files_are_recognised_but_a_changed_setting_or_a_completion_is
 
     assert again.plan is not None
     assert [(c.kind, c.milestone_key) for c in again.plan.changes] == [("updated", "final-draft")]
+
+
+def test_a_timeline_title_change_raises_every_item_revision_because_feeds_show_it(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("cwg-32", MEETING)
+    run_sync(engine, schedules)
+    write_timeline("cwg-32", MEETING.replace("title: 32nd meeting", "title: 32nd meeting of CWG-WSIS"))
+
+    outcome = run_sync(engine, schedules)
+
+    assert outcome.plan is not None
+    assert sorted((c.kind, c.milestone_key, c.fields) for c in outcome.plan.changes) == [
+        ("updated", "documents", ("timeline title",)),
+        ("updated", "meeting", ("timeline title",)),
+    ]
+    assert milestone(engine, "cwg-32", "meeting").revision == 1

@@ -173,7 +173,29 @@ def plan_changes(
         for position, m in enumerate(tl.milestones)
     }
     changes = diff_milestones(desired, stored) + diff_completions(from_files, stored, desired)
+    changes += diff_timelines(timelines, stored, desired, changes)
     return SyncPlan(changes, timelines, desired, from_files, stored), []
+
+
+TIMELINE_SHOWN = ("title", "summary", "source", "url", "kind", "audiences")
+
+
+def diff_timelines(
+    timelines: Mapping[str, TimelineData], stored: Stored, desired: Mapping[Key, MilestoneData], changes: list[Change]
+) -> list[Change]:
+    """A timeline's title or source shows in each of its items: their revisions must rise too."""
+    edited: dict[str, tuple[str, ...]] = {}
+    for timeline_id, new in timelines.items():
+        old = stored.timelines.get(timeline_id)
+        names = tuple(f"timeline {n}" for n in TIMELINE_SHOWN if old is not None and getattr(old, n) != getattr(new, n))
+        if names:
+            edited[timeline_id] = names
+    touched = {(c.timeline_id, c.milestone_key) for c in changes}
+    return [
+        change("updated", data, fields=edited[key[0]])
+        for key, data in desired.items()
+        if key[0] in edited and key not in touched and key in stored.milestones
+    ]
 
 
 def timeline_data(tl: TimelineSpec) -> TimelineData:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from dateutil.rrule import rrulestr
 
-from tracker.dates import get_zone
+from tracker.dates import END_OF_DAY, get_zone
 
 
 @dataclass(frozen=True)
@@ -94,23 +94,33 @@ def expand(milestone: MilestoneView, start_at: datetime, end_at: datetime) -> li
         single = Occurrence(milestone, "", milestone.due_at, milestone.starts_at, milestone.ends_at)
         return [single] if overlaps(single, start_at, end_at) else []
     zone = get_zone(milestone.zone)
-    first = milestone.main_at.astimezone(zone).replace(tzinfo=None)
     length = span_length(milestone)
-    rule = rrulestr(milestone.repeat, dtstart=first)
     lower = (start_at.astimezone(zone) - length).replace(tzinfo=None)
-    upper = end_at.astimezone(zone).replace(tzinfo=None)
+    upper = (end_at.astimezone(zone) + timedelta(days=1)).replace(tzinfo=None)
     found = []
     # Occurrences repeat the local wall-clock time, so 09:00 stays 09:00 across DST.
-    for local in rule.between(lower, upper, inc=True):
-        at = local.replace(tzinfo=zone).astimezone(start_at.tzinfo)
+    for local in local_occurrences(milestone, lower, upper):
+        at = local.replace(tzinfo=zone).astimezone(UTC)
         if milestone.due_at is not None:
             item = Occurrence(milestone, local.date().isoformat(), at, None, None)
         else:
-            ends = (local + length).replace(tzinfo=zone).astimezone(start_at.tzinfo)
+            ends = (local + length).replace(tzinfo=zone).astimezone(UTC)
             item = Occurrence(milestone, local.date().isoformat(), None, at, ends)
         if overlaps(item, start_at, end_at):
             found.append(item)
     return found
+
+
+def local_occurrences(milestone: MilestoneView, lower: datetime, upper: datetime) -> list[datetime]:
+    """Naive local times of the occurrences starting between *lower* and *upper*."""
+    assert milestone.repeat is not None
+    first = milestone.main_at.astimezone(get_zone(milestone.zone)).replace(tzinfo=None)
+    if not (milestone.all_day and milestone.due_at is not None):
+        return list(rrulestr(milestone.repeat, dtstart=first).between(lower, upper, inc=True))
+    # An all-day deadline repeats on dates: expanding from midnight lets UNTIL=<date> include
+    # its own day, as RFC 5545 (and so every calendar showing the feed) reads it.
+    rule = rrulestr(milestone.repeat, dtstart=datetime.combine(first.date(), time(0, 0)))
+    return [datetime.combine(day.date(), END_OF_DAY) for day in rule.between(lower, upper, inc=True)]
 
 
 def span_length(milestone: MilestoneView) -> timedelta:
