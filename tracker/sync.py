@@ -10,13 +10,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
 from tracker.diff import MILESTONE_COLUMNS, Change, MilestoneData, Stored, SyncPlan, TimelineData, plan_changes
 from tracker.models import CompletionRecord, Event, Milestone, Timeline
 from tracker.resolve import Completion, Key
 from tracker.schedules import Problem, TimelineSpec
+from tracker.store import insert_rows
 
 
 def plan_sync(
@@ -69,7 +70,7 @@ def write_timelines(session: Session, plan: SyncPlan, now: datetime) -> None:
     stored = plan.stored
     new = [{**d.columns(), "updated_at": now} for t, d in plan.timelines.items() if t not in stored.timelines]
     if new:
-        session.execute(insert(table), new)
+        insert_rows(session, table, new)
     for timeline_id in plan.timeline_updates():
         if timeline_id in stored.timelines:
             values = {**plan.timelines[timeline_id].columns(), "updated_at": now, "removed_at": None}
@@ -90,7 +91,7 @@ def write_milestones(session: Session, plan: SyncPlan, now: datetime) -> None:
         if key not in stored
     ]
     if new:
-        session.execute(insert(table), new)
+        insert_rows(session, table, new)
     touched = set(plan.silent_updates()) | {key for key in significant if key in stored and key in plan.milestones}
     for key in sorted(touched):
         row_id, revision, _ = stored[key]
@@ -119,7 +120,7 @@ def write_file_completions(session: Session, plan: SyncPlan, now: datetime) -> N
         if source == "file" and key not in plan.file_completions:
             delete_completion(session, key)
     if new:
-        session.execute(insert(table), new)
+        insert_rows(session, table, new)
 
 
 def delete_completion(session: Session, key: Key, occurrence: str = "") -> None:
@@ -157,4 +158,4 @@ def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | N
              "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail}
         )  # fmt: skip
     if rows:
-        session.execute(insert(Event.__table__), rows)  # type: ignore[attr-defined]
+        insert_rows(session, Event.__table__, rows)  # type: ignore[attr-defined]
