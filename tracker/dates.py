@@ -11,6 +11,7 @@ a DST change; hours and minutes are exact durations.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -137,11 +138,11 @@ def _zone_names() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
 
 
-def suggest(word: str, choices: tuple[str, ...] | list[str] | set[str]) -> str:
+def suggest(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the nearest choice, or ''."""
     import difflib
 
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {found[0]!r}?)" if found else ""
 
 

@@ -125,13 +125,14 @@ class Event(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _at(nullable=False)
-    kind: str = Field(max_length=20)
-    timeline_id: str = Field(max_length=100)
+    kind: str = Field(max_length=40)
+    timeline_id: str = Field(default="", max_length=100)  # '' for subscriber events
     milestone_key: str | None = Field(default=None, max_length=100)
     revision: int | None = None
     old_at: datetime | None = _at()
     new_at: datetime | None = _at()
     detail: dict[str, Any] | None = _json()
+    subscriber_id: int | None = Field(default=None, index=True)  # subscriber events only
 
 
 class SyncState(SQLModel, table=True):
@@ -145,3 +146,27 @@ class SyncState(SQLModel, table=True):
     timelines: int = 0
     milestones: int = 0
     synced_at: datetime = _at(nullable=False)
+
+
+class Subscriber(SQLModel, table=True):
+    """A member who receives reminders; tokens are signed from the id and a version, never stored."""
+
+    __tablename__ = "subscribers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)  # as normalised by email-validator (domain lower-cased)
+    email_key: str = Field(max_length=320, unique=True)  # lower-cased: one subscription per mailbox
+    name: str = ""
+    language: str = Field(default="en", max_length=5)
+    timezone: str = Field(default="Europe/Zurich", max_length=64)
+    audiences: list[str] | None = _json()
+    timelines: list[str] | None = _json()  # None: every timeline
+    reminders: list[str] | None = _json()  # None: the milestones' own offsets
+    digest: str = Field(default="off", max_length=10)  # off | weekly
+    state: str = Field(default="pending", max_length=12)  # pending | confirmed | unsubscribed | suspended
+    manage_version: int = 0  # raising a version revokes every token of that purpose
+    feed_version: int = 0
+    confirm_version: int = 0
+    created_at: datetime = _at(nullable=False)
+    confirmed_at: datetime | None = _at()
+    changed_at: datetime | None = _at()

@@ -1,0 +1,137 @@
+"""Subscribers: added one by one or from CSV, idempotently, with clear errors and events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from tests.conftest import HLPF, MEETING, WriteTimeline
+from tests.test_cli import tracker
+from tracker.models import Event, Subscriber
+from tracker.store import transaction
+from tracker.subscribers import Known, SubscriberError, check_input, find, parse_csv, rotate, save
+from tracker.tokens import make_token, read_token
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+KNOWN = Known(frozenset({"hlpf", "cwg-32"}), frozenset({"membership", "secretariat"}))
+CSV = """email,name,language,audiences,timelines
+amina@mission.example.org,Amina Diallo,fr,membership,hlpf
+li.wei@mission.example.org,Li Wei,zh,membership;secretariat,
+not-an-address,Someone,en,,
+olga@mission.example.org,Olga,ru,membrship,
+AMINA@mission.example.org,Amina again,fr,,
+carlos@mission.example.org,Carlos,es,,hlpf;cwg-32
+"""
+
+
+@pytest.fixture
+def env(database_url: str, schedules: Path, write_timeline: WriteTimeline) -> dict[str, str]:
+    import os
+
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env = {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200"}
+    return env
+
+
+def test_a_csv_import_saves_good_rows_and_names_each_bad_one_by_line(env: dict[str, str], tmp_path: Path) -> None:
+    tracker("sync", env=env, cwd=tmp_path)
+    (tmp_path / "members.csv").write_text(CSV)
+
+    first = tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+    again = tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+    listed = json.loads(tracker("subscribers", "list", "--json", env=env, cwd=tmp_path).stdout)
+
+    assert first.returncode == 1
+    errors = [line for line in first.stderr.splitlines() if line.startswith("members.csv:")]
+    assert errors == [
+        "members.csv:4: 'not-an-address' is not an email address: An email address must have an @-sign.",
+        "members.csv:5: no audience 'membrship' (did you mean 'membership'?)",
+        "members.csv:6: AMINA@mission.example.org is already on line 2",
+    ]
+    assert "members.csv: 3 added, 0 updated, 0 unchanged, 3 rejected" in first.stdout
+    assert "members.csv: 0 added, 0 updated, 3 unchanged, 3 rejected" in again.stdout
+    assert [(s["email"], s["language"], s["timelines"], s["state"]) for s in listed] == [
+        ("amina@mission.example.org", "fr", ["hlpf"], "confirmed"),
+        ("carlos@mission.example.org", "es", ["hlpf", "cwg-32"], "confirmed"),
+        ("li.wei@mission.example.org", "zh", None, "confirmed"),
+    ]
+
+
+def test_add_then_change_then_remove_one_subscriber(env: dict[str, str], tmp_path: Path) -> None:
+    tracker("sync", env=env, cwd=tmp_path)
+
+    added = tracker("subscribers", "add", "Nadia@Mission.example.org", "--name", "Nadia", "--language", "ar",
+                    "--audience", "secretariat", env=env, cwd=tmp_path)  # fmt: skip
+    same = tracker("subscribers", "add", "nadia@mission.example.org", "--name", "Nadia", "--language", "ar",
+                   "--audience", "secretariat", env=env, cwd=tmp_path)  # fmt: skip
+    removed = tracker("subscribers", "remove", "NADIA@mission.example.org", env=env, cwd=tmp_path)
+    listed = json.loads(tracker("subscribers", "list", "--json", env=env, cwd=tmp_path).stdout)
+
+    assert "+ Nadia@mission.example.org: added (pending)" in added.stdout
+    assert "= " in same.stdout and "unchanged" in same.stdout
+    assert "unsubscribed" in removed.stdout
+    assert [(s["email"], s["state"], s["audiences"]) for s in listed] == [
+        ("Nadia@mission.example.org", "unsubscribed", ["secretariat"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("add", "someone@"), "is not an email address"),
+        (("add", "a@mission.example.org", "--language", "de"), "language 'de' is not one of ar, zh, en, fr, ru, es"),
+        (("add", "a@mission.example.org", "--timezone", "Europe/Geneva"), "unknown time zone 'Europe/Geneva'"),
+        (("add", "a@mission.example.org", "--timeline", "hlfp"), "no timeline 'hlfp' (did you mean 'hlpf'?)"),
+        (("remove", "nobody@mission.example.org"), "no subscriber 'nobody@mission.example.org'"),
+        (("import", "missing.csv"), "missing.csv: cannot read"),
+    ],
+)
+def test_bad_subscriber_input_gets_a_clear_error(
+    env: dict[str, str], tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker("subscribers", *args, env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_names_with_line_breaks_cannot_reach_a_header() -> None:
+    data = check_input({"email": "x@mission.example.org", "name": "Eve\r\nBcc: all@example.org"}, zone="UTC",
+                       known=KNOWN)  # fmt: skip
+
+    assert data.name == "Eve Bcc: all@example.org"
+    with pytest.raises(SubscriberError, match="line break"):
+        check_input({"email": "x@mission.example.org\r\nBcc: y@example.org"}, zone="UTC", known=KNOWN)
+
+
+def test_saving_writes_events_and_rotating_revokes_old_links(engine: Engine, schedules: Path) -> None:
+    secret = b"s" * 48
+    rows, problems = parse_csv(CSV, "members.csv", zone="Europe/Zurich", known=KNOWN)
+    assert len(rows) == 3 and len(problems) == 3
+    with transaction(engine, write=True) as session:
+        for _, data in rows:
+            save(session, data, confirmed=False, now=NOW)
+        subscriber = find(session, "li.wei@mission.example.org")
+        assert subscriber is not None and subscriber.id is not None
+        old = make_token(secret, "manage", subscriber.id, subscriber.manage_version)
+        feed = make_token(secret, "feed", subscriber.id, subscriber.feed_version)
+        rotate(session, subscriber, ["manage"], NOW)
+
+    with transaction(engine) as session:
+        fresh = session.exec(select(Subscriber).where(Subscriber.id == subscriber.id)).one()
+        kinds = [e.kind for e in session.exec(select(Event).order_by(Event.id))]  # type: ignore[arg-type]
+
+    assert kinds == ["subscriber_added"] * 3 + ["subscriber_tokens_rotated"]
+    assert fresh.state == "pending"
+    assert read_token(secret, "manage", old) == (fresh.id, 0) and fresh.manage_version == 1  # stale version
+    assert read_token(secret, "feed", feed) == (fresh.id, fresh.feed_version)  # other purposes still work

@@ -1,0 +1,29 @@
+"""`tracker` command line: parse options, call one function, print the result.
+
+One module per group of commands; importing them registers the commands on `app`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tracker.cli import serving, subscribers, timelines
+from tracker.cli.common import app, err
+
+__all__ = ["app", "main", "serving", "subscribers", "timelines"]
+
+
+def main() -> None:
+    """Console entry point: no traceback reaches the user, whatever happens."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TRACKER_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}", markup=True)
+        err.print("(set TRACKER_DEBUG=1 to see the traceback)")
+        sys.exit(70)

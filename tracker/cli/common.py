@@ -1,0 +1,89 @@
+"""What every command shares: the app, consoles, settings, the store, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker.calendars import Calendars
+from tracker.config import Settings, get_settings
+from tracker.dates import DateError, parse_when
+from tracker.schedules import Problem, find_files
+from tracker.store import open_store
+
+app = typer.Typer(
+    help="Tracker: deadlines of a working group, as code, calendars and reminders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        fail("bad settings (TRACKER_* variables or tracker.toml):\n  " + "\n  ".join(lines), 2)
+
+
+def store() -> Engine:
+    try:
+        return open_store(settings().database_url)
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the store at {settings().database_url}: {exc.__class__.__name__}: {exc}", 2)
+
+
+def print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        err.print(str(problem), markup=False, soft_wrap=True)
+    files = len({p.path for p in problems})
+    err.print(f"[red]✗ {len(problems)} problem{'s' * (len(problems) != 1)} in {files} file{'s' * (files != 1)}[/red]")
+
+
+@contextmanager
+def file_progress(folder: Path, label: str) -> Iterator[Callable[[Path], None] | None]:
+    """Show a progress bar when there are many files (large syncs take seconds)."""
+    total = len(find_files([folder])) if folder.is_dir() else 0
+    if total < 200 or not err.is_terminal:
+        yield None
+        return
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda _path: progress.advance(task)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def when(text: str | None, zone: str, option: str) -> datetime:
+    if text is None:
+        return now_utc()
+    try:
+        return parse_when(text, zone)
+    except DateError as exc:
+        fail(f"{option}: {exc}")
+
+
+def calendars(engine: Engine) -> Calendars:
+    config = settings()
+    grace = timedelta(days=config.cancelled_grace_days)
+    return Calendars(engine, base_url=config.base_url, cancelled_grace=grace, reminder_hour=config.reminder_hour)

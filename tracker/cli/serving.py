@@ -1,0 +1,83 @@
+"""Feed and server commands: feed, publish, serve, run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from tracker.calendars import FeedRef
+from tracker.cli.common import app, calendars, err, fail, out, settings, store
+
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default: TRACKER_HOST)")]
+PortOption = Annotated[int | None, typer.Option(help="Port (default: TRACKER_PORT)")]
+
+
+@app.command()
+def feed(
+    timeline: Annotated[str | None, typer.Option(help="Only this timeline")] = None,
+    audience: Annotated[str | None, typer.Option(help="Only what concerns this audience")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (default: stdout)")] = None,
+) -> None:
+    """Write one calendar feed (.ics): all timelines, one timeline, or one audience."""
+    if timeline and audience:
+        fail("give --timeline or --audience, not both")
+    ref = (
+        FeedRef("timeline", timeline)
+        if timeline
+        else FeedRef("audience", audience)
+        if audience
+        else FeedRef("all", None)
+    )
+    feeds = calendars(store())
+    body = feeds.feed(ref)
+    if body is None:
+        fail(f"no such feed {ref.path}; the feeds are: {', '.join(r.path for r in feeds.refs())}")
+    if output is None:
+        sys.stdout.buffer.write(body.body)
+        return
+    output.write_bytes(body.body)
+    err.print(f"wrote {output} ({len(body.body):,} bytes)")
+
+
+@app.command()
+def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
+    """Write every public feed as static files, byte for byte what `tracker serve` sends."""
+    feeds = calendars(store())
+    refs = feeds.refs()
+    with Progress(console=err, transient=True, disable=len(refs) < 20) as progress:
+        for ref in progress.track(refs, description="Writing feeds"):
+            body = feeds.feed(ref)
+            assert body is not None  # refs() lists existing feeds only
+            target = out_dir / ref.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body.body)
+    out.print(f"[green]✓[/green] wrote {len(refs)} feeds to {out_dir}")
+
+
+@app.command()
+def serve(host: HostOption = None, port: PortOption = None) -> None:
+    """HTTP only: feeds and the health check."""
+    import uvicorn
+
+    from tracker.web import create_app
+
+    config = settings()
+    engine = store()
+    app = create_app(engine, calendars(engine))
+    uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info")
+
+
+@app.command()
+def run(host: HostOption = None, port: PortOption = None) -> None:
+    """The main job: migrate, sync, watch the schedules folder and serve HTTP."""
+    from tracker.runner import run_main_job
+
+    config = settings()
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    config = config.model_copy(update=overrides)
+    engine = store()
+    run_main_job(engine, config, calendars(engine))

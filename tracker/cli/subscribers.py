@@ -1,0 +1,147 @@
+"""`tracker subscribers …`: add, import, list, remove, rotate-token."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, get_args
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+from sqlmodel import Session, select
+
+from tracker.cli.common import app, err, fail, now_utc, out, print_problems, settings, store
+from tracker.models import Subscriber
+from tracker.store import transaction
+from tracker.subscribers import (
+    LANGUAGES,
+    Outcome,
+    SubscriberError,
+    check_input,
+    find,
+    known_names,
+    parse_csv,
+    rotate,
+    save,
+    unsubscribe,
+)
+from tracker.tokens import Purpose
+
+group = typer.Typer(help="Manage who receives reminders.", no_args_is_help=True)
+app.add_typer(group, name="subscribers")
+
+
+@group.command("add")
+def add(
+    email: Annotated[str, typer.Argument(help="Email address")],
+    name: Annotated[str, typer.Option(help="Name as it appears in emails")] = "",
+    language: Annotated[str, typer.Option(help=f"One of {', '.join(LANGUAGES)}")] = "en",
+    timezone: Annotated[str | None, typer.Option(help="IANA zone (default: TRACKER_TIMEZONE)")] = None,
+    audience: Annotated[list[str] | None, typer.Option(help="Audience to follow (repeatable)")] = None,
+    timeline: Annotated[list[str] | None, typer.Option(help="Timeline to follow (repeatable; default all)")] = None,
+    confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for the address")] = False,
+) -> None:
+    """Add or update one subscriber."""
+    raw = {"email": email, "name": name, "language": language, "timezone": timezone,
+           "audiences": ";".join(audience or ()), "timelines": ";".join(timeline or ())}  # fmt: skip
+    with transaction(store(), write=True) as session:
+        try:
+            data = check_input(raw, zone=settings().timezone, known=known_names(session))
+        except SubscriberError as exc:
+            fail(str(exc))
+        subscriber, outcome = save(session, data, confirmed=confirmed, now=now_utc())
+    out.print(f"{outcome_symbol(outcome)} {subscriber.email}: {outcome} ({subscriber.state})")
+
+
+def outcome_symbol(outcome: Outcome) -> str:
+    return {"added": "[green]+[/green]", "updated": "[yellow]~[/yellow]", "unchanged": "[dim]=[/dim]"}[outcome]
+
+
+@group.command("import")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="CSV: email,name,language,audiences,timelines (lists ;-separated)")],
+    confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for every address")] = False,
+) -> None:
+    """Import subscribers from CSV: good rows are saved, bad rows reported as FILE:LINE: message."""
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{file}: cannot read: {exc}")
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    with transaction(store(), write=True) as session:
+        rows, problems = parse_csv(text, str(file), zone=settings().timezone, known=known_names(session))
+        with Progress(console=err, transient=True, disable=len(rows) < 500) as progress:
+            for _line, data in progress.track(rows, description="Importing"):
+                counts[save(session, data, confirmed=confirmed, now=now_utc())[1]] += 1
+    if problems:
+        print_problems(problems)
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    out.print(f"{file}: {summary}, {len(problems)} rejected")
+    if problems:
+        raise typer.Exit(1)
+
+
+@group.command("list")
+def list_subscribers(
+    state: Annotated[str | None, typer.Option(help="Only pending, confirmed, unsubscribed or suspended")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """List subscribers."""
+    with transaction(store()) as session:
+        query = select(Subscriber).order_by(Subscriber.email_key)
+        rows = [s for s in session.exec(query) if state is None or s.state == state]
+    if as_json:
+        out.print_json(json.dumps([subscriber_json(s) for s in rows]))
+        return
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column in ("Email", "Name", "Lang", "Zone", "Audiences", "Timelines", "State"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        table.add_row(s.email, s.name, s.language, s.timezone, ", ".join(s.audiences or ()),
+                      ", ".join(s.timelines) if s.timelines else "all", s.state)  # fmt: skip
+    out.print(table if rows else "No subscribers.")
+
+
+def subscriber_json(s: Subscriber) -> dict[str, object]:
+    return {
+        "email": s.email, "name": s.name, "language": s.language, "timezone": s.timezone,
+        "audiences": s.audiences or [], "timelines": s.timelines, "digest": s.digest, "state": s.state,
+        "created_at": s.created_at.isoformat(), "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
+    }  # fmt: skip
+
+
+@group.command("remove")
+def remove(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
+    """Unsubscribe an address: it receives nothing more (the record stays for the delivery log)."""
+    with transaction(store(), write=True) as session:
+        subscriber = lookup(session, email)
+        changed = unsubscribe(session, subscriber, now_utc())
+    out.print(f"{subscriber.email}: {'unsubscribed' if changed else 'was already unsubscribed'}")
+
+
+@group.command("rotate-token")
+def rotate_token(
+    email: Annotated[str, typer.Argument(help="Email address")],
+    purpose: Annotated[str, typer.Option(help="manage, feed, confirm or all")] = "all",
+) -> None:
+    """Revoke a subscriber's links (preferences/unsubscribe, personal feed, confirm) and issue new ones."""
+    purposes: tuple[Purpose, ...] = get_args(Purpose)
+    if purpose != "all":
+        if purpose not in purposes:
+            fail(f"--purpose must be one of {', '.join(purposes)} or all, not {purpose!r}")
+        purposes = (purpose,)
+    with transaction(store(), write=True) as session:
+        subscriber = lookup(session, email)
+        rotate(session, subscriber, purposes, now_utc())
+    out.print(f"{subscriber.email}: new {', '.join(purposes)} links; the old ones no longer work")
+
+
+def lookup(session: Session, email: str) -> Subscriber:
+    try:
+        subscriber = find(session, email)
+    except SubscriberError as exc:
+        fail(str(exc))
+    if subscriber is None:
+        fail(f"no subscriber {email!r}")
+    return subscriber

@@ -1,0 +1,118 @@
+"""Timeline commands: validate, plan, sync, upcoming, done."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracker.cli.common import app, err, fail, file_progress, now_utc, out, print_problems, settings, store, when
+from tracker.completions import CompletionError, DoneRequest, record_done
+from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
+from tracker.pipeline import SyncOutcome, sync_folder, validate_paths
+from tracker.planning import list_upcoming
+from tracker.store import load_views, transaction
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the schedules folder)")] = None,
+) -> None:
+    """Check timeline files; print every problem as FILE:LINE: message."""
+    config = settings()
+    specs, problems = validate_paths(paths or [config.schedules], config.schedules, config.timezone)
+    if problems:
+        print_problems(problems)
+        raise typer.Exit(1)
+    milestones = sum(len(s.milestones) for s in specs)
+    out.print(f"[green]✓[/green] {len(specs)} timelines, {milestones} milestones: all valid")
+
+
+def run_sync(dry_run: bool) -> SyncOutcome:
+    config = settings()
+    engine = store()
+    with file_progress(config.schedules, "Reading timelines") as on_file:
+        return sync_folder(
+            engine, config.schedules, zone=config.timezone, reminders=config.default_reminders(),
+            now=now_utc(), dry_run=dry_run, on_file=on_file,
+        )  # fmt: skip
+
+
+def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
+    if not outcome.ok or outcome.plan is None:
+        print_problems(outcome.problems)
+        err.print("Nothing was changed in the store.")
+        raise typer.Exit(1)
+    changes = outcome.plan.changes
+    if as_json:
+        out.print_json(json.dumps({"changes": [change_json(c) for c in changes]}))
+        return
+    for c in changes:
+        out.print(change_line(c), soft_wrap=True)
+    head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
+    out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
+
+
+@app.command()
+def plan(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Show what `tracker sync` would change, without changing anything."""
+    report_sync(run_sync(dry_run=True), as_json, " (dry run: nothing applied)")
+
+
+@app.command()
+def sync(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Apply the schedules folder to the store in one transaction and record events."""
+    report_sync(run_sync(dry_run=False), as_json, " applied")
+
+
+@app.command()
+def upcoming(
+    days: Annotated[int, typer.Option(min=0, help="How many days ahead")] = 30,
+    timeline: Annotated[str | None, typer.Option(help="Only this timeline")] = None,
+    audience: Annotated[str | None, typer.Option(help="Only what concerns this audience")] = None,
+    now: Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """List what is due in the next days."""
+    config = settings()
+    at = when(now, config.timezone, "--now")
+    with transaction(store()) as session:
+        views = load_views(session)
+    items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
+    if timeline is not None and not any(v.timeline_id == timeline for v in views):
+        fail(f"no timeline {timeline!r}; known: {', '.join(sorted({v.timeline_id for v in views})) or 'none'}")
+    if as_json:
+        out.print_json(json.dumps(upcoming_json(items)))
+        return
+    if not items:
+        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
+        return
+    out.print(upcoming_table(items, at))
+
+
+@app.command()
+def done(
+    milestone: Annotated[str, typer.Argument(help="TIMELINE/MILESTONE")],
+    at: Annotated[str | None, typer.Option(help="When it was done (default: now): YYYY-MM-DD[THH:MM]")] = None,
+    note: Annotated[str, typer.Option(help="A note shown with the completion")] = "",
+    link: Annotated[str, typer.Option(help="A link, e.g. to the posted document")] = "",
+) -> None:
+    """Record that a milestone is done; dates counted from it move accordingly."""
+    config = settings()
+    done_at = when(at, config.timezone, "--at")
+    day = None
+    if at is not None and len(at.strip()) == 10:
+        day = datetime.fromisoformat(at.strip()).date()
+    engine = store()
+    try:
+        with transaction(engine, write=True) as session:
+            views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
+            request = DoneRequest(milestone, done_at, day, note, link)
+            changes = record_done(session, request, views.get(milestone), now=now_utc())
+    except CompletionError as exc:
+        fail(str(exc))
+    for c in changes:
+        out.print(change_line(c), soft_wrap=True)

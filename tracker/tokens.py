@@ -1,0 +1,85 @@
+"""Signed tokens for the links in emails and personal feeds; the secret key that signs them.
+
+A token names a subscriber, a purpose and a version, signed with HMAC-SHA256. Nothing
+is stored: a link can be written again in any later email, and raising the stored
+version of a purpose revokes every token of that purpose at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from contextlib import suppress
+from pathlib import Path
+from typing import Literal
+
+Purpose = Literal["manage", "feed", "confirm"]
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "please-change-me", "placeholder", "xxx", "insecure"}
+MIN_KEY_LENGTH = 32
+
+
+class SecretKeyError(ValueError):
+    """The configured secret key is a placeholder or too short."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: bytes, purpose: Purpose, body: str) -> str:
+    return _b64(hmac.new(secret, f"{purpose}:{body}".encode(), hashlib.sha256).digest()[:18])
+
+
+def make_token(secret: bytes, purpose: Purpose, subscriber_id: int, version: int) -> str:
+    """Return an unguessable token for *subscriber_id*'s *purpose* at *version*."""
+    body = _b64(f"{subscriber_id}.{version}".encode())
+    return f"{body}.{_signature(secret, purpose, body)}"
+
+
+def read_token(secret: bytes, purpose: Purpose, token: str) -> tuple[int, int] | None:
+    """Return (subscriber id, version) of a well-signed token, else None."""
+    body, _, signature = token.partition(".")
+    if not body or not signature or len(token) > 100:
+        return None
+    if not hmac.compare_digest(signature, _signature(secret, purpose, body)):
+        return None
+    try:
+        subscriber_id, version = _unb64(body).decode("ascii").split(".")
+        return int(subscriber_id), int(version)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def check_secret_key(key: str) -> bytes:
+    """Refuse placeholder and short keys; return the key as bytes."""
+    if key.strip().lower() in PLACEHOLDERS or len(key) < MIN_KEY_LENGTH:
+        raise SecretKeyError(
+            f"TRACKER_SECRET_KEY must be a random value of at least {MIN_KEY_LENGTH} characters, not a placeholder;"
+            " leave it unset to have one generated into var/secret_key"
+        )
+    return key.encode()
+
+
+def load_secret_key(configured: str, generated: Path) -> bytes:
+    """Use the configured key, or the one generated into *generated* (made on first use, mode 0600)."""
+    if configured:
+        return check_secret_key(configured)
+    if not generated.exists():
+        generated.parent.mkdir(parents=True, exist_ok=True)
+        draft = generated.with_name(f".{generated.name}.{secrets.token_hex(6)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+        # A hard link appears whole or not at all: when two instances start at once,
+        # one key wins and both use it.
+        with suppress(FileExistsError):
+            os.link(draft, generated)
+        draft.unlink()
+    return check_secret_key(generated.read_text().strip())
