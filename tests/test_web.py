@@ -16,11 +16,18 @@ import pytest
 import uvicorn
 from icalendar import Calendar
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tracker.calendars import Calendars
+from tracker.models import Subscriber
 from tracker.pipeline import sync_folder
+from tracker.store import transaction
+from tracker.subscribers import Known, check_input, rotate, save
+from tracker.tokens import make_token
 from tracker.web import create_app
+
+SECRET = b"test-secret-" * 4
 
 
 def free_port() -> int:
@@ -45,6 +52,7 @@ def client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> It
         cancelled_grace=timedelta(days=30),
         clock=lambda: NOW,
         check_interval=0,
+        secret=SECRET,
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(engine, calendars), port=port, log_level="warning"))
@@ -151,3 +159,51 @@ def test_the_health_check_answers(client: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def subscribe(engine: Engine, email: str, *, confirmed: bool = True, **fields: object) -> tuple[int, str]:
+    """Save a subscriber; return its id and personal feed token."""
+    raw = {"email": email, **{k: str(v) for k, v in fields.items()}}
+    with transaction(engine, write=True) as session:
+        data = check_input(raw, zone="Europe/Zurich", known=Known(frozenset(), frozenset()))
+        subscriber, _ = save(session, data, confirmed=confirmed, now=NOW)
+        assert subscriber.id is not None
+        return subscriber.id, make_token(SECRET, "feed", subscriber.id, subscriber.feed_version)
+
+
+def test_a_personal_feed_holds_what_the_subscriber_follows_with_their_offsets(
+    client: httpx.Client, engine: Engine
+) -> None:
+    _, token = subscribe(engine, "amina@mission.example.org", audiences="membership", timelines="hlpf")
+    with transaction(engine, write=True) as session:
+        subscriber = session.exec(select(Subscriber)).one()
+        subscriber.reminders = ["3d"]
+        session.add(subscriber)
+
+    response = client.get(f"/feeds/me/{token}.ics")
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"].startswith("private")
+    events = list(Calendar.from_ical(response.content).walk("VEVENT"))
+    assert [str(e["UID"]).split("@")[0] for e in events] == ["hlpf/member-comments"]
+    # 3 days before the all-day deadline, at 09:00: 63 hours before the start of its day.
+    assert [a.decoded("TRIGGER") for a in events[0].walk("VALARM")] == [-timedelta(hours=63)]
+    assert b"amina" not in response.content
+
+
+def test_a_wrong_revoked_or_unconfirmed_personal_feed_is_a_404(client: httpx.Client, engine: Engine) -> None:
+    subscriber_id, token = subscribe(engine, "li@mission.example.org", audiences="membership")
+    _, pending = subscribe(engine, "olga@mission.example.org", confirmed=False)
+    assert client.get(f"/feeds/me/{token}.ics").status_code == 200
+
+    with transaction(engine, write=True) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None
+        rotate(session, subscriber, ["feed"], NOW)
+    fresh = make_token(SECRET, "feed", subscriber_id, 1)
+
+    assert client.get(f"/feeds/me/{token}.ics").status_code == 404
+    assert client.get(f"/feeds/me/{fresh}.ics").status_code == 200
+    assert client.get(f"/feeds/me/{pending}.ics").status_code == 404
+    assert client.get("/feeds/me/garbage.ics").status_code == 404
+    assert client.get(f"/feeds/me/{fresh[:-2]}xx.ics").status_code == 404

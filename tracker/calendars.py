@@ -12,20 +12,23 @@ import gzip
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from tracker.feeds import CalendarInfo, FeedCache, FeedKind, select_views
-from tracker.models import Event
-from tracker.planning import MilestoneView
+from tracker.models import Event, Subscriber
+from tracker.planning import MilestoneView, follows
 from tracker.store import load_views, transaction
+from tracker.tokens import read_token
 
 Clock = Callable[[], datetime]
 CHECK_INTERVAL = 1.0  # seconds a served feed may lag behind the store
+PERSONAL_CACHES = 512  # subscribers whose serialised items are kept between requests
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,10 @@ class Calendars:
         clock: Clock | None = None,
         check_interval: float = CHECK_INTERVAL,
         reminder_hour: int = 9,
+        secret: bytes | None = None,
     ) -> None:
+        self.secret = secret
+        self._personal: OrderedDict[int, FeedCache] = OrderedDict()
         self.check_interval = check_interval
         self.reminder_hour = reminder_hour
         self.engine = engine
@@ -112,6 +118,44 @@ class Calendars:
                 built = _Built(stamp, self._build(ref, now))
                 self._built[ref] = built
             return built.feed
+
+    def personal(self, token: str) -> FeedBody | None:
+        """Return a confirmed subscriber's own feed, or None for a wrong, revoked or rotated token."""
+        subscriber = self._token_owner(token)
+        if subscriber is None or subscriber.id is None:
+            return None
+        with self._lock:
+            views = personal_views(self._current_views(), subscriber)
+            hour = self.clock().replace(minute=0, second=0, microsecond=0)
+            info = CalendarInfo(
+                name="Tracker: your deadlines",
+                description="The deadlines and meetings you follow.",
+                url=f"{self.base_url}/",
+                base_url=self.base_url,
+                reminder_hour=self.reminder_hour,
+            )
+            body = self._personal_cache(subscriber.id).render(
+                views, info, now=hour, cancelled_grace=self.cancelled_grace
+            )
+        changed = [v.updated_at for v in views if v.updated_at is not None]
+        return FeedBody.of(body, max([*changed, subscriber.changed_at or hour]))
+
+    def _personal_cache(self, subscriber_id: int) -> FeedCache:
+        cache = self._personal.pop(subscriber_id, None) or FeedCache()
+        self._personal[subscriber_id] = cache  # most recently used last; the oldest leave first
+        while len(self._personal) > PERSONAL_CACHES:
+            self._personal.popitem(last=False)
+        return cache
+
+    def _token_owner(self, token: str) -> Subscriber | None:
+        found = read_token(self.secret, "feed", token) if self.secret else None
+        if found is None:
+            return None
+        with transaction(self.engine) as session:
+            subscriber = session.get(Subscriber, found[0])
+        if subscriber is None or subscriber.feed_version != found[1] or subscriber.state != "confirmed":
+            return None
+        return subscriber
 
     def _build(self, ref: FeedRef, now: datetime) -> FeedBody:
         views = select_views(self._views, ref.kind, ref.key)
@@ -154,3 +198,13 @@ class Calendars:
                 self._views_event = newest
         self._checked_at = time.monotonic()
         return self._views
+
+
+def personal_views(views: list[MilestoneView], subscriber: Subscriber) -> list[MilestoneView]:
+    """The milestones a subscriber follows, with their own offsets where the milestone has reminders."""
+    own = None if subscriber.reminders is None else tuple(subscriber.reminders)
+    return [
+        v if own is None or not v.reminders else replace(v, reminders=own)
+        for v in views
+        if follows(v, subscriber.timelines, subscriber.audiences or ())
+    ]

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
     admin_token: str = ""
+    secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
+    secret_key_file: Path = Path("var/secret_key")
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items

@@ -5,7 +5,7 @@ No store, no clock, no I/O here; callers load the views and pass the time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
@@ -86,6 +86,13 @@ def concerns(milestone: MilestoneView, audience: str) -> bool:
     if milestone.owner is not None:
         return milestone.owner == audience
     return not milestone.audiences or audience in milestone.audiences
+
+
+def follows(milestone: MilestoneView, timelines: Sequence[str] | None, audiences: Sequence[str]) -> bool:
+    """Whether a subscriber following *timelines* (None: all) as *audiences* is concerned by *milestone*."""
+    if timelines is not None and milestone.timeline_id not in timelines:
+        return False
+    return any(concerns(milestone, audience) for audience in audiences)
 
 
 def expand(milestone: MilestoneView, start_at: datetime, end_at: datetime) -> list[Occurrence]:

@@ -32,6 +32,14 @@ def create_app(engine: Engine, calendars: Calendars) -> FastAPI:
         """Every deadline, window and meeting of every timeline."""
         return serve_feed(calendars, FeedRef("all", None), request)
 
+    @app.api_route("/feeds/me/{token}.ics", methods=["GET", "HEAD"], tags=["feeds"])
+    def personal_feed(token: str, request: Request) -> Response:
+        """A subscriber's own feed: their timelines and audiences, their reminder offsets."""
+        feed = calendars.personal(token)
+        if feed is None:
+            return PlainTextResponse("No such feed: the link is wrong, or it was replaced by a newer one.\n", 404)
+        return send_feed(feed, request, private=True)
+
     @app.api_route("/feeds/audiences/{audience}.ics", methods=["GET", "HEAD"], tags=["feeds"])
     def audience_feed(audience: str, request: Request) -> Response:
         """What concerns one audience (e.g. membership)."""
@@ -49,8 +57,14 @@ def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Response
     feed = calendars.feed(ref)
     if feed is None:
         return unknown_feed(calendars, ref)
+    return send_feed(feed, request)
+
+
+def send_feed(feed: FeedBody, request: Request, private: bool = False) -> Response:
     compressed = accepts_gzip(request)
     headers = feed_headers(feed, compressed)
+    if private:  # shared caches must not keep a subscriber's feed under its secret URL
+        headers["Cache-Control"] = "private, max-age=300"
     if not_modified(request, feed):
         return Response(status_code=304, headers=headers)
     body = feed.body

@@ -20,6 +20,7 @@ from tracker.config import Settings, get_settings
 from tracker.dates import DateError, parse_when
 from tracker.schedules import Problem, find_files
 from tracker.store import open_store
+from tracker.tokens import SecretKeyError, load_secret_key
 
 app = typer.Typer(
     help="Tracker: deadlines of a working group, as code, calendars and reminders.",
@@ -86,4 +87,13 @@ def when(text: str | None, zone: str, option: str) -> datetime:
 def calendars(engine: Engine) -> Calendars:
     config = settings()
     grace = timedelta(days=config.cancelled_grace_days)
-    return Calendars(engine, base_url=config.base_url, cancelled_grace=grace, reminder_hour=config.reminder_hour)
+    return Calendars(engine, base_url=config.base_url, cancelled_grace=grace, reminder_hour=config.reminder_hour,
+                     secret=secret_key())  # fmt: skip
+
+
+def secret_key() -> bytes:
+    config = settings()
+    try:
+        return load_secret_key(config.secret_key, config.secret_key_file)
+    except (SecretKeyError, OSError) as exc:
+        fail(str(exc), 2)
