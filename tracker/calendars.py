@@ -91,20 +91,29 @@ class Calendars:
         self._lock = threading.Lock()
         self._views: list[MilestoneView] = []
         self._views_event: int | None = None
+        self._refs: list[FeedRef] = []
         self._checked_at: float | None = None  # monotonic time of the last look at the events table
         self._caches: dict[FeedRef, FeedCache] = {}
         self._built: dict[FeedRef, _Built] = {}
 
     def refs(self) -> list[FeedRef]:
         """Every public feed: all, one per timeline, one per audience."""
-        views = self._current_views()
-        timelines = sorted({v.timeline_id for v in views if v.status != "removed"})
-        audiences = sorted({a for v in views for a in (*v.audiences, v.owner) if a})
-        return [
-            FeedRef("all", None),
-            *(FeedRef("timeline", t) for t in timelines),
-            *(FeedRef("audience", a) for a in audiences),
-        ]
+        self._current_views()
+        return list(self._refs)
+
+    def ready(self, ref: FeedRef) -> FeedBody | None:
+        """Return the feed's bytes when they are known to be current, without any I/O; else None.
+
+        The web app answers from here on its event loop and only goes to a worker thread
+        (feed()) when the store must be asked or the feed rebuilt.
+        """
+        checked = self._checked_at
+        if checked is None or time.monotonic() - checked >= self.check_interval:
+            return None
+        built = self._built.get(ref)
+        if built is None or built.stamp != (self._views_event, self.clock().strftime("%Y%m%d%H")):
+            return None
+        return built.feed
 
     def feed(self, ref: FeedRef) -> FeedBody | None:
         """Return the feed's current bytes, or None when no such feed exists."""
@@ -195,6 +204,7 @@ class Calendars:
             newest = session.exec(select(func.max(Event.id))).one()
             if checked is None or newest != self._views_event:
                 self._views = load_views(session)
+                self._refs = feed_refs(self._views)
                 self._views_event = newest
         self._checked_at = time.monotonic()
         return self._views
@@ -207,4 +217,15 @@ def personal_views(views: list[MilestoneView], subscriber: Subscriber) -> list[M
         v if own is None or not v.reminders else replace(v, reminders=own)
         for v in views
         if follows(v, subscriber.timelines, subscriber.audiences or ())
+    ]
+
+
+def feed_refs(views: list[MilestoneView]) -> list[FeedRef]:
+    """Every public feed of *views*: all, one per timeline, one per audience."""
+    timelines = sorted({v.timeline_id for v in views if v.status != "removed"})
+    audiences = sorted({a for v in views for a in (*v.audiences, v.owner) if a})
+    return [
+        FeedRef("all", None),
+        *(FeedRef("timeline", t) for t in timelines),
+        *(FeedRef("audience", a) for a in audiences),
     ]

@@ -8,6 +8,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
 
 from tracker import __version__
 from tracker.calendars import Calendars, FeedBody, FeedRef
@@ -28,35 +29,36 @@ def create_app(engine: Engine, calendars: Calendars) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__})
 
     @app.api_route("/feeds/all.ics", methods=["GET", "HEAD"], tags=["feeds"])
-    def all_feed(request: Request) -> Response:
+    async def all_feed(request: Request) -> Response:
         """Every deadline, window and meeting of every timeline."""
-        return serve_feed(calendars, FeedRef("all", None), request)
+        return await serve_feed(calendars, FeedRef("all", None), request)
 
     @app.api_route("/feeds/me/{token}.ics", methods=["GET", "HEAD"], tags=["feeds"])
-    def personal_feed(token: str, request: Request) -> Response:
+    async def personal_feed(token: str, request: Request) -> Response:
         """A subscriber's own feed: their timelines and audiences, their reminder offsets."""
-        feed = calendars.personal(token)
+        feed = await run_in_threadpool(calendars.personal, token)
         if feed is None:
             return PlainTextResponse("No such feed: the link is wrong, or it was replaced by a newer one.\n", 404)
         return send_feed(feed, request, private=True)
 
     @app.api_route("/feeds/audiences/{audience}.ics", methods=["GET", "HEAD"], tags=["feeds"])
-    def audience_feed(audience: str, request: Request) -> Response:
+    async def audience_feed(audience: str, request: Request) -> Response:
         """What concerns one audience (e.g. membership)."""
-        return serve_feed(calendars, FeedRef("audience", audience), request)
+        return await serve_feed(calendars, FeedRef("audience", audience), request)
 
     @app.api_route("/feeds/{timeline}.ics", methods=["GET", "HEAD"], tags=["feeds"])
-    def timeline_feed(timeline: str, request: Request) -> Response:
+    async def timeline_feed(timeline: str, request: Request) -> Response:
         """One timeline."""
-        return serve_feed(calendars, FeedRef("timeline", timeline), request)
+        return await serve_feed(calendars, FeedRef("timeline", timeline), request)
 
     return app
 
 
-def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Response:
-    feed = calendars.feed(ref)
+async def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Response:
+    # Current bytes are answered on the event loop; asking the store or rebuilding goes to a thread.
+    feed = calendars.ready(ref) or await run_in_threadpool(calendars.feed, ref)
     if feed is None:
-        return unknown_feed(calendars, ref)
+        return await run_in_threadpool(unknown_feed, calendars, ref)
     return send_feed(feed, request)
 
 
