@@ -1,0 +1,472 @@
+"""Send email: a pooled SMTP client, or .eml files in a folder when no SMTP server is configured.
+
+This is the only module that imports aiosmtplib. Every failure leaves as a DeliveryError that says
+whether trying again later can help (SPEC §7: 4xx and network trouble retry, 5xx is recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.message
+import hashlib
+import os
+import re
+import socket
+import ssl
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from aiosmtplib import (
+    SMTP,
+    SMTPException,
+    SMTPRecipientRefused,
+    SMTPResponseException,
+)
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message, parse_address
+
+Stage = Literal["envelope", "connect", "mail", "rcpt", "data", "write"]
+# Failures at these stages happen before the server could have accepted the message.
+BEFORE_DATA: frozenset[Stage] = frozenset({"mail", "rcpt"})
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class DeliveryError(Exception):
+    """A message was not accepted; `permanent` says whether retrying can ever help."""
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None, stage: Stage | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+        # Where it failed (envelope, connect, mail, rcpt, data, write): only a permanent "rcpt" or
+        # "data" error says something about the recipient; "connect" and "mail" are about the relay.
+        self.stage = stage
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the server said when it took the message."""
+
+    reply: str
+    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+
+class Mailer(Protocol):
+    """Where rendered messages go: an SMTP relay, or files."""
+
+    async def send(
+        self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
+    ) -> Receipt: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The SMTP envelope of one message: who it is from and to, as sent in MAIL and RCPT."""
+
+    sender: str
+    recipients: tuple[str, ...]
+
+    @property
+    def needs_utf8(self) -> bool:
+        """Tell whether an address needs SMTPUTF8 (RFC 6531)."""
+        return not all(address.isascii() for address in (self.sender, *self.recipients))
+
+
+def make_envelope(
+    message: email.message.EmailMessage, sender: str | None = None, recipients: Sequence[str] | None = None
+) -> Envelope:
+    """Take the envelope from the arguments, else from From/Sender and To/Cc/Bcc; refuse unusable addresses."""
+    try:
+        sender = sender if sender is not None else extract_sender(message)
+        listed = [recipients] if isinstance(recipients, str) else recipients
+        found = list(listed) if listed is not None else extract_recipients(message)
+        if any(CONTROL.search(address) for address in (sender or "", *found)):
+            # parse_address would quietly keep the part before a CR/LF; a caller's bug should show.
+            raise ValueError("control character in an address")
+        addresses = tuple(dict.fromkeys(parse_address(address) for address in found))
+        if not sender or not addresses:
+            raise ValueError("no sender" if not sender else "no recipients")
+        return Envelope(parse_address(sender), addresses)
+    except ValueError as exc:
+        raise DeliveryError(f"unusable envelope: {exc}", permanent=True, stage="envelope") from exc
+
+
+def flatten(message: email.message.EmailMessage, *, utf8: bool = False, eight_bit: bool = True) -> bytes:
+    """Render *message* as it goes on the wire: CRLF line ends, Bcc removed."""
+    return flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+
+
+@dataclass(frozen=True)
+class SMTPServer:
+    """Where and how to connect, parsed from TRACKER_SMTP_URL."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    use_tls: bool = False  # smtps://: TLS from the first byte
+    starttls: bool = False  # smtp://…?starttls=true: upgrade, and refuse to go on without it
+
+
+def parse_smtp_url(url: str) -> SMTPServer:
+    """Read smtp://user:pass@host:port[?starttls=true] or smtps://…; percent-escapes are decoded."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError(f"not an smtp:// or smtps:// URL with a host: {url!r}")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    starttls = _flag(options.pop("starttls", "false"))
+    if options:
+        raise ValueError(f"unknown SMTP URL option(s): {', '.join(sorted(options))}")
+    if starttls and parts.scheme == "smtps":
+        raise ValueError("smtps:// is TLS already; starttls=true applies to smtp:// only")
+    use_tls = parts.scheme == "smtps"
+    return SMTPServer(
+        host=parts.hostname,
+        port=parts.port or (465 if use_tls else 587 if starttls else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        use_tls=use_tls,
+        starttls=starttls,
+    )
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in TRUE | FALSE:
+        return value.lower() in TRUE
+    raise ValueError(f"starttls must be true or false, not {value!r}")
+
+
+class RateLimiter:
+    """Space message starts at least 1/rate seconds apart, across every task that shares it."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("the rate must be positive")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next_at = float("-inf")
+
+    async def wait(self) -> None:
+        """Return when the caller may start its message."""
+        now = self._clock()
+        start = max(now, self._next_at)
+        # Reserve the slot before sleeping, so concurrent callers queue up behind it; an idle
+        # spell earns no credit, hence no burst after it.
+        self._next_at = start + self.interval
+        if start > now:
+            await self._sleep(start - now)
+
+
+class _StaleConnectionError(Exception):
+    """A pooled connection broke before the server could have accepted the message."""
+
+
+class SMTPMailer:
+    """Send through at most `connections` long-lived SMTP connections, shared by concurrent tasks."""
+
+    def __init__(
+        self,
+        server: SMTPServer,
+        *,
+        connections: int = 4,
+        limiter: RateLimiter | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if connections < 1:
+            raise ValueError("at least one connection is needed")
+        self.server = server
+        self.connections = connections
+        self.limiter = limiter
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._tls_context = tls_context
+        self._local_hostname = local_hostname
+        self._slots = asyncio.Semaphore(connections)
+        self._idle: list[SMTP] = []
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        connections: int = 4,
+        rate: float | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        tls_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> SMTPMailer:
+        """Build a mailer for TRACKER_SMTP_URL; `rate` is messages per second, None for unlimited."""
+        return cls(
+            parse_smtp_url(url),
+            connections=connections,
+            limiter=RateLimiter(rate) if rate else None,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            tls_context=tls_context,
+            local_hostname=local_hostname,
+        )
+
+    async def send(
+        self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
+    ) -> Receipt:
+        """Hand *message* to the server; raise DeliveryError unless at least one recipient was accepted."""
+        if self._closed:
+            raise RuntimeError("the mailer is closed")
+        envelope = make_envelope(message, sender, recipients)
+        async with self._slots:
+            if self.limiter is not None:
+                await self.limiter.wait()
+            try:
+                return await self._attempt(message, envelope, fresh=False)
+            except _StaleConnectionError:
+                # Nothing reached the server, so one more try on a new connection cannot duplicate it.
+                return await self._attempt(message, envelope, fresh=True)
+
+    async def __aenter__(self) -> SMTPMailer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection; connections still sending are closed when they finish."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._quit(client) for client in idle))
+
+    async def _attempt(self, message: email.message.EmailMessage, envelope: Envelope, *, fresh: bool) -> Receipt:
+        client, reused = (await self._connect(), False) if fresh else await self._checkout()
+        keep = False
+        try:
+            receipt = await self._transact(client, message, envelope)
+            keep = True
+            return receipt
+        except DeliveryError as error:
+            # After a server's answer the connection is still in step; after anything else it is not.
+            keep = client.is_connected
+            if reused and not keep and error.stage in BEFORE_DATA:
+                raise _StaleConnectionError from error
+            raise
+        finally:
+            self._checkin(client, keep=keep)
+
+    async def _checkout(self) -> tuple[SMTP, bool]:
+        while self._idle:
+            client = self._idle.pop()  # the most recently used is the least likely to have timed out
+            if client.is_connected:
+                return client, True
+            client.close()
+        return await self._connect(), False
+
+    def _checkin(self, client: SMTP, *, keep: bool) -> None:
+        if keep and client.is_connected and not self._closed:
+            self._idle.append(client)
+        else:
+            client.close()
+
+    async def _connect(self) -> SMTP:
+        if self._local_hostname is None:
+            # aiosmtplib would look this up again for every connection.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = SMTP(
+            hostname=self.server.host,
+            port=self.server.port,
+            username=self.server.username,
+            password=self.server.password,
+            use_tls=self.server.use_tls,
+            # False, not aiosmtplib's default None: never upgrade opportunistically and then
+            # fail on a relay's self-signed certificate when plain smtp:// was asked for.
+            start_tls=self.server.starttls,
+            tls_context=self._tls_context,
+            local_hostname=self._local_hostname,
+            timeout=self.timeout,
+        )
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await client.connect()
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()
+        except NETWORK_ERRORS as exc:
+            client.close()
+            # Even a 5xx here (bad password, EHLO refused) is about the relay, not this message.
+            raise _to_delivery_error(exc, "connect", permanent=False) from exc
+        return client
+
+    async def _quit(self, client: SMTP) -> None:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await client.quit()
+        except NETWORK_ERRORS:
+            pass  # it is being closed anyway
+        finally:
+            client.close()
+
+    async def _transact(self, client: SMTP, message: email.message.EmailMessage, envelope: Envelope) -> Receipt:
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        remaining = _countdown(deadline)
+        data, options = self._prepare(client, message, envelope)
+        stage: Stage = "mail"
+        try:
+            await client.mail(envelope.sender, options=options, encoding=_encoding(envelope), timeout=remaining())
+            stage = "rcpt"
+            refused = await self._recipients(client, envelope, remaining)
+            stage = "data"
+            reply = await client.data(data, timeout=remaining())
+        except NETWORK_ERRORS as exc:
+            if isinstance(exc, SMTPResponseException) and exc.code == 421:
+                # The server is closing the session; aiosmtplib notices that for MAIL and RCPT, not for DATA.
+                client.close()
+            elif stage in BEFORE_DATA:
+                await _reset(client, remaining())
+            raise _to_delivery_error(exc, stage) from exc
+        return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
+
+    def _prepare(
+        self, client: SMTP, message: email.message.EmailMessage, envelope: Envelope
+    ) -> tuple[bytes, list[str]]:
+        utf8 = envelope.needs_utf8  # SMTPUTF8 only when an address needs it, as few relays need to support it
+        if utf8 and not client.supports_extension("smtputf8"):
+            raise DeliveryError("an address is not ASCII and the server lacks SMTPUTF8", permanent=True, stage="mail")
+        eight_bit = client.supports_extension("8bitmime")
+        data = flatten(message, utf8=utf8, eight_bit=eight_bit)
+        options = ["BODY=8BITMIME"] if eight_bit else []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(data)}")
+        if utf8:
+            options.append("SMTPUTF8")
+        return data, options
+
+    async def _recipients(
+        self, client: SMTP, envelope: Envelope, remaining: Callable[[], float]
+    ) -> dict[str, tuple[int, str]]:
+        refused: dict[str, tuple[int, str]] = {}
+        for address in envelope.recipients:
+            try:
+                await client.rcpt(address, encoding=_encoding(envelope), timeout=remaining())
+            except SMTPRecipientRefused as exc:
+                if not client.is_connected:  # a 421 ends the session: it is not about this address
+                    raise
+                refused[address] = (exc.code, exc.message)
+        if len(refused) == len(envelope.recipients):
+            raise _AllRefused(refused)
+        return refused
+
+
+class _AllRefused(SMTPException):
+    """The server refused every recipient of a message."""
+
+    def __init__(self, refused: Mapping[str, tuple[int, str]]) -> None:
+        super().__init__("; ".join(f"{address}: {code} {text}" for address, (code, text) in refused.items()))
+        self.codes = [code for code, _ in refused.values()]
+
+
+def _countdown(deadline: float) -> Callable[[], float]:
+    """Count the seconds left until *deadline*: the timeout bounds the whole transaction, not each command."""
+    loop = asyncio.get_running_loop()
+    return lambda: max(deadline - loop.time(), 0.0)
+
+
+def _encoding(envelope: Envelope) -> str:
+    return "utf-8" if envelope.needs_utf8 else "ascii"
+
+
+async def _reset(client: SMTP, timeout: float) -> None:
+    """Abandon the half-built envelope so the connection can carry the next message."""
+    if not client.is_connected:
+        return
+    try:
+        await client.rset(timeout=timeout)
+    except NETWORK_ERRORS:
+        client.close()
+
+
+def _to_delivery_error(exc: BaseException, stage: Stage, *, permanent: bool | None = None) -> DeliveryError:
+    if isinstance(exc, _AllRefused):
+        # Permanent only if every address was refused for good; one 4xx is worth another try.
+        lasting = all(code >= 500 for code in exc.codes)
+        code = max(exc.codes) if lasting else min(exc.codes)
+        return DeliveryError(f"all recipients refused: {exc}", permanent=lasting, code=code, stage=stage)
+    if isinstance(exc, SMTPResponseException):
+        lasting = exc.code >= 500 if permanent is None else permanent
+        return DeliveryError(f"{stage}: {exc.code} {exc.message}", permanent=lasting, code=exc.code, stage=stage)
+    # Refused, reset, disconnected, timed out, TLS trouble: the network, so try again later.
+    detail = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
+    return DeliveryError(f"{stage}: {detail}", permanent=False, stage=stage)
+
+
+class DirectoryMailer:
+    """Write each message to <folder>/<message id>.eml, for running without an SMTP server."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(
+        self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
+    ) -> Receipt:
+        """Write *message* as it would go on the wire; a second send of the same Message-ID replaces it."""
+        envelope = make_envelope(message, sender, recipients)  # the same refusals as over SMTP
+        data = flatten(message, utf8=envelope.needs_utf8)
+        try:
+            path = await asyncio.to_thread(write_atomically, self.folder / eml_name(message), data)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to {self.folder}: {exc}", permanent=False, stage="write") from exc
+        return Receipt(reply=f"written to {path}")
+
+    async def close(self) -> None:
+        """Release nothing: each file is closed once written."""
+
+
+def eml_name(message: email.message.EmailMessage) -> str:
+    """Name the file after the Message-ID, safely for any file system and uniquely per id."""
+    raw = str(message.get("Message-ID", "")).strip().strip("<>") or uuid.uuid4().hex
+    safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", raw).lstrip(".")[:120]
+    if safe != raw:
+        # Different ids can clean up to the same text; a hash of the original keeps them apart.
+        safe = f"{safe}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    return f"{safe}.eml"
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write *data* to *path* so that readers see the whole file or none of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder as the target, so the rename stays on one file system; ".tmp" is no ".eml".
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def make_mailer(smtp_url: str, outbox_dir: Path, *, connections: int, rate: float | None) -> Mailer:
+    """Pick the SMTP mailer for a configured TRACKER_SMTP_URL, else one that fills TRACKER_OUTBOX_DIR."""
+    if not smtp_url.strip():
+        return DirectoryMailer(outbox_dir)
+    return SMTPMailer.from_url(smtp_url.strip(), connections=connections, rate=rate)
