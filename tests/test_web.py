@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from tracker.pipeline import sync_folder
 from tracker.store import transaction
 from tracker.subscribers import Known, check_input, rotate, save
 from tracker.tokens import make_token
-from tracker.web import create_app
+from tracker.web import FeedFastPath, create_app
 
 SECRET = b"test-secret-" * 4
 
@@ -41,30 +42,39 @@ def sync(engine: Engine, folder: Path) -> None:
     assert outcome.ok, outcome.problems
 
 
-@pytest.fixture
-def client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
-    write_timeline("hlpf", HLPF)
-    write_timeline("cwg-32", MEETING)
-    sync(engine, schedules)
+@contextmanager
+def serving(engine: Engine, check_interval: float) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
     calendars = Calendars(
         engine,
         base_url="https://tracker.example.org",
         cancelled_grace=timedelta(days=30),
         clock=lambda: NOW,
-        check_interval=0,
+        check_interval=check_interval,
         secret=SECRET,
     )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, calendars), port=port, log_level="warning"))
+    app = create_app(engine, calendars)
+    assert isinstance(app, FeedFastPath)
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        yield http
+        yield http, app
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
+    """A server that asks the store on every request (check_interval=0): changes show at once."""
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    sync(engine, schedules)
+    with serving(engine, 0) as (http, _):
+        yield http
 
 
 def summaries(body: bytes) -> list[str]:
@@ -207,3 +217,28 @@ def test_a_wrong_revoked_or_unconfirmed_personal_feed_is_a_404(client: httpx.Cli
     assert client.get(f"/feeds/me/{pending}.ics").status_code == 404
     assert client.get("/feeds/me/garbage.ics").status_code == 404
     assert client.get(f"/feeds/me/{fresh[:-2]}xx.ics").status_code == 404
+
+
+def test_a_cached_feed_is_answered_the_same_by_the_fast_path(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules)
+    with serving(engine, 3600) as (http, front):
+        requests = [
+            ("GET", {}),
+            ("HEAD", {}),
+            ("GET", {"Accept-Encoding": "gzip"}),
+            ("GET", {"Accept-Encoding": "identity"}),
+        ]
+        # The first round builds the feed through the app; the second is served from the front.
+        rounds = [[http.request(method, "/feeds/hlpf.ics", headers=h) for method, h in requests] for _ in range(2)]
+        etag = rounds[0][3].headers["etag"]
+        conditional = [http.get("/feeds/hlpf.ics", headers={"If-None-Match": etag}) for _ in range(2)]
+        assert front.served >= len(requests) + 2
+
+    for slow, fast in zip(rounds[0], rounds[1], strict=True):
+        assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
+        for name in ("etag", "last-modified", "content-type", "content-length", "cache-control", "vary"):
+            assert fast.headers.get(name) == slow.headers.get(name), name
+    assert [r.status_code for r in conditional] == [304, 304]

@@ -14,8 +14,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import Engine, func
 from sqlmodel import select
@@ -38,12 +39,16 @@ class FeedBody:
     body: bytes
     etag: str  # strong, quoted
     last_modified: datetime
-    gzipped: bytes = field(repr=False, default=b"")
 
     @classmethod
     def of(cls, body: bytes, last_modified: datetime) -> FeedBody:
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        return cls(body, etag, last_modified.replace(microsecond=0), gzip.compress(body, 6, mtime=0))
+        return cls(body, etag, last_modified.replace(microsecond=0))
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        """Compressed on first ask: most clients never ask, and a large feed takes a while."""
+        return gzip.compress(self.body, 6, mtime=0)
 
 
 @dataclass(frozen=True)

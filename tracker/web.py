@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -9,6 +10,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import __version__
 from tracker.calendars import Calendars, FeedBody, FeedRef
@@ -17,8 +20,13 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 FEED_CACHE_CONTROL = "public, max-age=300"
 
 
-def create_app(engine: Engine, calendars: Calendars) -> FastAPI:
-    """Build the app around one store and its feeds."""
+def create_app(engine: Engine, calendars: Calendars) -> ASGIApp:
+    """Build the app around one store and its feeds, with the fast path for cached feeds in front."""
+    return FeedFastPath(create_api(engine, calendars), calendars)
+
+
+def create_api(engine: Engine, calendars: Calendars) -> FastAPI:
+    """Build the FastAPI app (every route, the OpenAPI document)."""
     app = FastAPI(title="Tracker", version=__version__, summary="Deadlines of a working group, as calendars.")
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])
@@ -63,20 +71,32 @@ async def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Re
 
 
 def send_feed(feed: FeedBody, request: Request, private: bool = False) -> Response:
-    compressed = accepts_gzip(request)
+    status, headers, body = feed_response(feed, request.headers, request.method, private=private)
+    response = Response(body, status_code=status)
+    response.raw_headers = headers
+    return response
+
+
+def feed_response(
+    feed: FeedBody, asked: Mapping[str, str], method: str, *, private: bool = False
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body for a feed request: 304, HEAD, gzip or identity."""
+    compressed = accepts_gzip(asked)
     headers = feed_headers(feed, compressed)
     if private:  # shared caches must not keep a subscriber's feed under its secret URL
         headers["Cache-Control"] = "private, max-age=300"
-    if not_modified(request, feed):
-        return Response(status_code=304, headers=headers)
-    body = feed.body
+    if not_modified(asked, feed):
+        return 304, encode(headers), b""
+    body = feed.gzipped if compressed else feed.body
     if compressed:
-        body = feed.gzipped
         headers["Content-Encoding"] = "gzip"
+    headers["Content-Type"] = CALENDAR_TYPE
     headers["Content-Length"] = str(len(body))
-    if request.method == "HEAD":
-        return Response(status_code=200, headers=headers, media_type=CALENDAR_TYPE)
-    return Response(body, headers=headers, media_type=CALENDAR_TYPE)
+    return 200, encode(headers), b"" if method == "HEAD" else body
+
+
+def encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def gzip_etag(feed: FeedBody) -> str:
@@ -93,13 +113,13 @@ def feed_headers(feed: FeedBody, compressed: bool) -> dict[str, str]:
     }
 
 
-def not_modified(request: Request, feed: FeedBody) -> bool:
+def not_modified(asked: Mapping[str, str], feed: FeedBody) -> bool:
     """RFC 9110 §13.1: If-None-Match wins; If-Modified-Since only counts without it."""
-    match = request.headers.get("if-none-match")
+    match = asked.get("if-none-match")
     if match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in match.split(",")}
         return bool(tags & {"*", feed.etag, gzip_etag(feed)})
-    since = request.headers.get("if-modified-since")
+    since = asked.get("if-modified-since")
     if since is None:
         return False
     try:
@@ -109,12 +129,48 @@ def not_modified(request: Request, feed: FeedBody) -> bool:
     return when.tzinfo is not None and feed.last_modified <= when
 
 
-def accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
+def accepts_gzip(asked: Mapping[str, str]) -> bool:
+    for part in asked.get("accept-encoding", "").split(","):
         coding, _, params = part.strip().partition(";")
         if coding.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
             return True
     return False
+
+
+class FeedFastPath:
+    """ASGI front for public feeds whose bytes are current: answered without the framework.
+
+    Everything else (a stale feed, an unknown one, every other path) goes to the app.
+    A cached feed is the most requested thing we serve: calendar clients poll it.
+    """
+
+    def __init__(self, app: ASGIApp, calendars: Calendars) -> None:
+        self.app = app
+        self.calendars = calendars
+        self.served = 0  # answers given without the app (tests look)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ref = feed_ref(scope["path"]) if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") else None
+        feed = self.calendars.ready(ref) if ref is not None else None
+        if feed is None:
+            await self.app(scope, receive, send)
+            return
+        self.served += 1
+        status, headers, body = feed_response(feed, Headers(scope=scope), scope["method"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def feed_ref(path: str) -> FeedRef | None:
+    """The public feed a path names, if it names one."""
+    if not path.startswith("/feeds/") or not path.endswith(".ics"):
+        return None
+    name = path[len("/feeds/") : -len(".ics")]
+    if name == "all":
+        return FeedRef("all", None)
+    if name.startswith("audiences/") and name.count("/") == 1:
+        return FeedRef("audience", name.split("/", 1)[1])
+    return FeedRef("timeline", name) if "/" not in name else None
 
 
 def unknown_feed(calendars: Calendars, ref: FeedRef) -> PlainTextResponse:
