@@ -35,6 +35,7 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_feeds.py --install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
