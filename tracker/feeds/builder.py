@@ -167,6 +167,25 @@ def tzid_of(zone: str) -> str | None:
     return str(tzid) if tzid else None
 
 
+def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: CalendarInfo, *, now: datetime) -> bytes:
+    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as a reminder attaches it.
+
+    UID, SEQUENCE and DTSTAMP are the feed's: a client that imports the file and shows the feed
+    sees one item, in one version. A repeating milestone comes whole (series and done occurrences),
+    as in the feed: an occurrence alone, a RECURRENCE-ID without its series, does not import well.
+    """
+    if (occurrence.milestone.timeline_id, occurrence.milestone.key) != (view.timeline_id, view.key):
+        raise ValueError(f"occurrence of {occurrence.milestone.key!r} given for {view.key!r}")
+    calendar = Calendar()
+    for name, value in (("prodid", PRODID), ("version", "2.0"), ("calscale", "GREGORIAN"), ("method", "PUBLISH")):
+        calendar.add(name, value)
+    for zone, since in zones_used([view]):
+        calendar.add_component(make_vtimezone(zone, since))
+    for component in make_components(view, info, now=now):
+        calendar.add_component(component)
+    return bytes(calendar.to_ical())
+
+
 # --- one milestone -----------------------------------------------------------------------
 
 
