@@ -24,7 +24,6 @@ from icalendar import Calendar
 from jinja2 import TemplateError
 
 from tests.factories import REPO
-from tracker import emails
 from tracker.emails import (
     KINDS,
     LANGUAGES,
@@ -35,8 +34,10 @@ from tracker.emails import (
     Renderer,
     Sender,
     inline_template,
+    inlining,
     message_id,
 )
+from tracker.emails import render as render_module
 from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, item_uid
 from tracker.planning import CompletionView, MilestoneView, Occurrence, list_upcoming
 
@@ -381,7 +382,7 @@ def test_the_calendar_of_a_milestone_is_built_once_for_all_its_reminders(
         built.append(view.key)
         return build_item_calendar(view, *args, **kwargs)
 
-    monkeypatch.setattr(emails, "build_item_calendar", counting)
+    monkeypatch.setattr(render_module, "build_item_calendar", counting)
     fresh = Renderer(TEMPLATES, LOCALES, SENDER)
     for language in LANGUAGES:
         fresh.render(make_request("reminder", language))
@@ -655,13 +656,13 @@ def test_a_request_missing_what_its_kind_needs_is_refused(
 
 def test_the_renderer_inlines_css_once_per_template_not_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    inline = emails.inline_css
+    inline = inlining.inline_css
 
     def counting(html: str, css: str | None) -> str:
         calls.append(html)
         return inline(html, css)
 
-    monkeypatch.setattr(emails, "inline_css", counting)
+    monkeypatch.setattr(inlining, "inline_css", counting)
     fresh = Renderer(TEMPLATES, LOCALES, SENDER)
     loaded = len(calls)
     for number in range(100):

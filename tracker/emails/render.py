@@ -1,0 +1,268 @@
+"""Build the message: headers, parts, the calendar attachment (no network, no store)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage, Message, MIMEPart
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from jinja2 import Template
+
+from tracker.dates import parse_offset
+from tracker.emails.inlining import make_environment
+from tracker.emails.words import (
+    LANGUAGES,
+    Language,
+    choose_language,
+    describe_item,
+    describe_previous,
+    due_text,
+    group_weeks,
+    load_language,
+    occurrence_of,
+    reader_zone,
+    when_text,
+)
+from tracker.feeds import CalendarInfo, build_item_calendar, timeline_page
+from tracker.planning import MilestoneView, Occurrence
+
+Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+# 7bit: non-ASCII bodies go out quoted-printable or base64, never raw 8-bit (a relay without 8BITMIME).
+POLICY = SMTP.clone(cte_type="7bit")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str
+    language: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    unsubscribe_mailto: str
+    preferences: str
+    feed: str
+    confirm: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    """One message to render: its kind, for whom, about what."""
+
+    kind: Kind
+    recipient: Recipient
+    links: Links
+    key: str  # the delivery's unique key, e.g. "reminder:42:hlpf/revised-draft:2017-02-24:7d" → Message-ID
+    now: datetime  # aware; the Date header
+    view: MilestoneView | None = None  # all kinds except confirm/digest
+    due_at: datetime | None = None  # this occurrence's instant (repeating milestones)
+    old_at: datetime | None = None  # "changed": the previous instant
+    offset: str | None = None  # "reminder": "7d", "4h"
+    digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
+    predecessor: MilestoneView | None = None  # "opened": the milestone whose completion opened this one
+    subscribed_to: Sequence[str] = ()  # "confirm": titles of the timelines followed (empty: all)
+
+
+@dataclass(frozen=True)
+class Sender:
+    from_address: str  # "Tracker <tracker@localhost>"
+    base_url: str  # "http://127.0.0.1:8000": links and calendar UIDs
+    list_id: str  # "<deadlines.tracker.localhost>"
+    reminder_hour: int = 9  # TRACKER_REMINDER_HOUR, for the alarms of the attached calendar item
+
+
+# --- what templates see -------------------------------------------------------------------
+
+
+class Renderer:
+    """Turn requests into messages; build one per process and share it (templates and catalogs load once)."""
+
+    def __init__(self, templates: Path, locales: Path, sender: Sender) -> None:
+        self.sender = sender
+        self.environment = make_environment(templates)
+        names = self.environment.list_templates(filter_func=lambda name: name.endswith(".j2"))
+        self.templates = {name: self.environment.get_template(name) for name in names}
+        self.languages = {code: load_language(locales, code) for code in LANGUAGES}
+        self.calendars: dict[tuple[str, str], tuple[tuple[object, ...], bytes]] = {}
+
+    def render(self, request: EmailRequest) -> EmailMessage:
+        """Return the complete message for *request*, in the recipient's language and zone."""
+        check_request(request)
+        language = self.languages[choose_language(request.recipient.language)]
+        context = self.context(request, language)
+        text_template = self.templates[f"{request.kind}.txt.j2"]
+        subject = one_line(render_block(text_template, "subject", context))
+        text = tidy_text(text_template.render(context))
+        html = self.templates[f"{request.kind}.html.j2"].render(context, subject=subject)
+        message = make_message(request, self.sender, subject, language.tag)
+        body = [text_part(text, "plain"), text_part(html, "html")]
+        attachments = [self.calendar_part(request)] if request.kind == "reminder" else []
+        set_body(message, body, attachments, boundary_of(request.key))
+        return message
+
+    def context(self, request: EmailRequest, language: Language) -> dict[str, Any]:
+        """Return what the templates see: common values, the kind's own, and the gettext functions."""
+        translations = language.translations
+        values: dict[str, Any] = {
+            "lang": language.tag,
+            "dir": language.direction,
+            "links": request.links,
+            "brand": parseaddr(self.sender.from_address)[0] or "Tracker",
+            "gettext": translations.gettext,
+            "ngettext": translations.ngettext,
+        }
+        values.update(kind_values(request, language, reader_zone(request), self.sender.base_url))
+        return values
+
+    def calendar_part(self, request: EmailRequest) -> MIMEPart:
+        assert request.view is not None
+        return calendar_part(self.calendar(request, request.view), f"{request.view.key}.ics")
+
+    def calendar(self, request: EmailRequest, view: MilestoneView) -> bytes:
+        """Return the milestone's calendar item, built once for all who get a reminder of it."""
+        # The whole view is compared, as FeedCache does: a completion changes the item, not the revision.
+        state = (view, request.due_at, request.now if view.updated_at is None else None)
+        cached = self.calendars.get((view.timeline_id, view.key))
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        base_url = self.sender.base_url
+        info = CalendarInfo(
+            name=view.timeline_title,
+            description=view.timeline_summary,
+            url=timeline_page(view, base_url),
+            base_url=base_url,
+            reminder_hour=self.sender.reminder_hour,
+        )
+        data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
+        self.calendars[view.timeline_id, view.key] = (state, data)
+        return data
+
+
+def check_request(request: EmailRequest) -> None:
+    """Refuse a request that lacks what its kind needs, before anything is rendered."""
+    if request.now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    if request.kind == "confirm" and request.links.confirm is None:
+        raise ValueError("a confirm email needs links.confirm")
+    if request.kind not in ("confirm", "digest") and request.view is None:
+        raise ValueError(f"a {request.kind} email needs a view")
+    if request.kind == "changed" and request.old_at is None:
+        raise ValueError("a changed email needs old_at")
+    if request.kind == "reminder" and request.offset is None:
+        raise ValueError("a reminder email needs its offset")
+
+
+def kind_values(request: EmailRequest, language: Language, reader: str, base_url: str) -> dict[str, Any]:
+    """Return the values one kind of message needs."""
+    if request.kind == "confirm":
+        return {"topics": list(request.subscribed_to)}
+    if request.kind == "digest":
+        return {"weeks": group_weeks(request.digest, language, reader, base_url)}
+    assert request.view is not None
+    view = request.view
+    values: dict[str, Any] = {"item": describe_item(occurrence_of(view, request.due_at), language, reader, base_url)}
+    if request.kind == "reminder" and request.offset is not None:
+        values["due"] = due_text(view, parse_offset(request.offset), language)
+    elif request.kind == "changed":
+        values["old_when"] = when_text(occurrence_of(view, request.old_at), language, reader)
+    elif request.kind == "opened":
+        values["previous"] = describe_previous(request.predecessor, language)
+    return values
+
+
+def render_block(template: Template, name: str, context: dict[str, Any]) -> str:
+    return "".join(template.blocks[name](template.new_context(context)))
+
+
+def tidy_text(text: str) -> str:
+    """Collapse the blank lines that optional sections leave behind."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+# --- the message --------------------------------------------------------------------------
+
+
+def message_id(key: str, domain: str) -> str:
+    """Return the Message-ID of a delivery: the same key always gives the same id, so clients fold a resend."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def one_line(text: str) -> str:
+    """Collapse all whitespace, CR and LF included: no value can start a header of its own."""
+    return " ".join(text.split())
+
+
+def make_message(request: EmailRequest, sender: Sender, subject: str, tag: str) -> EmailMessage:
+    """Return a message with every header set and no body yet."""
+    message = EmailMessage(policy=POLICY)
+    recipient, links = request.recipient, request.links
+    domain = parseaddr(sender.from_address)[1].rpartition("@")[2] or "localhost"
+    message["From"] = one_line(sender.from_address)
+    message["To"] = Address(display_name=one_line(recipient.name), addr_spec=one_line(recipient.email))
+    message["Subject"] = subject
+    message["Date"] = format_datetime(request.now)
+    message["Message-ID"] = message_id(request.key, domain)
+    message["List-Id"] = one_line(sender.list_id)
+    message["List-Unsubscribe"] = f"<{one_line(links.unsubscribe)}>, <{one_line(links.unsubscribe_mailto)}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message["Precedence"] = "bulk"
+    message["X-Auto-Response-Suppress"] = "All"  # no out-of-office replies from Exchange
+    message["Content-Language"] = tag
+    message["MIME-Version"] = "1.0"
+    return message
+
+
+def boundary_of(key: str) -> str:
+    """Return the start of the boundaries of a delivery: the same request gives the same bytes.
+
+    '=_' cannot occur in quoted-printable or base64 text, so a boundary cannot occur in a part.
+    """
+    return f"=_{hashlib.sha256(f'boundary:{key}'.encode()).hexdigest()[:24]}_"
+
+
+def text_part(text: str, subtype: str) -> MIMEPart:
+    part = MIMEPart(policy=POLICY)
+    part.set_content(text, subtype=subtype, charset="utf-8")
+    return part
+
+
+def calendar_part(calendar: bytes, filename: str) -> MIMEPart:
+    part = MIMEPart(policy=POLICY)
+    params = {"method": "PUBLISH", "charset": "utf-8"}
+    part.set_content(calendar, maintype="text", subtype="calendar", filename=filename, params=params)
+    return part
+
+
+def set_body(message: EmailMessage, body: list[MIMEPart], attachments: list[MIMEPart], boundary: str) -> None:
+    """Make *message* multipart/alternative, or multipart/mixed with the alternative first."""
+    if not attachments:
+        set_multipart(message, "alternative", body, boundary + "1")
+        return
+    alternative = MIMEPart(policy=POLICY)
+    set_multipart(alternative, "alternative", body, boundary + "1")
+    set_multipart(message, "mixed", [alternative, *attachments], boundary + "0")
+
+
+def set_multipart(message: MIMEPart, subtype: str, parts: list[MIMEPart], boundary: str) -> None:
+    # Built as a tree rather than with add_alternative/add_attachment, which move headers
+    # from part to part and repeat MIME-Version in every part.
+    message["Content-Type"] = f'multipart/{subtype}; boundary="{boundary}"'
+    payload: list[Message | str] = list(parts)
+    message.set_payload(payload)
+
+
+# --- languages ----------------------------------------------------------------------------
