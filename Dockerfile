@@ -15,6 +15,8 @@ COPY tracker/ tracker/
 RUN pip install . \
     && rm -rf build tracker.egg-info
 
+COPY templates/ templates/
+COPY locale/ locale/
 COPY schedules/ schedules/
 
 # Run as an unprivileged user. var/ holds what the process writes (SQLite file,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -244,3 +246,32 @@ def test_feed_for_an_unknown_timeline_lists_the_real_ones(
 
     assert result.returncode == 1
     assert "no such feed /feeds/hlfp.ics" in result.stderr and "/feeds/hlpf.ics" in result.stderr
+
+
+def test_preview_prints_the_message_as_it_would_be_sent(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    tracker("subscribers", "add", "amina@mission.example.org", "--language", "fr", "--timezone", "Africa/Dakar",
+            "--confirmed", env=env, cwd=tmp_path)  # fmt: skip
+    env = {**env, "TRACKER_TEMPLATES": str(REPO / "templates" / "emails"), "TRACKER_LOCALES": str(REPO / "locale")}
+
+    result = subprocess.run(
+        [TRACKER, "preview", "reminder", "--milestone", "hlpf/member-comments", "--to", "amina@mission.example.org"],
+        env=env, cwd=tmp_path, capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    html = tracker(
+        "preview", "changed", "--milestone", "hlpf/final-draft", "--lang", "ar", "--html", env=env, cwd=tmp_path
+    )
+    unknown = tracker("preview", "reminder", "--milestone", "hlpf/member-coments", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    message = email.message_from_bytes(result.stdout, policy=email.policy.default)
+    assert message["To"] == "amina@mission.example.org"
+    assert message["Content-Language"] == "fr"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert [part.get_content_type() for part in message.walk()][-1] == "text/calendar"
+    assert "heure locale" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert html.returncode == 0 and '<html lang="ar" dir="rtl">' in html.stdout
+    assert unknown.returncode == 1 and "did you mean 'hlpf/member-comments'?" in unknown.stderr

@@ -694,3 +694,20 @@ def test_inlining_keeps_template_syntax_even_between_table_rows() -> None:
 def test_inlining_refuses_template_syntax_the_html_parser_would_move() -> None:
     with pytest.raises(TemplateError, match=r"attrs\.html\.j2"):
         inline_template("<p {{ attributes }}>text</p>", "p { margin: 0; }", "attrs.html.j2")
+
+
+@pytest.mark.parametrize("base", [BASE, "https://deadlines.council-working-group-on-wsis.example.org/tracker"])
+def test_list_unsubscribe_stays_plain_ascii_urls_however_long(renderer: Renderer, base: str) -> None:
+    links = Links(
+        unsubscribe=f"{base}/unsubscribe/MTIzNDUuMA.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+        unsubscribe_mailto="mailto:tracker@tracker.example.org?subject=unsubscribe%20MTIzNDUuMA.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+        preferences=f"{base}/preferences/MTIzNDUuMA.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
+        feed=f"{base}/feeds/me/token.ics",
+    )
+    raw = bytes(renderer.render(replace(make_request("reminder", "en"), links=links)))
+    header = next(line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:"))
+
+    assert b"=?" not in header
+    assert header == (
+        b"List-Unsubscribe: <" + links.unsubscribe.encode() + b">, <" + links.unsubscribe_mailto.encode() + b">"
+    )

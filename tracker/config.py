@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     admin_token: str = ""
     secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
     secret_key_file: Path = Path("var/secret_key")
+    templates: Path = Path("templates/emails")  # KIND.txt.j2 / KIND.html.j2 and the layout
+    locales: Path = Path("locale")  # Babel catalogs, locale/LANG/LC_MESSAGES/messages.po
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items

@@ -7,15 +7,17 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from tracker.dates import DateError, get_zone, suggest
+from tracker.emails import Links
 from tracker.models import Event, Subscriber
 from tracker.schedules import Problem
-from tracker.tokens import Purpose
+from tracker.tokens import Purpose, make_token
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 COLUMNS = ("email", "name", "language", "audiences", "timelines")
@@ -188,3 +190,20 @@ def rotate(session: Session, subscriber: Subscriber, purposes: Iterable[Purpose]
     subscriber.changed_at = now
     session.add(subscriber)
     record(session, "subscriber_tokens_rotated", subscriber, now)
+
+
+def links_for(subscriber: Subscriber, secret: bytes, base_url: str, from_address: str) -> Links:
+    """The links every message to *subscriber* carries, signed with the current token versions."""
+    assert subscriber.id is not None
+    base = base_url.rstrip("/")
+    manage = make_token(secret, "manage", subscriber.id, subscriber.manage_version)
+    feed = make_token(secret, "feed", subscriber.id, subscriber.feed_version)
+    confirm = make_token(secret, "confirm", subscriber.id, subscriber.confirm_version)
+    mailbox = parseaddr(from_address)[1] or "tracker@localhost"
+    return Links(
+        unsubscribe=f"{base}/unsubscribe/{manage}",
+        unsubscribe_mailto=f"mailto:{mailbox}?subject=unsubscribe%20{manage}",
+        preferences=f"{base}/preferences/{manage}",
+        feed=f"{base}/feeds/me/{feed}.ics",
+        confirm=f"{base}/confirm/{confirm}" if subscriber.state == "pending" else None,
+    )

@@ -38,6 +38,10 @@ Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"
 KINDS: tuple[Kind, ...] = get_args(Kind)
 # 7bit: non-ASCII bodies go out quoted-printable or base64, never raw 8-bit (a relay without 8BITMIME).
 POLICY = SMTP.clone(cte_type="7bit")
+# The message's own headers are not folded at 78 (a SHOULD; 998 is the MUST): Python's folder
+# turns a URL longer than a line into RFC 2047 encoded words, a List-Unsubscribe no client can
+# use. Parts keep POLICY, whose 78 also sets the quoted-printable line length of the bodies.
+HEADERS_POLICY = POLICY.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def one_line(text: str) -> str:
 
 def make_message(request: EmailRequest, sender: Sender, subject: str, tag: str) -> EmailMessage:
     """Return a message with every header set and no body yet."""
-    message = EmailMessage(policy=POLICY)
+    message = EmailMessage(policy=HEADERS_POLICY)
     recipient, links = request.recipient, request.links
     domain = parseaddr(sender.from_address)[1].rpartition("@")[2] or "localhost"
     message["From"] = one_line(sender.from_address)

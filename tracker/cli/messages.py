@@ -1,0 +1,89 @@
+"""`tracker preview`: a message exactly as it would be sent."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+from sqlmodel import Session
+
+from tracker.cli.common import app, fail, now_utc, secret_key, settings, store
+from tracker.dates import suggest
+from tracker.emails import KINDS, LANGUAGES, EmailRequest, Recipient, Renderer, Sender
+from tracker.models import Subscriber
+from tracker.planning import MilestoneView, expand, follows, list_upcoming
+from tracker.store import load_views, transaction
+from tracker.subscribers import find, links_for
+
+
+@app.command()
+def preview(
+    kind: Annotated[str, typer.Argument(help=f"One of {', '.join(KINDS)}")],
+    milestone: Annotated[str | None, typer.Option(help="TIMELINE/MILESTONE (all kinds but confirm, digest)")] = None,
+    lang: Annotated[str | None, typer.Option(help=f"One of {', '.join(LANGUAGES)} (default: the subscriber's)")] = None,
+    to: Annotated[str | None, typer.Option(help="A subscriber's address: their language, zone and links")] = None,
+    html: Annotated[bool, typer.Option("--html", help="Print only the HTML part, for a browser")] = False,
+) -> None:
+    """Print a message as it would be sent (RFC 5322, every MIME part); pipe it or save it as .eml."""
+    if kind not in KINDS:
+        fail(f"kind {kind!r} is not one of {', '.join(KINDS)}{suggest(kind, KINDS)}")
+    with transaction(store()) as session:
+        views = load_views(session)
+        subscriber = recipient_row(session, to)
+    view = pick_view(views, milestone, kind)
+    message = build_preview(kind, view, views, subscriber, lang)
+    if html:
+        part = message.get_body(("html",))
+        assert part is not None
+        sys.stdout.write(part.get_content())
+        return
+    sys.stdout.buffer.write(bytes(message))
+
+
+def recipient_row(session: Session, to: str | None) -> Subscriber:
+    """The subscriber *to*, or a sample one (nothing is saved)."""
+    found = find(session, to) if to else None
+    if to and found is None:
+        fail(f"no subscriber {to!r}; leave --to out to preview for a sample recipient")
+    config = settings()
+    return found or Subscriber(id=0, email="delegate@example.org", email_key="delegate@example.org",
+                               name="Delegate", timezone=config.timezone, audiences=["membership"],
+                               created_at=now_utc(), state="confirmed")  # fmt: skip
+
+
+def pick_view(views: list[MilestoneView], reference: str | None, kind: str) -> MilestoneView | None:
+    if kind in ("confirm", "digest"):
+        return None
+    if reference is None:
+        fail(f"preview {kind} needs --milestone TIMELINE/MILESTONE")
+    known = {f"{v.timeline_id}/{v.key}": v for v in views if v.status != "removed"}
+    if reference not in known:
+        fail(f"no milestone {reference!r}{suggest(reference, known)}")
+    return known[reference]
+
+
+def build_preview(
+    kind: str, view: MilestoneView | None, views: list[MilestoneView], subscriber: Subscriber, lang: str | None
+) -> EmailMessage:
+    config = settings()
+    now = now_utc()
+    host = urlsplit(config.base_url).hostname or "localhost"
+    renderer = Renderer(config.templates, config.locales, Sender(config.from_address, config.base_url,
+                        f"<deadlines.{host}>", config.reminder_hour))  # fmt: skip
+    recipient = Recipient(subscriber.email, subscriber.name, lang or subscriber.language, subscriber.timezone)
+    links = links_for(subscriber, secret_key(), config.base_url, config.from_address)
+    next_at = None
+    if view is not None:
+        coming = expand(view, now, now + timedelta(days=800))
+        next_at = coming[0].at if coming else view.main_at
+    offset = (view.reminders[0] if view and view.reminders else "7d") if kind == "reminder" else None
+    old_at = next_at - timedelta(days=7) if kind == "changed" and next_at else None
+    followed = [v for v in views if follows(v, subscriber.timelines, subscriber.audiences or ())]
+    digest = list_upcoming(followed, now=now, window=timedelta(weeks=4)) if kind == "digest" else []
+    request = EmailRequest(kind, recipient, links, key=f"preview:{kind}:{view.key if view else ''}", now=now,  # type: ignore[arg-type]
+                           view=view, due_at=next_at, old_at=old_at, offset=offset, digest=digest)  # fmt: skip
+    return renderer.render(request)
