@@ -242,3 +242,52 @@ def test_a_cached_feed_is_answered_the_same_by_the_fast_path(
         for name in ("etag", "last-modified", "content-type", "content-length", "cache-control", "vary"):
             assert fast.headers.get(name) == slow.headers.get(name), name
     assert [r.status_code for r in conditional] == [304, 304]
+
+
+def test_the_confirm_link_confirms_once_and_then_is_spent(client: httpx.Client, engine: Engine) -> None:
+    subscriber_id, _ = subscribe(engine, "nadia@mission.example.org", confirmed=False)
+    link = f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}"
+
+    first = client.get(link)
+    again = client.get(link)
+
+    assert first.status_code == 200 and "nadia@mission.example.org will receive reminders" in first.text
+    assert again.status_code == 404
+    with transaction(engine) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None and subscriber.state == "confirmed"
+
+
+def test_one_click_unsubscribe_works_without_a_page_and_a_get_changes_nothing(
+    client: httpx.Client, engine: Engine
+) -> None:
+    subscriber_id, _ = subscribe(engine, "li@mission.example.org")
+    link = f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 0)}"
+
+    shown = client.get(link)
+    with transaction(engine) as session:
+        still = session.get(Subscriber, subscriber_id)
+        assert still is not None and still.state == "confirmed"
+    clicked = client.post(link, content=b"List-Unsubscribe=One-Click",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+
+    assert shown.status_code == 200 and '<form method="post">' in shown.text
+    assert clicked.status_code == 200 and "will receive no more messages" in clicked.text
+    with transaction(engine) as session:
+        gone = session.get(Subscriber, subscriber_id)
+        assert gone is not None and gone.state == "unsubscribed"
+    assert client.post(f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 7)}").status_code == 404
+    assert client.post("/unsubscribe/forged.token").status_code == 404
+
+
+def test_pages_escape_what_subscribers_typed(client: httpx.Client, engine: Engine) -> None:
+    subscriber_id, _ = subscribe(engine, "x@mission.example.org", confirmed=False)
+    with transaction(engine, write=True) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None
+        subscriber.email = "<script>alert(1)</script>@mission.example.org"
+        session.add(subscriber)
+
+    page = client.get(f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 0)}")
+
+    assert "<script>" not in page.text and "&lt;script&gt;" in page.text

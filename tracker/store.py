@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import JSON, Engine, Table, create_engine, event, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlmodel import Session, select
 
 from tracker.models import CompletionRecord, Milestone, Timeline
@@ -123,7 +123,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     """
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        insert_rows_sqlite(session, table, rows, dialect)
+        return
+    if dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
     from psycopg.types.json import Json
@@ -136,6 +140,24 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+
+
+def insert_rows_sqlite(session: Session, table: Table, rows: list[dict[str, Any]], dialect: Dialect) -> None:
+    """executemany on the driver, each column's own bind processor applied once per value.
+
+    Values go through the same conversions SQLAlchemy would apply; what is skipped is its
+    per-row parameter bookkeeping, which was most of the time of a large insert.
+    """
+    columns = list(rows[0])
+    processors = [table.c[name].type.bind_processor(dialect) or _same for name in columns]
+    names = ", ".join(f'"{name}"' for name in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+    values = [tuple(p(row[c]) for p, c in zip(processors, columns, strict=True)) for row in rows]
+    session.connection().exec_driver_sql(sql, values)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def load_views(session: Session) -> list[MilestoneView]:

@@ -17,7 +17,7 @@ from tracker.dates import DateError, get_zone, suggest
 from tracker.emails import Links
 from tracker.models import Event, Subscriber
 from tracker.schedules import Problem
-from tracker.tokens import Purpose, make_token
+from tracker.tokens import Purpose, make_token, read_token
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 COLUMNS = ("email", "name", "language", "audiences", "timelines")
@@ -207,3 +207,25 @@ def links_for(subscriber: Subscriber, secret: bytes, base_url: str, from_address
         feed=f"{base}/feeds/me/{feed}.ics",
         confirm=f"{base}/confirm/{confirm}" if subscriber.state == "pending" else None,
     )
+
+
+def by_token(session: Session, secret: bytes, purpose: Purpose, token: str) -> Subscriber | None:
+    """The subscriber a current token of *purpose* names; None for a wrong, forged or rotated one."""
+    found = read_token(secret, purpose, token)
+    if found is None:
+        return None
+    subscriber = session.get(Subscriber, found[0])
+    if subscriber is None or getattr(subscriber, f"{purpose}_version") != found[1]:
+        return None
+    return subscriber
+
+
+def confirm(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Confirm a pending subscription (double opt-in); return False when there was nothing to do."""
+    if subscriber.state != "pending":
+        return False
+    subscriber.state, subscriber.confirmed_at, subscriber.changed_at = "confirmed", now, now
+    subscriber.confirm_version += 1  # the link is spent: using it again changes nothing
+    session.add(subscriber)
+    record(session, "subscriber_confirmed", subscriber, now)
+    return True

@@ -1,4 +1,4 @@
-"""The HTTP app: public feeds with proper caching headers, and a health check."""
+"""The HTTP app: public and personal feeds with proper caching headers, email links, a health check."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import __version__
 from tracker.calendars import Calendars, FeedBody, FeedRef
+from tracker.web_subscriptions import subscription_routes
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 FEED_CACHE_CONTROL = "public, max-age=300"
@@ -28,6 +29,7 @@ def create_app(engine: Engine, calendars: Calendars) -> ASGIApp:
 def create_api(engine: Engine, calendars: Calendars) -> FastAPI:
     """Build the FastAPI app (every route, the OpenAPI document)."""
     app = FastAPI(title="Tracker", version=__version__, summary="Deadlines of a working group, as calendars.")
+    app.include_router(subscription_routes(engine, calendars.secret, calendars.clock))
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])
     def healthz() -> JSONResponse:
