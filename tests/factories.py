@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from tracker.planning import MilestoneView
 
 REPO = Path(__file__).resolve().parent.parent
 REPO_SCHEDULES = REPO / "schedules"
@@ -79,3 +83,21 @@ GOOD_TIMELINES = {
     "wsis-forum-yearly.yaml": YEARLY,
     "follow-up.yaml": FOLLOW_UP,
 }
+
+
+def make_view(**overrides: Any) -> MilestoneView:
+    """A stored milestone as planning, feeds and emails see it: the HLPF-17 comments deadline."""
+    values: dict[str, Any] = {
+        "timeline_id": "hlpf",
+        "timeline_title": "HLPF-17",
+        "key": "member-comments",
+        "title": "Membership comments on the revised draft",
+        "kind": "deadline",
+        "all_day": True,
+        "zone": "Europe/Zurich",
+        "owner": "membership",
+        "due_at": datetime(2017, 3, 10, 22, 59, 59, tzinfo=UTC),  # end of 10 March in Geneva
+        "audiences": ("membership", "secretariat"),
+    }
+    values.update(overrides)
+    return MilestoneView(**values)

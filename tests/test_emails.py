@@ -23,6 +23,7 @@ from babel.messages.pofile import read_po
 from icalendar import Calendar
 from jinja2 import TemplateError
 
+from tests import factories
 from tests.factories import REPO
 from tracker.emails import (
     KINDS,
@@ -61,17 +62,9 @@ SHOWN = ("en", "fr", "ar", "zh")  # the languages whose messages are checked par
 
 
 def make_view(**overrides: Any) -> MilestoneView:
-    values: dict[str, Any] = {
+    defaults = {
         "timeline_id": "hlpf-2017",
         "timeline_title": HLPF,
-        "key": "member-comments",
-        "title": "Membership comments on the revised draft",
-        "kind": "deadline",
-        "all_day": True,
-        "zone": "Europe/Zurich",
-        "owner": "membership",
-        "due_at": datetime(2017, 3, 10, 22, 59, 59, tzinfo=UTC),
-        "audiences": ("membership", "secretariat"),
         "reminders": ("14d", "7d", "1d"),
         "summary": "Comments on the revised draft, for the secretariat to consolidate into the final text.",
         "url": "https://www.itu.int/en/council/cwg-wsis",
@@ -80,8 +73,7 @@ def make_view(**overrides: Any) -> MilestoneView:
         "timeline_kind": "drafting",
         "opens_after": "revised-draft",
     }
-    values.update(overrides)
-    return MilestoneView(**values)
+    return factories.make_view(**{**defaults, **overrides})
 
 
 DRAFT = make_view(

@@ -17,6 +17,7 @@ import yaml
 from icalendar import Calendar, Event, Timezone
 from sqlalchemy import Engine
 
+from tests import factories
 from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.factories import REPO_SCHEDULES
 from tracker import feeds
@@ -49,24 +50,8 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "seed-all.ics"
 
 
 def make_view(**overrides: Any) -> MilestoneView:
-    values: dict[str, Any] = {
-        "timeline_id": "hlpf",
-        "timeline_title": "HLPF-17",
-        "key": "member-comments",
-        "title": "Membership comments on the revised draft",
-        "kind": "deadline",
-        "all_day": True,
-        "zone": "Europe/Zurich",
-        "owner": "membership",
-        "due_at": datetime(2017, 3, 10, 22, 59, 59, tzinfo=UTC),
-        "audiences": ("membership", "secretariat"),
-        "reminders": ("14d", "7d", "1d"),
-        "revision": 0,
-        "updated_at": NOW,
-        "timeline_kind": "drafting",
-    }
-    values.update(overrides)
-    return MilestoneView(**values)
+    defaults = {"reminders": ("14d", "7d", "1d"), "updated_at": NOW, "timeline_kind": "drafting"}
+    return factories.make_view(**{**defaults, **overrides})
 
 
 def deadline(day: date, zone: str, clock: time | None = None, **overrides: Any) -> MilestoneView:

@@ -6,26 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests import factories
 from tracker.planning import CompletionView, MilestoneView, concerns, list_upcoming, nearest_occurrence
 
 NOW = datetime(2017, 2, 1, 8, 0, tzinfo=UTC)
 
 
 def make_view(**overrides: Any) -> MilestoneView:
-    values: dict[str, Any] = {
-        "timeline_id": "hlpf",
-        "timeline_title": "HLPF-17",
-        "key": "comments",
-        "title": "Comments",
-        "kind": "deadline",
-        "all_day": True,
-        "zone": "Europe/Zurich",
-        "owner": "membership",
-        "due_at": datetime(2017, 3, 10, 22, 59, 59, tzinfo=UTC),
-        "audiences": ("membership", "secretariat"),
-    }
-    values.update(overrides)
-    return MilestoneView(**values)
+    return factories.make_view(**{"key": "comments", "title": "Comments", **overrides})
 
 
 def test_it_lists_deadlines_inside_the_window_earliest_first() -> None:
