@@ -12,10 +12,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from tests.smtp_server import forbid_remote_smtp
 from tracker.store import open_store
 
 PG_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def remote_smtp_attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test fails loudly if anything in it tries to reach an SMTP server off this machine."""
+    attempts = forbid_remote_smtp(monkeypatch)
+    yield attempts
+    assert not attempts, f"a test tried to reach a remote SMTP server: {attempts}"
 
 
 @pytest.fixture

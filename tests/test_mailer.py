@@ -18,7 +18,6 @@ from tests.smtp_server import (
     RemoteSMTPError,
     SMTPTestServer,
     closed_port,
-    forbid_remote_smtp,
     silent_listener,
 )
 from tracker.mailer import (
@@ -45,13 +44,6 @@ def in_loop(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
         asyncio.run(asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT))
 
     return run
-
-
-@pytest.fixture(autouse=True)
-def remote_smtp_attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    attempts = forbid_remote_smtp(monkeypatch)
-    yield attempts
-    assert not attempts, f"a test tried to reach a remote SMTP server: {attempts}"
 
 
 @pytest.fixture
