@@ -27,6 +27,7 @@ MILESTONE_KEYS = (
     "reminders", "repeat", "status", "done", "url", "location",
 )  # fmt: skip
 _NULLS = ("", "~", "null", "Null", "NULL")
+_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS)}
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -221,13 +222,14 @@ class _Reader:
             self.report(node, f"{what} must be a mapping of keys to values")
             return {}
         found: dict[str, yaml.Node] = {}
+        known = _KEY_SETS[allowed]
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 self.report(key_node, f"{what} keys must be plain words")
             elif key in found:
                 self.report(key_node, f"duplicate key {key!r} in {what}")
-            elif key not in allowed:
+            elif key not in known:
                 self.report(key_node, f"unknown key {key!r} in {what}{suggest(key, allowed)}")
             else:
                 found[key] = value_node
@@ -239,13 +241,14 @@ class _Reader:
     def scalar(self, node: yaml.Node | None, key: str) -> str | None:
         if node is None:
             return None
-        if not isinstance(node, yaml.ScalarNode):
+        if node.__class__ is not yaml.ScalarNode:
             self.report(node, f"{key!r} must be a single value, not a list or mapping")
             return None
-        if is_null(node) or not node.value.strip():
+        value: str = node.value.strip()
+        if not value or (not node.style and value in _NULLS):
             self.report(node, f"{key!r} is empty")
             return None
-        return str(node.value).strip()
+        return value
 
     def slug(self, node: yaml.Node | None, key: str) -> str | None:
         value = self.scalar(node, key)
