@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,8 +32,6 @@ carlos@mission.example.org,Carlos,es,,hlpf;cwg-32
 
 @pytest.fixture
 def env(database_url: str, schedules: Path, write_timeline: WriteTimeline) -> dict[str, str]:
-    import os
-
     write_timeline("hlpf", HLPF)
     write_timeline("cwg-32", MEETING)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
