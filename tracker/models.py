@@ -58,6 +58,7 @@ class Timeline(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=100)
     title: str
+    titles: dict[str, str] | None = _json()  # translations by language code; `title` is the English one
     summary: str = ""
     timezone: str = Field(max_length=64)
     kind: str = Field(max_length=20)
@@ -80,6 +81,7 @@ class Milestone(SQLModel, table=True):
     position: int = 0
     line: int = 0
     title: str
+    titles: dict[str, str] | None = _json()  # translations by language code; `title` is the English one
     summary: str = ""
     owner: str | None = Field(default=None, max_length=100)
     url: str = ""
@@ -170,3 +172,55 @@ class Subscriber(SQLModel, table=True):
     created_at: datetime = _at(nullable=False)
     confirmed_at: datetime | None = _at()
     changed_at: datetime | None = _at()
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per message that should exist, planned before it is sent (SPEC §7).
+
+    The unique key makes planning idempotent: the same reminder can never be planned twice.
+    `slot` tells apart the messages of one kind about one occurrence: the offset of a
+    reminder ('7d'), the first event of a change notice, the week of a digest.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint(
+            "subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot", name="uq_delivery"
+        ),
+        Index("ix_deliveries_claim", "state", "attempt_at"),
+        Index("ix_deliveries_milestone", "timeline_id", "milestone_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(index=True)
+    timeline_id: str = Field(default="", max_length=100)  # '' for confirm and digest
+    milestone_key: str = Field(default="", max_length=100)
+    occurrence: str = Field(default="", max_length=40)
+    kind: str = Field(max_length=12)  # confirm | reminder | opened | changed | cancelled | digest
+    slot: str = Field(default="", max_length=40)
+    state: str = Field(default="planned", max_length=10)  # planned claimed sent failed skipped cancelled
+    send_at: datetime = _at(nullable=False)  # when it is meant to go
+    attempt_at: datetime = _at(nullable=False)  # when it may next be claimed (later after a failure)
+    deadline_at: datetime | None = _at()  # after this, sending is pointless: no more retries
+    attempts: int = 0
+    lease_until: datetime | None = _at()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    old_at: datetime | None = _at()  # changed: the date before the first move of this notice
+    new_at: datetime | None = _at()  # changed: the date after the last move
+    event_id: int | None = None  # the event a notice answers
+    last_error: str = ""
+    reply: str = ""  # the server's answer to the accepted message
+    reason: str = ""  # why it was skipped or cancelled
+    sent_at: datetime | None = _at()
+    created_at: datetime = _at(nullable=False)
+    updated_at: datetime = _at(nullable=False)
+
+
+class Cursor(SQLModel, table=True):
+    """How far a handler has read the events table: each event is handled once."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(primary_key=True, max_length=40)
+    event_id: int = 0
+    updated_at: datetime | None = _at()
