@@ -78,6 +78,8 @@ class _Handler:
         reply = await self.owner._fault_reply(server, "DATA", None)
         if reply is not None:
             return reply
+        if self.owner.delay:  # a slow relay: lets a test catch a sender mid-send
+            await asyncio.sleep(self.owner.delay)
         number = self.owner._record(server, session, envelope)
         return f"250 2.0.0 Ok: queued as M{number}"
 
@@ -122,6 +124,7 @@ class SMTPTestServer:
         self.sessions = 0  # connections ever accepted
         self.peak = 0  # most connections open at once
         self.quits = 0
+        self.delay = 0.0  # seconds the server waits before accepting each message
         self.logins: list[tuple[str, str]] = []  # (mechanism, login) that succeeded
         self._starttls = starttls
         self._implicit_tls = implicit_tls

@@ -83,6 +83,24 @@ def test_plan_shows_a_moved_date_old_to_new_with_its_cascade(
     assert set(moved) == {"revised-draft", "member-comments", "final-draft"}
 
 
+def test_plan_shows_a_translation_edit_as_a_title_update(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    english = "        title: Final text submitted to the UN\n"
+    translated = (
+        "        title:\n          en: Final text submitted to the UN\n          fr: Texte final soumis à l’ONU\n"
+    )
+    write_timeline("hlpf", HLPF.replace(english, translated))
+    tracker("sync", env=env, cwd=tmp_path)
+    write_timeline("hlpf", HLPF.replace(english, translated.replace("soumis", "transmis")))
+
+    result = tracker("plan", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "• updated     hlpf/submission  Final text submitted to the UN  (titles)" in result.stdout
+    assert "1 updated (dry run: nothing applied)" in result.stdout
+
+
 def test_a_failed_sync_says_nothing_changed(env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline) -> None:
     write_timeline("cwg-32", MEETING.replace("due: meeting - 30d", "due: documents - 30d"))
 

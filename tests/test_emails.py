@@ -470,6 +470,57 @@ def test_an_empty_digest_says_nothing_is_due(renderer: Renderer) -> None:
 # --- languages -------------------------------------------------------------------------------
 
 
+# Titles translated in the timeline file; Russian and Spanish are left to the English fallback.
+COMMENTS_TITLES = {
+    "fr": "Observations des membres sur le projet révisé",
+    "ar": "تعليقات الأعضاء على المشروع المنقح",
+    "zh": "成员对修订草案的意见",
+}
+HLPF_TITLES = {
+    "fr": "Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017",
+    "ar": "مساهمة مجلس الاتحاد في المنتدى السياسي الرفيع المستوى لعام 2017",
+    "zh": "国际电联理事会向2017年高级别政治论坛提交的文稿",
+}
+TRANSLATED = make_view(titles=COMMENTS_TITLES, timeline_titles=HLPF_TITLES)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_translated_title_is_shown_in_the_recipient_s_language_and_english_otherwise(
+    renderer: Renderer, language: str
+) -> None:
+    message = render(renderer, make_request("reminder", language, view=TRANSLATED))
+
+    title = COMMENTS_TITLES.get(language, TRANSLATED.title)
+    timeline = HLPF_TITLES.get(language, HLPF)
+    assert title in message["Subject"]
+    for subtype in ("plain", "html"):
+        assert title in body(message, subtype) and timeline in body(message, subtype)
+    if language in COMMENTS_TITLES:
+        assert TRANSLATED.title not in body(message, "plain") and HLPF not in body(message, "plain")
+
+
+def test_the_opened_notice_names_the_completed_step_in_the_recipient_s_language(renderer: Renderer) -> None:
+    draft = replace(DRAFT, titles={"fr": "Projet révisé publié"})
+    request = make_request("opened", "fr", view=TRANSLATED, predecessor=draft)
+
+    text = body(render(renderer, request), "plain")
+
+    assert "Projet révisé publié" in text and "Revised draft posted" not in text
+    assert COMMENTS_TITLES["fr"] in text
+
+
+def test_the_digest_lists_translated_titles_in_the_recipient_s_language(renderer: Renderer) -> None:
+    views = [replace(DRAFT, titles={"zh": "修订草案已发布"}), TRANSLATED, SUBMISSION]
+    items = list_upcoming(views, now=datetime(2017, 2, 20, 8, 0, tzinfo=UTC), window=timedelta(weeks=10))
+
+    text = body(render(renderer, make_request("digest", "zh", digest=items)), "plain")
+
+    assert (
+        text.index("修订草案已发布") < text.index(COMMENTS_TITLES["zh"]) < text.index("Final text submitted to the UN")
+    )
+    assert HLPF_TITLES["zh"] in text  # the timeline of the comments, translated; the others' stay English
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_html_declares_the_language_and_arabic_reads_right_to_left(renderer: Renderer, language: str) -> None:
     html = body(render(renderer, make_request("reminder", language)), "html")

@@ -25,6 +25,7 @@ from tracker.dates import END_OF_DAY, get_zone, local_to_utc
 from tracker.feeds import (
     CalendarInfo,
     FeedCache,
+    ItemWords,
     build_feed,
     item_uid,
     make_vtimezone,
@@ -679,6 +680,39 @@ def test_render_notices_changes_that_keep_the_revision() -> None:
     )
 
 
+CHINESE = ItemWords(
+    language="zh", acting="%(who)s：%(title)s", cancelled="已取消：%(title)s", audiences=(("membership", "成员"),)
+)
+
+
+def test_a_feed_in_another_language_shows_translated_titles_with_its_own_words() -> None:
+    translated = make_view(titles={"zh": "对修订草案的意见"}, timeline_titles={"zh": "高级别政治论坛文稿"})
+    cancelled = replace(translated, key="cancelled", status="cancelled")
+    english = make_view(key="english", timeline_titles={"zh": "高级别政治论坛文稿"})
+    span = meeting(date(2018, 1, 24), date(2018, 1, 25), titles={"zh": "CWG-WSIS-32，日内瓦"})
+
+    data = feed(translated, cancelled, english, span, info=replace(INFO, words=CHINESE))
+
+    assert {text(e, "SUMMARY") for e in events(data)} == {
+        "成员：对修订草案的意见 — 高级别政治论坛文稿",
+        "已取消：成员：对修订草案的意见 — 高级别政治论坛文稿",
+        "Membership: comments on the revised draft — 高级别政治论坛文稿",  # no Chinese title: English words
+        "CWG-WSIS-32，日内瓦",
+    }
+    assert "对修订草案" not in feed(translated, cancelled, english, span).decode()  # the public feed: English
+
+
+def test_a_cached_item_is_serialised_again_in_another_language() -> None:
+    cache = FeedCache()
+    view = make_view(titles={"zh": "对修订草案的意见"})
+    cache.render([view], INFO, now=NOW, cancelled_grace=GRACE)
+
+    data = cache.render([view], replace(INFO, words=CHINESE), now=NOW, cancelled_grace=GRACE)
+
+    assert data == build_feed([view], replace(INFO, words=CHINESE), now=NOW, cancelled_grace=GRACE)
+    assert cache.serialised == 2
+
+
 # --- end to end: files → sync → store → feed ---------------------------------------------------
 
 SEED_INFO = CalendarInfo(
@@ -691,8 +725,10 @@ SEED_INFO = CalendarInfo(
 ABSOLUTE = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?")
 
 
-def words(line: str) -> set[str]:
-    return set(re.findall(r"\w+", line.lower()))
+def words(line: str | dict[str, str]) -> set[str]:
+    """The words of a line, or of the English text of a title written by language."""
+    english = line if isinstance(line, str) else line["en"]
+    return set(re.findall(r"\w+", english.lower()))
 
 
 def seed_feed(engine: Engine) -> bytes:

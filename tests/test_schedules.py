@@ -12,6 +12,9 @@ from textwrap import dedent
 import pytest
 
 from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml
+from tracker import schedules as schedules_module
+from tracker import subscribers
+from tracker.emails import words
 from tracker.pipeline import validate_paths
 from tracker.schedules import load_schedules, load_text
 
@@ -772,3 +775,113 @@ def test_an_empty_reminders_key_is_an_error_not_a_silent_off_switch(folder: Path
     assert problems_in(folder, text) == [
         "schedules/prizes.yaml:3: 'reminders' is empty: list offsets such as [14d, 7d, 1d], or write [] for none"
     ]
+
+
+# Titles in several languages
+
+
+def test_it_accepts_a_title_by_language_with_english_as_the_title(folder: Path) -> None:
+    text = """\
+        id: hlpf-2017
+        title:
+          en: ITU Council contribution to HLPF-17
+          fr: Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017
+          zh: 国际电联理事会向2017年高级别政治论坛提交的文稿
+        milestones:
+          - id: submission
+            title: {en: Final text submitted to the UN, ar: تقديم النص النهائي إلى الأمم المتحدة}
+            due: 2017-04-28 12:00
+          - id: side-event
+            title: {en: Side event}
+            due: 2017-07-12
+        """
+    write(folder, "hlpf.yaml", text)
+
+    (spec,), problems = load_schedules([folder], "Europe/Zurich")
+
+    assert problems == []
+    assert spec.title == "ITU Council contribution to HLPF-17"
+    assert spec.titles == (
+        ("fr", "Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017"),
+        ("zh", "国际电联理事会向2017年高级别政治论坛提交的文稿"),
+    )
+    submission, side_event = spec.milestones
+    assert (submission.title, submission.titles) == (
+        "Final text submitted to the UN",
+        (("ar", "تقديم النص النهائي إلى الأمم المتحدة"),),
+    )
+    assert (side_event.title, side_event.titles) == ("Side event", ())
+
+
+def test_it_rejects_an_unknown_title_language_and_suggests_the_code_meant(folder: Path) -> None:
+    text = """\
+        id: hlpf-2017
+        title:
+          en: ITU Council contribution to HLPF-17
+          fra: Contribution du Conseil de l’UIT
+          zh-Hans: 国际电联理事会的文稿
+          de: Beitrag des ITU-Rates
+        milestones:
+          - id: submission
+            title: {en: Final text submitted to the UN, FR: Texte final soumis à l’ONU}
+            due: 2017-04-28 12:00
+        """
+
+    assert problems_in(folder, text) == [
+        "schedules/prizes.yaml:4: title language 'fra' is not one of ar, zh, en, fr, ru, es (did you mean 'fr'?)",
+        "schedules/prizes.yaml:5: title language 'zh-Hans' is not one of ar, zh, en, fr, ru, es (did you mean 'zh'?)",
+        "schedules/prizes.yaml:6: title language 'de' is not one of ar, zh, en, fr, ru, es",
+        "schedules/prizes.yaml:9: title language 'FR' is not one of ar, zh, en, fr, ru, es (did you mean 'fr'?)",
+    ]
+
+
+def test_it_rejects_a_title_by_language_without_english_at_the_title(folder: Path) -> None:
+    text = """\
+        id: hlpf-2017
+        title: ITU Council contribution to HLPF-17
+        milestones:
+          - id: submission
+            title:
+              fr: Texte final soumis à l’ONU
+              es: Texto final presentado a las Naciones Unidas
+            due: 2017-04-28 12:00
+          - id: report
+            title: {}
+            due: submission + 2w
+        """
+
+    assert problems_in(folder, text) == [
+        "schedules/prizes.yaml:6: 'title' needs 'en': the English title shows wherever there is no translation",
+        "schedules/prizes.yaml:10: 'title' needs 'en': the English title shows wherever there is no translation",
+    ]
+
+
+def test_it_rejects_an_empty_or_non_text_translation_and_a_language_given_twice(folder: Path) -> None:
+    text = """\
+        id: hlpf-2017
+        title:
+          en: ITU Council contribution to HLPF-17
+          ru: ""
+          es: [Contribución, del Consejo]
+          fr: Contribution du Conseil de l’UIT
+          fr: Contribution du Conseil
+        milestones:
+          - id: submission
+            title: [Final text, submitted]
+            due: 2017-04-28 12:00
+          - id: report
+            title: {en: ~}
+            due: 2017-05-12
+        """
+
+    assert problems_in(folder, text) == [
+        "schedules/prizes.yaml:4: 'title.ru' is empty",
+        "schedules/prizes.yaml:5: 'title.es' must be a single value, not a list or mapping",
+        "schedules/prizes.yaml:7: duplicate language 'fr' in 'title'",
+        "schedules/prizes.yaml:10: 'title' must be text, or languages and their text (en: ..., fr: ...)",
+        "schedules/prizes.yaml:13: 'title.en' is empty",
+    ]
+
+
+def test_titles_are_written_in_the_languages_emails_and_subscribers_know() -> None:
+    assert schedules_module.LANGUAGES == words.LANGUAGES == subscribers.LANGUAGES

@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.test_cli import tracker
-from tracker.models import Event, Subscriber
-from tracker.store import transaction
+from tracker.models import Delivery, Event, Subscriber
+from tracker.store import open_store, transaction
 from tracker.subscribers import Known, SubscriberError, check_input, find, parse_csv, rotate, save
 from tracker.tokens import make_token, read_token
 
@@ -74,7 +74,9 @@ def test_add_then_change_then_remove_one_subscriber(env: dict[str, str], tmp_pat
     listed = json.loads(tracker("subscribers", "list", "--json", env=env, cwd=tmp_path).stdout)
 
     assert "+ Nadia@mission.example.org: added (pending)" in added.stdout
+    assert "1 confirmation email queued; it goes out with `tracker send-due`" in added.stdout
     assert "= " in same.stdout and "unchanged" in same.stdout
+    assert "No confirmation email queued: 1 pending address had one in the last 5 minutes" in same.stdout
     assert "unsubscribed" in removed.stdout
     assert [(s["email"], s["state"], s["audiences"]) for s in listed] == [
         ("Nadia@mission.example.org", "unsubscribed", ["secretariat"])
@@ -134,3 +136,74 @@ def test_saving_writes_events_and_rotating_revokes_old_links(engine: Engine, sch
     assert fresh.state == "pending"
     assert read_token(secret, "manage", old) == (fresh.id, 0) and fresh.manage_version == 1  # stale version
     assert read_token(secret, "feed", feed) == (fresh.id, fresh.feed_version)  # other purposes still work
+
+
+def confirm_rows(database_url: str) -> list[Delivery]:
+    engine = open_store(database_url)
+    try:
+        with transaction(engine) as session:
+            return list(session.exec(select(Delivery).where(Delivery.kind == "confirm")))
+    finally:
+        engine.dispose()
+
+
+def test_an_import_without_confirmed_queues_a_confirmation_email_per_pending_address_once(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    tracker("sync", env=env, cwd=tmp_path)
+    (tmp_path / "members.csv").write_text(CSV)
+
+    first = tracker("subscribers", "import", "members.csv", env=env, cwd=tmp_path)
+    rows = confirm_rows(database_url)
+    again = tracker("subscribers", "import", "members.csv", env=env, cwd=tmp_path)
+
+    assert "3 confirmation emails queued; they go out with `tracker send-due` or the running `tracker run`" in (
+        first.stdout.replace("\n", " ")
+    )
+    assert len(rows) == 3 and {r.state for r in rows} == {"planned"}
+    assert "No confirmation email queued: 3 pending addresses had one in the last 5 minutes" in (
+        again.stdout.replace("\n", " ")
+    )
+    assert len(confirm_rows(database_url)) == 3
+
+
+def test_an_import_of_confirmed_addresses_queues_no_confirmation_email(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    tracker("sync", env=env, cwd=tmp_path)
+    (tmp_path / "members.csv").write_text(CSV)
+
+    result = tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+    added = tracker("subscribers", "add", "nadia@mission.example.org", "--confirmed", env=env, cwd=tmp_path)
+
+    assert "confirmation email" not in result.stdout + added.stdout
+    assert confirm_rows(database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "offsets"),
+    [
+        ("7d, 1d", ("7d", "1d")),
+        ("1d;2w 4h", ("14d", "1d", "4h")),  # canonical and latest first, whatever the spelling
+        ("1d, 1d", ("1d",)),
+        ("", None),  # the milestones' own offsets
+        ("none", ()),  # no reminder emails at all
+    ],
+)
+def test_reminder_offsets_are_read_in_any_spelling(text: str, offsets: tuple[str, ...] | None) -> None:
+    data = check_input({"email": "x@mission.example.org", "reminders": text}, zone="UTC", known=KNOWN)
+
+    assert data.reminders == offsets
+
+
+def test_what_a_csv_row_does_not_carry_is_left_as_stored(engine: Engine) -> None:
+    chosen = check_input({"email": "li.wei@mission.example.org", "digest": "weekly", "reminders": "3d"}, zone="UTC",
+                         known=KNOWN)  # fmt: skip
+    rows, _ = parse_csv(CSV, "members.csv", zone="UTC", known=KNOWN)
+    row = next(data for _, data in rows if data.key == "li.wei@mission.example.org")
+    with transaction(engine, write=True) as session:
+        save(session, chosen, confirmed=True, now=NOW)
+        subscriber, outcome = save(session, row, confirmed=True, now=NOW)
+
+    assert outcome == "updated"  # name, language, audiences from the row
+    assert (subscriber.digest, subscriber.reminders, subscriber.language) == ("weekly", ["3d"], "zh")

@@ -14,6 +14,7 @@ from tracker import sync as sync_module
 from tracker.completions import DoneRequest, record_done
 from tracker.models import CompletionRecord, Event, Milestone, Timeline
 from tracker.pipeline import SyncOutcome, sync_folder
+from tracker.schedules import load_schedules
 from tracker.store import load_views, transaction
 
 DEFAULTS = ["14d", "7d", "1d"]
@@ -308,3 +309,85 @@ def test_a_timeline_title_change_raises_every_item_revision_because_feeds_show_i
         ("updated", "meeting", ("timeline title",)),
     ]
     assert milestone(engine, "cwg-32", "meeting").revision == 1
+
+
+TRANSLATED = HLPF.replace(
+    "    title: ITU Council contribution to HLPF-17\n",
+    "    title:\n"
+    "      en: ITU Council contribution to HLPF-17\n"
+    "      fr: Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017\n",
+).replace(
+    "        title: Final text submitted to the UN\n",
+    "        title:\n"
+    "          en: Final text submitted to the UN\n"
+    "          zh: 向联合国提交最终文本\n"
+    "          fr: Texte final soumis à l’ONU\n",
+)
+
+
+def test_translated_titles_are_stored_beside_the_english_title_and_a_second_sync_changes_nothing(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", TRANSLATED)
+    run_sync(engine, schedules)
+
+    # Planned from the store, not skipped because the files are unchanged: stored translations match.
+    specs, _ = load_schedules([schedules], "Europe/Zurich")
+    with transaction(engine) as session:
+        again, _ = sync_module.plan_sync(session, specs, DEFAULTS)
+
+    submission = milestone(engine, "hlpf", "submission")
+    assert submission.title == "Final text submitted to the UN"
+    assert submission.titles == {"fr": "Texte final soumis à l’ONU", "zh": "向联合国提交最终文本"}
+    assert milestone(engine, "hlpf", "revised-draft").titles is None
+    with transaction(engine) as session:
+        timeline = session.get(Timeline, "hlpf")
+        views = {v.key: v for v in load_views(session)}
+    assert timeline is not None and timeline.title == "ITU Council contribution to HLPF-17"
+    assert timeline.titles == {"fr": "Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017"}
+    assert views["submission"].titles == {"fr": "Texte final soumis à l’ONU", "zh": "向联合国提交最终文本"}
+    assert views["revised-draft"].titles == {}
+    assert views["revised-draft"].timeline_titles == timeline.titles
+    assert again is not None and again.is_empty
+
+
+def test_a_translation_edit_is_a_title_update_with_a_new_revision(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", TRANSLATED)
+    run_sync(engine, schedules)
+    write_timeline("hlpf", TRANSLATED.replace("Texte final soumis à l’ONU", "Texte final transmis à l’ONU"))
+
+    outcome = run_sync(engine, schedules)
+
+    assert outcome.plan is not None
+    assert [(c.kind, c.milestone_key, c.fields) for c in outcome.plan.changes] == [
+        ("updated", "submission", ("titles",))
+    ]
+    submission = milestone(engine, "hlpf", "submission")
+    assert submission.revision == 1
+    assert submission.titles == {"fr": "Texte final transmis à l’ONU", "zh": "向联合国提交最终文本"}
+    assert [(e.kind, e.milestone_key, e.revision) for e in events(engine)[-1:]] == [("updated", "submission", 1)]
+
+
+def test_removing_every_translation_clears_them_and_a_timeline_translation_raises_every_item_revision(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", TRANSLATED)
+    run_sync(engine, schedules)
+    untranslated = TRANSLATED.replace("          zh: 向联合国提交最终文本\n", "").replace(
+        "          fr: Texte final soumis à l’ONU\n", ""
+    )
+    write_timeline("hlpf", untranslated.replace("de haut niveau de 2017", "de haut niveau (FPHN) de 2017"))
+
+    outcome = run_sync(engine, schedules)
+
+    assert outcome.plan is not None
+    assert sorted((c.milestone_key, c.fields) for c in outcome.plan.changes) == [
+        ("final-draft", ("timeline titles",)),
+        ("member-comments", ("timeline titles",)),
+        ("revised-draft", ("timeline titles",)),
+        ("submission", ("titles",)),
+    ]
+    assert milestone(engine, "hlpf", "submission").titles is None
+    assert {milestone(engine, "hlpf", key).revision for key in ("revised-draft", "final-draft", "submission")} == {1}

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.factories import REPO
 from tracker.calendars import Calendars
 from tracker.models import Subscriber
 from tracker.pipeline import sync_folder
@@ -43,7 +44,9 @@ def sync(engine: Engine, folder: Path) -> None:
 
 
 @contextmanager
-def serving(engine: Engine, check_interval: float) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
+def serving(
+    engine: Engine, check_interval: float, locales: Path | None = None
+) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
     calendars = Calendars(
         engine,
         base_url="https://tracker.example.org",
@@ -51,6 +54,7 @@ def serving(engine: Engine, check_interval: float) -> Iterator[tuple[httpx.Clien
         clock=lambda: NOW,
         check_interval=check_interval,
         secret=SECRET,
+        locales=locales,
     )
     port = free_port()
     app = create_app(engine, calendars)
@@ -199,6 +203,52 @@ def test_a_personal_feed_holds_what_the_subscriber_follows_with_their_offsets(
     # 3 days before the all-day deadline, at 09:00: 63 hours before the start of its day.
     assert [a.decoded("TRIGGER") for a in events[0].walk("VALARM")] == [-timedelta(hours=63)]
     assert b"amina" not in response.content
+
+
+TRANSLATED_HLPF = HLPF.replace(
+    "    title: ITU Council contribution to HLPF-17\n",
+    "    title:\n"
+    "      en: ITU Council contribution to HLPF-17\n"
+    "      fr: Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017\n",
+).replace(
+    "        title: Membership comments on the revised draft\n",
+    "        title:\n"
+    "          en: Membership comments on the revised draft\n"
+    "          fr: Observations des membres sur le projet révisé\n",
+)
+
+
+def test_a_personal_feed_speaks_its_subscriber_s_language_and_the_public_feeds_stay_english(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", TRANSLATED_HLPF)
+    sync(engine, schedules)
+    _, french = subscribe(engine, "ghislain@mission.example.org", audiences="membership", language="fr")
+    _, russian = subscribe(engine, "vladimir@mission.example.org", audiences="membership", language="ru")
+
+    with serving(engine, 0, locales=REPO / "locale") as (http, _):
+        mine = Calendar.from_ical(http.get(f"/feeds/me/{french}.ics").content)
+        untranslated = Calendar.from_ical(http.get(f"/feeds/me/{russian}.ics").content)
+        public = http.get("/feeds/hlpf.ics").content
+
+    assert str(mine["X-WR-CALNAME"]) == "Tracker : vos échéances"
+    assert [str(e["SUMMARY"]) for e in mine.walk("VEVENT")] == [
+        "Membres : Observations des membres sur le projet révisé"
+        " — Contribution du Conseil de l’UIT au Forum politique de haut niveau de 2017"
+    ]
+    # No Russian title: the English one, with the English words around it, under a Russian name.
+    assert str(untranslated["X-WR-CALNAME"]) == "Tracker: Ваши сроки"
+    assert [str(e["SUMMARY"]) for e in untranslated.walk("VEVENT")] == [
+        "Membership: comments on the revised draft — ITU Council contribution to HLPF-17"
+    ]
+    assert summaries(public) == sorted(
+        [
+            "Membership: comments on the revised draft — ITU Council contribution to HLPF-17",
+            "Secretariat: Final draft posted — ITU Council contribution to HLPF-17",
+            "Secretariat: Final text submitted to the UN — ITU Council contribution to HLPF-17",
+            "Secretariat: Revised draft posted — ITU Council contribution to HLPF-17",
+        ]
+    )
 
 
 def test_a_wrong_revoked_or_unconfirmed_personal_feed_is_a_404(client: httpx.Client, engine: Engine) -> None:

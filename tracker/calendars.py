@@ -17,11 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
-from tracker.feeds import CalendarInfo, FeedCache, FeedKind, select_views
+from tracker.emails.words import (
+    FEED_DESCRIPTION,
+    FEED_NAME,
+    LANGUAGES,
+    Language,
+    choose_language,
+    item_words,
+    load_language,
+)
+from tracker.feeds import CalendarInfo, FeedCache, FeedKind, ItemWords, select_views
 from tracker.models import Event, Subscriber
 from tracker.planning import MilestoneView, follows
 from tracker.store import load_views, transaction
@@ -84,8 +94,10 @@ class Calendars:
         check_interval: float = CHECK_INTERVAL,
         reminder_hour: int = 9,
         secret: bytes | None = None,
+        locales: Path | None = None,
     ) -> None:
         self.secret = secret
+        self.languages = load_languages(locales)
         self._personal: OrderedDict[int, FeedCache] = OrderedDict()
         self.check_interval = check_interval
         self.reminder_hour = reminder_hour
@@ -138,21 +150,31 @@ class Calendars:
         subscriber = self._token_owner(token)
         if subscriber is None or subscriber.id is None:
             return None
+        language = choose_language(subscriber.language)
         with self._lock:
             views = personal_views(self._current_views(), subscriber)
             hour = self.clock().replace(minute=0, second=0, microsecond=0)
-            info = CalendarInfo(
-                name="Tracker: your deadlines",
-                description="The deadlines and meetings you follow.",
-                url=f"{self.base_url}/",
-                base_url=self.base_url,
-                reminder_hour=self.reminder_hour,
-            )
             body = self._personal_cache(subscriber.id).render(
-                views, info, now=hour, cancelled_grace=self.cancelled_grace
+                views, self.personal_info(language), now=hour, cancelled_grace=self.cancelled_grace
             )
         changed = [v.updated_at for v in views if v.updated_at is not None]
         return FeedBody.of(body, max([*changed, subscriber.changed_at or hour]))
+
+    def personal_info(self, code: str) -> CalendarInfo:
+        """Return what a personal feed says about itself, and the language of its item titles (*code*)."""
+        language = self.languages.get(code)
+        info = CalendarInfo(
+            name=FEED_NAME,
+            description=FEED_DESCRIPTION,
+            url=f"{self.base_url}/",
+            base_url=self.base_url,
+            reminder_hour=self.reminder_hour,
+            words=ItemWords(language=code),  # titles come from the store: translated even without catalogs
+        )
+        if language is None:
+            return info
+        name, description = language.gettext(FEED_NAME), language.gettext(FEED_DESCRIPTION)
+        return replace(info, name=name, description=description, words=item_words(language))
 
     def _personal_cache(self, subscriber_id: int) -> FeedCache:
         cache = self._personal.pop(subscriber_id, None) or FeedCache()
@@ -223,6 +245,17 @@ def personal_views(views: list[MilestoneView], subscriber: Subscriber) -> list[M
         for v in views
         if follows(v, subscriber.timelines, subscriber.audiences or ())
     ]
+
+
+def load_languages(locales: Path | None) -> dict[str, Language]:
+    """Read the catalogs personal feeds speak; none (English words) when there is no catalog folder.
+
+    The feeds served before catalogs were needed for them: a server started without the
+    folder keeps serving, in English, rather than refusing to start.
+    """
+    if locales is None or not locales.is_dir():
+        return {}
+    return {code: load_language(locales, code) for code in LANGUAGES}
 
 
 def feed_refs(views: list[MilestoneView]) -> list[FeedRef]:

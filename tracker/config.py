@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items
+    # POST /subscribe per client (IP address, or IPv6 /64) in any subscribe_window seconds; per address,
+    # confirmation emails have their own limit in the outbox.
+    subscribe_limit: int = Field(default=20, ge=1)
+    subscribe_window: int = Field(default=600, ge=1)
+    # The delivery engine (SPEC §7).
+    retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
+    retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
+    lease: float = Field(default=30.0, gt=0)  # seconds a claimed row is held before another instance may take it
+    sweep: float = Field(default=2.0, gt=0)  # seconds between looks for work other instances planned
+    horizon_days: int = Field(default=35, ge=1)  # reminders are planned this far ahead, then re-planned
+    suspend_after: int = Field(default=3, ge=1)  # consecutive rejections that suspend an address
 
     @field_validator("timezone")
     @classmethod

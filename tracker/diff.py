@@ -14,7 +14,7 @@ from typing import Any
 
 from tracker.dates import Absolute, LocalPoint, Relative, format_offset, parse_expr
 from tracker.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
-from tracker.schedules import MilestoneSpec, Problem, TimelineSpec
+from tracker.schedules import MilestoneSpec, Problem, TimelineSpec, Titles
 
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
 # Bookkeeping, updated without an event or a new revision: the resolved dates are what
@@ -32,6 +32,7 @@ class MilestoneData:
     kind: str
     all_day: bool
     zone: str
+    titles: Titles = ()  # a translation is part of the title: editing one is an update like any title edit
     position: int = 0
     line: int = 0
     summary: str = ""
@@ -56,6 +57,7 @@ class MilestoneData:
     def columns(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in MILESTONE_COLUMNS}
         values["reminders"] = list(self.reminders)
+        values["titles"] = titles_column(self.titles)
         return values
 
 
@@ -74,12 +76,24 @@ class TimelineData:
     url: str = ""
     audiences: tuple[str, ...] = ()
     reminders: tuple[str, ...] | None = None
+    titles: Titles = ()
 
     def columns(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["audiences"] = list(self.audiences)
         values["reminders"] = None if self.reminders is None else list(self.reminders)
+        values["titles"] = titles_column(self.titles)
         return values
+
+
+def titles_column(titles: Titles) -> dict[str, str] | None:
+    """Return translations as the store keeps them: a mapping, None when there are none."""
+    return dict(titles) or None
+
+
+def titles_from_column(value: Mapping[str, str] | None) -> Titles:
+    """Return stored translations in the order the loader gives them, so unchanged ones compare equal."""
+    return tuple(sorted((value or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,7 @@ def plan_changes(
     return SyncPlan(changes, timelines, desired, from_files, stored), []
 
 
-TIMELINE_SHOWN = ("title", "summary", "source", "url", "kind", "audiences")
+TIMELINE_SHOWN = ("title", "titles", "summary", "source", "url", "kind", "audiences")
 
 
 def diff_timelines(
@@ -201,8 +215,9 @@ def diff_timelines(
 def timeline_data(tl: TimelineSpec) -> TimelineData:
     reminders = None if tl.reminders is None else tuple(format_offset(o) for o in tl.reminders)
     return TimelineData(
-        tl.id, tl.title, tl.timezone, tl.kind, tl.path, tl.summary, tl.source, tl.url, tl.audiences, reminders
-    )
+        tl.id, tl.title, tl.timezone, tl.kind, tl.path, tl.summary, tl.source, tl.url, tl.audiences, reminders,
+        tl.titles,
+    )  # fmt: skip
 
 
 def effective_reminders(tl: TimelineSpec, m: MilestoneSpec, defaults: Sequence[str]) -> tuple[str, ...]:
@@ -226,6 +241,7 @@ def milestone_data(
         kind="span" if m.is_span else "deadline",
         all_day=dates.main.all_day,
         zone=tl.timezone,
+        titles=m.titles,
         position=position,
         line=m.line,
         summary=m.summary,

@@ -105,6 +105,8 @@ def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
                 "timeline_title": m.timeline_title,
                 "milestone": m.key,
                 "title": m.title,
+                "titles": dict(m.titles),  # translations by language code; `title` is the English one
+                "timeline_titles": dict(m.timeline_titles),
                 "kind": m.kind,
                 "owner": m.owner,
                 "all_day": m.all_day,

@@ -7,8 +7,13 @@ whether trying again later can help (SPEC §7: 4xx and network trouble retry, 5x
 from __future__ import annotations
 
 import asyncio
+import copy
+import email.generator
 import email.message
+import email.parser
+import email.policy
 import hashlib
+import io
 import os
 import re
 import socket
@@ -28,7 +33,7 @@ from aiosmtplib import (
     SMTPRecipientRefused,
     SMTPResponseException,
 )
-from aiosmtplib.email import extract_recipients, extract_sender, flatten_message, parse_address
+from aiosmtplib.email import extract_recipients, extract_sender, parse_address
 
 Stage = Literal["envelope", "connect", "mail", "rcpt", "data", "write"]
 # Failures at these stages happen before the server could have accepted the message.
@@ -59,12 +64,17 @@ class Receipt:
     refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
 
+Payload = email.message.EmailMessage | bytes  # a message, or one already flattened for the wire
+
+
 class Mailer(Protocol):
     """Where rendered messages go: an SMTP relay, or files."""
 
     async def send(
         self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
     ) -> Receipt: ...
+
+    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt: ...
 
     async def close(self) -> None: ...
 
@@ -88,8 +98,16 @@ def make_envelope(
     """Take the envelope from the arguments, else from From/Sender and To/Cc/Bcc; refuse unusable addresses."""
     try:
         sender = sender if sender is not None else extract_sender(message)
-        listed = [recipients] if isinstance(recipients, str) else recipients
-        found = list(listed) if listed is not None else extract_recipients(message)
+        found = recipients if recipients is not None else extract_recipients(message)
+    except ValueError as exc:
+        raise DeliveryError(f"unusable envelope: {exc}", permanent=True, stage="envelope") from exc
+    return envelope_of(sender, found)
+
+
+def envelope_of(sender: str | None, recipients: Sequence[str]) -> Envelope:
+    """Check and parse the envelope's addresses; refuse unusable ones as a permanent DeliveryError."""
+    try:
+        found = [recipients] if isinstance(recipients, str) else list(recipients)
         if any(CONTROL.search(address) for address in (sender or "", *found)):
             # parse_address would quietly keep the part before a CR/LF; a caller's bug should show.
             raise ValueError("control character in an address")
@@ -102,8 +120,18 @@ def make_envelope(
 
 
 def flatten(message: email.message.EmailMessage, *, utf8: bool = False, eight_bit: bool = True) -> bytes:
-    """Render *message* as it goes on the wire: CRLF line ends, Bcc removed."""
-    return flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+    """Render *message* as it goes on the wire: CRLF line ends, Bcc removed, headers folded as its policy says."""
+    # As aiosmtplib's flatten_message, but for the line length: that one folds every header at 78,
+    # which breaks a long List-Unsubscribe URL into RFC 2047 words (render.HEADERS_POLICY's 998).
+    outgoing = copy.copy(message)
+    del outgoing["Bcc"]
+    del outgoing["Resent-Bcc"]
+    policy = (email.policy.SMTPUTF8 if utf8 else email.policy.SMTP).clone(
+        cte_type="8bit" if eight_bit else "7bit", max_line_length=message.policy.max_line_length
+    )
+    with io.BytesIO() as out:
+        email.generator.BytesGenerator(out, policy=policy).flatten(outgoing)
+        return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -232,17 +260,30 @@ class SMTPMailer:
         self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
     ) -> Receipt:
         """Hand *message* to the server; raise DeliveryError unless at least one recipient was accepted."""
+        self._check_open()
+        return await self._send(message, make_envelope(message, sender, recipients))
+
+    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt:
+        """Hand *data*, a message as it goes on the wire (CRLF line ends, no Bcc), to the server, as send does.
+
+        The bytes go as they are: when they are not all ASCII, the server must offer 8BITMIME.
+        """
+        self._check_open()
+        return await self._send(data, envelope_of(sender, recipients))
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the mailer is closed")
-        envelope = make_envelope(message, sender, recipients)
+
+    async def _send(self, payload: Payload, envelope: Envelope) -> Receipt:
         async with self._slots:
             if self.limiter is not None:
                 await self.limiter.wait()
             try:
-                return await self._attempt(message, envelope, fresh=False)
+                return await self._attempt(payload, envelope, fresh=False)
             except _StaleConnectionError:
                 # Nothing reached the server, so one more try on a new connection cannot duplicate it.
-                return await self._attempt(message, envelope, fresh=True)
+                return await self._attempt(payload, envelope, fresh=True)
 
     async def __aenter__(self) -> SMTPMailer:
         return self
@@ -256,11 +297,11 @@ class SMTPMailer:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._quit(client) for client in idle))
 
-    async def _attempt(self, message: email.message.EmailMessage, envelope: Envelope, *, fresh: bool) -> Receipt:
+    async def _attempt(self, payload: Payload, envelope: Envelope, *, fresh: bool) -> Receipt:
         client, reused = (await self._connect(), False) if fresh else await self._checkout()
         keep = False
         try:
-            receipt = await self._transact(client, message, envelope)
+            receipt = await self._transact(client, payload, envelope)
             keep = True
             return receipt
         except DeliveryError as error:
@@ -323,10 +364,10 @@ class SMTPMailer:
         finally:
             client.close()
 
-    async def _transact(self, client: SMTP, message: email.message.EmailMessage, envelope: Envelope) -> Receipt:
+    async def _transact(self, client: SMTP, payload: Payload, envelope: Envelope) -> Receipt:
         deadline = asyncio.get_running_loop().time() + self.timeout
         remaining = _countdown(deadline)
-        data, options = self._prepare(client, message, envelope)
+        data, options = self._prepare(client, payload, envelope)
         stage: Stage = "mail"
         try:
             await client.mail(envelope.sender, options=options, encoding=_encoding(envelope), timeout=remaining())
@@ -343,14 +384,18 @@ class SMTPMailer:
             raise _to_delivery_error(exc, stage) from exc
         return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
 
-    def _prepare(
-        self, client: SMTP, message: email.message.EmailMessage, envelope: Envelope
-    ) -> tuple[bytes, list[str]]:
+    def _prepare(self, client: SMTP, payload: Payload, envelope: Envelope) -> tuple[bytes, list[str]]:
         utf8 = envelope.needs_utf8  # SMTPUTF8 only when an address needs it, as few relays need to support it
         if utf8 and not client.supports_extension("smtputf8"):
             raise DeliveryError("an address is not ASCII and the server lacks SMTPUTF8", permanent=True, stage="mail")
         eight_bit = client.supports_extension("8bitmime")
-        data = flatten(message, utf8=utf8, eight_bit=eight_bit)
+        if isinstance(payload, bytes):
+            # Bytes cannot be encoded again for a 7-bit server, as a message is.
+            if not eight_bit and not payload.isascii():
+                raise DeliveryError("the message is 8-bit and the server lacks 8BITMIME", permanent=True, stage="mail")
+            data = payload
+        else:
+            data = flatten(payload, utf8=utf8, eight_bit=eight_bit)
         options = ["BODY=8BITMIME"] if eight_bit else []
         if client.supports_extension("size"):
             options.append(f"SIZE={len(data)}")
@@ -427,9 +472,17 @@ class DirectoryMailer:
     ) -> Receipt:
         """Write *message* as it would go on the wire; a second send of the same Message-ID replaces it."""
         envelope = make_envelope(message, sender, recipients)  # the same refusals as over SMTP
-        data = flatten(message, utf8=envelope.needs_utf8)
+        return await self._write(flatten(message, utf8=envelope.needs_utf8), eml_name(message))
+
+    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt:
+        """Write *data*, a message as it goes on the wire, named after its Message-ID as send does."""
+        envelope_of(sender, recipients)  # the same refusals as over SMTP
+        headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(data)
+        return await self._write(data, eml_name(headers))
+
+    async def _write(self, data: bytes, name: str) -> Receipt:
         try:
-            path = await asyncio.to_thread(write_atomically, self.folder / eml_name(message), data)
+            path = await asyncio.to_thread(write_atomically, self.folder / name, data)
         except OSError as exc:
             raise DeliveryError(f"cannot write to {self.folder}: {exc}", permanent=False, stage="write") from exc
         return Receipt(reply=f"written to {path}")
@@ -438,7 +491,7 @@ class DirectoryMailer:
         """Release nothing: each file is closed once written."""
 
 
-def eml_name(message: email.message.EmailMessage) -> str:
+def eml_name(message: email.message.Message) -> str:
     """Name the file after the Message-ID, safely for any file system and uniquely per id."""
     raw = str(message.get("Message-ID", "")).strip().strip("<>") or uuid.uuid4().hex
     safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", raw).lstrip(".")[:120]

@@ -6,12 +6,18 @@ planned (a temporary failure, an expired lease), or end as failed, skipped or ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import type_coerce
+from sqlalchemy import CursorResult, Result, exists, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
 from tracker.models import Delivery, Subscriber, UTCDateTime
+from tracker.planning import MilestoneView, Reader, Wanted, follows, plan_digests, plan_reminders
+from tracker.store import load_views
 
 CONFIRM_INTERVAL = timedelta(minutes=5)  # no second confirmation email to one address sooner
 CONFIRM_PER_DAY = 3
@@ -48,3 +54,347 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
     session.add(row)
     session.flush()
     return row
+
+
+# --- planning: make the outbox match what should be sent ---------------------------------
+
+REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
+_KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
+Key = tuple[int, str, str, str, str, str]
+
+
+@dataclass
+class Replan:
+    """What a re-planning changed."""
+
+    added: int = 0
+    moved: int = 0
+    revived: int = 0
+    cancelled: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.moved or self.revived or self.cancelled)
+
+
+def load_readers(session: Session) -> list[Reader]:
+    """Every confirmed subscriber, as planning needs them."""
+    rows = session.exec(select(Subscriber).where(Subscriber.state == "confirmed"))
+    return [
+        Reader(
+            id=s.id or 0,
+            audiences=tuple(s.audiences or ()),
+            timelines=None if s.timelines is None else tuple(s.timelines),
+            reminders=None if s.reminders is None else tuple(s.reminders),
+            timezone=s.timezone,
+            digest=s.digest,
+        )
+        for s in rows
+    ]
+
+
+def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int) -> Replan:
+    """Bring the planned reminders and digests in line with the milestones and subscribers.
+
+    Only planned rows change: a claimed row is being sent, a sent one stays sent. A row no
+    longer wanted is cancelled with the reason; wanted again (a subscriber back, a date
+    back inside the horizon), it is planned again.
+    """
+    views, readers = load_views(session), load_readers(session)
+    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    current = session.execute(
+        select(*(table.c[name] for name in (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason")))
+        .where(table.c.kind.in_(REPLANNED_KINDS))
+        .where((table.c.state == "planned") | (table.c.deadline_at > now))
+    ).all()
+    existing = {tuple(row[:6]): row for row in current}
+    result, new_rows = Replan(), []
+    for item in wanted:
+        row = existing.get(item.key)
+        if row is None:
+            new_rows.append(new_row(item, now))
+        elif row.state == "planned" and (row.send_at, row.deadline_at) != (item.send_at, item.deadline_at):
+            result.moved += update_planned(session, row.id, item, now)
+        elif row.state == "cancelled" and row.reason in REVIVABLE:
+            result.revived += update_planned(session, row.id, item, now, state="cancelled")
+    result.added = insert_new(session, new_rows)
+    wanted_keys = {item.key for item in wanted}
+    context = Context(views, readers)
+    for key, row in existing.items():
+        if row.state == "planned" and key not in wanted_keys:
+            result.cancelled += cancel(session, row.id, context.why_not(key), now)
+    return result
+
+
+def new_row(item: Wanted, now: datetime) -> dict[str, Any]:
+    return {
+        "subscriber_id": item.subscriber_id, "timeline_id": item.timeline_id, "milestone_key": item.milestone_key,
+        "occurrence": item.occurrence, "kind": item.kind, "slot": item.slot, "state": "planned",
+        "send_at": item.send_at, "attempt_at": item.send_at, "deadline_at": item.deadline_at, "attempts": 0,
+        "last_error": "", "reply": "", "reason": "", "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert planned rows, ignoring any another instance inserted meanwhile (the unique key decides)."""
+    if not rows:
+        return 0
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    maker = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    added = 0
+    for start in range(0, len(rows), 1000):
+        statement = maker(table).on_conflict_do_nothing(index_elements=list(_KEY))
+        added += changed(session.execute(statement, rows[start : start + 1000]))
+    return added
+
+
+def update_planned(session: Session, row_id: int, item: Wanted, now: datetime, state: str = "planned") -> int:
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == row_id, table.c.state == state)
+        .values(
+            state="planned",
+            send_at=item.send_at,
+            attempt_at=item.send_at,
+            deadline_at=item.deadline_at,
+            reason="",
+            updated_at=now,
+        )
+    )
+    return changed(session.execute(statement))
+
+
+def changed(result: Result[Any]) -> int:
+    """How many rows a statement changed (0 when the driver cannot tell)."""
+    return max(cast("CursorResult[Any]", result).rowcount, 0)
+
+
+def cancel(session: Session, row_id: int, reason: str, now: datetime) -> int:
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == row_id, table.c.state == "planned")
+        .values(state="cancelled", reason=reason, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+# Cancelled for a reason that can pass: planned again when wanted again.
+REVIVABLE = frozenset(
+    {
+        "subscriber is not confirmed",
+        "no longer concerns the subscriber",
+        "offset no longer used",
+        "date moved",
+        "digest turned off",
+        "milestone cancelled",
+        "milestone removed",
+    }
+)
+
+
+class Context:
+    """Enough of the store to say why a planned row is no longer wanted."""
+
+    def __init__(self, views: list[MilestoneView], readers: list[Reader]) -> None:
+        self.views = {(v.timeline_id, v.key): v for v in views}
+        self.readers = {r.id: r for r in readers}
+
+    def why_not(self, key: Key) -> str:
+        subscriber_id, timeline_id, milestone_key, occurrence, kind, slot = key
+        reader = self.readers.get(subscriber_id)
+        if reader is None:
+            return "subscriber is not confirmed"
+        if kind == "digest":
+            return "digest turned off" if reader.digest != "weekly" else "digest week passed"
+        view = self.views.get((timeline_id, milestone_key))
+        if view is None or view.status != "active":
+            return f"milestone {view.status if view else 'removed'}"
+        if occurrence in view.completions:
+            return "milestone done"
+        if not follows(view, reader.timelines, reader.audiences):
+            return "no longer concerns the subscriber"
+        if slot not in (view.reminders if reader.reminders is None else reader.reminders):
+            return "offset no longer used"
+        return "date moved"
+
+
+# --- claiming, recording, sweeping ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker holds a lease on, with what sending it needs."""
+
+    id: int
+    subscriber_id: int
+    timeline_id: str
+    milestone_key: str
+    occurrence: str
+    kind: str
+    slot: str
+    send_at: datetime
+    deadline_at: datetime | None
+    attempts: int
+    old_at: datetime | None
+    new_at: datetime | None
+    event_id: int | None
+
+    @property
+    def key(self) -> str:
+        """The delivery's unique key as text: the Message-ID is derived from it."""
+        about = f"{self.timeline_id}/{self.milestone_key}" if self.timeline_id else "-"
+        return f"{self.kind}:{self.subscriber_id}:{about}:{self.occurrence or '-'}:{self.slot}"
+
+
+_CLAIMED_COLUMNS = list(Claimed.__dataclass_fields__)
+
+
+def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, worker: str) -> list[Claimed]:
+    """Take up to *limit* due rows for this worker until now + lease, oldest first.
+
+    PostgreSQL skips rows another instance has locked, so instances never wait on each
+    other; SQLite serialises writers, so the conditional update alone is enough.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    due = (
+        select(table.c.id)
+        .where(table.c.state == "planned", table.c.attempt_at <= now)
+        .order_by(table.c.attempt_at, table.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()), table.c.state == "planned")
+        .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
+        .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
+    )
+    rows = [Claimed(*row) for row in session.execute(statement)]
+    return sorted(rows, key=lambda row: (row.send_at, row.id))
+
+
+def skip_stale(session: Session, now: datetime) -> int:
+    """Skip what is no use sending any more; return how many rows.
+
+    After downtime several reminders of one occurrence can be due at once: only the latest
+    goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its deadline,
+    nothing goes.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    later = table.alias("later")
+    newer_due = exists().where(
+        *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
+        later.c.kind == "reminder",
+        later.c.send_at > table.c.send_at,
+        later.c.send_at <= now,
+        later.c.state.in_(("planned", "claimed", "sent")),
+    )
+    superseded = (
+        update(table)
+        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, newer_due)
+        .values(state="skipped", reason="a later reminder was due at the same time", updated_at=now)
+    )
+    opened = table.alias("opened")
+    just_opened = exists().where(
+        *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
+        opened.c.kind == "opened",
+        opened.c.created_at > now - timedelta(days=1),
+        opened.c.state.in_(("planned", "claimed", "sent")),
+    )
+    told = (  # "X is open, due on …" just went out or is going: a reminder of X the same day is noise
+        update(table)
+        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, just_opened)
+        .values(state="skipped", reason="the 'opened' notice gave the date", updated_at=now)
+    )
+    expired = (
+        update(table)
+        .where(table.c.state == "planned", table.c.deadline_at <= now)
+        .values(state="skipped", reason="deadline passed before it could be sent", updated_at=now)
+    )
+    return sum(changed(session.execute(statement)) for statement in (superseded, told, expired))
+
+
+def return_expired(session: Session, now: datetime) -> int:
+    """Give back rows whose worker died or stalled: another worker will send them."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.state == "claimed", table.c.lease_until < now)
+        .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+def release(session: Session, ids: list[int], worker: str, now: datetime) -> int:
+    """Give back rows this worker claimed but will not send (shutting down)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id.in_(ids), table.c.state == "claimed", table.c.claimed_by == worker)
+        .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+def extend(session: Session, ids: list[int], worker: str, until: datetime) -> int:
+    """Keep the lease on rows still queued or being sent."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id.in_(ids), table.c.state == "claimed", table.c.claimed_by == worker)
+        .values(lease_until=until)
+    )
+    return changed(session.execute(statement))
+
+
+def next_attempt(session: Session) -> datetime | None:
+    """When the earliest planned row may be sent (None: nothing planned)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    found = session.execute(
+        select(type_coerce(func.min(table.c.attempt_at), UTCDateTime())).where(table.c.state == "planned")
+    ).scalar()
+    return cast("datetime | None", found)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed row."""
+
+    id: int
+    state: str  # sent | planned (retry later) | failed | skipped | cancelled
+    at: datetime
+    reply: str = ""
+    error: str = ""
+    reason: str = ""
+    retry_at: datetime | None = None
+    tried: bool = True  # False: nothing went to the server (skipped or cancelled before sending)
+
+
+def record(session: Session, outcomes: list[Outcome]) -> None:
+    """Write outcomes in one transaction; a sent row is marked sent even if its lease ran out."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    for outcome in outcomes:
+        values: dict[str, Any] = {
+            "state": outcome.state,
+            "updated_at": outcome.at,
+            "claimed_by": None,
+            "lease_until": None,
+            "reason": outcome.reason,
+        }
+        if outcome.tried:
+            values["attempts"] = table.c.attempts + 1
+        if outcome.state == "sent":
+            values.update(sent_at=outcome.at, reply=outcome.reply[:500], last_error="")
+        elif outcome.error:
+            values["last_error"] = outcome.error[:500]
+        if outcome.retry_at is not None:
+            values["attempt_at"] = outcome.retry_at
+        session.execute(
+            update(table).where(table.c.id == outcome.id, table.c.state.in_(("claimed", "planned"))).values(values)
+        )

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.rrule import rrulestr
 
-from tracker.dates import END_OF_DAY, get_zone
+from tracker.dates import END_OF_DAY, Offset, get_zone, local_to_utc, parse_offset
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,24 @@ class MilestoneView:
     timeline_source: str = ""
     timeline_url: str = ""
     opens_after: str | None = None
+    titles: Mapping[str, str] = field(default_factory=dict)  # translations of `title` by language code
+    timeline_titles: Mapping[str, str] = field(default_factory=dict)  # translations of `timeline_title`
 
     @property
     def main_at(self) -> datetime:
         at = self.due_at or self.starts_at
         assert at is not None
         return at
+
+
+def title_in(view: MilestoneView, language: str) -> str:
+    """Return the milestone's title in *language* ('fr'), the English one where it has no translation."""
+    return view.titles.get(language) or view.title
+
+
+def timeline_title_in(view: MilestoneView, language: str) -> str:
+    """Return the timeline's title in *language* ('fr'), the English one where it has no translation."""
+    return view.timeline_titles.get(language) or view.timeline_title
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,9 @@ def local_occurrences(milestone: MilestoneView, lower: datetime, upper: datetime
     # An all-day deadline repeats on dates: expanding from midnight lets UNTIL=<date> include
     # its own day, as RFC 5545 (and so every calendar showing the feed) reads it.
     rule = rrulestr(milestone.repeat, dtstart=datetime.combine(first.date(), time(0, 0)))
-    return [datetime.combine(day.date(), END_OF_DAY) for day in rule.between(lower, upper, inc=True)]
+    # A day that started before *lower* still ends after it: look from the day's start.
+    since = datetime.combine(lower.date(), time(0, 0))
+    return [datetime.combine(day.date(), END_OF_DAY) for day in rule.between(since, upper, inc=True)]
 
 
 def span_length(milestone: MilestoneView) -> timedelta:
@@ -177,3 +191,159 @@ def nearest_occurrence(milestone: MilestoneView, at: datetime) -> str:
     if not candidates:
         return ""
     return min(candidates, key=lambda o: abs(o.at - at)).occurrence
+
+
+# --- deliveries: who is sent what, when -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A confirmed subscriber, as planning needs them."""
+
+    id: int
+    audiences: tuple[str, ...]
+    timelines: tuple[str, ...] | None  # None: every timeline
+    reminders: tuple[str, ...] | None  # None: each milestone's own offsets
+    timezone: str = "UTC"
+    digest: str = "off"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A message that should exist in the outbox; the first six fields are its unique key."""
+
+    subscriber_id: int
+    timeline_id: str
+    milestone_key: str
+    occurrence: str
+    kind: str
+    slot: str
+    send_at: datetime
+    deadline_at: datetime | None
+
+    @property
+    def key(self) -> tuple[int, str, str, str, str, str]:
+        return (self.subscriber_id, self.timeline_id, self.milestone_key, self.occurrence, self.kind, self.slot)
+
+
+def reminder_at(item: Occurrence, offset: Offset, reminder_hour: int) -> datetime:
+    """When the reminder *offset* before *item* goes out; the same instant as the feed's alarm.
+
+    Day offsets go out at the reminder hour, local time of the timeline, N calendar days
+    before (so across a DST change 09:00 stays 09:00); hour and minute offsets are exact,
+    counted from the end of an all-day deadline's day and from the start of anything else.
+    """
+    view, zone = item.milestone, item.milestone.zone
+    local = item.at.astimezone(get_zone(zone))
+    if offset.is_calendar:
+        return local_to_utc(local.date() - timedelta(days=offset.days), time(reminder_hour), zone)
+    edge = item.at
+    if view.all_day and item.due_at is not None:
+        edge = local_to_utc(local.date() + timedelta(days=1), time(0), zone)
+    elif view.all_day:
+        edge = local_to_utc(local.date(), time(0), zone)
+    return edge - timedelta(minutes=offset.minutes)
+
+
+def route(views: Iterable[MilestoneView], readers: Sequence[Reader]) -> dict[tuple[str, str], list[Reader]]:
+    """Return, for each milestone, the readers it concerns (readers with equal choices share the work)."""
+    groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[Reader]] = {}
+    for reader in readers:
+        groups.setdefault((reader.timelines, reader.audiences), []).append(reader)
+    routes: dict[tuple[str, str], list[Reader]] = {}
+    for view in views:
+        found = routes.setdefault((view.timeline_id, view.key), [])
+        for (timelines, audiences), members in groups.items():
+            if follows(view, timelines, audiences):
+                found.extend(members)
+    return routes
+
+
+def plan_reminders(
+    views: Iterable[MilestoneView],
+    readers: Sequence[Reader],
+    *,
+    now: datetime,
+    horizon: timedelta,
+    reminder_hour: int,
+) -> list[Wanted]:
+    """Reminders whose time is before *now + horizon* and whose deadline is still ahead.
+
+    Reminders already due are included: after downtime the dispatcher sends the latest
+    of them and skips the rest. Done occurrences need no reminder.
+    """
+    active = [view for view in views if view.status == "active"]
+    routes = route(active, readers)
+    wanted: list[Wanted] = []
+    until = now + horizon
+    for view in active:
+        members = routes[(view.timeline_id, view.key)]
+        if not members:
+            continue
+        longest = max((parse_offset(o).exact() for o in offsets_in_use(view, members)), default=timedelta(0))
+        for item in expand(view, now, until + longest + timedelta(days=1)):
+            if item.at <= now or item.done_at is not None:
+                continue
+            wanted.extend(reminders_of(item, members, until, reminder_hour))
+    return wanted
+
+
+def offsets_in_use(view: MilestoneView, readers: Iterable[Reader]) -> set[str]:
+    found = set(view.reminders)
+    for reader in readers:
+        found.update(reader.reminders or ())
+    return found
+
+
+def reminders_of(item: Occurrence, readers: Iterable[Reader], until: datetime, reminder_hour: int) -> list[Wanted]:
+    view = item.milestone
+    times: dict[str, datetime] = {}  # many readers share an offset: compute each time once
+    found = []
+    for reader in readers:
+        for offset in view.reminders if reader.reminders is None else reader.reminders:
+            if offset not in times:
+                times[offset] = reminder_at(item, parse_offset(offset), reminder_hour)
+            send_at = times[offset]
+            if send_at <= until:
+                found.append(
+                    Wanted(reader.id, view.timeline_id, view.key, item.occurrence, "reminder", offset, send_at, item.at)
+                )
+    return found
+
+
+def plan_digests(readers: Iterable[Reader], *, now: datetime, horizon: timedelta, reminder_hour: int) -> list[Wanted]:
+    """This week's (or next week's) Monday digest of each reader who chose one, at their reminder hour."""
+    wanted = []
+    for reader in readers:
+        if reader.digest != "weekly":
+            continue
+        send_at, monday = next_digest(now, reader.timezone, reminder_hour)
+        if send_at <= now + horizon:
+            wanted.append(Wanted(reader.id, "", "", "", "digest", monday.isoformat(), send_at, send_at + DIGEST_VALID))
+    return wanted
+
+
+DIGEST_VALID = timedelta(hours=12)  # a digest that could not go out by then waits for next week's
+
+
+def next_digest(now: datetime, zone: str, reminder_hour: int) -> tuple[datetime, date]:
+    """Return the send time and the Monday of the digest still worth sending at *now*."""
+    local = now.astimezone(get_zone(zone)).date()
+    monday = local - timedelta(days=local.weekday())
+    send_at = local_to_utc(monday, time(reminder_hour), zone)
+    if send_at + DIGEST_VALID <= now:
+        monday += timedelta(days=7)
+        send_at = local_to_utc(monday, time(reminder_hour), zone)
+    return send_at, monday
+
+
+def waiting_for(done: MilestoneView, views: Iterable[MilestoneView]) -> list[MilestoneView]:
+    """Milestones that open once *done* is completed (their `opens_after` names it)."""
+    found = []
+    for view in views:
+        if view.opens_after is None or view.status != "active":
+            continue
+        timeline, _, key = view.opens_after.rpartition("/")
+        if (timeline or view.timeline_id, key) == (done.timeline_id, done.key):
+            found.append(view)
+    return found

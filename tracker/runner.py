@@ -1,6 +1,7 @@
-"""The main job (`tracker run`): sync at start, then watch the schedules folder.
+"""The main job (`tracker run`): sync, then deliver, serve HTTP and watch the schedules folder.
 
-Later the scheduler, mailer and HTTP server join this same event loop.
+All in one event loop: uvicorn stops on SIGTERM/SIGINT, and then the dispatcher stops
+claiming, lets in-flight sends finish and be recorded, and gives back what it held.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from rich.console import Console
@@ -20,9 +22,11 @@ from watchfiles import awatch
 
 from tracker.calendars import Calendars
 from tracker.config import Settings
+from tracker.dispatcher import make_dispatcher
 from tracker.display import change_line, format_at, format_distance, summarise
 from tracker.pipeline import sync_folder
 from tracker.planning import list_upcoming
+from tracker.scheduler import DeliveryScheduler
 from tracker.schedules import find_files
 from tracker.store import load_views, transaction
 from tracker.web import create_app
@@ -30,11 +34,11 @@ from tracker.web import create_app
 log = logging.getLogger("tracker")
 
 
-def run_main_job(engine: Engine, settings: Settings, calendars: Calendars) -> None:
+def run_main_job(engine: Engine, settings: Settings, calendars: Calendars, secret: bytes) -> None:
     """Run until interrupted; a bad file is logged and leaves the store as it was."""
     configure_logging()
     try:
-        asyncio.run(main_job(engine, settings, calendars))
+        asyncio.run(main_job(engine, settings, calendars, secret))
     except KeyboardInterrupt:
         log.info("stopped")
 
@@ -51,25 +55,42 @@ def configure_logging() -> None:
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 
-async def main_job(engine: Engine, settings: Settings, calendars: Calendars) -> None:
-    """Sync, then serve HTTP and watch the schedules folder side by side."""
+async def main_job(engine: Engine, settings: Settings, calendars: Calendars, secret: bytes) -> None:
+    """Sync, then deliver, serve HTTP and watch the schedules folder side by side."""
     folder = settings.schedules
     folder.mkdir(parents=True, exist_ok=True)
     seen = fingerprint(folder)
     await asyncio.to_thread(sync_and_report, engine, settings)
-    config = uvicorn.Config(create_app(engine, calendars), host=settings.host, port=settings.port, log_level="warning")
+    dispatcher = make_dispatcher(engine, settings, secret)
+    delivery = DeliveryScheduler(dispatcher, sweep=settings.sweep)
+    app = create_app(engine, calendars, metrics=dispatcher.metrics)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    watcher = asyncio.create_task(watch_schedules(engine, settings, seen))
-    log.info("serving on http://%s:%d (feeds under /feeds/)", settings.host, settings.port)
+    watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
+    log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host, settings.port)
+    log.info("mail goes %s", f"to {mail_target(settings)}")
+    await delivery.start()
     try:
         await server.serve()
     finally:
         watcher.cancel()
         with suppress(asyncio.CancelledError):
             await watcher
+        await delivery.stop()
+        log.info("stopped delivering; every row held was recorded or given back")
 
 
-async def watch_schedules(engine: Engine, settings: Settings, seen: frozenset[tuple[str, int, int]]) -> None:
+def mail_target(settings: Settings) -> str:
+    """Where mail goes, without the password."""
+    if not settings.smtp_url:
+        return f"into {settings.outbox_dir}/ as .eml files (set TRACKER_SMTP_URL to send)"
+    parts = urlsplit(settings.smtp_url)
+    return f"through {parts.scheme}://{parts.hostname}:{parts.port or ''}"
+
+
+async def watch_schedules(
+    engine: Engine, settings: Settings, seen: frozenset[tuple[str, int, int]], delivery: DeliveryScheduler
+) -> None:
     """Sync whenever a timeline file is saved; syncs run in a thread so HTTP keeps answering."""
     folder = settings.schedules
     log.info("watching %s for changes (Ctrl-C to stop)", folder)
@@ -82,6 +103,7 @@ async def watch_schedules(engine: Engine, settings: Settings, seen: frozenset[tu
             log.info("changed: %s", ", ".join(changed))
             seen = current
             await asyncio.to_thread(sync_and_report, engine, settings)
+            delivery.kick()  # notices and re-planned reminders now, not at the next sweep
 
 
 def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:

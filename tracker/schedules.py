@@ -19,6 +19,9 @@ from dateutil.rrule import rrulestr
 
 from tracker.dates import SLUG, Absolute, DateError, Expr, Offset, Relative, get_zone, parse_expr, parse_offset, suggest
 
+# The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
+LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
+Titles = tuple[tuple[str, str], ...]  # (language, text) pairs sorted by language, `en` left out
 KINDS = ("consultation", "drafting", "nomination", "meeting", "forum", "other")
 STATUSES = ("active", "cancelled")
 TIMELINE_KEYS = ("id", "title", "summary", "timezone", "kind", "source", "url", "audiences", "reminders", "milestones")
@@ -67,6 +70,7 @@ class MilestoneSpec:
     id: str
     title: str
     line: int
+    titles: Titles = ()
     summary: str = ""
     owner: str | None = None
     due: Expr | None = None
@@ -103,6 +107,7 @@ class TimelineSpec:
     audiences: tuple[str, ...] = ()
     reminders: tuple[Offset, ...] | None = None
     milestones: tuple[MilestoneSpec, ...] = ()
+    titles: Titles = ()
     complete: bool = field(default=True, compare=False)  # False when a milestone could not be read
 
 
@@ -203,6 +208,12 @@ def unreadable_character(text: str, path: str, exc: yaml.reader.ReaderError) -> 
         return Problem(path, 1, f"YAML syntax: {exc.reason}")
     line = len(_LINE_BREAK.findall(text, 0, index)) + 1
     return Problem(path, line, f"YAML syntax: {exc.reason} (U+{exc.character:04X})")
+
+
+def language_hint(code: str) -> str:
+    """Return ' (did you mean 'fr'?)' for 'FR', 'fr-CH', 'zh_Hans' or 'fra', else ''."""
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    return f" (did you mean {base!r}?)" if base in LANGUAGES else suggest(base, LANGUAGES)
 
 
 class _Reader:
@@ -322,9 +333,10 @@ class _Reader:
             self.report(keys["milestones"], "a timeline needs at least one milestone")
         specs = tuple(m for m in milestones if m is not None)
         self.check_milestone_ids(specs)
+        title, titles = self.title(keys.get("title"))
         spec = TimelineSpec(
             id=self.slug(keys.get("id"), "id") or "",
-            title=self.scalar(keys.get("title"), "title") or "",
+            title=title,
             path=self.path,
             line=root.start_mark.line + 1 if "id" not in keys else keys["id"].start_mark.line + 1,
             timezone=zone,
@@ -335,9 +347,48 @@ class _Reader:
             audiences=audiences,
             reminders=self.offsets(keys.get("reminders")),
             milestones=specs,
+            titles=titles,
             complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
+
+    def title(self, node: yaml.Node | None) -> tuple[str, Titles]:
+        """Return the English title and the translations of a title written as text or by language."""
+        if isinstance(node, yaml.SequenceNode):
+            self.report(node, "'title' must be text, or languages and their text (en: ..., fr: ...)")
+            return "", ()
+        if not isinstance(node, yaml.MappingNode):
+            return self.scalar(node, "title") or "", ()
+        texts = self.translations(node)
+        if not any(key.value == "en" for key, _ in node.value if key.__class__ is yaml.ScalarNode):
+            self.report(node, "'title' needs 'en': the English title shows wherever there is no translation")
+        # Without `en` the problem above stops the sync; any text keeps the milestone for the other checks.
+        title = texts.get("en") or next(iter(texts.values()), "")
+        return title, tuple(sorted((code, text) for code, text in texts.items() if code != "en"))
+
+    def translations(self, node: yaml.MappingNode) -> dict[str, str]:
+        texts: dict[str, str] = {}
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            code = self.language(key_node, seen)
+            text = self.scalar(value_node, f"title.{code}") if code is not None else None
+            if code is not None and text is not None:
+                texts[code] = text
+        return texts
+
+    def language(self, node: yaml.Node, seen: set[str]) -> str | None:
+        code = node.value if node.__class__ is yaml.ScalarNode else None
+        if not isinstance(code, str):
+            self.report(node, f"'title' languages must be codes such as en or fr: {', '.join(LANGUAGES)}")
+            return None
+        if code in seen:
+            self.report(node, f"duplicate language {code!r} in 'title'")
+            return None
+        seen.add(code)
+        if code not in LANGUAGES:
+            self.report(node, f"title language {code!r} is not one of {', '.join(LANGUAGES)}{language_hint(code)}")
+            return None
+        return code
 
     def optional_text(self, keys: dict[str, yaml.Node], key: str) -> str:
         return self.scalar(keys.get(key), key) or "" if key in keys else ""
@@ -356,10 +407,12 @@ class _Reader:
         if not keys:
             return None
         lines = {key: value.start_mark.line + 1 for key, value in keys.items()}
+        title, titles = self.title(keys.get("title"))
         spec = MilestoneSpec(
             id=self.slug(keys.get("id"), "id") or "",
-            title=self.scalar(keys.get("title"), "title") or "",
+            title=title,
             line=node.start_mark.line + 1,
+            titles=titles,
             summary=self.optional_text(keys, "summary"),
             owner=self.owner(keys.get("owner"), audiences),
             due=self.expr(keys.get("due"), "due"),

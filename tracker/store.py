@@ -101,16 +101,18 @@ def open_store(url: str) -> Engine:
 
 
 @contextmanager
-def transaction(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+def transaction(engine: Engine, *, write: bool = False, exclusive: bool = True) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on any error.
 
     A writing transaction is serialised against other writers (BEGIN IMMEDIATE on
     SQLite, an advisory transaction lock on PostgreSQL), so two instances syncing
-    at once apply one after the other instead of colliding.
+    at once apply one after the other instead of colliding. Outbox work passes
+    exclusive=False on PostgreSQL: its row locks (SKIP LOCKED) let instances claim
+    and record side by side.
     """
     bind = engine.execution_options(write=True) if write else engine
     with Session(bind, expire_on_commit=False) as session, session.begin():
-        if write and engine.dialect.name == "postgresql":
+        if write and exclusive and engine.dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY + 1})
         yield session
 
@@ -197,6 +199,8 @@ def load_views(session: Session) -> list[MilestoneView]:
                 timeline_source=timeline.source,
                 timeline_url=timeline.url,
                 opens_after=m.opens_after,
+                titles=m.titles or {},
+                timeline_titles=timeline.titles or {},
             )
         )
     return views

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,20 +14,30 @@ from typing import Literal
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
-from tracker.dates import DateError, get_zone, suggest
+from tracker.dates import DateError, format_offset, get_zone, parse_offset, suggest
 from tracker.emails import Links
 from tracker.models import Event, Subscriber
+from tracker.outbox import queue_confirm
 from tracker.schedules import Problem
 from tracker.tokens import Purpose, make_token, read_token
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
+DIGESTS = ("off", "weekly")
 COLUMNS = ("email", "name", "language", "audiences", "timelines")
 DEFAULT_AUDIENCES = ("membership",)
+OPTIONAL = frozenset({"digest", "reminders"})  # CSV rows and the CLI do not carry these
+MAX_NAME = 200
+MAX_OFFSETS = 10
 Outcome = Literal["added", "updated", "unchanged"]
+Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or None
 
 
 class SubscriberError(ValueError):
-    """Input that cannot become a subscriber; the message says why."""
+    """Input that cannot become a subscriber; the message says why, *field* names the input at fault."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class SubscriberInput:
     timezone: str = "Europe/Zurich"
     audiences: tuple[str, ...] = DEFAULT_AUDIENCES
     timelines: tuple[str, ...] | None = None  # None: every timeline
+    digest: str = "off"
+    reminders: tuple[str, ...] | None = None  # None: the milestones' own offsets; (): none
+    keep: frozenset[str] = OPTIONAL  # fields the input does not carry: saving leaves them as stored
 
 
 @dataclass(frozen=True)
@@ -51,11 +65,11 @@ class Known:
 def normalise_email(text: str) -> tuple[str, str]:
     """Return the normalised address and its lower-cased key, or raise SubscriberError."""
     if "\r" in text or "\n" in text:
-        raise SubscriberError("an email address cannot contain a line break")
+        raise SubscriberError("an email address cannot contain a line break", "email")
     try:
         address = validate_email(text.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}") from None
+        raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}", "email") from None
     return address, address.lower()
 
 
@@ -63,32 +77,98 @@ def split_list(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(";") if part.strip())
 
 
-def check_input(raw: Mapping[str, str | None], *, zone: str, known: Known) -> SubscriberInput:
-    """Check one subscriber's fields (CSV row or command options); raise SubscriberError."""
-    email, key = normalise_email(raw.get("email") or "")
-    language = (raw.get("language") or "en").strip().lower()
+def check_input(raw: Raw, *, zone: str, known: Known) -> SubscriberInput:
+    """Check one subscriber's fields (CSV row, options, form or JSON); raise SubscriberError naming the field.
+
+    A missing digest or reminders field means "leave it as stored": CSV rows and options have neither.
+    """
+    email, key = normalise_email(text_field(raw, "email"))
+    language, timezone = check_language(text_field(raw, "language")), check_zone(text_field(raw, "timezone"), zone)
+    audiences = list_field(raw, "audiences") or DEFAULT_AUDIENCES
+    timelines = list_field(raw, "timelines") or None
+    check_names("audience", audiences, known.audiences)
+    check_names("timeline", timelines or (), known.timelines)
+    name, digest = check_name(text_field(raw, "name")), check_digest(text_field(raw, "digest"))
+    return SubscriberInput(email, key, name, language, timezone, audiences, timelines, digest, check_reminders(raw),
+                           OPTIONAL - raw.keys())  # fmt: skip
+
+
+def text_field(raw: Raw, field: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SubscriberError(f"{field} must be text", field)
+    return value
+
+
+def list_field(raw: Raw, field: str) -> tuple[str, ...]:
+    """A list from JSON or a form, or ;-separated text from CSV and options."""
+    value = raw.get(field)
+    if value is None or isinstance(value, str):
+        return split_list(value)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SubscriberError(f"{field} must be a list of names", field)
+    return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+
+def check_name(text: str) -> str:
+    name = " ".join(text.split())  # no line breaks reach an email header
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name")
+    return name
+
+
+def check_language(text: str) -> str:
+    language = text.strip().lower() or "en"
     if language not in LANGUAGES:
         raise SubscriberError(
-            f"language {language!r} is not one of {', '.join(LANGUAGES)}{suggest(language, LANGUAGES)}"
+            f"language {language!r} is not one of {', '.join(LANGUAGES)}{suggest(language, LANGUAGES)}", "language"
         )
-    timezone = (raw.get("timezone") or zone).strip()
+    return language
+
+
+def check_digest(text: str) -> str:
+    digest = text.strip().lower() or "off"
+    if digest not in DIGESTS:
+        raise SubscriberError(
+            f"digest {digest!r} is not one of {', '.join(DIGESTS)}{suggest(digest, DIGESTS)}", "digest"
+        )
+    return digest
+
+
+def check_zone(text: str, default: str) -> str:
+    timezone = text.strip() or default
     try:
         get_zone(timezone)
     except DateError as exc:
-        raise SubscriberError(str(exc)) from None
-    audiences = split_list(raw.get("audiences")) or DEFAULT_AUDIENCES
-    timelines = split_list(raw.get("timelines")) or None
-    check_names("audience", audiences, known.audiences)
-    check_names("timeline", timelines or (), known.timelines)
-    name = " ".join((raw.get("name") or "").split())  # no line breaks reach an email header
-    return SubscriberInput(email, key, name, language, timezone, audiences, timelines)
+        raise SubscriberError(str(exc), "timezone") from None
+    return timezone
+
+
+def check_reminders(raw: Raw) -> tuple[str, ...] | None:
+    """Offsets such as 7d or 4h, latest-first; None (empty text or null): the milestones' own; "none" or []: none."""
+    value = raw.get("reminders")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = [] if value.strip().lower() == "none" else re.split(r"[\s,;]+", value.strip())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SubscriberError("reminders must be a list of offsets such as 7d or 4h", "reminders")
+    try:
+        offsets = {parse_offset(v) for v in value if v.strip()}
+    except DateError as exc:
+        raise SubscriberError(f"reminders: {exc}", "reminders") from None
+    if len(offsets) > MAX_OFFSETS:
+        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders")
+    return tuple(format_offset(o) for o in sorted(offsets, key=lambda o: o.exact(), reverse=True))
 
 
 def check_names(what: str, names: Iterable[str], known: frozenset[str]) -> None:
     for name in names:
         if known and name not in known:
             hint = suggest(name, known) or " (known: " + ", ".join(sorted(known)) + ")"
-            raise SubscriberError(f"no {what} {name!r}{hint}")
+            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s")
 
 
 def parse_csv(
@@ -153,6 +233,38 @@ def save(session: Session, data: SubscriberInput, *, confirmed: bool, now: datet
     return subscriber, outcome
 
 
+def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now: datetime) -> bool:
+    """Apply what a subscriber chose on their preferences page (not the address); return whether anything changed."""
+    if not apply_input(subscriber, data):
+        return False
+    subscriber.changed_at = now
+    session.add(subscriber)
+    record(session, "subscriber_updated", subscriber, now)
+    return True
+
+
+def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> bool:
+    """Start (or restart) the double opt-in for *data*; return whether a confirmation email was queued.
+
+    A confirmed (or suspended) subscription is left exactly as it is: whoever asks is not
+    necessarily its owner, who changes it through the preferences link in every email.
+    """
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
+    if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
+        return False
+    subscriber, _ = save(session, data, confirmed=False, now=now)
+    if subscriber.state == "unsubscribed":
+        subscriber.state, subscriber.changed_at = "pending", now
+        session.add(subscriber)
+        record(session, "subscriber_resubscribing", subscriber, now)
+    return invite(session, subscriber, now)
+
+
+def invite(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Queue the confirmation email of a pending subscriber; False when not pending or the address had enough."""
+    return subscriber.state == "pending" and queue_confirm(session, subscriber, now) is not None
+
+
 def apply_input(subscriber: Subscriber, data: SubscriberInput) -> bool:
     """Copy *data* onto *subscriber*; return whether anything changed."""
     values = {  # the address keeps the spelling it was first given: same mailbox, same key
@@ -161,7 +273,10 @@ def apply_input(subscriber: Subscriber, data: SubscriberInput) -> bool:
         "timezone": data.timezone,
         "audiences": list(data.audiences),
         "timelines": None if data.timelines is None else list(data.timelines),
+        "digest": data.digest,
+        "reminders": None if data.reminders is None else list(data.reminders),
     }
+    values = {k: v for k, v in values.items() if k not in data.keep}
     changed = any(getattr(subscriber, k) != v for k, v in values.items())
     for name, value in values.items():
         setattr(subscriber, name, value)

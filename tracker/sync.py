@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
-from tracker.diff import MILESTONE_COLUMNS, Change, MilestoneData, Stored, SyncPlan, TimelineData, plan_changes
+from tracker.diff import (
+    MILESTONE_COLUMNS,
+    Change,
+    MilestoneData,
+    Stored,
+    SyncPlan,
+    TimelineData,
+    plan_changes,
+    titles_from_column,
+)
 from tracker.models import CompletionRecord, Event, Milestone, Timeline
 from tracker.resolve import Completion, Key
 from tracker.schedules import Problem, TimelineSpec
@@ -40,6 +49,7 @@ def load_stored(session: Session) -> Stored:
     for row in session.execute(select(Milestone.__table__)).mappings():  # type: ignore[attr-defined]
         values = {name: row[name] for name in names}
         values["reminders"] = tuple(values["reminders"] or ())
+        values["titles"] = titles_from_column(values["titles"])
         milestones[(row["timeline_id"], row["key"])] = (row["id"], row["revision"], MilestoneData(**values))
     completions = {}
     for row in session.execute(select(CompletionRecord.__table__)).mappings():  # type: ignore[attr-defined]
@@ -54,6 +64,7 @@ def row_to_timeline(row: Any) -> TimelineData:
     return TimelineData(
         row["id"], row["title"], row["timezone"], row["kind"], row["path"], row["summary"], row["source"],
         row["url"], tuple(row["audiences"] or ()), None if reminders is None else tuple(reminders),
+        titles_from_column(row["titles"]),
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -15,21 +16,40 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import __version__
 from tracker.calendars import Calendars, FeedBody, FeedRef
-from tracker.web_subscriptions import subscription_routes
+from tracker.config import Settings, get_settings
+from tracker.metrics import Metrics
+from tracker.ratelimit import SlidingWindow
+from tracker.web_subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 FEED_CACHE_CONTROL = "public, max-age=300"
 
 
-def create_app(engine: Engine, calendars: Calendars) -> ASGIApp:
+def create_app(
+    engine: Engine, calendars: Calendars, metrics: Metrics | None = None, settings: Settings | None = None
+) -> ASGIApp:
     """Build the app around one store and its feeds, with the fast path for cached feeds in front."""
-    return FeedFastPath(create_api(engine, calendars), calendars)
+    return FeedFastPath(create_api(engine, calendars, metrics, settings), calendars)
 
 
-def create_api(engine: Engine, calendars: Calendars) -> FastAPI:
+def create_api(
+    engine: Engine, calendars: Calendars, metrics: Metrics | None = None, settings: Settings | None = None
+) -> FastAPI:
     """Build the FastAPI app (every route, the OpenAPI document)."""
     app = FastAPI(title="Tracker", version=__version__, summary="Deadlines of a working group, as calendars.")
+    metrics = metrics or Metrics(engine)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics_page() -> Response:
+        """Prometheus metrics: deliveries by state and kind, queue depth, send latency, lateness, SMTP errors."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock))
+    if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
+        config = settings or get_settings()
+        site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address)
+        app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
+        app.include_router(preferences_routes(site))
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])
     def healthz() -> JSONResponse:

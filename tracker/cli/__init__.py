@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import sys
 
-from tracker.cli import messages, serving, subscribers, timelines
+from tracker.cli import deliveries, messages, serving, subscribers, timelines
 from tracker.cli.common import app, err
 
-__all__ = ["app", "main", "messages", "serving", "subscribers", "timelines"]
+__all__ = ["app", "deliveries", "main", "messages", "serving", "subscribers", "timelines"]
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def calendars(engine: Engine) -> Calendars:
     config = settings()
     grace = timedelta(days=config.cancelled_grace_days)
     return Calendars(engine, base_url=config.base_url, cancelled_grace=grace, reminder_hour=config.reminder_hour,
-                     secret=secret_key())  # fmt: skip
+                     secret=secret_key(), locales=config.locales)  # fmt: skip
 
 
 def secret_key() -> bytes:

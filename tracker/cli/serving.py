@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from tracker.calendars import FeedRef
-from tracker.cli.common import app, calendars, err, fail, out, settings, store
+from tracker.cli.common import app, calendars, err, fail, out, secret_key, settings, store
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default: TRACKER_HOST)")]
 PortOption = Annotated[int | None, typer.Option(help="Port (default: TRACKER_PORT)")]
@@ -74,11 +74,11 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 
 @app.command()
 def run(host: HostOption = None, port: PortOption = None) -> None:
-    """The main job: migrate, sync, watch the schedules folder and serve HTTP."""
+    """The main job: migrate, sync, deliver reminders and notices, watch the schedules folder, serve HTTP."""
     from tracker.runner import run_main_job
 
     config = settings()
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     config = config.model_copy(update=overrides)
     engine = store()
-    run_main_job(engine, config, calendars(engine))
+    run_main_job(engine, config, calendars(engine), secret_key())

@@ -20,6 +20,7 @@ from tracker.subscribers import (
     SubscriberError,
     check_input,
     find,
+    invite,
     known_names,
     parse_csv,
     rotate,
@@ -45,13 +46,27 @@ def add(
     """Add or update one subscriber."""
     raw = {"email": email, "name": name, "language": language, "timezone": timezone,
            "audiences": ";".join(audience or ()), "timelines": ";".join(timeline or ())}  # fmt: skip
+    now = now_utc()
     with transaction(store(), write=True) as session:
         try:
             data = check_input(raw, zone=settings().timezone, known=known_names(session))
         except SubscriberError as exc:
             fail(str(exc))
-        subscriber, outcome = save(session, data, confirmed=confirmed, now=now_utc())
+        subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
+        queued = invite(session, subscriber, now)
     out.print(f"{outcome_symbol(outcome)} {subscriber.email}: {outcome} ({subscriber.state})")
+    if subscriber.state == "pending":
+        out.print(invitations(int(queued), 1))
+
+
+def invitations(queued: int, pending: int) -> str:
+    """Say how many confirmation emails were queued, and why some pending addresses got none."""
+    held = pending - queued  # the outbox allows one per address per 5 minutes, 3 a day
+    why = f"{held} pending address{'es' * (held != 1)} had one in the last 5 minutes (or 3 today)"
+    if queued == 0:
+        return f"No confirmation email queued: {why}"
+    emails = "1 confirmation email queued; it goes" if queued == 1 else f"{queued} confirmation emails queued; they go"
+    return f"{emails} out with `tracker send-due` or the running `tracker run`" + (f"; {why}" if held else "")
 
 
 def outcome_symbol(outcome: Outcome) -> str:
@@ -68,16 +83,22 @@ def import_csv(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{file}: cannot read: {exc}")
-    counts = {"added": 0, "updated": 0, "unchanged": 0}
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "pending": 0, "queued": 0}
+    now = now_utc()
     with transaction(store(), write=True) as session:
         rows, problems = parse_csv(text, str(file), zone=settings().timezone, known=known_names(session))
         with Progress(console=err, transient=True, disable=len(rows) < 500) as progress:
             for _line, data in progress.track(rows, description="Importing"):
-                counts[save(session, data, confirmed=confirmed, now=now_utc())[1]] += 1
+                subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
+                counts[outcome] += 1
+                counts["pending"] += subscriber.state == "pending"
+                counts["queued"] += invite(session, subscriber, now)
     if problems:
         print_problems(problems)
-    summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged"))
     out.print(f"{file}: {summary}, {len(problems)} rejected")
+    if counts["pending"]:
+        out.print(invitations(counts["queued"], counts["pending"]))
     if problems:
         raise typer.Exit(1)
 

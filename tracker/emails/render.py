@@ -7,17 +7,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage, Message, MIMEPart
-from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from jinja2 import Template
 
 from tracker.dates import parse_offset
+from tracker.emails.content import LRU, Content, Placeholders, content_key, make_content, personal_values
+from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
+from tracker.emails.mime import HEADERS_POLICY, POLICY
 from tracker.emails.words import (
     LANGUAGES,
     Language,
@@ -36,12 +37,8 @@ from tracker.planning import MilestoneView, Occurrence
 
 Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
-# 7bit: non-ASCII bodies go out quoted-printable or base64, never raw 8-bit (a relay without 8BITMIME).
-POLICY = SMTP.clone(cte_type="7bit")
-# The message's own headers are not folded at 78 (a SHOULD; 998 is the MUST): Python's folder
-# turns a URL longer than a line into RFC 2047 encoded words, a List-Unsubscribe no client can
-# use. Parts keep POLICY, whose 78 also sets the quoted-printable line length of the bodies.
-HEADERS_POLICY = POLICY.clone(max_line_length=998)
+CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
+CALENDARS = 1024  # calendar items kept: a batch's milestones
 
 
 @dataclass(frozen=True)
@@ -93,28 +90,65 @@ class Sender:
 class Renderer:
     """Turn requests into messages; build one per process and share it (templates and catalogs load once)."""
 
-    def __init__(self, templates: Path, locales: Path, sender: Sender) -> None:
+    def __init__(self, templates: Path, locales: Path, sender: Sender, *, contents: int = CONTENTS) -> None:
         self.sender = sender
         self.environment = make_environment(templates)
         names = self.environment.list_templates(filter_func=lambda name: name.endswith(".j2"))
         self.templates = {name: self.environment.get_template(name) for name in names}
         self.languages = {code: load_language(locales, code) for code in LANGUAGES}
-        self.calendars: dict[tuple[str, str], tuple[tuple[object, ...], bytes]] = {}
+        self.calendars: LRU[tuple[bytes, bytes]] = LRU(CALENDARS)  # an item, and its attachment part
+        self.contents: LRU[Content] = LRU(contents)
+        self.letterhead = Letterhead(sender)
+        self.placeholders = Placeholders()
 
     def render(self, request: EmailRequest) -> EmailMessage:
         """Return the complete message for *request*, in the recipient's language and zone."""
         check_request(request)
-        language = self.languages[choose_language(request.recipient.language)]
-        context = self.context(request, language)
-        text_template = self.templates[f"{request.kind}.txt.j2"]
-        subject = one_line(render_block(text_template, "subject", context))
-        text = tidy_text(text_template.render(context))
-        html = self.templates[f"{request.kind}.html.j2"].render(context, subject=subject)
+        language = self.language_of(request)
+        subject, text, html = self.compose(request, language)
         message = make_message(request, self.sender, subject, language.tag)
         body = [text_part(text, "plain"), text_part(html, "html")]
         attachments = [self.calendar_part(request)] if request.kind == "reminder" else []
         set_body(message, body, attachments, boundary_of(request.key))
         return message
+
+    def render_bytes(self, request: EmailRequest) -> bytes:
+        """Return bytes(render(request)), built from a text rendered once for all who get the same words.
+
+        The bytes are the same but for a display name mixing ASCII and other words, which is
+        written as one encoded word (it reads back as the same name).
+        """
+        check_request(request)
+        language = self.language_of(request)
+        content = self.content(request, language)
+        values = personal_values(request)
+        if not content.fits(values):  # a link with a line break: only a whole render lays it out right
+            return bytes(self.render(request))
+        head = self.letterhead.write(request, content.subject_line, content.language_line)
+        return head + content.body(values, boundary_of(request.key))
+
+    def language_of(self, request: EmailRequest) -> Language:
+        return self.languages[choose_language(request.recipient.language)]
+
+    def compose(self, request: EmailRequest, language: Language) -> tuple[str, str, str]:
+        """Return the subject, the text and the HTML of *request*."""
+        context = self.context(request, language)
+        text_template = self.templates[f"{request.kind}.txt.j2"]
+        subject = one_line(render_block(text_template, "subject", context))
+        text = tidy_text(text_template.render(context))
+        html = self.templates[f"{request.kind}.html.j2"].render(context, subject=subject)
+        return subject, text, html
+
+    def content(self, request: EmailRequest, language: Language) -> Content:
+        """Return what *request* says, for anyone: kept, or rendered now with placeholders."""
+        slot, state = content_key(request, language.code, reader_zone(request))
+        found = self.contents.get(slot, state)
+        if found is None:
+            subject, text, html = self.compose(self.placeholders.stand_in(request), language)
+            attachment = self.attachment(request) if request.kind == "reminder" else None
+            found = make_content(subject, language.tag, text, html, attachment, self.placeholders)
+            self.contents.put(slot, state, found)
+        return found
 
     def context(self, request: EmailRequest, language: Language) -> dict[str, Any]:
         """Return what the templates see: common values, the kind's own, and the gettext functions."""
@@ -136,22 +170,31 @@ class Renderer:
 
     def calendar(self, request: EmailRequest, view: MilestoneView) -> bytes:
         """Return the milestone's calendar item, built once for all who get a reminder of it."""
+        return self.calendar_item(request, view)[0]
+
+    def attachment(self, request: EmailRequest) -> bytes:
+        """Return the calendar part of a reminder as bytes, headers and body."""
+        assert request.view is not None
+        return self.calendar_item(request, request.view)[1]
+
+    def calendar_item(self, request: EmailRequest, view: MilestoneView) -> tuple[bytes, bytes]:
         # The whole view is compared, as FeedCache does: a completion changes the item, not the revision.
         state = (view, request.due_at, request.now if view.updated_at is None else None)
-        cached = self.calendars.get((view.timeline_id, view.key))
-        if cached is not None and cached[0] == state:
-            return cached[1]
-        base_url = self.sender.base_url
-        info = CalendarInfo(
-            name=view.timeline_title,
-            description=view.timeline_summary,
-            url=timeline_page(view, base_url),
-            base_url=base_url,
-            reminder_hour=self.sender.reminder_hour,
-        )
-        data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
-        self.calendars[view.timeline_id, view.key] = (state, data)
-        return data
+        found = self.calendars.get((view.timeline_id, view.key), state)
+        if found is None:
+            base_url = self.sender.base_url
+            info = CalendarInfo(
+                name=view.timeline_title,
+                description=view.timeline_summary,
+                url=timeline_page(view, base_url),
+                base_url=base_url,
+                reminder_hour=self.sender.reminder_hour,
+            )
+            data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
+            part = calendar_part(data, f"{view.key}.ics").as_bytes(policy=HEADERS_POLICY)
+            found = (data, part)
+            self.calendars.put((view.timeline_id, view.key), state, found)
+        return found
 
 
 def check_request(request: EmailRequest) -> None:
@@ -196,38 +239,6 @@ def tidy_text(text: str) -> str:
 
 
 # --- the message --------------------------------------------------------------------------
-
-
-def message_id(key: str, domain: str) -> str:
-    """Return the Message-ID of a delivery: the same key always gives the same id, so clients fold a resend."""
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return f"<{digest}@{domain}>"
-
-
-def one_line(text: str) -> str:
-    """Collapse all whitespace, CR and LF included: no value can start a header of its own."""
-    return " ".join(text.split())
-
-
-def make_message(request: EmailRequest, sender: Sender, subject: str, tag: str) -> EmailMessage:
-    """Return a message with every header set and no body yet."""
-    message = EmailMessage(policy=HEADERS_POLICY)
-    recipient, links = request.recipient, request.links
-    domain = parseaddr(sender.from_address)[1].rpartition("@")[2] or "localhost"
-    message["From"] = one_line(sender.from_address)
-    message["To"] = Address(display_name=one_line(recipient.name), addr_spec=one_line(recipient.email))
-    message["Subject"] = subject
-    message["Date"] = format_datetime(request.now)
-    message["Message-ID"] = message_id(request.key, domain)
-    message["List-Id"] = one_line(sender.list_id)
-    message["List-Unsubscribe"] = f"<{one_line(links.unsubscribe)}>, <{one_line(links.unsubscribe_mailto)}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Auto-Submitted"] = "auto-generated"
-    message["Precedence"] = "bulk"
-    message["X-Auto-Response-Suppress"] = "All"  # no out-of-office replies from Exchange
-    message["Content-Language"] = tag
-    message["MIME-Version"] = "1.0"
-    return message
 
 
 def boundary_of(key: str) -> str:

@@ -18,8 +18,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from tracker.dates import DateError, Offset, get_zone
-from tracker.feeds import timeline_page
-from tracker.planning import MilestoneView, Occurrence, span_length
+from tracker.feeds import ItemWords, timeline_page
+from tracker.planning import MilestoneView, Occurrence, span_length, timeline_title_in, title_in
 
 if TYPE_CHECKING:
     from tracker.emails.render import EmailRequest
@@ -147,8 +147,8 @@ def occurrence_of(view: MilestoneView, at: datetime | None) -> Occurrence:
 def describe_item(item: Occurrence, language: Language, reader: str, base_url: str) -> ItemText:
     view = item.milestone
     return ItemText(
-        title=view.title,
-        timeline=view.timeline_title,
+        title=title_in(view, language.code),
+        timeline=timeline_title_in(view, language.code),
         when=when_text(item, language, reader),
         acts=audience_text(view.owner, language) if view.owner else "",
         audience=audiences_text(view.audiences, language),
@@ -167,9 +167,10 @@ def describe_previous(view: MilestoneView | None, language: Language) -> Previou
     if view is None:
         return None
     done = max(view.completions.values(), key=lambda c: c.done_at, default=None)
+    title = title_in(view, language.code)
     if done is None:
-        return PreviousText(view.title, "", "", "")
-    return PreviousText(view.title, day_text(done.done_at, view.zone, language), done.note, safe_link(done.link))
+        return PreviousText(title, "", "", "")
+    return PreviousText(title, day_text(done.done_at, view.zone, language), done.note, safe_link(done.link))
 
 
 def safe_link(url: str) -> str:
@@ -226,6 +227,24 @@ def group_weeks(items: Sequence[Occurrence], language: Language, reader: str, ba
 
 def week_text(start: date, language: Language) -> str:
     return format_interval(start, start + timedelta(days=6), "yMMMd", locale=language.locale)
+
+
+# --- the personal feed --------------------------------------------------------------------
+
+# A subscriber's own calendar feed speaks their language too; the public feeds stay English.
+FEED_NAME = N_("Tracker: your deadlines")
+FEED_DESCRIPTION = N_("The deadlines and meetings you follow.")
+
+
+def item_words(language: Language) -> ItemWords:
+    """Return what a feed item's SUMMARY says around its titles, in *language*."""
+    gettext = language.translations.gettext
+    return ItemWords(
+        language=language.code,
+        acting=gettext(N_("%(who)s: %(title)s")),
+        cancelled=gettext(N_("Cancelled: %(title)s")),
+        audiences=tuple((audience, gettext(msgid)) for audience, msgid in _AUDIENCES.items()),
+    )
 
 
 # --- dates --------------------------------------------------------------------------------

@@ -26,12 +26,36 @@ from icalendar import (
 from tracker.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.display import format_at
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
-from tracker.planning import CompletionView, MilestoneView, Occurrence, concerns, expand
+from tracker.planning import (
+    CompletionView,
+    MilestoneView,
+    Occurrence,
+    concerns,
+    expand,
+    timeline_title_in,
+    title_in,
+)
 
 FeedKind = Literal["all", "timeline", "audience"]
 PRODID = "-//Tracker//Tracker calendar feeds//EN"
 _END = b"END:VCALENDAR\r\n"
 _FREQUENCIES = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day"}
+
+
+@dataclass(frozen=True)
+class ItemWords:
+    """The language of a feed's SUMMARYs and their words around the titles: English, or a personal feed's."""
+
+    language: str = "en"  # the titles shown are in this language where they have a translation
+    acting: str = "%(who)s: %(title)s"  # a deadline's owner and title
+    cancelled: str = "Cancelled: %(title)s"
+    audiences: tuple[tuple[str, str], ...] = ()  # (audience, its name); others show their id, capitalised
+
+    def audience(self, audience: str) -> str:
+        return next((name for key, name in self.audiences if key == audience), None) or audience_name(audience)
+
+
+ENGLISH = ItemWords()  # what public feeds say
 
 
 @dataclass(frozen=True)
@@ -46,6 +70,7 @@ class CalendarInfo:
     color: str = "steelblue"  # a CSS3 colour name, as RFC 7986 COLOR wants
     source: str = ""  # the feed's own .ics address (RFC 7986 SOURCE), when known
     reminder_hour: int = 9  # TRACKER_REMINDER_HOUR: when day-offset alarms of all-day items fire
+    words: ItemWords = ENGLISH
 
 
 def select_views(views: Iterable[MilestoneView], kind: FeedKind, key: str | None = None) -> list[MilestoneView]:
@@ -95,7 +120,7 @@ class FeedCache:
     def _item(self, view: MilestoneView, info: CalendarInfo, now: datetime) -> bytes:
         # The whole view is compared, not only its revision: a timeline's title or a
         # completion changes the bytes without a new milestone revision.
-        state = (view, info.base_url, info.reminder_hour, now if view.updated_at is None else None)
+        state = (view, info.base_url, info.reminder_hour, info.words, now if view.updated_at is None else None)
         cached = self._items.get((view.timeline_id, view.key))
         if cached is not None and cached[0] == state:
             return cached[1]
@@ -213,7 +238,7 @@ def find_occurrence(view: MilestoneView, key: str) -> Occurrence | None:
 def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now: datetime) -> Event:
     """Return the VEVENT of one occurrence (the whole series when item.occurrence is '')."""
     event = Event()
-    summary = item_summary(view, item)
+    summary = item_summary(view, item, info.words)
     event.add("summary", summary)
     add_dates(event, view, item)
     event.add("dtstamp", view.updated_at or now)
@@ -315,26 +340,30 @@ def audience_name(audience: str) -> str:
     return audience.replace("-", " ").replace("_", " ").capitalize()
 
 
-def item_summary(view: MilestoneView, item: Occurrence) -> str:
-    """Return the SUMMARY: who must act on what, marked when cancelled or done."""
-    text = view.title if view.kind == "span" else acting_title(view)
-    if view.kind == "deadline" and view.timeline_title.lower() not in text.lower():
-        text = f"{text} — {view.timeline_title}"
+def item_summary(view: MilestoneView, item: Occurrence, words: ItemWords = ENGLISH) -> str:
+    """Return the SUMMARY: who must act on what, marked when cancelled or done, in the feed's language."""
+    language = words.language
+    if language not in view.titles:
+        words = ENGLISH  # an English title keeps English words around it: not "Membres : Membership comments"
+    text = title_in(view, language) if view.kind == "span" else acting_title(view, words)
+    timeline = timeline_title_in(view, language)
+    if view.kind == "deadline" and timeline.lower() not in text.lower():
+        text = f"{text} — {timeline}"
     if view.status != "active":
         # Several clients ignore STATUS:CANCELLED and show the item as usual.
-        return f"Cancelled: {text}"
+        return words.cancelled % {"title": text}
     return f"✓ {text}" if completion_of(view, item) else text
 
 
-def acting_title(view: MilestoneView) -> str:
+def acting_title(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
     """Return 'Membership: comments on the draft' from the owner and 'Membership comments on the draft'."""
+    title = title_in(view, words.language)
     if view.owner is None:
-        return view.title
-    who = audience_name(view.owner)
-    title = view.title
+        return title
+    who = words.audience(view.owner)
     if title.lower().startswith(who.lower() + " "):
         title = title[len(who) + 1 :]
-    return f"{who}: {title}"
+    return words.acting % {"who": who, "title": title}
 
 
 def item_description(view: MilestoneView, item: Occurrence, base_url: str) -> str:

@@ -1,0 +1,330 @@
+"""The delivery engine in one process: planning into the outbox, notices, sending to a real SMTP server.
+
+The clock is the test's: each test moves it to the moment it wants the engine to see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.conftest import HLPF, WriteTimeline
+from tests.delivery_kit import (
+    SECRET,
+    Clock,
+    at,
+    deliver,
+    make_dispatcher,
+    mark_done,
+    rows,
+    set_subscriber,
+    subscribe,
+    sync,
+)
+from tests.smtp_server import SMTPTestServer
+from tracker.models import Subscriber
+from tracker.store import transaction
+
+SECRET_TEXT = SECRET.decode()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPTestServer]:
+    with SMTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hlpf(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engine:
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    return engine
+
+
+def subjects(smtp: SMTPTestServer) -> list[tuple[str, str]]:
+    return sorted((m.rcpt_tos[0], str(m.parse()["Subject"])) for m in smtp.received)
+
+
+def test_a_reminder_goes_out_at_its_time_once(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 08:59"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0  # 14 days before 24 Feb is 10 Feb, 09:00
+
+    clock.advance(minutes=1)
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 1
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0  # a second pass sends nothing again
+    [message] = [m.parse() for m in smtp.received]
+    assert "Revised draft posted" in str(message["Subject"])
+    [row] = rows(hlpf, state="sent")
+    assert (row.milestone_key, row.slot, row.attempts) == ("revised-draft", "14d", 1)
+    assert row.send_at == at("2017-02-10 09:00") and row.sent_at == clock.now
+    assert row.reply.startswith("250")
+
+
+def test_reminders_go_only_to_the_audience_that_must_act(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    subscribe(hlpf, "member@example.org", clock.now, audiences=("membership",))
+    subscribe(hlpf, "other@example.org", clock.now, audiences=("secretariat",), timelines=("cwg-32",))
+    subscribe(hlpf, "pending@example.org", clock.now, audiences=("secretariat",), confirmed=False)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    assert [to for to, _ in subjects(smtp)] == ["sec@example.org"]
+
+
+def test_day_reminders_keep_the_reminder_hour_across_the_change_to_summer_time(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("dst", "id: dst\ntitle: DST\ntimezone: Europe/Zurich\nreminders: [7d, 1d, 4h]\nmilestones:\n"
+                   "  - id: report\n    title: Report\n    due: 2017-03-30\n")  # fmt: skip
+    sync(engine, schedules, at("2017-03-01 09:00"))
+    subscribe(engine, "a@example.org", at("2017-03-01 09:00"))
+    make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(at("2017-03-01 09:00"))).refresh(replan_all=True)
+    planned = {row.slot: row.send_at for row in rows(engine)}
+    assert planned["7d"] == at("2017-03-23 09:00")  # CET, UTC+1
+    assert planned["1d"] == at("2017-03-29 09:00")  # CEST, UTC+2: still 09:00 on the wall clock
+    assert planned["4h"] == at("2017-03-30 20:00")  # hours count exactly from the end of the day
+
+
+def test_after_downtime_only_the_latest_due_reminder_goes(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-01 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    clock.now = at("2017-02-17 10:30")  # nothing ran on 10 Feb (14d) or 17 Feb 09:00 (7d)
+    result = deliver(make_dispatcher(hlpf, smtp.url, clock))
+    assert (result.sent, len(smtp.received)) == (1, 1)
+    states = {row.slot: (row.state, row.reason) for row in rows(hlpf, milestone_key="revised-draft")}
+    assert states["7d"] == ("sent", "")
+    assert states["14d"] == ("skipped", "a later reminder was due at the same time")
+    assert states["1d"] == ("planned", "")
+
+
+def test_a_late_reminder_says_the_time_actually_left(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-01 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    clock.now = at("2017-02-21 12:00")  # the 7d reminder fell due on the 17th; 3 days are left
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    [message] = [m.parse() for m in smtp.received]
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "3 days" in text and "7 days" not in text
+
+
+def test_a_moved_deadline_replans_reminders_keeps_sent_ones_and_notifies_once(
+    hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    deliver(make_dispatcher(hlpf, smtp.url, clock))  # the 14d reminder
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-03-03"))
+    clock.advance(hours=1)
+    sync(hlpf, schedules, clock.now)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    reminders = {r.slot: r for r in rows(hlpf, milestone_key="revised-draft", kind="reminder")}
+    assert reminders["14d"].state == "sent" and reminders["14d"].attempts == 1  # not resent
+    assert reminders["7d"].state == "planned" and reminders["7d"].send_at == at("2017-02-24 09:00")
+    [notice] = rows(hlpf, kind="changed", milestone_key="revised-draft")
+    assert (notice.state, notice.old_at, notice.new_at) == (
+        "sent",
+        at("2017-02-24 23:59:59"),
+        at("2017-03-03 23:59:59"),
+    )
+    # The final draft follows the comments, which follow the revised draft: it moved too.
+    assert {r.milestone_key for r in rows(hlpf, kind="changed", state="sent")} == {"revised-draft", "final-draft"}
+    assert len(smtp.received) == 3
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0
+
+
+def test_two_moves_before_the_notice_went_out_fold_into_one(
+    hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-02 09:00"))
+    subscriber = subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+    dispatcher.refresh(replan_all=True)
+    for due in ("2017-03-03", "2017-03-10"):
+        write_timeline("hlpf", HLPF.replace("due: 2017-02-24", f"due: {due}"))
+        sync(hlpf, schedules, clock.now)
+        dispatcher.refresh()
+    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber, milestone_key="revised-draft")
+    assert (notice.old_at, notice.new_at) == (at("2017-02-24 23:59:59"), at("2017-03-10 23:59:59"))
+    write_timeline("hlpf", HLPF)  # and back to where it was: nothing to tell any more
+    sync(hlpf, schedules, clock.now)
+    dispatcher.refresh()
+    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber, milestone_key="revised-draft")
+    assert notice.state == "cancelled"
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    assert [m for m in smtp.received if "Revised draft" in str(m.parse()["Subject"])] == []
+
+
+def test_a_cancelled_deadline_sends_a_cancelled_notice_and_no_more_reminders(
+    hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-02 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    cancelled = HLPF.replace("        due: 2017-02-24\n", "        due: 2017-02-24\n        status: cancelled\n")
+    write_timeline("hlpf", cancelled)
+    sync(hlpf, schedules, clock.now)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    [message] = [m.parse() for m in smtp.received]
+    assert "Revised draft posted" in str(message["Subject"])
+    [notice] = rows(hlpf, kind="cancelled")
+    assert notice.state == "sent"
+    reminders = rows(hlpf, kind="reminder", milestone_key="revised-draft")
+    assert reminders and {(r.state, r.reason) for r in reminders} == {("cancelled", "milestone cancelled")}
+
+
+def test_completing_a_step_tells_the_audience_waiting_for_it(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-02 09:00"))
+    subscribe(hlpf, "member@example.org", clock.now, audiences=("membership",))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    clock.now = at("2017-02-20 15:00")
+    mark_done(hlpf, "hlpf/revised-draft", clock.now)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    [notice] = rows(hlpf, kind="opened")
+    assert (notice.milestone_key, notice.state) == ("member-comments", "sent")
+    # Done four days early, the comments are due four days earlier: the 'opened' notice says
+    # so, without a separate 'changed' one; the secretariat hears that the final draft moved.
+    assert [to for to, _ in subjects(smtp)] == ["member@example.org", "sec@example.org"]
+    assert [r.milestone_key for r in rows(hlpf, kind="changed")] == ["final-draft"]
+    # Done + 14 days, minus the 14-day reminder, is today: that reminder would repeat the notice.
+    [reminder] = rows(hlpf, kind="reminder", milestone_key="member-comments", slot="14d")
+    assert (reminder.state, reminder.reason) == ("skipped", "the 'opened' notice gave the date")
+    done_reminders = rows(hlpf, kind="reminder", milestone_key="revised-draft", state="cancelled")
+    assert {r.reason for r in done_reminders} == {"milestone done"}
+
+
+def test_temporary_refusals_are_retried_with_growing_waits_until_accepted(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    smtp.answer("MAIL", "421 4.3.2 Service not available, try later", times=3)
+    waits = []
+    for _ in range(3):
+        assert deliver(make_dispatcher(hlpf, smtp.url, clock)).retrying == 1
+        [row] = rows(hlpf, kind="reminder", state="planned", slot="14d", milestone_key="revised-draft")
+        assert "421" in row.last_error
+        waits.append(row.attempt_at - clock.now)
+        clock.now = row.attempt_at
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 1
+    assert waits[0] < waits[1] < waits[2]  # 1, 2, 4 minutes, each ±25 %
+    [row] = rows(hlpf, state="sent")
+    assert row.attempts == 4 and row.last_error == ""
+    assert len(smtp.received) == 1
+
+
+def test_retrying_stops_when_the_deadline_has_passed(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-24 23:59:30"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    smtp.answer("MAIL", "451 4.3.0 try later")
+    result = deliver(make_dispatcher(hlpf, smtp.url, clock))
+    assert result.failed >= 1
+    failed = rows(hlpf, milestone_key="revised-draft", state="failed")
+    assert failed and failed[0].reason == "deadline passed while retrying"
+
+
+def test_repeated_rejections_suspend_the_address(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-01 09:00"))
+    subscriber = subscribe(hlpf, "gone@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    smtp.answer("RCPT", "550 5.1.1 No such user", address="gone@example.org")
+    for day in ("2017-02-10 09:00", "2017-02-17 09:00", "2017-02-23 09:00"):
+        clock.now = at(day)
+        assert deliver(make_dispatcher(hlpf, smtp.url, clock, suspend_after=3)).failed >= 1
+    with transaction(hlpf) as session:
+        found = session.get(Subscriber, subscriber)
+        assert found is not None and found.state == "suspended"
+    assert {r.reason for r in rows(hlpf, state="failed")} == {"rejected by the recipient's server"}
+    assert all(r.state != "planned" for r in rows(hlpf, subscriber_id=subscriber))
+
+
+def test_unsubscribing_cancels_what_was_planned(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-01 09:00"))
+    subscriber = subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+    dispatcher.refresh(replan_all=True)
+    assert rows(hlpf, state="planned")
+    set_subscriber(hlpf, subscriber, state="unsubscribed")
+    dispatcher.refresh(replan_all=True)
+    assert {(r.state, r.reason) for r in rows(hlpf)} == {("cancelled", "subscriber is not confirmed")}
+    clock.now = at("2017-02-10 09:00")
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    assert smtp.received == []
+
+
+def test_a_dead_workers_rows_are_sent_by_another_after_the_lease(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    for n in range(5):
+        subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
+    dead = make_dispatcher(hlpf, smtp.url, clock, lease=timedelta(seconds=30))
+    dead.refresh(replan_all=True)
+    claimed, _, _ = dead.claim_batch(10)  # then it dies without sending
+    assert len(claimed) == 5
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0  # held by the lease
+    clock.advance(seconds=31)
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 5
+    assert len({m.parse()["Message-ID"] for m in smtp.received}) == 5
+
+
+def test_a_confirmation_email_goes_to_a_pending_subscriber(engine: Engine, smtp: SMTPTestServer) -> None:
+    from tracker.outbox import queue_confirm
+
+    clock = Clock(at("2017-02-01 09:00"))
+    subscriber_id = subscribe(engine, "new@example.org", clock.now, confirmed=False)
+    with transaction(engine, write=True) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None and queue_confirm(session, subscriber, clock.now) is not None
+    assert deliver(make_dispatcher(engine, smtp.url, clock)).sent == 1
+    [message] = [m.parse() for m in smtp.received]
+    assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_send_due_sends_and_the_delivery_log_shows_the_servers_reply(
+    database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, smtp: SMTPTestServer
+) -> None:
+    from tests.factories import REPO
+    from tests.test_cli import tracker
+
+    write_timeline("hlpf", HLPF)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env = {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
+           "TRACKER_SMTP_URL": smtp.url, "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"),
+           "TRACKER_TEMPLATES": str(REPO / "templates" / "emails")}  # fmt: skip
+    assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
+    added = tracker("subscribers", "add", "sec@example.org", "--audience", "secretariat", "--confirmed",
+                    env=env, cwd=tmp_path)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    early = tracker("send-due", "--now", "2017-02-10 08:00", env=env, cwd=tmp_path)
+    assert early.returncode == 0 and "sent 0" in early.stdout
+    result = tracker("send-due", "--now", "2017-02-10 09:05", env=env, cwd=tmp_path)
+    assert result.returncode == 0 and "sent 1" in result.stdout, result.stdout + result.stderr
+    assert len(smtp.received) == 1
+    log = json.loads(tracker("deliveries", "--status", "sent", "--json", env=env, cwd=tmp_path).stdout)
+    assert [(d["to"], d["kind"], d["milestone"], d["slot"]) for d in log] == [
+        ("sec@example.org", "reminder", "hlpf/revised-draft", "14d")
+    ]
+    assert log[0]["reply"].startswith("250") and log[0]["attempts"] == 1
+    table = tracker("deliveries", "--milestone", "hlpf/revised-draft", env=env, cwd=tmp_path).stdout
+    assert "sec@example.org" in table and "sent" in table and "planned" in table
+    bad = tracker("deliveries", "--status", "lost", env=env, cwd=tmp_path)
+    assert bad.returncode == 1 and "not one of" in bad.stderr
+
+
+def test_metrics_count_deliveries_by_state_and_kind(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    from tracker.metrics import Metrics
+
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+    dispatcher.metrics = Metrics(hlpf, clock)
+    deliver(dispatcher)
+    text = dispatcher.metrics.exposition().decode()
+    assert 'tracker_deliveries{kind="reminder",state="sent"} 1.0' in text
+    assert 'tracker_sent_total{kind="reminder"} 1.0' in text
+    assert "tracker_lateness_seconds_bucket" in text and "tracker_queue_depth 0.0" in text

@@ -1,0 +1,91 @@
+"""Pure planning of deliveries: when each reminder goes and to whom (no store, `now` passed in)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from tests.delivery_kit import at
+from tests.factories import make_view
+from tracker.dates import parse_offset
+from tracker.planning import Occurrence, Reader, next_digest, plan_digests, plan_reminders, reminder_at
+
+MEMBER = Reader(1, ("membership",), None, None, "Europe/Zurich")
+SECRETARIAT = Reader(2, ("secretariat",), None, None, "Europe/Zurich")
+
+
+def when(view_overrides: Mapping[str, object], offset: str, hour: int = 9) -> str:
+    view = make_view(**view_overrides)
+    item = Occurrence(view, "", view.due_at, view.starts_at, view.ends_at)
+    return reminder_at(item, parse_offset(offset), hour).isoformat()
+
+
+def test_day_offsets_go_at_the_reminder_hour_of_the_timelines_zone_across_dst() -> None:
+    due = {"due_at": at("2017-03-30 23:59:59")}  # summer time starts on 26 March
+    assert when(due, "7d") == at("2017-03-23 09:00").isoformat() == "2017-03-23T08:00:00+00:00"
+    assert when(due, "1d") == at("2017-03-29 09:00").isoformat() == "2017-03-29T07:00:00+00:00"
+    assert when(due, "2w", hour=14) == at("2017-03-16 14:00").isoformat()
+
+
+def test_hour_offsets_are_exact_across_dst() -> None:
+    timed = {"all_day": False, "due_at": at("2017-03-26 12:00")}  # 10:00 UTC, the day clocks go forward
+    assert when(timed, "4h") == "2017-03-26T06:00:00+00:00"
+    assert when(timed, "24h") == "2017-03-25T10:00:00+00:00"  # 11:00 CET: exactly 24 hours before
+    assert when(timed, "1d") == at("2017-03-25 09:00").isoformat()  # a day offset: the reminder hour
+
+
+def test_hours_before_an_all_day_deadline_count_from_the_end_of_its_day() -> None:
+    assert when({}, "4h") == at("2017-03-10 20:00").isoformat()
+
+
+def test_meetings_are_reminded_of_by_their_start() -> None:
+    meeting = {"kind": "span", "due_at": None, "starts_at": at("2018-01-24 00:00"), "ends_at": at("2018-01-25 23:59")}
+    assert when(meeting, "1d") == at("2018-01-23 09:00").isoformat()
+    assert when(meeting, "2h") == at("2018-01-23 22:00").isoformat()
+
+
+def test_reminders_are_routed_by_audience_and_timeline() -> None:
+    view = make_view(reminders=("7d", "1d"))  # owned by the membership
+    readers = [
+        MEMBER,
+        SECRETARIAT,
+        Reader(3, ("membership",), ("other",), None),
+        Reader(4, ("membership",), ("hlpf",), None),
+    ]
+    wanted = plan_reminders([view], readers, now=at("2017-03-01 00:00"), horizon=timedelta(days=35), reminder_hour=9)
+    assert sorted((w.subscriber_id, w.slot) for w in wanted) == [(1, "1d"), (1, "7d"), (4, "1d"), (4, "7d")]
+    assert {w.deadline_at for w in wanted} == {view.due_at}
+
+
+def test_a_subscribers_own_offsets_replace_the_milestones() -> None:
+    view = make_view(reminders=("7d", "1d"))
+    reader = Reader(5, ("membership",), None, ("3d",))
+    wanted = plan_reminders([view], [reader], now=at("2017-03-01 00:00"), horizon=timedelta(days=35), reminder_hour=9)
+    assert [(w.slot, w.send_at) for w in wanted] == [("3d", at("2017-03-07 09:00"))]
+
+
+def test_nothing_is_planned_beyond_the_horizon_past_the_deadline_or_once_done() -> None:
+    view = make_view(reminders=("14d", "1d"))
+    now = at("2017-02-20 00:00")
+    planned = plan_reminders([view], [MEMBER], now=now, horizon=timedelta(days=7), reminder_hour=9)
+    assert [w.slot for w in planned] == ["14d"]  # the 1d reminder (9 March) is beyond the horizon
+    late = plan_reminders([view], [MEMBER], now=at("2017-03-11 00:00"), horizon=timedelta(days=7), reminder_hour=9)
+    assert late == []
+    from tracker.planning import CompletionView
+
+    done = make_view(reminders=("14d",), completions={"": CompletionView(at("2017-02-19 10:00"))})
+    assert plan_reminders([done], [MEMBER], now=now, horizon=timedelta(days=7), reminder_hour=9) == []
+
+
+def test_a_yearly_all_day_deadline_is_still_ahead_on_its_own_day() -> None:
+    view = make_view(due_at=at("2019-01-02 23:59:59"), repeat="FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=2", reminders=("3h",))
+    wanted = plan_reminders([view], [MEMBER], now=at("2027-01-02 10:00"), horizon=timedelta(days=7), reminder_hour=9)
+    assert [(w.occurrence, w.send_at) for w in wanted] == [("2027-01-02", at("2027-01-02 21:00"))]
+
+
+def test_the_weekly_digest_goes_on_monday_at_the_readers_hour_in_their_zone() -> None:
+    reader = Reader(6, ("membership",), None, None, "America/New_York", digest="weekly")
+    send_at, monday = next_digest(at("2026-11-28 12:00"), reader.timezone, 9)  # a Saturday
+    assert (monday.isoformat(), send_at.isoformat()) == ("2026-11-30", "2026-11-30T14:00:00+00:00")
+    [wanted] = plan_digests([reader, MEMBER], now=at("2026-11-28 12:00"), horizon=timedelta(days=7), reminder_hour=9)
+    assert (wanted.subscriber_id, wanted.kind, wanted.slot) == (6, "digest", "2026-11-30")

@@ -1,0 +1,230 @@
+"""The delivery engine as operators run it: real `tracker run` processes, a real SMTP server, crashes and all."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL
+from tests.processes import (
+    DeliveryRow,
+    Job,
+    Site,
+    due_in,
+    message_id,
+    parse_at,
+    recipients,
+    repeats,
+    states,
+    wait_for,
+)
+from tests.smtp_server import ReceivedMail, SMTPTestServer
+
+pytestmark = pytest.mark.slow
+
+CONNECTIONS = 4
+OUTAGE = "421 4.3.2 try again later"
+SOON = timedelta(hours=2)  # with `reminders: [3h]`, the reminder fell due an hour ago: it goes at once
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPTestServer]:
+    with SMTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
+    site = Site(tmp_path, database_url, smtp.url)
+    yield site
+    site.close()
+    for job in site.jobs:  # pytest shows this when the test failed
+        print(f"----- {job.name} (exit {job.process.returncode}) -----\n{job.log}")
+
+
+def everyone(addresses: Sequence[str], since: int = 0) -> Callable[[SMTPTestServer], bool]:
+    """A server condition: each address has received a message (counting from message number *since*)."""
+    expected = set(addresses)
+
+    def check(server: SMTPTestServer) -> bool:
+        mails = server.received[since:]
+        return len(mails) >= len(expected) and recipients(mails) >= expected
+
+    return check
+
+
+def received_at_least(count: int) -> Callable[[SMTPTestServer], bool]:
+    return lambda server: len(server.received) >= count
+
+
+def extra_copies(mails: Sequence[ReceivedMail]) -> int:
+    """How many messages arrived that had arrived before (same Message-ID)."""
+    return sum(n - 1 for n in repeats(mails).values())
+
+
+def test_a_crash_mid_send_loses_nothing_and_resends_at_most_one_message_per_connection(
+    site: Site, smtp: SMTPTestServer
+) -> None:
+    addresses = site.import_subscribers(2000)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.delay = 0.005  # slow enough to be caught mid-send
+    crashing = site.start(smtp_connections=CONNECTIONS, lease=3)
+    smtp.wait_until(received_at_least(300), timeout=60)
+
+    crashing.kill()
+    at_crash = len(smtp.received)
+    site.start(smtp_connections=CONNECTIONS, lease=3)  # a short lease: the dead job's rows come back fast
+    smtp.wait_until(everyone(addresses), timeout=60)
+    site.wait_settled()
+
+    mails = list(smtp.received)
+    print(f"received {at_crash} before the crash, {len(mails)} in all, {extra_copies(mails)} twice")
+    assert at_crash < len(addresses), "the job finished before it could be killed"
+    assert recipients(mails) == set(addresses)
+    assert extra_copies(mails) <= CONNECTIONS
+    sent = site.deliveries("--status", "sent", "--limit", "5000")
+    assert len(sent) == 2000 and {row["to"] for row in sent} == set(addresses)
+    assert all(row["milestone"] == "comments/comments" and row["slot"] == "3h" for row in sent)
+
+
+def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrives_once(
+    site: Site, smtp: SMTPTestServer
+) -> None:
+    addresses = site.import_subscribers(20)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.answer("MAIL", OUTAGE, times=3 * len(addresses))  # about three refusals for each message
+    job = site.start(smtp_connections=CONNECTIONS, retry_base=0.5)
+
+    job.wait_logged("retrying")
+    during = site.deliveries()
+    smtp.wait_until(everyone(addresses), timeout=45)
+    site.wait_settled()
+
+    waiting = [row for row in during if row["state"] == "planned"]
+    assert waiting, f"no row was waiting for a retry: {states(during)}"
+    for row in waiting:
+        assert row["attempts"] >= 1 and "421" in (row["last_error"] or "")
+        assert row["next_attempt"] is not None and parse_at(row["next_attempt"]) > parse_at(row["send_at"])
+    mails = list(smtp.received)
+    assert len(mails) == len({message_id(mail) for mail in mails}) == len(addresses)
+    after = site.deliveries()
+    assert states(after) == {"sent": len(addresses)}
+    assert all(row["attempts"] > 1 for row in after)
+    assert sum(row["attempts"] - 1 for row in after) <= 3 * len(addresses)  # no retry without a refusal
+
+
+def test_retries_wait_longer_each_time(site: Site, smtp: SMTPTestServer) -> None:
+    # `send-due --now` makes each pass's time exact, so the waits can be measured to the second.
+    site.import_subscribers(1)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    site.cli("sync")
+    smtp.answer("MAIL", OUTAGE, times=3)
+    now = datetime.now(UTC)
+    waits: list[timedelta] = []
+
+    for attempt in (1, 2, 3):
+        site.cli("send-due", "--now", now.isoformat())
+        [row] = site.deliveries()
+        assert (row["state"], row["attempts"]) == ("planned", attempt)
+        assert row["last_error"] is not None and "421" in row["last_error"]
+        assert row["next_attempt"] is not None
+        retry_at = parse_at(row["next_attempt"])
+        waits.append(retry_at - now)
+        now = retry_at + timedelta(seconds=1)
+    site.cli("send-due", "--now", now.isoformat())
+
+    [row] = site.deliveries()
+    assert (row["state"], row["attempts"], row["last_error"]) == ("sent", 4, None)
+    assert len(smtp.received) == 1
+    seconds = [wait.total_seconds() for wait in waits]
+    # TRACKER_RETRY_BASE is 60 s, doubled at each attempt, ±25 % jitter (plus the pass's own run time).
+    for attempt, wait in enumerate(seconds):
+        assert 0.75 * 60 * 2**attempt <= wait <= 1.25 * 60 * 2**attempt + 5, seconds
+    assert seconds == sorted(seconds), seconds
+
+
+def test_after_downtime_only_the_latest_due_reminder_goes_and_the_older_is_skipped(
+    site: Site, smtp: SMTPTestServer
+) -> None:
+    addresses = site.import_subscribers(5)
+    # Both reminder times passed while nothing ran (due - 3h and due - 2h); the deadline is still ahead.
+    site.write_deadline("comments", due_in(timedelta(minutes=90)), ["3h", "2h"])
+
+    site.start()
+    smtp.wait_until(everyone(addresses), timeout=30)
+    site.wait_settled()
+
+    rows = site.deliveries()
+    by_slot = {slot: [row for row in rows if row["slot"] == slot] for slot in ("3h", "2h")}
+    assert len(rows) == 10
+    assert {row["state"] for row in by_slot["2h"]} == {"sent"}
+    assert {(row["state"], row["reason"]) for row in by_slot["3h"]} == {
+        ("skipped", "a later reminder was due at the same time")
+    }
+    assert len(smtp.received) == len(addresses)
+
+
+@pytest.mark.skipif(not PG_URL, reason="several instances need PostgreSQL: set TRACKER_TEST_DATABASE_URL")
+def test_three_instances_deliver_each_reminder_once_and_carry_on_when_one_dies(
+    site: Site, smtp: SMTPTestServer
+) -> None:
+    addresses = site.import_subscribers(3000)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.delay = 0.005
+    jobs = site.start_many(3, smtp_connections=CONNECTIONS, lease=3)
+
+    smtp.wait_until(everyone(addresses), timeout=60)
+    first = list(smtp.received)
+    assert len(first) == len({message_id(mail) for mail in first}) == 3000
+
+    site.write_deadline("documents", due_in(SOON), ["3h"])  # every job sees the file and syncs it
+    smtp.wait_until(received_at_least(len(first) + 500), timeout=30)
+    victim = jobs[0]
+    victim.kill()
+    smtp.wait_until(everyone(addresses, since=len(first)), timeout=60)
+    site.wait_settled()
+
+    second = smtp.received[len(first) :]
+    print(f"second round: {len(second)} received, {extra_copies(second)} twice")
+    assert recipients(second) == set(addresses)
+    assert extra_copies(second) <= CONNECTIONS
+    assert not {message_id(mail) for mail in first} & {message_id(mail) for mail in second}
+    assert any(job.logged("expired lease(s) returned") for job in jobs[1:]), "nobody took over the dead job's rows"
+
+
+def test_a_stop_signal_finishes_in_flight_sends_and_gives_the_rest_back(site: Site, smtp: SMTPTestServer) -> None:
+    addresses = site.import_subscribers(300)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.delay = 0.05  # at most 80 messages a second through 4 connections
+    job = site.start(smtp_connections=CONNECTIONS)
+    smtp.wait_until(received_at_least(40), timeout=30)
+
+    status, took = stop(job, signal.SIGTERM)
+
+    before = list(smtp.received)
+    print(f"stopped in {took:.2f}s after {len(before)} messages")
+    assert status == 0 and took < 5, job.log
+    assert job.logged("every row held was recorded or given back")
+    assert site.deliveries("--status", "claimed") == []
+    planned: list[DeliveryRow] = site.deliveries("--status", "planned")
+    assert len(before) < len(addresses) and len(planned) == len(addresses) - len(before)
+    assert {row["to"] for row in planned} == set(addresses) - recipients(before)
+
+    site.start(smtp_connections=CONNECTIONS)
+    smtp.wait_until(everyone(addresses), timeout=30)
+    site.wait_settled()
+
+    mails = list(smtp.received)
+    assert len(mails) == len({message_id(mail) for mail in mails}) == len(addresses)  # nothing twice
+
+
+def stop(job: Job, sig: signal.Signals) -> tuple[int, float]:
+    """Signal *job*; return its exit status and how long it took to end."""
+    started = time.monotonic()
+    status = job.stop(sig)
+    return status, time.monotonic() - started

@@ -1,0 +1,422 @@
+"""Subscribing over HTTP (double opt-in), the preferences page, and the per-client limit."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+from sqlmodel import select
+from starlette.types import ASGIApp
+
+from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.test_web import SECRET, free_port, subscribe, sync
+from tracker.calendars import Calendars
+from tracker.config import Settings
+from tracker.models import Delivery, Event, Subscriber
+from tracker.ratelimit import SlidingWindow, client_key
+from tracker.store import transaction
+from tracker.tokens import make_token
+from tracker.web import create_app
+
+BASE = "https://tracker.example.org"
+AMINA = {"email": "amina@mission.example.org", "name": "Amina Diallo", "language": "fr", "timezone": "Africa/Dakar",
+         "audiences": ["membership"], "timelines": ["hlpf"], "digest": "weekly"}  # fmt: skip
+MakeClient = Callable[..., httpx.Client]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, clock: Clock) -> Iterator[MakeClient]:
+    """Start the app in a real server on a synced store; keywords are settings (e.g. subscribe_limit)."""
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    sync(engine, schedules)
+    with ExitStack() as stack:
+
+        def make(**settings: Any) -> httpx.Client:
+            calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=clock,
+                                  check_interval=0, secret=SECRET)  # fmt: skip
+            config = Settings(base_url=BASE, timezone="Europe/Zurich", **settings)
+            url = stack.enter_context(running(create_app(engine, calendars, settings=config)))
+            return stack.enter_context(httpx.Client(base_url=url, timeout=10))
+
+        yield make
+
+
+@contextmanager
+def running(app: ASGIApp) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def http(make_client: MakeClient) -> httpx.Client:
+    return make_client()
+
+
+def stored(engine: Engine, email: str) -> Subscriber | None:
+    with transaction(engine) as session:
+        return session.exec(select(Subscriber).where(Subscriber.email_key == email.lower())).first()
+
+
+def confirm_rows(engine: Engine) -> list[Delivery]:
+    with transaction(engine) as session:
+        return list(session.exec(select(Delivery).where(Delivery.kind == "confirm")))
+
+
+def events(engine: Engine, kind: str) -> list[Event]:
+    with transaction(engine) as session:
+        return list(session.exec(select(Event).where(Event.kind == kind)))
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+def test_it_subscribes_over_json_as_pending_with_one_confirmation_email_planned(
+    http: httpx.Client, engine: Engine
+) -> None:
+    response = http.post("/subscribe", json=AMINA)
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "check-your-inbox"
+    subscriber = stored(engine, "amina@mission.example.org")
+    assert subscriber is not None
+    assert (subscriber.state, subscriber.language, subscriber.timezone, subscriber.digest) == (
+        "pending", "fr", "Africa/Dakar", "weekly")  # fmt: skip
+    assert (subscriber.audiences, subscriber.timelines, subscriber.reminders) == (["membership"], ["hlpf"], None)
+    rows = confirm_rows(engine)
+    assert [(r.subscriber_id, r.state, r.send_at) for r in rows] == [(subscriber.id, "planned", NOW)]
+
+
+def test_asking_again_within_five_minutes_plans_no_second_email_and_answers_the_same(
+    http: httpx.Client, engine: Engine, clock: Clock
+) -> None:
+    first = http.post("/subscribe", json=AMINA)
+    clock.at = NOW + timedelta(minutes=4)
+    again = http.post("/subscribe", json=AMINA)
+    assert len(confirm_rows(engine)) == 1
+
+    clock.at = NOW + timedelta(minutes=6)
+    later = http.post("/subscribe", json=AMINA)
+
+    assert first.status_code == again.status_code == later.status_code == 202
+    assert first.content == again.content == later.content
+    assert len(confirm_rows(engine)) == 2  # the limit of the address held it back, not a lost request
+
+
+def test_a_confirmed_address_gets_the_same_answer_and_nothing_changes(http: httpx.Client, engine: Engine) -> None:
+    subscribe(engine, "li@mission.example.org", language="zh", audiences="membership")
+    before = stored(engine, "li@mission.example.org")
+    events_before = len(events(engine, "subscriber_updated"))
+
+    known = http.post("/subscribe", json={**AMINA, "email": "LI@mission.example.org"})
+    new = http.post("/subscribe", json=AMINA)
+
+    assert (known.status_code, known.content, known.headers.get("content-length")) == (
+        new.status_code, new.content, new.headers.get("content-length"))  # fmt: skip
+    after = stored(engine, "li@mission.example.org")
+    assert before is not None and after is not None
+    assert after.model_dump() == before.model_dump()
+    assert len(events(engine, "subscriber_updated")) == events_before
+    amina = stored(engine, "amina@mission.example.org")
+    assert amina is not None and [r.subscriber_id for r in confirm_rows(engine)] == [amina.id]
+
+
+def test_an_unsubscribed_address_may_ask_again_and_is_pending_until_it_confirms(
+    http: httpx.Client, engine: Engine
+) -> None:
+    subscriber_id, _ = subscribe(engine, "amina@mission.example.org")
+    http.post(f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 0)}")
+
+    response = http.post("/subscribe", json=AMINA)
+
+    assert response.status_code == 202
+    subscriber = stored(engine, "amina@mission.example.org")
+    assert subscriber is not None and subscriber.state == "pending"
+    assert [r.subscriber_id for r in confirm_rows(engine)] == [subscriber_id]
+
+
+def test_a_client_over_its_limit_gets_429_with_retry_after(make_client: MakeClient, engine: Engine) -> None:
+    http = make_client(subscribe_limit=2, subscribe_window=60)
+
+    answers = [http.post("/subscribe", json={**AMINA, "email": f"m{i}@mission.example.org"}) for i in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert 0 < int(answers[2].headers["retry-after"]) <= 60
+    assert stored(engine, "m2@mission.example.org") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"language": "de"}, "language", "language 'de' is not one of ar, zh, en, fr, ru, es"),
+        ({"language": "fra"}, "language", "(did you mean 'fr'?)"),
+        ({"timelines": ["hlfp"]}, "timelines", "no timeline 'hlfp' (did you mean 'hlpf'?)"),
+        ({"audiences": ["membrship"]}, "audiences", "no audience 'membrship' (did you mean 'membership'?)"),
+        ({"timezone": "Europe/Geneva"}, "timezone", "unknown time zone 'Europe/Geneva'"),
+        ({"digest": "daily"}, "digest", "digest 'daily' is not one of off, weekly"),
+        ({"reminders": ["7d", "a week"]}, "reminders", "bad offset 'a week'"),
+        ({"email": "someone@"}, "email", "is not an email address"),
+        ({"langauge": "fr"}, "langauge", "unknown field 'langauge' (did you mean 'language'?)"),
+        ({"audiences": "membership;secretariat", "timelines": [1]}, "timelines", "timelines must be a list of names"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    http: httpx.Client, engine: Engine, change: dict[str, object], field: str, message: str
+) -> None:
+    response = http.post("/subscribe", json={**AMINA, **change})
+
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field]
+    assert message in problem["msg"]
+    assert stored(engine, "amina@mission.example.org") is None
+
+
+def test_reminder_offsets_are_stored_latest_first_and_none_means_none(http: httpx.Client, engine: Engine) -> None:
+    http.post("/subscribe", json={**AMINA, "reminders": ["1d", "2w", "4h", "1d"]})
+    http.post("/subscribe", json={**AMINA, "email": "li@mission.example.org", "reminders": []})
+
+    amina, li = stored(engine, "amina@mission.example.org"), stored(engine, "li@mission.example.org")
+    assert amina is not None and amina.reminders == ["14d", "1d", "4h"]
+    assert li is not None and li.reminders == []
+
+
+def test_only_json_and_forms_are_accepted(http: httpx.Client, engine: Engine) -> None:
+    # text/plain is what a cross-site page can post without a preflight: it must not count as JSON.
+    response = http.post("/subscribe", content=b'{"email": "amina@mission.example.org"}',
+                         headers={"Content-Type": "text/plain"})  # fmt: skip
+
+    assert response.status_code == 415
+    assert stored(engine, "amina@mission.example.org") is None
+
+
+def test_a_form_post_needs_a_fresh_token_from_the_same_browser(
+    make_client: MakeClient, engine: Engine, clock: Clock
+) -> None:
+    http, stranger = make_client(), make_client()
+    page = http.get("/subscribe")
+    token = csrf(page.text)
+    form = {"email": "olga@mission.example.org", "language": "ru", "audiences": ["membership", "secretariat"]}
+
+    missing = http.post("/subscribe", data=form)
+    wrong = http.post("/subscribe", data={**form, "csrf_token": token[:-3] + "AAA"})
+    elsewhere = stranger.post("/subscribe", data={**form, "csrf_token": token})  # no cookie of that browser
+    clock.at = NOW + timedelta(hours=3)
+    expired = http.post("/subscribe", data={**form, "csrf_token": token})
+    assert stored(engine, "olga@mission.example.org") is None
+
+    clock.at = NOW + timedelta(minutes=10)
+    accepted = http.post("/subscribe", data={**form, "csrf_token": token})
+
+    assert page.status_code == 200 and "tracker_csrf" in page.headers["set-cookie"]
+    assert "httponly" in page.headers["set-cookie"].lower() and "samesite=strict" in page.headers["set-cookie"].lower()
+    assert [r.status_code for r in (missing, wrong, elsewhere, expired)] == [403, 403, 403, 403]
+    assert accepted.status_code == 202 and "Check your inbox" in accepted.text
+    olga = stored(engine, "olga@mission.example.org")
+    assert olga is not None and olga.state == "pending" and olga.audiences == ["membership", "secretariat"]
+    assert len(confirm_rows(engine)) == 1
+
+
+def test_a_form_with_a_mistake_comes_back_with_the_problem_and_what_was_typed(http: httpx.Client) -> None:
+    token = csrf(http.get("/subscribe").text)
+
+    response = http.post("/subscribe", data={"csrf_token": token, "email": "olga@mission.example.org",
+                                             "name": "<b>Olga</b>", "timelines": ["hlfp"]})  # fmt: skip
+
+    assert response.status_code == 422
+    assert "did you mean &#39;hlpf&#39;?" in response.text
+    assert 'value="olga@mission.example.org"' in response.text
+    assert "&lt;b&gt;Olga&lt;/b&gt;" in response.text and "<b>Olga" not in response.text
+
+
+def preferences_link(engine: Engine, email: str, *, confirmed: bool = True, **fields: object) -> str:
+    subscriber_id, _ = subscribe(engine, email, confirmed=confirmed, **fields)
+    return f"/preferences/{make_token(SECRET, 'manage', subscriber_id, 0)}"
+
+
+def set_fields(engine: Engine, email: str, **values: object) -> None:
+    with transaction(engine, write=True) as session:
+        subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == email)).one()
+        for name, value in values.items():
+            setattr(subscriber, name, value)
+        session.add(subscriber)
+
+
+def test_the_preferences_page_shows_every_setting_escaped(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "x@mission.example.org", name="<script>alert(1)</script>", language="ar",
+                            timezone="Asia/Tokyo", audiences="secretariat", timelines="cwg-32")  # fmt: skip
+    set_fields(engine, "x@mission.example.org", digest="weekly", reminders=["7d", "4h"])
+
+    page = http.get(link)
+
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert '<option value="ar" lang="ar" selected>' in page.text and '<option value="weekly" selected>' in page.text
+    assert 'value="Asia/Tokyo"' in page.text and 'value="7d, 4h"' in page.text
+    assert 'name="audiences" value="secretariat" checked' in page.text
+    assert 'name="audiences" value="membership">' in page.text
+    assert 'name="timelines" value="cwg-32" checked' in page.text and 'value="hlpf">' in page.text
+    assert re.search(rf'href="{BASE}/feeds/me/[^"]+\.ics"', page.text)
+    assert f'href="{BASE}/unsubscribe/{link.rsplit("/", 1)[1]}"' in page.text
+    assert 'value="rotate-feed"' in page.text
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+
+
+def settings_form(token: str, **changes: object) -> dict[str, object]:
+    form = {"csrf_token": token, "name": "Li Wei", "language": "zh", "timezone": "Europe/Zurich",
+            "audiences": ["membership"], "digest": "off", "reminders": "", "action": "save"}  # fmt: skip
+    return {**form, **changes}
+
+
+def test_saving_a_change_records_one_event_and_saving_the_same_records_none(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org", name="Li Wei", language="zh", audiences="membership")
+    token = csrf(http.get(link).text)
+
+    changed = http.post(link, data=settings_form(token, language="es", reminders="1d, 2w"))
+    same = http.post(link, data=settings_form(token, language="es", reminders="14d 1d"))
+
+    assert changed.status_code == 200 and "Saved." in changed.text
+    assert same.status_code == 200 and "Nothing to save" in same.text
+    subscriber = stored(engine, "li@mission.example.org")
+    assert subscriber is not None and (subscriber.language, subscriber.reminders) == ("es", ["14d", "1d"])
+    assert len(events(engine, "subscriber_updated")) == 1
+    assert '<option value="es" lang="es" selected>' in same.text
+
+
+def test_a_mistake_on_the_preferences_page_is_shown_with_422_and_changes_nothing(
+    http: httpx.Client, engine: Engine
+) -> None:
+    link = preferences_link(engine, "li@mission.example.org", name="Li Wei", language="zh", audiences="membership")
+    token = csrf(http.get(link).text)
+
+    response = http.post(link, data=settings_form(token, language="de", name="Li <Wei>"))
+
+    assert response.status_code == 422
+    assert "language &#39;de&#39; is not one of" in response.text
+    assert 'value="Li &lt;Wei&gt;"' in response.text
+    subscriber = stored(engine, "li@mission.example.org")
+    assert subscriber is not None and (subscriber.language, subscriber.name) == ("zh", "Li Wei")
+    assert events(engine, "subscriber_updated") == []
+
+
+def test_preferences_need_the_form_token_of_that_link(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org", language="zh")
+    other = preferences_link(engine, "olga@mission.example.org")
+    foreign = csrf(http.get(other).text)
+
+    missing = http.post(link, data=settings_form(""))
+    borrowed = http.post(link, data=settings_form(foreign))
+
+    assert (missing.status_code, borrowed.status_code) == (403, 403)
+    subscriber = stored(engine, "li@mission.example.org")
+    assert subscriber is not None and subscriber.language == "zh"
+
+
+def test_rotating_the_feed_link_retires_the_old_one(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org", audiences="membership")
+    page = http.get(link)
+    old = re.search(rf'href="{BASE}(/feeds/me/[^"]+\.ics)"', page.text)
+    assert old is not None and http.get(old.group(1)).status_code == 200
+
+    rotated = http.post(link, data={"csrf_token": csrf(page.text), "action": "rotate-feed"})
+
+    new = re.search(rf'href="{BASE}(/feeds/me/[^"]+\.ics)"', rotated.text)
+    assert rotated.status_code == 200 and "the old one no longer works" in rotated.text
+    assert new is not None and new.group(1) != old.group(1)
+    assert http.get(old.group(1)).status_code == 404
+    assert http.get(new.group(1)).status_code == 200
+    assert len(events(engine, "subscriber_tokens_rotated")) == 1
+
+
+def test_a_pending_subscriber_sees_no_feed_link_yet(http: httpx.Client, engine: Engine) -> None:
+    page = http.get(preferences_link(engine, "olga@mission.example.org", confirmed=False))
+
+    assert page.status_code == 200 and "(pending)" in page.text
+    assert "/feeds/me/" not in page.text and "rotate-feed" not in page.text
+
+
+def test_a_wrong_or_replaced_preferences_link_is_a_404(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org")
+    token = csrf(http.get(link).text)
+    with transaction(engine, write=True) as session:
+        subscriber = session.exec(select(Subscriber)).one()
+        subscriber.manage_version += 1
+        session.add(subscriber)
+
+    assert http.get(link).status_code == 404
+    assert http.post(link, data=settings_form(token, language="fr")).status_code == 404
+    assert http.get("/preferences/garbage").status_code == 404
+    assert "not valid any more" in http.get("/preferences/forged.token").text
+
+
+def test_the_window_lets_a_client_in_again_once_its_oldest_request_is_old_enough() -> None:
+    now = [100.0]
+    window = SlidingWindow(2, 60, clock=lambda: now[0], max_keys=2)
+
+    first = [window.hit("a"), window.hit("a"), window.hit("a")]
+    now[0] = 130.0
+    refused = window.hit("a")
+    now[0] = 160.5
+    again = window.hit("a")
+
+    assert first[:2] == [0.0, 0.0] and first[2] == pytest.approx(60)
+    assert refused == pytest.approx(30)
+    assert again == 0.0
+
+
+def test_the_window_forgets_the_least_recently_seen_client_first() -> None:
+    window = SlidingWindow(1, 60, clock=lambda: 0.0, max_keys=2)
+
+    window.hit("a")
+    window.hit("b")
+    refused = window.hit("a")  # also makes "a" the most recently seen
+    window.hit("c")
+
+    assert refused > 0
+    assert window.hit("b") == 0.0  # forgotten: memory stays bounded, whatever the number of clients
+    assert window.hit("c") > 0
+
+
+def test_clients_are_keyed_by_address_and_ipv6_hosts_by_their_64() -> None:
+    assert client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_key(None) == "unknown" and client_key("testclient") == "testclient"

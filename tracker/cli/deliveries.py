@@ -1,0 +1,118 @@
+"""`tracker send-due` (one delivery pass, for cron) and `tracker deliveries` (the delivery log)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlmodel import col, select
+
+from tracker.cli.common import app, err, fail, out, secret_key, settings, store, when
+from tracker.dispatcher import PassResult, make_dispatcher
+from tracker.display import format_at
+from tracker.models import Delivery, Subscriber
+from tracker.outbox import Replan
+from tracker.store import transaction
+
+STATES = ("planned", "claimed", "sent", "failed", "skipped", "cancelled")
+
+
+@app.command("send-due")
+def send_due(
+    now: Annotated[str | None, typer.Option(help="Act as if it were this time (YYYY-MM-DD [HH:MM]).")] = None,
+) -> None:
+    """One delivery pass: plan, send everything due, record, exit (for cron)."""
+    config = settings()
+    engine = store()
+    start, began = when(now, config.timezone, "--now"), time.monotonic()
+    dispatcher = make_dispatcher(engine, config, secret_key(),
+                                 clock=lambda: start + timedelta(seconds=time.monotonic() - began))  # fmt: skip
+    handled, replanned = dispatcher.refresh(replan_all=True)
+    result = asyncio.run(send_all(dispatcher))
+    out.print(summary(handled.notices, replanned, result))
+    if result.failed:
+        raise typer.Exit(3)
+
+
+async def send_all(dispatcher: Any) -> PassResult:
+    try:
+        return await dispatcher.run_pass()  # type: ignore[no-any-return]
+    finally:
+        await dispatcher.mailer.close()
+
+
+def summary(notices: int, replanned: Replan | None, result: PassResult) -> str:
+    planned = f"{replanned.added} reminder(s) planned" if replanned else "reminders unchanged"
+    parts = [f"sent {result.sent}", f"retrying later {result.retrying}", f"failed {result.failed}",
+             f"skipped {result.skipped}"]  # fmt: skip
+    mark = "[green]✓[/green]" if not result.failed else "[yellow]![/yellow]"
+    return f"{mark} {', '.join(parts)} ({notices} notice(s) and {planned})"
+
+
+@app.command("deliveries")
+def deliveries(
+    status: Annotated[str | None, typer.Option(help=f"Only rows in this state: {', '.join(STATES)}.")] = None,
+    milestone: Annotated[str | None, typer.Option(help="Only this milestone, as TIMELINE/MILESTONE.")] = None,
+    to: Annotated[str | None, typer.Option(help="Only messages to this address.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """The delivery log: who was sent what, when, with the server's reply."""
+    if status is not None and status not in STATES:
+        fail(f"--status: {status!r} is not one of {', '.join(STATES)}")
+    engine = store()
+    query = select(Delivery, Subscriber.email).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
+    if status:
+        query = query.where(Delivery.state == status)
+    if milestone:
+        timeline, _, key = milestone.partition("/")
+        if not key:
+            fail("--milestone: give it as TIMELINE/MILESTONE")
+        query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
+    if to:
+        query = query.where(Subscriber.email_key == to.strip().lower())
+    query = query.order_by(col(Delivery.send_at).desc(), col(Delivery.id).desc()).limit(limit)
+    with transaction(engine) as session:
+        rows = [(row, email) for row, email in session.exec(query)]
+    if as_json:
+        out.print_json(json.dumps([as_dict(row, email) for row, email in rows]))
+        return
+    if not rows:
+        err.print("no deliveries match")
+        return
+    out.print(log_table(rows, settings().timezone))
+
+
+def as_dict(row: Delivery, email: str) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id, "to": email, "kind": row.kind, "milestone": about(row), "occurrence": row.occurrence or None,
+        "slot": row.slot, "state": row.state, "send_at": iso(row.send_at), "sent_at": iso(row.sent_at),
+        "attempts": row.attempts, "next_attempt": iso(row.attempt_at) if row.state == "planned" else None,
+        "reply": row.reply or None, "last_error": row.last_error or None, "reason": row.reason or None,
+    }  # fmt: skip
+
+
+def about(row: Delivery) -> str | None:
+    return f"{row.timeline_id}/{row.milestone_key}" if row.timeline_id else None
+
+
+def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for name in ("to", "kind", "about", "planned for", "state", "tries", "sent", "server reply / reason"):
+        table.add_column(name, overflow="fold")
+    colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow"}
+    for row, email in rows:
+        what = row.kind + (f" {row.slot}" if row.kind == "reminder" else "")
+        state = f"[{colours.get(row.state, 'dim')}]{row.state}[/]"
+        detail = row.reply or row.last_error or row.reason
+        planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
+        table.add_row(email, what, about(row) or "—", planned, state, str(row.attempts), sent, detail)
+    return table

@@ -1,0 +1,423 @@
+"""Send what is due: claim outbox rows, render them, send through the mailer's pool, record.
+
+One pass claims small batches while workers (one per SMTP connection) send. Each worker
+waits until its outcome is committed before it takes the next row, and the commits are
+grouped: a crash can leave at most one accepted-but-unrecorded message per connection,
+and the Message-ID (derived from the row's unique key) lets mail clients fold even those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+from tenacity import retry, stop_after_attempt, wait_exponential
+
+from tracker.compose import Person, Skip, Store, compose
+from tracker.config import Settings
+from tracker.emails import Renderer, Sender
+from tracker.mailer import DeliveryError, Mailer, make_mailer
+from tracker.metrics import Metrics
+from tracker.models import Delivery, Event, Subscriber
+from tracker.notices import Handled, Snapshot, handle_events
+from tracker.outbox import (
+    Claimed,
+    Outcome,
+    Replan,
+    claim,
+    extend,
+    record,
+    release,
+    replan,
+    return_expired,
+    skip_stale,
+)
+from tracker.store import load_views, transaction
+from tracker.subscribers import links_for
+
+log = logging.getLogger("tracker.dispatcher")
+Clock = Callable[[], datetime]
+REJECTED = "rejected by the recipient's server"
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    connections: int = 4
+    lease: timedelta = timedelta(seconds=30)
+    retry_base: timedelta = timedelta(minutes=1)
+    retry_max: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(days=35)
+    reminder_hour: int = 9
+    suspend_after: int = 3
+    base_url: str = "http://127.0.0.1:8000"
+    from_address: str = "Tracker <tracker@localhost>"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchConfig:
+        return cls(
+            connections=settings.smtp_connections,
+            lease=timedelta(seconds=settings.lease),
+            retry_base=timedelta(seconds=settings.retry_base),
+            retry_max=timedelta(seconds=settings.retry_max),
+            horizon=timedelta(days=settings.horizon_days),
+            reminder_hour=settings.reminder_hour,
+            suspend_after=settings.suspend_after,
+            base_url=settings.base_url,
+            from_address=settings.from_address,
+        )
+
+
+@dataclass
+class PassResult:
+    """What one pass did."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    released: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.state == "sent":
+            self.sent += 1
+        elif outcome.state == "planned":
+            self.retrying += 1
+        elif outcome.state == "failed":
+            self.failed += 1
+        else:
+            self.skipped += 1
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.retrying + self.failed + self.skipped
+
+
+@dataclass(frozen=True)
+class Done:
+    """A row and what happened to it, on its way to the store."""
+
+    row: Claimed
+    outcome: Outcome
+    permanent_rejection: bool = False
+
+
+def backoff(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff with full jitter (±25 %): retries of many rows do not come back in step."""
+    delay = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=delay * random.uniform(0.75, 1.25))
+
+
+class Dispatcher:
+    """Everything one instance needs to deliver: store, renderer, mailer, settings."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        renderer: Renderer,
+        mailer: Mailer,
+        config: DispatchConfig,
+        secret: bytes,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.engine, self.renderer, self.mailer, self.config, self.secret = engine, renderer, mailer, config, secret
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.metrics = metrics or Metrics()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = False
+        self.held: set[int] = set()  # claimed by this worker and not recorded yet
+        self._views: tuple[float, Store] | None = None
+
+    # --- the store side (each runs in a thread) -------------------------------------------
+
+    def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices and re-plan reminders if anything they depend on changed."""
+        now = self.clock()
+        with transaction(self.engine, write=True) as session:
+            handled = handle_events(session, now, Snapshot(session))
+            result = None
+            if handled.replan or replan_all:
+                config = self.config
+                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour)
+        if handled.notices or (result and result.changed):
+            log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
+        return handled, result
+
+    def prepare(self) -> tuple[int, int]:
+        """Skip rows that are no use any more; give back rows whose worker is gone."""
+        now = self.clock()
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            return skip_stale(session, now), return_expired(session, now)
+
+    def claim_batch(self, limit: int) -> tuple[list[Claimed], dict[int, Person], Store]:
+        now = self.clock()
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
+        if not rows:
+            return [], {}, Store({}, {})
+        self.held.update(row.id for row in rows)
+        with transaction(self.engine) as session:
+            return rows, self.people(session, rows), self.store(session, rows)
+
+    def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
+        ids = {row.subscriber_id for row in rows}
+        found = session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids)))
+        config = self.config
+        return {
+            s.id or 0: Person(
+                s.id or 0, s.email, s.name, s.language, s.timezone, s.state, tuple(s.audiences or ()),
+                None if s.timelines is None else tuple(s.timelines),
+                links_for(s, self.secret, config.base_url, config.from_address),
+            )
+            for s in found
+        }  # fmt: skip
+
+    def store(self, session: Session, rows: list[Claimed]) -> Store:
+        """Milestones (re-read at most every second) and the events notices refer to."""
+        if self._views is None or time.monotonic() - self._views[0] > 1.0:
+            loaded = {(v.timeline_id, v.key): v for v in load_views(session)}
+            self._views = (time.monotonic(), Store(loaded, {}))
+        views = self._views[1].views
+        ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
+        if not ids:
+            return self._views[1]
+        events = session.exec(select(Event).where(col(Event.id).in_(ids)))
+        return Store(views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events})
+
+    @retry(stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    def write(self, done: list[Done]) -> None:
+        """Record outcomes; retried, because a message the server took must not stay unrecorded."""
+        now = self.clock()
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            record(session, [d.outcome for d in done])
+            for d in done:
+                if d.outcome.state == "failed":
+                    session.add(failure_event(d, now))
+            rejected = {d.row.subscriber_id for d in done if d.permanent_rejection}
+            for subscriber_id in rejected:
+                suspend_if_rejected(session, subscriber_id, self.config.suspend_after, now)
+        for d in done:
+            self.held.discard(d.row.id)
+
+    def give_back(self, ids: list[int]) -> int:
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            return release(session, ids, self.worker, self.clock())
+
+    def keep_leases(self) -> None:
+        ids = list(self.held)
+        if ids:
+            with transaction(self.engine, write=True, exclusive=False) as session:
+                extend(session, ids, self.worker, self.clock() + self.config.lease)
+
+    # --- the pass ---------------------------------------------------------------------------
+
+    async def run_pass(self) -> PassResult:
+        """Send everything due now; return when nothing due is left (or on stop)."""
+        result = PassResult()
+        skipped, returned = await asyncio.to_thread(self.prepare)
+        if skipped or returned:
+            log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
+        size = self.config.connections
+        queue: asyncio.Queue[tuple[Claimed, Person | None, Store] | None] = asyncio.Queue(maxsize=2 * size)
+        leftovers: list[int] = []
+        async with Recorder(self.write) as recorder:
+            workers = [asyncio.create_task(self.work(queue, recorder, result, leftovers)) for _ in range(size)]
+            keeper = asyncio.create_task(self.keep_leases_alive())
+            try:
+                await self.feed(queue, 4 * size)
+            finally:
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers, return_exceptions=True)
+                keeper.cancel()
+        if leftovers:
+            result.released = await asyncio.to_thread(self.give_back, leftovers)
+        return result
+
+    async def feed(self, queue: asyncio.Queue[tuple[Claimed, Person | None, Store] | None], limit: int) -> None:
+        while not self.stopping:
+            rows, people, store = await asyncio.to_thread(self.claim_batch, limit)
+            if not rows:
+                return
+            for row in rows:
+                await queue.put((row, people.get(row.subscriber_id), store))
+
+    async def work(
+        self,
+        queue: asyncio.Queue[tuple[Claimed, Person | None, Store] | None],
+        recorder: Recorder,
+        result: PassResult,
+        leftovers: list[int],
+    ) -> None:
+        while (item := await queue.get()) is not None:
+            row, person, store = item
+            if self.stopping:
+                leftovers.append(row.id)
+                continue
+            done = await self.deliver(row, person, store)
+            try:
+                await recorder.record(done)  # the next row waits for this commit: see the module's note
+            except SQLAlchemyError:  # the store is unreachable: the lease will expire and the row return
+                continue
+            result.add(done.outcome)
+
+    async def keep_leases_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease.total_seconds() / 3)
+            await asyncio.to_thread(self.keep_leases)
+
+    async def deliver(self, row: Claimed, person: Person | None, store: Store) -> Done:
+        """Compose, render and send one row; every way it can end is an Outcome."""
+        now = self.clock()
+        composed = compose(row, person, store, now)
+        if isinstance(composed, Skip):
+            return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
+        try:
+            message = self.renderer.render(composed)
+        except Exception as exc:  # a template or data bug fails this row, not the pass
+            log.exception("could not render delivery %d", row.id)
+            return Done(row, Outcome(row.id, "failed", now, error=f"could not render: {exc}", tried=False))
+        started = time.perf_counter()
+        try:
+            receipt = await self.mailer.send(message)
+        except DeliveryError as exc:
+            self.metrics.smtp_error(exc)
+            return self.failure(row, exc)
+        sent_at = self.clock()
+        self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
+        return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
+
+    def failure(self, row: Claimed, exc: DeliveryError) -> Done:
+        now = self.clock()
+        error = f"{exc.code} {exc.message}" if exc.code else exc.message
+        if exc.permanent:
+            rejected = exc.stage in ("rcpt", "data")
+            reason = REJECTED if rejected else "refused by the relay"
+            return Done(row, Outcome(row.id, "failed", now, error=error, reason=reason), permanent_rejection=rejected)
+        retry_at = now + backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
+        if row.deadline_at is not None and retry_at >= row.deadline_at:
+            return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
+        return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+def describe(result: Replan | None) -> str:
+    if result is None or not result.changed:
+        return "unchanged"
+    return f"+{result.added} added, {result.moved} moved, {result.revived} planned again, {result.cancelled} cancelled"
+
+
+def failure_event(done: Done, now: datetime) -> Event:
+    row, outcome = done.row, done.outcome
+    return Event(
+        at=now,
+        kind="delivery_failed",
+        timeline_id=row.timeline_id,
+        milestone_key=row.milestone_key or None,
+        subscriber_id=row.subscriber_id,
+        detail={"delivery": row.id, "kind": row.kind, "error": outcome.error, "reason": outcome.reason},
+    )
+
+
+def suspend_if_rejected(session: Session, subscriber_id: int, limit: int, now: datetime) -> bool:
+    """Suspend an address whose last *limit* messages were all rejected; cancel what was planned."""
+    last = session.exec(
+        select(Delivery.state, Delivery.reason)
+        .where(Delivery.subscriber_id == subscriber_id, col(Delivery.state).in_(("sent", "failed")))
+        .order_by(col(Delivery.updated_at).desc(), col(Delivery.id).desc())
+        .limit(limit)
+    ).all()
+    if len(last) < limit or any(state != "failed" or reason != REJECTED for state, reason in last):
+        return False
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.state != "confirmed":
+        return False
+    subscriber.state, subscriber.changed_at = "suspended", now
+    session.add(subscriber)
+    session.add(Event(at=now, kind="subscriber_suspended", subscriber_id=subscriber_id,
+                      detail={"email": subscriber.email, "after": limit}))  # fmt: skip
+    session.execute(
+        update(Delivery.__table__)  # type: ignore[attr-defined]
+        .where(col(Delivery.subscriber_id) == subscriber_id, col(Delivery.state) == "planned")
+        .values(state="cancelled", reason="address suspended", updated_at=now)
+    )
+    log.warning("suspended %s after %d rejected messages", subscriber.email, limit)
+    return True
+
+
+@dataclass
+class Recorder:
+    """Group commit: outcomes that arrive while one write runs go together in the next."""
+
+    write: Callable[[list[Done]], None]
+    pending: list[tuple[Done, asyncio.Future[None]]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+    task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Recorder:
+        self.task = asyncio.create_task(self.loop())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.closing = True
+        self.wake.set()
+        if self.task is not None:
+            await self.task
+
+    async def record(self, done: Done) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((done, future))
+        self.wake.set()
+        await future
+
+    async def loop(self) -> None:
+        while True:
+            if not self.pending:
+                if self.closing:
+                    return
+                await self.wake.wait()
+                self.wake.clear()
+                continue
+            batch, self.pending = self.pending, []
+            try:
+                await asyncio.to_thread(self.write, [done for done, _ in batch])
+            except Exception as exc:
+                log.exception("could not record %d outcome(s); their leases will expire", len(batch))
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, future in batch:
+                future.set_result(None)
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    """The renderer every message of this process goes through (templates compiled once)."""
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    sender = Sender(settings.from_address, settings.base_url, f"<deadlines.{host}>", settings.reminder_hour)
+    return Renderer(settings.templates, settings.locales, sender)
+
+
+def make_dispatcher(engine: Engine, settings: Settings, secret: bytes, *, clock: Clock | None = None) -> Dispatcher:
+    """A dispatcher wired from the settings: SMTP pool (or .eml folder), renderer, metrics."""
+    mailer = make_mailer(
+        settings.smtp_url, settings.outbox_dir, connections=settings.smtp_connections, rate=settings.smtp_rate
+    )
+    config = DispatchConfig.from_settings(settings)
+    metrics = Metrics(engine, clock)
+    return Dispatcher(engine, make_renderer(settings), mailer, config, secret, clock=clock, metrics=metrics)

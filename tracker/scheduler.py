@@ -1,0 +1,96 @@
+"""Timing: APScheduler wakes the dispatcher at the next due row and on a short sweep.
+
+APScheduler keeps only its in-memory jobs, derived from the store: a restart rebuilds
+them, and other instances' work is found by the sweep (SPEC §2). No state lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from tracker.dispatcher import Dispatcher, PassResult
+from tracker.outbox import next_attempt
+from tracker.store import transaction
+
+log = logging.getLogger("tracker.scheduler")
+REPLAN_EVERY = timedelta(hours=1)  # the planning horizon moves on; so do digests' weeks
+
+
+class DeliveryScheduler:
+    """Start, wake and stop one dispatcher; passes never overlap."""
+
+    def __init__(self, dispatcher: Dispatcher, *, sweep: float) -> None:
+        self.dispatcher = dispatcher
+        self.sweep_seconds = sweep
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.running: asyncio.Task[None] | None = None
+        self.again = False
+        self.replan_due = True
+
+    async def start(self) -> None:
+        self.scheduler.start()
+        self.scheduler.add_job(self.sweep, IntervalTrigger(seconds=self.sweep_seconds), id="sweep",
+                               next_run_time=datetime.now(UTC), coalesce=True, max_instances=1)  # fmt: skip
+        self.scheduler.add_job(self.plan_again, IntervalTrigger(seconds=REPLAN_EVERY.total_seconds()), id="replan")
+        log.info("delivering as %s (sweep every %ss)", self.dispatcher.worker, self.sweep_seconds)
+
+    def plan_again(self) -> None:
+        self.replan_due = True
+        self.kick()
+
+    def sweep(self) -> None:
+        """Look for work: new events, rows other instances planned, expired leases."""
+        self.kick()
+
+    def kick(self) -> None:
+        """Run a cycle now, or once more right after the one running."""
+        if self.running is not None and not self.running.done():
+            self.again = True
+            return
+        self.running = asyncio.get_running_loop().create_task(self.cycle())
+
+    async def cycle(self) -> None:
+        try:
+            while True:
+                self.again = False
+                replan_all, self.replan_due = self.replan_due, False
+                await asyncio.to_thread(self.dispatcher.refresh, replan_all=replan_all)
+                result = await self.dispatcher.run_pass()
+                report(result)
+                if not self.again or self.dispatcher.stopping:
+                    break
+            await self.schedule_wake()
+        except Exception:  # a cycle that fails is retried by the next sweep; the loop must live on
+            log.exception("delivery cycle failed; retrying at the next sweep")
+
+    async def schedule_wake(self) -> None:
+        """A job at the next due row: on time, not at the next sweep."""
+        if self.dispatcher.stopping:
+            return
+        with transaction(self.dispatcher.engine) as session:
+            at = next_attempt(session)
+        if at is None:
+            return
+        run_at = max(at, datetime.now(UTC))
+        self.scheduler.add_job(self.kick, DateTrigger(run_date=run_at), id="wake", replace_existing=True,
+                               misfire_grace_time=None)  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish and record, give back the rest."""
+        self.dispatcher.stopping = True
+        self.scheduler.shutdown(wait=False)
+        if self.running is not None:
+            await self.running
+        await self.dispatcher.mailer.close()
+
+
+def report(result: PassResult) -> None:
+    if result.total or result.released:
+        log.info("sent %d, retrying %d, failed %d, skipped %d%s", result.sent, result.retrying, result.failed,
+                 result.skipped, f", released {result.released}" if result.released else "")  # fmt: skip
