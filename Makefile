@@ -36,6 +36,8 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_feeds.py --install
+	$(BIN)/python bench/bench_mail.py --install
+	$(BIN)/python bench/bench_delivery.py --install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

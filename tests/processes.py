@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,8 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import TypedDict, cast
 from zoneinfo import ZoneInfo
@@ -23,12 +22,16 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from tests.factories import REPO
-from tests.smtp_server import ReceivedMail
+from tests.smtp_server import ReceivedMail, SMTPTestServer
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
 ZONE = "Europe/Zurich"
 SECRET_KEY = "process-tests-secret-key-0f3c9a7e5d1b2468"
 START_TIMEOUT = 30.0
+MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+TROUBLE = (" ERROR ", " CRITICAL ")  # what the engine must never log in these scenarios
+
+MailCondition = Callable[[SMTPTestServer], bool]
 
 
 class DeliveryRow(TypedDict):
@@ -70,7 +73,7 @@ class Job:
     def __init__(self, name: str, env: dict[str, str], cwd: Path) -> None:
         self.name = name
         self.port = int(env["TRACKER_PORT"])
-        self.started = time.monotonic()
+        self.ended_on_purpose = False
         self.process = subprocess.Popen(
             [TRACKER, "run"], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
@@ -90,12 +93,19 @@ class Job:
     def logged(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
+    def check(self) -> None:
+        """Fail at once if the job logged an error or died on its own: waiting longer would only hide it."""
+        if any(mark in line for line in list(self.lines) for mark in TROUBLE):
+            raise AssertionError(f"{self.name} logged an error:\n{self.log}")
+        if self.process.poll() is not None and not self.ended_on_purpose:
+            self._reader.join(timeout=5)
+            raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log}")
+
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
         """Return once /healthz answers: migrated, synced, delivering and serving."""
 
         def healthy() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log}")
+            self.check()
             try:
                 return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
@@ -103,18 +113,19 @@ class Job:
 
         wait_for(healthy, timeout, f"{self.name} answering /healthz", interval=0.2)
 
-    def wait_logged(self, text: str, timeout: float = START_TIMEOUT) -> None:
-        wait_for(lambda: self.logged(text), timeout, f"{self.name} logging {text!r}")
-
     def kill(self) -> None:
         """Kill -9: no handler runs, nothing is given back."""
+        self.ended_on_purpose = True
         self.process.kill()
         self.process.wait(timeout=10)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
         """Send *sig* and return the exit status once the process has ended."""
+        self.ended_on_purpose = True
         self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout)
+        status = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return status
 
     def finish(self) -> None:
         """Make sure the process is gone and its whole log read."""
@@ -124,10 +135,11 @@ class Job:
 
 
 class Site:
-    """One installation in a temporary folder: its settings, files, CLI and `tracker run` processes."""
+    """One installation in a temporary folder: settings, files, CLI, `tracker run` processes and their relay."""
 
-    def __init__(self, folder: Path, database_url: str, smtp_url: str) -> None:
+    def __init__(self, folder: Path, database_url: str, smtp: SMTPTestServer) -> None:
         self.folder = folder
+        self.smtp = smtp
         self.schedules = folder / "schedules"
         self.schedules.mkdir(exist_ok=True)
         self.jobs: list[Job] = []
@@ -135,7 +147,7 @@ class Site:
         env.update(
             TRACKER_DATABASE_URL=database_url,
             TRACKER_SCHEDULES=str(self.schedules),
-            TRACKER_SMTP_URL=smtp_url,
+            TRACKER_SMTP_URL=smtp.url,
             TRACKER_SECRET_KEY=SECRET_KEY,
             TRACKER_TEMPLATES=str(REPO / "templates" / "emails"),
             TRACKER_LOCALES=str(REPO / "locale"),
@@ -151,6 +163,8 @@ class Site:
         env.update({f"TRACKER_{name.upper()}": str(value) for name, value in values.items()})
         return env
 
+    # --- processes ----------------------------------------------------------------------------
+
     def launch(self, **values: object) -> Job:
         """Start `tracker run` on a free port with extra settings, without waiting for it."""
         job = Job(f"job{len(self.jobs) + 1}", self.settings(port=free_port(), **values), self.folder)
@@ -163,13 +177,6 @@ class Site:
         job.wait_healthy()
         return job
 
-    def start_many(self, count: int, **values: object) -> list[Job]:
-        """Start *count* instances at once (they migrate and sync side by side); return when all answer."""
-        jobs = [self.launch(**values) for _ in range(count)]
-        for job in jobs:
-            job.wait_healthy()
-        return jobs
-
     def cli(self, *args: str, timeout: float = 60, **values: object) -> str:
         """Run one `tracker` command to completion and return its output; fail on a non-zero status."""
         done = subprocess.run(
@@ -179,37 +186,47 @@ class Site:
         assert done.returncode == 0, f"tracker {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
         return done.stdout
 
-    def deliveries(self, *options: str) -> list[DeliveryRow]:
-        """`tracker deliveries --json` with *options*; up to 10,000 rows."""
-        return cast("list[DeliveryRow]", json.loads(self.cli("deliveries", "--json", "--limit", "10000", *options)))
+    def check_jobs(self) -> None:
+        for job in self.jobs:
+            job.check()
 
-    def import_subscribers(self, count: int, prefix: str = "delegate") -> list[str]:
-        """Import *count* confirmed members from a CSV file; return their addresses."""
-        addresses = [f"{prefix}{number:05d}@mission.example.org" for number in range(count)]
-        lines = ["email,name,language,audiences,timelines"]
-        lines += [f"{address},Delegate {number},en,membership," for number, address in enumerate(addresses)]
-        path = self.folder / f"{prefix}.csv"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        self.cli("subscribers", "import", str(path), "--confirmed", timeout=120)
-        return addresses
+    def close(self) -> None:
+        for job in self.jobs:
+            job.finish()
+        self.store.dispose()
 
-    def write_deadline(self, timeline_id: str, due_at: datetime, reminders: Sequence[str]) -> None:
-        """Write a timeline with one membership deadline at *due_at* (to the minute) and its reminder offsets."""
-        due = due_at.astimezone(ZoneInfo(ZONE))
-        text = f"""\
-id: {timeline_id}
-title: Deadline tests ({timeline_id})
-timezone: {ZONE}
-kind: consultation
-audiences: [membership]
-milestones:
-  - id: comments
-    title: Membership comments on the draft
-    owner: membership
-    due: {due:%Y-%m-%d %H:%M}
-    reminders: [{", ".join(reminders)}]
-"""
-        (self.schedules / f"{timeline_id}.yaml").write_text(text, encoding="utf-8")
+    # --- waiting ------------------------------------------------------------------------------
+
+    def wait_mail(self, condition: MailCondition, timeout: float) -> None:
+        """Wait until the relay's received mail meets *condition*; fail early if a job goes wrong."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.smtp.wait_until(condition, timeout=0.5)
+                return
+            except AssertionError:
+                self.check_jobs()
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the mail expected did not arrive within {timeout}s") from None
+
+    def wait_logged(self, job: Job, text: str, timeout: float = START_TIMEOUT) -> None:
+        def seen() -> bool:
+            self.check_jobs()
+            return job.logged(text)
+
+        wait_for(seen, timeout, f"{job.name} logging {text!r}")
+
+    def wait_settled(self, timeout: float = 30) -> Counter[str]:
+        """Wait until no delivery is planned or claimed (every outcome recorded); return the counts."""
+
+        def settled() -> bool:
+            self.check_jobs()
+            return self.counts().keys().isdisjoint({"planned", "claimed"})
+
+        wait_for(settled, timeout, "every delivery recorded")
+        return self.counts()
+
+    # --- the store, files and the CLI ---------------------------------------------------------
 
     def counts(self) -> Counter[str]:
         """How many deliveries are in each state, straight from the store."""
@@ -217,15 +234,47 @@ milestones:
             rows = connection.execute(text("SELECT state, count(*) FROM deliveries GROUP BY state"))
             return Counter({str(state): int(count) for state, count in rows})
 
-    def wait_settled(self, timeout: float = 30) -> Counter[str]:
-        """Wait until no delivery is planned or claimed (every outcome recorded); return the counts."""
-        wait_for(lambda: not self.counts() & Counter(planned=1, claimed=1), timeout, "every delivery recorded")
-        return self.counts()
+    def held_by(self, job: Job) -> int:
+        """How many rows *job* holds (claimed, lease running or not): workers are named host:pid:random."""
+        query = text("SELECT count(*) FROM deliveries WHERE state = 'claimed' AND claimed_by LIKE :worker")
+        with self.store.connect() as connection:
+            return int(connection.execute(query, {"worker": f"%:{job.process.pid}:%"}).scalar_one())
 
-    def close(self) -> None:
-        for job in self.jobs:
-            job.finish()
-        self.store.dispose()
+    def deliveries(self, *options: str) -> list[DeliveryRow]:
+        """`tracker deliveries --json` with *options*; up to 10,000 rows."""
+        return cast("list[DeliveryRow]", json.loads(self.cli("deliveries", "--json", "--limit", "10000", *options)))
+
+    def import_subscribers(
+        self, count: int, prefix: str = "delegate", audiences: Callable[[int], str] = lambda number: "membership"
+    ) -> list[str]:
+        """Import *count* confirmed subscribers from a CSV file; return their addresses."""
+        addresses = [f"{prefix}{number:05d}@mission.example.org" for number in range(count)]
+        lines = ["email,name,language,audiences,timelines"]
+        lines += [f"{a},Delegate {n},en,{audiences(n)}," for n, a in enumerate(addresses)]
+        path = self.folder / f"{prefix}.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.cli("subscribers", "import", str(path), "--confirmed", timeout=120)
+        return addresses
+
+    def write_deadline(
+        self, timeline_id: str, due_at: datetime, reminders: Sequence[str], owner: str = "membership"
+    ) -> None:
+        """Write a timeline with one deadline at *due_at* (to the minute) for *owner*, with its reminder offsets."""
+        due = due_at.astimezone(ZoneInfo(ZONE))
+        body = f"""\
+id: {timeline_id}
+title: Deadline tests ({timeline_id})
+timezone: {ZONE}
+kind: consultation
+audiences: [membership, secretariat]
+milestones:
+  - id: comments
+    title: Comments on the draft
+    owner: {owner}
+    due: {due:%Y-%m-%d %H:%M}
+    reminders: [{", ".join(reminders)}]
+"""
+        (self.schedules / f"{timeline_id}.yaml").write_text(body, encoding="utf-8")
 
 
 def due_in(span: timedelta) -> datetime:
@@ -234,11 +283,11 @@ def due_in(span: timedelta) -> datetime:
 
 
 def message_id(mail: ReceivedMail) -> str:
-    """The Message-ID header, read from the headers only (the body need not be parsed)."""
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(mail.content, headersonly=True)
-    value = headers["Message-ID"]
-    assert value, f"a message to {mail.rcpt_tos} has no Message-ID"
-    return str(value).strip()
+    """The Message-ID header (unfolded), found in the header block without parsing the message."""
+    head = mail.content.split(b"\r\n\r\n", 1)[0]
+    found = MESSAGE_ID.search(head)
+    assert found, f"a message to {mail.rcpt_tos} has no Message-ID"
+    return b" ".join(found.group(1).split()).decode()
 
 
 def recipients(mails: Iterable[ReceivedMail]) -> set[str]:
@@ -255,5 +304,5 @@ def states(rows: Iterable[DeliveryRow]) -> Counter[str]:
     return Counter(row["state"] for row in rows)
 
 
-def parse_at(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def parse_at(value: str) -> datetime:
+    return datetime.fromisoformat(value)

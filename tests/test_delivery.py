@@ -328,3 +328,53 @@ def test_metrics_count_deliveries_by_state_and_kind(hlpf: Engine, smtp: SMTPTest
     assert 'tracker_deliveries{kind="reminder",state="sent"} 1.0' in text
     assert 'tracker_sent_total{kind="reminder"} 1.0' in text
     assert "tracker_lateness_seconds_bucket" in text and "tracker_queue_depth 0.0" in text
+
+
+YEARLY = """
+    id: prizes
+    title: WSIS Prizes
+    timezone: Europe/Zurich
+    milestones:
+      - id: nominations
+        title: Nominations
+        owner: membership
+        due: 2019-01-02
+        repeat: FREQ=YEARLY
+"""
+
+
+def test_moving_a_yearly_deadline_tells_members_about_the_next_occurrence(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2026-11-28 10:00"))
+    write_timeline("prizes", YEARLY)
+    sync(engine, schedules, clock.now)
+    subscribe(engine, "member@example.org", clock.now)
+    make_dispatcher(engine, smtp.url, clock).refresh(replan_all=True)
+    write_timeline("prizes", YEARLY.replace("due: 2019-01-02", "due: 2019-01-05"))
+    sync(engine, schedules, clock.now)
+    deliver(make_dispatcher(engine, smtp.url, clock))
+    [notice] = rows(engine, kind="changed")
+    assert (notice.old_at, notice.new_at) == (at("2027-01-02 23:59:59"), at("2027-01-05 23:59:59"))
+    assert notice.state == "sent" and len(smtp.received) == 1
+
+
+def test_plan_tells_which_notices_a_sync_would_send_and_to_how_many(
+    database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path
+) -> None:
+    from tests.test_cli import tracker
+
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2099-02-24"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    env = {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
+           "TRACKER_SECRET_KEY": SECRET_TEXT}  # fmt: skip
+    assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
+    for n in range(3):
+        tracker("subscribers", "add", f"sec{n}@example.org", "--audience", "secretariat", "--confirmed",
+                env=env, cwd=tmp_path)  # fmt: skip
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2099-03-03"))
+    planned = tracker("plan", env=env, cwd=tmp_path)
+    assert "→ 'changed' notice to 3 subscribers" in planned.stdout, planned.stdout
+    listed = json.loads(tracker("plan", "--json", env=env, cwd=tmp_path).stdout)["changes"]
+    notices = {c["milestone"]: c["notice"] for c in listed}
+    assert notices["revised-draft"] == {"kind": "changed", "subscribers": 3}

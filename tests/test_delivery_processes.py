@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from tests.conftest import PG_URL
 from tests.processes import (
     DeliveryRow,
     Job,
+    MailCondition,
     Site,
     due_in,
     message_id,
@@ -31,6 +32,15 @@ CONNECTIONS = 4
 OUTAGE = "421 4.3.2 try again later"
 SOON = timedelta(hours=2)  # with `reminders: [3h]`, the reminder fell due an hour ago: it goes at once
 
+# A known bug in tracker/ (see the report that came with these tests); remove the mark once it is fixed.
+CLAIMS_EVERYTHING = pytest.mark.xfail(
+    bool(PG_URL),
+    reason="tracker/outbox.py claim(): on PostgreSQL the planner may run the FOR UPDATE SKIP LOCKED sub-select "
+    "of `id IN (…)` once per row (semi join); each run skips the rows already taken, so LIMIT never bites and "
+    "the first claim after a large re-plan takes every due row",
+    strict=True,
+)
+
 
 @pytest.fixture
 def smtp() -> Iterator[SMTPTestServer]:
@@ -40,31 +50,36 @@ def smtp() -> Iterator[SMTPTestServer]:
 
 @pytest.fixture
 def site(tmp_path: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
-    site = Site(tmp_path, database_url, smtp.url)
+    site = Site(tmp_path, database_url, smtp)
     yield site
     site.close()
     for job in site.jobs:  # pytest shows this when the test failed
         print(f"----- {job.name} (exit {job.process.returncode}) -----\n{job.log}")
 
 
-def everyone(addresses: Sequence[str], since: int = 0) -> Callable[[SMTPTestServer], bool]:
-    """A server condition: each address has received a message (counting from message number *since*)."""
+def everyone(addresses: Sequence[str], since: int = 0) -> MailCondition:
+    """Each address has received a message (counting from message number *since*)."""
     expected = set(addresses)
 
     def check(server: SMTPTestServer) -> bool:
-        mails = server.received[since:]
-        return len(mails) >= len(expected) and recipients(mails) >= expected
+        if len(server.received) - since < len(expected):  # cheap: this runs on every message
+            return False
+        return recipients(server.received[since:]) >= expected
 
     return check
 
 
-def received_at_least(count: int) -> Callable[[SMTPTestServer], bool]:
+def received_at_least(count: int) -> MailCondition:
     return lambda server: len(server.received) >= count
 
 
 def extra_copies(mails: Sequence[ReceivedMail]) -> int:
     """How many messages arrived that had arrived before (same Message-ID)."""
     return sum(n - 1 for n in repeats(mails).values())
+
+
+def distinct(mails: Sequence[ReceivedMail]) -> int:
+    return len({message_id(mail) for mail in mails})
 
 
 def test_a_crash_mid_send_loses_nothing_and_resends_at_most_one_message_per_connection(
@@ -74,12 +89,12 @@ def test_a_crash_mid_send_loses_nothing_and_resends_at_most_one_message_per_conn
     site.write_deadline("comments", due_in(SOON), ["3h"])
     smtp.delay = 0.005  # slow enough to be caught mid-send
     crashing = site.start(smtp_connections=CONNECTIONS, lease=3)
-    smtp.wait_until(received_at_least(300), timeout=60)
+    site.wait_mail(received_at_least(300), timeout=60)
 
     crashing.kill()
     at_crash = len(smtp.received)
     site.start(smtp_connections=CONNECTIONS, lease=3)  # a short lease: the dead job's rows come back fast
-    smtp.wait_until(everyone(addresses), timeout=60)
+    site.wait_mail(everyone(addresses), timeout=60)
     site.wait_settled()
 
     mails = list(smtp.received)
@@ -92,6 +107,40 @@ def test_a_crash_mid_send_loses_nothing_and_resends_at_most_one_message_per_conn
     assert all(row["milestone"] == "comments/comments" and row["slot"] == "3h" for row in sent)
 
 
+@CLAIMS_EVERYTHING
+def test_a_job_holds_only_the_rows_it_is_about_to_send(site: Site, smtp: SMTPTestServer) -> None:
+    site.import_subscribers(1500)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.delay = 0.05  # at most 80 messages a second through 4 connections
+    job = site.start(smtp_connections=CONNECTIONS)
+    site.wait_mail(received_at_least(40), timeout=30)
+
+    held = [site.held_by(job) for _ in range(5)]
+
+    # A batch being queued, the queue and the sends in flight: the rest stays free for other instances.
+    assert 0 < max(held) <= 8 * CONNECTIONS, held
+
+
+def test_a_busy_job_takes_over_a_dead_jobs_rows_within_a_lease(site: Site, smtp: SMTPTestServer) -> None:
+    lease = 8  # longer than a start: the dead job's rows are still held when the survivor's pass begins
+    site.import_subscribers(1500)
+    site.write_deadline("comments", due_in(SOON), ["3h"])
+    smtp.delay = 0.05  # at most 80 messages a second through 4 connections
+    dying = site.start(smtp_connections=CONNECTIONS, lease=lease)
+    site.wait_mail(received_at_least(40), timeout=30)
+
+    dying.kill()
+    killed = time.monotonic()
+    held = site.held_by(dying)
+    site.write_deadline("documents", due_in(SOON), ["3h"])  # 1,500 more: the survivor is busy for 19 s or more
+    site.start(smtp_connections=CONNECTIONS, lease=lease)
+
+    wait_for(lambda: site.held_by(dying) == 0, lease + 4 - (time.monotonic() - killed), "the dead job's rows taken")
+    print(f"{held} rows taken over {time.monotonic() - killed:.1f}s after the kill")
+    assert held > 0
+    assert site.counts()["planned"] > 0, "the survivor was idle: the test proves nothing"
+
+
 def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrives_once(
     site: Site, smtp: SMTPTestServer
 ) -> None:
@@ -100,9 +149,9 @@ def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrive
     smtp.answer("MAIL", OUTAGE, times=3 * len(addresses))  # about three refusals for each message
     job = site.start(smtp_connections=CONNECTIONS, retry_base=0.5)
 
-    job.wait_logged("retrying")
+    site.wait_logged(job, "retrying")
     during = site.deliveries()
-    smtp.wait_until(everyone(addresses), timeout=45)
+    site.wait_mail(everyone(addresses), timeout=45)
     site.wait_settled()
 
     waiting = [row for row in during if row["state"] == "planned"]
@@ -111,7 +160,7 @@ def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrive
         assert row["attempts"] >= 1 and "421" in (row["last_error"] or "")
         assert row["next_attempt"] is not None and parse_at(row["next_attempt"]) > parse_at(row["send_at"])
     mails = list(smtp.received)
-    assert len(mails) == len({message_id(mail) for mail in mails}) == len(addresses)
+    assert len(mails) == distinct(mails) == len(addresses)
     after = site.deliveries()
     assert states(after) == {"sent": len(addresses)}
     assert all(row["attempts"] > 1 for row in after)
@@ -148,15 +197,20 @@ def test_retries_wait_longer_each_time(site: Site, smtp: SMTPTestServer) -> None
     assert seconds == sorted(seconds), seconds
 
 
+@pytest.mark.parametrize("start", ["send-due", "run"])
 def test_after_downtime_only_the_latest_due_reminder_goes_and_the_older_is_skipped(
-    site: Site, smtp: SMTPTestServer
+    site: Site, smtp: SMTPTestServer, start: str
 ) -> None:
     addresses = site.import_subscribers(5)
     # Both reminder times passed while nothing ran (due - 3h and due - 2h); the deadline is still ahead.
     site.write_deadline("comments", due_in(timedelta(minutes=90)), ["3h", "2h"])
 
-    site.start()
-    smtp.wait_until(everyone(addresses), timeout=30)
+    if start == "run":
+        site.start()
+    else:
+        site.cli("sync")
+        site.cli("send-due")
+    site.wait_mail(everyone(addresses), timeout=30)
     site.wait_settled()
 
     rows = site.deliveries()
@@ -173,38 +227,49 @@ def test_after_downtime_only_the_latest_due_reminder_goes_and_the_older_is_skipp
 def test_three_instances_deliver_each_reminder_once_and_carry_on_when_one_dies(
     site: Site, smtp: SMTPTestServer
 ) -> None:
-    addresses = site.import_subscribers(3000)
     site.write_deadline("comments", due_in(SOON), ["3h"])
     smtp.delay = 0.005
-    jobs = site.start_many(3, smtp_connections=CONNECTIONS, lease=3)
+    jobs = [site.launch(smtp_connections=CONNECTIONS, lease=3) for _ in range(3)]  # they migrate and sync at once
+    # The list arrives while they run; a third of the delegates also act for the secretariat.
+    addresses = site.import_subscribers(
+        3000, audiences=lambda n: "membership;secretariat" if n % 3 == 0 else "membership"
+    )
+    for job in jobs:
+        job.wait_healthy()
 
-    smtp.wait_until(everyone(addresses), timeout=60)
+    site.wait_mail(everyone(addresses), timeout=60)
     first = list(smtp.received)
-    assert len(first) == len({message_id(mail) for mail in first}) == 3000
+    assert len(first) == distinct(first) == 3000
 
-    site.write_deadline("documents", due_in(SOON), ["3h"])  # every job sees the file and syncs it
-    smtp.wait_until(received_at_least(len(first) + 500), timeout=30)
-    victim = jobs[0]
-    victim.kill()
-    smtp.wait_until(everyone(addresses, since=len(first)), timeout=60)
+    # Round two, a secretariat deadline (1,000 delegates): one instance dies while it sends.
+    secretariat = addresses[::3]
+    site.write_deadline("documents", due_in(SOON), ["3h"], owner="secretariat")  # each job syncs the new file
+    site.wait_mail(received_at_least(len(first) + 200), timeout=30)
+    jobs[0].kill()
+    held = site.held_by(jobs[0])
+    site.wait_mail(everyone(secretariat, since=len(first)), timeout=60)
     site.wait_settled()
 
     second = smtp.received[len(first) :]
-    print(f"second round: {len(second)} received, {extra_copies(second)} twice")
-    assert recipients(second) == set(addresses)
+    print(f"second round: {len(second)} received, {extra_copies(second)} twice, {held} rows taken over")
+    assert recipients(second) == set(secretariat)
     assert extra_copies(second) <= CONNECTIONS
     assert not {message_id(mail) for mail in first} & {message_id(mail) for mail in second}
-    assert any(job.logged("expired lease(s) returned") for job in jobs[1:]), "nobody took over the dead job's rows"
+    assert held > 0, "the job was killed holding nothing: the test proves nothing"
+    assert site.counts() == {"sent": 4000}
 
 
-def test_a_stop_signal_finishes_in_flight_sends_and_gives_the_rest_back(site: Site, smtp: SMTPTestServer) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_finishes_in_flight_sends_and_gives_the_rest_back(
+    site: Site, smtp: SMTPTestServer, sig: signal.Signals
+) -> None:
     addresses = site.import_subscribers(300)
     site.write_deadline("comments", due_in(SOON), ["3h"])
     smtp.delay = 0.05  # at most 80 messages a second through 4 connections
     job = site.start(smtp_connections=CONNECTIONS)
-    smtp.wait_until(received_at_least(40), timeout=30)
+    site.wait_mail(received_at_least(40), timeout=30)
 
-    status, took = stop(job, signal.SIGTERM)
+    status, took = stop(job, sig)
 
     before = list(smtp.received)
     print(f"stopped in {took:.2f}s after {len(before)} messages")
@@ -216,11 +281,11 @@ def test_a_stop_signal_finishes_in_flight_sends_and_gives_the_rest_back(site: Si
     assert {row["to"] for row in planned} == set(addresses) - recipients(before)
 
     site.start(smtp_connections=CONNECTIONS)
-    smtp.wait_until(everyone(addresses), timeout=30)
+    site.wait_mail(everyone(addresses), timeout=30)
     site.wait_settled()
 
     mails = list(smtp.received)
-    assert len(mails) == len({message_id(mail) for mail in mails}) == len(addresses)  # nothing twice
+    assert len(mails) == distinct(mails) == len(addresses)  # nothing twice
 
 
 def stop(job: Job, sig: signal.Signals) -> tuple[int, float]:

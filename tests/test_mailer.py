@@ -20,6 +20,8 @@ from tests.smtp_server import (
     closed_port,
     silent_listener,
 )
+from tests.test_emails import LOCALES, SENDER, TEMPLATES, make_request
+from tracker.emails import Renderer
 from tracker.mailer import (
     DeliveryError,
     DirectoryMailer,
@@ -555,3 +557,134 @@ def test_it_picks_the_smtp_mailer_for_an_smtp_url(tmp_path: Path) -> None:
     assert isinstance(mailer, SMTPMailer)
     assert (mailer.server, mailer.connections) == (SMTPServer("relay.example.org", 2525), 3)
     assert mailer.limiter is not None and mailer.limiter.interval == pytest.approx(0.1)
+
+
+# --- pre-flattened bytes -------------------------------------------------------------------------
+
+
+def wire_bytes(number: int = 1) -> bytes:
+    """A message as render_bytes gives it: CRLF line ends, 7-bit; a lone dot and a leading dot to stuff."""
+    head = (
+        f"From: Tracker <tracker@example.org>\r\nTo: Ada Lovelace <ada@example.org>\r\nSubject: Rappel {number}\r\n"
+        f"Message-ID: <delivery-{number}@tracker.test>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+    )
+    return (head + "\r\nCommentaires attendus le 24 f=C3=A9vrier.\r\n.\r\n.leading dot\r\n").encode("ascii")
+
+
+class SevenBitServer(SMTPTestServer):
+    """A test server that does not offer 8BITMIME (aiosmtpd leaves it out when it decodes data)."""
+
+    def _make_session(self) -> Any:
+        session = super()._make_session()
+        session._decode_data = True
+        return session
+
+
+@in_loop
+async def test_it_delivers_bytes_as_they_are_to_the_envelope_given(smtp: SMTPTestServer) -> None:
+    data = wire_bytes()
+    async with mailer_for(smtp) as mailer:
+        receipt = await mailer.send_bytes(data, sender="bounces@example.org", recipients=["ada@example.org"])
+    assert receipt.reply == "250 2.0.0 Ok: queued as M1"
+    [mail] = smtp.received
+    assert (mail.mail_from, mail.rcpt_tos, mail.content) == ("bounces@example.org", ("ada@example.org",), data)
+    assert "BODY=8BITMIME" in mail.mail_options and f"SIZE={len(data)}" in mail.mail_options
+
+
+@in_loop
+async def test_a_rendered_message_arrives_the_same_as_bytes_or_as_a_message(smtp: SMTPTestServer) -> None:
+    renderer = Renderer(TEMPLATES, LOCALES, SENDER)
+    request = make_request("reminder", "en")  # a long List-Unsubscribe: it must arrive unfolded both ways
+    address = request.recipient.email
+    async with mailer_for(smtp) as mailer:
+        await mailer.send(renderer.render(request))
+        await mailer.send_bytes(renderer.render_bytes(request), sender="tracker@example.org", recipients=[address])
+    as_message, as_bytes = (mail.content for mail in smtp.received)
+    assert as_message == as_bytes == bytes(renderer.render(request))
+
+
+@in_loop
+async def test_bytes_share_the_pool_and_the_rate_limiter_with_messages(smtp: SMTPTestServer) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    async with SMTPMailer(parse_smtp_url(smtp.url), connections=2, limiter=limiter, local_hostname="x") as mailer:
+        await asyncio.gather(
+            *(mailer.send_bytes(wire_bytes(n), sender="a@example.org", recipients=["b@example.org"]) for n in range(3)),
+            mailer.send(make_message(3)),
+        )
+    assert len(smtp.received) == 4 and smtp.sessions <= 2
+    assert clock.sleeps == pytest.approx([0.5, 1.0, 1.5])
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+@pytest.mark.parametrize(("reply", "permanent"), [("451 4.3.0 Try again later", False), ("550 5.7.1 Rejected", True)])
+@in_loop
+async def test_bytes_map_the_servers_answer_as_messages_do(
+    smtp: SMTPTestServer, stage: Any, reply: str, permanent: bool
+) -> None:
+    smtp.answer(stage, reply, times=1)
+    async with mailer_for(smtp) as mailer:
+        with pytest.raises(DeliveryError) as raised:
+            await mailer.send_bytes(wire_bytes(1), sender="a@example.org", recipients=["b@example.org"])
+        await mailer.send_bytes(wire_bytes(2), sender="a@example.org", recipients=["b@example.org"])
+    assert (raised.value.code, raised.value.permanent, raised.value.stage) == (int(reply[:3]), permanent, stage.lower())
+    assert [mail.parse()["Message-ID"] for mail in smtp.received] == ["<delivery-2@tracker.test>"]
+    assert smtp.sessions == 1
+
+
+@in_loop
+async def test_bytes_are_retried_on_a_new_connection_when_a_pooled_one_broke_but_never_after_data(
+    smtp: SMTPTestServer,
+) -> None:
+    async with mailer_for(smtp) as mailer:
+        await mailer.send_bytes(wire_bytes(1), sender="a@example.org", recipients=["b@example.org"])
+        smtp.drop("MAIL", times=1)
+        await mailer.send_bytes(wire_bytes(2), sender="a@example.org", recipients=["b@example.org"])
+        smtp.drop("DATA", times=1)
+        with pytest.raises(DeliveryError) as raised:
+            await mailer.send_bytes(wire_bytes(3), sender="a@example.org", recipients=["b@example.org"])
+    assert (raised.value.permanent, raised.value.stage) == (False, "data")
+    assert [mail.parse()["Message-ID"] for mail in smtp.received] == [
+        "<delivery-1@tracker.test>",
+        "<delivery-2@tracker.test>",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipients"),
+    [("a@example.org", []), ("", ["b@example.org"]), ("a@example.org", ["b@example.org>\r\nRCPT TO:<eve@example.org"])],
+)
+@in_loop
+async def test_bytes_with_an_unusable_envelope_are_refused_before_connecting(
+    smtp: SMTPTestServer, sender: str, recipients: list[str]
+) -> None:
+    async with mailer_for(smtp) as mailer:
+        with pytest.raises(DeliveryError) as raised:
+            await mailer.send_bytes(wire_bytes(), sender=sender, recipients=recipients)
+    assert (raised.value.permanent, raised.value.stage) == (True, "envelope")
+    assert smtp.sessions == 0
+
+
+@in_loop
+async def test_8_bit_bytes_are_refused_by_a_server_without_8bitmime_and_7_bit_ones_go() -> None:
+    with SevenBitServer() as server:
+        async with mailer_for(server) as mailer:
+            with pytest.raises(DeliveryError) as raised:
+                await mailer.send_bytes("Subject: é\r\n\r\né\r\n".encode(), sender="a@x.org", recipients=["b@x.org"])
+            await mailer.send_bytes(wire_bytes(), sender="a@example.org", recipients=["b@example.org"])
+    assert (raised.value.permanent, raised.value.stage) == (True, "mail")
+    assert [mail.content for mail in server.received] == [wire_bytes()]
+    assert "BODY=8BITMIME" not in server.received[0].mail_options
+
+
+@in_loop
+async def test_bytes_go_to_a_file_named_after_their_message_id(tmp_path: Path) -> None:
+    mailer = DirectoryMailer(tmp_path)
+    receipt = await mailer.send_bytes(wire_bytes(7), sender="a@example.org", recipients=["b@example.org"])
+    [path] = tmp_path.iterdir()
+    assert path.name == "delivery-7@tracker.test.eml" and receipt.reply == f"written to {path}"
+    assert path.read_bytes() == wire_bytes(7)
+    with pytest.raises(DeliveryError) as raised:
+        await mailer.send_bytes(wire_bytes(8), sender="a@example.org", recipients=["b@example.org\nBcc: eve@x.org"])
+    assert (raised.value.permanent, raised.value.stage) == (True, "envelope")

@@ -134,6 +134,12 @@ def damaged_timelines(draw: st.DrawFn) -> str:
 @example(MEETING.replace("    title: CWG-WSIS-32, Geneva\n", ""))  # a referenced milestone that cannot be read
 @example(MEETING.replace("title: Summary posted", "title: Summary\x1fposted"))  # a control character
 @example(MEETING + "---\n" + MEETING)  # two documents
+@example(  # a title by language with keys and values of every wrong shape
+    MEETING.replace(
+        "title: 32nd meeting of the Council Working Group on WSIS",
+        'title: {? [fr]: x, ru: {a: b}, ~: y, "": z, 1: w, zh-Hans: 会议, ? {en: a}: b}',
+    )
+)
 @example(MEETING.replace("meeting - 30d", "summary-posted - 30d").replace("meeting.end", "secretariat-documents"))
 def test_validation_of_a_damaged_file_never_raises_and_every_problem_names_a_real_line(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ from tracker.dates import Offset, format_offset, get_zone
 from tracker.emails import EmailRequest, Links, Recipient
 from tracker.feeds.builder import find_occurrence
 from tracker.outbox import Claimed
-from tracker.planning import MilestoneView, follows, list_upcoming
+from tracker.planning import MilestoneView, follows, list_upcoming, timeline_title_in
 
 DIGEST_WINDOW = timedelta(weeks=3)
 LATE = timedelta(hours=1)  # sent later than this, a reminder says the time actually left
@@ -111,7 +111,7 @@ def compose_digest(row: Claimed, person: Person, store: Store, now: datetime) ->
 def followed_titles(person: Person, store: Store) -> list[str]:
     if person.timelines is None:
         return []
-    titles = {v.timeline_id: v.timeline_title for v in store.views.values()}
+    titles = {v.timeline_id: timeline_title_in(v, person.language) for v in store.views.values()}
     return [titles.get(t, t) for t in person.timelines]
 
 

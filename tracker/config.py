@@ -11,6 +11,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from tracker.dates import DateError, get_zone, parse_offset
 
 
+def bundled(relative: str) -> Path:
+    """A folder of the project: the working directory's own copy if it has one, else the one shipped
+    beside the package (so `tracker run` works from any folder, as its schedules may live anywhere)."""
+    local = Path(relative)
+    shipped = Path(__file__).resolve().parent.parent / relative
+    return local if local.exists() or not shipped.exists() else shipped
+
+
 class Settings(BaseSettings):
     """Every knob of Tracker; only entry points read it (see get_settings)."""
 
@@ -33,8 +41,8 @@ class Settings(BaseSettings):
     admin_token: str = ""
     secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
     secret_key_file: Path = Path("var/secret_key")
-    templates: Path = Path("templates/emails")  # KIND.txt.j2 / KIND.html.j2 and the layout
-    locales: Path = Path("locale")  # Babel catalogs, locale/LANG/LC_MESSAGES/messages.po
+    templates: Path = Field(default_factory=lambda: bundled("templates/emails"))  # KIND.txt.j2 / KIND.html.j2
+    locales: Path = Field(default_factory=lambda: bundled("locale"))  # locale/LANG/LC_MESSAGES/messages.po
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items

@@ -41,6 +41,8 @@ BEFORE_DATA: frozenset[Stage] = frozenset({"mail", "rcpt"})
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
 class DeliveryError(Exception):
@@ -111,12 +113,18 @@ def envelope_of(sender: str | None, recipients: Sequence[str]) -> Envelope:
         if any(CONTROL.search(address) for address in (sender or "", *found)):
             # parse_address would quietly keep the part before a CR/LF; a caller's bug should show.
             raise ValueError("control character in an address")
-        addresses = tuple(dict.fromkeys(parse_address(address) for address in found))
+        addresses = tuple(dict.fromkeys(bare_address(address) for address in found))
         if not sender or not addresses:
             raise ValueError("no sender" if not sender else "no recipients")
-        return Envelope(parse_address(sender), addresses)
+        return Envelope(bare_address(sender), addresses)
     except ValueError as exc:
         raise DeliveryError(f"unusable envelope: {exc}", permanent=True, stage="envelope") from exc
+
+
+def bare_address(address: str) -> str:
+    """Return the address alone ('Ada <ada@example.org>' gives 'ada@example.org'); raise ValueError if unusable."""
+    # A plain address is its own result, without parseaddr's pure-Python scan (15 µs, twice a message).
+    return address if PLAIN_ADDRESS.fullmatch(address) else parse_address(address)
 
 
 def flatten(message: email.message.EmailMessage, *, utf8: bool = False, eight_bit: bool = True) -> bytes:

@@ -7,16 +7,18 @@ concerns, through the outbox like every other message.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
+from tracker.diff import Change
 from tracker.models import Cursor, Delivery, Event
 from tracker.outbox import insert_new, load_readers
-from tracker.planning import MilestoneView, Reader, follows, waiting_for
+from tracker.planning import MilestoneView, Reader, expand, follows, waiting_for
 from tracker.store import load_views
 
 CURSOR = "notices"
@@ -100,8 +102,10 @@ def handle(session: Session, event: Event, snapshot: Snapshot, now: datetime) ->
 def notice_changed(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
     """One 'changed' notice per change; a second move before it went out updates it (old → newest)."""
     view = snapshot.view(event.timeline_id, event.milestone_key)
-    if view is None or view.status != "active" or event.new_at is None or event.new_at <= now:
+    moved = None if view is None or view.status != "active" else coming_move(view, event.old_at, event.new_at, now)
+    if view is None or moved is None:
         return 0
+    old_at, new_at = moved
     pending = planned_notices(session, view, "changed")
     opening = planned_notices(session, view, "opened")  # an 'opened' notice states the new date itself
     rows, count = [], 0
@@ -110,17 +114,37 @@ def notice_changed(session: Session, event: Event, snapshot: Snapshot, now: date
             continue
         row = pending.get(reader.id)
         if row is None:
-            rows.append(notice_row(reader, view, "changed", event, now, old_at=event.old_at, new_at=event.new_at))
-        elif row.old_at == event.new_at:
+            rows.append(notice_row(reader, view, "changed", event, now, old_at=old_at, new_at=new_at))
+        elif row.old_at == new_at:
             count += set_state(session, row.id, "cancelled", now, reason="moved back to its earlier date")
         else:
             session.execute(
                 update(Delivery.__table__)  # type: ignore[attr-defined]
                 .where(col(Delivery.id) == row.id, col(Delivery.state) == "planned")
-                .values(new_at=event.new_at, deadline_at=event.new_at, event_id=event.id, updated_at=now)
+                .values(new_at=new_at, deadline_at=new_at, event_id=event.id, updated_at=now)
             )
             count += 1
     return count + insert_new(session, rows)
+
+
+def coming_move(
+    view: MilestoneView, old_at: datetime | None, new_at: datetime | None, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The move as members will live it: for a repeating milestone, its next occurrence shifted.
+
+    Events carry a repeating milestone's first occurrence, often years back; what members
+    need to hear is that the next one moved.
+    """
+    if old_at is None or new_at is None:
+        return None
+    if new_at > now:
+        return old_at, new_at
+    if view.repeat is None:
+        return None
+    coming = expand(view, now, now + timedelta(days=400))
+    if not coming:
+        return None
+    return coming[0].at - (new_at - old_at), coming[0].at
 
 
 def notice_cancelled(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
@@ -180,3 +204,26 @@ def set_state(session: Session, row_id: int | None, state: str, now: datetime, *
         .values(state=state, reason=reason, updated_at=now)
     )
     return 1
+
+
+def preview(session: Session, changes: Iterable[Change], now: datetime) -> dict[tuple[str, str], tuple[str, int]]:
+    """The notice each change would send and to how many subscribers, for `tracker plan`.
+
+    Read-only and approximate in one way: routing uses the stored milestone (an owner
+    changed in the same edit is seen as it was).
+    """
+    snapshot = Snapshot(session)
+    found: dict[tuple[str, str], tuple[str, int]] = {}
+    for change in changes:
+        key = (change.timeline_id, change.milestone_key or "")
+        view = snapshot.view(*key)
+        if view is None:
+            continue
+        if change.kind == "rescheduled" and coming_move(view, change.old_at, change.new_at, now) is not None:
+            found[key] = ("changed", len(snapshot.routed(view)))
+        elif change.kind in ("cancelled", "removed") and change.old_at is not None and change.old_at > now:
+            found[key] = ("cancelled", len(snapshot.routed(view)))
+        elif change.kind == "completed":
+            waiting = [v for v in waiting_for(view, snapshot.views) if v.main_at > now]
+            found[key] = ("opened", sum(len(snapshot.routed(v)) for v in waiting))
+    return found

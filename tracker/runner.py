@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
-from contextlib import suppress
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -53,6 +58,7 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run is noise
 
 
 async def main_job(engine: Engine, settings: Settings, calendars: Calendars, secret: bytes) -> None:
@@ -63,21 +69,50 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     await asyncio.to_thread(sync_and_report, engine, settings)
     dispatcher = make_dispatcher(engine, settings, secret)
     delivery = DeliveryScheduler(dispatcher, sweep=settings.sweep)
-    app = create_app(engine, calendars, metrics=dispatcher.metrics)
+    app = create_app(engine, calendars, metrics=dispatcher.metrics, settings=settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
     log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host, settings.port)
     log.info("mail goes %s", f"to {mail_target(settings)}")
     await delivery.start()
+    with stop_signals_deferred():
+        try:
+            await server.serve()
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+            await delivery.stop()
+            log.info("stopped delivering; every row held was recorded or given back")
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Let the dispatcher finish after uvicorn stops on SIGTERM/SIGINT.
+
+    uvicorn handles the signal, then raises it again once serving is over, with the handler it
+    found in place: with Python's defaults the process would die (or a KeyboardInterrupt cut
+    in) before in-flight sends are recorded and leases given back. The handler here notes the
+    first signal; a second one, from an impatient operator, stops at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        seen.append(signum)
+        if len(seen) > 1:
+            log.warning("second stop signal: exiting without waiting for in-flight sends")
+            os._exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        await server.serve()
+        yield
     finally:
-        watcher.cancel()
-        with suppress(asyncio.CancelledError):
-            await watcher
-        await delivery.stop()
-        log.info("stopped delivering; every row held was recorded or given back")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def mail_target(settings: Settings) -> str:

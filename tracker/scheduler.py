@@ -40,12 +40,18 @@ class DeliveryScheduler:
         self.scheduler.add_job(self.plan_again, IntervalTrigger(seconds=REPLAN_EVERY.total_seconds()), id="replan")
         log.info("delivering as %s (sweep every %ss)", self.dispatcher.worker, self.sweep_seconds)
 
-    def plan_again(self) -> None:
+    # Jobs are coroutines: AsyncIOScheduler runs those on the event loop (plain functions
+    # would go to a thread pool, away from the loop that owns the mailer's connections).
+
+    async def plan_again(self) -> None:
         self.replan_due = True
         self.kick()
 
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """Look for work: new events, rows other instances planned, expired leases."""
+        self.kick()
+
+    async def wake(self) -> None:
         self.kick()
 
     def kick(self) -> None:
@@ -78,7 +84,7 @@ class DeliveryScheduler:
         if at is None:
             return
         run_at = max(at, datetime.now(UTC))
-        self.scheduler.add_job(self.kick, DateTrigger(run_date=run_at), id="wake", replace_existing=True,
+        self.scheduler.add_job(self.wake, DateTrigger(run_date=run_at), id="wake", replace_existing=True,
                                misfire_grace_time=None)  # fmt: skip
 
     async def stop(self) -> None:

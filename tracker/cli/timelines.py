@@ -11,7 +11,9 @@ import typer
 
 from tracker.cli.common import app, err, fail, file_progress, now_utc, out, print_problems, settings, store, when
 from tracker.completions import CompletionError, DoneRequest, record_done
+from tracker.diff import Change
 from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
+from tracker.notices import preview
 from tracker.pipeline import SyncOutcome, sync_folder, validate_paths
 from tracker.planning import list_upcoming
 from tracker.store import load_views, transaction
@@ -47,18 +49,37 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
         err.print("Nothing was changed in the store.")
         raise typer.Exit(1)
     changes = outcome.plan.changes
+    notices = notices_of(changes)
     if as_json:
-        out.print_json(json.dumps({"changes": [change_json(c) for c in changes]}))
+        listed = [{**change_json(c), "notice": notice_json(notices.get((c.timeline_id, c.milestone_key or "")))}
+                  for c in changes]  # fmt: skip
+        out.print_json(json.dumps({"changes": listed}))
         return
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
+        notice = notices.get((c.timeline_id, c.milestone_key or ""))
+        if notice is not None:
+            kind, count = notice
+            out.print(f"      [dim]→ '{kind}' notice to {count} subscriber{'s' * (count != 1)}[/dim]")
     head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
     out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
 
 
+def notices_of(changes: list[Change]) -> dict[tuple[str, str], tuple[str, int]]:
+    """Notices the changes call for, as the store stands (before a dry run, after a sync)."""
+    if not any(c.kind in ("rescheduled", "cancelled", "removed", "completed") for c in changes):
+        return {}
+    with transaction(store()) as session:
+        return preview(session, changes, now_utc())
+
+
+def notice_json(notice: tuple[str, int] | None) -> dict[str, object] | None:
+    return None if notice is None else {"kind": notice[0], "subscribers": notice[1]}
+
+
 @app.command()
 def plan(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
-    """Show what `tracker sync` would change, without changing anything."""
+    """Show what `tracker sync` would change, and the notices it would send, without changing anything."""
     report_sync(run_sync(dry_run=True), as_json, " (dry run: nothing applied)")
 
 

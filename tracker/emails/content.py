@@ -14,13 +14,14 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from markupsafe import escape
 
-from tracker.emails.mime import CRLF, TextBody, fold_header, make_text_body, multipart, multipart_header
+from tracker.emails.bodies import TextBody, make_text_body
+from tracker.emails.mime import CRLF, multipart, multipart_header, plain_header
 
 if TYPE_CHECKING:
     from tracker.emails.render import EmailRequest
@@ -40,6 +41,7 @@ class Content:
     text: TextBody
     html: TextBody
     attachment: bytes | None  # a reminder's calendar part, headers and body
+    shown: frozenset[int]  # the personal values either part shows
 
     def fits(self, values: Sequence[str]) -> bool:
         """Tell whether *values* can fill the placeholders and leave the lines as a whole render would.
@@ -47,19 +49,27 @@ class Content:
         A line break would add lines; an empty value could leave an empty line that tidy_text
         would have collapsed.
         """
-        shown = (values[index] for index in self.text.fields | self.html.fields)
+        shown = (values[index] for index in self.shown)
         return all(value and "\n" not in value and "\r" not in value for value in shown)
 
-    def body(self, values: Sequence[str], boundary: str) -> bytes:
-        """Return the Content-Type header, the blank line after the headers, and the body."""
-        text = self.text.render([value.encode() for value in values])
-        html = self.html.render([str(escape(value)).encode() for value in values])
-        alternative = multipart_header("alternative", boundary + "1") + CRLF + multipart(boundary + "1", (text, html))
+    def body(self, values: Sequence[str], boundary: str) -> list[bytes]:
+        """Return the Content-Type header, the blank line after the headers, and the body, in pieces."""
+        text = self.text.render(pick(values, self.text.fields, str.encode))
+        html = self.html.render(pick(values, self.html.fields, lambda value: str(escape(value)).encode()))
+        inner = boundary + "1"
+        alternative = [multipart_header("alternative", inner), CRLF, *multipart(inner, ((text,), (html,)))]
         if self.attachment is None:
             return alternative
-        return (
-            multipart_header("mixed", boundary + "0") + CRLF + multipart(boundary + "0", (alternative, self.attachment))
-        )
+        outer = boundary + "0"
+        return [multipart_header("mixed", outer), CRLF, *multipart(outer, (alternative, (self.attachment,)))]
+
+
+def pick(values: Sequence[str], fields: frozenset[int], encode: Callable[[str], bytes]) -> list[bytes]:
+    """Return *values* encoded, those a part shows; the others empty (encoding them would be wasted)."""
+    picked = [b""] * len(values)
+    for index in fields:
+        picked[index] = encode(values[index])
+    return picked
 
 
 class Placeholders:
@@ -104,12 +114,14 @@ def make_content(
     """Return the content of a text rendered with *marks*; its subject must hold none of them."""
     if marks.holds(subject):
         raise ValueError("the subject shows a personal value: render_bytes cannot share it between recipients")
+    text_body, html_body = make_text_body(text, "plain", marks.pattern), make_text_body(html, "html", marks.pattern)
     return Content(
-        subject_line=fold_header("Subject", subject),
-        language_line=fold_header("Content-Language", tag),
-        text=make_text_body(text, "plain", marks.pattern),
-        html=make_text_body(html, "html", marks.pattern),
+        subject_line=plain_header("Subject", subject),
+        language_line=plain_header("Content-Language", tag),
+        text=text_body,
+        html=html_body,
         attachment=attachment,
+        shown=text_body.fields | html_body.fields,
     )
 
 
@@ -171,6 +183,11 @@ class LRU(Generic[T]):
             self._entries.move_to_end(slot)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def items(self) -> list[tuple[Hashable, T]]:
+        """Return the entries, least recently used first."""
+        with self._lock:
+            return [(slot, value) for slot, (_, value) in self._entries.items()]
 
     def clear(self) -> None:
         with self._lock:

@@ -125,7 +125,7 @@ class Renderer:
         if not content.fits(values):  # a link with a line break: only a whole render lays it out right
             return bytes(self.render(request))
         head = self.letterhead.write(request, content.subject_line, content.language_line)
-        return head + content.body(values, boundary_of(request.key))
+        return b"".join((head, *content.body(values, boundary_of(request.key))))
 
     def language_of(self, request: EmailRequest) -> Language:
         return self.languages[choose_language(request.recipient.language)]
@@ -182,19 +182,22 @@ class Renderer:
         state = (view, request.due_at, request.now if view.updated_at is None else None)
         found = self.calendars.get((view.timeline_id, view.key), state)
         if found is None:
-            base_url = self.sender.base_url
-            info = CalendarInfo(
-                name=view.timeline_title,
-                description=view.timeline_summary,
-                url=timeline_page(view, base_url),
-                base_url=base_url,
-                reminder_hour=self.sender.reminder_hour,
-            )
-            data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
-            part = calendar_part(data, f"{view.key}.ics").as_bytes(policy=HEADERS_POLICY)
-            found = (data, part)
+            found = build_calendar(view, request, self.sender)
             self.calendars.put((view.timeline_id, view.key), state, found)
         return found
+
+
+def build_calendar(view: MilestoneView, request: EmailRequest, sender: Sender) -> tuple[bytes, bytes]:
+    """Return the calendar item of the occurrence *request* reminds of, and its attachment part as bytes."""
+    info = CalendarInfo(
+        name=view.timeline_title,
+        description=view.timeline_summary,
+        url=timeline_page(view, sender.base_url),
+        base_url=sender.base_url,
+        reminder_hour=sender.reminder_hour,
+    )
+    data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
+    return data, calendar_part(data, f"{view.key}.ics").as_bytes(policy=HEADERS_POLICY)
 
 
 def check_request(request: EmailRequest) -> None:
