@@ -378,3 +378,15 @@ def test_plan_tells_which_notices_a_sync_would_send_and_to_how_many(
     listed = json.loads(tracker("plan", "--json", env=env, cwd=tmp_path).stdout)["changes"]
     notices = {c["milestone"]: c["notice"] for c in listed}
     assert notices["revised-draft"] == {"kind": "changed", "subscribers": 3}
+
+
+def test_a_claim_takes_no_more_rows_than_asked_and_two_workers_share_them(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    for n in range(20):
+        subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
+    first, second = make_dispatcher(hlpf, smtp.url, clock), make_dispatcher(hlpf, smtp.url, clock)
+    first.refresh(replan_all=True)
+    taken = [first.claim_batch(5)[0], second.claim_batch(5)[0], first.claim_batch(50)[0]]
+    assert [len(batch) for batch in taken] == [5, 5, 10]
+    ids = [row.id for batch in taken for row in batch]
+    assert len(set(ids)) == 20

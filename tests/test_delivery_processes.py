@@ -146,7 +146,8 @@ def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrive
 ) -> None:
     addresses = site.import_subscribers(20)
     site.write_deadline("comments", due_in(SOON), ["3h"])
-    smtp.answer("MAIL", OUTAGE, times=3 * len(addresses))  # about three refusals for each message
+    # About four refusals for each message: the retries take 5 s or more, time enough to look at them.
+    smtp.answer("MAIL", OUTAGE, times=4 * len(addresses))
     job = site.start(smtp_connections=CONNECTIONS, retry_base=0.5)
 
     site.wait_logged(job, "retrying")
@@ -164,7 +165,7 @@ def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrive
     after = site.deliveries()
     assert states(after) == {"sent": len(addresses)}
     assert all(row["attempts"] > 1 for row in after)
-    assert sum(row["attempts"] - 1 for row in after) <= 3 * len(addresses)  # no retry without a refusal
+    assert sum(row["attempts"] - 1 for row in after) <= 4 * len(addresses)  # no retry without a refusal
 
 
 def test_retries_wait_longer_each_time(site: Site, smtp: SMTPTestServer) -> None:
@@ -193,7 +194,7 @@ def test_retries_wait_longer_each_time(site: Site, smtp: SMTPTestServer) -> None
     seconds = [wait.total_seconds() for wait in waits]
     # TRACKER_RETRY_BASE is 60 s, doubled at each attempt, ±25 % jitter (plus the pass's own run time).
     for attempt, wait in enumerate(seconds):
-        assert 0.75 * 60 * 2**attempt <= wait <= 1.25 * 60 * 2**attempt + 5, seconds
+        assert 0.75 * 60 * 2**attempt <= wait <= 1.25 * 60 * 2**attempt + 10, seconds
     assert seconds == sorted(seconds), seconds
 
 

@@ -188,7 +188,7 @@ class Delivery(SQLModel, table=True):
             "subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot", name="uq_delivery"
         ),
         Index("ix_deliveries_claim", "state", "attempt_at"),
-        Index("ix_deliveries_milestone", "timeline_id", "milestone_key"),
+        Index("ix_deliveries_milestone", "timeline_id", "milestone_key", "subscriber_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

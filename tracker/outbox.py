@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, exists, type_coerce, update
+from sqlalchemy import CursorResult, Result, bindparam, exists, or_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
@@ -268,10 +268,15 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # A materialised CTE runs once: inside `IN (…)` PostgreSQL may run a LIMIT subquery
+        # again for each row and claim far more than *limit* (one instance taking everything).
+        chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        picked = table.c.id == chosen.c.id
+    else:
+        picked = table.c.id.in_(due.scalar_subquery())
     statement = (
         update(table)
-        .where(table.c.id.in_(due.scalar_subquery()), table.c.state == "planned")
+        .where(picked, table.c.state == "planned")
         .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
         .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
     )
@@ -377,24 +382,42 @@ class Outcome:
 
 
 def record(session: Session, outcomes: list[Outcome]) -> None:
-    """Write outcomes in one transaction; a sent row is marked sent even if its lease ran out."""
+    """Write outcomes in one statement; a sent row is marked sent even if its lease ran out.
+
+    One UPDATE run for all rows (executemany): a value left None keeps the column as it was.
+    """
+    if not outcomes:
+        return
     table = Delivery.__table__  # type: ignore[attr-defined]
-    for outcome in outcomes:
-        values: dict[str, Any] = {
-            "state": outcome.state,
-            "updated_at": outcome.at,
-            "claimed_by": None,
-            "lease_until": None,
-            "reason": outcome.reason,
-        }
-        if outcome.tried:
-            values["attempts"] = table.c.attempts + 1
-        if outcome.state == "sent":
-            values.update(sent_at=outcome.at, reply=outcome.reply[:500], last_error="")
-        elif outcome.error:
-            values["last_error"] = outcome.error[:500]
-        if outcome.retry_at is not None:
-            values["attempt_at"] = outcome.retry_at
-        session.execute(
-            update(table).where(table.c.id == outcome.id, table.c.state.in_(("claimed", "planned"))).values(values)
+
+    def given(name: str, column: Any, type_: Any = None) -> Any:
+        return func.coalesce(bindparam(name, type_=type_ or column.type), column)
+
+    statement = (
+        update(table)
+        # Two comparisons, not IN: an expanding IN cannot run as executemany.
+        .where(table.c.id == bindparam("o_id"), or_(table.c.state == "claimed", table.c.state == "planned"))
+        .values(
+            state=bindparam("o_state"),
+            updated_at=bindparam("o_at", type_=UTCDateTime()),
+            claimed_by=None,
+            lease_until=None,
+            reason=bindparam("o_reason"),
+            attempts=table.c.attempts + bindparam("o_tried"),
+            sent_at=given("o_sent_at", table.c.sent_at, UTCDateTime()),
+            reply=given("o_reply", table.c.reply),
+            last_error=given("o_error", table.c.last_error),
+            attempt_at=given("o_retry_at", table.c.attempt_at, UTCDateTime()),
         )
+    )
+    session.connection().execute(statement, [outcome_params(o) for o in outcomes])
+
+
+def outcome_params(outcome: Outcome) -> dict[str, Any]:
+    sent = outcome.state == "sent"
+    return {
+        "o_id": outcome.id, "o_state": outcome.state, "o_at": outcome.at, "o_reason": outcome.reason,
+        "o_tried": int(outcome.tried), "o_sent_at": outcome.at if sent else None,
+        "o_reply": outcome.reply[:500] if sent else None,
+        "o_error": "" if sent else (outcome.error[:500] or None), "o_retry_at": outcome.retry_at,
+    }  # fmt: skip

@@ -53,7 +53,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_subscriber_id", "deliveries", ["subscriber_id"])
     op.create_index("ix_deliveries_claim", "deliveries", ["state", "attempt_at"])
-    op.create_index("ix_deliveries_milestone", "deliveries", ["timeline_id", "milestone_key"])
+    op.create_index("ix_deliveries_milestone", "deliveries", ["timeline_id", "milestone_key", "subscriber_id"])
     op.create_table(
         "cursors",
         sa.Column("name", sa.String(length=40), nullable=False),
