@@ -244,33 +244,29 @@ class Site:
         """`tracker deliveries --json` with *options*; up to 10,000 rows."""
         return cast("list[DeliveryRow]", json.loads(self.cli("deliveries", "--json", "--limit", "10000", *options)))
 
-    def import_subscribers(
-        self, count: int, prefix: str = "delegate", audiences: Callable[[int], str] = lambda number: "membership"
-    ) -> list[str]:
+    def import_subscribers(self, count: int, prefix: str = "delegate") -> list[str]:
         """Import *count* confirmed subscribers from a CSV file; return their addresses."""
         addresses = [f"{prefix}{number:05d}@mission.example.org" for number in range(count)]
         lines = ["email,name,language,audiences,timelines"]
-        lines += [f"{a},Delegate {n},en,{audiences(n)}," for n, a in enumerate(addresses)]
+        lines += [f"{address},Delegate {n},en,membership," for n, address in enumerate(addresses)]
         path = self.folder / f"{prefix}.csv"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.cli("subscribers", "import", str(path), "--confirmed", timeout=120)
         return addresses
 
-    def write_deadline(
-        self, timeline_id: str, due_at: datetime, reminders: Sequence[str], owner: str = "membership"
-    ) -> None:
-        """Write a timeline with one deadline at *due_at* (to the minute) for *owner*, with its reminder offsets."""
+    def write_deadline(self, timeline_id: str, due_at: datetime, reminders: Sequence[str]) -> None:
+        """Write a timeline with one membership deadline at *due_at* (to the minute) and its reminder offsets."""
         due = due_at.astimezone(ZoneInfo(ZONE))
         body = f"""\
 id: {timeline_id}
 title: Deadline tests ({timeline_id})
 timezone: {ZONE}
 kind: consultation
-audiences: [membership, secretariat]
+audiences: [membership]
 milestones:
   - id: comments
     title: Comments on the draft
-    owner: {owner}
+    owner: membership
     due: {due:%Y-%m-%d %H:%M}
     reminders: [{", ".join(reminders)}]
 """

@@ -390,3 +390,51 @@ def test_a_claim_takes_no_more_rows_than_asked_and_two_workers_share_them(hlpf: 
     assert [len(batch) for batch in taken] == [5, 5, 10]
     ids = [row.id for batch in taken for row in batch]
     assert len(set(ids)) == 20
+
+
+def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
+    hlpf: Engine, smtp: SMTPTestServer
+) -> None:
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from tests.test_web import free_port
+    from tracker.calendars import Calendars
+    from tracker.config import Settings
+    from tracker.web import create_app
+
+    clock = Clock(at("2017-02-20 15:00"))
+    subscribe(hlpf, "member@example.org", clock.now)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    calendars = Calendars(hlpf, base_url="https://t.example.org", cancelled_grace=timedelta(days=30), clock=clock,
+                          secret=SECRET)  # fmt: skip
+    app = create_app(hlpf, calendars, settings=Settings(admin_token="s3cret-admin-token", secret_key=SECRET_TEXT))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            url = "/api/milestones/hlpf/revised-draft/done"
+            assert http.post(url).status_code == 401
+            assert http.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            auth = {"Authorization": "Bearer s3cret-admin-token"}
+            missing = http.post("/api/milestones/hlpf/revised-drat/done", headers=auth)
+            assert missing.status_code == 404 and "revised-draft" in missing.json()["detail"]
+            bad = http.post(url, headers=auth, json={"at": "2017-02-30"})
+            assert bad.status_code == 422 and "at:" in bad.json()["detail"]
+            done = http.post(url, headers=auth, json={"note": "posted", "link": "https://example.org/draft.pdf"})
+            assert done.status_code == 200, done.text
+            assert done.json()["changes"][0]["kind"] == "completed"
+            assert "/api/milestones/{timeline}/{milestone}/done" in http.get("/openapi.json").json()["paths"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    [notice] = rows(hlpf, kind="opened")
+    assert (notice.subscriber_id, notice.milestone_key, notice.state) == (1, "member-comments", "sent")

@@ -365,7 +365,7 @@ def test_a_reminder_of_a_repeating_deadline_names_its_occurrence_and_attaches_th
     assert "RRULE" in event and str(event["UID"]) == "wsis-forum/contributions@tracker.example.org"
 
 
-def test_the_calendar_of_a_milestone_is_built_once_for_all_its_reminders(
+def test_the_calendar_of_a_milestone_is_built_once_per_language_for_all_its_reminders(
     renderer: Renderer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
@@ -376,11 +376,13 @@ def test_the_calendar_of_a_milestone_is_built_once_for_all_its_reminders(
 
     monkeypatch.setattr(render_module, "build_item_calendar", counting)
     fresh = Renderer(TEMPLATES, LOCALES, SENDER)
-    for language in LANGUAGES:
-        fresh.render(make_request("reminder", language))
+    for _ in range(3):
+        for language in LANGUAGES:
+            fresh.render(make_request("reminder", language))
     fresh.render(make_request("reminder", view=make_view(revision=3)))
 
-    assert built == ["member-comments", "member-comments"]
+    # The attachment speaks the message's language: one build per language, then one per change.
+    assert built == ["member-comments"] * (len(LANGUAGES) + 1)
 
 
 # --- dates -----------------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """Send what is due: claim outbox rows, render them, send through the mailer's pool, record.
 
-One pass claims small batches while workers (one per SMTP connection) send. Each worker
-waits until its outcome is committed before it takes the next row, and the commits are
-grouped: a crash can leave at most one accepted-but-unrecorded message per connection,
-and the Message-ID (derived from the row's unique key) lets mail clients fold even those.
+One pass claims batches while workers (one per SMTP connection) send. A worker's next message
+reaches DATA only once its previous outcome is committed (the envelope goes meanwhile), and
+the commits are grouped: a crash can leave at most one accepted-but-unrecorded message per
+connection, and the Message-ID (derived from the row's unique key) lets mail clients fold
+even those.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
+from functools import partial
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -40,7 +43,9 @@ from tracker.outbox import (
     Replan,
     claim,
     extend,
+    outcome_params,
     record,
+    record_statement,
     release,
     replan,
     return_expired,
@@ -144,6 +149,7 @@ class Dispatcher:
         self._views: tuple[float, Store] | None = None
         self._returned_at = 0.0  # when expired leases were last returned (monotonic)
         self.envelope_from = parseaddr(config.from_address)[1] or "tracker@localhost"
+        self.store_lost = False  # an outcome could not be recorded: send nothing more this pass
 
     # --- the store side (each runs in a thread) -------------------------------------------
 
@@ -175,10 +181,9 @@ class Dispatcher:
                 return_expired(session, now)
             relax_durability(session)
             rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
-        if not rows:
-            return [], {}, Store({}, {})
-        self.held.update(row.id for row in rows)
-        with transaction(self.engine) as session:
+            if not rows:
+                return [], {}, Store({}, {})
+            self.held.update(row.id for row in rows)
             return rows, self.people(session, rows), self.store(session, rows)
 
     def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
@@ -210,6 +215,14 @@ class Dispatcher:
     def write(self, done: list[Done]) -> None:
         """Record outcomes; retried, because a message the server took must not stay unrecorded."""
         now = self.clock()
+        if all(d.outcome.state != "failed" for d in done):
+            # The common case, on a bare connection: a session costs more than the update does.
+            with self.engine.execution_options(write=True).begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                connection.execute(record_statement(), [outcome_params(d.outcome) for d in done])
+            self.held.difference_update(d.row.id for d in done)
+            return
         with transaction(self.engine, write=True, exclusive=False) as session:
             relax_durability(session)
             record(session, [d.outcome for d in done])
@@ -272,28 +285,48 @@ class Dispatcher:
         result: PassResult,
         leftovers: list[int],
     ) -> None:
+        """Send rows one after the other; each next message reaches DATA only once the last is recorded.
+
+        The envelope of the next message (MAIL, RCPT) overlaps the commit of the previous
+        outcome, but the server accepts it only after that commit: at any moment a worker has at
+        most one message accepted and not yet recorded.
+        """
+        previous: asyncio.Future[None] | None = None
         while (item := await queue.get()) is not None:
             row, person, store = item
-            if self.stopping:
+            if self.stopping or self.store_lost:
                 leftovers.append(row.id)
                 continue
-            done = await self.deliver(row, person, store)
             try:
-                await recorder.record(done)  # the next row waits for this commit: see the module's note
-            except SQLAlchemyError:  # the store is unreachable: the lease will expire and the row return
+                done = await self.deliver(row, person, store, previous)
+            except SQLAlchemyError:  # the last outcome could not be recorded: stop sending, leases expire
+                self.store_lost = True
+                leftovers.append(row.id)
                 continue
-            result.add(done.outcome)
+            previous = asyncio.ensure_future(recorder.record(done))
+            previous.add_done_callback(partial(count_recorded, result, done.outcome))
+        if previous is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                await previous
 
     async def keep_leases_alive(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease.total_seconds() / 3)
             await asyncio.to_thread(self.keep_leases)
 
-    async def deliver(self, row: Claimed, person: Person | None, store: Store) -> Done:
-        """Compose, render and send one row; every way it can end is an Outcome."""
+    async def deliver(
+        self, row: Claimed, person: Person | None, store: Store, previous: asyncio.Future[None] | None = None
+    ) -> Done:
+        """Compose, render and send one row; every way it can end is an Outcome.
+
+        *previous* is the commit of this worker's last outcome: the message is held before DATA
+        until it is done (and not sent at all if it failed).
+        """
         now = self.clock()
         composed = compose(row, person, store, now)
         if isinstance(composed, Skip):
+            if previous is not None:
+                await asyncio.shield(previous)  # outcomes of one worker are recorded in order
             return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
         try:
             data = self.renderer.render_bytes(composed)  # texts shared by many recipients render once
@@ -302,8 +335,9 @@ class Dispatcher:
             return Done(row, Outcome(row.id, "failed", now, error=f"could not render: {exc}", tried=False))
         started = time.perf_counter()
         try:
+            hold = None if previous is None else partial(asyncio.shield, previous)
             receipt = await self.mailer.send_bytes(
-                data, sender=self.envelope_from, recipients=[composed.recipient.email]
+                data, sender=self.envelope_from, recipients=[composed.recipient.email], before_data=hold
             )
         except DeliveryError as exc:
             self.metrics.smtp_error(exc)
@@ -323,6 +357,11 @@ class Dispatcher:
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
         return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+def count_recorded(result: PassResult, outcome: Outcome, recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and recorded.exception() is None:
+        result.add(outcome)
 
 
 def relax_durability(session: Session) -> None:

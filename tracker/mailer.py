@@ -7,6 +7,7 @@ whether trying again later can help (SPEC §7: 4xx and network trouble retry, 5x
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import email.generator
 import email.message
@@ -45,6 +46,9 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
+BeforeData = Callable[[], Awaitable[object]]  # awaited between RCPT and DATA
+
+
 class DeliveryError(Exception):
     """A message was not accepted; `permanent` says whether retrying can ever help."""
 
@@ -76,7 +80,9 @@ class Mailer(Protocol):
         self, message: email.message.EmailMessage, *, sender: str | None = None, recipients: Sequence[str] | None = None
     ) -> Receipt: ...
 
-    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt: ...
+    async def send_bytes(
+        self, data: bytes, *, sender: str, recipients: Sequence[str], before_data: BeforeData | None = None
+    ) -> Receipt: ...
 
     async def close(self) -> None: ...
 
@@ -271,27 +277,31 @@ class SMTPMailer:
         self._check_open()
         return await self._send(message, make_envelope(message, sender, recipients))
 
-    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt:
+    async def send_bytes(
+        self, data: bytes, *, sender: str, recipients: Sequence[str], before_data: BeforeData | None = None
+    ) -> Receipt:
         """Hand *data*, a message as it goes on the wire (CRLF line ends, no Bcc), to the server, as send does.
 
         The bytes go as they are: when they are not all ASCII, the server must offer 8BITMIME.
+        *before_data*, if given, is awaited once the recipients are accepted and before DATA: the
+        server cannot have the message until it returns (if it raises, the transaction is reset).
         """
         self._check_open()
-        return await self._send(data, envelope_of(sender, recipients))
+        return await self._send(data, envelope_of(sender, recipients), before_data)
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the mailer is closed")
 
-    async def _send(self, payload: Payload, envelope: Envelope) -> Receipt:
+    async def _send(self, payload: Payload, envelope: Envelope, before_data: BeforeData | None = None) -> Receipt:
         async with self._slots:
             if self.limiter is not None:
                 await self.limiter.wait()
             try:
-                return await self._attempt(payload, envelope, fresh=False)
+                return await self._attempt(payload, envelope, before_data, fresh=False)
             except _StaleConnectionError:
                 # Nothing reached the server, so one more try on a new connection cannot duplicate it.
-                return await self._attempt(payload, envelope, fresh=True)
+                return await self._attempt(payload, envelope, before_data, fresh=True)
 
     async def __aenter__(self) -> SMTPMailer:
         return self
@@ -305,11 +315,13 @@ class SMTPMailer:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._quit(client) for client in idle))
 
-    async def _attempt(self, payload: Payload, envelope: Envelope, *, fresh: bool) -> Receipt:
+    async def _attempt(
+        self, payload: Payload, envelope: Envelope, before_data: BeforeData | None, *, fresh: bool
+    ) -> Receipt:
         client, reused = (await self._connect(), False) if fresh else await self._checkout()
         keep = False
         try:
-            receipt = await self._transact(client, payload, envelope)
+            receipt = await self._transact(client, payload, envelope, before_data)
             keep = True
             return receipt
         except DeliveryError as error:
@@ -372,7 +384,9 @@ class SMTPMailer:
         finally:
             client.close()
 
-    async def _transact(self, client: SMTP, payload: Payload, envelope: Envelope) -> Receipt:
+    async def _transact(
+        self, client: SMTP, payload: Payload, envelope: Envelope, before_data: BeforeData | None = None
+    ) -> Receipt:
         deadline = asyncio.get_running_loop().time() + self.timeout
         remaining = _countdown(deadline)
         data, options = self._prepare(client, payload, envelope)
@@ -381,6 +395,8 @@ class SMTPMailer:
             await client.mail(envelope.sender, options=options, encoding=_encoding(envelope), timeout=remaining())
             stage = "rcpt"
             refused = await self._recipients(client, envelope, remaining)
+            if before_data is not None:
+                await self._hold(client, before_data, remaining)
             stage = "data"
             reply = await client.data(data, timeout=remaining())
         except NETWORK_ERRORS as exc:
@@ -391,6 +407,15 @@ class SMTPMailer:
                 await _reset(client, remaining())
             raise _to_delivery_error(exc, stage) from exc
         return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
+
+    async def _hold(self, client: SMTP, before_data: BeforeData, remaining: Callable[[], float]) -> None:
+        """Wait for the caller's condition with the envelope accepted; reset the transaction if it fails."""
+        try:
+            await before_data()
+        except BaseException:
+            with contextlib.suppress(*NETWORK_ERRORS):
+                await _reset(client, remaining())
+            raise
 
     def _prepare(self, client: SMTP, payload: Payload, envelope: Envelope) -> tuple[bytes, list[str]]:
         utf8 = envelope.needs_utf8  # SMTPUTF8 only when an address needs it, as few relays need to support it
@@ -482,9 +507,13 @@ class DirectoryMailer:
         envelope = make_envelope(message, sender, recipients)  # the same refusals as over SMTP
         return await self._write(flatten(message, utf8=envelope.needs_utf8), eml_name(message))
 
-    async def send_bytes(self, data: bytes, *, sender: str, recipients: Sequence[str]) -> Receipt:
+    async def send_bytes(
+        self, data: bytes, *, sender: str, recipients: Sequence[str], before_data: BeforeData | None = None
+    ) -> Receipt:
         """Write *data*, a message as it goes on the wire, named after its Message-ID as send does."""
         envelope_of(sender, recipients)  # the same refusals as over SMTP
+        if before_data is not None:
+            await before_data()
         headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(data)
         return await self._write(data, eml_name(headers))
 

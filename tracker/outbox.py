@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, bindparam, exists, or_, type_coerce, update
+from sqlalchemy import CursorResult, Result, Update, bindparam, exists, or_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
@@ -382,18 +383,23 @@ class Outcome:
 
 
 def record(session: Session, outcomes: list[Outcome]) -> None:
-    """Write outcomes in one statement; a sent row is marked sent even if its lease ran out.
+    """Write outcomes in one statement; a sent row is marked sent even if its lease ran out."""
+    if outcomes:
+        session.connection().execute(record_statement(), [outcome_params(o) for o in outcomes])
 
-    One UPDATE run for all rows (executemany): a value left None keeps the column as it was.
+
+@cache
+def record_statement() -> Update:
+    """One UPDATE for every outcome (run as executemany), built once: building it cost more than running it.
+
+    A value given as None keeps the column as it was.
     """
-    if not outcomes:
-        return
     table = Delivery.__table__  # type: ignore[attr-defined]
 
     def given(name: str, column: Any, type_: Any = None) -> Any:
         return func.coalesce(bindparam(name, type_=type_ or column.type), column)
 
-    statement = (
+    return (
         update(table)
         # Two comparisons, not IN: an expanding IN cannot run as executemany.
         .where(table.c.id == bindparam("o_id"), or_(table.c.state == "claimed", table.c.state == "planned"))
@@ -410,7 +416,6 @@ def record(session: Session, outcomes: list[Outcome]) -> None:
             attempt_at=given("o_retry_at", table.c.attempt_at, UTCDateTime()),
         )
     )
-    session.connection().execute(statement, [outcome_params(o) for o in outcomes])
 
 
 def outcome_params(outcome: Outcome) -> dict[str, Any]:

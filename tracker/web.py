@@ -19,6 +19,7 @@ from tracker.calendars import Calendars, FeedBody, FeedRef
 from tracker.config import Settings, get_settings
 from tracker.metrics import Metrics
 from tracker.ratelimit import SlidingWindow
+from tracker.web_admin import admin_routes
 from tracker.web_subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
@@ -45,8 +46,9 @@ def create_api(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock))
+    config = settings or get_settings()
+    app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
-        config = settings or get_settings()
         site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address)
         app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
         app.include_router(preferences_routes(site))

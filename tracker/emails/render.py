@@ -27,13 +27,14 @@ from tracker.emails.words import (
     describe_previous,
     due_text,
     group_weeks,
+    item_words,
     load_language,
     occurrence_of,
     reader_zone,
     when_text,
 )
 from tracker.feeds import CalendarInfo, build_item_calendar, timeline_page
-from tracker.planning import MilestoneView, Occurrence
+from tracker.planning import MilestoneView, Occurrence, timeline_title_in
 
 Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -179,18 +180,24 @@ class Renderer:
 
     def calendar_item(self, request: EmailRequest, view: MilestoneView) -> tuple[bytes, bytes]:
         # The whole view is compared, as FeedCache does: a completion changes the item, not the revision.
+        # One item per language: the attachment reads like the message it comes with.
+        language = self.language_of(request)
         state = (view, request.due_at, request.now if view.updated_at is None else None)
-        found = self.calendars.get((view.timeline_id, view.key), state)
+        key = (view.timeline_id, view.key, language.code)
+        found = self.calendars.get(key, state)
         if found is None:
-            found = build_calendar(view, request, self.sender)
-            self.calendars.put((view.timeline_id, view.key), state, found)
+            found = build_calendar(view, request, self.sender, language)
+            self.calendars.put(key, state, found)
         return found
 
 
-def build_calendar(view: MilestoneView, request: EmailRequest, sender: Sender) -> tuple[bytes, bytes]:
+def build_calendar(
+    view: MilestoneView, request: EmailRequest, sender: Sender, language: Language
+) -> tuple[bytes, bytes]:
     """Return the calendar item of the occurrence *request* reminds of, and its attachment part as bytes."""
     info = CalendarInfo(
-        name=view.timeline_title,
+        words=item_words(language),
+        name=timeline_title_in(view, language.code),
         description=view.timeline_summary,
         url=timeline_page(view, sender.base_url),
         base_url=sender.base_url,
