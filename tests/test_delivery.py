@@ -438,3 +438,27 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     [notice] = rows(hlpf, kind="opened")
     assert (notice.subscriber_id, notice.milestone_key, notice.state) == (1, "member-comments", "sent")
+
+
+def test_a_milestone_synced_right_after_a_pass_is_not_taken_for_removed(
+    hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    import asyncio
+
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+
+    async def twice() -> int:
+        try:
+            await asyncio.to_thread(dispatcher.refresh, replan_all=True)
+            await dispatcher.run_pass()  # the dispatcher now holds the milestones as they were
+            write_timeline("extra", HLPF.replace("id: hlpf", "id: extra"))
+            sync(hlpf, schedules, clock.now)
+            await asyncio.to_thread(dispatcher.refresh)
+            return (await dispatcher.run_pass()).sent
+        finally:
+            await dispatcher.mailer.close()
+
+    assert asyncio.run(twice()) == 1  # the new timeline's 14-day reminder, at once
+    assert rows(hlpf, timeline_id="extra", state="cancelled") == []

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.compose import Person, Skip, Store, compose
@@ -146,7 +146,7 @@ class Dispatcher:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = False
         self.held: set[int] = set()  # claimed by this worker and not recorded yet
-        self._views: tuple[float, Store] | None = None
+        self._views: tuple[int | None, Store] | None = None
         self._returned_at = 0.0  # when expired leases were last returned (monotonic)
         self.envelope_from = parseaddr(config.from_address)[1] or "tracker@localhost"
         self.store_lost = False  # an outcome could not be recorded: send nothing more this pass
@@ -200,10 +200,13 @@ class Dispatcher:
         }  # fmt: skip
 
     def store(self, session: Session, rows: list[Claimed]) -> Store:
-        """Milestones (re-read at most every second) and the events notices refer to."""
-        if self._views is None or time.monotonic() - self._views[0] > 1.0:
+        """Milestones (re-read whenever an event was recorded since) and the events notices refer to."""
+        # Keyed on the newest event, not on age: a milestone synced a moment ago, here or by
+        # another instance, must not look removed to a row planned for it.
+        newest = session.exec(select(func.max(Event.id))).one()
+        if self._views is None or self._views[0] != newest:
             loaded = {(v.timeline_id, v.key): v for v in load_views(session)}
-            self._views = (time.monotonic(), Store(loaded, {}))
+            self._views = (newest, Store(loaded, {}))
         views = self._views[1].views
         ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
         if not ids:
@@ -348,7 +351,7 @@ class Dispatcher:
 
     def failure(self, row: Claimed, exc: DeliveryError) -> Done:
         now = self.clock()
-        error = f"{exc.code} {exc.message}" if exc.code else exc.message
+        error = exc.message  # it says the server's code and words already
         if exc.permanent:
             rejected = exc.stage in ("rcpt", "data")
             reason = REJECTED if rejected else "refused by the relay"

@@ -147,8 +147,9 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     maker = postgresql_insert if dialect == "postgresql" else sqlite_insert
     added = 0
     for start in range(0, len(rows), 1000):
-        statement = maker(table).on_conflict_do_nothing(index_elements=list(_KEY))
-        added += changed(session.execute(statement, rows[start : start + 1000]))
+        # RETURNING counts what went in: a batched insert reports no rowcount on PostgreSQL.
+        statement = maker(table).on_conflict_do_nothing(index_elements=list(_KEY)).returning(table.c.id)
+        added += len(session.execute(statement, rows[start : start + 1000]).all())
     return added
 
 

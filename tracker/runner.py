@@ -74,7 +74,7 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     server = uvicorn.Server(config)
     watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
     log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host, settings.port)
-    log.info("mail goes %s", f"to {mail_target(settings)}")
+    log.info("mail goes %s", mail_target(settings))
     await delivery.start()
     with stop_signals_deferred():
         try:

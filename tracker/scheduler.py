@@ -97,6 +97,10 @@ class DeliveryScheduler:
 
 
 def report(result: PassResult) -> None:
-    if result.total or result.released:
-        log.info("sent %d, retrying %d, failed %d, skipped %d%s", result.sent, result.retrying, result.failed,
-                 result.skipped, f", released {result.released}" if result.released else "")  # fmt: skip
+    if not (result.total or result.released):
+        return
+    # A pass that only pushed retries further is routine during an outage: no INFO line for it.
+    level = logging.INFO if result.sent or result.failed or result.skipped or result.released else logging.DEBUG
+    released = f", released {result.released}" if result.released else ""
+    log.log(level, "sent %d, retrying %d, failed %d, skipped %d%s", result.sent, result.retrying, result.failed,
+            result.skipped, released)  # fmt: skip
