@@ -273,8 +273,9 @@ def main() -> None:
         for processes in (1, 2, 3):
             results.append(fan_out("postgresql", count, port, processes, payload))
     lines = [
-        f"\n## Delivery: fan-out and lateness ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n",
-        f"Machine: {machine()}. Command: `make bench` (bench/bench_delivery.py), {count:,} messages, "
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — Delivery: fan-out and lateness — {platform.system()} "
+        f"{platform.machine()}, {machine()}\n",
+        f"Command: `make bench` (bench/bench_delivery.py), {count:,} messages, "
         f"{CONNECTIONS} SMTP connections, Postfix smtp-sink on 127.0.0.1.\n",
         "| case | sent | seconds | msgs/s | bare aiosmtplib msgs/s | ratio (goal ≥ 0.5) |",
         "|---|---:|---:|---:|---:|---:|",

@@ -462,3 +462,21 @@ def test_a_milestone_synced_right_after_a_pass_is_not_taken_for_removed(
 
     assert asyncio.run(twice()) == 1  # the new timeline's 14-day reminder, at once
     assert rows(hlpf, timeline_id="extra", state="cancelled") == []
+
+
+def test_a_weekly_digest_goes_on_monday_at_the_readers_hour_with_what_is_coming(
+    hlpf: Engine, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-11 12:00"))  # a Saturday
+    subscriber = subscribe(hlpf, "digest@example.org", clock.now, audiences=("secretariat",))
+    set_subscriber(hlpf, subscriber, digest="weekly", reminders=[])  # the digest alone, no reminders
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    [planned] = rows(hlpf, kind="digest")
+    assert (planned.slot, planned.send_at) == ("2017-02-13", at("2017-02-13 09:00"))
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0
+    clock.now = at("2017-02-13 09:00")
+    assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 1
+    [message] = [m.parse() for m in smtp.received]
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Revised draft posted" in text  # due on 24 February, within three weeks
+    assert rows(hlpf, kind="reminder") == []

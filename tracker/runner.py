@@ -72,17 +72,24 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     app = create_app(engine, calendars, metrics=dispatcher.metrics, settings=settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
-    log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host, settings.port)
     log.info("mail goes %s", mail_target(settings))
     await delivery.start()
+    watcher: asyncio.Task[None] | None = None
     with stop_signals_deferred():
         try:
-            await server.serve()
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.02)
+            if server.started:  # said once the port answers: scripts wait for this line
+                log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host,
+                         settings.port)  # fmt: skip
+            watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
+            await serving
         finally:
-            watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await watcher
+            if watcher is not None:
+                watcher.cancel()
+                with suppress(asyncio.CancelledError):
+                    await watcher
             await delivery.stop()
             log.info("stopped delivering; every row held was recorded or given back")
 
