@@ -53,6 +53,7 @@ class MilestoneView:
     opens_after: str | None = None
     titles: Mapping[str, str] = field(default_factory=dict)  # translations of `title` by language code
     timeline_titles: Mapping[str, str] = field(default_factory=dict)  # translations of `timeline_title`
+    due_expr: str | None = None  # the expression the due date came from, e.g. "meeting - 30d"
 
     @property
     def main_at(self) -> datetime:

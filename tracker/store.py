@@ -205,6 +205,7 @@ def load_views(session: Session) -> list[MilestoneView]:
                 opens_after=m.opens_after,
                 titles=m.titles or {},
                 timeline_titles=timeline.titles or {},
+                due_expr=m.due_expr,
             )
         )
     return views

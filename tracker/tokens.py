@@ -46,7 +46,8 @@ def make_token(secret: bytes, purpose: Purpose, subscriber_id: int, version: int
 def read_token(secret: bytes, purpose: Purpose, token: str) -> tuple[int, int] | None:
     """Return (subscriber id, version) of a well-signed token, else None."""
     body, _, signature = token.partition(".")
-    if not body or not signature or len(token) > 100:
+    # compare_digest refuses non-ASCII text (a TypeError, a 500 at the link): no token of ours has any.
+    if not body or not signature or len(token) > 100 or not token.isascii():
         return None
     if not hmac.compare_digest(signature, _signature(secret, purpose, body)):
         return None

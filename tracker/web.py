@@ -20,6 +20,8 @@ from tracker.config import Settings, get_settings
 from tracker.metrics import Metrics
 from tracker.ratelimit import SlidingWindow
 from tracker.web_admin import admin_routes
+from tracker.web_api import api_routes
+from tracker.web_pages import page_routes
 from tracker.web_subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
@@ -46,6 +48,8 @@ def create_api(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock))
+    app.include_router(api_routes(engine, calendars, calendars.base_url))
+    app.include_router(page_routes(engine, calendars.base_url, calendars.clock))
     config = settings or get_settings()
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
@@ -53,19 +57,24 @@ def create_api(
         app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
         app.include_router(preferences_routes(site))
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])
+    # HEAD shares each GET's function but stays out of the schema: one route with both methods
+    # would document two operations under one operationId.
+    @app.get("/healthz", tags=["operations"])
+    @app.head("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """Liveness: the process answers and the store responds."""
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @app.api_route("/feeds/all.ics", methods=["GET", "HEAD"], tags=["feeds"])
+    @app.get("/feeds/all.ics", tags=["feeds"])
+    @app.head("/feeds/all.ics", include_in_schema=False)
     async def all_feed(request: Request) -> Response:
         """Every deadline, window and meeting of every timeline."""
         return await serve_feed(calendars, FeedRef("all", None), request)
 
-    @app.api_route("/feeds/me/{token}.ics", methods=["GET", "HEAD"], tags=["feeds"])
+    @app.get("/feeds/me/{token}.ics", tags=["feeds"])
+    @app.head("/feeds/me/{token}.ics", include_in_schema=False)
     async def personal_feed(token: str, request: Request) -> Response:
         """A subscriber's own feed: their timelines and audiences, their reminder offsets."""
         feed = await run_in_threadpool(calendars.personal, token)
@@ -73,12 +82,14 @@ def create_api(
             return PlainTextResponse("No such feed: the link is wrong, or it was replaced by a newer one.\n", 404)
         return send_feed(feed, request, private=True)
 
-    @app.api_route("/feeds/audiences/{audience}.ics", methods=["GET", "HEAD"], tags=["feeds"])
+    @app.get("/feeds/audiences/{audience}.ics", tags=["feeds"])
+    @app.head("/feeds/audiences/{audience}.ics", include_in_schema=False)
     async def audience_feed(audience: str, request: Request) -> Response:
         """What concerns one audience (e.g. membership)."""
         return await serve_feed(calendars, FeedRef("audience", audience), request)
 
-    @app.api_route("/feeds/{timeline}.ics", methods=["GET", "HEAD"], tags=["feeds"])
+    @app.get("/feeds/{timeline}.ics", tags=["feeds"])
+    @app.head("/feeds/{timeline}.ics", include_in_schema=False)
     async def timeline_feed(timeline: str, request: Request) -> Response:
         """One timeline."""
         return await serve_feed(calendars, FeedRef("timeline", timeline), request)
