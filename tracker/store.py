@@ -171,7 +171,6 @@ def insert_rows_sqlite(session: Session, table: Table, rows: list[dict[str, Any]
     session.connection().exec_driver_sql(sql, values)
 
 
-
 def load_views(session: Session) -> list[MilestoneView]:
     """Read every stored milestone with its timeline and completions, for planning."""
     timelines = {t.id: t for t in session.exec(select(Timeline))}
