@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from sqlalchemy import create_engine, text
@@ -100,11 +101,9 @@ def environment(folder: Path, url: str, port: int) -> dict[str, str]:
 def prepare(folder: Path, url: str, count: int, due: datetime) -> None:
     """A store with one timeline whose reminder is due now, and *count* confirmed subscribers."""
     (folder / "schedules").mkdir(parents=True, exist_ok=True)
-    local = due.astimezone(datetime.now().astimezone().tzinfo).strftime("%Y-%m-%d %H:%M")
+    local = due.astimezone(ZoneInfo("Europe/Zurich")).strftime("%Y-%m-%d %H:%M")  # the timeline's zone
     (folder / "schedules" / "bench.yaml").write_text(TIMELINE.format(due=local))
-    env = environment(folder, url, 1)
-    env["TRACKER_TIMEZONE"] = str(datetime.now().astimezone().tzinfo)
-    subprocess.run([TRACKER, "sync"], env={**env, "TZ": "UTC"}, check=True, capture_output=True, cwd=folder)
+    subprocess.run([TRACKER, "sync"], env=environment(folder, url, 1), check=True, capture_output=True, cwd=folder)
     engine = open_store(url)
     now = datetime.now(UTC)
     rows = [{"email": f"member{n}@example.org", "email_key": f"member{n}@example.org", "name": f"Member {n}",
@@ -177,7 +176,7 @@ def rendered_samples(folder: Path, count: int) -> list[bytes]:
     return [data[n % len(data)] for n in range(count)]
 
 
-def render_for_baseline(folder: Path, url: str, count: int) -> list[bytes]:
+def render_for_baseline(folder: Path, count: int) -> list[bytes]:
     """Render a sample of the same reminders with the engine into .eml files (no SMTP)."""
     sample = folder / "sample"
     prepare(sample, f"sqlite:///{sample / 'tracker.db'}", min(count, 600), datetime.now(UTC) + timedelta(hours=2))
@@ -267,7 +266,7 @@ def main() -> None:
     results = []
     with smtp_sink() as port:
         with tempfile.TemporaryDirectory() as tmp:
-            payload = render_for_baseline(Path(tmp), PG, count)
+            payload = render_for_baseline(Path(tmp), count)
         late = lateness(count, port)
         results.append(fan_out("sqlite", count, port, 1, payload))
         for processes in (1, 2, 3):

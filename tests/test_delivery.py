@@ -27,6 +27,7 @@ from tests.delivery_kit import (
     subscribe,
     sync,
 )
+from tests.factories import REPO
 from tests.smtp_server import SMTPTestServer
 from tracker.models import Subscriber
 from tracker.store import transaction
@@ -45,6 +46,14 @@ def hlpf(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engi
     write_timeline("hlpf", HLPF)
     sync(engine, schedules, at("2017-02-01 09:00"))
     return engine
+
+
+def cli_env(database_url: str, schedules: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `tracker` command run by a test: this store, these files, the repo's templates."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
+            "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"),
+            "TRACKER_TEMPLATES": str(REPO / "templates" / "emails"), **extra}  # fmt: skip
 
 
 def subjects(smtp: SMTPTestServer) -> list[tuple[str, str]]:
@@ -288,14 +297,10 @@ def test_a_confirmation_email_goes_to_a_pending_subscriber(engine: Engine, smtp:
 def test_send_due_sends_and_the_delivery_log_shows_the_servers_reply(
     database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, smtp: SMTPTestServer
 ) -> None:
-    from tests.factories import REPO
     from tests.test_cli import tracker
 
     write_timeline("hlpf", HLPF)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    env = {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
-           "TRACKER_SMTP_URL": smtp.url, "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"),
-           "TRACKER_TEMPLATES": str(REPO / "templates" / "emails")}  # fmt: skip
+    env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url)
     assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
     added = tracker("subscribers", "add", "sec@example.org", "--audience", "secretariat", "--confirmed",
                     env=env, cwd=tmp_path)  # fmt: skip
@@ -365,9 +370,7 @@ def test_plan_tells_which_notices_a_sync_would_send_and_to_how_many(
     from tests.test_cli import tracker
 
     write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2099-02-24"))
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    env = {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
-           "TRACKER_SECRET_KEY": SECRET_TEXT}  # fmt: skip
+    env = cli_env(database_url, schedules)
     assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
     for n in range(3):
         tracker("subscribers", "add", f"sec{n}@example.org", "--audience", "secretariat", "--confirmed",

@@ -25,7 +25,7 @@ from functools import partial
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 from tenacity import retry, stop_after_attempt, wait_exponential
@@ -43,9 +43,7 @@ from tracker.outbox import (
     Replan,
     claim,
     extend,
-    outcome_params,
     record,
-    record_statement,
     release,
     replan,
     return_expired,
@@ -179,7 +177,7 @@ class Dispatcher:
                 # During a long pass too: a dead instance's rows come back within seconds.
                 self._returned_at = time.monotonic()
                 return_expired(session, now)
-            relax_durability(session)
+            relax_durability(session.connection())
             rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
             if not rows:
                 return [], {}, Store({}, {})
@@ -221,14 +219,13 @@ class Dispatcher:
         if all(d.outcome.state != "failed" for d in done):
             # The common case, on a bare connection: a session costs more than the update does.
             with self.engine.execution_options(write=True).begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                connection.execute(record_statement(), [outcome_params(d.outcome) for d in done])
+                relax_durability(connection)
+                record(connection, [d.outcome for d in done])
             self.held.difference_update(d.row.id for d in done)
             return
         with transaction(self.engine, write=True, exclusive=False) as session:
-            relax_durability(session)
-            record(session, [d.outcome for d in done])
+            relax_durability(session.connection())
+            record(session.connection(), [d.outcome for d in done])
             for d in done:
                 if d.outcome.state == "failed":
                     session.add(failure_event(d, now))
@@ -367,7 +364,7 @@ def count_recorded(result: PassResult, outcome: Outcome, recorded: asyncio.Futur
         result.add(outcome)
 
 
-def relax_durability(session: Session) -> None:
+def relax_durability(connection: Connection) -> None:
     """Claims and outcomes need not wait for PostgreSQL's disk flush (synchronous_commit off).
 
     A crash of a Tracker process loses nothing by this: the commit is on the server. Only a
@@ -375,8 +372,8 @@ def relax_durability(session: Session) -> None:
     (harmless) or a sent message is sent again with the same Message-ID, which clients fold:
     the same bound SQLite's synchronous=NORMAL gives. Syncs and planning keep full durability.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def describe(result: Replan | None) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, Update, bindparam, exists, or_, type_coerce, update
+from sqlalchemy import Connection, CursorResult, Result, Update, bindparam, exists, or_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
@@ -383,10 +383,10 @@ class Outcome:
     tried: bool = True  # False: nothing went to the server (skipped or cancelled before sending)
 
 
-def record(session: Session, outcomes: list[Outcome]) -> None:
+def record(connection: Connection, outcomes: list[Outcome]) -> None:
     """Write outcomes in one statement; a sent row is marked sent even if its lease ran out."""
     if outcomes:
-        session.connection().execute(record_statement(), [outcome_params(o) for o in outcomes])
+        connection.execute(record_statement(), [outcome_params(o) for o in outcomes])
 
 
 @cache

@@ -79,13 +79,16 @@ class DeliveryScheduler:
         """A job at the next due row: on time, not at the next sweep."""
         if self.dispatcher.stopping:
             return
-        with transaction(self.dispatcher.engine) as session:
-            at = next_attempt(session)
+        at = await asyncio.to_thread(self.next_due)
         if at is None:
             return
         run_at = max(at, datetime.now(UTC))
         self.scheduler.add_job(self.wake, DateTrigger(run_date=run_at), id="wake", replace_existing=True,
                                misfire_grace_time=None)  # fmt: skip
+
+    def next_due(self) -> datetime | None:
+        with transaction(self.dispatcher.engine) as session:
+            return next_attempt(session)
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight sends finish and record, give back the rest."""
