@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -252,6 +253,33 @@ def test_feed_and_publish_write_the_same_bytes_for_every_public_feed(
     assert (tmp_path / "hlpf.ics").read_bytes() == (tmp_path / "site/feeds/hlpf.ics").read_bytes()
     assert to_stdout.stdout == (tmp_path / "site/feeds/audiences/membership.ics").read_bytes()
     assert to_stdout.stdout.startswith(b"BEGIN:VCALENDAR\r\n")
+
+
+def test_publish_writes_the_public_pages_in_six_languages_linking_to_each_other_as_files(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    tracker("sync", env=env, cwd=tmp_path)
+    site = tmp_path / "site"
+
+    published = tracker("publish", "--out", str(site), env={**env, "TRACKER_BASE_URL": "https://tracker.example.org"},
+                        cwd=tmp_path)  # fmt: skip
+
+    assert published.returncode == 0, published.stderr
+    assert "wrote 5 feeds and 18 pages" in published.stdout
+    pages = sorted(str(p.relative_to(site)) for p in site.rglob("*.html"))
+    assert pages[:3] == ["ar/index.html", "ar/timelines/cwg-32.html", "ar/timelines/hlpf.html"]
+    assert len(pages) == 18 and "index.html" in pages and "timelines/hlpf.html" in pages
+    arabic = (site / "ar/timelines/hlpf.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in arabic and "<svg" in arabic
+    # Every relative link of every page names a file that was written.
+    for page in pages:
+        text = (site / page).read_text()
+        for href in re.findall(r'href="(?!https?:|webcal:|#)([^"]+)"', text):
+            assert (site / page).parent.joinpath(href).resolve().is_file(), (page, href)
+    # What needs the server goes to it, in the page's language.
+    assert 'href="https://tracker.example.org/subscribe?lang=ar"' in (site / "ar/index.html").read_text()
 
 
 def test_feed_for_an_unknown_timeline_lists_the_real_ones(

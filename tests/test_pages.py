@@ -17,9 +17,11 @@ from sqlalchemy import Engine
 from tests.conftest import NOW, WriteTimeline
 from tests.factories import DRAFTING, MEETING, REPO, YEARLY, make_view
 from tests.test_web import serving, sync
+from tracker.emails.words import untranslated
 from tracker.planning import CompletionView, MilestoneView
 from tracker.store import load_views, transaction
-from tracker.timeline_svg import draw_timeline, plan_picture, read_link
+from tracker.timeline_svg import draw_timeline, link_words, plan_picture, read_link
+from tracker.web_layout import languages
 from tracker.web_pages import feed_links
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -166,26 +168,36 @@ def test_the_same_input_draws_the_same_text() -> None:
 def test_translated_titles_are_drawn_in_the_language_asked() -> None:
     views = [make_view(titles={"fr": "Commentaires des membres"}, timeline_titles={"fr": "FPHN-17"})]
 
-    svg = draw_timeline(views, now=CLOCK, language="fr")
+    svg = draw_timeline(views, now=CLOCK, language=languages()["fr"])
 
-    assert "Commentaires des membres" in svg and "Timeline: FPHN-17" in svg
+    assert "Commentaires des membres" in svg and "FPHN-17" in svg
+    assert "Member comments" not in svg
 
 
 @pytest.mark.parametrize(
     ("expr", "wording", "target"),
     [
-        ("meeting - 30d", "30 days before the meeting", "meeting"),
-        ("meeting.end + 7d", "7 days after the end of the meeting", "meeting"),
-        ("revised-draft.done + 14d", "14 days after the revised draft is done", "revised-draft"),
-        ("submission - 1d - 4h", "1 day 4 hours before the submission", "submission"),
-        ("cwg-wsis-32/meeting - 7d", "7 days before the meeting (cwg-wsis-32)", ""),
-        ("meeting", "at the meeting", "meeting"),
+        ("meeting - 30d", "30 days before “meeting”", "meeting"),
+        ("meeting.end + 7d", "7 days after the end of “meeting”", "meeting"),
+        ("revised-draft.done + 14d", "14 days after the completion of “revised draft”", "revised-draft"),
+        ("submission - 1d - 4h", "1 day 4 hours before “submission”", "submission"),
+        ("cwg-wsis-32/meeting - 7d", "7 days before “meeting” in cwg-wsis-32", ""),
+        ("meeting", "at “meeting”", "meeting"),
     ],
 )
 def test_relative_dates_are_worded(expr: str, wording: str, target: str) -> None:
     link = read_link(make_view(due_expr=expr))
 
-    assert link is not None and (link.wording, link.target) == (wording, target)
+    assert link is not None and (link_words(link, untranslated()), link.target) == (wording, target)
+
+
+def test_a_relative_date_names_the_milestone_by_its_title_when_it_is_drawn() -> None:
+    link = read_link(make_view(due_expr="meeting - 30d"))
+
+    assert link is not None
+    assert (
+        link_words(link, untranslated(), {"meeting": "CWG-WSIS-32, Geneva"}) == "30 days before “CWG-WSIS-32, Geneva”"
+    )
 
 
 def test_absolute_or_unreadable_dates_have_no_link() -> None:
@@ -203,7 +215,7 @@ def test_the_meeting_timeline_shows_30_days_before_the_meeting_as_a_connector(
     paths = [p for p in parse(svg).iter(f"{SVG}path") if p.get("class") == "tl-link"]
 
     assert len(marks(svg)) == 3
-    assert "30 days before the meeting" in svg
+    assert "30 days before “CWG-WSIS-32, Geneva”" in svg
     assert {(p.attrib["data-from"], p.attrib["data-to"]) for p in paths} == {
         ("meeting", "secretariat-documents"),
         ("meeting", "summary-posted"),
@@ -230,7 +242,7 @@ def test_a_repeating_milestone_draws_its_occurrences_in_the_visible_range(
 
 
 def test_feed_links_use_webcal_google_outlook_and_a_relative_download() -> None:
-    links = feed_links("https://tracker.example.org/", "hlpf-2017", "HLPF & co")
+    links = feed_links("https://tracker.example.org/", "/feeds/hlpf-2017.ics", "HLPF & co")
 
     assert links.webcal == "webcal://tracker.example.org/feeds/hlpf-2017.ics"
     assert links.google == "https://calendar.google.com/calendar/r?cid=webcal://tracker.example.org/feeds/hlpf-2017.ics"
@@ -260,7 +272,7 @@ def test_the_timeline_page_is_html_with_the_drawing_inline(client: httpx.Client)
     assert response.headers["content-type"].startswith("text/html")
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in response.text
     assert response.text.count("data-mark=") == 3
-    assert "30 days before the meeting" in response.text
+    assert "30 days before “CWG-WSIS-32, Geneva”" in response.text
     assert '<html lang="en" dir="ltr">' in response.text
 
 
@@ -288,12 +300,15 @@ def test_states_and_completion_notes_are_listed(client: httpx.Client) -> None:
 
 def test_an_unknown_timeline_is_a_404_page_listing_the_known_ones(client: httpx.Client) -> None:
     response = client.get("/timelines/nope<b>")
+    in_french = client.get("/timelines/nope", params={"lang": "fr"})
 
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
-    assert 'href="/timelines/cwg-wsis-32?lang=en"' in response.text
-    assert 'href="/timelines/hlpf-2017?lang=en"' in response.text
+    assert 'href="/timelines/cwg-wsis-32"' in response.text
+    assert 'href="/timelines/hlpf-2017"' in response.text
     assert "nope&lt;b&gt;" in response.text
+    # A language chosen in the address stays chosen on the pages the answer links to.
+    assert 'href="/timelines/cwg-wsis-32?lang=fr"' in in_french.text
 
 
 def test_arabic_is_right_to_left_and_an_unknown_language_falls_back_to_english(client: httpx.Client) -> None:

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
+from babel.dates import format_date, format_time
+
 from tracker.dates import Absolute, DateError, get_zone, parse_expr
+from tracker.emails.words import N_, Language, untranslated
 from tracker.planning import MilestoneView, Occurrence, expand, timeline_title_in, title_in
 
 WIDTH = 400  # viewBox units: at 360 px on a phone 13-unit text still reads at about 11 px
@@ -22,7 +25,7 @@ ROW = 60
 TITLE_CHARS = 40
 LINK_CHARS = 58
 YEAR = timedelta(days=365)
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+STATES = {"done": N_("done"), "late": N_("late"), "cancelled": N_("cancelled"), "upcoming": N_("upcoming")}
 # Colours pass WCAG AA (4.5:1) on white; states are also written out, never colour alone.
 STYLE = (
     ".tl-label{font-size:13px;fill:#1a1a1a}.tl-state{font-size:11px;font-weight:600}"
@@ -42,7 +45,9 @@ class Link:
 
     target: str  # milestone key in the same timeline; '' when it is in another timeline
     anchor: str | None  # start | end | done | None
-    wording: str
+    minutes: int  # signed: before (< 0) or after the anchor
+    milestone: str  # the key counted from
+    timeline: str  # the other timeline's id, '' when in the same one
 
 
 @dataclass(frozen=True)
@@ -132,78 +137,102 @@ def read_link(view: MilestoneView) -> Link | None:
         return None
     local = expr.timeline in (None, view.timeline_id)
     minutes = sum(o.days * 1440 + o.minutes for o in expr.offsets)
-    what = expr.milestone.replace("-", " ")
-    where = {"start": f"the start of the {what}", "end": f"the end of the {what}", "done": f"the {what} is done"}
-    place = where.get(expr.anchor or "", f"the {what}") + ("" if local else f" ({expr.timeline})")
-    if minutes == 0:
-        wording = f"{'when' if expr.anchor == 'done' else 'at'} {place}"
-    else:
-        wording = f"{amount_words(abs(minutes))} {'before' if minutes < 0 else 'after'} {place}"
-    return Link(expr.milestone if local else "", expr.anchor, wording)
+    other = "" if local else (expr.timeline or "")
+    return Link(expr.milestone if local else "", expr.anchor, minutes, expr.milestone, other)
 
 
-def amount_words(minutes: int) -> str:
+def link_words(link: Link, language: Language, titles: dict[str, str] | None = None) -> str:
+    """'30 days before “Meeting”' in *language*; the milestone by its title when it is drawn, else its id."""
+    what = (titles or {}).get(link.milestone) or link.milestone.replace("-", " ")
+    gettext = language.translations.gettext
+    places = {
+        "start": N_("the start of “%(what)s”"),
+        "end": N_("the end of “%(what)s”"),
+        "done": N_("the completion of “%(what)s”"),
+    }
+    place = gettext(places.get(link.anchor or "", N_("“%(what)s”"))) % {"what": what}
+    if link.timeline:
+        place = gettext(N_("%(place)s in %(timeline)s")) % {"place": place, "timeline": link.timeline}
+    if link.minutes == 0:
+        return gettext(N_("at %(place)s")) % {"place": place}
+    amount = amount_words(abs(link.minutes), language)
+    wording = N_("%(amount)s before %(place)s") if link.minutes < 0 else N_("%(amount)s after %(place)s")
+    return gettext(wording) % {"amount": amount, "place": place}
+
+
+def amount_words(minutes: int, language: Language) -> str:
     """'30 days', '1 day 4 hours', '90 minutes'."""
     days, rest = divmod(minutes, 1440)
-    parts = [plural(days, "day")] if days else []
-    if rest:
-        parts.append(plural(rest // 60, "hour") if rest % 60 == 0 else plural(rest, "minute"))
+    ngettext = language.translations.ngettext
+    parts = [ngettext("%(num)d day", "%(num)d days", days) % {"num": days}] if days else []
+    if rest % 60 == 0 and rest:
+        parts.append(ngettext("%(num)d hour", "%(num)d hours", rest // 60) % {"num": rest // 60})
+    elif rest:
+        parts.append(ngettext("%(num)d minute", "%(num)d minutes", rest) % {"num": rest})
     return " ".join(parts)
 
 
-def plural(amount: int, unit: str) -> str:
-    return f"{amount} {unit}{'' if amount == 1 else 's'}"
-
-
-def format_day(at: datetime, zone: str, all_day: bool) -> str:
-    """'24 Feb 2017', or '28 Apr 2017 12:00 CEST': English month names, whatever the host's locale."""
+def format_day(at: datetime, zone: str, all_day: bool, language: Language) -> str:
+    """'24 Feb 2017', or '28 Apr 2017 12:00 CEST', in *language*'s words whatever the host's locale."""
     local = at.astimezone(get_zone(zone))
-    day = f"{local.day} {MONTHS[local.month - 1]} {local.year}"
-    return day if all_day else f"{day} {local:%H:%M} {local.tzname()}"
+    day = format_date(local.date(), "medium", locale=language.locale)
+    return day if all_day else f"{day} {format_time(local, 'short', locale=language.locale)} {local.tzname()}"
 
 
-def describe(mark: Mark) -> str:
+def state_words(state: str, language: Language) -> str:
+    return language.translations.gettext(STATES[state])
+
+
+def describe(mark: Mark, language: Language) -> str:
     """The dates and state of a mark in words, for its tooltip and the picture's description."""
     item, view = mark.item, mark.item.milestone
+    gettext = language.translations.gettext
     if item.due_at is not None:
-        when = f"due {format_day(item.due_at, view.zone, view.all_day)}"
+        when = gettext(N_("due %(day)s")) % {"day": format_day(item.due_at, view.zone, view.all_day, language)}
     else:
         assert item.starts_at is not None and item.ends_at is not None
-        start, end = (format_day(at, view.zone, view.all_day) for at in (item.starts_at, item.ends_at))
-        when = f"{start} to {end}"
-    return f"{when}, {mark.state}"
+        start, end = (format_day(at, view.zone, view.all_day, language) for at in (item.starts_at, item.ends_at))
+        when = gettext(N_("%(start)s to %(end)s")) % {"start": start, "end": end}
+    return f"{when}, {state_words(mark.state, language)}"
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def draw_timeline(views: Sequence[MilestoneView], *, now: datetime, language: str = "en") -> str:
-    """Return the SVG of one timeline's milestones as of *now*, titles in *language*."""
-    return render_svg(plan_picture(views, now=now), language=language)
+def draw_timeline(views: Sequence[MilestoneView], *, now: datetime, language: Language | None = None) -> str:
+    """Return the SVG of one timeline's milestones as of *now*, in *language* (English words by default)."""
+    return render_svg(plan_picture(views, now=now), language=language or untranslated())
 
 
-def render_svg(picture: Picture, *, language: str = "en") -> str:
+def titles_of(picture: Picture, language: Language) -> dict[str, str]:
+    return {row.view.key: title_in(row.view, language.code) for row in picture.rows}
+
+
+def render_svg(picture: Picture, *, language: Language) -> str:
     """Return the SVG text of a planned picture; every text in it is escaped."""
     rows = picture.rows
     height = AXIS + ROW * len(rows) + 8
     parts = [
         *open_svg(picture, height, language),
-        *draw_axis(picture.scale, height),
-        *draw_today(picture, height),
-        *draw_links(picture),
+        *draw_axis(picture.scale, height, language),
+        *draw_today(picture, height, language),
+        *draw_links(picture, language),
     ]
+    titles = titles_of(picture, language)
     for index, row in enumerate(rows):
-        parts += draw_row(row, AXIS + index * ROW, picture.scale, language)
+        parts += draw_row(row, AXIS + index * ROW, picture.scale, language, titles)
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def open_svg(picture: Picture, height: int, language: str) -> list[str]:
+def open_svg(picture: Picture, height: int, language: Language) -> list[str]:
     """The root element, its accessible name and description, and the styles."""
     first = picture.rows[0].view if picture.rows else None
     name = f"tl-{escape(first.timeline_id)}" if first else "tl-empty"
-    heading = f"Timeline: {timeline_title_in(first, language) if first else 'no milestones'}"
+    gettext = language.translations.gettext
+    shown = timeline_title_in(first, language.code) if first else gettext(N_("no milestones"))
+    heading = gettext(N_("Timeline: %(title)s")) % {"title": shown}
     # Time runs left to right in every language: an Arabic page's inherited rtl direction would
     # otherwise turn each text-anchor around and push labels off the left edge.
     return [
@@ -215,17 +244,23 @@ def open_svg(picture: Picture, height: int, language: str) -> list[str]:
     ]
 
 
-def summary_text(picture: Picture, language: str) -> str:
+def month_words(at: datetime, language: Language, year: bool = True) -> str:
+    return format_date(at.date(), "MMM y" if year else "LLL", locale=language.locale)
+
+
+def summary_text(picture: Picture, language: Language) -> str:
     start, end = picture.scale.start_at, picture.scale.end_at - timedelta(days=1)
-    lines = [f"From {MONTHS[start.month - 1]} {start.year} to {MONTHS[end.month - 1]} {end.year}."]
+    span = {"start": month_words(start, language), "end": month_words(end, language)}
+    lines = [language.translations.gettext(N_("From %(start)s to %(end)s.")) % span]
+    titles = titles_of(picture, language)
     for row in picture.rows:
-        title = title_in(row.view, language)
-        link = f" ({row.link.wording})" if row.link else ""
-        lines += [f"{title}{link}: {describe(mark)}." for mark in row.marks]
+        title = titles[row.view.key]
+        link = f" ({link_words(row.link, language, titles)})" if row.link else ""
+        lines += [f"{title}{link}: {describe(mark, language)}." for mark in row.marks]
     return " ".join(lines)
 
 
-def draw_axis(scale: Scale, height: int) -> list[str]:
+def draw_axis(scale: Scale, height: int, language: Language) -> list[str]:
     """Month ticks, labelled often enough to read, never so often that labels collide."""
     months = []
     at = scale.start_at
@@ -239,53 +274,54 @@ def draw_axis(scale: Scale, height: int) -> list[str]:
         x = scale.x(month)
         parts.append(f'<line x1="{x}" x2="{x}" y1="34" y2="{height - 4}" stroke-opacity="0.35"/>')
         if index % step == 0 and x < RIGHT - 20:
-            label = MONTHS[month.month - 1] + (f" {month.year}" if index == 0 or month.month == 1 else "")
-            parts.append(f'<text x="{x + 3}" y="32">{label}</text>')
+            label = month_words(month, language, year=index == 0 or month.month == 1)
+            parts.append(f'<text x="{x + 3}" y="32">{escape(label)}</text>')
     parts.append("</g>")
     return parts
 
 
-def draw_today(picture: Picture, height: int) -> list[str]:
+def draw_today(picture: Picture, height: int, language: Language) -> list[str]:
     scale, now = picture.scale, picture.now
     if not scale.start_at <= now <= scale.end_at:
         return []
     x = scale.x(now)
+    today = language.translations.gettext(N_("today"))
     anchor = "end" if x > WIDTH / 2 else "start"
     shift = -3 if anchor == "end" else 3
     return [
         f'<line class="tl-today" data-at="{now.isoformat()}" x1="{x}" x2="{x}" y1="6" y2="{height - 4}"/>',
-        f'<text class="tl-today-label" x="{x + shift}" y="14" text-anchor="{anchor}">today</text>',
+        f'<text class="tl-today-label" x="{x + shift}" y="14" text-anchor="{anchor}">{escape(today)}</text>',
     ]
 
 
-def draw_row(row: Row, top: int, scale: Scale, language: str) -> list[str]:
+def draw_row(row: Row, top: int, scale: Scale, language: Language, titles: dict[str, str]) -> list[str]:
     view = row.view
-    title = title_in(view, language)
+    title = titles[view.key]
     states = sorted({mark.state for mark in row.marks})
-    state = ", ".join(states)
+    state = ", ".join(state_words(one, language) for one in states)
     struck = " tl-cancelled-title" if view.status == "cancelled" else ""
     parts = [
         f'<text class="tl-label{struck}" x="{LEFT}" y="{top + 16}"><title>{escape(title)}</title>'
         f"{escape(shorten(title, TITLE_CHARS))}</text>",
         f'<text class="tl-state tl-{escape(states[0]) if states else "upcoming"}" x="{RIGHT}" y="{top + 16}"'
-        f' text-anchor="end">{escape(state or "none in range")}</text>',
+        f' text-anchor="end">{escape(state or language.translations.gettext(N_("none in range")))}</text>',
         f'<line class="tl-track" x1="{LEFT}" x2="{RIGHT}" y1="{top + 34}" y2="{top + 34}"/>',
     ]
-    parts += [draw_mark(mark, title, top + 34, scale) for mark in row.marks]
+    parts += [draw_mark(mark, title, top + 34, scale, language) for mark in row.marks]
     if row.link is not None:
-        wording = "↳ " + row.link.wording
+        wording = "↳ " + link_words(row.link, language, titles)
         parts.append(
             f'<text class="tl-wording" x="{LEFT}" y="{top + 54}">{escape(shorten(wording, LINK_CHARS))}</text>'
         )
     return parts
 
 
-def draw_mark(mark: Mark, title: str, y: int, scale: Scale) -> str:
+def draw_mark(mark: Mark, title: str, y: int, scale: Scale, language: Language) -> str:
     item = mark.item
     head = (
         f'<g class="tl-mark tl-{mark.state}" data-mark="{escape(item.milestone.key)}"'
         f' data-occurrence="{escape(item.occurrence)}" data-state="{mark.state}">'
-        f"<title>{escape(title)}: {escape(describe(mark))}</title>"
+        f"<title>{escape(title)}: {escape(describe(mark, language))}</title>"
     )
     if item.due_at is not None:
         x = scale.x(item.due_at)
@@ -298,10 +334,11 @@ def draw_mark(mark: Mark, title: str, y: int, scale: Scale) -> str:
     return head + shape + "</g>"
 
 
-def draw_links(picture: Picture) -> list[str]:
+def draw_links(picture: Picture, language: Language) -> list[str]:
     """Connectors from the milestone a date counts from to the milestone that counts; single dates only."""
     places = {row.view.key: index for index, row in enumerate(picture.rows) if row.view.repeat is None}
     parts = []
+    titles = titles_of(picture, language)
     for index, row in enumerate(picture.rows):
         link = row.link
         if link is None or link.target not in places or row.view.repeat is not None or not row.marks:
@@ -310,9 +347,10 @@ def draw_links(picture: Picture) -> list[str]:
         x1, y1 = picture.scale.x(link_point(source, link.anchor)), AXIS + places[link.target] * ROW + 34
         x2, y2 = picture.scale.x(row.marks[0].item.at), AXIS + index * ROW + 34
         bend = (y1 + y2) / 2
+        wording = escape(link_words(link, language, titles))
         parts.append(
             f'<path class="tl-link" data-from="{escape(link.target)}" data-to="{escape(row.view.key)}"'
-            f' d="M{x1},{y1} C{x1},{bend} {x2},{bend} {x2},{y2}"><title>{escape(link.wording)}</title></path>'
+            f' d="M{x1},{y1} C{x1},{bend} {x2},{bend} {x2},{y2}"><title>{wording}</title></path>'
         )
     return parts
 

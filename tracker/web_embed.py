@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from gettext import GNUTranslations
 from typing import Annotated
 
-from babel import Locale
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
@@ -20,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracker.calendars import Calendars, load_languages
 from tracker.config import bundled
-from tracker.emails.words import Language, audience_text, choose_language, when_text
+from tracker.emails.words import Language, audience_text, choose_language, untranslated, when_text
 from tracker.feeds import timeline_page
 from tracker.planning import Occurrence, list_upcoming, timeline_title_in, title_in
 from tracker.store import load_views, transaction
@@ -54,7 +52,7 @@ def embed_routes(engine: Engine, calendars: Calendars, base: str) -> APIRouter:
     @router.get("/embed/upcoming", response_class=HTMLResponse)
     async def embed_upcoming(timeline: str | None = None, lang: str = "en", days: Days = 30) -> Response:
         """A self-contained HTML list of what is due, to put in an <iframe>; `lang` falls back to English."""
-        language = languages.get(choose_language(lang)) or english()
+        language = languages.get(choose_language(lang)) or untranslated()
         return await run_in_threadpool(render_embed, engine, calendars, template, language, (timeline, days, base))
 
     return router
@@ -65,11 +63,6 @@ def load_template() -> Template:
         loader=FileSystemLoader(bundled("templates/pages")), autoescape=True, undefined=StrictUndefined
     )
     return environment.get_template("embed.html.j2")
-
-
-def english() -> Language:
-    """English words without a catalog: the messages' own text (a server started without locale/)."""
-    return Language("en", Locale.parse("en_GB"), GNUTranslations())
 
 
 def render_embed(

@@ -45,17 +45,28 @@ def feed(
 
 @app.command()
 def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
-    """Write every public feed as static files, byte for byte what `tracker serve` sends."""
-    feeds = calendars(store())
+    """Write every public feed, byte for byte what `tracker serve` sends, and the public pages in six languages."""
+    from tracker.store import load_views, transaction
+    from tracker.web_static import static_pages, write_pages
+
+    engine = store()
+    feeds = calendars(engine)
     refs = feeds.refs()
-    with Progress(console=err, transient=True, disable=len(refs) < 20) as progress:
+    with transaction(engine) as session:
+        views = load_views(session)
+    pages = sum(1 for _ in static_pages(views))
+    with Progress(console=err, transient=True, disable=len(refs) + pages < 20) as progress:
         for ref in progress.track(refs, description="Writing feeds"):
             body = feeds.feed(ref)
             assert body is not None  # refs() lists existing feeds only
             target = out_dir / ref.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body.body)
-    out.print(f"[green]✓[/green] wrote {len(refs)} feeds to {out_dir}")
+        task = progress.add_task("Writing pages", total=pages)
+        written = write_pages(views, out_dir, base_url=settings().base_url, now=feeds.clock(),
+                              advance=lambda: progress.advance(task))  # fmt: skip
+    out.print(f"[green]✓[/green] wrote {len(refs)} feeds and {written} pages to {out_dir}")
+    out.print(f"  open {out_dir / 'index.html'}; subscribing links go to {settings().base_url}")
 
 
 @app.command()

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from babel import Locale
 from babel.dates import format_date, format_interval, format_time, get_timezone_location
 from babel.lists import format_list
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -107,6 +108,14 @@ def choose_language(code: str) -> str:
     """Return the LANGUAGES entry for *code* ('fr-CH' gives 'fr'), English for any other."""
     base = code.strip().lower().replace("_", "-").split("-")[0]
     return base if base in LANGUAGES else "en"
+
+
+def untranslated(code: str = "en") -> Language:
+    """*code* without a catalog: the messages' own English words, with *code*'s dates and direction."""
+    empty = BytesIO()
+    write_mo(empty, Catalog(locale="en"))
+    empty.seek(0)
+    return Language(code, Locale.parse(_LOCALES.get(code, code)), GNUTranslations(empty))
 
 
 def load_language(locales: Path, code: str) -> Language:
