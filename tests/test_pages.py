@@ -180,7 +180,7 @@ def test_translated_titles_are_drawn_in_the_language_asked() -> None:
         ("meeting - 30d", "30 days before “meeting”", "meeting"),
         ("meeting.end + 7d", "7 days after the end of “meeting”", "meeting"),
         ("revised-draft.done + 14d", "14 days after the completion of “revised draft”", "revised-draft"),
-        ("submission - 1d - 4h", "1 day 4 hours before “submission”", "submission"),
+        ("submission - 1d - 4h", "1 day and 4 hours before “submission”", "submission"),
         ("cwg-wsis-32/meeting - 7d", "7 days before “meeting” in cwg-wsis-32", ""),
         ("meeting", "at “meeting”", "meeting"),
     ],

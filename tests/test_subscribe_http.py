@@ -290,7 +290,7 @@ def test_the_preferences_page_shows_every_setting_escaped(http: httpx.Client, en
     assert page.status_code == 200
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert '<option value="ar" lang="ar" selected>' in page.text and '<option value="weekly" selected>' in page.text
-    assert 'value="Asia/Tokyo"' in page.text and 'value="7d, 4h"' in page.text
+    assert '<option value="Asia/Tokyo" selected>' in page.text and 'value="7d, 4h"' in page.text
     assert 'name="audiences" value="secretariat" checked' in page.text
     assert 'name="audiences" value="membership">' in page.text
     assert 'name="timelines" value="cwg-32" checked' in page.text and 'value="hlpf">' in page.text
@@ -310,8 +310,9 @@ def test_saving_a_change_records_one_event_and_saving_the_same_records_none(http
     link = preferences_link(engine, "li@mission.example.org", name="Li Wei", language="zh", audiences="membership")
     token = csrf(http.get(link).text)
 
-    changed = http.post(link, data=settings_form(token, language="es", reminders="1d, 2w"))
-    same = http.post(link, data=settings_form(token, language="es", reminders="14d 1d"))
+    # In English whatever language is saved: the address names it.
+    changed = http.post(f"{link}?lang=en", data=settings_form(token, language="es", reminders="1d, 2w"))
+    same = http.post(f"{link}?lang=en", data=settings_form(token, language="es", reminders="14d 1d"))
 
     assert changed.status_code == 200 and "Saved." in changed.text
     assert same.status_code == 200 and "Nothing to save" in same.text
@@ -369,7 +370,7 @@ def test_rotating_the_feed_link_retires_the_old_one(http: httpx.Client, engine: 
 def test_a_pending_subscriber_sees_no_feed_link_yet(http: httpx.Client, engine: Engine) -> None:
     page = http.get(preferences_link(engine, "olga@mission.example.org", confirmed=False))
 
-    assert page.status_code == 200 and "(pending)" in page.text
+    assert page.status_code == 200 and 'data-state="pending"' in page.text and "is not confirmed yet" in page.text
     assert "/feeds/me/" not in page.text and "rotate-feed" not in page.text
 
 
@@ -420,3 +421,184 @@ def test_clients_are_keyed_by_address_and_ipv6_hosts_by_their_64() -> None:
     assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert client_key(None) == "unknown" and client_key("testclient") == "testclient"
+
+
+# --- the pages in the reader's language -------------------------------------------------------
+# Only the last test reads the subscription pages' own catalog entries; the others check words the
+# layout and the emails already had.
+
+
+def html_tag(page: str) -> str:
+    found = re.search(r"<html [^>]*>", page)
+    assert found is not None, page[:200]
+    return found.group(0)
+
+
+def form_action(page: str) -> str:
+    found = re.search(r'<form method="post" action="([^"]*)"', page)
+    assert found is not None, page
+    return found.group(1).replace("&amp;", "&")
+
+
+def selected_zones(page: str) -> list[str]:
+    found = re.search(r'<select id="f-timezone" name="timezone"[^>]*>(.*?)</select>', page, re.S)
+    assert found is not None, page
+    return re.findall(r'<option value="([^"]+)" selected>', found.group(1))
+
+
+def test_the_subscribe_page_speaks_the_browser_s_language_and_says_it_depends_on_it(http: httpx.Client) -> None:
+    page = http.get("/subscribe", headers={"Accept-Language": "de-CH, fr;q=0.8, en;q=0.5"})
+
+    assert page.status_code == 200
+    assert html_tag(page.text) == '<html lang="fr" dir="ltr">'
+    assert page.headers["vary"] == "Accept-Language" and page.headers["content-language"] == "fr"
+    assert "<h1>S’abonner</h1>" in page.text
+    assert '<option value="fr" lang="fr" selected>' in page.text  # the form's language is the page's
+    assert form_action(page.text) == "/subscribe"
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert '<meta name="referrer" content="no-referrer">' in page.text
+
+
+def test_a_language_named_in_the_url_wins_and_arabic_reads_right_to_left(http: httpx.Client) -> None:
+    page = http.get("/subscribe?lang=ar", headers={"Accept-Language": "fr"})
+
+    assert html_tag(page.text) == '<html lang="ar" dir="rtl">'
+    assert "vary" not in page.headers and page.headers["content-language"] == "ar"
+    assert '<option value="ar" lang="ar" selected>' in page.text
+    assert form_action(page.text) == "/subscribe?lang=ar"
+
+
+def test_every_form_field_has_a_label_and_each_language_is_named_in_itself(http: httpx.Client) -> None:
+    page = http.get("/subscribe?lang=zh").text
+
+    for name in ("email", "name", "language", "timezone", "digest"):
+        assert f'<label for="f-{name}">' in page and f'id="f-{name}" name="{name}"' in page, name
+    for code, words in (("ar", "العربية"), ("zh", "中文"), ("en", "English"), ("fr", "Français"), ("ru", "Русский"),
+                        ("es", "Español")):  # fmt: skip
+        assert re.search(rf'<option value="{code}" lang="[^"]+"( selected)?>{words}</option>', page), code
+    assert '<label><input type="checkbox" name="audiences" value="membership" checked> 成员</label>' in page
+    assert "<bdi>ITU Council contribution to HLPF-17</bdi>" in page
+
+
+def test_the_zone_select_offers_every_zone_with_the_default_selected_and_the_browser_s_with_javascript(
+    http: httpx.Client,
+) -> None:
+    page = http.get("/subscribe").text
+
+    assert selected_zones(page) == ["Europe/Zurich"]
+    assert '<option value="Africa/Dakar">' in page and '<option value="Pacific/Auckland">' in page
+    assert "Intl.DateTimeFormat().resolvedOptions().timeZone" in page
+
+
+def test_timelines_named_in_the_link_are_ticked_and_unknown_ones_left_out(http: httpx.Client) -> None:
+    page = http.get("/subscribe?timelines=hlpf&timelines=nowhere").text
+
+    assert 'name="timelines" value="hlpf" checked>' in page
+    assert 'name="timelines" value="cwg-32">' in page
+    assert "nowhere" not in page.split("<form", 1)[1]
+
+
+def test_a_form_post_with_lang_in_its_address_answers_in_that_language(make_client: MakeClient, engine: Engine) -> None:
+    http = make_client()
+    page = http.get("/subscribe?lang=ru")
+    form = {"csrf_token": csrf(page.text), "email": "olga@mission.example.org", "language": "ru",
+            "timezone": "Europe/Moscow"}  # fmt: skip
+
+    sent = http.post(form_action(page.text), data=form)
+
+    assert sent.status_code == 202 and html_tag(sent.text) == '<html lang="ru" dir="ltr">'
+    olga = stored(engine, "olga@mission.example.org")
+    assert olga is not None and (olga.language, olga.timezone) == ("ru", "Europe/Moscow")
+
+
+def test_a_form_over_the_limit_gets_429_with_retry_after_in_the_page_s_language(make_client: MakeClient) -> None:
+    http = make_client(subscribe_limit=1, subscribe_window=60)
+    token = csrf(http.get("/subscribe").text)
+    form = {"csrf_token": token, "email": "olga@mission.example.org"}
+
+    answers = [http.post("/subscribe?lang=es", data=form) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [202, 429]
+    assert 0 < int(answers[1].headers["retry-after"]) <= 60
+    assert html_tag(answers[1].text) == '<html lang="es" dir="ltr">'
+
+
+def test_the_preferences_page_speaks_the_subscriber_s_language_unless_the_url_names_another(
+    http: httpx.Client, engine: Engine
+) -> None:
+    link = preferences_link(engine, "ghislain@mission.example.org", language="fr", audiences="membership")
+
+    own = http.get(link, headers={"Accept-Language": "en"})
+    asked = http.get(f"{link}?lang=en", headers={"Accept-Language": "fr"})
+
+    assert html_tag(own.text) == '<html lang="fr" dir="ltr">' and "<h2>Se désabonner</h2>" in own.text
+    assert form_action(own.text) == link
+    assert html_tag(asked.text) == '<html lang="en" dir="ltr">' and "<h1>Your settings</h1>" in asked.text
+    assert form_action(asked.text) == f"{link}?lang=en"
+    assert f'href="{BASE}/unsubscribe/{link.rsplit("/", 1)[1]}?lang=en" data-link="unsubscribe"' in asked.text
+
+
+def test_after_choosing_arabic_the_saved_page_is_arabic_right_to_left(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org", name="Li Wei", language="zh", audiences="membership")
+    token = csrf(http.get(link).text)
+
+    saved = http.post(link, data=settings_form(token, language="ar"))
+
+    assert saved.status_code == 200
+    assert html_tag(saved.text) == '<html lang="ar" dir="rtl">'
+    assert '<option value="ar" lang="ar" selected>' in saved.text
+
+
+def test_a_mistake_names_its_field_in_the_page_s_language_and_keeps_its_message_in_english(
+    http: httpx.Client, engine: Engine
+) -> None:
+    link = preferences_link(engine, "ghislain@mission.example.org", language="fr", audiences="membership")
+    token = csrf(http.get(link).text)
+
+    language = http.post(link, data=settings_form(token, language="de"))
+    zone = http.post(link, data=settings_form(token, language="fr", timezone="Europe/Geneva"))
+
+    assert (language.status_code, zone.status_code) == (422, 422)
+    alert = language.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert '<a href="#f-language">Langue</a>' in alert
+    assert '<span lang="en" dir="ltr">language &#39;de&#39; is not one of' in alert
+    assert 'name="timezone" aria-invalid="true"' in zone.text
+    assert selected_zones(zone.text) == ["Europe/Geneva"]  # what was sent comes back
+
+
+def test_the_preferences_page_links_to_its_feed_and_to_unsubscribing(http: httpx.Client, engine: Engine) -> None:
+    link = preferences_link(engine, "li@mission.example.org", audiences="membership")
+
+    page = http.get(link).text
+
+    assert re.search(rf'<a href="{BASE}/feeds/me/[^"]+\.ics" data-link="feed"', page)
+    assert sorted(re.findall(r'data-feed="(\w+)"', page)) == ["download", "google", "outlook", "webcal"]
+    assert 'data-link="unsubscribe"' in page
+
+
+def test_a_wrong_link_is_explained_in_the_browser_s_language(http: httpx.Client) -> None:
+    page = http.get("/preferences/forged.token", headers={"Accept-Language": "ru"})
+
+    assert page.status_code == 404 and html_tag(page.text) == '<html lang="ru" dir="ltr">'
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_the_subscription_pages_use_their_own_catalog_entries(http: httpx.Client, engine: Engine) -> None:
+    """Needs the subscription pages' entries in locale/*/LC_MESSAGES/messages.po."""
+    li = preferences_link(engine, "li@mission.example.org", name="Li Wei", language="zh", audiences="membership")
+    fr = preferences_link(engine, "ghislain@mission.example.org", language="fr", audiences="membership")
+    pending, _ = subscribe(engine, "olga@mission.example.org", confirmed=False, language="ru")
+    form = csrf(http.get("/subscribe").text)
+    pages = {
+        "Fuseau horaire": http.get("/subscribe", headers={"Accept-Language": "fr"}),
+        "المنطقة الزمنية": http.get("/subscribe?lang=ar"),
+        "<h1>Vos paramètres</h1>": http.get(fr),
+        "تم الحفظ.": http.post(li, data=settings_form(csrf(http.get(li).text), language="ar")),
+        "Le formulaire contient une erreur": http.post(fr, data=settings_form(csrf(http.get(fr).text), language="de")),
+        "Проверьте почтовый ящик": http.post("/subscribe?lang=ru", data={"csrf_token": form,
+                                                                         "email": "ivan@mission.example.org"}),
+        "Недействительная ссылка": http.get("/preferences/forged.token", headers={"Accept-Language": "ru"}),
+        "<h1>Подписка подтверждена</h1>": http.get(f"/confirm/{make_token(SECRET, 'confirm', pending, 0)}"),
+    }  # fmt: skip
+
+    assert [words for words, page in pages.items() if words not in page.text] == []

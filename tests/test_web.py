@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import threading
 import time
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -301,7 +303,9 @@ def test_the_confirm_link_confirms_once_and_then_is_spent(client: httpx.Client, 
     first = client.get(link)
     again = client.get(link)
 
-    assert first.status_code == 200 and "nadia@mission.example.org will receive reminders" in first.text
+    assert first.status_code == 200 and "<bdi>nadia@mission.example.org</bdi>" in first.text
+    assert first.headers["cache-control"] == "no-store" and first.headers["referrer-policy"] == "no-referrer"
+    assert '<meta name="referrer" content="no-referrer">' in first.text
     assert again.status_code == 404
     with transaction(engine) as session:
         subscriber = session.get(Subscriber, subscriber_id)
@@ -321,8 +325,10 @@ def test_one_click_unsubscribe_works_without_a_page_and_a_get_changes_nothing(
     clicked = client.post(link, content=b"List-Unsubscribe=One-Click",
                           headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
 
-    assert shown.status_code == 200 and '<form method="post">' in shown.text
+    assert shown.status_code == 200 and f'<form method="post" action="{urlsplit(link).path}">' in shown.text
+    assert 'name="List-Unsubscribe" value="One-Click"' in shown.text
     assert clicked.status_code == 200 and "will receive no more messages" in clicked.text
+    assert 'href="/subscribe" data-link="subscribe"' in clicked.text and "List-Unsubscribe" not in clicked.text
     with transaction(engine) as session:
         gone = session.get(Subscriber, subscriber_id)
         assert gone is not None and gone.state == "unsubscribed"
@@ -341,3 +347,45 @@ def test_pages_escape_what_subscribers_typed(client: httpx.Client, engine: Engin
     page = client.get(f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 0)}")
 
     assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+
+
+def test_the_confirmed_page_says_what_comes_next_in_the_subscriber_s_language_with_their_feed(
+    client: httpx.Client, engine: Engine
+) -> None:
+    subscriber_id, feed = subscribe(engine, "ghislain@mission.example.org", confirmed=False, language="fr")
+
+    page = client.get(f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}", headers={"Accept-Language": "en"})
+
+    assert page.status_code == 200 and '<html lang="fr" dir="ltr">' in page.text
+    assert "Votre flux de calendrier personnel" in page.text
+    manage = make_token(SECRET, "manage", subscriber_id, 0)
+    assert re.search(rf'href="[^"]*/preferences/{re.escape(manage)}" data-link="preferences"', page.text)
+    assert re.search(rf'href="[^"]*/unsubscribe/{re.escape(manage)}" data-link="unsubscribe"', page.text)
+    assert re.search(r'href="[^"]*/feeds/me/[^"]+\.ics" data-link="feed"', page.text)
+    buttons = dict(re.findall(r'<a href="([^"]+)" data-feed="(\w+)"', page.text))
+    assert sorted(buttons.values()) == ["download", "google", "outlook", "webcal"]
+    fresh = make_token(SECRET, "feed", subscriber_id, 0)
+    assert f"/feeds/me/{fresh}.ics" in page.text and feed == fresh
+    assert client.get(f"/feeds/me/{fresh}.ics").status_code == 200  # the feed the page offers works at once
+
+
+def test_the_unsubscribe_page_keeps_a_language_named_in_its_address_and_then_says_it_is_done(
+    client: httpx.Client, engine: Engine
+) -> None:
+    subscriber_id, _ = subscribe(engine, "li@mission.example.org", language="zh")
+    link = f"/unsubscribe/{make_token(SECRET, 'manage', subscriber_id, 0)}"
+
+    own = client.get(link)
+    asked = client.get(f"{link}?lang=ar")
+    left = client.post(f"{link}?lang=ar", data={"List-Unsubscribe": "One-Click"})
+    again = client.get(link)
+
+    assert '<html lang="zh-Hans" dir="ltr">' in own.text
+    assert '<html lang="ar" dir="rtl">' in asked.text and f'action="{link}?lang=ar"' in asked.text
+    assert left.status_code == 200 and '<html lang="ar" dir="rtl">' in left.text
+    assert 'href="/subscribe?lang=ar" data-link="subscribe"' in left.text
+    assert (
+        again.status_code == 200
+        and "List-Unsubscribe" not in again.text
+        and 'href="/subscribe" data-link="subscribe"' in again.text
+    )

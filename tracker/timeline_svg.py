@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 
 from babel.dates import format_date, format_time
+from babel.lists import format_list
 
 from tracker.dates import Absolute, DateError, get_zone, parse_expr
 from tracker.emails.words import N_, Language, untranslated
@@ -26,6 +27,14 @@ TITLE_CHARS = 40
 LINK_CHARS = 58
 YEAR = timedelta(days=365)
 STATES = {"done": N_("done"), "late": N_("late"), "cancelled": N_("cancelled"), "upcoming": N_("upcoming")}
+NO_MARKS = N_("none in range")
+# Where a relative date counts from, by its anchor.
+PLACES = {
+    "": N_("“%(what)s”"),
+    "start": N_("the start of “%(what)s”"),
+    "end": N_("the end of “%(what)s”"),
+    "done": N_("the completion of “%(what)s”"),
+}
 # Colours pass WCAG AA (4.5:1) on white; states are also written out, never colour alone.
 STYLE = (
     ".tl-label{font-size:13px;fill:#1a1a1a}.tl-state{font-size:11px;font-weight:600}"
@@ -145,12 +154,7 @@ def link_words(link: Link, language: Language, titles: dict[str, str] | None = N
     """'30 days before “Meeting”' in *language*; the milestone by its title when it is drawn, else its id."""
     what = (titles or {}).get(link.milestone) or link.milestone.replace("-", " ")
     gettext = language.translations.gettext
-    places = {
-        "start": N_("the start of “%(what)s”"),
-        "end": N_("the end of “%(what)s”"),
-        "done": N_("the completion of “%(what)s”"),
-    }
-    place = gettext(places.get(link.anchor or "", N_("“%(what)s”"))) % {"what": what}
+    place = gettext(PLACES[link.anchor or ""]) % {"what": what}
     if link.timeline:
         place = gettext(N_("%(place)s in %(timeline)s")) % {"place": place, "timeline": link.timeline}
     if link.minutes == 0:
@@ -161,7 +165,7 @@ def link_words(link: Link, language: Language, titles: dict[str, str] | None = N
 
 
 def amount_words(minutes: int, language: Language) -> str:
-    """'30 days', '1 day 4 hours', '90 minutes'."""
+    """'30 days', '1 day and 4 hours', '90 minutes'."""
     days, rest = divmod(minutes, 1440)
     ngettext = language.translations.ngettext
     parts = [ngettext("%(num)d day", "%(num)d days", days) % {"num": days}] if days else []
@@ -169,7 +173,7 @@ def amount_words(minutes: int, language: Language) -> str:
         parts.append(ngettext("%(num)d hour", "%(num)d hours", rest // 60) % {"num": rest // 60})
     elif rest:
         parts.append(ngettext("%(num)d minute", "%(num)d minutes", rest) % {"num": rest})
-    return " ".join(parts)
+    return format_list(parts, locale=language.locale)
 
 
 def format_day(at: datetime, zone: str, all_day: bool, language: Language) -> str:
@@ -304,7 +308,7 @@ def draw_row(row: Row, top: int, scale: Scale, language: Language, titles: dict[
         f'<text class="tl-label{struck}" x="{LEFT}" y="{top + 16}"><title>{escape(title)}</title>'
         f"{escape(shorten(title, TITLE_CHARS))}</text>",
         f'<text class="tl-state tl-{escape(states[0]) if states else "upcoming"}" x="{RIGHT}" y="{top + 16}"'
-        f' text-anchor="end">{escape(state or language.translations.gettext(N_("none in range")))}</text>',
+        f' text-anchor="end">{escape(state or language.translations.gettext(NO_MARKS))}</text>',
         f'<line class="tl-track" x1="{LEFT}" x2="{RIGHT}" y1="{top + 34}" y2="{top + 34}"/>',
     ]
     parts += [draw_mark(mark, title, top + 34, scale, language) for mark in row.marks]

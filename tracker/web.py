@@ -47,7 +47,7 @@ def create_api(
         """Prometheus metrics: deliveries by state and kind, queue depth, send latency, lateness, SMTP errors."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(subscription_routes(engine, calendars.secret, calendars.clock))
+    app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
     app.include_router(api_routes(engine, calendars, calendars.base_url))
     app.include_router(page_routes(engine, calendars.base_url, calendars.clock))
     config = settings or get_settings()

@@ -1,7 +1,8 @@
-"""The plain HTML of the subscription pages, their CSRF tokens and the bodies posted to them.
+"""The parts of the subscription pages: their language, CSRF tokens, the bodies posted to them, what their
+boxes offer, and the answer around a template.
 
-No store, no routes: web_subscriptions.py calls these. Templates are autoescaped, so what
-a subscriber typed can never become markup.
+No store, no routes: web_subscriptions.py calls these. The pages themselves are the templates
+templates/pages/{subscribe,preferences,confirmed,unsubscribe,unsubscribed,message}.html.j2.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
+from zoneinfo import available_timezones
 
-from jinja2 import DictLoader, Environment, StrictUndefined
-from markupsafe import Markup
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 
 from tracker.dates import suggest
+from tracker.emails.words import N_, Language, audience_text, choose_language
 from tracker.models import Subscriber
-from tracker.subscribers import Known, Raw, SubscriberError
+from tracker.subscribers import DEFAULT_AUDIENCES, Known, Raw, SubscriberError
+from tracker.web_layout import NAMES, PageLanguage, choose, html, languages, render
 
 FORM_TOKEN_AGE = timedelta(hours=2)
 CSRF_FIELD = "csrf_token"
@@ -28,77 +34,115 @@ CSRF_COOKIE = "tracker_csrf"
 MAX_BODY = 16 * 1024
 SUBSCRIBE_FIELDS = ("email", "name", "language", "timezone", "audiences", "timelines", "digest", "reminders")
 LIST_FIELDS = ("audiences", "timelines")
-LANGUAGE_NAMES = {"ar": "العربية", "zh": "中文", "en": "English", "fr": "Français", "ru": "Русский", "es": "Español"}
-
-_TEMPLATES = {
-    "layout": """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>{{ title }}</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem;
- line-height: 1.5">
-<h1>{{ title }}</h1>{% block body %}{{ body }}{% endblock %}</body></html>
-""",
-    "fields": """{% macro choices(v, known) -%}
-<p><label>Name <input name="name" maxlength="200" value="{{ v.name }}"></label></p>
-<p><label>Language <select name="language">{% for code, label in languages %}
-<option value="{{ code }}" lang="{{ code }}"{% if v.language == code %} selected{% endif %}>{{ label }}</option>
-{%- endfor %}
-</select></label></p>
-<p><label>Time zone <input name="timezone" value="{{ v.timezone }}" placeholder="Europe/Zurich"></label></p>
-<fieldset><legend>Audiences (none ticked: membership)</legend>{% for name in known.audiences %}
-<label><input type="checkbox" name="audiences" value="{{ name }}"{% if name in v.audiences %} checked{% endif %}>
- {{ name }}</label><br>{% endfor %}</fieldset>
-<fieldset><legend>Timelines (none ticked: all of them)</legend>{% for name in known.timelines %}
-<label><input type="checkbox" name="timelines" value="{{ name }}"{% if name in v.timelines %} checked{% endif %}>
- {{ name }}</label><br>{% endfor %}</fieldset>
-<p><label>Weekly digest <select name="digest">
-<option value="off"{% if v.digest != "weekly" %} selected{% endif %}>off</option>
-<option value="weekly"{% if v.digest == "weekly" %} selected{% endif %}>weekly</option></select></label></p>
-{%- endmacro %}
-{% macro problem(error) %}{% if error %}<p role="alert" style="color: #a00">
-<strong>{{ error.field or "form" }}</strong>: {{ error.message }}</p>{% endif %}{% endmacro %}""",
-    "subscribe": """{% extends "layout" %}{% from "fields" import choices, problem %}{% block body %}
-<p>Reminders by email before each deadline you follow. We send a confirmation email first:
-nothing else arrives until you open the link in it.</p>{{ problem(error) }}
-<form method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
-<p><label>Email <input type="email" name="email" required maxlength="320" value="{{ v.email }}"></label></p>
-{{ choices(v, known) }}
-<p><button type="submit">Subscribe</button></p></form>{% endblock %}""",
-    "preferences": """{% extends "layout" %}{% from "fields" import choices, problem %}{% block body %}
-<p>Settings of <strong>{{ email }}</strong> ({{ state }}).</p>
-{% if notice %}<p role="status"><strong>{{ notice }}</strong></p>{% endif %}{{ problem(error) }}
-<form method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
-{{ choices(v, known) }}
-<p><label>Reminder offsets <input name="reminders" value="{{ v.reminders }}" placeholder="14d, 7d, 1d"></label><br>
-<small>e.g. 7d, 1d or 4h before each deadline; empty: each deadline's own; none: no reminders.</small></p>
-<p><button type="submit" name="action" value="save">Save</button></p></form>
-<h2>Your calendar feed</h2>{% if feed %}
-<p><a href="{{ feed }}">{{ feed }}</a></p>
-<form method="post"><input type="hidden" name="csrf_token" value="{{ csrf }}">
-<button type="submit" name="action" value="rotate-feed">Rotate my feed link</button></form>
-<p><small>Rotating gives you a new link; the old one stops working at once.</small></p>
-{% else %}<p>Your personal feed works once your subscription is confirmed.</p>{% endif %}
-<p><a href="{{ unsubscribe }}">Unsubscribe</a></p>{% endblock %}""",
+# What a problem names the field at fault with; the problem itself stays in English (tracker/subscribers.py).
+FIELD_LABELS = {
+    "email": N_("Email"),
+    "name": N_("Name"),
+    "language": N_("Language"),
+    "timezone": N_("Time zone"),
+    "audiences": N_("Audiences"),
+    "timelines": N_("Timelines"),
+    "digest": N_("Weekly digest"),
+    "reminders": N_("Reminders before each deadline"),
 }
-_ENV = Environment(loader=DictLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined)
-_ENV.globals["languages"] = list(LANGUAGE_NAMES.items())  # imported macros see globals, not the render context
+GONE = N_("This link is not valid any more: it may be mistyped, or a newer email replaced it.")
+# Pages with secret links or form tokens: never cached, and their address never sent on as a Referer
+# (the templates say so too, in <meta name="referrer">).
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a request says about its page: the language it names and the browser's, where it is."""
+
+    lang: str | None
+    accept_language: str | None
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, request: Request) -> Asked:
+        query = dict(request.query_params)
+        return cls(query.get("lang"), request.headers.get("accept-language"), request.url.path, query)
+
+    def language(self, subscriber: Subscriber | None = None) -> PageLanguage:
+        """`?lang=` when it names one of the six; else the subscriber's language; else the browser's."""
+        chosen = choose(self.lang, self.accept_language)
+        if chosen.explicit or subscriber is None:
+            return chosen
+        return PageLanguage(languages()[choose_language(subscriber.language)], explicit=False)
+
+
+def answer(name: str, chosen: PageLanguage, asked: Asked, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render the page template *name*; never cached, never a Referer."""
+    body = render(name, chosen, (asked.path, asked.query), **context)
+    return html(body, chosen, status, PRIVATE)
+
+
+def message(chosen: PageLanguage, asked: Asked, title: str, text: str, status: int) -> HTMLResponse:
+    """A one-paragraph page; *title* is a catalog entry, *text* already in the reader's words."""
+    return answer("message.html.j2", chosen, asked, status, title=chosen.language.gettext(title), text=text)
+
+
+def gone(asked: Asked) -> HTMLResponse:
+    """404 for a wrong, forged or replaced link, in the browser's language: the link names nobody."""
+    chosen = asked.language()
+    return message(chosen, asked, N_("Link not valid"), chosen.language.gettext(GONE), 404)
 
 
 class FormError(Exception):
-    """A request the pages refuse before looking at its fields (status and plain message)."""
+    """A request the pages refuse before looking at its fields: a status, and a message in English (JSON)
+    and in the reader's words (*message* is a catalog entry; `{name}` placeholders come from *values*)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, message: str, **values: object) -> None:
+        super().__init__(message.format(**values))
         self.status = status
+        self.message = message
+        self.values = values
+
+    def text(self, language: Language) -> str:
+        return language.gettext(self.message, **self.values)
 
 
-def render(name: str, **context: Any) -> str:
-    return _ENV.get_template(name).render(**context)
+class TooManyRequestsError(FormError):
+    """429: the client asked too often; *seconds* until it may ask again (plural forms differ by language)."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(429, "Too many requests: try again in {num} seconds.", num=seconds)
+        self.seconds = seconds
+
+    def text(self, language: Language) -> str:
+        return language.ngettext("Too many requests: try again in {num} second.",
+                                 "Too many requests: try again in {num} seconds.", self.seconds)  # fmt: skip
 
 
-def render_page(title: str, body: str) -> str:
-    """A page around *body*, HTML its caller has already escaped."""
-    return render("layout", title=title, body=Markup(body))  # trusted: callers escape what they insert
+@dataclass(frozen=True)
+class Choice:
+    """One option of a select or one checkbox: the value posted and the words shown."""
+
+    value: str
+    label: str
+    tag: str = ""  # the language the label is written in, when not the page's
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the form's selects and boxes offer, labelled in the page's language."""
+
+    languages: list[Choice]
+    zones: list[str]
+    audiences: list[Choice]
+    timelines: list[Choice]
+    default_audience: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A SubscriberError as a page shows it: the field (its id and label) and the English message."""
+
+    field: str
+    label: str
+    message: str
 
 
 def _sign(secret: bytes, binding: str, stamp: str) -> str:
@@ -129,7 +173,7 @@ def form_fields(body: bytes) -> dict[str, object]:
     try:
         pairs = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
-        raise FormError(400, "The form could not be read.") from None
+        raise FormError(400, N_("The form could not be read.")) from None
     return {k: v if k in LIST_FIELDS else v[0] for k, v in pairs.items()}
 
 
@@ -171,3 +215,41 @@ def choosable(known: Known, values: Mapping[str, object]) -> dict[str, list[str]
         chosen = values.get(name)
         shown[name] = sorted(names | (chosen if isinstance(chosen, set) else set()))
     return shown
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    """Every IANA zone, sorted ('localtime' is the host's file, not a zone)."""
+    return tuple(sorted(available_timezones() - {"localtime"}))
+
+
+def list_choices(known: Known, values: Mapping[str, object], titles: Mapping[str, str], language: Language) -> Choices:
+    """The options of the form in *language*: languages named in themselves, every zone (with the chosen
+    one even if unknown, so a form shows back what was sent), audiences and timelines (*titles* by id)."""
+    shown = choosable(known, values)
+    zone = values.get("timezone")
+    zones = list(zone_names())
+    if isinstance(zone, str) and zone and zone not in zones:
+        zones.insert(0, zone)
+    return Choices(
+        languages=[Choice(code, NAMES[code], languages()[code].tag) for code in NAMES],
+        zones=zones,
+        audiences=labelled(shown["audiences"], lambda name: audience_text(name, language)),
+        timelines=labelled(shown["timelines"], lambda name: titles.get(name) or name),
+        default_audience=", ".join(audience_text(name, language) for name in DEFAULT_AUDIENCES),
+    )
+
+
+def labelled(names: Iterable[str], label: Callable[[str], str]) -> list[Choice]:
+    """Boxes in the order of their words, as a reader scans them."""
+    choices = [Choice(name, label(name)) for name in names]
+    return sorted(choices, key=lambda choice: choice.label.casefold())
+
+
+def problem(error: SubscriberError | None, language: Language) -> Problem | None:
+    """The error with its field's label in *language*; a field the form does not have keeps its name."""
+    if error is None:
+        return None
+    msgid = FIELD_LABELS.get(error.field)
+    label = language.gettext(msgid) if msgid else error.field
+    return Problem(error.field, label, str(error))

@@ -122,7 +122,7 @@ def web_url(url: str) -> str:
 
 def reader_zone(asked: str | None) -> str | None:
     """The viewer's zone if the URL names a real one (`?tz=Europe/Zurich`)."""
-    if not asked:
+    if not asked or len(asked) > 64:  # the longest IANA name has 32 characters; no look-alike search for junk
         return None
     try:
         get_zone(asked)

@@ -1,4 +1,9 @@
-"""The subscription pages: subscribe (double opt-in), confirm, preferences, unsubscribe (RFC 8058 one-click)."""
+"""The subscription pages: subscribe (double opt-in), confirm, preferences, unsubscribe (RFC 8058 one-click).
+
+Each page speaks its reader's language: /subscribe the browser's (or `?lang=`), the pages behind a
+subscriber's secret link the subscriber's own unless the URL names another; forms post back to
+an address that keeps `?lang=`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,16 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from tracker.models import Subscriber
+from tracker.emails.words import FEED_NAME, N_
+from tracker.models import Subscriber, Timeline
 from tracker.ratelimit import SlidingWindow, client_key
 from tracker.store import transaction
 from tracker.subscribers import (
@@ -36,29 +42,31 @@ from tracker.web_forms import (
     CSRF_COOKIE,
     CSRF_FIELD,
     MAX_BODY,
+    Asked,
     FormError,
+    TooManyRequestsError,
+    answer,
     check_form_token,
-    choosable,
     form_fields,
     form_token,
     form_values,
+    gone,
     json_fields,
+    list_choices,
     media_type,
-    render,
-    render_page,
+    message,
+    problem,
     subscriber_values,
 )
+from tracker.web_pages import feed_links
 
 Clock = Callable[[], datetime]
-GONE = "This link is not valid any more: it may be mistyped, or a newer email replaced it."
-ACCEPTED = (
+ACCEPTED = N_(
     "If this address can be subscribed, a confirmation email is on its way. Open the link in it to start"
     " receiving reminders; nothing else is sent until then."
 )
-STALE_FORM = "This form has expired or did not come from this site: reload the page and send it again."
+STALE_FORM = N_("This form has expired or did not come from this site: reload the page and send it again.")
 FORM = "application/x-www-form-urlencoded"
-# Pages with secret links or form tokens: never cached, and their address never sent on as a Referer.
-PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True)
@@ -73,56 +81,73 @@ class Site:
     from_address: str
 
 
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(render_page(title, body), status_code=status, headers=PRIVATE)
-
-
-def subscription_routes(engine: Engine, secret: bytes | None, clock: Clock | None = None) -> APIRouter:
-    """Routes behind the confirm and unsubscribe links."""
+def subscription_routes(
+    engine: Engine, secret: bytes | None, clock: Clock | None = None, base_url: str | None = None
+) -> APIRouter:
+    """Routes behind the confirm and unsubscribe links; *base_url* makes the feed links (else the request's)."""
     router = APIRouter(tags=["subscriptions"])
     now = clock or (lambda: datetime.now(UTC))
 
-    def confirm_link(token: str) -> HTMLResponse:
+    def confirm_link(token: str, asked: Asked, base: str) -> HTMLResponse:
         with transaction(engine, write=True) as session:
             subscriber = by_token(session, secret, "confirm", token) if secret else None
-            if subscriber is None:
-                return page("Link not valid", f"<p>{GONE}</p>", 404)
+            if secret is None or subscriber is None:
+                return gone(asked)
             confirm(session, subscriber, now())
-            address = escape(subscriber.email)
-        return page("Subscription confirmed", f"<p>{address} will receive reminders before each deadline.</p>")
+            return confirmed_page(subscriber, secret, base, asked)
 
-    def unsubscribe_link(token: str, post: bool) -> HTMLResponse:
+    def unsubscribe_link(token: str, post: bool, asked: Asked, base: str) -> HTMLResponse:
         with transaction(engine, write=post) as session:
             subscriber = by_token(session, secret, "manage", token) if secret else None
-            if subscriber is None:
-                return page("Link not valid", f"<p>{GONE}</p>", 404)
-            address = escape(subscriber.email)
+            if secret is None or subscriber is None:
+                return gone(asked)
             if post:
                 unsubscribe(session, subscriber, now())
-        if post:
-            return page("Unsubscribed", f"<p>{address} will receive no more messages.</p>")
-        button = '<button type="submit" name="List-Unsubscribe" value="One-Click">Unsubscribe</button>'
-        form = f'<p>Stop every message to {address}?</p><form method="post">{button}</form>'
-
-        return page("Unsubscribe", form)
+            return unsubscribe_page(subscriber, secret, base, asked)
 
     @router.get("/confirm/{token}", response_class=HTMLResponse)
-    async def confirm_page(token: str) -> HTMLResponse:
-        """Confirm a subscription (the link in the confirmation email)."""
-        return await run_in_threadpool(confirm_link, token)
+    async def confirm_page(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
+        """Confirm a subscription (the link in the confirmation email); say what comes next."""
+        base = base_url or str(request.base_url)
+        return await run_in_threadpool(confirm_link, token, Asked.of(request), base)
 
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-    async def unsubscribe_page(token: str) -> HTMLResponse:
+    async def unsubscribe_question(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Show a one-button page; nothing changes until it is pressed (link scanners follow GETs)."""
-        return await run_in_threadpool(unsubscribe_link, token, False)
+        base = base_url or str(request.base_url)
+        return await run_in_threadpool(unsubscribe_link, token, False, Asked.of(request), base)
 
     @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
-    async def unsubscribe_now(token: str, request: Request) -> HTMLResponse:
+    async def unsubscribe_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Unsubscribe at once: RFC 8058 one-click (body List-Unsubscribe=One-Click) or the page's button."""
         await request.body()
-        return await run_in_threadpool(unsubscribe_link, token, True)
+        base = base_url or str(request.base_url)
+        return await run_in_threadpool(unsubscribe_link, token, True, Asked.of(request), base)
 
     return router
+
+
+def confirmed_page(subscriber: Subscriber, secret: bytes, base_url: str, asked: Asked) -> HTMLResponse:
+    """What happens next, the way to the settings, and the personal feed with its buttons."""
+    chosen = asked.language(subscriber)
+    links = links_for(subscriber, secret, base_url, "")
+    name = chosen.language.gettext(FEED_NAME)
+    return answer("confirmed.html.j2", chosen, asked, title=chosen.language.gettext("Subscription confirmed"),
+                  email=subscriber.email, weekly=subscriber.digest == "weekly", feed=links.feed,
+                  feeds=feed_links(base_url, urlsplit(links.feed).path, name),
+                  preferences=chosen.link(links.preferences), unsubscribe=chosen.link(links.unsubscribe))  # fmt: skip
+
+
+def unsubscribe_page(subscriber: Subscriber, secret: bytes, base_url: str, asked: Asked) -> HTMLResponse:
+    """The one-button question, or (once unsubscribed) that it is done."""
+    chosen = asked.language(subscriber)
+    language = chosen.language
+    if subscriber.state == "unsubscribed":
+        return answer("unsubscribed.html.j2", chosen, asked, title=language.gettext("Unsubscribed"),
+                      email=subscriber.email)  # fmt: skip
+    links = links_for(subscriber, secret, base_url, "")
+    return answer("unsubscribe.html.j2", chosen, asked, title=language.gettext("Unsubscribe"), email=subscriber.email,
+                  action=chosen.link(asked.path), preferences=chosen.link(links.preferences))  # fmt: skip
 
 
 def signup_routes(site: Site, limiter: SlidingWindow) -> APIRouter:
@@ -130,12 +155,13 @@ def signup_routes(site: Site, limiter: SlidingWindow) -> APIRouter:
     router = APIRouter(tags=["subscriptions"])
 
     @router.get("/subscribe", response_class=HTMLResponse)
-    async def subscribe_page(request: Request) -> HTMLResponse:
-        """A plain subscription form."""
+    async def subscribe_page(request: Request, lang: str | None = None) -> HTMLResponse:
+        """A plain subscription form; `?timelines=ID` (repeatable) ticks those timelines."""
         nonce = request.cookies.get(CSRF_COOKIE, "")
         nonce = nonce if 20 <= len(nonce) <= 64 and nonce.isascii() else secrets.token_urlsafe(24)
-        values = form_values({"language": "en", "timezone": site.zone, "audiences": ["membership"]})
-        response = await run_in_threadpool(subscribe_form, site, nonce, values)
+        asked = Asked.of(request)
+        ticked = request.query_params.getlist("timelines")
+        response = await run_in_threadpool(blank_form, site, nonce, asked, ticked)
         # The cookie binds the form's token to this browser; SameSite keeps it off cross-site posts.
         response.set_cookie(CSRF_COOKIE, nonce, path=request.url.path, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")  # fmt: skip
@@ -146,23 +172,24 @@ def signup_routes(site: Site, limiter: SlidingWindow) -> APIRouter:
         status_code=202,
         responses={422: {"description": "A field is wrong; `detail` names it"}, 429: {"description": "Slow down"}},
     )
-    async def subscribe(request: Request) -> Response:
+    async def subscribe(request: Request, lang: str | None = None) -> Response:
         """Ask for a subscription: JSON, or the form's fields with its CSRF token. The answer is the same
         whether or not the address is known; a confirmation email goes to new and pending addresses."""
         as_json = media_type(request.headers.get("content-type")) == "application/json"
-        wait = limiter.hit(client_key(request.client.host if request.client else None))
-        if wait > 0:
-            return refuse(429, f"Too many requests: try again in {math.ceil(wait)} seconds.", as_json,
-                          {"Retry-After": str(math.ceil(wait))})  # fmt: skip
+        asked = Asked.of(request)
         try:
+            wait = limiter.hit(client_key(request.client.host if request.client else None))
+            if wait > 0:
+                raise TooManyRequestsError(math.ceil(wait))
             body = await read_body(request)
             if as_json:
                 return await run_in_threadpool(subscribe_with_json, site, body)
             if media_type(request.headers.get("content-type")) != FORM:
-                raise FormError(415, f"Send JSON (application/json) or a form ({FORM}).")
-            return await run_in_threadpool(subscribe_with_form, site, body, request.cookies.get(CSRF_COOKIE, ""))
+                raise FormError(415, N_("Send JSON (application/json) or a form ({form})."), form=FORM)
+            nonce = request.cookies.get(CSRF_COOKIE, "")
+            return await run_in_threadpool(subscribe_with_form, site, body, nonce, asked)
         except FormError as exc:
-            return refuse(exc.status, str(exc), as_json)
+            return refuse(exc, as_json, asked)
 
     return router
 
@@ -172,20 +199,21 @@ def preferences_routes(site: Site) -> APIRouter:
     router = APIRouter(tags=["subscriptions"])
 
     @router.get("/preferences/{token}", response_class=HTMLResponse)
-    async def preferences_page(token: str) -> HTMLResponse:
+    async def preferences_page(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Show a subscriber's settings, their feed link and the unsubscribe link."""
-        return await run_in_threadpool(show_preferences, site, token)
+        return await run_in_threadpool(show_preferences, site, token, Asked.of(request))
 
     @router.post("/preferences/{token}", response_class=HTMLResponse)
-    async def preferences_change(token: str, request: Request) -> HTMLResponse:
+    async def preferences_change(token: str, request: Request, lang: str | None = None) -> Response:
         """Save the settings form, or rotate the personal feed link (action=rotate-feed)."""
+        asked = Asked.of(request)
         try:
             if media_type(request.headers.get("content-type")) != FORM:
-                raise FormError(415, f"Send the form ({FORM}).")
+                raise FormError(415, N_("Send the form ({form})."), form=FORM)
             fields = form_fields(await read_body(request))
         except FormError as exc:
-            return page("Not accepted", f"<p>{escape(str(exc))}</p>", exc.status)
-        return await run_in_threadpool(change_preferences, site, token, fields)
+            return refuse(exc, False, asked)
+        return await run_in_threadpool(change_preferences, site, token, fields, asked)
 
     return router
 
@@ -196,15 +224,17 @@ async def read_body(request: Request) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            raise FormError(413, "The request is too large.")
+            raise FormError(413, N_("The request is too large."))
     return bytes(body)
 
 
-def refuse(status: int, message: str, as_json: bool, headers: Mapping[str, str] | None = None) -> Response:
+def refuse(exc: FormError, as_json: bool, asked: Asked) -> Response:
+    headers = {"Retry-After": str(exc.seconds)} if isinstance(exc, TooManyRequestsError) else {}
     if as_json:
-        return JSONResponse({"detail": message}, status_code=status, headers=headers)
-    response = page("Not accepted", f"<p>{escape(message)}</p>", status)
-    response.headers.update(headers or {})
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+    chosen = asked.language()
+    response = message(chosen, asked, N_("Not accepted"), exc.text(chosen.language), exc.status)
+    response.headers.update(headers)
     return response
 
 
@@ -222,7 +252,7 @@ def subscribe_with_json(site: Site, body: bytes) -> Response:
     return JSONResponse({"status": "check-your-inbox", "detail": ACCEPTED}, status_code=202)
 
 
-def subscribe_with_form(site: Site, body: bytes, nonce: str) -> Response:
+def subscribe_with_form(site: Site, body: bytes, nonce: str, asked: Asked) -> Response:
     fields = form_fields(body)
     token = fields.pop(CSRF_FIELD, "")
     if not isinstance(token, str) or not check_form_token(site.secret, nonce, token, site.clock()):
@@ -230,8 +260,9 @@ def subscribe_with_form(site: Site, body: bytes, nonce: str) -> Response:
     try:
         ask(site, fields)
     except SubscriberError as exc:
-        return subscribe_form(site, nonce, form_values(fields), exc, 422)
-    return page("Check your inbox", f"<p>{escape(ACCEPTED)}</p>", 202)
+        return subscribe_form(site, nonce, asked, form_values(fields), error=exc)
+    chosen = asked.language()
+    return message(chosen, asked, N_("Check your inbox"), chosen.language.gettext(ACCEPTED), 202)
 
 
 def ask(site: Site, raw: Raw) -> None:
@@ -243,48 +274,68 @@ def ask(site: Site, raw: Raw) -> None:
         request_subscription(session, data, site.clock())
 
 
-def subscribe_form(
-    site: Site, nonce: str, values: Mapping[str, object], error: SubscriberError | None = None, status: int = 200
-) -> HTMLResponse:
+def blank_form(site: Site, nonce: str, asked: Asked, ticked: list[str]) -> HTMLResponse:
+    """The form as first shown: the page's language, the default zone (the browser's, with JavaScript),
+    the default audience, and the timelines the link asked for that exist."""
     with transaction(site.engine) as session:
         known = known_names(session)
-    html = render("subscribe", title="Subscribe", v=values, known=choosable(known, values), error=problem(error),
-                  csrf=form_token(site.secret, nonce, site.clock()))  # fmt: skip
-    return HTMLResponse(html, status_code=status, headers=PRIVATE)
+    values = form_values({"language": asked.language().code, "timezone": site.zone, "audiences": ["membership"],
+                          "timelines": [t for t in ticked if t in known.timelines]})  # fmt: skip
+    return subscribe_form(site, nonce, asked, values, guess_zone=True)
 
 
-def problem(error: SubscriberError | None) -> dict[str, str] | None:
-    return None if error is None else {"field": error.field, "message": str(error)}
+def subscribe_form(
+    site: Site,
+    nonce: str,
+    asked: Asked,
+    values: Mapping[str, object],
+    *,
+    error: SubscriberError | None = None,
+    guess_zone: bool = False,
+) -> HTMLResponse:
+    chosen = asked.language()
+    language = chosen.language
+    with transaction(site.engine) as session:
+        choices = list_choices(known_names(session), values, timeline_titles(session, chosen.code), language)
+    return answer("subscribe.html.j2", chosen, asked, 422 if error else 200, title=language.gettext("Subscribe"),
+                  v=values, choices=choices, error=problem(error, language), guess_zone=guess_zone,
+                  csrf=form_token(site.secret, nonce, site.clock()), action=chosen.link(asked.path))  # fmt: skip
 
 
-def show_preferences(site: Site, token: str) -> HTMLResponse:
+def timeline_titles(session: Session, code: str) -> dict[str, str]:
+    """Every stored timeline's title in language *code*, by id (as planning.timeline_title_in picks it)."""
+    return {t.id: (t.titles or {}).get(code) or t.title for t in session.exec(select(Timeline))}
+
+
+def show_preferences(site: Site, token: str, asked: Asked) -> HTMLResponse:
     with transaction(site.engine) as session:
         subscriber = by_token(session, site.secret, "manage", token)
         if subscriber is None:
-            return page("Link not valid", f"<p>{GONE}</p>", 404)
-        return preferences_form(site, session, subscriber, token)
+            return gone(asked)
+        return preferences_form(site, session, subscriber, token, asked)
 
 
-def change_preferences(site: Site, token: str, fields: dict[str, object]) -> HTMLResponse:
+def change_preferences(site: Site, token: str, fields: dict[str, object], asked: Asked) -> HTMLResponse:
     with transaction(site.engine, write=True) as session:
         subscriber = by_token(session, site.secret, "manage", token)
         if subscriber is None:
-            return page("Link not valid", f"<p>{GONE}</p>", 404)
+            return gone(asked)
         csrf = fields.pop(CSRF_FIELD, "")
         if not isinstance(csrf, str) or not check_form_token(site.secret, token, csrf, site.clock()):
-            return page("Not accepted", f"<p>{STALE_FORM}</p>", 403)
+            chosen = asked.language(subscriber)
+            return message(chosen, asked, N_("Not accepted"), chosen.language.gettext(STALE_FORM), 403)
         if fields.get("action") == "rotate-feed":
             rotate(session, subscriber, ["feed"], site.clock())
-            return preferences_form(site, session, subscriber, token, notice="Your new feed link is below; "
-                                    "the old one no longer works.")  # fmt: skip
+            notice = N_("Your new feed link is below; the old one no longer works.")
+            return preferences_form(site, session, subscriber, token, asked, notice=notice)
         known = with_chosen(known_names(session), subscriber)
         try:  # the address is not a choice here: changing it would need a new confirmation
             data = check_input({**fields, "email": subscriber.email}, zone=subscriber.timezone, known=known)
         except SubscriberError as exc:
-            return preferences_form(site, session, subscriber, token, values=form_values(fields), error=exc)
+            return preferences_form(site, session, subscriber, token, asked, values=form_values(fields), error=exc)
         changed = update(session, subscriber, data, site.clock())
-        notice = "Saved." if changed else "Nothing to save: these were already your settings."
-        return preferences_form(site, session, subscriber, token, notice=notice)
+        notice = N_("Saved.") if changed else N_("Nothing to save: these were already your settings.")
+        return preferences_form(site, session, subscriber, token, asked, notice=notice)
 
 
 def with_chosen(known: Known, subscriber: Subscriber) -> Known:
@@ -297,16 +348,24 @@ def preferences_form(
     session: Session,
     subscriber: Subscriber,
     token: str,
+    asked: Asked,
     *,
     values: Mapping[str, object] | None = None,
     notice: str = "",
     error: SubscriberError | None = None,
 ) -> HTMLResponse:
+    """The settings page, in the subscriber's language as saved (a change of language shows at once)."""
+    chosen = asked.language(subscriber)
+    language = chosen.language
     links = links_for(subscriber, site.secret, site.base_url, site.from_address)
     shown = values or subscriber_values(subscriber)
-    feed = links.feed if subscriber.state == "confirmed" else None  # unconfirmed feeds answer 404
-    html = render("preferences", title="Your settings", email=subscriber.email, state=subscriber.state, v=shown,
-                  known=choosable(with_chosen(known_names(session), subscriber), shown), notice=notice,
-                  error=problem(error), csrf=form_token(site.secret, token, site.clock()), feed=feed,
-                  unsubscribe=links.unsubscribe)  # fmt: skip
-    return HTMLResponse(html, status_code=422 if error else 200, headers=PRIVATE)
+    known = with_chosen(known_names(session), subscriber)
+    confirmed = subscriber.state == "confirmed"  # unconfirmed feeds answer 404
+    feeds = feed_links(site.base_url, urlsplit(links.feed).path, language.gettext(FEED_NAME)) if confirmed else None
+    return answer("preferences.html.j2", chosen, asked, 422 if error else 200,
+                  title=language.gettext("Your settings"), email=subscriber.email, state=subscriber.state, v=shown,
+                  choices=list_choices(known, shown, timeline_titles(session, chosen.code), language),
+                  notice=language.gettext(notice) if notice else "", error=problem(error, language),
+                  csrf=form_token(site.secret, token, site.clock()), action=chosen.link(asked.path),
+                  feed=links.feed if confirmed else None, feeds=feeds,
+                  unsubscribe=chosen.link(links.unsubscribe))  # fmt: skip
