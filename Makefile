@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint fmt typecheck pytest bench clean
+.PHONY: install browser run test lint fmt typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,25 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Browser tests drive Debian's Chromium (Playwright never downloads one). Installed when missing and we can;
+# otherwise say why and go on: those tests then skip, or fail under TRACKER_REQUIRE_BROWSER=1.
+CHROMIUM ?= /usr/bin/chromium
+SKIPPING := browser tests will skip (or fail, with TRACKER_REQUIRE_BROWSER=1)
+# fonts-noto-cjk: without a CJK font the Chinese pages (and the switcher's 中文) screenshot as empty boxes.
+browser:
+	@if [ -x "$(CHROMIUM)" ] && fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "browser: no $(CHROMIUM) or CJK font, and not root, so not installing them: $(SKIPPING)"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: no $(CHROMIUM) and no apt-get to install chromium: $(SKIPPING)"; \
+	else \
+	  echo "browser: installing Debian chromium, chromium-driver and fonts-noto-cjk"; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-noto-cjk; } \
+	    >/tmp/tracker-browser-apt.log 2>&1 \
+	    || echo "browser: apt-get failed (see /tmp/tracker-browser-apt.log): $(SKIPPING)"; \
+	fi
 
 run: install
 	$(BIN)/tracker run
@@ -28,7 +47,7 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest

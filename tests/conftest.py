@@ -6,6 +6,7 @@ import os
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.smtp_server import forbid_remote_smtp
 from tracker.store import open_store
+
+pytest_plugins = ["tests.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
 
 PG_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)
@@ -27,13 +30,13 @@ def remote_smtp_attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]
     assert not attempts, f"a test tried to reach a remote SMTP server: {attempts}"
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+@contextmanager
+def empty_database(folder: Path, prefix: str = "t") -> Iterator[str]:
+    """A URL to an empty database: a SQLite file in *folder*, or a fresh PostgreSQL schema dropped after."""
     if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'tracker.db'}"
+        yield f"sqlite:///{folder / 'tracker.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
@@ -44,6 +47,13 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    with empty_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

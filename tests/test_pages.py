@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import NOW, WriteTimeline
-from tests.factories import DRAFTING, MEETING, REPO, YEARLY, make_view
+from tests.factories import DRAFTING, MEETING, YEARLY, make_view
 from tests.test_web import serving, sync
 from tracker.emails.words import untranslated
 from tracker.planning import CompletionView, MilestoneView
@@ -324,18 +322,6 @@ def test_the_page_is_dated_by_the_servers_clock(client: httpx.Client) -> None:
 
     # NOW (1 February 2017) is inside the HLPF timeline: its today line is drawn there.
     assert f'data-at="{NOW.isoformat()}"' in page
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed: no screenshot")
-def test_the_page_renders_in_headless_chromium(client: httpx.Client, tmp_path: Path) -> None:
-    folder = REPO / "tests" / "artifacts"
-    folder.mkdir(exist_ok=True)
-    for lang in ("en", "ar"):
-        shot = folder / f"timeline-{lang}.png"
-        url = f"{client.base_url}/timelines/cwg-wsis-32?lang={lang}"
-        command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}"]
-        subprocess.run([*command, "--window-size=360,900", f"--screenshot={shot}", url], check=True, timeout=60)
-        assert shot.stat().st_size > 1000
 
 
 def test_no_page_asks_for_anything_from_another_site(client: httpx.Client) -> None:
