@@ -329,3 +329,19 @@ def test_no_page_asks_for_anything_from_another_site(client: httpx.Client) -> No
 
     assert not re.search(r'(src|href)="https?://(?!tracker\.example\.org)[^"]*"[^>]*(rel="stylesheet"|>)<', page)
     assert "<script" not in page and "<link" not in page
+
+
+@pytest.mark.parametrize("code", ["en", "ar", "ru"])
+def test_month_labels_never_run_into_each_other(code: str) -> None:
+    # Eighteen months of axis, the case where "Nov 2026" used to touch "Jan 2027".
+    views = [
+        make_view(due_at=datetime(2026, 11, 8, tzinfo=UTC)),
+        make_view(key="later", due_at=datetime(2028, 4, 1, tzinfo=UTC)),
+    ]
+
+    svg = parse(draw_timeline(views, now=datetime(2026, 11, 28, tzinfo=UTC), language=languages()[code]))
+    axis = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == "tl-axis")
+    xs = [float(t.attrib["x"]) for t in axis.iter(f"{SVG}text")]
+
+    assert len(xs) >= 4
+    assert min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= 60

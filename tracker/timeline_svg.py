@@ -24,7 +24,7 @@ LEFT, RIGHT = 12.0, WIDTH - 12.0
 AXIS = 52  # height of the month axis above the first row
 ROW = 60
 TITLE_CHARS = 40
-LINK_CHARS = 58
+LINK_CHARS = 66  # 11-unit italic text across the 376-unit track
 YEAR = timedelta(days=365)
 STATES = {"done": N_("done"), "late": N_("late"), "cancelled": N_("cancelled"), "upcoming": N_("upcoming")}
 NO_MARKS = N_("none in range")
@@ -39,7 +39,7 @@ PLACES = {
 STYLE = (
     ".tl-label{font-size:13px;fill:#1a1a1a}.tl-state{font-size:11px;font-weight:600}"
     ".tl-wording{font-size:11px;fill:#444;font-style:italic}.tl-axis text{font-size:11px;fill:#333}"
-    ".tl-axis line,.tl-track{stroke:#bbb;stroke-width:1}.tl-today{stroke:#b34700;stroke-width:2}"
+    ".tl-axis line,.tl-track{stroke:#bbb;stroke-width:1}.tl-today{stroke:#b34700;stroke-width:2;stroke-opacity:.75}"
     ".tl-today-label{font-size:11px;fill:#8a3700;font-weight:600}"
     ".tl-link{stroke:#555;stroke-width:1.2;stroke-dasharray:4 3;fill:none}"
     ".tl-upcoming{fill:#0b4f8a}.tl-done{fill:#1b6e20}.tl-late{fill:#b00020}.tl-cancelled{fill:#595959}"
@@ -272,7 +272,8 @@ def draw_axis(scale: Scale, height: int, language: Language) -> list[str]:
         months.append(at)
         at = month_start(at, 1)
     width = (RIGHT - LEFT) / max(1, len(months) - 1)
-    step = next(k for k in (1, 2, 3, 4, 6, 12, 24, 60, 120, 10**6) if width * k >= 46)
+    # "Nov 2026" or "ديسمبر 2017" take about 60 units at 11 px: labels are spaced at least that far apart.
+    step = next(k for k in (1, 2, 3, 4, 6, 12, 24, 60, 120, 10**6) if width * k >= 64)
     parts = ['<g class="tl-axis" aria-hidden="true">', f'<line x1="{LEFT}" x2="{RIGHT}" y1="40" y2="40"/>']
     for index, month in enumerate(months):
         x = scale.x(month)
