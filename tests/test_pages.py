@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -344,4 +345,4 @@ def test_month_labels_never_run_into_each_other(code: str) -> None:
     xs = [float(t.attrib["x"]) for t in axis.iter(f"{SVG}text")]
 
     assert len(xs) >= 4
-    assert min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= 60
+    assert min(b - a for a, b in pairwise(xs)) >= 60

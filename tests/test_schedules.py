@@ -16,7 +16,7 @@ from tracker import schedules as schedules_module
 from tracker import subscribers
 from tracker.emails import words
 from tracker.pipeline import validate_paths
-from tracker.schedules import load_schedules, load_text
+from tracker.schedules import find_files, load_schedules, load_text, read_files
 
 
 @pytest.fixture
@@ -885,3 +885,21 @@ def test_it_rejects_an_empty_or_non_text_translation_and_a_language_given_twice(
 
 def test_titles_are_written_in_the_languages_emails_and_subscribers_know() -> None:
     assert schedules_module.LANGUAGES == words.LANGUAGES == subscribers.LANGUAGES
+
+
+def test_files_read_ahead_load_exactly_as_files_read_here(folder: Path) -> None:
+    crlf = timeline_yaml(milestone_yaml(due="2027-02-30"), id="crlf").replace("\n", "\r\n")
+    (folder / "crlf.yaml").write_bytes(crlf.encode())
+    (folder / "latin1.yaml").write_bytes("id: caf\xe9\n".encode("latin-1"))
+    write(folder, "good.yaml", timeline_yaml(id="good"))
+    files = [*find_files([folder]), folder / "gone.yaml"]
+
+    read_ahead = load_schedules(files, "Europe/Zurich", contents=read_files(files))
+    read_here = load_schedules(files, "Europe/Zurich")
+
+    assert read_ahead == read_here
+    assert [(p.path, p.line, p.message.split(":")[0]) for p in read_ahead[1]] == [
+        ("schedules/crlf.yaml", 8, "due"),
+        ("schedules/gone.yaml", 1, "cannot read file"),
+        ("schedules/latin1.yaml", 1, "cannot read file"),
+    ]

@@ -6,11 +6,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import select
 
-from tracker.models import Event
-from tracker.store import open_store, transaction
+from tracker.models import Event, Timeline
+from tracker.store import insert_rows, open_store, transaction
 
 START = "from tracker.store import open_store; open_store({url!r}).dispose()"
 
@@ -66,3 +67,38 @@ def test_the_migrations_build_exactly_the_tables_the_models_describe(database_ur
     # Column types are compared loosely: UTCDateTime is stored as the dialect's own type.
     structural = [d for d in differences if not (isinstance(d, list) and d[0][0] == "modify_type")]
     assert structural == []
+
+
+def timeline_row(id_: str, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {"id": id_, "title": id_.upper(), "timezone": "UTC", "kind": "other"}
+    return row | {"summary": "", "source": "", "url": "", "path": ""} | values
+
+
+def test_bulk_inserted_rows_read_back_as_written_when_values_repeat(database_url: str) -> None:
+    engine = open_store(database_url)
+    noon = datetime(2017, 4, 28, 10, 0, tzinfo=UTC)
+    geneva_noon = noon.astimezone(timezone(timedelta(hours=2)))  # equal to noon: converted alike
+    rows = [
+        timeline_row("a", reminders=["7d", "1d"], updated_at=noon),
+        timeline_row("b", reminders=["7d", "1d"], updated_at=noon),
+        timeline_row("c", reminders=[], updated_at=geneva_noon),
+        timeline_row("d", reminders=None, updated_at=None),
+    ]
+    with transaction(engine, write=True) as session:
+        insert_rows(session, Timeline.__table__, rows)  # type: ignore[attr-defined]
+
+    with transaction(engine) as session:
+        stored = {t.id: (t.reminders, t.updated_at) for t in session.exec(select(Timeline))}
+
+    assert stored == {"a": (["7d", "1d"], noon), "b": (["7d", "1d"], noon), "c": ([], noon), "d": (None, None)}
+
+
+def test_bulk_insert_refuses_a_naive_datetime_after_an_equal_aware_one(database_url: str) -> None:
+    engine = open_store(database_url)
+    if engine.dialect.name != "sqlite":
+        pytest.skip("COPY on PostgreSQL takes values as they are; the SQLite path converts each one")
+    aware = datetime(2017, 4, 28, 10, 0, tzinfo=UTC)
+    rows = [timeline_row("a", updated_at=aware), timeline_row("b", updated_at=aware.replace(tzinfo=None))]
+
+    with pytest.raises(Exception, match="naive"), transaction(engine, write=True) as session:
+        insert_rows(session, Timeline.__table__, rows)  # type: ignore[attr-defined]

@@ -118,6 +118,7 @@ class Relative:
 Expr = Absolute | Relative
 
 
+@lru_cache(maxsize=65536)  # a sync converts each point several times, and many points share a day
 def local_to_utc(day: date, clock: time, zone: str) -> datetime:
     return datetime.combine(day, clock, tzinfo=get_zone(zone)).astimezone(UTC)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from tracker.dates import Absolute, LocalPoint, Relative, format_offset, parse_expr
+from tracker.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_expr
 from tracker.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
 from tracker.schedules import MilestoneSpec, Problem, TimelineSpec, Titles
 
@@ -55,7 +55,7 @@ class MilestoneData:
         return self.due_at or self.starts_at
 
     def columns(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in MILESTONE_COLUMNS}
+        values = dict(self.__dict__)  # the fields in order: a cold sync asks this of every milestone
         values["reminders"] = list(self.reminders)
         values["titles"] = titles_column(self.titles)
         return values
@@ -213,7 +213,7 @@ def diff_timelines(
 
 
 def timeline_data(tl: TimelineSpec) -> TimelineData:
-    reminders = None if tl.reminders is None else tuple(format_offset(o) for o in tl.reminders)
+    reminders = None if tl.reminders is None else format_offsets(tl.reminders)
     return TimelineData(
         tl.id, tl.title, tl.timezone, tl.kind, tl.path, tl.summary, tl.source, tl.url, tl.audiences, reminders,
         tl.titles,
@@ -223,12 +223,17 @@ def timeline_data(tl: TimelineSpec) -> TimelineData:
 def effective_reminders(tl: TimelineSpec, m: MilestoneSpec, defaults: Sequence[str]) -> tuple[str, ...]:
     """Milestone offsets override the timeline's, which override the settings; spans opt in."""
     if m.reminders is not None:
-        return tuple(format_offset(o) for o in m.reminders)
+        return format_offsets(m.reminders)
     if m.is_span:
         return ()
     if tl.reminders is not None:
-        return tuple(format_offset(o) for o in tl.reminders)
+        return format_offsets(tl.reminders)
     return tuple(defaults)
+
+
+@lru_cache(maxsize=4096)  # a few reminder lists serve every milestone
+def format_offsets(offsets: tuple[Offset, ...]) -> tuple[str, ...]:
+    return tuple(format_offset(o) for o in offsets)
 
 
 def milestone_data(

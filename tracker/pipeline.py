@@ -9,7 +9,7 @@ import gc
 import hashlib
 import importlib.metadata
 import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +23,7 @@ from tracker import __version__
 from tracker.diff import SyncPlan, rules_from_specs
 from tracker.models import Event, SyncState
 from tracker.resolve import resolve_dates
-from tracker.schedules import Problem, TimelineSpec, find_files, load_schedules
+from tracker.schedules import Problem, TimelineSpec, find_files, load_schedules, read_files
 from tracker.store import head_revision, transaction
 from tracker.sync import apply_plan, plan_sync
 
@@ -73,19 +73,23 @@ def sync_folder(
     """Load *folder* and apply it in one transaction, or report why nothing changed."""
     if not folder.is_dir():
         return SyncOutcome(None, [Problem(str(folder), 1, "schedules folder not found")])
-    digest = input_digest(find_files([folder]), zone, reminders)
+    files = find_files([folder])
+    # Read once: the digest and the specs are then of the same bytes, even if a file is being saved.
+    contents = read_files(files)
+    digest = input_digest(files, zone, reminders, contents)
     with transaction(engine) as session:
         state = session.get(SyncState, 1)
         if state is not None and state.digest == digest and state.event_id == newest_event_id(session):
             return SyncOutcome(SyncPlan.nothing(), [], state.timelines, state.milestones)
     with paused_gc():
-        return load_and_apply(engine, folder, digest, zone=zone, reminders=reminders, now=now,
+        return load_and_apply(engine, files, contents, digest, zone=zone, reminders=reminders, now=now,
                               dry_run=dry_run, on_file=on_file)  # fmt: skip
 
 
 def load_and_apply(
     engine: Engine,
-    folder: Path,
+    files: Sequence[Path],
+    contents: Mapping[Path, bytes | OSError],
     digest: str,
     *,
     zone: str,
@@ -94,7 +98,7 @@ def load_and_apply(
     dry_run: bool,
     on_file: Callable[[Path], None] | None,
 ) -> SyncOutcome:
-    specs, problems = load_schedules([folder], zone, on_file)
+    specs, problems = load_schedules(files, zone, on_file, contents)
     if problems:  # report the date problems of the same files too: all problems at once
         _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
         return SyncOutcome(None, sorted(problems + date_problems))
@@ -115,18 +119,23 @@ def forget_earlier_syncs() -> None:
     schedules.clear_cache()
     dates.parse_expr.cache_clear()
     dates.parse_offset.cache_clear()
+    dates.local_to_utc.cache_clear()
     diff.expr_text.cache_clear()
+    diff.format_offsets.cache_clear()
 
 
-def input_digest(files: Sequence[Path], zone: str, reminders: Sequence[str]) -> str:
+def input_digest(
+    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | OSError]
+) -> str:
     """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
     digest = hashlib.sha256()
     for part in (__version__, head_revision(), zone_data_version(), zone, ",".join(reminders)):
         digest.update(part.encode() + b"\0")
     for path in files:
         digest.update(str(path).encode() + b"\0")
-        with suppress(OSError):
-            digest.update(path.read_bytes())
+        data = contents.get(path)
+        if isinstance(data, bytes):
+            digest.update(data)
         digest.update(b"\0")
     return digest.hexdigest()
 

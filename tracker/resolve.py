@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 
 from tracker.dates import Absolute, Edge, Expr, LocalPoint, Relative, move_to_zone, shift, suggest, to_local
 from tracker.schedules import Problem
@@ -30,19 +29,22 @@ class DateRule:
     path: str = ""
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
     opens_after: str | None = None  # not a date, but a reference checked with the others
+    # (field, referenced milestone) for each relative date; asked for several times per sync
+    dependencies: tuple[tuple[str, Key], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        home = self.key[0]
+        found: tuple[tuple[str, Key], ...] = ()
+        if isinstance(self.due, Relative):
+            found += (("due", reference_key(self.due, home)),)
+        if isinstance(self.starts, Relative):
+            found += (("starts", reference_key(self.starts, home)),)
+        if isinstance(self.ends, Relative):
+            found += (("ends", reference_key(self.ends, home)),)
+        object.__setattr__(self, "dependencies", found)
 
     def line_of(self, name: str) -> int:
         return self.lines.get(name, self.lines.get("id", 1))
-
-    @cached_property
-    def dependencies(self) -> tuple[tuple[str, Key], ...]:
-        """(field, referenced milestone) for each relative date; asked for several times per sync."""
-        home = self.key[0]
-        return tuple(
-            (name, reference_key(expr, home))
-            for name, expr in (("due", self.due), ("starts", self.starts), ("ends", self.ends))
-            if isinstance(expr, Relative)
-        )
 
 
 @dataclass(frozen=True)
@@ -234,14 +236,14 @@ def resolve_rule(
         target = reference_key(expr, rule.key[0])
         base = anchor_point(resolved.get(target), expr, rules[target], completions.get(target))
         moved = shift(move_to_zone(base, rule.zone), expr.offsets)
-        return replace(moved, edge=edge)
+        return LocalPoint(moved.day, moved.clock, moved.zone, edge)
 
     if rule.due is not None:
         return ResolvedDates(due=point(rule.due, "end"))
     starts = point(rule.starts, "start")
     ends = point(rule.ends, "end") if rule.ends is not None else None
     if ends is None and starts is not None:
-        ends = replace(starts, edge="end")
+        ends = LocalPoint(starts.day, starts.clock, starts.zone, "end")
     return ResolvedDates(starts=starts, ends=ends)
 
 

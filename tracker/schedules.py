@@ -6,6 +6,8 @@ secretariat reads `FILE:LINE: message`. Nothing here raises on bad input.
 
 from __future__ import annotations
 
+import io
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
@@ -29,8 +31,11 @@ MILESTONE_KEYS = (
     "id", "title", "summary", "owner", "due", "starts", "ends", "opens_after",
     "reminders", "repeat", "status", "done", "url", "location",
 )  # fmt: skip
-_NULLS = ("", "~", "null", "Null", "NULL")
-_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS)}
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_REQUIRED_KEYS = (("id", "title", "milestones"), ("id", "title"))
+_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS, *_REQUIRED_KEYS)
+}
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -44,6 +49,11 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
         if kind is yaml.ScalarNode:
             return "tag:yaml.org,2002:str"
         return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+
+    # The composer calls these around every node for path resolvers, which we never add; C
+    # built-ins that take the same arguments and do nothing save two Python calls per node.
+    descend_resolver = staticmethod(operator.is_)  # (parent, index)
+    ascend_resolver = staticmethod(tuple)  # ()
 
 
 def is_null(node: yaml.Node) -> bool:
@@ -122,17 +132,45 @@ def find_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def read_files(files: Iterable[Path]) -> dict[Path, bytes | OSError]:
+    """Read each file's bytes once, or keep why it could not be read."""
+    found: dict[Path, bytes | OSError] = {}
+    for path in files:
+        try:
+            found[path] = path.read_bytes()
+        except OSError as exc:
+            found[path] = exc
+    return found
+
+
+def decode_file(data: bytes) -> str:
+    """Decode as `Path.read_text(encoding="utf-8")` would: the same newlines, the same errors."""
+    if b"\r" not in data:  # no newline to translate: a plain decode gives the same text
+        with suppress(UnicodeDecodeError):  # the error is raised below, worded as read_text words it
+            return data.decode("utf-8")
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
+
+
 def load_schedules(
-    paths: Iterable[Path], default_zone: str, on_file: Callable[[Path], None] | None = None
+    paths: Iterable[Path],
+    default_zone: str,
+    on_file: Callable[[Path], None] | None = None,
+    contents: Mapping[Path, bytes | OSError] | None = None,
 ) -> tuple[list[TimelineSpec], list[Problem]]:
-    """Load every timeline file under *paths*; return the good specs and all problems."""
+    """Load every timeline file under *paths*; return the good specs and all problems.
+
+    *contents* holds files already read (see `read_files`); the others are read here.
+    """
     timelines: list[TimelineSpec] = []
     problems: list[Problem] = []
     for path in find_files(paths):
         if on_file is not None:
             on_file(path)
+        data = contents.get(path) if contents is not None else None
         try:
-            text = path.read_text(encoding="utf-8")
+            if isinstance(data, OSError):
+                raise data
+            text = path.read_text(encoding="utf-8") if data is None else decode_file(data)
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(path), 1, f"cannot read file: {exc}"))
             continue
@@ -177,6 +215,24 @@ def _load_text_once(text: str, path: str, default_zone: str) -> tuple[TimelineSp
 
 def clear_cache() -> None:
     _load_text_once.cache_clear()
+    is_slug.cache_clear()
+    rrule_error.cache_clear()
+
+
+# Ids, owners and rules repeat from file to file; each distinct one is checked once.
+@lru_cache(maxsize=65536)
+def is_slug(value: str) -> bool:
+    return SLUG.fullmatch(value) is not None
+
+
+@lru_cache(maxsize=4096)
+def rrule_error(text: str) -> str | None:
+    """Return why *text* is not an RRULE dateutil can expand, or None when it is one."""
+    try:
+        rrulestr(text, dtstart=datetime(2000, 1, 1))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return str(exc)
+    return None
 
 
 def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[Problem]]:
@@ -232,8 +288,14 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.report(node, f"{what} must be a mapping of keys to values")
             return {}
-        found: dict[str, yaml.Node] = {}
         known = _KEY_SETS[allowed]
+        try:  # the usual case in one step: plain keys, each once, all known, none missing
+            found = {key_node.value: value_node for key_node, value_node in node.value}
+            if len(found) == len(node.value) and known.issuperset(found) and found.keys() >= _KEY_SETS[required]:
+                return found
+        except TypeError:  # a list or mapping as a key (unhashable): reported below
+            pass
+        found = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
@@ -263,7 +325,7 @@ class _Reader:
 
     def slug(self, node: yaml.Node | None, key: str) -> str | None:
         value = self.scalar(node, key)
-        if value is not None and node is not None and not SLUG.fullmatch(value):
+        if value is not None and node is not None and not is_slug(value):
             self.report(node, f"{key} {value!r} must be lowercase letters, digits and dashes (e.g. 'final-draft')")
             return None
         return value
@@ -319,7 +381,7 @@ class _Reader:
             return None
 
     def timeline(self, root: yaml.Node, default_zone: str) -> TimelineSpec | None:
-        keys = self.mapping(root, TIMELINE_KEYS, ("id", "title", "milestones"), "timeline")
+        keys = self.mapping(root, TIMELINE_KEYS, _REQUIRED_KEYS[0], "timeline")
         zone = self.scalar(keys.get("timezone"), "timezone") or default_zone
         if "timezone" in keys:
             try:
@@ -403,7 +465,7 @@ class _Reader:
                 seen[spec.id] = spec.line_of("id")
 
     def milestone(self, node: yaml.Node, audiences: tuple[str, ...]) -> MilestoneSpec | None:
-        keys = self.mapping(node, MILESTONE_KEYS, ("id", "title"), "milestone")
+        keys = self.mapping(node, MILESTONE_KEYS, _REQUIRED_KEYS[1], "milestone")
         if not keys:
             return None
         lines = {key: value.start_mark.line + 1 for key, value in keys.items()}
@@ -457,10 +519,9 @@ class _Reader:
         if "DTSTART" in text.upper():
             self.report(node, "repeat must not set DTSTART: the milestone's own date is the first occurrence")
             return None
-        try:
-            rrulestr(text, dtstart=datetime(2000, 1, 1))
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            self.report(node, f"repeat: not an RFC 5545 RRULE ({exc}); e.g. FREQ=YEARLY;COUNT=5")
+        error = rrule_error(text)
+        if error is not None:
+            self.report(node, f"repeat: not an RFC 5545 RRULE ({error}); e.g. FREQ=YEARLY;COUNT=5")
             return None
         return text
 

@@ -96,11 +96,7 @@ def write_milestones(session: Session, plan: SyncPlan, now: datetime) -> None:
     table = Milestone.__table__  # type: ignore[attr-defined]
     stored = plan.stored.milestones
     significant = {(c.timeline_id, c.milestone_key) for c in plan.changes if c.milestone_key is not None}
-    new = [
-        {**data.columns(), "revision": 0, "updated_at": now}
-        for key, data in plan.milestones.items()
-        if key not in stored
-    ]
+    new = [new_milestone_row(data, now) for key, data in plan.milestones.items() if key not in stored]
     if new:
         insert_rows(session, table, new)
     touched = set(plan.silent_updates()) | {key for key in significant if key in stored and key in plan.milestones}
@@ -114,6 +110,13 @@ def write_milestones(session: Session, plan: SyncPlan, now: datetime) -> None:
         if key not in plan.milestones and old.status != "removed":
             values = {"status": "removed", "revision": revision + 1, "updated_at": now}
             session.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
+def new_milestone_row(data: MilestoneData, now: datetime) -> dict[str, Any]:
+    values = data.columns()
+    values["revision"] = 0
+    values["updated_at"] = now
+    return values
 
 
 def write_file_completions(session: Session, plan: SyncPlan, now: datetime) -> None:
