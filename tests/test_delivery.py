@@ -483,3 +483,56 @@ def test_a_weekly_digest_goes_on_monday_at_the_readers_hour_with_what_is_coming(
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Revised draft posted" in text  # due on 24 February, within three weeks
     assert rows(hlpf, kind="reminder") == []
+
+
+def test_outcomes_written_through_the_driver_read_back_as_recorded(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    from tracker.outbox import Outcome, OutcomeWriter
+
+    clock = Clock(at("2017-02-10 09:00"))
+    for n in range(4):
+        subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+    dispatcher.refresh(replan_all=True)
+    sent, retried, skipped, late = dispatcher.claim_batch(10)[0]
+    retry_at = clock.now + timedelta(minutes=5)
+    writer = OutcomeWriter(hlpf)
+    writer.record([Outcome(sent.id, "sent", clock.now, reply="250 ok"),  # one statement, mixed kinds
+                   Outcome(retried.id, "planned", clock.now, error="451 later", retry_at=retry_at)])  # fmt: skip
+    writer.record([Outcome(skipped.id, "skipped", clock.now, reason="milestone done", tried=False)])  # same connection
+    writer.close()
+    writer.record([Outcome(late.id, "sent", clock.now + timedelta(minutes=1), reply="250 late")])  # a new one
+    writer.close()
+
+    found = {row.id: row for row in rows(hlpf)}
+    assert (found[sent.id].state, found[sent.id].sent_at, found[sent.id].reply) == ("sent", clock.now, "250 ok")
+    assert (found[sent.id].attempts, found[sent.id].claimed_by, found[sent.id].lease_until) == (1, None, None)
+    assert (found[retried.id].state, found[retried.id].attempt_at) == ("planned", retry_at)
+    assert (found[retried.id].last_error, found[retried.id].sent_at, found[retried.id].attempts) == (
+        "451 later",
+        None,
+        1,
+    )
+    assert (found[skipped.id].state, found[skipped.id].reason, found[skipped.id].attempts) == (
+        "skipped",
+        "milestone done",
+        0,
+    )
+    assert (
+        found[late.id].sent_at == clock.now + timedelta(minutes=1)
+        and found[late.id].updated_at == found[late.id].sent_at
+    )
+
+
+def test_the_links_in_a_batch_are_those_links_for_writes(engine: Engine) -> None:
+    from tracker.dispatcher import LinkMaker
+    from tracker.subscribers import links_for
+
+    now = at("2017-02-10 09:00")
+    ids = [subscribe(engine, "a@example.org", now), subscribe(engine, "b@example.org", now, confirmed=False)]
+    maker = LinkMaker(SECRET, "https://tracker.example.org/", "Tracker <tracker@example.org>")
+    with transaction(engine) as session:
+        for subscriber_id in ids:
+            subscriber = session.get(Subscriber, subscriber_id)
+            assert subscriber is not None
+            expected = links_for(subscriber, SECRET, "https://tracker.example.org/", "Tracker <tracker@example.org>")
+            assert maker.of(subscriber) == expected

@@ -138,10 +138,15 @@ def test_an_outage_of_the_relay_is_retried_with_backoff_and_every_message_arrive
     site.write_deadline("comments", due_in(SOON), ["3h"])
     # About four refusals for each message: the retries take 5 s or more, time enough to look at them.
     smtp.answer("MAIL", OUTAGE, times=4 * len(addresses))
-    job = site.start(smtp_connections=CONNECTIONS, retry_base=0.5)
+    site.start(smtp_connections=CONNECTIONS, retry_base=0.5)
+    during: list[DeliveryRow] = []
 
-    site.wait_logged(job, "retrying")
-    during = site.deliveries()
+    def refused_and_waiting() -> bool:
+        # Read the log as the secretariat would, while the relay still refuses: rows wait for their retry.
+        during[:] = site.deliveries()
+        return any(row["state"] == "planned" and row["attempts"] >= 1 for row in during)
+
+    wait_for(refused_and_waiting, 30, "a refused delivery waiting for its retry", interval=0.2)
     site.wait_mail(everyone(addresses), timeout=45)
     site.wait_settled()
 

@@ -17,12 +17,13 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
 from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, text, update
@@ -32,7 +33,7 @@ from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.compose import Person, Skip, Store, compose
 from tracker.config import Settings
-from tracker.emails import Renderer, Sender
+from tracker.emails import Links, Renderer, Sender
 from tracker.mailer import DeliveryError, Mailer, make_mailer
 from tracker.metrics import Metrics
 from tracker.models import Delivery, Event, Subscriber
@@ -40,9 +41,11 @@ from tracker.notices import Handled, Snapshot, handle_events
 from tracker.outbox import (
     Claimed,
     Outcome,
+    OutcomeWriter,
     Replan,
     claim,
     extend,
+    load_recipients,
     record,
     release,
     replan,
@@ -50,10 +53,12 @@ from tracker.outbox import (
     skip_stale,
 )
 from tracker.store import load_views, transaction
-from tracker.subscribers import links_for
+from tracker.tokens import make_token
 
 log = logging.getLogger("tracker.dispatcher")
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
+R = TypeVar("R")
 REJECTED = "rejected by the recipient's server"
 
 
@@ -137,6 +142,7 @@ class Dispatcher:
         *,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
+        offload: bool = True,
     ) -> None:
         self.engine, self.renderer, self.mailer, self.config, self.secret = engine, renderer, mailer, config, secret
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
@@ -148,8 +154,20 @@ class Dispatcher:
         self._returned_at = 0.0  # when expired leases were last returned (monotonic)
         self.envelope_from = parseaddr(config.from_address)[1] or "tracker@localhost"
         self.store_lost = False  # an outcome could not be recorded: send nothing more this pass
+        self.links = LinkMaker(secret, config.base_url, config.from_address)
+        self.outcomes = OutcomeWriter(engine)
+        # Store calls in threads: the loop serves HTTP while SQLite waits for a lock (tracker run).
+        # A lone pass on SQLite (send-due) runs them on the loop instead: in a thread they cost
+        # more than they save, as the loop's socket writes and the thread take turns at the GIL.
+        self.offload = offload
 
-    # --- the store side (each runs in a thread) -------------------------------------------
+    # --- the store side (see in_store) -----------------------------------------------------
+
+    async def in_store(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a store call in a thread (offload), else right here on the loop."""
+        if self.offload:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        return call(*args, **kwargs)
 
     def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
         """Turn new events into notices and re-plan reminders if anything they depend on changed."""
@@ -185,14 +203,12 @@ class Dispatcher:
             return rows, self.people(session, rows), self.store(session, rows)
 
     def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
-        ids = {row.subscriber_id for row in rows}
-        found = session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids)))
-        config = self.config
+        found = load_recipients(session, {row.subscriber_id for row in rows})
+        links = self.links
         return {
-            s.id or 0: Person(
-                s.id or 0, s.email, s.name, s.language, s.timezone, s.state, tuple(s.audiences or ()),
-                None if s.timelines is None else tuple(s.timelines),
-                links_for(s, self.secret, config.base_url, config.from_address),
+            s.id: Person(
+                s.id, s.email, s.name, s.language, s.timezone, s.state, tuple(s.audiences or ()),
+                None if s.timelines is None else tuple(s.timelines), links.of(s),
             )
             for s in found
         }  # fmt: skip
@@ -212,15 +228,23 @@ class Dispatcher:
         events = session.exec(select(Event).where(col(Event.id).in_(ids)))
         return Store(views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events})
 
-    @retry(stop=stop_after_attempt(6), wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
     def write(self, done: list[Done]) -> None:
         """Record outcomes; retried, because a message the server took must not stay unrecorded."""
+        try:
+            self.write_once(done)
+        except Exception:  # tenacity around every write cost more than the write
+            log.warning("could not record %d outcome(s); trying again", len(done), exc_info=True)
+            self.write_retrying(done)
+
+    @retry(stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    def write_retrying(self, done: list[Done]) -> None:
+        self.write_once(done)
+
+    def write_once(self, done: list[Done]) -> None:
         now = self.clock()
         if all(d.outcome.state != "failed" for d in done):
-            # The common case, on a bare connection: a session costs more than the update does.
-            with self.engine.execution_options(write=True).begin() as connection:
-                relax_durability(connection)
-                record(connection, [d.outcome for d in done])
+            # The common case, through the driver: a session costs more than the update does.
+            self.outcomes.record([d.outcome for d in done])
             self.held.difference_update(d.row.id for d in done)
             return
         with transaction(self.engine, write=True, exclusive=False) as session:
@@ -250,29 +274,32 @@ class Dispatcher:
     async def run_pass(self) -> PassResult:
         """Send everything due now; return when nothing due is left (or on stop)."""
         result = PassResult()
-        skipped, returned = await asyncio.to_thread(self.prepare)
+        skipped, returned = await self.in_store(self.prepare)
         if skipped or returned:
             log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
         size = self.config.connections
         queue: asyncio.Queue[tuple[Claimed, Person | None, Store] | None] = asyncio.Queue(maxsize=2 * size)
         leftovers: list[int] = []
-        async with Recorder(self.write) as recorder:
-            workers = [asyncio.create_task(self.work(queue, recorder, result, leftovers)) for _ in range(size)]
-            keeper = asyncio.create_task(self.keep_leases_alive())
-            try:
-                await self.feed(queue, 8 * size)  # bigger claims, fewer transactions; leases are renewed
-            finally:
-                for _ in workers:
-                    await queue.put(None)
-                await asyncio.gather(*workers, return_exceptions=True)
-                keeper.cancel()
+        try:
+            async with Recorder(self.write, self.in_store) as recorder:
+                workers = [asyncio.create_task(self.work(queue, recorder, result, leftovers)) for _ in range(size)]
+                keeper = asyncio.create_task(self.keep_leases_alive())
+                try:
+                    await self.feed(queue, 8 * size)  # bigger claims, fewer transactions; leases are renewed
+                finally:
+                    for _ in workers:
+                        await queue.put(None)
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    keeper.cancel()
+        finally:
+            self.outcomes.close()
         if leftovers:
-            result.released = await asyncio.to_thread(self.give_back, leftovers)
+            result.released = await self.in_store(self.give_back, leftovers)
         return result
 
     async def feed(self, queue: asyncio.Queue[tuple[Claimed, Person | None, Store] | None], limit: int) -> None:
         while not self.stopping:
-            rows, people, store = await asyncio.to_thread(self.claim_batch, limit)
+            rows, people, store = await self.in_store(self.claim_batch, limit)
             if not rows:
                 return
             for row in rows:
@@ -303,7 +330,7 @@ class Dispatcher:
                 self.store_lost = True
                 leftovers.append(row.id)
                 continue
-            previous = asyncio.ensure_future(recorder.record(done))
+            previous = recorder.submit(done)
             previous.add_done_callback(partial(count_recorded, result, done.outcome))
         if previous is not None:
             with contextlib.suppress(SQLAlchemyError):
@@ -312,7 +339,7 @@ class Dispatcher:
     async def keep_leases_alive(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease.total_seconds() / 3)
-            await asyncio.to_thread(self.keep_leases)
+            await self.in_store(self.keep_leases)
 
     async def deliver(
         self, row: Claimed, person: Person | None, store: Store, previous: asyncio.Future[None] | None = None
@@ -326,7 +353,7 @@ class Dispatcher:
         composed = compose(row, person, store, now)
         if isinstance(composed, Skip):
             if previous is not None:
-                await asyncio.shield(previous)  # outcomes of one worker are recorded in order
+                await recorded(previous)  # outcomes of one worker are recorded in order
             return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
         try:
             data = self.renderer.render_bytes(composed)  # texts shared by many recipients render once
@@ -335,7 +362,7 @@ class Dispatcher:
             return Done(row, Outcome(row.id, "failed", now, error=f"could not render: {exc}", tried=False))
         started = time.perf_counter()
         try:
-            hold = None if previous is None else partial(asyncio.shield, previous)
+            hold = None if previous is None else partial(recorded, previous)
             receipt = await self.mailer.send_bytes(
                 data, sender=self.envelope_from, recipients=[composed.recipient.email], before_data=hold
             )
@@ -357,6 +384,37 @@ class Dispatcher:
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
         return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+async def recorded(outcome: asyncio.Future[None]) -> None:
+    """Wait until *outcome* is committed (raise if it could not be); a cancelled waiter leaves it be."""
+    if not outcome.done():
+        await asyncio.shield(outcome)
+    outcome.result()
+
+
+class LinkMaker:
+    """The links of subscribers.links_for, without parsing the sender's address for every message."""
+
+    def __init__(self, secret: bytes, base_url: str, from_address: str) -> None:
+        self.secret, self.base = secret, base_url.rstrip("/")
+        self.mailbox = parseaddr(from_address)[1] or "tracker@localhost"
+
+    def of(self, subscriber: Any) -> Links:
+        """Links for *subscriber* (anything with id, state and the three token versions)."""
+        base, secret, id_ = self.base, self.secret, subscriber.id
+        manage = make_token(secret, "manage", id_, subscriber.manage_version)
+        feed = make_token(secret, "feed", id_, subscriber.feed_version)
+        confirm = None
+        if subscriber.state == "pending":
+            confirm = f"{base}/confirm/{make_token(secret, 'confirm', id_, subscriber.confirm_version)}"
+        return Links(
+            unsubscribe=f"{base}/unsubscribe/{manage}",
+            unsubscribe_mailto=f"mailto:{self.mailbox}?subject=unsubscribe%20{manage}",
+            preferences=f"{base}/preferences/{manage}",
+            feed=f"{base}/feeds/me/{feed}.ics",
+            confirm=confirm,
+        )
 
 
 def count_recorded(result: PassResult, outcome: Outcome, recorded: asyncio.Future[None]) -> None:
@@ -425,6 +483,7 @@ class Recorder:
     """Group commit: outcomes that arrive while one write runs go together in the next."""
 
     write: Callable[[list[Done]], None]
+    run: Callable[[Callable[[list[Done]], None], list[Done]], Awaitable[None]]
     pending: list[tuple[Done, asyncio.Future[None]]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
@@ -442,11 +501,12 @@ class Recorder:
         if self.task is not None:
             await self.task
 
-    async def record(self, done: Done) -> None:
+    def submit(self, done: Done) -> asyncio.Future[None]:
+        """Queue *done* for the next write; the future is done once it is committed."""
         future = asyncio.get_running_loop().create_future()
         self.pending.append((done, future))
         self.wake.set()
-        await future
+        return future
 
     async def loop(self) -> None:
         while True:
@@ -458,7 +518,7 @@ class Recorder:
                 continue
             batch, self.pending = self.pending, []
             try:
-                await asyncio.to_thread(self.write, [done for done, _ in batch])
+                await self.run(self.write, [done for done, _ in batch])
             except Exception as exc:
                 log.exception("could not record %d outcome(s); their leases will expire", len(batch))
                 for _, future in batch:
@@ -475,11 +535,14 @@ def make_renderer(settings: Settings) -> Renderer:
     return Renderer(settings.templates, settings.locales, sender)
 
 
-def make_dispatcher(engine: Engine, settings: Settings, secret: bytes, *, clock: Clock | None = None) -> Dispatcher:
+def make_dispatcher(
+    engine: Engine, settings: Settings, secret: bytes, *, clock: Clock | None = None, offload: bool = True
+) -> Dispatcher:
     """A dispatcher wired from the settings: SMTP pool (or .eml folder), renderer, metrics."""
     mailer = make_mailer(
         settings.smtp_url, settings.outbox_dir, connections=settings.smtp_connections, rate=settings.smtp_rate
     )
     config = DispatchConfig.from_settings(settings)
     metrics = Metrics(engine, clock)
-    return Dispatcher(engine, make_renderer(settings), mailer, config, secret, clock=clock, metrics=metrics)
+    renderer = make_renderer(settings)
+    return Dispatcher(engine, renderer, mailer, config, secret, clock=clock, metrics=metrics, offload=offload)
