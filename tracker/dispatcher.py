@@ -46,7 +46,6 @@ from tracker.outbox import (
     claim,
     extend,
     load_recipients,
-    record,
     release,
     replan,
     return_expired,
@@ -249,7 +248,7 @@ class Dispatcher:
             return
         with transaction(self.engine, write=True, exclusive=False) as session:
             relax_durability(session.connection())
-            record(session.connection(), [d.outcome for d in done])
+            self.outcomes.record_in(session.connection(), [d.outcome for d in done])
             for d in done:
                 if d.outcome.state == "failed":
                     session.add(failure_event(d, now))

@@ -20,10 +20,8 @@ from sqlalchemy import (
     Result,
     Row,
     Select,
-    Update,
     bindparam,
     exists,
-    or_,
     type_coerce,
     update,
 )
@@ -427,57 +425,12 @@ class Outcome:
     tried: bool = True  # False: nothing went to the server (skipped or cancelled before sending)
 
 
-def record(connection: Connection, outcomes: list[Outcome]) -> None:
-    """Write outcomes in one statement; a sent row is marked sent even if its lease ran out."""
-    if outcomes:
-        connection.execute(record_statement(), [outcome_params(o) for o in outcomes])
-
-
-@cache
-def record_statement() -> Update:
-    """One UPDATE for every outcome (run as executemany), built once: building it cost more than running it.
-
-    A value given as None keeps the column as it was.
-    """
-    table = Delivery.__table__  # type: ignore[attr-defined]
-
-    def given(name: str, column: Any, type_: Any = None) -> Any:
-        return func.coalesce(bindparam(name, type_=type_ or column.type), column)
-
-    return (
-        update(table)
-        # Two comparisons, not IN: an expanding IN cannot run as executemany.
-        .where(table.c.id == bindparam("o_id"), or_(table.c.state == "claimed", table.c.state == "planned"))
-        .values(
-            state=bindparam("o_state"),
-            updated_at=bindparam("o_at", type_=UTCDateTime()),
-            claimed_by=None,
-            lease_until=None,
-            reason=bindparam("o_reason"),
-            attempts=table.c.attempts + bindparam("o_tried"),
-            sent_at=given("o_sent_at", table.c.sent_at, UTCDateTime()),
-            reply=given("o_reply", table.c.reply),
-            last_error=given("o_error", table.c.last_error),
-            attempt_at=given("o_retry_at", table.c.attempt_at, UTCDateTime()),
-        )
-    )
-
-
-def outcome_params(outcome: Outcome) -> dict[str, Any]:
-    sent = outcome.state == "sent"
-    return {
-        "o_id": outcome.id, "o_state": outcome.state, "o_at": outcome.at, "o_reason": outcome.reason,
-        "o_tried": int(outcome.tried), "o_sent_at": outcome.at if sent else None,
-        "o_reply": outcome.reply[:500] if sent else None,
-        "o_error": "" if sent else (outcome.error[:500] or None), "o_retry_at": outcome.retry_at,
-    }  # fmt: skip
-
-
 class RecordError(SQLAlchemyError):
     """Outcomes could not be written; the driver's error is the cause."""
 
 
-# record_statement() as the driver runs it: the same columns, values and condition.
+# One outcome, as the driver runs it; a value given as NULL keeps the column as it was. A sent row is
+# marked sent even if its lease ran out.
 _RECORD_SQL = (
     "UPDATE deliveries SET state = ?, updated_at = ?, claimed_by = NULL, lease_until = NULL, reason = ?,"
     " attempts = attempts + ?, sent_at = coalesce(?, sent_at), reply = coalesce(?, reply),"
@@ -500,6 +453,11 @@ class OutcomeWriter:
         self.statement = _RECORD_SQL if self.sqlite else _RECORD_SQL.replace("?", "%s")
         self.connection: PoolProxiedConnection | None = None
         self._at = UTCDateTime()
+
+    def record_in(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
+        """Write *outcomes* as part of *connection*'s transaction (with the events of a failure)."""
+        if outcomes:
+            connection.exec_driver_sql(self.statement, [self.row(outcome) for outcome in outcomes])
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Write *outcomes* in one transaction; raise RecordError if they may not be written."""
