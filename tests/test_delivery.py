@@ -536,3 +536,48 @@ def test_the_links_in_a_batch_are_those_links_for_writes(engine: Engine) -> None
             assert subscriber is not None
             expected = links_for(subscriber, SECRET, "https://tracker.example.org/", "Tracker <tracker@example.org>")
             assert maker.of(subscriber) == expected
+
+
+def test_claims_grow_with_the_sending_rate_and_shrink_behind_a_slow_relay() -> None:
+    import asyncio
+
+    from tracker.dispatcher import Backlog
+
+    async def scenario() -> list[int]:
+        now = [0.0]
+        backlog = Backlog(low=8, high=256, clock=lambda: now[0])
+        sizes = [backlog.claim_size()]  # nothing known yet: the smallest claim
+        backlog.add([(n, None, None) for n in range(200)])  # type: ignore[misc]
+        for _ in range(200):
+            await backlog.get()
+        now[0] += 0.05  # 4,000 rows a second: 0.1 s of sending is 400, above the cap
+        sizes.append(backlog.claim_size())
+        for _ in range(30):
+            backlog.add([(0, None, None)])  # type: ignore[list-item]
+            await backlog.get()
+        now[0] += 1.0  # 30 rows a second (a slow relay): the smallest claim again
+        sizes.append(backlog.claim_size())
+        return sizes
+
+    assert asyncio.run(scenario()) == [8, 256, 8]
+
+
+def test_the_next_claim_waits_until_half_of_the_last_is_left() -> None:
+    import asyncio
+
+    from tracker.dispatcher import Backlog
+
+    async def scenario() -> list[int]:
+        backlog = Backlog(low=8, high=256)
+        backlog.add([(n, None, None) for n in range(8)])  # type: ignore[misc]
+        left: list[int] = []
+        waiting = asyncio.create_task(backlog.running_low())
+        for _ in range(4):
+            await asyncio.sleep(0)
+            left.append(backlog.items.qsize())
+            assert not waiting.done()
+            await backlog.get()
+        await asyncio.wait_for(waiting, 1)  # four of eight left
+        return [*left, backlog.items.qsize()]
+
+    assert asyncio.run(scenario()) == [8, 7, 6, 5, 4]

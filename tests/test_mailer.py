@@ -592,6 +592,35 @@ async def test_it_delivers_bytes_as_they_are_to_the_envelope_given(smtp: SMTPTes
     assert "BODY=8BITMIME" in mail.mail_options and f"SIZE={len(data)}" in mail.mail_options
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Subject: x\r\n\r\nline\r\n",  # on the wire already: sent as it is
+        b"Subject: x\n\nline\n.\n.dot\n",  # Unix line ends, a lone dot, a leading dot
+        b"Subject: x\r\n\r\nbare\rcarriage\r\n",  # a CR alone
+        b"Subject: x\r\n\r\nmixed\nends\r\n..two dots\r\n",
+        b"Subject: x\r\n\r\nno line end at the end",
+        b".starts with a dot\r\n",
+    ],
+)
+def test_bytes_go_on_the_wire_as_aiosmtplib_would_send_them(data: bytes) -> None:
+    from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+
+    from tracker.mailer import on_the_wire
+
+    # aiosmtplib's own DATA step is the reference: the shortcut for clean bytes must change nothing.
+    assert on_the_wire(data) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
+
+
+@in_loop
+async def test_bytes_with_unix_line_ends_arrive_with_crlf_and_their_dots(smtp: SMTPTestServer) -> None:
+    data = wire_bytes().replace(b"\r\n", b"\n")
+    async with mailer_for(smtp) as mailer:
+        await mailer.send_bytes(data, sender="bounces@example.org", recipients=["ada@example.org"])
+    [mail] = smtp.received
+    assert mail.content == wire_bytes()  # the server undid the dot-stuffing: ".\r\n" and ".leading dot" intact
+
+
 @in_loop
 async def test_a_rendered_message_arrives_the_same_as_bytes_or_as_a_message(smtp: SMTPTestServer) -> None:
     renderer = Renderer(TEMPLATES, LOCALES, SENDER)

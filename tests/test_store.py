@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -102,3 +103,35 @@ def test_bulk_insert_refuses_a_naive_datetime_after_an_equal_aware_one(database_
 
     with pytest.raises(Exception, match="naive"), transaction(engine, write=True) as session:
         insert_rows(session, Timeline.__table__, rows)  # type: ignore[attr-defined]
+
+
+def test_the_head_revision_the_store_checks_is_the_newest_migration() -> None:
+    # A store at HEAD_REVISION opens without running Alembic: a new migration must move it.
+    from alembic.script import ScriptDirectory
+
+    from tracker.store import HEAD_REVISION, MIGRATIONS
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
+
+
+def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from tracker.store import HEAD_REVISION, MIGRATIONS, stored_revision
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = open_store(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+        connection.commit()
+    assert stored_revision(engine) not in (None, HEAD_REVISION)
+    assert "deliveries" not in inspect(engine).get_table_names()  # what the newest migration creates
+    engine.dispose()
+
+    engine = open_store(url)
+    assert stored_revision(engine) == HEAD_REVISION
+    assert "deliveries" in inspect(engine).get_table_names()

@@ -8,7 +8,6 @@ version of a purpose revokes every token of that purpose at once.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import os
 import secrets
@@ -34,7 +33,8 @@ def _unb64(text: str) -> bytes:
 
 
 def _signature(secret: bytes, purpose: Purpose, body: str) -> str:
-    return _b64(hmac.new(secret, f"{purpose}:{body}".encode(), hashlib.sha256).digest()[:18])
+    # The one-call form: the same digest as hmac.new(...).digest() without building an HMAC object.
+    return _b64(hmac.digest(secret, f"{purpose}:{body}".encode(), "sha256")[:18])
 
 
 def make_token(secret: bytes, purpose: Purpose, subscriber_id: int, version: int) -> str:
