@@ -157,6 +157,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
+    copy_rows(session, table, rows)
+
+
+def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
+    """PostgreSQL: COPY *rows* (dicts with the same keys) into *table*, or into the table named *into*."""
     from psycopg.types.json import Json
 
     columns = list(rows[0])
@@ -164,7 +169,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     names = ", ".join(f'"{name}"' for name in columns)
     driver = session.connection().connection.driver_connection
     assert driver is not None  # a live connection inside the session's transaction
-    with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+    with driver.cursor() as cursor, cursor.copy(f'COPY "{into or table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
 
