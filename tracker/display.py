@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
 from tracker.dates import get_zone
-from tracker.diff import Change
 from tracker.planning import Occurrence
+
+if TYPE_CHECKING:  # the delivery path prints no changes: no need to load the schedule parser
+    from tracker.diff import Change
 
 _SYMBOLS = {
     "added": ("+", "green"),

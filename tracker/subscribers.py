@@ -11,7 +11,6 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Literal
 
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from tracker.dates import DateError, format_offset, get_zone, parse_offset, suggest
@@ -66,6 +65,9 @@ def normalise_email(text: str) -> tuple[str, str]:
     """Return the normalised address and its lower-cased key, or raise SubscriberError."""
     if "\r" in text or "\n" in text:
         raise SubscriberError("an email address cannot contain a line break", "email")
+    # Here, not at the top: every command imports this module, few of them read an address.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         address = validate_email(text.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -5,6 +5,7 @@ One module per group of commands; importing them registers the commands on `app`
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -16,6 +17,9 @@ __all__ = ["app", "deliveries", "main", "messages", "serving", "subscribers", "t
 
 def main() -> None:
     """Console entry point: no traceback reaches the user, whatever happens."""
+    # What the imports made lives as long as the process: the collector need not walk it again
+    # at each collection, nor at exit, where that took 0.2 s of every command.
+    gc.freeze()
     try:
         app()
     except KeyboardInterrupt:
