@@ -581,3 +581,41 @@ def test_the_next_claim_waits_until_half_of_the_last_is_left() -> None:
         return [*left, backlog.items.qsize()]
 
     assert asyncio.run(scenario()) == [8, 7, 6, 5, 4]
+
+
+def test_a_lost_connection_to_the_store_mid_pass_loses_and_doubles_nothing(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    import threading
+
+    from sqlalchemy import text
+
+    from tracker.outbox import WRITER_NAME
+
+    if hlpf.dialect.name != "postgresql":
+        pytest.skip("cutting the outcome writer's connection needs PostgreSQL: set TRACKER_TEST_DATABASE_URL")
+    clock = Clock(at("2017-02-10 09:00"))
+    addresses = [f"sec{n}@example.org" for n in range(40)]
+    for address in addresses:
+        subscribe(hlpf, address, clock.now, audiences=("secretariat",))
+    smtp.delay = 0.02  # 40 messages over two connections take 0.4 s or more: time to cut in
+    cut: list[int] = []
+
+    def cut_the_writer() -> None:
+        smtp.wait_until(lambda server: len(server.received) >= 10, timeout=20)
+        with hlpf.connect() as connection:
+            killed = connection.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": WRITER_NAME},
+            ).scalar()
+            connection.commit()
+        cut.append(int(killed or 0))
+
+    cutter = threading.Thread(target=cut_the_writer)
+    cutter.start()
+    result = deliver(make_dispatcher(hlpf, smtp.url, clock))
+    cutter.join()
+
+    assert cut == [1], "the writer's connection was not there to cut: the test proves nothing"
+    assert (result.sent, result.failed) == (40, 0)
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(addresses)  # each once
+    due_now = rows(hlpf, milestone_key="revised-draft", slot="14d")
+    assert len(due_now) == 40 and {row.state for row in due_now} == {"sent"}  # each recorded, none left claimed

@@ -487,6 +487,7 @@ _RECORD_MANY_SQL = (
 _RECORD_ROW = (
     "(%s::text, %s::timestamptz, %s::text, %s::int, %s::timestamptz, %s::text, %s::text, %s::timestamptz, %s::int)"
 )
+WRITER_NAME = "tracker outcomes"
 _MANY = 64  # rows in one statement at most: a statement text (prepared by psycopg) per batch size
 
 
@@ -572,7 +573,8 @@ class OutcomeWriter:
         from psycopg import AsyncConnection
 
         args, options = self.engine.dialect.create_connect_args(self.engine.url)
-        connection = await AsyncConnection.connect(*args, **options, autocommit=True)
+        # Named, so that an operator can tell it in pg_stat_activity (and a test can cut it).
+        connection = await AsyncConnection.connect(*args, **options, autocommit=True, application_name=WRITER_NAME)
         await connection.execute("SET synchronous_commit TO OFF")
         return connection
 
