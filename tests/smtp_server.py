@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-Stage = Literal["MAIL", "RCPT", "DATA"]
+Stage = Literal["MAIL", "RCPT", "DATA", "DATA command"]  # DATA: the answer after the content
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 5.0
 
@@ -106,6 +106,14 @@ class _CountingSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
         self.owner._session_ended(self)
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 (aiosmtpd's name)
+        """The DATA command itself; a fault answered here leaves the envelope open, as a relay may."""
+        reply = await self.owner._fault_reply(self, "DATA command", None)
+        if reply is not None:
+            await self.push(reply)
+            return
+        await super().smtp_DATA(arg)
 
 
 class SMTPTestServer:

@@ -619,3 +619,39 @@ def test_a_lost_connection_to_the_store_mid_pass_loses_and_doubles_nothing(hlpf:
     assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(addresses)  # each once
     due_now = rows(hlpf, milestone_key="revised-draft", slot="14d")
     assert len(due_now) == 40 and {row.state for row in due_now} == {"sent"}  # each recorded, none left claimed
+
+
+def test_when_the_outcome_writer_cannot_connect_the_pass_records_through_the_pool(
+    hlpf: Engine, smtp: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import psycopg
+
+    from tracker.outbox import OutcomeWriter
+
+    if hlpf.dialect.name != "postgresql":
+        pytest.skip("the asynchronous outcome writer is PostgreSQL's: set TRACKER_TEST_DATABASE_URL")
+
+    async def refused(self: OutcomeWriter) -> None:
+        raise psycopg.OperationalError("connection refused: too many clients already")  # as the server says it
+
+    monkeypatch.setattr(OutcomeWriter, "connect_async", refused)
+    clock = Clock(at("2017-02-10 09:00"))
+    addresses = [f"sec{n}@example.org" for n in range(12)]
+    for address in addresses:
+        subscribe(hlpf, address, clock.now, audiences=("secretariat",))
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock)
+
+    async def once() -> object:
+        await asyncio.to_thread(dispatcher.refresh, replan_all=True)
+        try:
+            return await asyncio.wait_for(dispatcher.run_pass(), 30)  # a stalled pass fails here, not hangs
+        finally:
+            await dispatcher.mailer.close()
+
+    result = asyncio.run(once())
+
+    assert (result.sent, result.failed) == (12, 0)  # type: ignore[attr-defined]
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(addresses)
+    assert {row.state for row in rows(hlpf, milestone_key="revised-draft", slot="14d")} == {"sent"}

@@ -198,6 +198,18 @@ async def test_it_maps_the_servers_answer_to_temporary_or_permanent(
 
 
 @in_loop
+async def test_a_refused_data_command_leaves_the_connection_ready_for_the_next_message(smtp: SMTPTestServer) -> None:
+    smtp.answer("DATA command", "451 4.3.0 Not now", times=1)
+    async with mailer_for(smtp) as mailer:
+        with pytest.raises(DeliveryError) as raised:
+            await mailer.send(make_message())
+        await mailer.send(make_message(2))  # on the same connection: its envelope was reset
+    assert (raised.value.code, raised.value.permanent) == (451, False)
+    assert [mail.parse()["Message-ID"] for mail in smtp.received] == ["<delivery-2@tracker.test>"]
+    assert smtp.sessions == 1
+
+
+@in_loop
 async def test_it_reports_a_refused_recipient_when_others_were_accepted(smtp: SMTPTestServer) -> None:
     smtp.answer("RCPT", "550 5.1.1 No such user", address="bob@example.org")
     async with mailer_for(smtp) as mailer:

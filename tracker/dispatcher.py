@@ -27,7 +27,6 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, text, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, func, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
@@ -42,7 +41,6 @@ from tracker.outbox import (
     Claimed,
     Outcome,
     OutcomeWriter,
-    RecordError,
     Replan,
     claim,
     extend,
@@ -249,7 +247,7 @@ class Dispatcher:
             return
         try:
             await self.outcomes.record_async([d.outcome for d in done])
-        except RecordError:
+        except Exception:  # RecordError, or anything else: the pooled path is worth a try
             log.warning("could not record %d outcome(s); trying again", len(done), exc_info=True)
             await self.in_store(self.write_retrying, done)
             return
@@ -312,7 +310,7 @@ class Dispatcher:
         return result
 
     async def feed(self, backlog: Backlog) -> None:
-        while not self.stopping:
+        while not (self.stopping or self.store_lost):
             rows, people, store = await self.in_store(self.claim_batch, backlog.claim_size())
             if not rows:
                 return
@@ -335,20 +333,24 @@ class Dispatcher:
             try:
                 hold = None if previous is None else partial(recorder.wait, previous)
                 done = await self.deliver(row, person, store, hold)
-            except SQLAlchemyError:  # the last outcome could not be recorded: stop sending, leases expire
+            except Exception:  # the last outcome could not be recorded: stop sending, leases expire
+                log.exception("delivery %d not sent: the store could not record the last outcome", row.id)
                 self.store_lost = True
                 leftovers.append(row.id)
                 continue
             previous = recorder.submit(done)
             previous.add_done_callback(partial(count_recorded, result, done.outcome))
         if previous is not None:
-            with contextlib.suppress(SQLAlchemyError):
+            with contextlib.suppress(Exception):  # logged by the recorder
                 await recorder.wait(previous)
 
     async def keep_leases_alive(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease.total_seconds() / 3)
-            await self.in_store(self.keep_leases)
+            try:
+                await self.in_store(self.keep_leases)
+            except Exception:  # tried again in a third of a lease: one failure must not end the renewals
+                log.warning("could not renew %d lease(s)", len(self.held), exc_info=True)
 
     async def deliver(self, row: Claimed, person: Person | None, store: Store, hold: Hold | None = None) -> Done:
         """Compose, render and send one row; every way it can end is an Outcome.

@@ -393,9 +393,10 @@ class SMTPMailer:
     async def _transact(
         self, client: SMTP, payload: Payload, envelope: Envelope, before_data: BeforeData | None = None
     ) -> Receipt:
-        # One deadline for the transaction (the hold aside), kept by one timer: a timeout for each
-        # reply cost a timer and two more turns of the loop, four times a message.
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        # A deadline for the envelope and one for the data, each kept by one timer: a timeout for
+        # each reply cost a timer and two more turns of the loop, four times a message.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         data, options = self._prepare(client, payload, envelope)
         stage: Stage = "mail"
         try:
@@ -406,8 +407,10 @@ class SMTPMailer:
             if before_data is not None:
                 await self._hold(client, before_data, deadline)
             stage = "data"
+            # Counted from here: the hold waits for our own store, which says nothing of the server.
+            deadline = loop.time() + self.timeout
             async with asyncio.timeout_at(deadline):
-                reply = await _data(client, data)
+                reply = await _data(client, data, deadline)
         except NETWORK_ERRORS as exc:
             if isinstance(exc, TimeoutError) or (isinstance(exc, SMTPResponseException) and exc.code == 421):
                 # A reply that comes after the timeout would be taken for the next command's. A 421:
@@ -489,10 +492,12 @@ async def _rcpt(client: SMTP, address: str, encoding: str) -> SMTPResponse:
     return response
 
 
-async def _data(client: SMTP, data: bytes) -> SMTPResponse:
+async def _data(client: SMTP, data: bytes, deadline: float) -> SMTPResponse:
     """DATA, then the message and its end mark; the caller's deadline bounds the replies."""
     start = await client.execute_command(b"DATA", timeout=None)
     if start.code != SMTPStatus.start_input:
+        # The envelope is still open on the server: the connection's next MAIL would be refused.
+        await _reset(client, deadline)
         raise SMTPDataError(start.code, start.message)
     if client.protocol is None:
         raise SMTPServerDisconnected("Connection lost")

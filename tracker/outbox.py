@@ -6,6 +6,7 @@ planned (a temporary failure, an expired lease), or end as failed, skipped or ca
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
@@ -82,6 +84,7 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
 # --- planning: make the outbox match what should be sent ---------------------------------
 
 REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
+COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
 Key = tuple[int, str, str, str, str, str]
 
@@ -192,11 +195,14 @@ def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     table = Delivery.__table__  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and len(rows) >= COPY_FROM:
         return insert_copied(session, table, rows, _KEY)
+    maker = postgresql_insert if postgresql else sqlite_insert
     added = 0
     for start in range(0, len(rows), 1000):
-        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(_KEY)).returning(table.c.id)
+        # RETURNING counts what went in: a batched insert reports no rowcount on PostgreSQL.
+        statement = maker(table).on_conflict_do_nothing(index_elements=list(_KEY)).returning(table.c.id)
         added += len(session.execute(statement, rows[start : start + 1000]).all())
     return added
 
@@ -488,7 +494,10 @@ _RECORD_ROW = (
     "(%s::text, %s::timestamptz, %s::text, %s::int, %s::timestamptz, %s::text, %s::text, %s::timestamptz, %s::int)"
 )
 WRITER_NAME = "tracker outcomes"
-_MANY = 64  # rows in one statement at most: a statement text (prepared by psycopg) per batch size
+WRITE_TIMEOUT = 30.0  # seconds
+# Rows in one statement at most (9 parameters a row, PostgreSQL takes 65,535): a batch is one
+# statement, hence atomic, but for a backlog of thousands after an outage of the store.
+_MANY = 5000
 
 
 @cache
@@ -534,8 +543,9 @@ class OutcomeWriter:
         if not outcomes:
             return
         rows = [self.row(outcome) for outcome in outcomes]
-        connection, self.connection = self.connection or self.connect(), None
+        connection, self.connection = self.connection, None
         try:
+            connection = connection or self.connect()
             cursor = connection.cursor()
             if self.sqlite:
                 cursor.execute("BEGIN IMMEDIATE")  # the write lock up front, as store.transaction takes it
@@ -546,10 +556,18 @@ class OutcomeWriter:
                     cursor.execute(sql, values)
             cursor.close()
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                connection.invalidate()  # in an unknown state: rolled back and closed
+            if connection is not None:
+                self.discard(connection)
             raise RecordError(f"could not record {len(rows)} outcome(s): {exc}") from exc
         self.connection = connection
+
+    def discard(self, connection: PoolProxiedConnection) -> None:
+        """Close a connection in an unknown state (SQLite: taken out of the pool)."""
+        with contextlib.suppress(Exception):
+            if self.sqlite:
+                connection.invalidate()
+            else:
+                connection.close()  # detached: closing it closes the driver's connection
 
     async def record_async(self, outcomes: Sequence[Outcome]) -> None:
         """PostgreSQL: as record, on an asynchronous connection: the loop goes on sending meanwhile.
@@ -559,23 +577,34 @@ class OutcomeWriter:
         if not outcomes:
             return
         rows = [self.row(outcome) for outcome in outcomes]
-        connection, self.waiting = self.waiting or await self.connect_async(), None
+        connection, self.waiting = self.waiting, None
         try:
-            for sql, values in statements(rows):
-                await connection.execute(sql, values)
+            # Bounded: the workers wait for this write, and a server that stopped answering
+            # must turn into a failed write (retried through the pool), not a stalled pass.
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                connection = connection or await self.connect_async()
+                for sql, values in statements(rows):
+                    await connection.execute(sql, values)
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                await connection.close()
-            raise RecordError(f"could not record {len(outcomes)} outcome(s): {exc}") from exc
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            raise RecordError(f"could not record {len(outcomes)} outcome(s): {exc!r}") from exc
         self.waiting = connection
 
     async def connect_async(self) -> AsyncConnection[Any]:
         from psycopg import AsyncConnection
 
         args, options = self.engine.dialect.create_connect_args(self.engine.url)
-        # Named, so that an operator can tell it in pg_stat_activity (and a test can cut it).
-        connection = await AsyncConnection.connect(*args, **options, autocommit=True, application_name=WRITER_NAME)
-        await connection.execute("SET synchronous_commit TO OFF")
+        # Named, so that an operator can tell it in pg_stat_activity (and a test can cut it),
+        # unless the store's URL names its connections already.
+        options = {"application_name": WRITER_NAME, **options}
+        connection = await AsyncConnection.connect(*args, **options, autocommit=True)
+        try:
+            await connection.execute("SET synchronous_commit TO OFF")
+        except BaseException:
+            await connection.close()
+            raise
         return connection
 
     def row(self, outcome: Outcome) -> tuple[Any, ...]:
@@ -597,11 +626,15 @@ class OutcomeWriter:
             return connection
         # Its own, as its settings must not reach other users of the pool: it is closed, not given back.
         connection.detach()
-        connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-        cursor = connection.cursor()
-        # See dispatcher.relax_durability: an outcome need not wait for the server's disk flush.
-        cursor.execute("SET synchronous_commit TO OFF")
-        cursor.close()
+        try:
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = connection.cursor()
+            # See dispatcher.relax_durability: an outcome need not wait for the server's disk flush.
+            cursor.execute("SET synchronous_commit TO OFF")
+            cursor.close()
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def close(self) -> None:

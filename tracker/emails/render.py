@@ -94,7 +94,9 @@ class Renderer:
     def __init__(self, templates: Path, locales: Path, sender: Sender, *, contents: int = CONTENTS) -> None:
         self.sender = sender
         self.environment = make_environment(templates)
-        self.templates: dict[str, Template] = {}  # compiled when first used: a pass needs two or three
+        # All compiled now: a broken template must stop the start, not fail every message of its kind.
+        names = self.environment.list_templates(filter_func=lambda name: name.endswith(".j2"))
+        self.templates = {name: self.environment.get_template(name) for name in names}
         self.languages = {code: load_language(locales, code) for code in LANGUAGES}
         self.calendars: LRU[tuple[bytes, bytes]] = LRU(CALENDARS)  # an item, and its attachment part
         self.contents: LRU[Content] = LRU(contents)
@@ -133,17 +135,11 @@ class Renderer:
     def compose(self, request: EmailRequest, language: Language) -> tuple[str, str, str]:
         """Return the subject, the text and the HTML of *request*."""
         context = self.context(request, language)
-        text_template = self.template(f"{request.kind}.txt.j2")
+        text_template = self.templates[f"{request.kind}.txt.j2"]
         subject = one_line(render_block(text_template, "subject", context))
         text = tidy_text(text_template.render(context))
-        html = self.template(f"{request.kind}.html.j2").render(context, subject=subject)
+        html = self.templates[f"{request.kind}.html.j2"].render(context, subject=subject)
         return subject, text, html
-
-    def template(self, name: str) -> Template:
-        found = self.templates.get(name)
-        if found is None:
-            found = self.templates[name] = self.environment.get_template(name)
-        return found
 
     def content(self, request: EmailRequest, language: Language) -> Content:
         """Return what *request* says, for anyone: kept, or rendered now with placeholders."""
