@@ -340,9 +340,16 @@ class Dispatcher:
                 continue
             previous = recorder.submit(done)
             previous.add_done_callback(partial(count_recorded, result, done.outcome))
+            # Noticed even if no hold of this worker waits for it (its next row failed before DATA).
+            previous.add_done_callback(self.note_unrecorded)
         if previous is not None:
             with contextlib.suppress(Exception):  # logged by the recorder
                 await recorder.wait(previous)
+
+    def note_unrecorded(self, recorded: asyncio.Future[None]) -> None:
+        """An outcome could not be recorded: send nothing more this pass (its row's lease will expire)."""
+        if not recorded.cancelled() and recorded.exception() is not None:
+            self.store_lost = True
 
     async def keep_leases_alive(self) -> None:
         while True:
