@@ -31,6 +31,7 @@ from tests.factories import REPO
 from tests.smtp_server import SMTPTestServer
 from tracker.models import Subscriber
 from tracker.store import transaction
+from tracker.subscribers import unsubscribe
 
 SECRET_TEXT = SECRET.decode()
 
@@ -259,7 +260,9 @@ def test_unsubscribing_cancels_what_was_planned(hlpf: Engine, smtp: SMTPTestServ
     dispatcher = make_dispatcher(hlpf, smtp.url, clock)
     dispatcher.refresh(replan_all=True)
     assert rows(hlpf, state="planned")
-    set_subscriber(hlpf, subscriber, state="unsubscribed")
+    with transaction(hlpf, write=True) as session:  # as the unsubscribe link does: with its event
+        found = session.get(Subscriber, subscriber)
+        assert found is not None and unsubscribe(session, found, clock.now)
     dispatcher.refresh(replan_all=True)
     assert {(r.state, r.reason) for r in rows(hlpf)} == {("cancelled", "subscriber is not confirmed")}
     clock.now = at("2017-02-10 09:00")
