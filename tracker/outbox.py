@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
@@ -500,7 +500,7 @@ WRITE_TIMEOUT = 30.0  # seconds
 _MANY = 5000
 
 
-@cache
+@lru_cache(maxsize=64)  # batches are mostly one row per worker; an odd size after an outage need not stay
 def record_many_sql(count: int) -> str:
     return _RECORD_MANY_SQL.format(rows=", ".join([_RECORD_ROW] * count))
 
