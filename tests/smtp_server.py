@@ -57,6 +57,14 @@ class _Handler:
     def __init__(self, owner: SMTPTestServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # this hook's job, once it exists
+        if self.owner.pipelining:  # aiosmtpd reads pipelined commands in order; it only does not say so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(  # noqa: N802
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -125,8 +133,10 @@ class SMTPTestServer:
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         credentials: Mapping[str, str] | None = None,
+        pipelining: bool = True,
     ) -> None:
         self.host = LOOPBACK
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920), as Postfix and most relays do
         self.port = 0
         self.received: list[ReceivedMail] = []
         self.sessions = 0  # connections ever accepted

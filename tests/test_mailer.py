@@ -48,9 +48,9 @@ def in_loop(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
     return run
 
 
-@pytest.fixture
-def smtp() -> Iterator[SMTPTestServer]:
-    with SMTPTestServer() as server:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def smtp(request: pytest.FixtureRequest) -> Iterator[SMTPTestServer]:
+    with SMTPTestServer(pipelining=request.param) as server:
         yield server
 
 

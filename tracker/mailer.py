@@ -1,7 +1,8 @@
 """Send email: a pooled SMTP client, or .eml files in a folder when no SMTP server is configured.
 
-This is the only module that imports aiosmtplib. Every failure leaves as a DeliveryError that says
-whether trying again later can help (SPEC §7: 4xx and network trouble retry, 5xx is recorded).
+This module and smtp_replies are the only ones that import aiosmtplib. Every failure leaves as a
+DeliveryError that says whether trying again later can help (SPEC §7: 4xx and network trouble
+retry, 5xx is recorded).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from aiosmtplib import (
     SMTPStatus,
 )
 from aiosmtplib.email import extract_recipients, extract_sender, parse_address
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
+
+from tracker.smtp_replies import PipelinedProtocol, read_replies_in_order
 
 Stage = Literal["envelope", "connect", "mail", "rcpt", "data", "write"]
 # Failures at these stages happen before the server could have accepted the message.
@@ -375,6 +378,7 @@ class SMTPMailer:
                 await client.connect()
                 if client.is_ehlo_or_helo_needed:
                     await client.ehlo()
+            read_replies_in_order(client)  # so that MAIL, RCPT and DATA can go in one write
         except NETWORK_ERRORS as exc:
             client.close()
             # Even a 5xx here (bad password, EHLO refused) is about the relay, not this message.
@@ -395,9 +399,11 @@ class SMTPMailer:
     ) -> Receipt:
         # A deadline for the envelope and one for the data, each kept by one timer: a timeout for
         # each reply cost a timer and two more turns of the loop, four times a message.
+        data, options = self._prepare(client, payload, envelope)
+        if isinstance(client.protocol, PipelinedProtocol):
+            return await self._transact_pipelined(client, data, options, envelope, before_data)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        data, options = self._prepare(client, payload, envelope)
         stage: Stage = "mail"
         try:
             async with asyncio.timeout_at(deadline):
@@ -418,6 +424,37 @@ class SMTPMailer:
                 client.close()
             elif stage in BEFORE_DATA:
                 await _reset(client, deadline)
+            raise _to_delivery_error(exc, stage) from exc
+        return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
+
+    async def _transact_pipelined(
+        self, client: SMTP, data: bytes, options: Sequence[str], envelope: Envelope, before_data: BeforeData | None
+    ) -> Receipt:
+        """MAIL, every RCPT and DATA in one write, their replies read in order (RFC 2920); then the message.
+
+        Half the round trips of one command at a time. *before_data* is awaited after the 354:
+        the server cannot have the message before the content and its end mark are written.
+        """
+        loop = asyncio.get_running_loop()
+        stage: Stage = "mail"
+        try:
+            protocol = _protocol(client)
+            protocol.write(_envelope_commands(envelope, options))
+            async with asyncio.timeout(self.timeout):
+                replies = await _envelope_replies(protocol, len(envelope.recipients) + 2)
+            refused, failure = judge_envelope(envelope, replies)
+            if failure is not None:
+                stage = failure[0]
+                await _abandon(client, replies, loop.time() + self.timeout)
+                raise failure[1]
+            if before_data is not None:
+                await _hold_open_data(client, before_data)
+            stage = "data"
+            async with asyncio.timeout(self.timeout):
+                reply = await _content(client, data)
+        except NETWORK_ERRORS as exc:
+            if isinstance(exc, TimeoutError) or (isinstance(exc, SMTPResponseException) and exc.code == 421):
+                client.close()  # out of step with the server, or the server is closing the session
             raise _to_delivery_error(exc, stage) from exc
         return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
 
@@ -499,17 +536,95 @@ async def _data(client: SMTP, data: bytes, deadline: float) -> SMTPResponse:
         # The envelope is still open on the server: the connection's next MAIL would be refused.
         await _reset(client, deadline)
         raise SMTPDataError(start.code, start.message)
-    if client.protocol is None:
-        raise SMTPServerDisconnected("Connection lost")
+    return await _content(client, data)
+
+
+async def _content(client: SMTP, data: bytes) -> SMTPResponse:
+    """The message and its end mark, after the server's 354; its reply."""
     try:
-        client.protocol.write(on_the_wire(data))
-        response = await client.protocol.read_response(timeout=None)
+        protocol = _protocol(client)
+        protocol.write(on_the_wire(data))
+        response = await protocol.read_response(timeout=None)
     except SMTPServerDisconnected:
         client.close()
         raise
     if response.code != SMTPStatus.completed:
         raise SMTPDataError(response.code, response.message)
     return response
+
+
+def _protocol(client: SMTP) -> SMTPProtocol:
+    if client.protocol is None:
+        raise SMTPServerDisconnected("Connection lost")
+    return client.protocol
+
+
+def _envelope_commands(envelope: Envelope, options: Sequence[str]) -> bytes:
+    """MAIL, RCPT for each recipient and DATA, as one piece to write (the bytes aiosmtplib would send)."""
+    encoding = _encoding(envelope)
+    mail = b" ".join([b"MAIL FROM:<" + envelope.sender.encode(encoding) + b">", *(o.encode("ascii") for o in options)])
+    rcpts = [b"RCPT TO:<" + address.encode(encoding) + b">" for address in envelope.recipients]
+    return b"\r\n".join([mail, *rcpts, b"DATA", b""])
+
+
+async def _envelope_replies(protocol: SMTPProtocol, count: int) -> list[SMTPResponse]:
+    """Up to *count* replies; a 421 is the last (the server is closing and answers nothing more)."""
+    replies: list[SMTPResponse] = []
+    while len(replies) < count:
+        replies.append(reply := await protocol.read_response())
+        if reply.code == SMTPStatus.domain_unavailable:
+            break
+    return replies
+
+
+Failure = tuple[Stage, SMTPException]
+
+
+def judge_envelope(
+    envelope: Envelope, replies: Sequence[SMTPResponse]
+) -> tuple[dict[str, tuple[int, str]], Failure | None]:
+    """Read the replies to MAIL, each RCPT and DATA: the refused recipients, and why not to go on, if so.
+
+    The same outcomes as the commands sent one at a time: a refused sender, every recipient
+    refused, a refused DATA, and a 421 anywhere, which ends the session.
+    """
+    last = replies[-1]
+    if last.code == SMTPStatus.domain_unavailable:  # 421: the server is closing the session
+        answered = len(replies) - 1  # the command it answers: MAIL, a RCPT or DATA
+        stage: Stage = "mail" if answered == 0 else "rcpt" if answered <= len(envelope.recipients) else "data"
+        return {}, (stage, SMTPResponseException(last.code, last.message))
+    mail, *rcpts, start = replies
+    if mail.code != SMTPStatus.completed:
+        return {}, ("mail", SMTPSenderRefused(mail.code, mail.message, envelope.sender))
+    refused = {
+        address: (reply.code, reply.message)
+        for address, reply in zip(envelope.recipients, rcpts, strict=True)
+        if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward)
+    }
+    if len(refused) == len(envelope.recipients):
+        return refused, ("rcpt", _AllRefused(refused))
+    if start.code != SMTPStatus.start_input:
+        return refused, ("data", SMTPDataError(start.code, start.message))
+    return refused, None
+
+
+async def _abandon(client: SMTP, replies: Sequence[SMTPResponse], deadline: float) -> None:
+    """Leave a refused pipelined transaction so that the connection can carry the next message."""
+    if replies[-1].code in (SMTPStatus.start_input, SMTPStatus.domain_unavailable):
+        # The server waits for content (it took DATA though it refused the rest) or is closing:
+        # only a new connection gets out of that.
+        client.close()
+    elif replies[0].code == SMTPStatus.completed:
+        await _reset(client, deadline)  # the sender was accepted: the envelope is open
+
+
+async def _hold_open_data(client: SMTP, before_data: BeforeData) -> None:
+    """Wait for the caller's condition after the 354; if it fails, only closing ends the transaction."""
+    try:
+        await before_data()
+    except BaseException:
+        client.close()  # no RSET in the middle of DATA; a message cut short is not delivered
+        raise
 
 
 def on_the_wire(data: bytes) -> bytes:
