@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     locales: Path = Field(default_factory=lambda: bundled("locale"))  # locale/LANG/LC_MESSAGES/messages.po
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
+    # A pass with more rows due renders ahead in a helper process, on another core; 0: never.
+    render_helper_after: int = Field(default=2000, ge=0)
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items
     # POST /subscribe per client (IP address, or IPv6 /64) in any subscribe_window seconds; per address,
     # confirmation emails have their own limit in the outbox.

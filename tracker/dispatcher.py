@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, text, update
 from sqlmodel import Session, col, func, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
-from tracker.compose import Person, Skip, Store, compose
+from tracker.compose import Person, Skip, Store
 from tracker.config import Settings
 from tracker.emails import Links, Renderer, Sender
 from tracker.mailer import DeliveryError, Mailer, make_mailer
@@ -43,6 +43,7 @@ from tracker.outbox import (
     OutcomeWriter,
     Replan,
     claim,
+    count_due,
     extend,
     load_recipients,
     release,
@@ -50,6 +51,7 @@ from tracker.outbox import (
     return_expired,
     skip_stale,
 )
+from tracker.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.store import load_views, transaction
 from tracker.tokens import make_token
 
@@ -98,6 +100,7 @@ class PassResult:
     failed: int = 0
     skipped: int = 0
     released: int = 0
+    rendered_ahead: int = 0  # rows composed and rendered by the helper process
 
     def add(self, outcome: Outcome) -> None:
         if outcome.state == "sent":
@@ -143,6 +146,7 @@ class Dispatcher:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         offload: bool = True,
+        helper: RenderHelper | None = None,
     ) -> None:
         self.engine, self.renderer, self.mailer, self.config, self.secret = engine, renderer, mailer, config, secret
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
@@ -160,6 +164,7 @@ class Dispatcher:
         # A lone pass on SQLite (send-due) runs them on the loop instead: in a thread they cost
         # more than they save, as the loop's socket writes and the thread take turns at the GIL.
         self.offload = offload
+        self.helper = helper  # renders big passes ahead on another core
 
     # --- the store side (see in_store) -----------------------------------------------------
 
@@ -291,31 +296,53 @@ class Dispatcher:
         if skipped or returned:
             log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
         size = self.config.connections
-        backlog = Backlog(low=2 * size, high=64 * size)
+        # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
+        backlog = Backlog(low=2 * size, high=64 * size, refill=0.5 if self.helper is None else 1.0)
         leftovers: list[int] = []
         try:
             async with Recorder(self.record, full=size) as recorder:
                 workers = [asyncio.create_task(self.work(backlog, recorder, result, leftovers)) for _ in range(size)]
                 keeper = asyncio.create_task(self.keep_leases_alive())
                 try:
-                    await self.feed(backlog)
+                    await self.feed(backlog, result)
                 finally:
                     backlog.close(len(workers))
                     await asyncio.gather(*workers, return_exceptions=True)
                     keeper.cancel()
         finally:
             await self.outcomes.aclose()
+            if self.helper is not None:
+                self.helper.close()
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
         return result
 
-    async def feed(self, backlog: Backlog) -> None:
+    async def feed(self, backlog: Backlog, result: PassResult) -> None:
         while not (self.stopping or self.store_lost):
             rows, people, store = await self.in_store(self.claim_batch, backlog.claim_size())
             if not rows:
                 return
-            backlog.add([(row, people.get(row.subscriber_id), store) for row in rows])
+            batch = [(row, people.get(row.subscriber_id)) for row in rows]
+            ready = await self.prepare_ahead(batch, store)
+            result.rendered_ahead += len(ready)
+            backlog.add([(row, person, store, ready[n] if ready else None) for n, (row, person) in enumerate(batch)])
             await backlog.running_low()
+
+    async def prepare_ahead(self, batch: list[tuple[Claimed, Person | None]], store: Store) -> list[Prepared]:
+        """The batch composed and rendered by the helper, if one is running; else nothing (workers render)."""
+        if self.helper is None:
+            return []
+        self.helper.note_claimed(len(batch))
+        return await self.helper.prepare(batch, store, self.clock()) or []
+
+    def expect_due(self) -> int:
+        """Count the rows due now; start the render helper before the pass if they are many (send-due)."""
+        if self.helper is None or not self.helper.after:
+            return 0
+        with transaction(self.engine) as session:
+            due = count_due(session, self.clock(), self.helper.after + 1)
+        self.helper.expect(due)
+        return due
 
     async def work(self, backlog: Backlog, recorder: Recorder, result: PassResult, leftovers: list[int]) -> None:
         """Send rows one after the other; each next message reaches DATA only once the last is recorded.
@@ -326,13 +353,13 @@ class Dispatcher:
         """
         previous: asyncio.Future[None] | None = None
         while (item := await backlog.get()) is not None:
-            row, person, store = item
+            row, person, store, ready = item
             if self.stopping or self.store_lost:
                 leftovers.append(row.id)
                 continue
             try:
                 hold = None if previous is None else partial(recorder.wait, previous)
-                done = await self.deliver(row, person, store, hold)
+                done = await self.deliver(row, person, store, hold, ready)
             except Exception:  # the last outcome could not be recorded: stop sending, leases expire
                 log.exception("delivery %d not sent: the store could not record the last outcome", row.id)
                 self.store_lost = True
@@ -359,27 +386,26 @@ class Dispatcher:
             except Exception:  # tried again in a third of a lease: one failure must not end the renewals
                 log.warning("could not renew %d lease(s)", len(self.held), exc_info=True)
 
-    async def deliver(self, row: Claimed, person: Person | None, store: Store, hold: Hold | None = None) -> Done:
-        """Compose, render and send one row; every way it can end is an Outcome.
+    async def deliver(
+        self, row: Claimed, person: Person | None, store: Store, hold: Hold | None = None, ready: Prepared | None = None
+    ) -> Done:
+        """Compose, render (unless *ready* already) and send one row; every way it can end is an Outcome.
 
-        *hold* waits for the commit of this worker's last outcome: the message is held before
-        DATA until it is done (and not sent at all if it failed).
+        *hold* waits for the commit of this worker's last outcome: the message's content is
+        held until it is done (and not sent at all if it failed).
         """
         now = self.clock()
-        composed = compose(row, person, store, now)
-        if isinstance(composed, Skip):
+        prepared = ready if ready is not None else prepare(self.renderer, row, person, store, now)
+        if isinstance(prepared, Skip):
             if hold is not None:
                 await hold()  # outcomes of one worker are recorded in order
-            return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
-        try:
-            data = self.renderer.render_bytes(composed)  # texts shared by many recipients render once
-        except Exception as exc:  # a template or data bug fails this row, not the pass
-            log.exception("could not render delivery %d", row.id)
-            return Done(row, Outcome(row.id, "failed", now, error=f"could not render: {exc}", tried=False))
+            return Done(row, Outcome(row.id, prepared.state, now, reason=prepared.reason, tried=False))
+        if isinstance(prepared, Unrenderable):
+            return Done(row, Outcome(row.id, "failed", now, error=prepared.error, tried=False))
         started = time.perf_counter()
         try:
             receipt = await self.mailer.send_bytes(
-                data, sender=self.envelope_from, recipients=[composed.recipient.email], before_data=hold
+                prepared.data, sender=self.envelope_from, recipients=[prepared.recipient], before_data=hold
             )
         except DeliveryError as exc:
             self.metrics.smtp_error(exc)
@@ -493,7 +519,7 @@ def suspend_if_rejected(session: Session, subscriber_id: int, limit: int, now: d
     return True
 
 
-Item = tuple[Claimed, Person | None, Store]
+Item = tuple[Claimed, Person | None, Store, Prepared | None]
 
 
 class Backlog:
@@ -507,8 +533,11 @@ class Backlog:
 
     AHEAD = 0.1  # seconds
 
-    def __init__(self, low: int, high: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, low: int, high: int, clock: Callable[[], float] = time.monotonic, *, refill: float = 0.5
+    ) -> None:
         self.low, self.high, self.size = low, high, low
+        self.refill = refill  # claim again once this fraction of a claim or less is left
         self.clock = clock
         self.items: asyncio.Queue[Item | None] = asyncio.Queue()
         self.taken, self.since = 0, clock()
@@ -530,13 +559,13 @@ class Backlog:
         """The next row for a worker; None once the pass is over."""
         item = await self.items.get()
         self.taken += 1
-        if self.items.qsize() <= self.size // 2:
+        if self.items.qsize() <= self.size * self.refill:
             self.low_water.set()
         return item
 
     async def running_low(self) -> None:
-        """Return once half a claim or less is left."""
-        while self.items.qsize() > self.size // 2:
+        """Return once *refill* of a claim or less is left."""
+        while self.items.qsize() > self.size * self.refill:
             self.low_water.clear()
             await self.low_water.wait()
 
@@ -610,9 +639,13 @@ class Recorder:
 
 def make_renderer(settings: Settings) -> Renderer:
     """The renderer every message of this process goes through (templates compiled once)."""
+    return recipe_of(settings).build()
+
+
+def recipe_of(settings: Settings) -> Recipe:
     host = urlsplit(settings.base_url).hostname or "localhost"
     sender = Sender(settings.from_address, settings.base_url, f"<deadlines.{host}>", settings.reminder_hour)
-    return Renderer(settings.templates, settings.locales, sender)
+    return Recipe(settings.templates, settings.locales, sender)
 
 
 def make_dispatcher(
@@ -625,4 +658,7 @@ def make_dispatcher(
     config = DispatchConfig.from_settings(settings)
     metrics = Metrics(engine, clock)
     renderer = make_renderer(settings)
-    return Dispatcher(engine, renderer, mailer, config, secret, clock=clock, metrics=metrics, offload=offload)
+    helper = RenderHelper(renderer, recipe_of(settings), after=settings.render_helper_after)
+    return Dispatcher(
+        engine, renderer, mailer, config, secret, clock=clock, metrics=metrics, offload=offload, helper=helper
+    )

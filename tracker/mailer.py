@@ -627,14 +627,36 @@ async def _hold_open_data(client: SMTP, before_data: BeforeData) -> None:
         raise
 
 
+class WireReady(bytes):
+    """A message found by `wire_ready` to go after DATA as it is: a mark that spares the sender the check.
+
+    Its bytes are the message's own; the mark only survives on this object (a slice or a sum is
+    plain bytes again), so nothing unchecked can carry it.
+    """
+
+
+def wire_ready(data: bytes) -> WireReady | None:
+    """Return *data* marked WireReady if it has CRLF line ends only and no line starting with a dot."""
+    return WireReady(data) if _crlf_only(data) and not _dotted(data) else None
+
+
 def on_the_wire(data: bytes) -> bytes:
     """Return *data* as sent after DATA: CRLF line ends, leading dots doubled, the end mark added."""
-    crlf = data.count(b"\r\n")
-    if crlf != data.count(b"\n") or crlf != data.count(b"\r") or not data.endswith(b"\r\n"):
-        data = normalize_message_line_endings(data)
-    if data.startswith(b".") or b"\n." in data:
-        data = PERIOD_REGEX.sub(b"..", data)
+    if type(data) is not WireReady:  # checked already, maybe in the render helper
+        if not _crlf_only(data):
+            data = normalize_message_line_endings(data)
+        if _dotted(data):
+            data = PERIOD_REGEX.sub(b"..", data)
     return data + b".\r\n"
+
+
+def _crlf_only(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return crlf == data.count(b"\n") == data.count(b"\r") and data.endswith(b"\r\n")
+
+
+def _dotted(data: bytes) -> bool:
+    return data.startswith(b".") or b"\n." in data
 
 
 def _encoding(envelope: Envelope) -> str:

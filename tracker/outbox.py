@@ -368,6 +368,13 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
     return sorted(rows, key=lambda row: (row.send_at, row.id))
 
 
+def count_due(session: Session, now: datetime, limit: int) -> int:
+    """Count the rows due now, up to *limit* (the claim index stops the scan there)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now).limit(limit).subquery()
+    return int(session.execute(select(func.count()).select_from(due)).scalar_one())
+
+
 def skip_stale(session: Session, now: datetime) -> int:
     """Skip what is no use sending any more; return how many rows.
 

@@ -36,6 +36,7 @@ def send_due(
     dispatcher = make_dispatcher(engine, config, secret_key(), offload=offload,
                                  clock=lambda: start + timedelta(seconds=time.monotonic() - began))  # fmt: skip
     handled, replanned = dispatcher.refresh(replan_all=True)
+    dispatcher.expect_due()  # a big pass has its render helper start now, forked from this one thread
     result = asyncio.run(send_all(dispatcher))
     out.print(summary(handled.notices, replanned, result))
     if result.failed:
@@ -54,7 +55,8 @@ def summary(notices: int, replanned: Replan | None, result: PassResult) -> str:
     parts = [f"sent {result.sent}", f"retrying later {result.retrying}", f"failed {result.failed}",
              f"skipped {result.skipped}"]  # fmt: skip
     mark = "[green]✓[/green]" if not result.failed else "[yellow]![/yellow]"
-    return f"{mark} {', '.join(parts)} ({notices} notice(s) and {planned})"
+    ahead = f"; {result.rendered_ahead} rendered ahead in a helper process" if result.rendered_ahead else ""
+    return f"{mark} {', '.join(parts)} ({notices} notice(s) and {planned}{ahead})"
 
 
 @app.command("deliveries")

@@ -1,0 +1,130 @@
+"""Rendering ahead in a helper process: the same bytes, every row sent once, and a dead helper loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.conftest import HLPF, WriteTimeline
+from tests.delivery_kit import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.factories import REPO
+from tests.smtp_server import SMTPTestServer
+from tests.test_delivery import cli_env
+from tracker.dispatcher import Dispatcher
+from tracker.emails import Sender
+from tracker.mailer import WireReady, on_the_wire
+from tracker.rendering import Recipe, Rendered, RenderHelper, prepare
+
+LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar")
+START = 60.0  # seconds a spawned helper may take to import and build its renderer on a slow machine
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPTestServer]:
+    with SMTPTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def members(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engine:
+    """HLPF's 14-day reminder due, for 24 members in the six languages."""
+    write_timeline("hlpf", HLPF)
+    now = at("2017-02-10 09:00")
+    sync(engine, schedules, now)
+    for n in range(24):
+        subscribe(engine, f"member{n}@example.org", now, audiences=("secretariat",), language=LANGUAGES[n % 6])
+    return engine
+
+
+def with_helper(dispatcher: Dispatcher) -> RenderHelper:
+    """Give *dispatcher* a helper started now, as send-due does for a big pass."""
+    sender = Sender("Tracker <tracker@example.org>", "https://tracker.example.org", "<deadlines.example.org>")
+    recipe = Recipe(REPO / "templates" / "emails", REPO / "locale", sender)
+    helper = RenderHelper(dispatcher.renderer, recipe, after=1)
+    dispatcher.helper = helper
+    helper.expect(2)
+    assert helper.wait_ready(START), "the helper did not start"
+    return helper
+
+
+def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    dispatcher.refresh(replan_all=True)
+    claimed, people, store = dispatcher.claim_batch(100)
+    batch = [(row, people.get(row.subscriber_id)) for row in claimed]
+    helper = with_helper(dispatcher)
+    try:
+        ahead = asyncio.run(helper.prepare(batch, store, clock.now))
+    finally:
+        helper.close()
+    here = [prepare(dispatcher.renderer, row, person, store, clock.now) for row, person in batch]
+    assert ahead is not None and len(ahead) == len(here) == 24
+    assert ahead == here  # recipient and bytes, in six languages
+    rendered = [p for p in ahead if isinstance(p, Rendered)]
+    assert len(rendered) == 24
+    # Checked in the helper: marked unless the wire needs a change (a soft-wrapped link can start a line with a dot).
+    for message in rendered:
+        needs_change = on_the_wire(bytes(message.data)) != message.data + b".\r\n"
+        assert (type(message.data) is WireReady) is not needs_change
+    assert any(type(message.data) is WireReady for message in rendered)
+    assert {p.recipient for p in rendered} == {f"member{n}@example.org" for n in range(24)}
+
+
+def test_a_pass_rendered_ahead_sends_every_row_once(members: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    with_helper(dispatcher)
+    result = deliver(dispatcher)
+    assert (result.sent, result.rendered_ahead) == (24, 24)
+    assert dispatcher.renderer.contents.made == 0  # this process rendered nothing: the helper's bytes went
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(f"member{n}@example.org" for n in range(24))
+    assert len(rows(members, state="sent")) == 24
+
+
+def test_when_the_helper_dies_the_pass_renders_here_and_loses_nothing(
+    members: Engine, smtp: SMTPTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    helper = with_helper(dispatcher)
+    assert helper.pid is not None
+    os.kill(helper.pid, signal.SIGKILL)
+    with caplog.at_level(logging.WARNING, logger="tracker.rendering"):
+        result = deliver(dispatcher)
+    assert (result.sent, result.rendered_ahead) == (24, 0)
+    assert dispatcher.renderer.contents.made > 0
+    assert len(smtp.received) == 24
+    assert "rendering in this process" in caplog.text
+
+
+def test_marked_bytes_go_as_they_are_and_unmarked_ones_are_checked() -> None:
+    message = b"Subject: x\r\n\r\n.a line with a dot\nand a bare line end\r\n"
+    assert on_the_wire(message) == b"Subject: x\r\n\r\n..a line with a dot\r\nand a bare line end\r\n.\r\n"
+    ready = WireReady(b"Subject: x\r\n\r\nfine\r\n")
+    assert on_the_wire(ready) == b"Subject: x\r\n\r\nfine\r\n.\r\n"
+
+
+def test_send_due_forks_a_helper_for_a_big_pass(
+    members: Engine, database_url: str, schedules: Path, tmp_path: Path, smtp: SMTPTestServer
+) -> None:
+    from tests.test_cli import tracker
+
+    env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url, TRACKER_RENDER_HELPER_AFTER="10")
+    result = tracker("send-due", "--now", "2017-02-10 09:05", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sent 24" in result.stdout
+    # The pass was started with the helper ready (forked), so every row went through it.
+    assert "24 rendered ahead in a helper process" in result.stdout
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(f"member{n}@example.org" for n in range(24))
+
+    small = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url)  # 24 rows: not worth a process
+    again = tracker("send-due", "--now", "2017-02-10 09:06", env=small, cwd=tmp_path)
+    assert "sent 0" in again.stdout and "helper" not in again.stdout
