@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from tests.smtp_server import forbid_remote_smtp
+from tests.smtp_server import SMTPTestServer, forbid_remote_smtp
 from tracker.store import open_store
 
 pytest_plugins = ["tests.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
@@ -61,6 +61,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = open_store(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPTestServer]:
+    """A real SMTP server on loopback that offers PIPELINING, as most relays do."""
+    with SMTPTestServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,12 +33,6 @@ from tracker.store import transaction
 from tracker.subscribers import unsubscribe
 
 SECRET_TEXT = SECRET.decode()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPTestServer]:
-    with SMTPTestServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -34,12 +34,6 @@ SOON = timedelta(hours=2)  # with `reminders: [3h]`, the reminder fell due an ho
 
 
 @pytest.fixture
-def smtp() -> Iterator[SMTPTestServer]:
-    with SMTPTestServer() as server:
-        yield server
-
-
-@pytest.fixture
 def site(tmp_path: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
     site = Site(tmp_path, database_url, smtp)
     yield site

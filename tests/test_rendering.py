@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ from tracker.rendering import Recipe, Rendered, RenderHelper, prepare
 
 LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar")
 START = 60.0  # seconds a spawned helper may take to import and build its renderer on a slow machine
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPTestServer]:
-    with SMTPTestServer() as server:
-        yield server
 
 
 @pytest.fixture
