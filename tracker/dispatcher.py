@@ -1,8 +1,9 @@
 """Send what is due: claim outbox rows, render them, send through the mailer's pool, record.
 
-One pass claims batches while workers (one per SMTP connection) send. A worker's next message
-reaches DATA only once its previous outcome is committed (the envelope goes meanwhile), and
-the commits are grouped: a crash can leave at most one accepted-but-unrecorded message per
+One pass claims batches while workers (one per SMTP connection) send; a big pass has them
+rendered ahead in a helper process (rendering.py). A worker's next message gets its content
+written only once its previous outcome is committed (the envelope goes meanwhile), and the
+commits are grouped: a crash can leave at most one accepted-but-unrecorded message per
 connection, and the Message-ID (derived from the row's unique key) lets mail clients fold
 even those.
 """
@@ -345,9 +346,9 @@ class Dispatcher:
         return due
 
     async def work(self, backlog: Backlog, recorder: Recorder, result: PassResult, leftovers: list[int]) -> None:
-        """Send rows one after the other; each next message reaches DATA only once the last is recorded.
+        """Send rows one after the other; each next message's content goes only once the last is recorded.
 
-        The envelope of the next message (MAIL, RCPT) overlaps the commit of the previous
+        The envelope of the next message (MAIL, RCPT, DATA) overlaps the commit of the previous
         outcome, but the server accepts it only after that commit: at any moment a worker has at
         most one message accepted and not yet recorded.
         """
@@ -367,7 +368,7 @@ class Dispatcher:
                 continue
             previous = recorder.submit(done)
             previous.add_done_callback(partial(count_recorded, result, done.outcome))
-            # Noticed even if no hold of this worker waits for it (its next row failed before DATA).
+            # Noticed even if no hold of this worker waits for it (its next row failed before its content).
             previous.add_done_callback(self.note_unrecorded)
         if previous is not None:
             with contextlib.suppress(Exception):  # logged by the recorder

@@ -55,7 +55,7 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
-BeforeData = Callable[[], Awaitable[object]]  # awaited between RCPT and DATA
+BeforeData = Callable[[], Awaitable[object]]  # awaited once the recipients are accepted, before the content
 
 
 class DeliveryError(Exception):
@@ -292,8 +292,10 @@ class SMTPMailer:
         """Hand *data*, a message as it goes on the wire (CRLF line ends, no Bcc), to the server, as send does.
 
         The bytes go as they are: when they are not all ASCII, the server must offer 8BITMIME.
-        *before_data*, if given, is awaited once the recipients are accepted and before DATA: the
-        server cannot have the message until it returns (if it raises, the transaction is reset).
+        *before_data*, if given, is awaited once the recipients are accepted and before the
+        content goes (before DATA, or after its 354 when the commands are pipelined): the server
+        cannot have the message until it returns. If it raises, the transaction is reset (or,
+        after a 354, the connection closed).
         """
         self._check_open()
         return await self._send(data, envelope_of(sender, recipients), before_data)
