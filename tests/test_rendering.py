@@ -121,3 +121,47 @@ def test_send_due_forks_a_helper_for_a_big_pass(
     small = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url)  # 24 rows: not worth a process
     again = tracker("send-due", "--now", "2017-02-10 09:06", env=small, cwd=tmp_path)
     assert "sent 0" in again.stdout and "helper" not in again.stdout
+
+
+def test_a_helper_does_not_outlive_a_killed_send_due(
+    members: Engine, database_url: str, schedules: Path, tmp_path: Path, smtp: SMTPTestServer
+) -> None:
+    import subprocess
+    import time
+
+    from tests.test_cli import TRACKER
+
+    smtp.delay = 0.5  # a slow relay: the pass is still sending when it is killed
+    env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url, TRACKER_RENDER_HELPER_AFTER="10")
+    sending = subprocess.Popen([TRACKER, "send-due", "--now", "2017-02-10 09:05"], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        smtp.wait_until(lambda server: len(server.received) >= 1, timeout=60)
+        [helper] = children_of(sending.pid)
+    finally:
+        sending.kill()
+        sending.wait()
+    deadline = time.monotonic() + 10
+    while running(helper):
+        assert time.monotonic() < deadline, "the helper outlived the process it rendered for"
+        time.sleep(0.1)
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is *pid* (read from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

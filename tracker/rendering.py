@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ from tracker.outbox import Claimed
 
 log = logging.getLogger("tracker.rendering")
 HELPER_AFTER = 2000  # rows in a pass; below that, starting a process costs more than it saves
+PARENT_CHECK = 1.0  # seconds between the helper's looks for its parent
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +87,16 @@ class Recipe:
 _helper: dict[str, Renderer] = {}  # the helper's renderer, set once by its initializer
 
 
-def _start_helper(source: Renderer | Recipe) -> None:
+def _start_helper(source: Renderer | Recipe, parent: int) -> None:
+    threading.Thread(target=_end_with, args=(parent,), name="watch-parent", daemon=True).start()
     _helper["renderer"] = source if isinstance(source, Renderer) else source.build()
+
+
+def _end_with(parent: int) -> None:
+    """Exit once the sending process is gone (killed, it cannot say so; a fork would wait on the queue forever)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK)
+    os._exit(0)
 
 
 def _ready() -> bool:
@@ -176,7 +186,7 @@ class RenderHelper:
         try:
             context = multiprocessing.get_context("fork" if alone else "spawn")
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=context, initializer=_start_helper, initargs=(source,)
+                1, mp_context=context, initializer=_start_helper, initargs=(source, os.getpid())
             )
             self._ready = self._pool.submit(_ready)
             log.info("rendering ahead in a helper process (%s)", context.get_start_method())
