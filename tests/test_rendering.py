@@ -98,6 +98,32 @@ def test_when_the_helper_dies_the_pass_renders_here_and_loses_nothing(
     assert "rendering in this process" in caplog.text
 
 
+def test_ctrl_c_leaves_the_helper_to_the_process_that_started_it(members: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    helper = with_helper(dispatcher)
+    assert helper.pid is not None
+    os.kill(helper.pid, signal.SIGINT)  # as a Ctrl-C reaches the whole process group
+    result = deliver(dispatcher)
+    assert (result.sent, result.rendered_ahead) == (24, 24)
+
+
+def test_a_row_rendered_ahead_whose_deadline_passed_meanwhile_is_not_sent(
+    members: Engine, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-24 23:59"))  # reminders due, the deadline (the end of the day) a minute away
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    dispatcher.refresh(replan_all=True)
+    claimed, people, store = dispatcher.claim_batch(1)
+    [row] = claimed
+    ahead = prepare(dispatcher.renderer, row, people.get(row.subscriber_id), store, clock.now)
+    assert isinstance(ahead, Rendered)
+    clock.advance(minutes=2)  # the batch waited past the deadline
+    done = asyncio.run(dispatcher.deliver(row, people.get(row.subscriber_id), store, None, ahead))
+    assert (done.outcome.state, done.outcome.reason) == ("skipped", "deadline passed before it could be sent")
+    assert smtp.received == []
+
+
 def test_marked_bytes_go_as_they_are_and_unmarked_ones_are_checked() -> None:
     message = b"Subject: x\r\n\r\n.a line with a dot\nand a bare line end\r\n"
     assert on_the_wire(message) == b"Subject: x\r\n\r\n..a line with a dot\r\nand a bare line end\r\n.\r\n"

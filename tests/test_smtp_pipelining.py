@@ -74,8 +74,8 @@ async def scripted_server(answer_envelope: Answer) -> AsyncIterator[Scripted]:
         server.close()
 
 
-def scripted_mailer(seen: Scripted) -> SMTPMailer:
-    return SMTPMailer.from_url(f"smtp://{LOOPBACK}:{seen.port}", timeout=2.0, connect_timeout=2.0,
+def scripted_mailer(seen: Scripted, timeout: float = 2.0) -> SMTPMailer:
+    return SMTPMailer.from_url(f"smtp://{LOOPBACK}:{seen.port}", timeout=timeout, connect_timeout=2.0,
                                local_hostname="client.test")  # fmt: skip
 
 
@@ -121,6 +121,27 @@ async def test_a_server_that_takes_data_after_refusing_every_recipient_gets_no_m
         await asyncio.sleep(0.1)
     assert (raised.value.code, raised.value.permanent, raised.value.stage) == (550, True, "rcpt")
     assert seen.messages == []  # the connection was closed instead of sending the content
+    assert len(seen.commands) == 1  # a refusal is not tried again on a new connection
+
+
+@in_loop
+async def test_after_a_garbled_reply_the_next_message_goes_on_a_new_connection() -> None:
+    answers = iter([b"XYZ garbled\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"])
+
+    async def garbled_once(writer: asyncio.StreamWriter, envelope: list[bytes]) -> bool:
+        writer.write(next(answers, b"".join(ENVELOPE_REPLIES)))
+        return True
+
+    # A connection kept out of step would wait for replies to the next envelope (the server takes
+    # it for content) until this timeout, past the test's own limit.
+    async with scripted_server(garbled_once) as seen, scripted_mailer(seen, timeout=60) as mailer:
+        with pytest.raises(DeliveryError) as raised:
+            await mailer.send(make_message(1))
+        await mailer.send(make_message(2))
+    assert (raised.value.permanent, raised.value.stage) == (False, "mail")
+    assert len(seen.commands) == 2  # the first connection was out of step: closed, not reused
+    [message] = seen.messages
+    assert b"<delivery-2@tracker.test>" in message and b"MAIL FROM" not in message
 
 
 @in_loop

@@ -63,6 +63,7 @@ Hold = Callable[[], Awaitable[None]]  # returns once the worker's last outcome i
 P = ParamSpec("P")
 R = TypeVar("R")
 REJECTED = "rejected by the recipient's server"
+HELPER_START = 10.0  # seconds send-due waits for its forked render helper (it takes milliseconds)
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,7 @@ class Dispatcher:
         if skipped or returned:
             log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
         size = self.config.connections
-        # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
-        backlog = Backlog(low=2 * size, high=64 * size, refill=0.5 if self.helper is None else 1.0)
+        backlog = Backlog(low=2 * size, high=64 * size)
         leftovers: list[int] = []
         try:
             async with Recorder(self.record, full=size) as recorder:
@@ -325,6 +325,8 @@ class Dispatcher:
                 return
             batch = [(row, people.get(row.subscriber_id)) for row in rows]
             ready = await self.prepare_ahead(batch, store)
+            # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
+            backlog.refill = 1.0 if ready else 0.5
             result.rendered_ahead += len(ready)
             backlog.add([(row, person, store, ready[n] if ready else None) for n, (row, person) in enumerate(batch)])
             await backlog.running_low()
@@ -337,12 +339,19 @@ class Dispatcher:
         return await self.helper.prepare(batch, store, self.clock()) or []
 
     def expect_due(self) -> int:
-        """Count the rows due now; start the render helper before the pass if they are many (send-due)."""
+        """Count the rows due now; if they are many, start the render helper before the pass (send-due).
+
+        Forked from here, with no other thread yet, it has the renderer at once: the pass waits
+        the moment it takes to answer, so that every batch goes through it.
+        """
         if self.helper is None or not self.helper.after:
             return 0
         with transaction(self.engine) as session:
             due = count_due(session, self.clock(), self.helper.after + 1)
-        self.helper.expect(due)
+        if self.helper.wanted(due):
+            self.engine.dispose()  # a fork inherits no database connection; the pool opens new ones
+            self.helper.expect(due)
+            self.helper.wait_ready(HELPER_START)
         return due
 
     async def work(self, backlog: Backlog, recorder: Recorder, result: PassResult, leftovers: list[int]) -> None:
@@ -396,7 +405,10 @@ class Dispatcher:
         held until it is done (and not sent at all if it failed).
         """
         now = self.clock()
-        prepared = ready if ready is not None else prepare(self.renderer, row, person, store, now)
+        prepared = ready
+        if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
+            # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
+            prepared = prepare(self.renderer, row, person, store, now)
         if isinstance(prepared, Skip):
             if hold is not None:
                 await hold()  # outcomes of one worker are recorded in order
@@ -527,7 +539,8 @@ class Backlog:
     """Rows claimed and not yet taken by a worker, and how many to claim next.
 
     A claim is about AHEAD seconds of sending at the rate rows were taken since the last one,
-    within [low, high], and the next is made once half of one is left. A fast pass makes few
+    within [low, high], and the next is made once `refill` of one is left (half; a whole one when
+    batches are rendered ahead, as they take longer to be ready). A fast pass makes few
     large claims (each claim costs a transaction); behind a slow relay an instance holds only a
     few rows, so the rest stay free for other instances, and a crash strands few behind a lease.
     """

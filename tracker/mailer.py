@@ -338,7 +338,8 @@ class SMTPMailer:
         except DeliveryError as error:
             # After a server's answer the connection is still in step; after anything else it is not.
             keep = client.is_connected
-            if reused and not keep and error.stage in BEFORE_DATA:
+            # Without a reply, or with a 421 (the session is closing): not about this message.
+            if reused and not keep and error.stage in BEFORE_DATA and error.code in (None, 421):
                 raise _StaleConnectionError from error
             raise
         finally:
@@ -455,7 +456,7 @@ class SMTPMailer:
             async with asyncio.timeout(self.timeout):
                 reply = await _content(client, data)
         except NETWORK_ERRORS as exc:
-            if isinstance(exc, TimeoutError) or (isinstance(exc, SMTPResponseException) and exc.code == 421):
+            if not _answered_in_step(exc):
                 client.close()  # out of step with the server, or the server is closing the session
             raise _to_delivery_error(exc, stage) from exc
         return Receipt(reply=f"{reply.code} {reply.message}", refused=refused)
@@ -559,6 +560,16 @@ def _protocol(client: SMTP) -> SMTPProtocol:
     if client.protocol is None:
         raise SMTPServerDisconnected("Connection lost")
     return client.protocol
+
+
+def _answered_in_step(exc: BaseException) -> bool:
+    """Tell whether a pipelined transaction ended on a readable refusal, its replies all read.
+
+    Only then may the connection carry another message (the envelope was reset, or the
+    content refused). A timeout, a lost connection or a garbled reply leave it out of step.
+    """
+    refusal = (SMTPSenderRefused, SMTPRecipientRefused, _AllRefused, SMTPDataError)
+    return isinstance(exc, refusal) and getattr(exc, "code", None) != SMTPStatus.domain_unavailable
 
 
 def _envelope_commands(envelope: Envelope, options: Sequence[str]) -> bytes:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -88,6 +89,9 @@ _helper: dict[str, Renderer] = {}  # the helper's renderer, set once by its init
 
 
 def _start_helper(source: Renderer | Recipe, parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the sending process stops gracefully and closes
+    # the helper; an interrupt here would come back to it as a batch's result instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), name="watch-parent", daemon=True).start()
     _helper["renderer"] = source if isinstance(source, Renderer) else source.build()
 
@@ -111,21 +115,32 @@ def _prepare_batch(batch: Sequence[tuple[Claimed, Person | None]], store: Store,
 # --- in the sending process --------------------------------------------------------------------
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class RenderHelper:
     """One helper process for one pass, started once the pass has claimed more than *after* rows."""
 
     def __init__(self, renderer: Renderer, recipe: Recipe, *, after: int = HELPER_AFTER) -> None:
         self.renderer, self.recipe = renderer, recipe
         # One core is the sender's own: without a second, a helper would only take turns with it.
-        self.after = after if (os.cpu_count() or 1) > 1 else 0
+        self.after = after if usable_cores() > 1 else 0
         self.claimed = 0
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._ready: concurrent.futures.Future[bool] | None = None
         self._failed = False
 
+    def wanted(self, due: int) -> bool:
+        """Tell whether *due* rows are enough for a helper, and none runs or failed yet."""
+        return bool(self.after) and due > self.after and self._pool is None and not self._failed
+
     def expect(self, due: int) -> None:
-        """Start the helper now if *due* rows are enough: before the pass, it is ready when the pass begins."""
-        if self.after and due > self.after and self._pool is None and not self._failed:
+        """Start the helper now if *due* rows are enough for one."""
+        if self.wanted(due):
             self._start()
 
     def note_claimed(self, count: int) -> None:

@@ -38,33 +38,36 @@ class PipelinedProtocol(SMTPProtocol):
             return
         self._buffer.extend(data)
         if len(self._buffer) > MAX_UNREAD:
-            self._buffer.clear()
-            if not waiter.done():
-                error = SMTPResponseException(SMTPStatus.invalid_response.value, "Response too long")
-                self._set_response_exception(waiter, error)
-            elif self.transport is not None:
-                self.transport.close()
+            self._give_up(waiter, SMTPResponseException(SMTPStatus.invalid_response.value, "Response too long"))
             return
         if waiter.done():  # it holds an older reply, not read yet: this one waits in the buffer
             return
         try:
             reply = self._read_response_from_buffer()
         except SMTPResponseException as exc:  # a malformed reply: the reader gets the error, as from aiosmtplib
-            self._set_response_exception(waiter, exc)
+            self._give_up(waiter, exc)
             return
         if reply is not None:
             waiter.set_result(reply)
 
+    def _give_up(self, waiter: asyncio.Future[SMTPResponse], error: SMTPResponseException) -> None:
+        """After a reply that cannot be read, no later one can be paired with its command: hang up."""
+        self._buffer.clear()
+        if not waiter.done():
+            self._set_response_exception(waiter, error)
+        if self.transport is not None:
+            self.transport.close()
+
     async def read_response(self, timeout: float | None = None) -> SMTPResponse:
         waiter = self._response_waiter
-        if waiter is None:
-            raise SMTPServerDisconnected("Connection lost")
-        if not holds_reply(waiter):
-            # A reply that came in the same packet as an earlier one (a lost connection, set on
-            # the waiter, comes after every reply already received).
+        if waiter is None or not holds_reply(waiter):
+            # A reply that came in the same packet as an earlier one: it is older than the next
+            # packet, and than a lost connection (the waiter is then gone, or holds the error).
             reply = self._read_response_from_buffer()
             if reply is not None:
                 return reply
+        if waiter is None:
+            raise SMTPServerDisconnected("Connection lost")
         try:
             if timeout is None:
                 return await waiter
