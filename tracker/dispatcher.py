@@ -328,7 +328,8 @@ class Dispatcher:
             # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
             backlog.refill = 1.0 if ready else 0.5
             result.rendered_ahead += len(ready)
-            backlog.add([(row, person, store, ready[n] if ready else None) for n, (row, person) in enumerate(batch)])
+            prepared: list[Prepared | None] = [*ready] or [None] * len(batch)
+            backlog.add([(row, person, store, p) for (row, person), p in zip(batch, prepared, strict=True)])
             await backlog.running_low()
 
     async def prepare_ahead(self, batch: list[tuple[Claimed, Person | None]], store: Store) -> list[Prepared]:
