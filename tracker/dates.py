@@ -24,7 +24,7 @@ Anchor = Literal["start", "end", "done"]
 END_OF_DAY = time(23, 59, 59)
 FIRST_YEAR, LAST_YEAR = 1900, 2999
 _UNITS = {"d": "day", "w": "week", "h": "hour", "m": "minute"}
-_OFFSET = re.compile(r"(\d{1,5})\s*([dwhm])")
+_OFFSET = re.compile(r"(\d{1,6})\s*([dwhm])")
 _ABSOLUTE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _SLUG = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
 _RELATIVE = re.compile(
@@ -156,6 +156,21 @@ def parse_offset(text: str) -> Offset:
             f"bad offset {text!r}: write a number and a unit, d (days), w (weeks), h (hours) or m (minutes), e.g. 14d"
         )
     return _make_offset(int(match.group(1)), match.group(2))
+
+
+# Reminders go out between an hour and a year before: a shorter one may never be sent in time
+# (a pass runs at most every few minutes), a longer one is noise, and every offset in this
+# range is written back by format_offset as text that parse_offset reads.
+SHORTEST_REMINDER = timedelta(hours=1)
+LONGEST_REMINDER = timedelta(days=366)
+
+
+def parse_reminder(text: str) -> Offset:
+    """Parse a reminder offset ('7d', '4h'); raise DateError unless it is from 1 hour to 1 year."""
+    offset = parse_offset(text)
+    if not SHORTEST_REMINDER <= offset.exact() <= LONGEST_REMINDER:
+        raise DateError(f"reminder {text.strip()!r} is out of range: remind from 1h to 366d (about a year) before")
+    return offset
 
 
 def _make_offset(amount: int, unit: str) -> Offset:
