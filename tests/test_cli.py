@@ -149,7 +149,7 @@ def test_upcoming_filters_by_audience_and_timeline(
     assert keys("--audience", "membership") == ["member-comments", "meeting"]
     assert keys("--timeline", "cwg-32") == ["documents", "meeting"]
     unknown = tracker("upcoming", "--timeline", "nope", env=env, cwd=tmp_path)
-    assert unknown.returncode == 1 and "no timeline 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "no timeline 'nope'" in unknown.stderr
 
 
 def test_done_records_the_completion_and_moves_dependents(
@@ -179,7 +179,7 @@ def test_done_on_an_unknown_milestone_suggests_the_near_one(
 
     result = tracker("done", "hlpf/revised-drat", env=env, cwd=tmp_path)
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no milestone 'revised-drat' in 'hlpf' (did you mean 'revised-draft'?)" in result.stderr
 
 
@@ -290,7 +290,7 @@ def test_feed_for_an_unknown_timeline_lists_the_real_ones(
 
     result = tracker("feed", "--timeline", "hlfp", env=env, cwd=tmp_path)
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "no such feed /feeds/hlfp.ics" in result.stderr and "/feeds/hlpf.ics" in result.stderr
 
 
@@ -320,4 +320,4 @@ def test_preview_prints_the_message_as_it_would_be_sent(
     assert [part.get_content_type() for part in message.walk()][-1] == "text/calendar"
     assert "heure locale" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert html.returncode == 0 and '<html lang="ar" dir="rtl">' in html.stdout
-    assert unknown.returncode == 1 and "did you mean 'hlpf/member-comments'?" in unknown.stderr
+    assert unknown.returncode == 2 and "did you mean 'hlpf/member-comments'?" in unknown.stderr

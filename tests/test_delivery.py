@@ -314,7 +314,7 @@ def test_send_due_sends_and_the_delivery_log_shows_the_servers_reply(
     table = tracker("deliveries", "--milestone", "hlpf/revised-draft", env=env, cwd=tmp_path).stdout
     assert "sec@example.org" in table and "sent" in table and "planned" in table
     bad = tracker("deliveries", "--status", "lost", env=env, cwd=tmp_path)
-    assert bad.returncode == 1 and "not one of" in bad.stderr
+    assert bad.returncode == 2 and "not one of" in bad.stderr
 
 
 def test_metrics_count_deliveries_by_state_and_kind(hlpf: Engine, smtp: SMTPTestServer) -> None:

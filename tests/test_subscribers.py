@@ -101,7 +101,7 @@ def test_bad_subscriber_input_gets_a_clear_error(
 
     result = tracker("subscribers", *args, env=env, cwd=tmp_path)
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -267,6 +267,9 @@ def parse_when(text: str, zone: str) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise DateError(f"bad date {text!r}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM[+zone offset]") from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        # Near year 1 or 9999 the conversion to UTC, or any window counted from it, overflows.
+        raise DateError(f"{text!r} is out of range: write a year from {FIRST_YEAR} to {LAST_YEAR}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=get_zone(zone))
     return parsed.astimezone(UTC)

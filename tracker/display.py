@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,26 @@ from tracker.planning import Occurrence
 
 if TYPE_CHECKING:  # the delivery path prints no changes: no need to load the schedule parser
     from tracker.diff import Change
+
+# Line and paragraph separators end a line in some terminals; bidi overrides and isolates
+# reorder what follows them, so a file name or title could show as something it is not.
+_INVISIBLE = ("\u2028", "\u2029", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)))
+
+
+def _escapes() -> dict[int, str]:
+    table = {code: f"\\x{code:02x}" for code in range(0x100) if unicodedata.category(chr(code)) == "Cc"}
+    del table[ord("\n")]  # rich's own line breaks travel as text
+    table[ord("\t")] = " "
+    return table | {ord(char): f"\\u{ord(char):04x}" for char in _INVISIBLE}
+
+
+_ESCAPES = _escapes()
+
+
+def printable(text: str) -> str:
+    """Return *text* with control characters shown as escapes (`\\x1b`) rather than sent to the terminal."""
+    return text.translate(_ESCAPES)
+
 
 _SYMBOLS = {
     "added": ("+", "green"),
@@ -56,8 +77,8 @@ def change_line(c: Change) -> Text:
     what = f"{c.timeline_id}/{c.milestone_key}" if c.milestone_key else c.timeline_id
     line = Text(f"  {symbol} ", style=style)
     line.append(f"{c.kind:<11} ", style=style)
-    line.append(what, style="bold")
-    line.append(f"  {c.title}")
+    line.append(printable(what), style="bold")
+    line.append(f"  {printable(c.title)}")
     if c.kind == "rescheduled":
         line.append(f"  {format_at(c.old_at, c.zone, c.all_day)} → {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind in ("added", "restored") and c.new_at:

@@ -746,7 +746,7 @@ def eml_name(message: email.message.Message) -> str:
 
 def write_atomically(path: Path, data: bytes) -> Path:
     """Write *data* to *path* so that readers see the whole file or none of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the messages hold addresses and links
     # Same folder as the target, so the rename stays on one file system; ".tmp" is no ".eml".
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:

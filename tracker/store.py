@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -19,6 +20,7 @@ from tracker.models import CompletionRecord, Milestone, Timeline
 from tracker.planning import CompletionView, MilestoneView
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 _LOCK_KEY = 0x7472_6163_6B65  # "tracke": one advisory lock shared by every instance
 
 
@@ -27,12 +29,29 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+        make_private(Path(parsed.database))
     engine = create_engine(url, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def make_private(database: Path) -> None:
+    """Make the database's folder (0700) and file (0600) before SQLite opens it.
+
+    The store holds every subscriber's address and the delivery log. SQLite creates its -wal and
+    -shm files with the database file's mode, so a file made here with 0600 keeps all three
+    private; under the usual umask SQLite would make them readable by every local user.
+    """
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, database.with_name(f"{database.name}-wal"), database.with_name(f"{database.name}-shm")):
+        try:
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)  # made by an earlier version, or by hand
+        except OSError as exc:
+            log.warning("cannot make %s private (mode 0600): %s", path, exc)
 
 
 def _sqlite_begin(connection: Any) -> None:

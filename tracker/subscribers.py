@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -27,6 +27,7 @@ DEFAULT_AUDIENCES = ("membership",)
 OPTIONAL = frozenset({"digest", "reminders"})  # CSV rows and the CLI do not carry these
 MAX_NAME = 200
 MAX_OFFSETS = 10
+MAX_CSV_LINE = 4096  # five fields of addresses, a name and lists of ids: a longer line is not a subscriber
 Outcome = Literal["added", "updated", "unchanged"]
 Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or None
 
@@ -177,12 +178,10 @@ def parse_csv(
     text: str, path: str, *, zone: str, known: Known
 ) -> tuple[list[tuple[int, SubscriberInput]], list[Problem]]:
     """Read email,name,language,audiences,timelines rows; return good rows (with lines) and problems."""
-    rows = csv.reader(io.StringIO(text))
     good: list[tuple[int, SubscriberInput]] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for values in rows:
-        line = rows.line_num
+    for line, values in read_rows(text, path, problems):
         if not any(v.strip() for v in values) or (line == 1 and values and values[0].strip().lower() == "email"):
             continue
         try:
@@ -196,6 +195,30 @@ def parse_csv(
         seen[data.key] = line
         good.append((line, data))
     return good, problems
+
+
+def read_rows(text: str, path: str, problems: list[Problem]) -> Iterator[tuple[int, list[str]]]:
+    """Yield each line's fields with its number; a line that cannot be read becomes a problem at that line.
+
+    One row per line: no field of ours may hold a line break, so a quote left open is an error
+    of its own line, not a field that swallows the rows after it (and is reported where it ends).
+    """
+    for line, row in enumerate(io.StringIO(text), start=1):
+        if len(row) > MAX_CSV_LINE:
+            problems.append(Problem(path, line, f"the line is {len(row):,} characters long; at most {MAX_CSV_LINE:,}"))
+            continue
+        try:
+            yield line, next(csv.reader([row], strict=True), [])
+        except csv.Error as exc:
+            problems.append(Problem(path, line, f"{csv_problem(exc)} (a field with a comma or a quote goes in quotes, "
+                                                'a quote inside it doubled: "Smith, ""Bob""")'))  # fmt: skip
+
+
+def csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text or "newline inside string" in text:
+        return "a quote opens a field that is not closed on this line"
+    return f"this line is not valid CSV: {text}"
 
 
 def known_names(session: Session) -> Known:

@@ -73,7 +73,7 @@ def load_secret_key(configured: str, generated: Path) -> bytes:
     if configured:
         return check_secret_key(configured)
     if not generated.exists():
-        generated.parent.mkdir(parents=True, exist_ok=True)
+        generated.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         draft = generated.with_name(f".{generated.name}.{secrets.token_hex(6)}")
         descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:

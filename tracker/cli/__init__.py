@@ -11,6 +11,7 @@ import sys
 
 from tracker.cli import deliveries, messages, serving, subscribers, timelines
 from tracker.cli.common import app, err
+from tracker.cli.console import styled
 
 __all__ = ["app", "deliveries", "main", "messages", "serving", "subscribers", "timelines"]
 
@@ -28,6 +29,6 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("TRACKER_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}", markup=True)
+        err.print(styled(("error:", "red"), f" {exc.__class__.__name__}: {exc}"))
         err.print("(set TRACKER_DEBUG=1 to see the traceback)")
         sys.exit(70)

@@ -10,12 +10,12 @@ from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.calendars import Calendars
+from tracker.cli.console import TerminalConsole, styled
 from tracker.config import Settings, get_settings
 from tracker.dates import DateError, parse_when
 from tracker.schedules import Problem, find_files
@@ -28,12 +28,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = TerminalConsole()
+err = TerminalConsole(stderr=True)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print *message* as an error and exit: 2, as for any bad argument, unless *code* says otherwise."""
+    err.print(styled(("error:", "red"), f" {message}"))
     raise typer.Exit(code)
 
 
@@ -54,9 +55,9 @@ def store() -> Engine:
 
 def print_problems(problems: list[Problem]) -> None:
     for problem in problems:
-        err.print(str(problem), markup=False, soft_wrap=True)
+        err.print(str(problem), soft_wrap=True)
     files = len({p.path for p in problems})
-    err.print(f"[red]✗ {len(problems)} problem{'s' * (len(problems) != 1)} in {files} file{'s' * (files != 1)}[/red]")
+    err.print(f"✗ {len(problems)} problem{'s' * (len(problems) != 1)} in {files} file{'s' * (files != 1)}", style="red")
 
 
 @contextmanager

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, select
 
 from tracker.cli.common import app, err, fail, out, secret_key, settings, store, when
+from tracker.cli.console import styled
 from tracker.dispatcher import PassResult, make_dispatcher
 from tracker.display import format_at
 from tracker.models import Delivery, Subscriber
@@ -50,13 +52,13 @@ async def send_all(dispatcher: Any) -> PassResult:
         await dispatcher.mailer.close()
 
 
-def summary(notices: int, replanned: Replan | None, result: PassResult) -> str:
+def summary(notices: int, replanned: Replan | None, result: PassResult) -> Text:
     planned = f"{replanned.added} reminder(s) planned" if replanned else "reminders unchanged"
     parts = [f"sent {result.sent}", f"retrying later {result.retrying}", f"failed {result.failed}",
              f"skipped {result.skipped}"]  # fmt: skip
-    mark = "[green]✓[/green]" if not result.failed else "[yellow]![/yellow]"
+    mark = ("✓", "green") if not result.failed else ("!", "yellow")
     ahead = f"; {result.rendered_ahead} rendered ahead in a helper process" if result.rendered_ahead else ""
-    return f"{mark} {', '.join(parts)} ({notices} notice(s) and {planned}{ahead})"
+    return styled(mark, f" {', '.join(parts)} ({notices} notice(s) and {planned}{ahead})")
 
 
 @app.command("deliveries")
@@ -64,12 +66,12 @@ def deliveries(
     status: Annotated[str | None, typer.Option(help=f"Only rows in this state: {', '.join(STATES)}.")] = None,
     milestone: Annotated[str | None, typer.Option(help="Only this milestone, as TIMELINE/MILESTONE.")] = None,
     to: Annotated[str | None, typer.Option(help="Only messages to this address.")] = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Show at most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The delivery log: who was sent what, when, with the server's reply."""
     if status is not None and status not in STATES:
-        fail(f"--status: {status!r} is not one of {', '.join(STATES)}")
+        fail(f"--status: {status!r} is not one of {', '.join(STATES)}", 2)
     engine = store()
     query = select(Delivery, Subscriber.email).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
     if status:
@@ -77,7 +79,7 @@ def deliveries(
     if milestone:
         timeline, _, key = milestone.partition("/")
         if not key:
-            fail("--milestone: give it as TIMELINE/MILESTONE")
+            fail("--milestone: give it as TIMELINE/MILESTONE", 2)
         query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
     if to:
         query = query.where(Subscriber.email_key == to.strip().lower())
@@ -116,7 +118,7 @@ def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
     colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow"}
     for row, email in rows:
         what = row.kind + (f" {row.slot}" if row.kind == "reminder" else "")
-        state = f"[{colours.get(row.state, 'dim')}]{row.state}[/]"
+        state = Text(row.state, style=colours.get(row.state, "dim"))
         detail = row.reply or row.last_error or row.reason
         planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
         table.add_row(email, what, about(row) or "—", planned, state, str(row.attempts), sent, detail)

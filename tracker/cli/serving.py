@@ -11,9 +11,10 @@ from rich.progress import Progress
 
 from tracker.calendars import FeedRef
 from tracker.cli.common import app, calendars, err, fail, out, secret_key, settings, store
+from tracker.cli.console import styled
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default: TRACKER_HOST)")]
-PortOption = Annotated[int | None, typer.Option(help="Port (default: TRACKER_PORT)")]
+PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRACKER_PORT)")]
 
 
 @app.command()
@@ -65,7 +66,7 @@ def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write
         task = progress.add_task("Writing pages", total=pages)
         written = write_pages(views, out_dir, base_url=settings().base_url, now=feeds.clock(),
                               advance=lambda: progress.advance(task))  # fmt: skip
-    out.print(f"[green]✓[/green] wrote {len(refs)} feeds and {written} pages to {out_dir}")
+    out.print(styled(("✓", "green"), f" wrote {len(refs)} feeds and {written} pages to {out_dir}"))
     out.print(f"  open {out_dir / 'index.html'}; subscribing links go to {settings().base_url}")
 
 

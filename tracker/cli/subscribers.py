@@ -12,6 +12,8 @@ from rich.table import Table
 from sqlmodel import Session, select
 
 from tracker.cli.common import app, err, fail, now_utc, out, print_problems, settings, store
+from tracker.cli.console import styled
+from tracker.dates import suggest
 from tracker.models import Subscriber
 from tracker.store import transaction
 from tracker.subscribers import (
@@ -29,6 +31,7 @@ from tracker.subscribers import (
 )
 from tracker.tokens import Purpose
 
+STATES = ("pending", "confirmed", "unsubscribed", "suspended")
 group = typer.Typer(help="Manage who receives reminders.", no_args_is_help=True)
 app.add_typer(group, name="subscribers")
 
@@ -54,7 +57,7 @@ def add(
             fail(str(exc))
         subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
         queued = invite(session, subscriber, now)
-    out.print(f"{outcome_symbol(outcome)} {subscriber.email}: {outcome} ({subscriber.state})")
+    out.print(styled(outcome_symbol(outcome), f" {subscriber.email}: {outcome} ({subscriber.state})"))
     if subscriber.state == "pending":
         out.print(invitations(int(queued), 1))
 
@@ -69,8 +72,8 @@ def invitations(queued: int, pending: int) -> str:
     return f"{emails} out with `tracker send-due` or the running `tracker run`" + (f"; {why}" if held else "")
 
 
-def outcome_symbol(outcome: Outcome) -> str:
-    return {"added": "[green]+[/green]", "updated": "[yellow]~[/yellow]", "unchanged": "[dim]=[/dim]"}[outcome]
+def outcome_symbol(outcome: Outcome) -> tuple[str, str]:
+    return {"added": ("+", "green"), "updated": ("~", "yellow"), "unchanged": ("=", "dim")}[outcome]
 
 
 @group.command("import")
@@ -79,6 +82,10 @@ def import_csv(
     confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for every address")] = False,
 ) -> None:
     """Import subscribers from CSV: good rows are saved, bad rows reported as FILE:LINE: message."""
+    if not file.exists():
+        fail(f"{file}: cannot read: no such file")
+    if not file.is_file():  # a device such as /dev/zero, or a pipe, would be read forever
+        fail(f"{file}: not a regular file; give the path of a CSV file")
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -105,10 +112,12 @@ def import_csv(
 
 @group.command("list")
 def list_subscribers(
-    state: Annotated[str | None, typer.Option(help="Only pending, confirmed, unsubscribed or suspended")] = None,
+    state: Annotated[str | None, typer.Option(help=f"Only subscribers in this state: {', '.join(STATES)}")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """List subscribers."""
+    if state is not None and state not in STATES:
+        fail(f"--state: {state!r} is not one of {', '.join(STATES)}{suggest(state, STATES)}")
     with transaction(store()) as session:
         query = select(Subscriber).order_by(Subscriber.email_key)
         rows = [s for s in session.exec(query) if state is None or s.state == state]

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tracker.cli.common import app, err, fail, file_progress, now_utc, out, print_problems, settings, store, when
+from tracker.cli.console import styled
 from tracker.completions import CompletionError, DoneRequest, record_done
 from tracker.diff import Change
 from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
@@ -30,7 +31,7 @@ def validate(
         print_problems(problems)
         raise typer.Exit(1)
     milestones = sum(len(s.milestones) for s in specs)
-    out.print(f"[green]✓[/green] {len(specs)} timelines, {milestones} milestones: all valid")
+    out.print(styled(("✓", "green"), f" {len(specs)} timelines, {milestones} milestones: all valid"))
 
 
 def run_sync(dry_run: bool) -> SyncOutcome:
@@ -60,7 +61,7 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
         notice = notices.get((c.timeline_id, c.milestone_key or ""))
         if notice is not None:
             kind, count = notice
-            out.print(f"      [dim]→ '{kind}' notice to {count} subscriber{'s' * (count != 1)}[/dim]")
+            out.print(f"      → '{kind}' notice to {count} subscriber{'s' * (count != 1)}", style="dim")
     head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
     out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
 
@@ -91,7 +92,7 @@ def sync(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable 
 
 @app.command()
 def upcoming(
-    days: Annotated[int, typer.Option(min=0, help="How many days ahead")] = 30,
+    days: Annotated[int, typer.Option(min=0, max=3660, help="How many days ahead (at most 3660, ten years)")] = 30,
     timeline: Annotated[str | None, typer.Option(help="Only this timeline")] = None,
     audience: Annotated[str | None, typer.Option(help="Only what concerns this audience")] = None,
     now: Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")] = None,
