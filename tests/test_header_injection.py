@@ -313,3 +313,90 @@ def test_any_name_and_title_give_exactly_the_expected_headers_and_parts(
         assert decoded(raw["Subject"]) == str(message["Subject"]) == subject, kind
         if kind == "reminder":
             assert_calendar_is_clean(message, "member-comments")
+
+
+# --- each field ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "josé@example.org",  # a non-ASCII local part needs SMTPUTF8 headers, which a 7bit message has not
+        "=?utf-8?q?=0D=0ABcc:_x@y?=@example.org",  # a reader would decode it
+        "eve@example.org>\r\nBcc: x@y",
+        "not an address",
+    ],
+)
+def test_an_address_no_header_can_show_as_text_is_refused_on_both_paths(renderer: Renderer, address: str) -> None:
+    request = make_request("reminder", recipient=Recipient(address, "Eve", "en", "UTC"))
+
+    for render in (renderer.render_bytes, renderer.render):
+        with pytest.raises(ValueError, match="to be written in a header"):
+            render(request)
+
+
+def test_an_international_domain_goes_out_in_idna(renderer: Renderer) -> None:
+    request = make_request("confirm", recipient=Recipient("anna@bücher.example", "Anna", "en", "UTC"))
+
+    data = renderer.render_bytes(request)
+
+    assert data == bytes(renderer.render(request))
+    assert dict(raw_fields(head_of(data)))["To"] == "Anna <anna@xn--bcher-kva.example>"
+
+
+def test_a_sender_named_in_another_script_is_encoded_and_reads_back() -> None:
+    sender = replace(SENDER, from_address="Délais du SMSI «信息社会» <tracker@tracker.example.org>")
+    fresh = Renderer(TEMPLATES, LOCALES, sender)
+    request = make_request("confirm")
+
+    data = fresh.render_bytes(request)
+
+    assert data == bytes(fresh.render(request))
+    message = assert_well_formed(data, "confirm")
+    assert display_name(dict(raw_fields(head_of(data)))["From"]) == "Délais du SMSI «信息社会»"
+    assert message["From"].addresses[0].addr_spec == "tracker@tracker.example.org"
+
+
+def test_links_in_list_unsubscribe_stay_printable_ascii_and_never_look_like_an_encoded_word(
+    renderer: Renderer,
+) -> None:
+    links = replace(
+        make_request("reminder").links,
+        unsubscribe='https://tracker.example.org/unsubscribe/é<x>\r\n"y" z',
+        unsubscribe_mailto="mailto:u@x.example?subject==?utf-8?q?hi?=",
+    )
+    request = replace(make_request("reminder"), links=links)
+
+    data = renderer.render_bytes(request)
+
+    assert data == bytes(renderer.render(request))
+    assert_well_formed(data, "reminder")
+    raw = dict(raw_fields(head_of(data)))["List-Unsubscribe"]
+    assert raw == (
+        "<https://tracker.example.org/unsubscribe/%C3%A9%3Cx%3E%22y%22z>, <mailto:u@x.example?subject==%3Futf-8?q?hi?=>"
+    )
+
+
+def test_a_link_too_long_for_a_line_is_cut_inside_its_brackets(renderer: Renderer) -> None:
+    long = "https://tracker.example.org/unsubscribe/" + "t" * 1500
+    request = replace(make_request("reminder"), links=replace(make_request("reminder").links, unsubscribe=long))
+
+    data = renderer.render_bytes(request)
+
+    assert data == bytes(renderer.render(request))
+    assert_well_formed(data, "reminder")
+    raw = dict(raw_fields(head_of(data)))["List-Unsubscribe"]
+    # RFC 2369 2: whitespace inside the angle brackets is ignored.
+    assert re.sub(r"\s", "", raw.split(">, <")[0]) == f"<{long}"
+
+
+def test_an_odd_milestone_id_gives_a_plain_file_name(renderer: Renderer) -> None:
+    view = make_view(key="x\"; filename*=utf-8''evil.exe\r\nX: y")
+    request = make_request("reminder", view=view)
+
+    data = renderer.render_bytes(request)
+
+    assert data == bytes(renderer.render(request))
+    message = assert_well_formed(data, "reminder")
+    (attachment,) = message.iter_attachments()
+    assert attachment.get_filename() == "x---filename--utf-8--evil.exe--X--y.ics"
