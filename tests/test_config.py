@@ -53,3 +53,32 @@ def test_a_bad_value_is_refused_with_its_reason(
 
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TRACKER_FROM", "Tracker <t@example.org>\r\nBcc: victim@example.net", "TRACKER_FROM.*one line"),
+        ("TRACKER_FROM", "\x1b[31mTracker <t@example.org>", "TRACKER_FROM.*control character"),
+        ("TRACKER_FROM", "Tracker\u2028 <t@example.org>", "TRACKER_FROM.*one line"),
+        ("TRACKER_FROM", "=?utf-8?q?Tracker=0D=0ABcc:_x@y?= <t@example.org>", "TRACKER_FROM.*plain text"),
+        ("TRACKER_FROM", "Tracker", "TRACKER_FROM.*an ASCII address"),
+        ("TRACKER_FROM", "Tracker <trâcker@example.org>", "TRACKER_FROM.*an ASCII address"),
+        ("TRACKER_BASE_URL", "https://tracker.example.org/\r\nBcc: x@y", "base_url.*one line"),
+    ],
+)
+def test_a_sender_or_base_url_that_would_break_a_header_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError, match=f"(?s){message}"):
+        Settings()
+
+
+def test_a_sender_with_a_name_in_any_script_and_an_international_domain_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRACKER_FROM", "Délais du SMSI 信息社会 <tracker@bücher.example>")
+
+    assert Settings().from_address == "Délais du SMSI 信息社会 <tracker@bücher.example>"

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import quoprimime
-from email.headerregistry import Address
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -27,29 +27,31 @@ from tests.test_emails import (
     make_view,
 )
 from tests.test_emails import links as make_links
+from tests.test_header_injection import display_name
 from tracker.emails import KINDS, LANGUAGES, LRU, EmailRequest, Kind, Links, Recipient, Renderer
 from tracker.emails.bodies import escape_quoted, make_text_body, wrap_quoted
-from tracker.emails.headers import one_line
-from tracker.emails.mime import HEADERS_POLICY, address_header, date_header, encoded_word, fold_header, plain_header
+from tracker.emails.fields import encoded_word, header_line, mailbox_value, one_line, text_value
+from tracker.emails.mime import HEADERS_POLICY, date_header
 from tracker.emails.render import text_part
 
 SHOWN = ("en", "fr", "ar", "zh")
-# Names that take each path: atoms, a quoted string, one encoded word, the email package's own.
+# Names that take each path: atoms, a quoted string, encoded words.
 NAMES = (
     "Ms Janet Umutesi",
     "M. Ghislain de Salins",
     'Dr "Bob" O\'Brien \\ chair',
     "السيد منصور القرشي",
     "蔡国磊先生",
-    "Délégué Númber 5",  # mixed: one encoded word here, two words from the email package
+    "Délégué Númber 5",  # mixed: one encoded word for the whole name
     "Dr. Müller, Hans",
     "Ms. 王 (UN)",
     "Anne-Marie d’Arc",
-    "Zoë\u200bWidthless",  # not printable to str.isprintable: the email package's way
+    "Zoë\u200bWidthless",  # a format character is kept, inside the encoded word
     "\x07 Bell",
     "",
     "Delegate\r\nBcc: victim@example.net",  # an injection attempt collapses into the name
     "Комитет\r\n\r\n<b>body</b>",
+    "=?utf-8?q?=0D=0ABcc:_victim@example.net?=",  # looks like an encoded word: encoded, reads back as typed
 )
 
 
@@ -133,15 +135,12 @@ def test_odd_links_read_back_as_render_does(renderer: Renderer, kind: Kind, link
     assert_same_message(renderer, request)
 
 
-def test_the_same_name_a_different_way_only_for_a_name_mixing_scripts(renderer: Renderer) -> None:
+def test_a_name_mixing_scripts_is_one_encoded_word_on_both_paths(renderer: Renderer) -> None:
     request = for_someone("reminder", "en", "Délégué Númber 5")
 
     fast, slow = renderer.render_bytes(request), bytes(renderer.render(request))
 
-    def without_to(data: bytes) -> list[bytes]:
-        return [line for line in data.split(b"\r\n") if not line.startswith(b"To: ")]
-
-    assert fast != slow and without_to(fast) == without_to(slow)
+    assert fast == slow
     assert b"To: =?utf-8?b?RMOpbMOpZ3XDqSBOw7ptYmVyIDU=?= <janet.umutesi@example.org>" in fast
 
 
@@ -239,38 +238,44 @@ def test_a_subject_showing_a_personal_value_cannot_be_shared(tmp_path: Path) -> 
 
 # --- the pieces --------------------------------------------------------------------------------
 
-NAME_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+NAME_TEXT = st.text(max_size=40)
+HEADER_TEXT = st.lists(
+    st.one_of(st.characters(), st.sampled_from(["\r\n", "\x00", "\u2028", "\ud800", "=?", "?="]))
+).map("".join)
+
+
+def header_lines(name: str, value: str) -> list[bytes]:
+    return header_line(name, value).split(b"\r\n")[:-1]
 
 
 @settings(max_examples=400, deadline=None)
 @given(NAME_TEXT)
 @example("a  b")
 @example("=?utf-8?q?x?= y")
+@example("=?utf-8?b?DQpCY2M6IHg=?=")
+@example('"quoted" \\ name, with specials')
 @example("x" * 990)
-def test_a_mailbox_reads_back_as_the_email_package_writes_it(name: str) -> None:
-    display = one_line(name)
+@example("Délégué " * 30)
+def test_a_mailbox_reads_back_as_its_name_and_address(name: str) -> None:
+    value = mailbox_value("To", name, "someone.else@example.org")
 
-    fast = address_header("To", display, "someone.else@example.org")
-    slow = fold_header("To", Address(display_name=display, addr_spec="someone.else@example.org"))
-
-    def read(data: bytes) -> tuple[str, str]:
-        (address,) = parse(data + b"\r\n")["To"].addresses
-        return address.display_name, address.addr_spec
-
-    assert read(fast) == read(slow)
-    if "=?" not in display:  # the email package decodes what looks like an encoded word, here as in render()
-        assert read(fast) == (display, "someone.else@example.org")
-    if display.isascii():
-        assert fast == slow
+    (address,) = parse(header_line("To", value) + b"\r\n")["To"].addresses
+    assert address.addr_spec == "someone.else@example.org"
+    assert display_name(value.replace("\r\n", "")) == one_line(name)
+    assert max(map(len, header_lines("To", value))) <= 78
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=120))
+@given(HEADER_TEXT)
 @example("<https://x.example/u/tok>, <mailto:u@x.example?subject=unsubscribe%20tok>")
-def test_an_unstructured_header_is_written_as_the_email_package_writes_it(value: str) -> None:
-    value = one_line(value)
+@example("Due in 7 days: =?utf-8?q?=0D=0ABcc:_x@y?=")
+@example("a" * 61 + " é " + "b" * 200)
+def test_an_unstructured_value_reads_back_as_its_text(text: str) -> None:
+    value = text_value("Subject", text)
 
-    assert plain_header("List-Unsubscribe", value) == fold_header("List-Unsubscribe", value)
+    assert str(parse(header_line("Subject", value) + b"\r\n")["Subject"]) == one_line(text)
+    assert str(make_header(decode_header(value.replace("\r\n", "")))) == one_line(text)
+    assert max(map(len, header_lines("Subject", value))) <= 78
 
 
 @pytest.mark.parametrize("hours", [0, 2, -3, 5.75])
@@ -278,15 +283,28 @@ def test_a_date_is_written_as_the_email_package_writes_it(hours: float) -> None:
     from datetime import timezone
 
     at = datetime(2017, 3, 3, 8, 0, 7, 123, tzinfo=timezone(timedelta(hours=hours)))
+    value = email.utils.format_datetime(at)
 
-    assert date_header(at) == fold_header("Date", email.utils.format_datetime(at))
+    assert date_header(at) == HEADERS_POLICY.fold_binary("Date", HEADERS_POLICY.header_store_parse("Date", value)[1])
+
+
+def test_a_zone_offset_in_seconds_is_written_in_utc() -> None:
+    from datetime import timezone
+
+    at = datetime(1900, 1, 1, 0, 9, 21, tzinfo=timezone(timedelta(seconds=561)))  # Paris mean time
+
+    assert date_header(at) == b"Date: Mon, 01 Jan 1900 00:00:00 +0000\r\n"
 
 
 @given(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=60))
-def test_an_encoded_word_decodes_to_its_text(text: str) -> None:
+def test_an_encoded_word_decodes_to_its_text_or_is_too_long(text: str) -> None:
     word = encoded_word(text)
 
-    assert str(email.header.make_header(email.header.decode_header(word))) == text
+    if word is None:
+        assert len(text.encode()) > 45  # base64 of 46 bytes or more passes 75 characters
+    else:
+        assert len(word) <= 75
+        assert str(email.header.make_header(email.header.decode_header(word))) == text
 
 
 @settings(max_examples=300, deadline=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +11,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from tracker.dates import DateError, get_zone, parse_offset
+
+# C0, DEL, C1 and the Unicode line and paragraph separators: none belongs in a header.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def bundled(relative: str) -> Path:
@@ -67,6 +72,26 @@ class Settings(BaseSettings):
             get_zone(value)
         except DateError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("from_address", "base_url")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Both reach headers (From; List-Id and List-Unsubscribe): refused here, not cleaned there unnoticed.
+        if _CONTROL.search(value):
+            raise ValueError("must be one line of plain text: no line break, tab or other control character")
+        return value
+
+    @field_validator("from_address")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain and local.isascii()) or "=?" in value:
+            raise ValueError(
+                "must be a name and an ASCII address in plain text, e.g. 'WSIS deadlines <tracker@example.org>' "
+                "(Tracker encodes the name itself)"
+            )
         return value
 
     @field_validator("reminders")

@@ -5,7 +5,9 @@
 fills in values; `words` holds the catalogs (Babel, read from `locale/*.po` at start-up)
 and formats dates in the recipient's language and zone. For volume, `Renderer.render_bytes`
 writes the same message as bytes: `content` renders each text once for all its recipients,
-`headers` and `mime` write headers and parts without the email package's cost.
+`headers` and `mime` write headers and parts without the email package's cost. On both paths
+`fields` writes every header value from plain text (cleaned, quoted or RFC 2047-encoded and
+folded by us): nothing from a name, a title or a setting is ever parsed as a header.
 """
 
 from tracker.emails.content import LRU

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from markupsafe import escape
 
 from tracker.emails.bodies import TextBody, make_text_body
-from tracker.emails.mime import CRLF, multipart, multipart_header, plain_header
+from tracker.emails.fields import text_header
+from tracker.emails.mime import CRLF, multipart, multipart_header
 
 if TYPE_CHECKING:
     from tracker.emails.render import EmailRequest
@@ -77,8 +78,9 @@ class Placeholders:
 
     def __init__(self) -> None:
         token = secrets.token_hex(8)  # per renderer: no text could guess it
-        self.values = tuple(f"\x00{token}:{index}\x00" for index in range(len(PERSONAL)))
-        self.pattern = re.compile(f"\x00{token}:(\\d+)\x00".encode())
+        # Between private-use characters, which the subject's clean-up keeps (it drops control characters).
+        self.values = tuple(f"\ue000{token}:{index}\ue001" for index in range(len(PERSONAL)))
+        self.pattern = re.compile(f"\ue000{token}:(\\d+)\ue001".encode())
 
     def stand_in(self, request: EmailRequest) -> EmailRequest:
         """Return *request* with every personal value replaced by its placeholder."""
@@ -116,8 +118,8 @@ def make_content(
         raise ValueError("the subject shows a personal value: render_bytes cannot share it between recipients")
     text_body, html_body = make_text_body(text, "plain", marks.pattern), make_text_body(html, "html", marks.pattern)
     return Content(
-        subject_line=plain_header("Subject", subject),
-        language_line=plain_header("Content-Language", tag),
+        subject_line=text_header("Subject", subject),
+        language_line=text_header("Content-Language", tag),
         text=text_body,
         html=html_body,
         attachment=attachment,

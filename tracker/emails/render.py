@@ -40,6 +40,11 @@ Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"
 KINDS: tuple[Kind, ...] = get_args(Kind)
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# In a calendar's UTF-8: C0 but tab and the line ends icalendar writes, DEL, C1, U+2028 and U+2029.
+# RFC 5545 3.3.11 allows none of them in text; icalendar escapes CR and LF in values already.
+_CALENDAR_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,7 @@ class Renderer:
         return message
 
     def render_bytes(self, request: EmailRequest) -> bytes:
-        """Return bytes(render(request)), built from a text rendered once for all who get the same words.
-
-        The bytes are the same but for a display name mixing ASCII and other words, which is
-        written as one encoded word (it reads back as the same name).
-        """
+        """Return bytes(render(request)), built from a text rendered once for all who get the same words."""
         check_request(request)
         language = self.language_of(request)
         content = self.content(request, language)
@@ -139,7 +140,7 @@ class Renderer:
         subject = one_line(render_block(text_template, "subject", context))
         text = tidy_text(text_template.render(context))
         html = self.templates[f"{request.kind}.html.j2"].render(context, subject=subject)
-        return subject, text, html
+        return subject, scrub(text), scrub(html)
 
     def content(self, request: EmailRequest, language: Language) -> Content:
         """Return what *request* says, for anyone: kept, or rendered now with placeholders."""
@@ -168,7 +169,7 @@ class Renderer:
 
     def calendar_part(self, request: EmailRequest) -> MIMEPart:
         assert request.view is not None
-        return calendar_part(self.calendar(request, request.view), f"{request.view.key}.ics")
+        return calendar_part(self.calendar(request, request.view), attachment_name(request.view))
 
     def calendar(self, request: EmailRequest, view: MilestoneView) -> bytes:
         """Return the milestone's calendar item, built once for all who get a reminder of it."""
@@ -205,7 +206,13 @@ def build_calendar(
         reminder_hour=sender.reminder_hour,
     )
     data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
-    return data, calendar_part(data, f"{view.key}.ics").as_bytes(policy=HEADERS_POLICY)
+    data = _CALENDAR_CONTROLS.sub(b"", data)
+    return data, calendar_part(data, attachment_name(view)).as_bytes(policy=HEADERS_POLICY)
+
+
+def attachment_name(view: MilestoneView) -> str:
+    """Return the file name of a milestone's calendar item: its id, which is a slug, kept to [A-Za-z0-9._-]."""
+    return _UNSAFE_NAME.sub("-", view.key)[:60] + ".ics"
 
 
 def check_request(request: EmailRequest) -> None:
@@ -242,6 +249,11 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
 
 def render_block(template: Template, name: str, context: dict[str, Any]) -> str:
     return "".join(template.blocks[name](template.new_context(context)))
+
+
+def scrub(text: str) -> str:
+    """Replace lone surrogates, which no encoding can write, by U+FFFD (headers drop them in `fields`)."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def tidy_text(text: str) -> str:
