@@ -52,7 +52,7 @@ from tracker.outbox import (
     return_expired,
     skip_stale,
 )
-from tracker.planning import Problems, describe_text, screen_views
+from tracker.planning import Problems, describe_text, read_names, readable_zone, screen_views
 from tracker.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.store import load_views, transaction
 from tracker.tokens import make_token
@@ -227,8 +227,8 @@ class Dispatcher:
         links = self.links
         return {
             s.id: Person(
-                s.id, s.email, s.name, s.language, s.timezone, s.state, tuple(s.audiences or ()),
-                None if s.timelines is None else tuple(s.timelines), links.of(s),
+                s.id, s.email, s.name, s.language, readable_zone(s.timezone), s.state,
+                *followed(s.audiences, s.timelines), links.of(s),
             )
             for s in found
         }  # fmt: skip
@@ -463,6 +463,14 @@ class Dispatcher:
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
         return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """A recipient's stored audiences and timelines; if they do not read, none (the planner quarantines them)."""
+    try:
+        return read_names(audiences) or (), read_names(timelines)
+    except ValueError:
+        return (), ()
 
 
 async def recorded(outcome: asyncio.Future[None]) -> None:

@@ -458,7 +458,7 @@ def readable_offsets(stored: object) -> tuple[tuple[str, ...], str]:
             kept.append(offset)
     if not wrong:
         return tuple(kept), ""
-    return tuple(kept), describe_value("reminders", wrong, "cannot be used (from 1h to 366d); left out")
+    return tuple(kept), describe_value("reminders", wrong, "cannot be used (from 1h to 366d)")
 
 
 def describe_value(field: str, value: object, problem: str) -> str:
@@ -495,11 +495,22 @@ def screen_views(views: Iterable[MilestoneView], set_aside: Problems | None = No
     for view in views:
         problem = view_problem(view)
         if problem is None:
-            offsets, problem = readable_offsets(list(view.reminders))
-            usable.append(replace(view, reminders=offsets) if problem else view)
+            offsets, wrong = readable_offsets(list(view.reminders))
+            usable.append(replace(view, reminders=offsets) if wrong else view)
+            problem = wrong and f"{wrong}: left out"
         if problem and set_aside is not None:
             set_aside[reference(view)] = problem
     return usable
+
+
+@lru_cache(maxsize=512)
+def readable_zone(name: str) -> str:
+    """*name* if it is a zone this machine knows, else UTC: a message in UTC is better than none."""
+    try:
+        get_zone(name)
+    except DateError:
+        return "UTC"
+    return name
 
 
 def read_names(stored: object) -> tuple[str, ...] | None:
@@ -529,7 +540,9 @@ def read_reader(
     if reminders is not None:
         offsets, wrong = readable_offsets(reminders)
         if wrong and not offsets:  # none left: the milestones' own, not a silence nobody chose
-            offsets, wrong = None, f"{wrong}: the milestones' own offsets are used"
+            offsets, wrong = None, f"{wrong}: the milestones' own offsets are used instead"
+        elif wrong:
+            wrong = f"{wrong}: left out"
         if wrong:
             problems.append(wrong)
     zone = timezone if isinstance(timezone, str) else "UTC"
