@@ -448,6 +448,11 @@ def readable_offsets(stored: object) -> tuple[tuple[str, ...], str]:
     """The reminder offsets of a stored list that read back within bounds, and what was wrong ('' if nothing)."""
     if not isinstance(stored, list | tuple) or not all(isinstance(o, str) for o in stored):
         return (), describe_value("reminders", stored, "is not a list of offsets")
+    return read_offsets(tuple(stored))
+
+
+@lru_cache(maxsize=4096)  # thousands of subscribers share a few lists of offsets
+def read_offsets(stored: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     kept, wrong = [], []
     for offset in stored:
         try:
