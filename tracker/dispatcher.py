@@ -429,8 +429,8 @@ class Dispatcher:
         if isinstance(prepared, Skip | Unrenderable):
             if hold is not None:
                 await hold()  # outcomes of one worker are recorded in order
-            if isinstance(prepared, Unrenderable):
-                return self.quarantine(row, prepared.error)
+            if isinstance(prepared, Unrenderable):  # rendering logged it, with the traceback
+                return self.quarantine(row, prepared.error, logged=True)
             if prepared.state == "quarantined":
                 return self.quarantine(row, prepared.reason)
             return Done(row, Outcome(row.id, prepared.state, now, reason=prepared.reason, tried=False))
@@ -446,10 +446,11 @@ class Dispatcher:
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
         return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
 
-    def quarantine(self, row: Claimed, error: str) -> Done:
+    def quarantine(self, row: Claimed, error: str, *, logged: bool = False) -> Done:
         """Set aside a row that cannot be composed or rendered (bad data, or a bug), with the reason; one log line."""
         error = describe_text(error)
-        log.warning("delivery %d (%s) quarantined; the others go on: %s", row.id, row.key, error)
+        if not logged:
+            log.warning("delivery %d (%s) quarantined; the others go on: %s", row.id, row.key, error)
         return Done(row, Outcome(row.id, "quarantined", self.clock(), error=error, reason=error, tried=False))
 
     def failure(self, row: Claimed, exc: DeliveryError) -> Done:
