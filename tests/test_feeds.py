@@ -957,3 +957,32 @@ def test_uids_and_bytes_are_the_same_in_another_process(engine: Engine, database
 
     assert sorted(by_uid(there)) == sorted(by_uid(here)) and len(by_uid(here)) == 29
     assert there == here
+
+
+# --- what does not read is left out, the feed served (issue 13) ---------------------------------
+
+
+def test_an_item_no_calendar_can_take_is_left_out_and_every_other_item_served() -> None:
+    # dateutil expands this rule; icalendar (and every client) refuses a COUNT past 2**31 - 1.
+    broken = make_view(key="huge-count", repeat="FREQ=YEARLY;COUNT=999999999999")
+    cache = FeedCache()
+
+    body = cache.render([*variety(), broken], INFO, now=NOW, cancelled_grace=GRACE)
+
+    assert body == build_feed([*variety(), broken], INFO, now=NOW, cancelled_grace=GRACE)
+    uids = {str(e["UID"]).split("@")[0] for e in Calendar.from_ical(body).walk("VEVENT")}
+    assert "hlpf/huge-count" not in uids and "hlpf/member-comments" in uids
+    assert "Integer 999999999999 is outside the RFC 5545 range" in cache.left_out["hlpf/huge-count"]
+
+
+def test_a_stored_offset_out_of_range_loses_its_alarm_not_its_item() -> None:
+    from tracker.planning import screen_views
+
+    set_aside: dict[str, str] = {}
+    [view] = screen_views([make_view(reminders=("99999w", "7d"))], set_aside)
+
+    body = build_feed([view], INFO, now=NOW, cancelled_grace=GRACE)
+
+    [event] = Calendar.from_ical(body).walk("VEVENT")
+    assert [a.decoded("TRIGGER") for a in event.walk("VALARM")] == [timedelta(days=-7, hours=9)]
+    assert set_aside == {"hlpf/member-comments": "reminders ['99999w'] cannot be used (from 1h to 366d): left out"}

@@ -20,8 +20,8 @@ from tracker.emails.words import untranslated
 from tracker.planning import CompletionView, MilestoneView
 from tracker.store import load_views, transaction
 from tracker.timeline_svg import draw_timeline, link_words, plan_picture, read_link
-from tracker.web_layout import languages
-from tracker.web_pages import feed_links
+from tracker.web_layout import PageLanguage, languages
+from tracker.web_pages import feed_links, render_overview, render_timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
 CLOCK = datetime(2017, 3, 1, 12, 0, tzinfo=UTC)
@@ -238,6 +238,24 @@ def test_a_repeating_milestone_draws_its_occurrences_in_the_visible_range(
     )
     assert [g.attrib["data-occurrence"] for g in forums] == ["2021-03-18", "2022-03-18"]
     assert len({g.attrib["data-occurrence"] for g in drawn if g.attrib["data-mark"] == "contributions"}) >= 2
+
+
+def test_a_milestone_that_cannot_be_drawn_is_left_out_of_the_pages_and_the_others_shown() -> None:
+    # Rules an older version stored: dateutil refuses the first, and walks the second from 1900.
+    refused = make_view(key="bad-rule", title="Bad rule", repeat="FREQ=YEARLY;BYMONTH=13;BYDAY=99MO;INTERVAL=0")
+    endless = make_view(key="daily", title="Daily since 1900", repeat="FREQ=DAILY",
+                        due_at=datetime(1900, 1, 1, 22, 59, tzinfo=UTC))  # fmt: skip
+    views = [*four_states(), refused, endless]
+    chosen = PageLanguage(languages()["en"], explicit=False)
+    where: tuple[str, dict[str, str]] = ("/", {})
+
+    timeline = render_timeline(views, base_url="https://tracker.example.org", now=CLOCK, chosen=chosen, where=where)
+    overview = render_overview(views, base_url="https://tracker.example.org", now=CLOCK, chosen=chosen, where=where,
+                               zone=None)  # fmt: skip
+
+    assert len(marks(timeline[timeline.index("<svg") : timeline.index("</svg>") + 6])) == 4
+    assert "Bad rule" not in timeline and "Daily since 1900" not in timeline
+    assert "Bad rule" not in overview and "Membership comments on the revised draft" in overview
 
 
 def test_feed_links_use_webcal_google_outlook_and_a_relative_download() -> None:

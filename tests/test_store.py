@@ -129,9 +129,9 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         command.downgrade(config, "-1")
         connection.commit()
     assert stored_revision(engine) not in (None, HEAD_REVISION)
-    assert "deliveries" not in inspect(engine).get_table_names()  # what the newest migration creates
+    assert "quarantine" not in inspect(engine).get_table_names()  # what the newest migration creates
     engine.dispose()
 
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
-    assert "deliveries" in inspect(engine).get_table_names()
+    assert "quarantine" in inspect(engine).get_table_names()

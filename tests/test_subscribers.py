@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -106,11 +107,32 @@ def test_bad_subscriber_input_gets_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
-def test_names_with_line_breaks_cannot_reach_a_header() -> None:
-    data = check_input({"email": "x@mission.example.org", "name": "Eve\r\nBcc: all@example.org"}, zone="UTC",
-                       known=KNOWN)  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "position", "code"),
+    [
+        ("Eve\r\nBcc: all@example.org", 4, "U+000D"),
+        ("Eve\x00", 4, "U+0000"),
+        ("Eve\u2028Bcc: all@example.org", 4, "U+2028"),
+        ("Eve \ud800", 5, "U+D800"),  # a lone surrogate, as a JSON body can carry one
+        ("\u202egro.elpmaxe", 1, "U+202E"),  # a right-to-left override makes a name read backwards
+        ("Eve\x1b[31m", 4, "U+001B"),  # a terminal escape
+    ],
+)
+def test_a_name_with_a_control_character_is_refused_naming_it(name: str, position: int, code: str) -> None:
+    with pytest.raises(SubscriberError, match=re.escape(f"name: character {position} is a control character ({code})")):
+        check_input({"email": "x@mission.example.org", "name": name}, zone="UTC", known=KNOWN)
 
-    assert data.name == "Eve Bcc: all@example.org"
+
+def test_a_name_has_its_spaces_and_tabs_collapsed_and_a_bounded_length() -> None:
+    data = check_input({"email": "x@mission.example.org", "name": "  Amina\t  Diallo "}, zone="UTC", known=KNOWN)
+
+    assert data.name == "Amina Diallo"
+    assert check_input({"email": "x@mission.example.org", "name": "ب" * 200}, zone="UTC", known=KNOWN).name == "ب" * 200
+    with pytest.raises(SubscriberError, match="name is longer than 200 characters"):
+        check_input({"email": "x@mission.example.org", "name": "a" * 201}, zone="UTC", known=KNOWN)
+
+
+def test_an_address_with_a_line_break_is_refused() -> None:
     with pytest.raises(SubscriberError, match="line break"):
         check_input({"email": "x@mission.example.org\r\nBcc: y@example.org"}, zone="UTC", known=KNOWN)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -33,11 +34,14 @@ from tracker.emails.words import (
 )
 from tracker.feeds import CalendarInfo, FeedCache, FeedKind, ItemWords, select_views
 from tracker.models import Event, Subscriber
-from tracker.planning import MilestoneView, follows
+from tracker.planning import MilestoneView, Problems, Reader, follows, read_reader, screen_views
 from tracker.store import load_views, transaction
+from tracker.subscribers import DEFAULT_AUDIENCES
 from tracker.tokens import read_token
 
+log = logging.getLogger("tracker.calendars")
 Clock = Callable[[], datetime]
+REPORTED = 10_000  # items left out that one process remembers having logged
 CHECK_INTERVAL = 1.0  # seconds a served feed may lag behind the store
 PERSONAL_CACHES = 512  # subscribers whose serialised items are kept between requests
 
@@ -112,6 +116,7 @@ class Calendars:
         self._checked_at: float | None = None  # monotonic time of the last look at the events table
         self._caches: dict[FeedRef, FeedCache] = {}
         self._built: dict[FeedRef, _Built] = {}
+        self._reported: Problems = {}  # what the feeds left out and this process logged
 
     def refs(self) -> list[FeedRef]:
         """Every public feed: all, one per timeline, one per audience."""
@@ -154,9 +159,9 @@ class Calendars:
         with self._lock:
             views = personal_views(self._current_views(), subscriber)
             hour = self.clock().replace(minute=0, second=0, microsecond=0)
-            body = self._personal_cache(subscriber.id).render(
-                views, self.personal_info(language), now=hour, cancelled_grace=self.cancelled_grace
-            )
+            cache = self._personal_cache(subscriber.id)
+            body = cache.render(views, self.personal_info(language), now=hour, cancelled_grace=self.cancelled_grace)
+            self._report(cache.left_out)
         changed = [v.updated_at for v in views if v.updated_at is not None]
         return FeedBody.of(body, max([*changed, subscriber.changed_at or hour]))
 
@@ -199,8 +204,16 @@ class Calendars:
         # Within the hour the bytes depend on the data only, so an unchanged feed keeps its ETag.
         hour = now.replace(minute=0, second=0, microsecond=0)
         body = cache.render(views, self.info(ref), now=hour, cancelled_grace=self.cancelled_grace)
+        self._report(cache.left_out)
         changed = [v.updated_at for v in views if v.updated_at is not None]
         return FeedBody.of(body, max(changed, default=hour))
+
+    def _report(self, left_out: Problems) -> None:
+        """Log once (per process) each milestone the feeds leave out, and why."""
+        for key, reason in left_out.items():
+            if self._reported.get(key) != reason and len(self._reported) < REPORTED:
+                self._reported[key] = reason
+                log.warning("feeds leave out %s (every other item is served): %s", key, reason)
 
     def info(self, ref: FeedRef) -> CalendarInfo:
         url = f"{self.base_url}/" if ref.kind != "timeline" else f"{self.base_url}/timelines/{ref.key}"
@@ -230,7 +243,9 @@ class Calendars:
         with transaction(self.engine) as session:
             newest = session.exec(select(func.max(Event.id))).one()
             if checked is None or newest != self._views_event:
-                self._views = load_views(session)
+                set_aside: Problems = {}
+                self._views = screen_views(load_views(session), set_aside)
+                self._report(set_aside)
                 self._refs = feed_refs(self._views)
                 self._views_event = newest
         self._checked_at = time.monotonic()
@@ -238,12 +253,22 @@ class Calendars:
 
 
 def personal_views(views: list[MilestoneView], subscriber: Subscriber) -> list[MilestoneView]:
-    """The milestones a subscriber follows, with their own offsets where the milestone has reminders."""
-    own = None if subscriber.reminders is None else tuple(subscriber.reminders)
+    """The milestones a subscriber follows, with their own offsets where the milestone has reminders.
+
+    Stored choices that do not read are read as planning reads them (unreadable offsets left
+    out, the milestones' own if none is left); unreadable audiences or timelines give the
+    defaults: every timeline, as the membership. A feed shows public dates only, and a feed
+    with the defaults serves the subscriber better than an error does.
+    """
+    reader, _ = read_reader(subscriber.id or 0, subscriber.audiences, subscriber.timelines, subscriber.reminders,
+                            subscriber.timezone, subscriber.digest)  # fmt: skip
+    if reader is None:
+        reader = Reader(subscriber.id or 0, DEFAULT_AUDIENCES, None, None)
+    own = reader.reminders
     return [
         v if own is None or not v.reminders else replace(v, reminders=own)
         for v in views
-        if follows(v, subscriber.timelines, subscriber.audiences or ())
+        if follows(v, reader.timelines, reader.audiences)
     ]
 
 

@@ -8,14 +8,14 @@ Skip with the reason, recorded instead of a message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.dates import Offset, format_offset, get_zone
 from tracker.emails import EmailRequest, Links, Recipient
 from tracker.feeds.builder import find_occurrence
 from tracker.outbox import Claimed
-from tracker.planning import MilestoneView, follows, list_upcoming, timeline_title_in
+from tracker.planning import MilestoneView, Problems, describe_error, follows, list_upcoming, timeline_title_in
 
 DIGEST_WINDOW = timedelta(weeks=3)
 LATE = timedelta(hours=1)  # sent later than this, a reminder says the time actually left
@@ -41,7 +41,7 @@ class Skip:
     """Why a claimed row is not sent."""
 
     reason: str
-    state: str = "cancelled"  # or "skipped"
+    state: str = "cancelled"  # or "skipped", or "quarantined": it cannot be composed, and never will as it is
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,18 @@ class Store:
 
     views: Mapping[tuple[str, str], MilestoneView]
     event_milestones: Mapping[int, tuple[str, str]]  # event id → (timeline, milestone)
+    set_aside: Problems = field(default_factory=dict)  # milestones that do not read ("timeline/key") → why
 
 
 def compose(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
-    """Return the request to render for *row*, or why it is not sent."""
+    """Return the request to render for *row*, or why it is not sent; a row that cannot be composed is quarantined."""
+    try:
+        return compose_row(row, person, store, now)
+    except Exception as exc:  # noqa: BLE001  # one row's bad data quarantines that row, not the pass
+        return Skip(f"could not compose: {describe_error(exc)}", state="quarantined")
+
+
+def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
     if person is None:
         return Skip("subscriber removed")
     if row.kind == "confirm":
@@ -66,7 +74,8 @@ def compose(row: Claimed, person: Person | None, store: Store, now: datetime) ->
         return compose_digest(row, person, store, now)
     view = store.views.get((row.timeline_id, row.milestone_key))
     if view is None:
-        return Skip("milestone removed")
+        reason = store.set_aside.get(f"{row.timeline_id}/{row.milestone_key}")
+        return Skip("milestone removed") if reason is None else Skip(f"milestone quarantined: {reason}", "quarantined")
     if row.kind == "reminder":
         return compose_reminder(row, person, view, now)
     if row.kind == "changed":
@@ -102,7 +111,7 @@ def time_left(view: MilestoneView, due_at: datetime, now: datetime) -> str:
 
 def compose_digest(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
     mine = [v for v in store.views.values() if follows(v, person.timelines, person.audiences)]
-    items = list_upcoming(mine, now=now, window=DIGEST_WINDOW)
+    items = list_upcoming(mine, now=now, window=DIGEST_WINDOW)  # leaves out what does not read
     if not items:
         return Skip("nothing due in the next three weeks", state="skipped")
     return request(row, person, now, digest=items)

@@ -52,6 +52,7 @@ from tracker.outbox import (
     return_expired,
     skip_stale,
 )
+from tracker.planning import Problems, describe_text, read_names, readable_zone, screen_views
 from tracker.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.store import load_views, transaction
 from tracker.tokens import make_token
@@ -63,6 +64,7 @@ Hold = Callable[[], Awaitable[None]]  # returns once the worker's last outcome i
 P = ParamSpec("P")
 R = TypeVar("R")
 REJECTED = "rejected by the recipient's server"
+WITH_EVENT = frozenset({"failed", "quarantined"})  # outcomes recorded with an event (delivery_failed, …)
 HELPER_START = 10.0  # seconds send-due waits for its forked render helper (it takes milliseconds)
 
 
@@ -103,6 +105,7 @@ class PassResult:
     skipped: int = 0
     released: int = 0
     rendered_ahead: int = 0  # rows composed and rendered by the helper process
+    quarantined: int = 0  # rows that could not be composed or rendered: set aside, the rest went on
 
     def add(self, outcome: Outcome) -> None:
         if outcome.state == "sent":
@@ -111,12 +114,14 @@ class PassResult:
             self.retrying += 1
         elif outcome.state == "failed":
             self.failed += 1
+        elif outcome.state == "quarantined":
+            self.quarantined += 1
         else:
             self.skipped += 1
 
     @property
     def total(self) -> int:
-        return self.sent + self.retrying + self.failed + self.skipped
+        return self.sent + self.retrying + self.failed + self.skipped + self.quarantined
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,14 @@ class Dispatcher:
         return call(*args, **kwargs)
 
     def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices and re-plan reminders; a failure leaves what is planned to be sent."""
+        try:
+            return self.plan(replan_all=replan_all)
+        except Exception:  # what was planned before is still worth sending: the pass goes on
+            log.exception("planning failed; sending what was planned before")
+            return Handled(), None
+
+    def plan(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
         """Turn new events into notices and re-plan reminders if anything they depend on changed."""
         now = self.clock()
         with transaction(self.engine, write=True) as session:
@@ -214,8 +227,8 @@ class Dispatcher:
         links = self.links
         return {
             s.id: Person(
-                s.id, s.email, s.name, s.language, s.timezone, s.state, tuple(s.audiences or ()),
-                None if s.timelines is None else tuple(s.timelines), links.of(s),
+                s.id, s.email, s.name, s.language, readable_zone(s.timezone), s.state,
+                *followed(s.audiences, s.timelines), links.of(s),
             )
             for s in found
         }  # fmt: skip
@@ -226,14 +239,17 @@ class Dispatcher:
         # another instance, must not look removed to a row planned for it.
         newest = session.exec(select(func.max(Event.id))).one()
         if self._views is None or self._views[0] != newest:
-            loaded = {(v.timeline_id, v.key): v for v in load_views(session)}
-            self._views = (newest, Store(loaded, {}))
-        views = self._views[1].views
+            set_aside: Problems = {}
+            loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
+            self._views = (newest, Store(loaded, {}, set_aside))
+        cached = self._views[1]
         ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
         if not ids:
-            return self._views[1]
+            return cached
         events = session.exec(select(Event).where(col(Event.id).in_(ids)))
-        return Store(views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events})
+        return Store(
+            cached.views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}, cached.set_aside
+        )
 
     def write(self, done: list[Done]) -> None:
         """Record outcomes; retried, because a message the server took must not stay unrecorded."""
@@ -249,7 +265,7 @@ class Dispatcher:
 
     async def record(self, done: list[Done]) -> None:
         """Record outcomes: on PostgreSQL, on the loop without blocking it; else as write, in the store."""
-        if self.outcomes.sqlite or any(d.outcome.state == "failed" for d in done):
+        if self.outcomes.sqlite or any(d.outcome.state in WITH_EVENT for d in done):
             await self.in_store(self.write, done)
             return
         try:
@@ -262,7 +278,7 @@ class Dispatcher:
 
     def write_once(self, done: list[Done]) -> None:
         now = self.clock()
-        if all(d.outcome.state != "failed" for d in done):
+        if all(d.outcome.state not in WITH_EVENT for d in done):
             # The common case, through the driver: a session costs more than the update does.
             self.outcomes.record([d.outcome for d in done])
             self.held.difference_update(d.row.id for d in done)
@@ -271,7 +287,7 @@ class Dispatcher:
             relax_durability(session.connection())
             self.outcomes.record_in(session.connection(), [d.outcome for d in done])
             for d in done:
-                if d.outcome.state == "failed":
+                if d.outcome.state in WITH_EVENT:
                     session.add(failure_event(d, now))
             rejected = {d.row.subscriber_id for d in done if d.permanent_rejection}
             for subscriber_id in rejected:
@@ -410,12 +426,14 @@ class Dispatcher:
         if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
             # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
             prepared = prepare(self.renderer, row, person, store, now)
-        if isinstance(prepared, Skip):
+        if isinstance(prepared, Skip | Unrenderable):
             if hold is not None:
                 await hold()  # outcomes of one worker are recorded in order
+            if isinstance(prepared, Unrenderable):  # rendering logged it, with the traceback
+                return self.quarantine(row, prepared.error, logged=True)
+            if prepared.state == "quarantined":
+                return self.quarantine(row, prepared.reason)
             return Done(row, Outcome(row.id, prepared.state, now, reason=prepared.reason, tried=False))
-        if isinstance(prepared, Unrenderable):
-            return Done(row, Outcome(row.id, "failed", now, error=prepared.error, tried=False))
         started = time.perf_counter()
         try:
             receipt = await self.mailer.send_bytes(
@@ -428,6 +446,13 @@ class Dispatcher:
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
         return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
 
+    def quarantine(self, row: Claimed, error: str, *, logged: bool = False) -> Done:
+        """Set aside a row that cannot be composed or rendered (bad data, or a bug), with the reason; one log line."""
+        error = describe_text(error)
+        if not logged:
+            log.warning("delivery %d (%s) quarantined; the others go on: %s", row.id, row.key, error)
+        return Done(row, Outcome(row.id, "quarantined", self.clock(), error=error, reason=error, tried=False))
+
     def failure(self, row: Claimed, exc: DeliveryError) -> Done:
         now = self.clock()
         error = exc.message  # it says the server's code and words already
@@ -439,6 +464,14 @@ class Dispatcher:
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
         return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """A recipient's stored audiences and timelines; if they do not read, none (the planner quarantines them)."""
+    try:
+        return read_names(audiences) or (), read_names(timelines)
+    except ValueError:
+        return (), ()
 
 
 async def recorded(outcome: asyncio.Future[None]) -> None:
@@ -499,7 +532,7 @@ def failure_event(done: Done, now: datetime) -> Event:
     row, outcome = done.row, done.outcome
     return Event(
         at=now,
-        kind="delivery_failed",
+        kind=f"delivery_{outcome.state}",
         timeline_id=row.timeline_id,
         milestone_key=row.milestone_key or None,
         subscriber_id=row.subscriber_id,

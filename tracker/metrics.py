@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, select
 
 from tracker.mailer import DeliveryError
 from tracker.models import Delivery
+from tracker.quarantine import count_quarantine
 from tracker.store import transaction
 
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400)
@@ -57,7 +58,7 @@ class Metrics:
 
 
 class StoreCollector(Collector):
-    """Deliveries by state and kind, and the queue of rows due now, read at scrape time."""
+    """Deliveries by state and kind, the queue of rows due now, and what is quarantined, read at scrape time."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self.engine, self.clock = engine, clock
@@ -72,8 +73,17 @@ class StoreCollector(Collector):
             due = session.execute(
                 select(func.count()).where(table.c.state == "planned", table.c.attempt_at <= now)
             ).scalar_one()
+            quarantined = count_quarantine(session)
         by_state = GaugeMetricFamily("tracker_deliveries", "Outbox rows by state and kind", labels=["state", "kind"])
         for state, kind, count in counts:
             by_state.add_metric([state, kind], count)
         yield by_state
         yield GaugeMetricFamily("tracker_queue_depth", "Planned rows due now, not yet claimed", value=due)
+        set_aside = GaugeMetricFamily(
+            "tracker_quarantined",
+            "Set aside because a stored value does not read (everyone else is served): subscribers, milestones, rows",
+            labels=["what"],
+        )
+        for what, count in quarantined.items():
+            set_aside.add_metric([what], count)
+        yield set_aside

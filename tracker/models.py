@@ -198,7 +198,7 @@ class Delivery(SQLModel, table=True):
     occurrence: str = Field(default="", max_length=40)
     kind: str = Field(max_length=12)  # confirm | reminder | opened | changed | cancelled | digest
     slot: str = Field(default="", max_length=40)
-    state: str = Field(default="planned", max_length=10)  # planned claimed sent failed skipped cancelled
+    state: str = Field(default="planned", max_length=12)  # planned claimed sent failed skipped cancelled quarantined
     send_at: datetime = _at(nullable=False)  # when it is meant to go
     attempt_at: datetime = _at(nullable=False)  # when it may next be claimed (later after a failure)
     deadline_at: datetime | None = _at()  # after this, sending is pointless: no more retries
@@ -214,6 +214,21 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _at()
     created_at: datetime = _at(nullable=False)
     updated_at: datetime = _at(nullable=False)
+
+
+class Quarantine(SQLModel, table=True):
+    """A stored subscriber or milestone that does not read: set aside with the reason while everyone else is served.
+
+    Kept by the planner, which sees every one of them on each pass: an entry appears once (and is
+    logged once) and leaves when the value reads again.
+    """
+
+    __tablename__ = "quarantine"
+
+    what: str = Field(primary_key=True, max_length=12)  # subscriber | milestone
+    key: str = Field(primary_key=True, max_length=210)  # the subscriber's id, or timeline/milestone
+    reason: str = ""
+    since: datetime = _at(nullable=False)
 
 
 class Cursor(SQLModel, table=True):

@@ -7,6 +7,7 @@ concerns, through the outbox like every other message.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,9 +19,19 @@ from sqlmodel import Session, col, func, select
 from tracker.diff import Change
 from tracker.models import Cursor, Delivery, Event
 from tracker.outbox import insert_new, load_readers
-from tracker.planning import MilestoneView, Reader, expand, follows, waiting_for
+from tracker.planning import (
+    UNREADABLE,
+    MilestoneView,
+    Reader,
+    describe_error,
+    expand,
+    follows,
+    screen_views,
+    waiting_for,
+)
 from tracker.store import load_views
 
+log = logging.getLogger("tracker.notices")
 CURSOR = "notices"
 BATCH = 2000  # events read per pass: a huge first sync is handled over a few passes
 
@@ -46,7 +57,7 @@ class Snapshot:
     @property
     def views(self) -> list[MilestoneView]:
         if self._views is None:
-            self._views = load_views(self.session)
+            self._views = screen_views(load_views(self.session))  # the planner reports what is left out
             self._by_key = {(v.timeline_id, v.key): v for v in self._views}
         return self._views
 
@@ -80,7 +91,11 @@ def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = N
     # Completions first: a step done early moves its dependents in the same breath, and
     # the 'opened' notice then stands for the 'changed' one (it states the new date).
     for event in sorted(events, key=lambda e: (e.kind != "completed", e.id)):
-        handled.notices += handle(session, event, snapshot, now)
+        try:
+            handled.notices += handle(session, event, snapshot, now)
+        except UNREADABLE as exc:  # its milestone does not read (the planner quarantines it): the rest go on
+            log.warning("event %s (%s of %s/%s) gave no notice: %s", event.id, event.kind, event.timeline_id,
+                        event.milestone_key, describe_error(exc))  # fmt: skip
         handled.replan = handled.replan or not event.kind.startswith("delivery_")
     if events:
         cursor.event_id, cursor.updated_at = events[-1].id or cursor.event_id, now

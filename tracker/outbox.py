@@ -38,7 +38,18 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
 from tracker.models import Delivery, Subscriber, UTCDateTime
-from tracker.planning import MilestoneView, Reader, Wanted, follows, plan_digests, plan_reminders
+from tracker.planning import (
+    MilestoneView,
+    Problems,
+    Reader,
+    Wanted,
+    follows,
+    plan_digests,
+    plan_reminders,
+    read_reader,
+    screen_views,
+)
+from tracker.quarantine import keep_quarantine
 from tracker.store import copy_rows, load_views
 
 if TYPE_CHECKING:
@@ -103,23 +114,20 @@ class Replan:
         return bool(self.added or self.moved or self.revived or self.cancelled)
 
 
-def load_readers(session: Session) -> list[Reader]:
-    """Every confirmed subscriber, as planning needs them."""
+def load_readers(session: Session, set_aside: Problems | None = None) -> list[Reader]:
+    """Every confirmed subscriber, as planning needs them; *set_aside* learns whose stored choices do not read."""
     # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
     table = Subscriber.__table__  # type: ignore[attr-defined]
     names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
     rows = session.execute(select(*(table.c[name] for name in names)).where(table.c.state == "confirmed"))
-    return [
-        Reader(
-            id=id_,
-            audiences=tuple(audiences or ()),
-            timelines=None if timelines is None else tuple(timelines),
-            reminders=None if reminders is None else tuple(reminders),
-            timezone=timezone,
-            digest=digest,
-        )
-        for id_, audiences, timelines, reminders, timezone, digest in rows
-    ]
+    readers = []
+    for row in rows:
+        reader, problem = read_reader(*row)
+        if reader is not None:
+            readers.append(reader)
+        if problem and set_aside is not None:
+            set_aside[str(row[0])] = problem
+    return readers
 
 
 PERSON_COLUMNS = ("id", "email", "name", "language", "timezone", "state", "audiences", "timelines",
@@ -153,9 +161,14 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
     longer wanted is cancelled with the reason; wanted again (a subscriber back, a date
     back inside the horizon), it is planned again.
     """
-    views, readers = load_views(session), load_readers(session)
-    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    milestones: Problems = {}  # set aside, by timeline/milestone
+    subscribers: Problems = {}  # by id
+    views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
+    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour,
+                            set_aside=milestones)  # fmt: skip
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    found = {("milestone", key): reason for key, reason in milestones.items()}
+    keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
     table = Delivery.__table__  # type: ignore[attr-defined]
     current = session.execute(
         select(*(table.c[name] for name in (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason")))
@@ -174,7 +187,7 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
             result.revived += update_planned(session, row.id, item, now, state="cancelled")
     result.added = insert_new(session, new_rows)
     wanted_keys = {item.key for item in wanted}
-    context = Context(views, readers)
+    context = Context(views, readers, milestones, subscribers)
     for key, row in existing.items():
         if row.state == "planned" and key not in wanted_keys:
             result.cancelled += cancel(session, row.id, context.why_not(key), now)
@@ -272,6 +285,8 @@ REVIVABLE = frozenset(
         "digest turned off",
         "milestone cancelled",
         "milestone removed",
+        "milestone quarantined",
+        "subscriber quarantined",
     }
 )
 
@@ -279,15 +294,24 @@ REVIVABLE = frozenset(
 class Context:
     """Enough of the store to say why a planned row is no longer wanted."""
 
-    def __init__(self, views: list[MilestoneView], readers: list[Reader]) -> None:
+    def __init__(
+        self,
+        views: list[MilestoneView],
+        readers: list[Reader],
+        milestones: Problems | None = None,
+        subscribers: Problems | None = None,
+    ) -> None:
         self.views = {(v.timeline_id, v.key): v for v in views}
         self.readers = {r.id: r for r in readers}
+        self.quarantined = {*(milestones or {}), *(subscribers or {})}
 
     def why_not(self, key: Key) -> str:
         subscriber_id, timeline_id, milestone_key, occurrence, kind, slot = key
         reader = self.readers.get(subscriber_id)
         if reader is None:
-            return "subscriber is not confirmed"
+            return "subscriber quarantined" if str(subscriber_id) in self.quarantined else "subscriber is not confirmed"
+        if f"{timeline_id}/{milestone_key}" in self.quarantined and kind == "reminder":
+            return "milestone quarantined"
         if kind == "digest":
             return "digest turned off" if reader.digest != "weekly" else "digest week passed"
         view = self.views.get((timeline_id, milestone_key))

@@ -6,12 +6,18 @@ No store, no clock, no I/O here; callers load the views and pass the time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 
 from dateutil.rrule import rrulestr
 
-from tracker.dates import END_OF_DAY, Offset, get_zone, local_to_utc, parse_offset
+from tracker.dates import END_OF_DAY, DateError, Offset, get_zone, local_to_utc, parse_offset, parse_reminder
+
+Problems = dict[str, str]  # what was set aside ("timeline/milestone", or a subscriber id) → why
+# What a stored value no part of Tracker can read makes date code raise (out of range, a rule
+# dateutil refuses, a hand-edited JSON of the wrong shape, a milestone without a date).
+UNREADABLE = (ValueError, ArithmeticError, TypeError, LookupError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -134,15 +140,65 @@ def expand(milestone: MilestoneView, start_at: datetime, end_at: datetime) -> li
 def local_occurrences(milestone: MilestoneView, lower: datetime, upper: datetime) -> list[datetime]:
     """Naive local times of the occurrences starting between *lower* and *upper*."""
     assert milestone.repeat is not None
+    problem = repeat_problem(milestone.repeat)
+    if problem is not None:
+        raise RepeatError(problem)
     first = milestone.main_at.astimezone(get_zone(milestone.zone)).replace(tzinfo=None)
     if not (milestone.all_day and milestone.due_at is not None):
-        return list(rrulestr(milestone.repeat, dtstart=first).between(lower, upper, inc=True))
+        return between(rrulestr(milestone.repeat, dtstart=first), lower, upper)
     # An all-day deadline repeats on dates: expanding from midnight lets UNTIL=<date> include
     # its own day, as RFC 5545 (and so every calendar showing the feed) reads it.
     rule = rrulestr(milestone.repeat, dtstart=datetime.combine(first.date(), time(0, 0)))
     # A day that started before *lower* still ends after it: look from the day's start.
     since = datetime.combine(lower.date(), time(0, 0))
-    return [datetime.combine(day.date(), END_OF_DAY) for day in rule.between(since, upper, inc=True)]
+    return [datetime.combine(day.date(), END_OF_DAY) for day in between(rule, since, upper)]
+
+
+# --- repeating rules as stored: read within bounds, whatever an older version let through ---------
+
+# dateutil walks a rule from its first occurrence, so a rule denser than daily (or with
+# INTERVAL=0, on which it never advances) holds a core for good. Within these bounds a daily
+# rule reaches more than a century past its start; validation allows far less (issue 13).
+REPEAT_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+REPEAT_STEPS = 40_000  # occurrences walked by one expansion at most
+_RFC_INTEGER = 2**31 - 1  # RFC 5545 integers: larger ones no calendar reads (icalendar refuses them)
+
+
+class RepeatError(ValueError):
+    """A stored repeating rule that cannot be expanded within bounds."""
+
+
+@lru_cache(maxsize=1024)
+def repeat_problem(text: str) -> str | None:
+    """Return why a stored RRULE cannot be expanded within bounds, or None when it can."""
+    parts = {}
+    for part in text.strip().upper().removeprefix("RRULE:").split(";"):
+        name, _, value = part.partition("=")
+        parts[name.strip()] = value.strip()
+    if parts.get("FREQ") not in REPEAT_FREQUENCIES:
+        return f"repeat {text[:80]!r}: FREQ must be one of {', '.join(REPEAT_FREQUENCIES)}"
+    for name in ("INTERVAL", "COUNT"):
+        value = parts.get(name, "1")
+        if not value.isdigit() or not 1 <= int(value) <= _RFC_INTEGER:
+            return f"repeat {text[:80]!r}: {name} must be a whole number from 1 to {_RFC_INTEGER}"
+    try:
+        rrulestr(text, dtstart=datetime(2000, 1, 1))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        return f"repeat {text[:80]!r}: {exc}"
+    return None
+
+
+def between(rule: Iterable[datetime], lower: datetime, upper: datetime) -> list[datetime]:
+    """rule.between(lower, upper, inc=True), refusing to walk more than REPEAT_STEPS occurrences."""
+    found = []
+    for step, at in enumerate(rule):
+        if at > upper:
+            break
+        if step >= REPEAT_STEPS:
+            raise RepeatError(f"repeat gives more than {REPEAT_STEPS} occurrences before {upper:%Y-%m-%d}")
+        if at >= lower:
+            found.append(at)
+    return found
 
 
 def span_length(milestone: MilestoneView) -> timedelta:
@@ -169,8 +225,12 @@ def list_upcoming(
     window: timedelta,
     timeline: str | None = None,
     audience: str | None = None,
+    set_aside: Problems | None = None,
 ) -> list[Occurrence]:
-    """Occurrences due (or under way) between *now* and *now + window*, earliest first."""
+    """Occurrences due (or under way) between *now* and *now + window*, earliest first.
+
+    A milestone that cannot be expanded is left out; *set_aside* learns which and why.
+    """
     found: list[Occurrence] = []
     for milestone in milestones:
         if milestone.status != "active":
@@ -179,7 +239,11 @@ def list_upcoming(
             continue
         if audience is not None and not concerns(milestone, audience):
             continue
-        found.extend(expand(milestone, now, now + window))
+        try:
+            found.extend(expand(milestone, now, now + window))
+        except UNREADABLE as exc:  # one unreadable milestone is left out, not every other one
+            if set_aside is not None:
+                set_aside[reference(milestone)] = describe_error(exc)
     return sorted(found, key=lambda o: (o.at, o.milestone.timeline_id, o.milestone.key))
 
 
@@ -267,11 +331,13 @@ def plan_reminders(
     now: datetime,
     horizon: timedelta,
     reminder_hour: int,
+    set_aside: Problems | None = None,
 ) -> list[Wanted]:
     """Reminders whose time is before *now + horizon* and whose deadline is still ahead.
 
     Reminders already due are included: after downtime the dispatcher sends the latest
-    of them and skips the rest. Done occurrences need no reminder.
+    of them and skips the rest. Done occurrences need no reminder. Given *set_aside*, a
+    milestone that cannot be planned is left out and recorded there; without, it raises.
     """
     active = [view for view in views if view.status == "active"]
     routes = route(active, readers)
@@ -281,11 +347,25 @@ def plan_reminders(
         members = routes[(view.timeline_id, view.key)]
         if not members:
             continue
-        longest = max((parse_offset(o).exact() for o in offsets_in_use(view, members)), default=timedelta(0))
-        for item in expand(view, now, until + longest + timedelta(days=1)):
-            if item.at <= now or item.done_at is not None:
-                continue
-            wanted.extend(reminders_of(item, members, until, reminder_hour))
+        try:
+            wanted.extend(plan_milestone(view, members, now=now, until=until, reminder_hour=reminder_hour))
+        except UNREADABLE as exc:  # one milestone that cannot be planned must not stop everyone's reminders
+            if set_aside is None:
+                raise
+            set_aside[reference(view)] = describe_error(exc)
+    return wanted
+
+
+def plan_milestone(
+    view: MilestoneView, members: Sequence[Reader], *, now: datetime, until: datetime, reminder_hour: int
+) -> list[Wanted]:
+    """The reminders of one milestone to the *members* it concerns."""
+    longest = max((parse_offset(o).exact() for o in offsets_in_use(view, members)), default=timedelta(0))
+    wanted = []
+    for item in expand(view, now, until + longest + timedelta(days=1)):
+        if item.at <= now or item.done_at is not None:
+            continue
+        wanted.extend(reminders_of(item, members, until, reminder_hour))
     return wanted
 
 
@@ -348,3 +428,133 @@ def waiting_for(done: MilestoneView, views: Iterable[MilestoneView]) -> list[Mil
         if (timeline or view.timeline_id, key) == (done.timeline_id, done.key):
             found.append(view)
     return found
+
+
+# --- stored values that do not read: set aside with the reason, the rest goes on ---------------
+
+MAX_REASON = 300  # characters of a reason kept: an exception's text can quote a whole value
+
+
+def reference(view: MilestoneView) -> str:
+    return f"{view.timeline_id}/{view.key}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, as describe_text makes it."""
+    return describe_text(f"{type(exc).__name__}: {exc}")
+
+
+def readable_offsets(stored: object) -> tuple[tuple[str, ...], str]:
+    """The reminder offsets of a stored list that read back within bounds, and what was wrong ('' if nothing)."""
+    if not isinstance(stored, list | tuple) or not all(isinstance(o, str) for o in stored):
+        return (), describe_value("reminders", stored, "is not a list of offsets")
+    return read_offsets(tuple(stored))
+
+
+@lru_cache(maxsize=4096)  # thousands of subscribers share a few lists of offsets
+def read_offsets(stored: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    kept, wrong = [], []
+    for offset in stored:
+        try:
+            parse_reminder(offset)
+        except DateError:
+            wrong.append(offset)
+        else:
+            kept.append(offset)
+    if not wrong:
+        return tuple(kept), ""
+    return tuple(kept), describe_value("reminders", wrong, "cannot be used (from 1h to 366d)")
+
+
+def describe_value(field: str, value: object, problem: str) -> str:
+    text = f"{field} {value!r}"
+    text = text if len(text) <= 100 else text[:99] + "…"
+    return describe_text(f"{text} {problem}")
+
+
+def describe_text(text: str) -> str:
+    """One bounded printable line, safe for a log line, a stored row and a terminal."""
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def view_problem(view: MilestoneView) -> str | None:
+    """Return why a stored milestone cannot be planned or shown at all, or None when it can."""
+    if view.due_at is None and view.starts_at is None:
+        return "it has no date"
+    try:
+        get_zone(view.zone)
+    except DateError as exc:
+        return describe_text(str(exc))
+    if view.repeat is not None:
+        return repeat_problem(view.repeat)
+    return None
+
+
+def screen_views(views: Iterable[MilestoneView], set_aside: Problems | None = None) -> list[MilestoneView]:
+    """The views every part of Tracker can use: unreadable ones left out, unreadable offsets dropped.
+
+    *set_aside* learns what was left out or changed, and why.
+    """
+    usable = []
+    for view in views:
+        problem = view_problem(view)
+        if problem is None:
+            offsets, wrong = readable_offsets(list(view.reminders))
+            usable.append(replace(view, reminders=offsets) if wrong else view)
+            problem = wrong and f"{wrong}: left out"
+        if problem and set_aside is not None:
+            set_aside[reference(view)] = problem
+    return usable
+
+
+@lru_cache(maxsize=512)
+def readable_zone(name: str) -> str:
+    """*name* if it is a zone this machine knows, else UTC: a message in UTC is better than none."""
+    try:
+        get_zone(name)
+    except DateError:
+        return "UTC"
+    return name
+
+
+def read_names(stored: object) -> tuple[str, ...] | None:
+    """A stored list of names (audiences, timelines; None: every one); raise ValueError if it is not one."""
+    if stored is None:
+        return None
+    if not isinstance(stored, list | tuple) or not all(isinstance(name, str) for name in stored):
+        raise ValueError(describe_value("", stored, "is not a list of names").strip())
+    return tuple(stored)
+
+
+def read_reader(
+    id_: int, audiences: object, timelines: object, reminders: object, timezone: object, digest: object
+) -> tuple[Reader | None, str]:
+    """A stored subscriber as planning needs them, and what in it did not read ('' if nothing).
+
+    Unreadable offsets are left out (all of them: the milestones' own are used); an unreadable
+    zone becomes UTC. Unreadable audiences or timelines leave no reader: nobody can tell what
+    they asked to follow, and guessing could send mail they never wanted.
+    """
+    try:
+        followed = read_names(audiences) or (), read_names(timelines)
+    except ValueError as exc:
+        return None, describe_text(f"audiences or timelines: {exc}")
+    problems = []
+    offsets: tuple[str, ...] | None = None
+    if reminders is not None:
+        offsets, wrong = readable_offsets(reminders)
+        if wrong and not offsets:  # none left: the milestones' own, not a silence nobody chose
+            offsets, wrong = None, f"{wrong}: the milestones' own offsets are used instead"
+        elif wrong:
+            wrong = f"{wrong}: left out"
+        if wrong:
+            problems.append(wrong)
+    zone = timezone if isinstance(timezone, str) else "UTC"
+    try:
+        get_zone(zone)
+    except DateError as exc:
+        problems.append(str(exc))
+        zone = "UTC"
+    reader = Reader(id_, followed[0], followed[1], offsets, zone, digest if isinstance(digest, str) else "off")
+    return reader, describe_text("; ".join(problems))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Literal
 
 from sqlmodel import Session, select
 
-from tracker.dates import DateError, format_offset, get_zone, parse_offset, suggest
+from tracker.dates import DateError, format_offset, get_zone, parse_reminder, suggest
 from tracker.emails import Links
 from tracker.models import Event, Subscriber
 from tracker.outbox import queue_confirm
@@ -26,7 +27,10 @@ COLUMNS = ("email", "name", "language", "audiences", "timelines")
 DEFAULT_AUDIENCES = ("membership",)
 OPTIONAL = frozenset({"digest", "reminders"})  # CSV rows and the CLI do not carry these
 MAX_NAME = 200
-MAX_OFFSETS = 10
+MAX_OFFSETS = 5  # a handful of reminders before each deadline; more is noise, and each costs a row per deadline
+MAX_OFFSET_TEXT = 12  # characters: '366d', '8784h', '527040m' and their spaces
+CONTROL = frozenset({"Cc", "Cs", "Zl", "Zp"})  # control characters, lone surrogates, line and paragraph separators
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # embeddings, overrides, isolates
 MAX_CSV_LINE = 4096  # five fields of addresses, a name and lists of ids: a longer line is not a subscriber
 Outcome = Literal["added", "updated", "unchanged"]
 Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or None
@@ -116,7 +120,19 @@ def list_field(raw: Raw, field: str) -> tuple[str, ...]:
 
 
 def check_name(text: str) -> str:
-    name = " ".join(text.split())  # no line breaks reach an email header
+    """A display name on one line: spaces and tabs collapsed, control characters refused, at most MAX_NAME long.
+
+    A name goes into email headers, pages and the secretariat's terminal: a line break, NUL, a
+    lone surrogate or a bidirectional override there changes what others see, so it is refused
+    with its position rather than quietly changed.
+    """
+    for position, char in enumerate(text, 1):
+        if char not in " \t" and (unicodedata.category(char) in CONTROL or char in BIDI_CONTROLS):
+            raise SubscriberError(
+                f"name: character {position} is a control character (U+{ord(char):04X}): write the name on one"
+                " line, in letters, spaces and punctuation", "name"
+            )  # fmt: skip
+    name = " ".join(text.split())
     if len(name) > MAX_NAME:
         raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name")
     return name
@@ -158,12 +174,18 @@ def check_reminders(raw: Raw) -> tuple[str, ...] | None:
         value = [] if value.strip().lower() == "none" else re.split(r"[\s,;]+", value.strip())
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise SubscriberError("reminders must be a list of offsets such as 7d or 4h", "reminders")
+    texts = {v.strip() for v in value if v.strip()}
+    if len(texts) > MAX_OFFSETS:  # before reading any: a long list is refused as cheaply as a short one
+        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders")
+    for text in texts:
+        if len(text) > MAX_OFFSET_TEXT:
+            raise SubscriberError(f"reminders: {text[:MAX_OFFSET_TEXT]!r}… is not an offset such as 7d or 4h",
+                                  "reminders")  # fmt: skip
     try:
-        offsets = {parse_offset(v) for v in value if v.strip()}
+        # Bounded, so that every stored offset reads back (format_offset ∘ parse_reminder) and can be planned.
+        offsets = {parse_reminder(text) for text in texts}
     except DateError as exc:
         raise SubscriberError(f"reminders: {exc}", "reminders") from None
-    if len(offsets) > MAX_OFFSETS:
-        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders")
     return tuple(format_offset(o) for o in sorted(offsets, key=lambda o: o.exact(), reverse=True))
 
 

@@ -6,6 +6,7 @@ pages a server answers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,11 +22,22 @@ from starlette.concurrency import run_in_threadpool
 from tracker.calendars import FeedRef, feed_refs
 from tracker.dates import DateError, Offset, get_zone
 from tracker.emails.words import N_, Language, audience_text, due_text, when_text
-from tracker.planning import MilestoneView, Occurrence, list_upcoming, timeline_title_in, title_in
+from tracker.planning import (
+    UNREADABLE,
+    MilestoneView,
+    Occurrence,
+    describe_error,
+    list_upcoming,
+    reference,
+    screen_views,
+    timeline_title_in,
+    title_in,
+)
 from tracker.store import load_views, transaction
 from tracker.timeline_svg import Mark, Picture, describe, link_words, plan_picture, render_svg, state_words, titles_of
 from tracker.web_layout import PageLanguage, choose, html, render
 
+log = logging.getLogger("tracker.web_pages")
 Clock = Callable[[], datetime]
 OUTLOOK = "https://outlook.live.com/calendar/0/addfromweb"
 WEEKS_AHEAD = 6
@@ -162,9 +174,9 @@ def line_of(mark: Mark, title: str, wording: str, language: Language) -> Line:
 def render_timeline(
     views: Sequence[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where
 ) -> str:
-    """The HTML page of one timeline (*views* are its milestones, at least one)."""
+    """The HTML page of one timeline (*views* are its milestones, at least one); what cannot be drawn is left out."""
     first, language = views[0], chosen.language
-    picture = plan_picture(views, now=now)
+    picture = picture_of(screen_views(views), now)
     title = timeline_title_in(first, language.code)
     return render(
         "timeline.html.j2",
@@ -177,6 +189,39 @@ def render_timeline(
         lines=list_lines(picture, language),
         feeds=feed_links(base_url, FeedRef("timeline", first.timeline_id).path, title),
     )
+
+
+def picture_of(views: Sequence[MilestoneView], now: datetime) -> Picture:
+    """The timeline's picture; a milestone that cannot be drawn is left out (and logged once), not the page."""
+    try:
+        return plan_picture(views, now=now)
+    except UNREADABLE:
+        drawable = []
+        for view in views:
+            try:
+                plan_picture([view], now=now)
+            except UNREADABLE as exc:
+                report(view, describe_error(exc))
+            else:
+                drawable.append(view)
+    try:
+        return plan_picture(drawable, now=now)
+    except UNREADABLE as exc:  # only together they fail (the range they span): draw none
+        for view in drawable:
+            report(view, describe_error(exc))
+        return plan_picture([], now=now)
+
+
+_reported: dict[str, str] = {}  # what the pages left out and this process logged
+REPORTED = 10_000
+
+
+def report(view: MilestoneView, reason: str) -> None:
+    """Log once (per process) that a page leaves *view* out, and why."""
+    key = reference(view)
+    if _reported.get(key) != reason and len(_reported) < REPORTED:
+        _reported[key] = reason
+        log.warning("pages leave out %s (every other milestone is shown): %s", key, reason)
 
 
 def render_unknown(views: Sequence[MilestoneView], asked: str, chosen: PageLanguage, where: Where) -> str:
@@ -269,7 +314,7 @@ def render_overview(
     views: list[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where, zone: str | None
 ) -> str:
     """GET /: what is due in the coming weeks, the timelines by kind, and every feed's buttons."""
-    language = chosen.language
+    language, views = chosen.language, screen_views(views)
     return render(
         "overview.html.j2",
         chosen,
@@ -292,7 +337,7 @@ def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
 
     def stored() -> list[MilestoneView]:
         with transaction(engine) as session:
-            return load_views(session)
+            return load_views(session)  # unreadable ones are left out as each page is rendered
 
     def timeline_answer(timeline_id: str, chosen: PageLanguage, where: Where) -> HTMLResponse:
         views = stored()

@@ -11,17 +11,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from tracker.cli.common import app, err, fail, out, secret_key, settings, store, when
 from tracker.cli.console import styled
 from tracker.dispatcher import PassResult, make_dispatcher
 from tracker.display import format_at
-from tracker.models import Delivery, Subscriber
+from tracker.models import Delivery, Quarantine, Subscriber
 from tracker.outbox import Replan
+from tracker.quarantine import list_quarantine
 from tracker.store import transaction
 
-STATES = ("planned", "claimed", "sent", "failed", "skipped", "cancelled")
+STATES = ("planned", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
 
 
 @app.command("send-due")
@@ -41,7 +42,7 @@ def send_due(
     dispatcher.expect_due()  # a big pass has its render helper start now, forked from this one thread
     result = asyncio.run(send_all(dispatcher))
     out.print(summary(handled.notices, replanned, result))
-    if result.failed:
+    if result.failed or result.quarantined:
         raise typer.Exit(3)
 
 
@@ -56,7 +57,8 @@ def summary(notices: int, replanned: Replan | None, result: PassResult) -> Text:
     planned = f"{replanned.added} reminder(s) planned" if replanned else "reminders unchanged"
     parts = [f"sent {result.sent}", f"retrying later {result.retrying}", f"failed {result.failed}",
              f"skipped {result.skipped}"]  # fmt: skip
-    mark = ("✓", "green") if not result.failed else ("!", "yellow")
+    parts += [f"quarantined {result.quarantined}"] * bool(result.quarantined)
+    mark = ("✓", "green") if not (result.failed or result.quarantined) else ("!", "yellow")
     ahead = f"; {result.rendered_ahead} rendered ahead in a helper process" if result.rendered_ahead else ""
     return styled(mark, f" {', '.join(parts)} ({notices} notice(s) and {planned}{ahead})")
 
@@ -86,13 +88,55 @@ def deliveries(
     query = query.order_by(col(Delivery.send_at).desc(), col(Delivery.id).desc()).limit(limit)
     with transaction(engine) as session:
         rows = [(row, email) for row, email in session.exec(query)]
+        set_aside = quarantined(session, milestone, to) if status in (None, "quarantined") else []
     if as_json:
-        out.print_json(json.dumps([as_dict(row, email) for row, email in rows]))
+        entries = [quarantine_dict(*entry) for entry in set_aside] if status == "quarantined" else []
+        out.print_json(json.dumps([as_dict(row, email) for row, email in rows] + entries))
         return
-    if not rows:
+    if not rows and not set_aside:
         err.print("no deliveries match")
         return
-    out.print(log_table(rows, settings().timezone))
+    if rows:
+        out.print(log_table(rows, settings().timezone))
+    if set_aside:
+        out.print(quarantine_table(set_aside, settings().timezone))
+
+
+def quarantined(session: Session, milestone: str | None, to: str | None) -> list[tuple[Quarantine, str | None]]:
+    """Subscribers and milestones set aside, with each subscriber's address; filtered as the log is."""
+    entries = list_quarantine(session)
+    ids = {int(e.key) for e in entries if e.what == "subscriber" and e.key.isdigit()}
+    query = select(Subscriber.id, Subscriber.email).where(col(Subscriber.id).in_(ids))
+    emails = {str(id_): email for id_, email in session.exec(query)} if ids else {}
+    found = [(e, emails.get(e.key) if e.what == "subscriber" else None) for e in entries]
+    if milestone:
+        found = [(e, email) for e, email in found if e.what == "milestone" and e.key == milestone]
+    if to:
+        found = [(e, email) for e, email in found if (email or "").lower() == to.strip().lower()]
+    return found
+
+
+def quarantine_dict(entry: Quarantine, email: str | None) -> dict[str, Any]:
+    """An entry as a log row of JSON: state 'quarantined', kind 'subscriber' or 'milestone'."""
+    return {
+        "id": None, "to": email, "kind": entry.what, "milestone": entry.key if entry.what == "milestone" else None,
+        "occurrence": None, "slot": "", "state": "quarantined", "send_at": None, "sent_at": None, "attempts": 0,
+        "next_attempt": None, "reply": None, "last_error": entry.reason, "reason": entry.reason,
+        "since": entry.since.isoformat(),
+    }  # fmt: skip
+
+
+def quarantine_table(entries: list[tuple[Quarantine, str | None]], zone: str) -> Table:
+    """What is set aside and why; everyone else is served meanwhile."""
+    table = Table(title="Quarantined: set aside until fixed, everyone else is served", title_justify="left",
+                  show_edge=False, pad_edge=False)  # fmt: skip
+    for name in ("what", "which", "since", "reason"):
+        table.add_column(name, overflow="fold")
+    for entry, email in entries:
+        which = email or entry.key
+        # Text, not markup: a reason quotes stored values, and '[' in them is not for rich.
+        table.add_row(entry.what, Text(which), format_at(entry.since, zone, False), Text(entry.reason))
+    return table
 
 
 def as_dict(row: Delivery, email: str) -> dict[str, Any]:
@@ -115,11 +159,13 @@ def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for name in ("to", "kind", "about", "planned for", "state", "tries", "sent", "server reply / reason"):
         table.add_column(name, overflow="fold")
-    colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow"}
+    colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow", "quarantined": "magenta"}
     for row, email in rows:
         what = row.kind + (f" {row.slot}" if row.kind == "reminder" else "")
         state = Text(row.state, style=colours.get(row.state, "dim"))
         detail = row.reply or row.last_error or row.reason
         planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
-        table.add_row(email, what, about(row) or "—", planned, state, str(row.attempts), sent, detail)
+        # Text, not markup: addresses, keys and server replies are data.
+        table.add_row(Text(email), Text(what), Text(about(row) or "—"), planned, state, str(row.attempts), sent,
+                      Text(detail))  # fmt: skip
     return table

@@ -27,11 +27,15 @@ from tracker.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.display import format_at
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
 from tracker.planning import (
+    UNREADABLE,
     CompletionView,
     MilestoneView,
     Occurrence,
+    Problems,
     concerns,
+    describe_error,
     expand,
+    reference,
     timeline_title_in,
     title_in,
 )
@@ -93,7 +97,11 @@ def build_feed(
     for zone, since in zones_used(items):
         calendar.add_component(make_vtimezone(zone, since))
     for view in items:
-        for component in make_components(view, info, now=now):
+        try:
+            components = make_components(view, info, now=now)
+        except UNREADABLE:  # left out, as FeedCache does: one item must not take the feed down
+            continue
+        for component in components:
             calendar.add_component(component)
     return bytes(calendar.to_ical())
 
@@ -107,6 +115,7 @@ class FeedCache:
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], tuple[tuple[object, ...], bytes]] = {}
         self.serialised = 0  # items serialised so far: what tests count
+        self.left_out: Problems = {}  # items that could not be serialised ("timeline/key") → why
 
     def render(
         self, views: Sequence[MilestoneView], info: CalendarInfo, *, now: datetime, cancelled_grace: timedelta
@@ -124,7 +133,12 @@ class FeedCache:
         cached = self._items.get((view.timeline_id, view.key))
         if cached is not None and cached[0] == state:
             return cached[1]
-        data = b"".join(bytes(c.to_ical()) for c in make_components(view, info, now=now))
+        try:
+            data = b"".join(bytes(c.to_ical()) for c in make_components(view, info, now=now))
+            self.left_out.pop(reference(view), None)
+        except UNREADABLE as exc:  # a stored value no calendar can take: the item is left out, the feed served
+            data = b""
+            self.left_out[reference(view)] = describe_error(exc)
         self._items[(view.timeline_id, view.key)] = (state, data)
         self.serialised += 1
         return data
