@@ -369,6 +369,21 @@ def test_text_is_escaped_and_folded_at_75_octets_on_utf8_boundaries() -> None:
     assert b"X-WR-CALDESC:Deux\\nlignes\\, ici\\; et \\\\\r\n" in data
 
 
+def test_control_characters_in_stored_text_never_reach_a_feed_and_every_feed_path_agrees() -> None:
+    hostile = "Draft\x00 posted\x1b[2J\x85 now\u2028BEGIN:VEVENT\x7f\x0b!"
+    view = make_view(title=hostile, summary=hostile, location=hostile)
+    info = replace(INFO, name=hostile, description=hostile)
+
+    data = feed(view, info=info)
+    cached = FeedCache().render([view], info, now=NOW, cancelled_grace=GRACE)
+
+    assert cached == data
+    for control in (b"\x00", b"\x1b", b"\xc2\x85", b"\xe2\x80\xa8", b"\x7f", b"\x0b"):
+        assert control not in data
+    assert [line for line in lines(data) if line.startswith(b"BEGIN:VEVENT")] == [b"BEGIN:VEVENT"]
+    assert "Draft posted[2J nowBEGIN:VEVENT!" in text(only_event(data), "SUMMARY")
+
+
 # --- alarms ------------------------------------------------------------------------------------
 
 

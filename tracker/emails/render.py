@@ -42,9 +42,6 @@ CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × language
 CALENDARS = 1024  # calendar items kept: a batch's milestones
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-# In a calendar's UTF-8: C0 but tab and the line ends icalendar writes, DEL, C1, U+2028 and U+2029.
-# RFC 5545 3.3.11 allows none of them in text; icalendar escapes CR and LF in values already.
-_CALENDAR_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
 @dataclass(frozen=True)
@@ -206,7 +203,6 @@ def build_calendar(
         reminder_hour=sender.reminder_hour,
     )
     data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
-    data = _CALENDAR_CONTROLS.sub(b"", data)
     return data, calendar_part(data, attachment_name(view)).as_bytes(policy=HEADERS_POLICY)
 
 

@@ -5,6 +5,7 @@ Pure: the time is passed in; nothing is read from the store, the clock or the ne
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from icalendar import (
     Alarm,
     Calendar,
+    Component,
     Event,
     vDDDTypes,
     vDuration,
@@ -43,6 +45,10 @@ from tracker.planning import (
 FeedKind = Literal["all", "timeline", "audience"]
 PRODID = "-//Tracker//Tracker calendar feeds//EN"
 _END = b"END:VCALENDAR\r\n"
+# In a calendar's UTF-8: C0 but tab and the line ends icalendar writes, DEL, C1, U+2028 and U+2029.
+# RFC 5545 3.3.11 allows none of them in text (a client may end a line at one); icalendar
+# escapes CR and LF in values already, and writes the rest as they are.
+_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 _FREQUENCIES = {"YEARLY": "year", "MONTHLY": "month", "WEEKLY": "week", "DAILY": "day"}
 
 
@@ -103,7 +109,12 @@ def build_feed(
             continue
         for component in components:
             calendar.add_component(component)
-    return bytes(calendar.to_ical())
+    return ical_bytes(calendar)
+
+
+def ical_bytes(component: Component) -> bytes:
+    """Return *component* serialised, without the control characters icalendar leaves in text."""
+    return _CONTROLS.sub(b"", bytes(component.to_ical()))
 
 
 class FeedCache:
@@ -122,7 +133,7 @@ class FeedCache:
     ) -> bytes:
         """Return exactly what build_feed returns, from cached items where they are unchanged."""
         items = feed_items(views, now=now, cancelled_grace=cancelled_grace)
-        head = bytes(make_calendar(info, items).to_ical()).removesuffix(_END)
+        head = ical_bytes(make_calendar(info, items)).removesuffix(_END)
         zones = b"".join(vtimezone_bytes(zone, since) for zone, since in zones_used(items))
         return head + zones + b"".join(self._item(view, info, now) for view in items) + _END
 
@@ -134,7 +145,7 @@ class FeedCache:
         if cached is not None and cached[0] == state:
             return cached[1]
         try:
-            data = b"".join(bytes(c.to_ical()) for c in make_components(view, info, now=now))
+            data = b"".join(ical_bytes(c) for c in make_components(view, info, now=now))
             self.left_out.pop(reference(view), None)
         except UNREADABLE as exc:  # a stored value no calendar can take: the item is left out, the feed served
             data = b""
@@ -222,7 +233,7 @@ def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: Calen
         calendar.add_component(make_vtimezone(zone, since))
     for component in make_components(view, info, now=now):
         calendar.add_component(component)
-    return bytes(calendar.to_ical())
+    return ical_bytes(calendar)
 
 
 # --- one milestone -----------------------------------------------------------------------
