@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.test_web import serving, sync
 from tracker.calendars import Calendars
 from tracker.completions import DoneRequest, record_done
+from tracker.config import Settings
 from tracker.store import load_views, transaction
 from tracker.web import create_api
 
@@ -228,24 +230,46 @@ def test_building_the_openapi_document_gives_no_warning(engine: Engine) -> None:
 EXAMPLES = 25
 
 
-def test_no_request_the_schema_allows_gets_a_server_error(client: httpx.Client) -> None:
-    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
-    results = list(schema.get_all_operations())
-    operations = [result.ok() for result in results if isinstance(result, Ok)]
-    assert len(operations) == len(results), "every operation in /openapi.json is a valid schema"
-    assert {"/api/timelines", "/api/timelines/{timeline}", "/api/upcoming", "/embed/upcoming"} <= {
-        op.path for op in operations
-    }
+ADMIN = "admin-token-for-the-schema-tests-0123456"
+METRICS = "metrics-token-for-the-schema-tests-789012"
+# What a browser form posts; the JSON body of POST /subscribe is documented as well.
+FORM_ROUTES = {("post", "/subscribe"), ("post", "/preferences/{token}"), ("post", "/unsubscribe/{token}"),
+               ("post", "/confirm/{token}")}  # fmt: skip
 
-    for operation in operations:
-        answers_without_5xx(operation, str(client.base_url))
+
+def test_no_request_the_schema_allows_gets_a_server_error(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    sync(engine, schedules)
+    config = Settings(base_url="https://tracker.example.org", admin_token=ADMIN, metrics_token=METRICS,
+                      subscribe_limit=100_000)  # fmt: skip
+    with serving(engine, 0, LOCALES, settings=config) as (client, _):
+        document = client.get("/openapi.json").json()
+        schema = schemathesis.openapi.from_dict(document)
+        results = list(schema.get_all_operations())
+        operations = [result.ok() for result in results if isinstance(result, Ok)]
+        assert len(operations) == len(results), "every operation in /openapi.json is a valid schema"
+        documented = {(method, path) for path, methods in document["paths"].items() for method in methods}
+        assert FORM_ROUTES | {("get", "/metrics"), ("post", "/api/milestones/{timeline}/{milestone}/done")} <= (
+            documented
+        )
+        for method, path in FORM_ROUTES:
+            assert "requestBody" in document["paths"][path][method], f"{method} {path} documents no body"
+
+        for operation in operations:
+            answers_without_5xx(operation, str(client.base_url))
 
 
 def answers_without_5xx(operation: APIOperation[Any, Any, Any, Any], base: str) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy())
     def check(case: Case[Any]) -> None:
-        response = case.call(base_url=base)
+        # Half the requests carry the right token, so what lies behind it is tried too.
+        token = {"/metrics": METRICS}.get(case.path, ADMIN)
+        headers = {"Authorization": f"Bearer {token}"} if zlib.crc32(repr((case.query, case.body)).encode()) % 2 else {}
+        response = case.call(base_url=base, headers=headers)
         assert response.status_code < 500, f"{case.method} {case.formatted_path} {case.query}: {response.text}"
 
     check()
