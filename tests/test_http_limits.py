@@ -199,8 +199,11 @@ JSON = {"Content-Type": "application/json"}
         ("/subscribe", rb'{"email": "amina@mission.example.org", "name": "Amina \ud800"}', JSON, "name"),
         ("/subscribe", rb'{"email": "amina@mission.example.org", "\ud800": "x"}', JSON, "\\ud800"),
         ("/subscribe", rb'{"email": "amina@mission.example.org", "name": 1e999}', JSON, "name"),
+        ("/subscribe", rb'{"email": "amina@mission.example.org", "name": "Amina\u0000"}', JSON, "name"),
+        ("/subscribe", rb'{"email": "amina@mission.example.org", "timelines": ["hlpf\u0000"]}', JSON, "timelines"),
         (DONE, rb'{"note": "posted \ud800"}', admin(), "note"),
         (DONE, rb'{"link": "https://www.itu.int/\udfff"}', admin(), "link"),
+        (DONE, rb'{"note": "posted\u0000"}', admin(), "note"),
         (DONE, rb'{"at": "0001-01-01"}', admin(), "at"),
         (DONE, rb'{"at": "0001-01-01T00:00"}', admin(), "at"),
         (DONE, rb'{"at": "9999-12-31"}', admin(), "at"),
@@ -223,6 +226,16 @@ def test_undecodable_or_out_of_range_values_are_a_422_naming_the_field(
     assert stored(site.engine, "amina@mission.example.org") is None
     milestones = site.http.get("/api/timelines/hlpf").json()["milestones"]
     assert [m["key"] for m in milestones if m["completions"]] == []
+
+
+def test_a_form_with_a_nul_character_is_refused_not_stored(site: Site) -> None:
+    token = re.findall(r'name="csrf_token" value="([^"]+)"', site.http.get("/subscribe").text)[0]
+
+    form = f"csrf_token={token}&email=amina@mission.example.org&name=A%00".encode()
+    answer = site.http.post("/subscribe", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert answer.status_code == 400 and "could not be read" in answer.text
+    assert stored(site.engine, "amina@mission.example.org") is None
 
 
 @pytest.mark.parametrize("body", [rb'{"note": "posted \ud800"}', rb'{"at": "0001-01-01"}', b"[1, 2", b"\xff\xfe"])

@@ -173,6 +173,8 @@ def form_fields(body: bytes) -> dict[str, object]:
         pairs = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         raise FormError(400, N_("The form could not be read.")) from None
+    if any("\x00" in text for name, values in pairs.items() for text in (name, *values)):
+        raise FormError(400, N_("The form could not be read."))  # %00: no field of ours holds one
     return {k: v if k in LIST_FIELDS else v[0] for k, v in pairs.items()}
 
 
@@ -185,7 +187,7 @@ class BodyError(ValueError):
 
 
 def json_object(body: bytes) -> dict[str, object]:
-    """A JSON object whose every key and text is Unicode that can be stored and sent (no lone surrogate)."""
+    """A JSON object whose every key and text can be stored and sent; raise BodyError naming the field at fault."""
     try:
         data = json.loads(body)
     except ValueError as exc:  # UnicodeDecodeError and overlong integers too
@@ -193,26 +195,30 @@ def json_object(body: bytes) -> dict[str, object]:
     if not isinstance(data, dict):
         raise BodyError("the body must be a JSON object")
     for key, value in data.items():
-        if not storable(key):
+        if unstorable(key):
             raise BodyError(f"unknown field {printable(key)}", printable(key))
         texts = value if isinstance(value, list) else [value]
-        if not all(storable(text) for text in texts if isinstance(text, str)):
-            raise BodyError(f"{key} holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape): it is not text", key)
+        for text in texts:
+            reason = unstorable(text) if isinstance(text, str) else None
+            if reason:
+                raise BodyError(f"{key} {reason}", key)
     return data
 
 
-def storable(text: str) -> bool:
-    """Whether *text* can be written as UTF-8 (JSON's \\uD800 escapes make strings that cannot)."""
+def unstorable(text: str) -> str | None:
+    """Why *text* cannot be stored (PostgreSQL refuses NUL; a lone surrogate is not UTF-8), or None."""
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000): remove it"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair): it is not text"
+    return None
 
 
 def printable(text: str) -> str:
     """*text* with what cannot be written escaped, for a message."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def json_fields(body: bytes) -> Raw:
