@@ -20,11 +20,18 @@ import pytest
 from sqlalchemy import Engine, event
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.delivery_kit import Clock, at, deliver, make_dispatcher
+from tests.delivery_kit import subscribe as add_subscriber
 from tests.processes import TRACKER, free_port, wait_for
+from tests.smtp_server import SMTPTestServer
 from tests.test_subscribe_http import BASE, running, stored
 from tests.test_web import SECRET, subscribe, sync
 from tracker.calendars import Calendars
 from tracker.config import Settings
+from tracker.metrics import Metrics
+from tracker.models import Subscriber
+from tracker.outbox import queue_confirm
+from tracker.store import transaction
 from tracker.web import create_app
 from tracker.web_signups import Signups
 
@@ -378,3 +385,22 @@ def test_asking_to_subscribe_does_the_same_work_whatever_the_address_s_state(sit
     assert amina is not None and olga is not None and li is not None
     assert (amina.state, olga.state, li.state) == ("pending", "pending", "confirmed")
     assert (amina.language, olga.language, li.language) == ("fr", "fr", "en")  # a confirmed one is left alone
+
+
+def test_confirmation_emails_sent_or_refused_move_no_metric(engine: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-01 09:00"))
+    metrics = Metrics(engine, clock)
+    before = metrics.exposition()
+    for address in ("new@example.org", "gone@example.org"):
+        subscriber_id = add_subscriber(engine, address, clock.now, confirmed=False)
+        with transaction(engine, write=True) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+            assert subscriber is not None and queue_confirm(session, subscriber, clock.now) is not None
+    smtp.answer("RCPT", "550 5.1.1 No such user", address="gone@example.org")
+    dispatcher = make_dispatcher(engine, smtp.url, clock)
+    dispatcher.metrics = metrics
+
+    result = deliver(dispatcher)
+
+    assert (result.sent, len(smtp.received)) == (1, 1)  # one went out, one was refused
+    assert metrics.exposition().decode().splitlines() == before.decode().splitlines()

@@ -56,7 +56,9 @@ class Metrics:
         self.send_seconds.observe(seconds)
         self.lateness.observe(max(late, 0.0))
 
-    def smtp_error(self, exc: DeliveryError) -> None:
+    def smtp_error(self, exc: DeliveryError, kind: str = "") -> None:
+        if kind in PRIVATE_KINDS:
+            return
         self.smtp_errors.labels("permanent" if exc.permanent else "temporary", exc.stage or "unknown").inc()
 
     def exposition(self) -> bytes:
