@@ -139,8 +139,8 @@ def validation_problem(errors: Sequence[Any]) -> TextJSONResponse:
 
 
 def server_options() -> dict[str, Any]:
-    """uvicorn settings that cap the request head: httptools with HeadCap (h11 caps by itself, at a fifth of
-    the speed on cached feeds)."""
+    """uvicorn settings that cap the request head: the httptools protocol below (h11 caps by itself, but serves
+    cached feeds at a fifth of the rate)."""
     try:
         protocol = head_capped_protocol()
     except ImportError:  # no httptools: h11 keeps a head to this size

@@ -88,10 +88,8 @@ class Site:
     signups: Signups  # where the state-dependent part of a subscription request is done, after the answer
 
 
-def subscription_routes(
-    engine: Engine, secret: bytes | None, clock: Clock | None = None, base_url: str | None = None
-) -> APIRouter:
-    """Routes behind the confirm and unsubscribe links; *base_url* makes the feed links (else the request's)."""
+def subscription_routes(engine: Engine, secret: bytes | None, clock: Clock | None, base_url: str) -> APIRouter:
+    """Routes behind the confirm and unsubscribe links; *base_url* (never the Host header) makes their links."""
     router = APIRouter(tags=["subscriptions"])
     now = clock or (lambda: datetime.now(UTC))
 
@@ -117,29 +115,25 @@ def subscription_routes(
     @router.get("/confirm/{token}", response_class=HTMLResponse)
     async def confirm_question_page(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Show a one-button page; nothing changes until it is pressed (mail scanners open every link)."""
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(confirm_link, token, False, Asked.of(request), base)
+        return await run_in_threadpool(confirm_link, token, False, Asked.of(request), base_url)
 
     # No CSRF token: the secret is the link itself, which a page elsewhere cannot know.
     @router.post("/confirm/{token}", response_class=HTMLResponse, openapi_extra=NO_FIELDS)
     async def confirm_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Confirm a subscription (the button of the confirm page); say what comes next."""
         await request.body()  # whatever the form sent: nothing in it is needed
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(confirm_link, token, True, Asked.of(request), base)
+        return await run_in_threadpool(confirm_link, token, True, Asked.of(request), base_url)
 
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
     async def unsubscribe_question(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Show a one-button page; nothing changes until it is pressed (link scanners follow GETs)."""
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(unsubscribe_link, token, False, Asked.of(request), base)
+        return await run_in_threadpool(unsubscribe_link, token, False, Asked.of(request), base_url)
 
     @router.post("/unsubscribe/{token}", response_class=HTMLResponse, openapi_extra=ONE_CLICK)
     async def unsubscribe_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Unsubscribe at once: RFC 8058 one-click (body List-Unsubscribe=One-Click) or the page's button."""
         await request.body()  # RFC 8058's List-Unsubscribe=One-Click, or the button's; at most MAX_BODY
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(unsubscribe_link, token, True, Asked.of(request), base)
+        return await run_in_threadpool(unsubscribe_link, token, True, Asked.of(request), base_url)
 
     return router
 
