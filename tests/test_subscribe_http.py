@@ -27,6 +27,7 @@ from tracker.ratelimit import SlidingWindow, client_key
 from tracker.store import transaction
 from tracker.tokens import make_token
 from tracker.web import create_app
+from tracker.web_signups import Signups
 
 BASE = "https://tracker.example.org"
 AMINA = {"email": "amina@mission.example.org", "name": "Amina Diallo", "language": "fr", "timezone": "Africa/Dakar",
@@ -51,7 +52,10 @@ def clock() -> Clock:
 
 @pytest.fixture
 def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, clock: Clock) -> Iterator[MakeClient]:
-    """Start the app in a real server on a synced store; keywords are settings (e.g. subscribe_limit)."""
+    """Start the app in a real server on a synced store; keywords are settings (e.g. subscribe_limit).
+
+    A subscription request is handled after its answer (tracker/web_signups.py): the client waits for
+    that work after each answer, as a person would wait for the email before looking."""
     write_timeline("hlpf", HLPF)
     write_timeline("cwg-32", MEETING)
     sync(engine, schedules)
@@ -61,8 +65,10 @@ def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, 
             calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=clock,
                                   check_interval=0, secret=SECRET)  # fmt: skip
             config = Settings(base_url=BASE, timezone="Europe/Zurich", **settings)
-            url = stack.enter_context(running(create_app(engine, calendars, settings=config)))
-            return stack.enter_context(httpx.Client(base_url=url, timeout=10))
+            signups = Signups()
+            url = stack.enter_context(running(create_app(engine, calendars, settings=config, signups=signups)))
+            hooks = {"response": [lambda _: signups.drain()]}
+            return stack.enter_context(httpx.Client(base_url=url, timeout=10, event_hooks=hooks))
 
         yield make
 
@@ -598,7 +604,8 @@ def test_the_subscription_pages_use_their_own_catalog_entries(http: httpx.Client
         "Проверьте почтовый ящик": http.post("/subscribe?lang=ru", data={"csrf_token": form,
                                                                          "email": "ivan@mission.example.org"}),
         "Недействительная ссылка": http.get("/preferences/forged.token", headers={"Accept-Language": "ru"}),
-        "<h1>Подписка подтверждена</h1>": http.get(f"/confirm/{make_token(SECRET, 'confirm', pending, 0)}"),
+        "<h1>Подтвердите подписку</h1>": http.get(f"/confirm/{make_token(SECRET, 'confirm', pending, 0)}"),
+        "<h1>Подписка подтверждена</h1>": http.post(f"/confirm/{make_token(SECRET, 'confirm', pending, 0)}"),
     }  # fmt: skip
 
     assert [words for words, page in pages.items() if words not in page.text] == []

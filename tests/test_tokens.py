@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -69,3 +71,32 @@ def test_a_key_is_generated_once_and_kept_even_when_two_instances_start_together
     assert load_secret_key("", target) == keys[0]
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert [p.name for p in target.parent.iterdir()] == ["secret_key"]
+
+
+def test_a_token_does_not_show_which_subscriber_it_names() -> None:
+    bodies = {n: make_token(SECRET, "manage", n, 0).split(".")[0] for n in (41, 42, 1000, 123456)}
+
+    for n, body in bodies.items():
+        decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        assert str(n).encode() not in decoded, (n, decoded)
+    # Neighbours look unrelated: nothing to count up or down from.
+    same = sum(a == b for a, b in zip(bodies[41], bodies[42], strict=True))
+    assert same < len(bodies[41]) // 4
+
+
+@pytest.mark.parametrize(("subscriber_id", "version"), [(1, 0), (42, 3), (2**40, 2**20), (2**63 - 1, 2**63 - 1)])
+def test_every_subscriber_and_version_reads_back(subscriber_id: int, version: int) -> None:
+    token = make_token(SECRET, "feed", subscriber_id, version)
+
+    assert read_token(SECRET, "feed", token) == (subscriber_id, version)
+    assert len(token) <= 64 and token.isascii()
+
+
+def test_a_link_written_before_tokens_were_opaque_still_works() -> None:
+    # The first form of a token, in emails already sent: base64 of "id.version", then the signature.
+    body = base64.urlsafe_b64encode(b"42.3").rstrip(b"=").decode()
+    signature = hmac.digest(SECRET, f"manage:{body}".encode(), "sha256")[:18]
+    token = f"{body}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+    assert read_token(SECRET, "manage", token) == (42, 3)
+    assert read_token(SECRET, "feed", token) is None

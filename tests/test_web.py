@@ -24,6 +24,7 @@ from sqlmodel import select
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.factories import REPO
 from tracker.calendars import Calendars
+from tracker.config import Settings
 from tracker.models import Subscriber
 from tracker.pipeline import sync_folder
 from tracker.store import transaction
@@ -47,7 +48,7 @@ def sync(engine: Engine, folder: Path) -> None:
 
 @contextmanager
 def serving(
-    engine: Engine, check_interval: float, locales: Path | None = None
+    engine: Engine, check_interval: float, locales: Path | None = None, settings: Settings | None = None
 ) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
     calendars = Calendars(
         engine,
@@ -59,7 +60,7 @@ def serving(
         locales=locales,
     )
     port = free_port()
-    app = create_app(engine, calendars)
+    app = create_app(engine, calendars, settings=settings)
     assert isinstance(app, FeedFastPath)
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -296,20 +297,44 @@ def test_a_cached_feed_is_answered_the_same_by_the_fast_path(
     assert [r.status_code for r in conditional] == [304, 304]
 
 
-def test_the_confirm_link_confirms_once_and_then_is_spent(client: httpx.Client, engine: Engine) -> None:
+def test_opening_the_confirm_link_changes_nothing_and_its_button_confirms_once(
+    client: httpx.Client, engine: Engine
+) -> None:
     subscriber_id, _ = subscribe(engine, "nadia@mission.example.org", confirmed=False)
     link = f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}"
 
-    first = client.get(link)
-    again = client.get(link)
+    # What a mail provider's link scanner does: open the link, maybe twice, maybe HEAD first.
+    scanned = [client.head(link), client.get(link), client.get(link)]
+    with transaction(engine) as session:
+        still = session.get(Subscriber, subscriber_id)
+        assert still is not None and (still.state, still.confirm_version) == ("pending", 0)
+    pressed = client.post(link)
+    again = client.post(link)
 
-    assert first.status_code == 200 and "<bdi>nadia@mission.example.org</bdi>" in first.text
-    assert first.headers["cache-control"] == "no-store" and first.headers["referrer-policy"] == "no-referrer"
-    assert '<meta name="referrer" content="no-referrer">' in first.text
-    assert again.status_code == 404
+    assert [s.status_code for s in scanned] == [200, 200, 200]
+    page = scanned[1].text
+    assert "<bdi>nadia@mission.example.org</bdi>" in page
+    assert re.findall(r'<form method="post" action="([^"]+)">', page) == [link]
+    assert page.count("<button") == 1 and 'data-action="confirm"' in page and "<script" not in page
+    assert scanned[1].headers["cache-control"] == "no-store" and scanned[1].headers["referrer-policy"] == "no-referrer"
+    assert pressed.status_code == 200 and "is confirmed" in pressed.text
+    assert '<meta name="referrer" content="no-referrer">' in pressed.text
+    assert again.status_code == 404 and client.get(link).status_code == 404  # the link is spent
     with transaction(engine) as session:
         subscriber = session.get(Subscriber, subscriber_id)
         assert subscriber is not None and subscriber.state == "confirmed"
+
+
+def test_the_confirm_page_keeps_a_language_named_in_its_address(client: httpx.Client, engine: Engine) -> None:
+    subscriber_id, _ = subscribe(engine, "li@mission.example.org", confirmed=False, language="zh")
+    link = f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}"
+
+    own = client.get(link)
+    asked = client.get(f"{link}?lang=ar")
+
+    assert '<html lang="zh-Hans" dir="ltr">' in own.text and f'action="{link}"' in own.text
+    assert '<html lang="ar" dir="rtl">' in asked.text and f'action="{link}?lang=ar"' in asked.text
+    assert '<html lang="ar" dir="rtl">' in client.post(f"{link}?lang=ar").text
 
 
 def test_one_click_unsubscribe_works_without_a_page_and_a_get_changes_nothing(
@@ -354,7 +379,7 @@ def test_the_confirmed_page_says_what_comes_next_in_the_subscriber_s_language_wi
 ) -> None:
     subscriber_id, feed = subscribe(engine, "ghislain@mission.example.org", confirmed=False, language="fr")
 
-    page = client.get(f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}", headers={"Accept-Language": "en"})
+    page = client.post(f"/confirm/{make_token(SECRET, 'confirm', subscriber_id, 0)}", headers={"Accept-Language": "en"})
 
     assert page.status_code == 200 and '<html lang="fr" dir="ltr">' in page.text
     assert "Votre flux de calendrier personnel" in page.text

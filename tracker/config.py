@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
     admin_token: str = ""
+    metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
     secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
     secret_key_file: Path = Path("var/secret_key")
     templates: Path = Field(default_factory=lambda: bundled("templates/emails"))  # KIND.txt.j2 / KIND.html.j2

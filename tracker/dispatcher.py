@@ -440,7 +440,7 @@ class Dispatcher:
                 prepared.data, sender=self.envelope_from, recipients=[prepared.recipient], before_data=hold
             )
         except DeliveryError as exc:
-            self.metrics.smtp_error(exc)
+            self.metrics.smtp_error(exc, row.kind)
             return self.failure(row, exc)
         sent_at = self.clock()
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())

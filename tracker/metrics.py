@@ -2,6 +2,10 @@
 
 Counts by state come from the store at scrape time, so every instance reports the same
 totals however many are running; latency and errors are this instance's own.
+
+Confirmation emails are left out of every series: one is planned only when someone asks for
+an address that is new or pending, so counting them would tell whoever reads the metrics
+whether an address they tried was already subscribed. `tracker deliveries` shows them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tracker.quarantine import count_quarantine
 from tracker.store import transaction
 
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400)
+PRIVATE_KINDS = ("confirm",)  # sent because one address was asked for: not counted
 SEND_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -46,11 +51,15 @@ class Metrics:
             self.registry.register(StoreCollector(engine, clock or (lambda: datetime.now(UTC))))
 
     def sent(self, kind: str, seconds: float, late: float) -> None:
+        if kind in PRIVATE_KINDS:
+            return
         self.sent_total.labels(kind).inc()
         self.send_seconds.observe(seconds)
         self.lateness.observe(max(late, 0.0))
 
-    def smtp_error(self, exc: DeliveryError) -> None:
+    def smtp_error(self, exc: DeliveryError, kind: str = "") -> None:
+        if kind in PRIVATE_KINDS:
+            return
         self.smtp_errors.labels("permanent" if exc.permanent else "temporary", exc.stage or "unknown").inc()
 
     def exposition(self) -> bytes:
@@ -58,7 +67,7 @@ class Metrics:
 
 
 class StoreCollector(Collector):
-    """Deliveries by state and kind, the queue of rows due now, and what is quarantined, read at scrape time."""
+    """Deliveries by state and kind (not confirmations), the queue due now, and what is quarantined, at scrape time."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self.engine, self.clock = engine, clock
@@ -66,12 +75,13 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         table = Delivery.__table__  # type: ignore[attr-defined]
         now = self.clock()
+        counted = table.c.kind.not_in(PRIVATE_KINDS)
         with transaction(self.engine) as session:
             counts = session.execute(
-                select(table.c.state, table.c.kind, func.count()).group_by(table.c.state, table.c.kind)
+                select(table.c.state, table.c.kind, func.count()).where(counted).group_by(table.c.state, table.c.kind)
             ).all()
             due = session.execute(
-                select(func.count()).where(table.c.state == "planned", table.c.attempt_at <= now)
+                select(func.count()).where(counted, table.c.state == "planned", table.c.attempt_at <= now)
             ).scalar_one()
             quarantined = count_quarantine(session)
         by_state = GaugeMetricFamily("tracker_deliveries", "Outbox rows by state and kind", labels=["state", "kind"])

@@ -35,6 +35,7 @@ from tracker.scheduler import DeliveryScheduler
 from tracker.schedules import find_files
 from tracker.store import load_views, transaction
 from tracker.web import create_app
+from tracker.web_limits import server_options
 
 log = logging.getLogger("tracker")
 
@@ -70,7 +71,8 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     dispatcher = make_dispatcher(engine, settings, secret)
     delivery = DeliveryScheduler(dispatcher, sweep=settings.sweep)
     app = create_app(engine, calendars, metrics=dispatcher.metrics, settings=settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                            **server_options())  # fmt: skip
     server = uvicorn.Server(config)
     log.info("mail goes %s", mail_target(settings))
     await delivery.start()

@@ -3,6 +3,10 @@
 A token names a subscriber, a purpose and a version, signed with HMAC-SHA256. Nothing
 is stored: a link can be written again in any later email, and raising the stored
 version of a purpose revokes every token of that purpose at once.
+
+The subscriber and version are enciphered (a keyed permutation of 16 bytes), so a link does
+not show the subscriber's sequential number: nobody learns how many subscribe, or who came
+after whom. Links of the first form (the number in plain base64) are still read.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import hmac
 import os
 import secrets
+import struct
 from contextlib import suppress
 from pathlib import Path
 from typing import Literal
@@ -18,6 +23,8 @@ from typing import Literal
 Purpose = Literal["manage", "feed", "confirm"]
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "please-change-me", "placeholder", "xxx", "insecure"}
 MIN_KEY_LENGTH = 32
+ROUNDS = 4  # Luby–Rackoff: four Feistel rounds of a pseudorandom function make a strong pseudorandom permutation
+PLAIN = struct.Struct(">QQ")  # subscriber id, version
 
 
 class SecretKeyError(ValueError):
@@ -37,9 +44,31 @@ def _signature(secret: bytes, purpose: Purpose, body: str) -> str:
     return _b64(hmac.digest(secret, f"{purpose}:{body}".encode(), "sha256")[:18])
 
 
+def _round(secret: bytes, purpose: Purpose, number: int, half: bytes) -> bytes:
+    return hmac.digest(secret, b"permute:%s:%d:%s" % (purpose.encode(), number, half), "sha256")[:8]
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+def _encipher(secret: bytes, purpose: Purpose, plain: bytes) -> bytes:
+    left, right = plain[:8], plain[8:]
+    for number in range(ROUNDS):
+        left, right = right, _xor(left, _round(secret, purpose, number, right))
+    return left + right
+
+
+def _decipher(secret: bytes, purpose: Purpose, cipher: bytes) -> bytes:
+    left, right = cipher[:8], cipher[8:]
+    for number in reversed(range(ROUNDS)):
+        left, right = _xor(right, _round(secret, purpose, number, left)), left
+    return left + right
+
+
 def make_token(secret: bytes, purpose: Purpose, subscriber_id: int, version: int) -> str:
-    """Return an unguessable token for *subscriber_id*'s *purpose* at *version*."""
-    body = _b64(f"{subscriber_id}.{version}".encode())
+    """Return an unguessable token for *subscriber_id*'s *purpose* at *version*; it does not show the id."""
+    body = _b64(_encipher(secret, purpose, PLAIN.pack(subscriber_id, version)))
     return f"{body}.{_signature(secret, purpose, body)}"
 
 
@@ -52,7 +81,19 @@ def read_token(secret: bytes, purpose: Purpose, token: str) -> tuple[int, int] |
     if not hmac.compare_digest(signature, _signature(secret, purpose, body)):
         return None
     try:
-        subscriber_id, version = _unb64(body).decode("ascii").split(".")
+        data = _unb64(body)
+    except ValueError:
+        return None
+    if len(data) == PLAIN.size:
+        subscriber_id, version = PLAIN.unpack(_decipher(secret, purpose, data))
+        return int(subscriber_id), int(version)
+    return _read_plain(data)
+
+
+def _read_plain(data: bytes) -> tuple[int, int] | None:
+    """The first form of a token's body, "id.version" (in emails sent before bodies were enciphered)."""
+    try:
+        subscriber_id, version = data.decode("ascii").split(".")
         return int(subscriber_id), int(version)
     except (ValueError, UnicodeDecodeError):
         return None

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import __version__
@@ -19,48 +24,65 @@ from tracker.calendars import Calendars, FeedBody, FeedRef
 from tracker.config import Settings, get_settings
 from tracker.metrics import Metrics
 from tracker.ratelimit import SlidingWindow
-from tracker.web_admin import admin_routes
+from tracker.web_admin import admin_routes, has_bearer
 from tracker.web_api import api_routes
+from tracker.web_limits import SECURITY_HEADERS, Guard, validation_problem
 from tracker.web_pages import page_routes
+from tracker.web_signups import Signups
 from tracker.web_subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 FEED_CACHE_CONTROL = "public, max-age=300"
+# The fast path answers without the Guard: the same headers, written once.
+FEED_SECURITY = {name.decode(): value.decode() for name, value in SECURITY_HEADERS} | {
+    "Content-Security-Policy": "frame-ancestors 'none'"
+}
 
 
 def create_app(
-    engine: Engine, calendars: Calendars, metrics: Metrics | None = None, settings: Settings | None = None
+    engine: Engine,
+    calendars: Calendars,
+    metrics: Metrics | None = None,
+    settings: Settings | None = None,
+    signups: Signups | None = None,
 ) -> ASGIApp:
-    """Build the app around one store and its feeds, with the fast path for cached feeds in front."""
-    return FeedFastPath(create_api(engine, calendars, metrics, settings), calendars)
+    """Build the app around one store and its feeds: the fast path for cached feeds, then the guard (body cap,
+    HEAD, security headers), then the routes."""
+    return FeedFastPath(Guard(create_api(engine, calendars, metrics, settings, signups)), calendars)
 
 
 def create_api(
-    engine: Engine, calendars: Calendars, metrics: Metrics | None = None, settings: Settings | None = None
+    engine: Engine,
+    calendars: Calendars,
+    metrics: Metrics | None = None,
+    settings: Settings | None = None,
+    signups: Signups | None = None,
 ) -> FastAPI:
     """Build the FastAPI app (every route, the OpenAPI document)."""
-    app = FastAPI(title="Tracker", version=__version__, summary="Deadlines of a working group, as calendars.")
-    metrics = metrics or Metrics(engine)
+    config = settings or get_settings()
+    queue = signups or Signups()
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def metrics_page() -> Response:
-        """Prometheus metrics: deliveries by state and kind, queue depth, send latency, lateness, SMTP errors."""
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(queue.close)  # requests already answered are still handled
 
+    app = FastAPI(title="Tracker", version=__version__, summary="Deadlines of a working group, as calendars.",
+                  redirect_slashes=False, lifespan=lifespan)  # fmt: skip
+    handle_errors(app, config.base_url)
+    if config.metrics_token:  # without a token there is no /metrics: counts of this kind are nobody else's
+        app.include_router(metrics_routes(metrics or Metrics(engine), config.metrics_token))
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
     app.include_router(api_routes(engine, calendars, calendars.base_url))
     app.include_router(page_routes(engine, calendars.base_url, calendars.clock))
-    config = settings or get_settings()
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
-        site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address)
+        site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address,
+                    queue)  # fmt: skip
         app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
         app.include_router(preferences_routes(site))
 
-    # HEAD shares each GET's function but stays out of the schema: one route with both methods
-    # would document two operations under one operationId.
     @app.get("/healthz", tags=["operations"])
-    @app.head("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """Liveness: the process answers and the store responds."""
         with engine.connect() as connection:
@@ -68,13 +90,11 @@ def create_api(
         return JSONResponse({"status": "ok", "version": __version__})
 
     @app.get("/feeds/all.ics", tags=["feeds"])
-    @app.head("/feeds/all.ics", include_in_schema=False)
     async def all_feed(request: Request) -> Response:
         """Every deadline, window and meeting of every timeline."""
         return await serve_feed(calendars, FeedRef("all", None), request)
 
     @app.get("/feeds/me/{token}.ics", tags=["feeds"])
-    @app.head("/feeds/me/{token}.ics", include_in_schema=False)
     async def personal_feed(token: str, request: Request) -> Response:
         """A subscriber's own feed: their timelines and audiences, their reminder offsets."""
         feed = await run_in_threadpool(calendars.personal, token)
@@ -83,18 +103,62 @@ def create_api(
         return send_feed(feed, request, private=True)
 
     @app.get("/feeds/audiences/{audience}.ics", tags=["feeds"])
-    @app.head("/feeds/audiences/{audience}.ics", include_in_schema=False)
     async def audience_feed(audience: str, request: Request) -> Response:
         """What concerns one audience (e.g. membership)."""
         return await serve_feed(calendars, FeedRef("audience", audience), request)
 
     @app.get("/feeds/{timeline}.ics", tags=["feeds"])
-    @app.head("/feeds/{timeline}.ics", include_in_schema=False)
     async def timeline_feed(timeline: str, request: Request) -> Response:
         """One timeline."""
         return await serve_feed(calendars, FeedRef("timeline", timeline), request)
 
     return app
+
+
+def metrics_routes(metrics: Metrics, token: str) -> APIRouter:
+    """GET /metrics for Prometheus, behind `Authorization: Bearer <TRACKER_METRICS_TOKEN>`."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/metrics", response_class=PlainTextResponse, responses={401: {"description": "No or wrong token"}})
+    def metrics_page(authorization: str | None = Header(default=None)) -> Response:
+        """Prometheus metrics: deliveries by state and kind, queue depth, send latency, lateness, SMTP errors."""
+        if not has_bearer(authorization, token):
+            headers = {"WWW-Authenticate": 'Bearer realm="tracker metrics"'}
+            return PlainTextResponse("A valid bearer token is needed (TRACKER_METRICS_TOKEN).\n", 401, headers)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def handle_errors(app: FastAPI, base_url: str) -> None:
+    """422 that never fails to render; a missing or extra trailing slash redirected to TRACKER_BASE_URL."""
+    base = base_url.rstrip("/")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        return validation_problem(exc.errors())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        other = other_slash(app, request.scope) if exc.status_code == 404 else None
+        if other is None:
+            return await http_exception_handler(request, exc)
+        query = request.url.query
+        # Never from the Host header: that is the client's to choose.
+        return RedirectResponse(f"{base}{other}{'?' + query if query else ''}", 307)
+
+
+def other_slash(app: FastAPI, scope: Scope) -> str | None:
+    """The path with its trailing slash added or removed, when only that one names a route."""
+    path: str = scope["path"]
+    if path == "/":
+        return None
+    other = path.rstrip("/") if path.endswith("/") else f"{path}/"
+    routes = app.router.routes
+    if any(route.matches(scope)[0] is Match.FULL for route in routes):
+        return None
+    moved = {**scope, "path": other}
+    return other if any(route.matches(moved)[0] is not Match.NONE for route in routes) else None
 
 
 async def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Response:
@@ -145,6 +209,7 @@ def feed_headers(feed: FeedBody, compressed: bool) -> dict[str, str]:
         "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
         "Cache-Control": FEED_CACHE_CONTROL,
         "Vary": "Accept-Encoding",
+        **FEED_SECURITY,
     }
 
 

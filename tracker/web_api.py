@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -27,6 +26,7 @@ from tracker.models import Milestone, Timeline
 from tracker.planning import MilestoneView, list_upcoming, timeline_title_in, title_in
 from tracker.store import load_views, transaction
 from tracker.web_embed import Days, embed_routes
+from tracker.web_limits import validation_problem
 
 Lang = Literal["ar", "zh", "en", "fr", "ru", "es"]
 OPEN = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET"}
@@ -168,7 +168,7 @@ class OpenRoute(APIRoute):
             try:
                 response = await handle(request)
             except RequestValidationError as exc:
-                response = JSONResponse({"detail": jsonable_encoder(exc.errors())}, 422)
+                response = validation_problem(exc.errors())
             response.headers.update(OPEN)
             return response
 

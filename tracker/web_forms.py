@@ -31,7 +31,6 @@ from tracker.web_layout import NAMES, PageLanguage, choose, html, languages, ren
 FORM_TOKEN_AGE = timedelta(hours=2)
 CSRF_FIELD = "csrf_token"
 CSRF_COOKIE = "tracker_csrf"
-MAX_BODY = 16 * 1024
 SUBSCRIBE_FIELDS = ("email", "name", "language", "timezone", "audiences", "timelines", "digest", "reminders")
 LIST_FIELDS = ("audiences", "timelines")
 # What a problem names the field at fault with; the problem itself stays in English (tracker/subscribers.py).
@@ -174,17 +173,60 @@ def form_fields(body: bytes) -> dict[str, object]:
         pairs = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
         raise FormError(400, N_("The form could not be read.")) from None
+    if any("\x00" in text for name, values in pairs.items() for text in (name, *values)):
+        raise FormError(400, N_("The form could not be read."))  # %00: no field of ours holds one
     return {k: v if k in LIST_FIELDS else v[0] for k, v in pairs.items()}
+
+
+class BodyError(ValueError):
+    """A JSON body that cannot be read as an object of text; *field* names the part at fault ('' for all of it)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def json_object(body: bytes) -> dict[str, object]:
+    """A JSON object whose every key and text can be stored and sent; raise BodyError naming the field at fault."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:  # UnicodeDecodeError and overlong integers too
+        raise BodyError(f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BodyError("the body must be a JSON object")
+    for key, value in data.items():
+        if unstorable(key):
+            raise BodyError(f"unknown field {printable(key)}", printable(key))
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            reason = unstorable(text) if isinstance(text, str) else None
+            if reason:
+                raise BodyError(f"{key} {reason}", key)
+    return data
+
+
+def unstorable(text: str) -> str | None:
+    """Why *text* cannot be stored (PostgreSQL refuses NUL; a lone surrogate is not UTF-8), or None."""
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000): remove it"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone UTF-16 surrogate (a \\uD800-\\uDFFF escape without its pair): it is not text"
+    return None
+
+
+def printable(text: str) -> str:
+    """*text* with what cannot be written escaped, for a message."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def json_fields(body: bytes) -> Raw:
     """The fields of a JSON subscription request; raise SubscriberError naming an unknown one."""
     try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise SubscriberError(f"the body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SubscriberError("the body must be a JSON object")
+        data = json_object(body)
+    except BodyError as exc:
+        raise SubscriberError(str(exc), exc.field) from None
     for key in data:
         if key not in SUBSCRIBE_FIELDS:
             raise SubscriberError(f"unknown field {key!r}{suggest(key, SUBSCRIBE_FIELDS)}", key)
@@ -253,3 +295,39 @@ def problem(error: SubscriberError | None, language: Language) -> Problem | None
     msgid = FIELD_LABELS.get(error.field)
     label = language.gettext(msgid) if msgid else error.field
     return Problem(error.field, label, str(error))
+
+
+# --- the bodies in /openapi.json (the routes read them by hand, after their own checks) --------------
+
+TEXT: dict[str, Any] = {"type": "string"}
+TEXTS: dict[str, Any] = {"type": "array", "items": TEXT}
+SUBSCRIBER_PROPERTIES: dict[str, Any] = {
+    "email": {"type": "string", "description": "The address to subscribe (it gets the confirmation email)"},
+    "name": {"type": "string", "maxLength": 200},
+    "language": {"type": "string", "description": "ar, zh, en, fr, ru or es"},
+    "timezone": {"type": "string", "description": "IANA name, e.g. Europe/Zurich"},
+    "audiences": {**TEXTS, "description": "Default: membership"},
+    "timelines": {**TEXTS, "description": "Default: every timeline"},
+    "digest": {"type": "string", "description": "off or weekly"},
+    "reminders": {**TEXTS, "description": "Offsets such as 7d or 4h, latest first"},
+}
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def documented_body(required: bool, **schemas: dict[str, Any]) -> dict[str, Any]:
+    """openapi_extra describing a body read by hand, one schema per media type."""
+    content = {media: {"schema": schema} for media, schema in schemas.items()}
+    return {"requestBody": {"required": required, "content": content}}
+
+
+SUBSCRIBE_BODY = documented_body(True, **{
+    "application/json": {"type": "object", "required": ["email"], "properties": SUBSCRIBER_PROPERTIES},
+    FORM_TYPE: {"type": "object", "required": ["email"],
+                "properties": {CSRF_FIELD: TEXT, **SUBSCRIBER_PROPERTIES}},
+})  # fmt: skip
+PREFERENCES_BODY = documented_body(True, **{FORM_TYPE: {"type": "object", "properties": {
+    CSRF_FIELD: TEXT, "action": {"type": "string", "description": "save, or rotate-feed for a new feed link"},
+    **{k: v for k, v in SUBSCRIBER_PROPERTIES.items() if k != "email"}}}})  # fmt: skip
+ONE_CLICK = documented_body(False, **{FORM_TYPE: {"type": "object", "properties": {
+    "List-Unsubscribe": {"type": "string", "description": "One-Click (RFC 8058)"}}}})  # fmt: skip
+NO_FIELDS = documented_body(False, **{FORM_TYPE: {"type": "object", "properties": {}}})

@@ -28,6 +28,7 @@ from tracker.subscribers import (
     Known,
     Raw,
     SubscriberError,
+    SubscriberInput,
     by_token,
     check_input,
     confirm,
@@ -41,7 +42,10 @@ from tracker.subscribers import (
 from tracker.web_forms import (
     CSRF_COOKIE,
     CSRF_FIELD,
-    MAX_BODY,
+    NO_FIELDS,
+    ONE_CLICK,
+    PREFERENCES_BODY,
+    SUBSCRIBE_BODY,
     Asked,
     FormError,
     TooManyRequestsError,
@@ -58,7 +62,9 @@ from tracker.web_forms import (
     problem,
     subscriber_values,
 )
+from tracker.web_limits import validation_problem
 from tracker.web_pages import feed_links
+from tracker.web_signups import Signups
 
 Clock = Callable[[], datetime]
 ACCEPTED = N_(
@@ -79,20 +85,21 @@ class Site:
     zone: str  # default time zone of new subscribers
     base_url: str
     from_address: str
+    signups: Signups  # where the state-dependent part of a subscription request is done, after the answer
 
 
-def subscription_routes(
-    engine: Engine, secret: bytes | None, clock: Clock | None = None, base_url: str | None = None
-) -> APIRouter:
-    """Routes behind the confirm and unsubscribe links; *base_url* makes the feed links (else the request's)."""
+def subscription_routes(engine: Engine, secret: bytes | None, clock: Clock | None, base_url: str) -> APIRouter:
+    """Routes behind the confirm and unsubscribe links; *base_url* (never the Host header) makes their links."""
     router = APIRouter(tags=["subscriptions"])
     now = clock or (lambda: datetime.now(UTC))
 
-    def confirm_link(token: str, asked: Asked, base: str) -> HTMLResponse:
-        with transaction(engine, write=True) as session:
+    def confirm_link(token: str, post: bool, asked: Asked, base: str) -> HTMLResponse:
+        with transaction(engine, write=post) as session:
             subscriber = by_token(session, secret, "confirm", token) if secret else None
             if secret is None or subscriber is None:
                 return gone(asked)
+            if not post:
+                return confirm_question(subscriber, asked)
             confirm(session, subscriber, now())
             return confirmed_page(subscriber, secret, base, asked)
 
@@ -106,25 +113,36 @@ def subscription_routes(
             return unsubscribe_page(subscriber, secret, base, asked)
 
     @router.get("/confirm/{token}", response_class=HTMLResponse)
-    async def confirm_page(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
-        """Confirm a subscription (the link in the confirmation email); say what comes next."""
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(confirm_link, token, Asked.of(request), base)
+    async def confirm_question_page(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
+        """Show a one-button page; nothing changes until it is pressed (mail scanners open every link)."""
+        return await run_in_threadpool(confirm_link, token, False, Asked.of(request), base_url)
+
+    # No CSRF token: the secret is the link itself, which a page elsewhere cannot know.
+    @router.post("/confirm/{token}", response_class=HTMLResponse, openapi_extra=NO_FIELDS)
+    async def confirm_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
+        """Confirm a subscription (the button of the confirm page); say what comes next."""
+        await request.body()  # whatever the form sent: nothing in it is needed
+        return await run_in_threadpool(confirm_link, token, True, Asked.of(request), base_url)
 
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
     async def unsubscribe_question(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Show a one-button page; nothing changes until it is pressed (link scanners follow GETs)."""
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(unsubscribe_link, token, False, Asked.of(request), base)
+        return await run_in_threadpool(unsubscribe_link, token, False, Asked.of(request), base_url)
 
-    @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+    @router.post("/unsubscribe/{token}", response_class=HTMLResponse, openapi_extra=ONE_CLICK)
     async def unsubscribe_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Unsubscribe at once: RFC 8058 one-click (body List-Unsubscribe=One-Click) or the page's button."""
-        await request.body()
-        base = base_url or str(request.base_url)
-        return await run_in_threadpool(unsubscribe_link, token, True, Asked.of(request), base)
+        await request.body()  # RFC 8058's List-Unsubscribe=One-Click, or the button's; at most MAX_BODY
+        return await run_in_threadpool(unsubscribe_link, token, True, Asked.of(request), base_url)
 
     return router
+
+
+def confirm_question(subscriber: Subscriber, asked: Asked) -> HTMLResponse:
+    """The one-button page behind the confirmation link: the button posts back to the same address."""
+    chosen = asked.language(subscriber)
+    return answer("confirm.html.j2", chosen, asked, title=chosen.language.gettext("Confirm your subscription"),
+                  email=subscriber.email, action=chosen.link(asked.path))  # fmt: skip
 
 
 def confirmed_page(subscriber: Subscriber, secret: bytes, base_url: str, asked: Asked) -> HTMLResponse:
@@ -170,8 +188,10 @@ def signup_routes(site: Site, limiter: SlidingWindow) -> APIRouter:
     @router.post(
         "/subscribe",
         status_code=202,
-        responses={422: {"description": "A field is wrong; `detail` names it"}, 429: {"description": "Slow down"}},
-    )
+        responses={422: {"description": "A field is wrong; `detail` names it"}, 429: {"description": "Slow down"},
+                   503: {"description": "Too many requests waiting; try again in a minute"}},
+        openapi_extra=SUBSCRIBE_BODY,
+    )  # fmt: skip
     async def subscribe(request: Request, lang: str | None = None) -> Response:
         """Ask for a subscription: JSON, or the form's fields with its CSRF token. The answer is the same
         whether or not the address is known; a confirmation email goes to new and pending addresses."""
@@ -181,7 +201,7 @@ def signup_routes(site: Site, limiter: SlidingWindow) -> APIRouter:
             wait = limiter.hit(client_key(request.client.host if request.client else None))
             if wait > 0:
                 raise TooManyRequestsError(math.ceil(wait))
-            body = await read_body(request)
+            body = await request.body()  # at most MAX_BODY: the Guard stops a longer one
             if as_json:
                 return await run_in_threadpool(subscribe_with_json, site, body)
             if media_type(request.headers.get("content-type")) != FORM:
@@ -203,29 +223,19 @@ def preferences_routes(site: Site) -> APIRouter:
         """Show a subscriber's settings, their feed link and the unsubscribe link."""
         return await run_in_threadpool(show_preferences, site, token, Asked.of(request))
 
-    @router.post("/preferences/{token}", response_class=HTMLResponse)
+    @router.post("/preferences/{token}", response_class=HTMLResponse, openapi_extra=PREFERENCES_BODY)
     async def preferences_change(token: str, request: Request, lang: str | None = None) -> Response:
         """Save the settings form, or rotate the personal feed link (action=rotate-feed)."""
         asked = Asked.of(request)
         try:
             if media_type(request.headers.get("content-type")) != FORM:
                 raise FormError(415, N_("Send the form ({form})."), form=FORM)
-            fields = form_fields(await read_body(request))
+            fields = form_fields(await request.body())  # at most MAX_BODY: the Guard stops a longer one
         except FormError as exc:
             return refuse(exc, False, asked)
         return await run_in_threadpool(change_preferences, site, token, fields, asked)
 
     return router
-
-
-async def read_body(request: Request) -> bytes:
-    """The request body, refused past MAX_BODY without reading it all."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise FormError(413, N_("The request is too large."))
-    return bytes(body)
 
 
 def refuse(exc: FormError, as_json: bool, asked: Asked) -> Response:
@@ -241,7 +251,7 @@ def refuse(exc: FormError, as_json: bool, asked: Asked) -> Response:
 def invalid(exc: SubscriberError) -> JSONResponse:
     """422 in FastAPI's own shape: which field, what is wrong."""
     where = ["body", exc.field] if exc.field else ["body"]
-    return JSONResponse({"detail": [{"loc": where, "msg": str(exc), "type": "value_error"}]}, status_code=422)
+    return validation_problem([{"loc": where, "msg": str(exc), "type": "value_error"}])
 
 
 def subscribe_with_json(site: Site, body: bytes) -> Response:
@@ -266,12 +276,19 @@ def subscribe_with_form(site: Site, body: bytes, nonce: str, asked: Asked) -> Re
 
 
 def ask(site: Site, raw: Raw) -> None:
-    """Check the request, then start the double opt-in; whether an email was queued is nobody's business."""
+    """Check the request, then queue the start of the double opt-in: the answer, and the time it takes, are the
+    same whether the address is new, pending or confirmed (tracker/web_signups.py)."""
     with transaction(site.engine) as session:
         known = known_names(session)
     data = check_input(raw, zone=site.zone, known=known)
-    with transaction(site.engine, write=True) as session:
-        request_subscription(session, data, site.clock())
+    asked_at = site.clock()
+    if not site.signups.submit(lambda: start_opt_in(site.engine, data, asked_at)):
+        raise FormError(503, N_("Too many requests are waiting: try again in a minute."))
+
+
+def start_opt_in(engine: Engine, data: SubscriberInput, now: datetime) -> None:
+    with transaction(engine, write=True) as session:
+        request_subscription(session, data, now)
 
 
 def blank_form(site: Site, nonce: str, asked: Asked, ticked: list[str]) -> HTMLResponse:

@@ -76,12 +76,14 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     import uvicorn
 
     from tracker.web import create_app
+    from tracker.web_limits import server_options
 
     config = settings()
     engine = store()
     app = create_app(engine, calendars(engine), settings=config)
     # Access logs cost more than a cached feed does; a proxy in front usually keeps them.
-    uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info", access_log=False)
+    uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info", access_log=False,
+                **server_options())  # fmt: skip
 
 
 @app.command()

@@ -1,0 +1,200 @@
+"""What the HTTP server refuses before any work, and what every answer says about itself.
+
+* The request head (line and headers) is capped in the HTTP parser, the body while it is read: both
+  before routing, authentication or parsing, so a request costs at most their size in memory.
+* HEAD is answered for every GET route; every answer carries `X-Content-Type-Options: nosniff` and,
+  unless it says otherwise (the embed may be framed), `Content-Security-Policy: frame-ancestors 'none'`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY = 64 * 1024  # forms and JSON here are a few KB; a subscribe form with every box ticked stays far below
+MAX_HEAD = 32 * 1024  # request line and headers: browsers send a few KB, cookies included
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),)
+NO_FRAMING = b"frame-ancestors 'none'"
+
+
+class BodyTooLargeError(HTTPException):
+    """413 raised while a body is read: past the cap, reading stops."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class Guard:
+    """ASGI middleware in front of the app: the body cap, HEAD as a GET without a body, the security headers."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await send_too_large(send, self.max_body)  # refused before a byte of it is read
+            return
+        head = scope["method"] == "HEAD"
+        if head:  # FastAPI routes answer GET only; a HEAD is that answer without its body
+            scope = {**scope, "method": "GET"}
+        body = Body(receive, self.max_body, declared not in ("", "0") or "transfer-encoding" in headers)
+        answer = Answer(send, head, body)
+        try:
+            await self.app(scope, body.receive, answer.send)
+        except BodyTooLargeError:
+            if answer.started:
+                raise
+            await send_too_large(send, self.max_body)
+
+
+class Body:
+    """The request body as the app reads it: BodyTooLargeError as soon as it passes *limit* bytes."""
+
+    def __init__(self, receive: Receive, limit: int, expected: bool) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.read = 0
+        self.unread = expected  # part of a body still on its way
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.read += len(message.get("body", b""))
+            self.unread = message.get("more_body", False)
+            if self.read > self.limit:
+                raise BodyTooLargeError(self.limit)
+        return message
+
+
+class Answer:
+    """The app's `send`, with the security headers added and, for HEAD, the body left out."""
+
+    def __init__(self, send: Send, head: bool, body: Body) -> None:
+        self._send = send
+        self.head = head
+        self.body = body
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            # An answer given before the body was read (401, 404, 413): the rest is not wanted, so the
+            # connection closes rather than read it.
+            headers = secure(message.get("headers", []), close=self.body.unread)
+            message = {**message, "headers": headers}
+        elif message["type"] == "http.response.body" and self.head:
+            message = {**message, "body": b""}
+        await self._send(message)
+
+
+def secure(headers: Sequence[tuple[bytes, bytes]], *, close: bool = False) -> list[tuple[bytes, bytes]]:
+    """*headers* with nosniff and, unless the answer allows framing itself, frame-ancestors 'none'."""
+    found = MutableHeaders(raw=list(headers))
+    for name, value in SECURITY_HEADERS:
+        found.setdefault(name.decode(), value.decode())
+    policy = found.get("content-security-policy")
+    if policy is None:
+        found["content-security-policy"] = NO_FRAMING.decode()
+    elif "frame-ancestors" not in policy:
+        found["content-security-policy"] = f"{policy}; {NO_FRAMING.decode()}"
+    if close:
+        found["connection"] = "close"
+    return found.raw
+
+
+async def send_too_large(send: Send, limit: int) -> None:
+    body = f"The request body is larger than {limit} bytes.\n".encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": secure(headers, close=True)})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TextJSONResponse(JSONResponse):
+    """JSON that stays valid whatever it carries: non-ASCII escaped (lone surrogates too), no NaN."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def validation_problem(errors: Sequence[Any]) -> TextJSONResponse:
+    """422 in FastAPI's shape: where and what, without echoing the input (it may be anything)."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in errors]  # fmt: skip
+    return TextJSONResponse({"detail": detail}, 422)
+
+
+# --- the request head, in the HTTP parser ---------------------------------------------------------
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn settings that cap the request head: the httptools protocol below (h11 caps by itself, but serves
+    cached feeds at a fifth of the rate)."""
+    try:
+        protocol = head_capped_protocol()
+    except ImportError:  # no httptools: h11 keeps a head to this size
+        return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD}
+    return {"http": protocol, "h11_max_incomplete_event_size": MAX_HEAD}
+
+
+def head_capped_protocol() -> type[Any]:
+    """uvicorn's httptools protocol with a cap on the request head: 431, then the connection closes.
+
+    llhttp keeps a header whole however long it grows, and uvicorn sets no limit for it:
+    one 100 MB header cost 130 MB and the connection waited forever.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeadCapped(HttpToolsProtocol):
+        head_limit = MAX_HEAD
+
+        def connection_made(self, transport: Any) -> None:
+            self.heading, self.head_read, self.too_large = True, 0, False
+            super().connection_made(transport)
+
+        def data_received(self, data: bytes) -> None:
+            if self.heading:  # between two requests, or inside a head not yet finished
+                self.head_read += len(data)
+            super().data_received(data)
+            if self.heading and self.head_read > self.head_limit and not self.transport.is_closing():
+                self.refuse_head()  # a head still unfinished past the cap
+
+        def on_headers_complete(self) -> None:
+            self.heading = False
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if size > self.head_limit:  # a whole head that came in one read
+                self.too_large = True
+                raise ValueError("request head too large")  # stops the parser: uvicorn answers with send_400
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self.heading, self.head_read = True, 0
+            super().on_message_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            if self.too_large:
+                self.refuse_head()
+            else:
+                super().send_400_response(msg)
+
+        def refuse_head(self) -> None:
+            text = f"The request line and headers are larger than {self.head_limit} bytes.\n".encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n%s"
+                % (len(text), text)
+            )
+            self.transport.close()
+
+    return HeadCapped
