@@ -40,6 +40,7 @@ from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.emails import KINDS, EmailRequest, Kind, Recipient, Renderer
 from tracker.web import create_app
+from tracker.web_signups import Signups
 
 ATTACK = (
     "=?utf-8?q?=0D=0AReply-To:_attacker@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0A"
@@ -167,8 +168,14 @@ def site(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iter
     calendars = Calendars(engine, base_url="https://tracker.example.org", cancelled_grace=timedelta(days=30),
                           clock=lambda: NOW, check_interval=0, secret=SECRET)  # fmt: skip
     config = Settings(base_url="https://tracker.example.org", timezone="Europe/Zurich")
-    with running(create_app(engine, calendars, settings=config)) as url, httpx.Client(base_url=url) as client:
+    signups = Signups()  # a subscription is handled after its answer: each answer waits for that work
+    hooks = {"response": [lambda _: signups.drain()]}
+    with (
+        running(create_app(engine, calendars, settings=config, signups=signups)) as url,
+        httpx.Client(base_url=url, event_hooks=hooks) as client,
+    ):
         yield client
+    signups.close()
 
 
 TIMELINE = """

@@ -38,6 +38,7 @@ from tracker.models import Delivery, Event, Milestone, Subscriber, Timeline
 from tracker.store import transaction
 from tracker.tokens import make_token
 from tracker.web import create_app
+from tracker.web_signups import Signups
 
 SECRETARIAT = ("secretariat",)
 # Reminder offsets as an older version stored them, or a hand edit left them: each stopped every pass.
@@ -110,11 +111,15 @@ def hlpf(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engi
 
 @pytest.fixture
 def http(hlpf: Engine) -> Iterator[httpx.Client]:
-    """The app in a real server, as the public reaches it."""
+    """The app in a real server, as the public reaches it; each answer waits for the subscription work it queued."""
     calendars = Calendars(hlpf, base_url=BASE, cancelled_grace=timedelta(days=30), secret=SECRET)
-    app = create_app(hlpf, calendars, settings=Settings(base_url=BASE, timezone="Europe/Zurich"))
-    with running(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+    signups = Signups()
+    settings = Settings(base_url=BASE, timezone="Europe/Zurich")
+    app = create_app(hlpf, calendars, settings=settings, signups=signups)
+    hooks = {"response": [lambda _: signups.drain()]}
+    with running(app) as url, httpx.Client(base_url=url, timeout=10, event_hooks=hooks) as client:
         yield client
+    signups.close()
 
 
 @pytest.mark.parametrize(
