@@ -23,7 +23,7 @@ from tracker import __version__
 from tracker.diff import SyncPlan, rules_from_specs
 from tracker.models import Event, SyncState
 from tracker.resolve import resolve_dates
-from tracker.schedules import Problem, TimelineSpec, find_files, load_schedules, read_files
+from tracker.schedules import Problem, TimelineSpec, UnreadableFileError, find_files, load_schedules, read_files
 from tracker.store import head_revision, transaction
 from tracker.sync import apply_plan, plan_sync
 
@@ -89,7 +89,7 @@ def sync_folder(
 def load_and_apply(
     engine: Engine,
     files: Sequence[Path],
-    contents: Mapping[Path, bytes | OSError],
+    contents: Mapping[Path, bytes | UnreadableFileError],
     digest: str,
     *,
     zone: str,
@@ -125,7 +125,7 @@ def forget_earlier_syncs() -> None:
 
 
 def input_digest(
-    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | OSError]
+    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | UnreadableFileError]
 ) -> str:
     """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
     digest = hashlib.sha256()
