@@ -130,6 +130,13 @@ def test_a_link_out_of_the_schedules_folder_is_refused(folder: Path, tmp_path: P
     ]
 
 
+def test_a_link_to_itself_is_reported_not_a_crash(folder: Path) -> None:
+    write(folder, "prizes.yaml", timeline_yaml())
+    (folder / "loop.yaml").symlink_to("loop.yaml")
+
+    assert validate(folder) == ["schedules/loop.yaml:1: cannot read file: Too many levels of symbolic links"]
+
+
 def test_a_file_over_one_megabyte_is_refused_without_being_parsed(folder: Path) -> None:
     write(folder, "big.yaml", timeline_yaml(summary="x" * 1_100_000))
 
@@ -160,6 +167,14 @@ def test_an_alias_repeated_many_times_is_refused_in_bounded_time(folder: Path) -
 
     assert time.perf_counter() - started < 2
     assert problems[0] == "schedules/forum.yaml:4: 20000 reminders; list at most 10"
+
+
+def test_an_id_longer_than_the_store_holds_is_refused(folder: Path) -> None:
+    long_id = "a" * 101
+
+    assert problems_in(folder, timeline_yaml(id=long_id)) == [
+        f"schedules/forum.yaml:1: id '{'a' * 39}…' is 101 characters long; keep it to 100"
+    ]
 
 
 # Repeating milestones

@@ -30,6 +30,7 @@ from tracker.dates import (
     get_zone,
     parse_expr,
     parse_reminder,
+    shorten,
     suggest,
 )
 from tracker.repeats import RepeatError, check_first_date, read_repeat
@@ -58,6 +59,7 @@ MAX_REPEATING = 100  # each rule is checked by expanding it, which may take a fe
 MAX_REMINDERS = 10
 MAX_AUDIENCES = 50
 MAX_KEYS = 50
+MAX_ID_LENGTH = 100  # the store's columns for ids and owners hold 100 characters
 SPLIT_MILESTONES = "split the file into several timelines: one may have"
 _COLLECTION_OPENERS = "[{-?:"  # every YAML list or mapping starts with one of these characters
 
@@ -146,11 +148,11 @@ class TimelineSpec:
 
 
 def find_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their `*.yaml`/`*.yml` entries, sorted (entries that are not files too, to be reported)."""
+    """Expand folders into their `*.yaml`/`*.yml` entries but folders, sorted (pipes and links too, to be reported)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir()))
         else:
             found.append(path)
     return found
@@ -167,7 +169,8 @@ def read_file(path: Path) -> bytes:
     and again on what was opened (the entry may change in between).
     """
     try:
-        if path.is_symlink() and path.resolve().parent != path.parent.resolve():
+        # realpath, not Path.resolve: it raises RuntimeError on a link that points at itself.
+        if path.is_symlink() and Path(os.path.realpath(path)).parent != Path(os.path.realpath(path.parent)):
             raise UnreadableFileError(LINKS_OUT)
         if not stat.S_ISREG(path.stat().st_mode):
             raise UnreadableFileError(NOT_A_FILE)
@@ -412,6 +415,9 @@ class _Reader:
 
     def slug(self, node: yaml.Node | None, key: str) -> str | None:
         value = self.scalar(node, key)
+        if value is not None and node is not None and len(value) > MAX_ID_LENGTH:
+            self.report(node, f"{key} {shorten(value)!r} is {len(value)} characters long; keep it to {MAX_ID_LENGTH}")
+            return None
         if value is not None and node is not None and not is_slug(value):
             self.report(node, f"{key} {value!r} must be lowercase letters, digits and dashes (e.g. 'final-draft')")
             return None
