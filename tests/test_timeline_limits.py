@@ -224,6 +224,11 @@ def test_each_out_of_range_part_of_a_rule_is_named(folder: Path) -> None:
         ("FREQ=YEARLY;UNTIL=20270301", "UNTIL=20270301 is before the first date, 2027-03-15: the rule yields no date"),
         ("FREQ=YEARLY;UNTIL=20800101", "UNTIL=20800101 is more than 50 years after the first date, 2027-03-15"),
         (
+            "FREQ=DAILY;UNTIL=20300315",
+            "UNTIL=20300315 lets a daily rule run 1097 times; "
+            "end it within 1000 days of the first date, or write COUNT",
+        ),
+        (
             "FREQ=YEARLY;UNTIL=20300101T000000Z",
             "UNTIL=20300101T000000Z: write UNTIL as YYYYMMDD or YYYYMMDDTHHMMSS in the timeline's zone, without Z",
         ),

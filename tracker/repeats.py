@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
 from dateutil.rrule import rrulestr
@@ -60,6 +60,7 @@ class Repeat:
 
     text: str
     freq: str
+    interval: int = 1
     count: int | None = None
     until: datetime | None = None  # naive, in the timeline's zone, as dateutil reads it
     until_text: str = ""
@@ -78,6 +79,7 @@ def read_repeat(text: str) -> Repeat:
     return Repeat(
         text=";".join(f"{name}={canonical_value(name, value)}" for name, value in parts.items()),
         freq=parts["FREQ"],
+        interval=int(parts.get("INTERVAL", "1")),
         count=int(parts["COUNT"]) if "COUNT" in parts else None,
         until=parse_until(parts["UNTIL"]) if "UNTIL" in parts else None,
         until_text=parts.get("UNTIL", ""),
@@ -270,7 +272,19 @@ def until_problems(repeat: Repeat, first: datetime) -> list[str]:
         return [f"UNTIL={repeat.until_text} is after {LAST_YEAR}: end the rule by {LAST_YEAR}1231"]
     if repeat.until > years_after(first, MAX_UNTIL_YEARS):
         return [f"UNTIL={repeat.until_text} is more than {MAX_UNTIL_YEARS} years after the first date, {shown}"]
+    periods = (repeat.until - first) // _PERIODS[repeat.freq] // repeat.interval
+    if periods >= MAX_COUNT:
+        unit = _PERIODS[repeat.freq].days
+        most = timedelta(days=unit * repeat.interval * MAX_COUNT)
+        return [f"UNTIL={repeat.until_text} lets a {repeat.freq.lower()} rule run {periods + 1} times; "
+                f"end it within {most.days} days of the first date, or write COUNT"]  # fmt: skip
     return []
+
+
+# How long a period lasts at least: dateutil walks one period per step, and a rule with UNTIL
+# may take at most MAX_COUNT steps, as one with COUNT takes (months and years: 50 years come first).
+_PERIODS = {"DAILY": timedelta(days=1), "WEEKLY": timedelta(days=7), "MONTHLY": timedelta(days=28),
+            "YEARLY": timedelta(days=365)}  # fmt: skip
 
 
 def years_after(at: datetime, years: int) -> datetime:
