@@ -286,9 +286,9 @@ RANGE_MESSAGE = f"the date falls outside the years {FIRST_YEAR} to {LAST_YEAR}"
 
 
 def check_range(rule: DateRule, dates: ResolvedDates) -> Problem | None:
-    """Keep every date in the years a timeline may use, as written (its local day) and as an instant."""
+    """Keep every date in the years a timeline may use, counted on its own calendar (its local day)."""
     for name, point in (("due", dates.due), ("starts", dates.starts), ("ends", dates.ends)):
-        if point is not None and not (FIRST_YEAR <= point.day.year <= LAST_YEAR and point.at()):
+        if point is not None and not FIRST_YEAR <= point.day.year <= LAST_YEAR:
             return Problem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
     return None
 

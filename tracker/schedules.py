@@ -53,7 +53,7 @@ _KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
 # Limits that keep reading a file quick and small whatever it holds (YAML aliases let a short file
 # name one big list many times, so lists and mappings are bounded where they are read, too).
 MAX_FILE_BYTES = 1_000_000
-MAX_NESTING = 100  # a timeline file needs 4; LibYAML's composer overflows the C stack near 20,000
+MAX_NESTING = 100  # a timeline file needs 4; PyYAML's C composer overflows the stack near 20,000
 MAX_MILESTONES = 1000
 MAX_REPEATING = 100  # each rule is checked by expanding it, which may take a few milliseconds
 MAX_REMINDERS = 10
@@ -148,7 +148,7 @@ class TimelineSpec:
 
 
 def find_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their `*.yaml`/`*.yml` entries but folders, sorted (pipes and links too, to be reported)."""
+    """Expand folders into their `*.yaml`/`*.yml` entries, sorted; pipes and links are kept, to be reported."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -169,27 +169,38 @@ def read_file(path: Path) -> bytes:
     and again on what was opened (the entry may change in between).
     """
     try:
-        # realpath, not Path.resolve: it raises RuntimeError on a link that points at itself.
-        if path.is_symlink() and Path(os.path.realpath(path)).parent != Path(os.path.realpath(path.parent)):
-            raise UnreadableFileError(LINKS_OUT)
-        if not stat.S_ISREG(path.stat().st_mode):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            # realpath, not Path.resolve: it raises RuntimeError on a link that points at itself.
+            if Path(os.path.realpath(path)).parent != Path(os.path.realpath(path.parent)):
+                raise UnreadableFileError(LINKS_OUT)
+            mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
             raise UnreadableFileError(NOT_A_FILE)
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from None
     with os.fdopen(descriptor, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
             raise UnreadableFileError(NOT_A_FILE)
-        data = file.read(MAX_FILE_BYTES + 1)
+        if status.st_size > MAX_FILE_BYTES:
+            raise UnreadableFileError(TOO_BIG)
+        # Ask for the size it has (a buffer of the limit for each file costs more than the read),
+        # then for what it may have grown by since, up to one byte past the limit.
+        data = file.read(min(status.st_size, MAX_FILE_BYTES) + 1)
+        if len(data) > status.st_size:
+            data += file.read(MAX_FILE_BYTES + 1 - len(data))
     if len(data) > MAX_FILE_BYTES:
-        raise UnreadableFileError(
-            f"the file has more than {MAX_FILE_BYTES:,} bytes (1 MB), the most a timeline file may have: "
-            "split it into several timelines"
-        )
+        raise UnreadableFileError(TOO_BIG)
     return data
 
 
 NOT_A_FILE = "not a regular file: a timeline file must be a plain file in the schedules folder"
+TOO_BIG = (
+    f"the file has more than {MAX_FILE_BYTES:,} bytes (1 MB), the most a timeline file may have: "
+    "split it into several timelines"
+)
 LINKS_OUT = "links to a file outside the schedules folder, whose changes would go unseen: copy the file into the folder"
 
 
