@@ -243,7 +243,17 @@ def test_a_rule_that_never_yields_a_date_is_refused_at_once(folder: Path) -> Non
     problems = problems_in(folder, repeating("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30", first="2027-02-27"))
 
     assert time.perf_counter() - started < 1
-    assert problems == ["schedules/forum.yaml:7: repeat: FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30 yields no date at all"]
+    assert problems == [
+        "schedules/forum.yaml:7: repeat: 2027-02-27 is not a date of FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30: "
+        "start the milestone on a date the rule yields"
+    ]
+
+
+def test_a_daily_rule_stepping_whole_weeks_past_its_weekdays_yields_nothing(folder: Path) -> None:
+    assert problems_in(folder, repeating("FREQ=DAILY;INTERVAL=14;BYDAY=TU;COUNT=5")) == [
+        "schedules/forum.yaml:7: repeat: FREQ=DAILY;INTERVAL=14;BYDAY=TU;COUNT=5 yields no date at all: "
+        "every step lands on Monday, which its BYDAY leaves out"
+    ]
 
 
 def test_a_rule_whose_first_date_is_not_an_occurrence_is_refused_with_the_date_it_means(folder: Path) -> None:

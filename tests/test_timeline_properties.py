@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import recurring_ical_events  # type: ignore[import-untyped]
+from dateutil.rrule import rrulestr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
@@ -32,6 +33,7 @@ from tracker.display import upcoming_json, upcoming_table
 from tracker.models import CompletionRecord, Event, Milestone, SyncState, Timeline
 from tracker.pipeline import sync_folder, validate_paths
 from tracker.planning import Reader, list_upcoming, nearest_occurrence, plan_reminders
+from tracker.repeats import check_first_date, read_repeat
 from tracker.store import load_views, transaction
 from tracker.web import create_app
 
@@ -173,7 +175,7 @@ def ends(draw: st.DrawFn, freq: str, interval: int, day: date, clock: time | Non
     except ValueError:  # 29 February
         fifty = day.replace(year=day.year + 50, day=28)
     period = {"DAILY": 1, "WEEKLY": 7}.get(freq, 366) * interval
-    latest = min(LAST_DAY, fifty - timedelta(days=1), day + timedelta(days=999 * period - 1))
+    latest = min(LAST_DAY, fifty - timedelta(days=1), day + timedelta(days=min(999 * period - 1, 20_000)))
     until = draw(st.dates(min_value=day, max_value=max(day, latest)))
     stamp = f"{until:%Y%m%d}" + ("T235959" if clock is not None or draw(st.booleans()) else "")
     return [f"UNTIL={stamp}"]
@@ -351,3 +353,50 @@ def test_a_folder_that_validates_syncs_and_serves_everywhere_quickly(
             check_feeds(calendars, now)
             check_pages(client, list(files))
             check_upcoming_and_planning(engine, now)
+
+
+# --- the first-date probe -----------------------------------------------------------------------
+
+
+@st.composite
+def any_rules(draw: st.DrawFn) -> str:
+    """A rule of the subset with BY values drawn at random: most do not start on a given date."""
+    freq = draw(st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"]))
+    parts = [f"FREQ={freq}", f"INTERVAL={draw(st.sampled_from([1, 2, 5, 7, 14, 52]))}", "COUNT=3"]
+    days = st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=3, unique=True)
+    if draw(st.booleans()):
+        parts.append(f"BYMONTH={draw(st.integers(1, 12))}")
+    if freq in ("MONTHLY", "YEARLY") and draw(st.booleans()):
+        parts.append(f"BYMONTHDAY={draw(st.integers(1, 31)) * draw(st.sampled_from([1, -1]))}")
+    if freq == "MONTHLY" and draw(st.booleans()):
+        parts.append(f"BYDAY={draw(st.integers(-5, 5).filter(bool))}{draw(st.sampled_from(WEEKDAYS))}")
+    elif freq == "YEARLY" and draw(st.booleans()):
+        parts += [f"BYWEEKNO={draw(st.integers(-53, 53).filter(bool))}", f"BYDAY={','.join(draw(days))}"]
+    elif draw(st.booleans()):
+        parts.append(f"BYDAY={','.join(draw(days))}")
+    if freq in ("MONTHLY", "YEARLY") and len(parts) > 3 and draw(st.booleans()):
+        parts.append(f"BYSETPOS={draw(st.integers(-3, 3).filter(bool))}")
+    if freq == "YEARLY" and draw(st.booleans()):
+        parts = [*parts[:3], f"BYYEARDAY={draw(st.integers(-366, 366).filter(bool))}"]
+    return ";".join(parts)
+
+
+def starts_on(rule: str, first: date) -> bool:
+    """Whether dateutil's first occurrence of *rule* from *first* is *first*: walked 400-year cycles later.
+
+    The Gregorian calendar repeats every 400 years, so this is exact; it is the slow way the
+    validation's probe (a twin year with the same layout) must agree with.
+    """
+    cycles = (9600 - first.year) // 400
+    start = datetime.combine(first.replace(year=first.year + 400 * cycles), time(0))
+    found = next(iter(rrulestr(rule, dtstart=start)), None)
+    return found is not None and found.date() == start.date()
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule=any_rules(), first=st.dates(date(1900, 1, 1), date(2200, 12, 31)))
+def test_the_first_date_probe_agrees_with_a_full_walk_of_the_calendar(rule: str, first: date) -> None:
+    repeat = read_repeat(rule)
+    problems = check_first_date(repeat, datetime.combine(first, time(9, 0)))
+
+    assert (problems == []) == starts_on(repeat.text, first), problems

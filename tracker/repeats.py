@@ -10,6 +10,7 @@ within bounds when it is daily, yields its first date, and every number in it is
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -44,10 +45,6 @@ _NOT_SUPPORTED = {
     "BYSECOND": f"BYSECOND is not supported: {_SAME_TIME}",
     "DTSTART": "DTSTART must not be set: the milestone's own date is the first occurrence",
 }
-# dateutil stops at year 9999; the calendar repeats itself every 400 years (weekdays, leap years,
-# week numbers), so a probe moved there by whole 400-year cycles sees the same dates and ends soon.
-_CYCLE_YEARS = 400
-_PROBE_YEAR = 9999 - _CYCLE_YEARS + 1
 
 
 class RepeatError(ValueError):
@@ -240,16 +237,12 @@ def check_first_date(repeat: Repeat, first: datetime) -> list[str]:
     if problems:
         return problems
     if never_on_its_weekday(repeat, first.date()):
-        return [f"{repeat.text} yields no date at all"]
+        return [f"{repeat.text} yields no date at all: every step lands on {first:%A}, which its BYDAY leaves out"]
     found = first_occurrence(repeat, first.date())
-    if found is None:
-        return [f"{repeat.text} yields no date at all"]
-    if found != first.date():
-        return [
-            f"{first.date()} is not a date of {repeat.text} (its first date after that is {found}): "
-            "start the milestone on a date the rule yields"
-        ]
-    return []
+    if found == first.date():
+        return []
+    after = f" (its first date after that is {found})" if found is not None else ""
+    return [f"{first.date()} is not a date of {repeat.text}{after}: start the milestone on a date the rule yields"]
 
 
 def never_on_its_weekday(repeat: Repeat, first: date) -> bool:
@@ -296,18 +289,34 @@ def years_after(at: datetime, years: int) -> datetime:
 
 
 def first_occurrence(repeat: Repeat, first: date) -> date | None:
-    """Return the rule's first date on or after *first* within 400 years, in bounded time; None when there is none.
+    """Return the rule's first date on or after *first* if it falls in that year or the next; else None.
 
-    The probe starts whole 400-year cycles later, where dateutil's year-9999 stop is 400 to
-    800 years away: a rule that never matches ends there instead of walking to 9999 from now.
+    dateutil stops only at an occurrence or at year 9999, so the probe runs in one of the last
+    years before 9999 laid out as *first*'s (weekday of 1 January, leap days in it and around):
+    there the first period (the one *first* is in) has the same dates, and the walk ends soon.
     """
-    cycles = (_PROBE_YEAR - first.year) // _CYCLE_YEARS
-    shifted = datetime.combine(first.replace(year=first.year + _CYCLE_YEARS * cycles), time(0))
-    endless = ";".join(part for part in repeat.text.split(";") if not part.startswith(("COUNT=", "UNTIL=")))
+    twin = twin_year(first.year)
     try:
-        found = next(iter(rrulestr(endless, dtstart=shifted)), None)
+        probe = rrulestr(endless(repeat), dtstart=datetime.combine(first.replace(year=twin), time(0)))
+        found = next(iter(probe), None)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
-    if found is None:
+    if found is None or found.year > twin + 1:  # beyond the next year, the layouts may part
         return None
-    return found.date().replace(year=found.year - _CYCLE_YEARS * cycles)
+    return found.date().replace(year=found.year - twin + first.year)
+
+
+def endless(repeat: Repeat) -> str:
+    """The rule without COUNT or UNTIL (checked apart): they end a rule, and cannot move its first date."""
+    return ";".join(part for part in repeat.text.split(";") if not part.startswith(("COUNT=", "UNTIL=")))
+
+
+@lru_cache(maxsize=512)
+def twin_year(year: int) -> int:
+    """Return the latest year before 9999 laid out as *year* and its neighbours (one exists every 28 years)."""
+    wanted = year_layout(year)
+    return next(twin for twin in range(9998, 9900, -1) if year_layout(twin) == wanted)
+
+
+def year_layout(year: int) -> tuple[int, bool, bool, bool]:
+    return date(year, 1, 1).weekday(), calendar.isleap(year - 1), calendar.isleap(year), calendar.isleap(year + 1)
