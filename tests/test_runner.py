@@ -173,6 +173,25 @@ def test_an_offset_of_5000_digits_is_reported_and_the_watcher_keeps_watching(
 
 
 @pytest.mark.slow
+def test_a_36kb_due_expression_neither_stalls_the_server_nor_the_watcher(
+    job: Job, write_timeline: WriteTimeline
+) -> None:
+    job.wait_for("watching")
+    expression = "meeting" + "-1d" * 12_000 + "!"  # once read by a quadratic pattern that held the GIL for 8 s
+
+    write_timeline("cwg-32", MEETING.replace("due: meeting - 30d", f"due: {expression}"))
+    slowest = 0.0
+    for _ in range(20):
+        started = time.monotonic()
+        assert httpx.get(f"http://127.0.0.1:{job.port}/healthz", timeout=30).status_code == 200
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.1)
+
+    job.wait_for("cwg-32.yaml:13: due: the date is 36008 characters long")
+    assert slowest < 1
+
+
+@pytest.mark.slow
 def test_a_sync_that_fails_is_logged_in_one_line_and_tried_again(
     job: Job, database_url: str, write_timeline: WriteTimeline
 ) -> None:
