@@ -134,11 +134,11 @@ def local_to_utc(day: date, clock: time, zone: str) -> datetime:
 def get_zone(name: str) -> ZoneInfo:
     """Return the IANA zone *name*; raise DateError naming near matches."""
     if name != name.strip() or not name or name.startswith(("/", ".")) or ".." in name:
-        raise DateError(f"unknown time zone {name!r}")
+        raise DateError(f"unknown time zone {shorten(name)!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise DateError(f"unknown time zone {name!r}{suggest(name, _zone_names())}") from None
+        raise DateError(f"unknown time zone {shorten(name)!r}{suggest(name, _zone_names())}") from None
 
 
 @lru_cache(maxsize=1)

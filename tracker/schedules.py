@@ -55,7 +55,7 @@ _KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
 MAX_FILE_BYTES = 1_000_000
 MAX_NESTING = 100  # a timeline file needs 4; PyYAML's C composer overflows the stack near 20,000
 MAX_MILESTONES = 1000
-MAX_REPEATING = 100  # each rule is checked by expanding it, which may take a few milliseconds
+MAX_REPEATING = 100  # each rule is checked by expanding it (a millisecond or two at worst)
 MAX_REMINDERS = 10
 MAX_AUDIENCES = 50
 MAX_KEYS = 50
@@ -402,9 +402,9 @@ class _Reader:
             if not isinstance(key, str):
                 self.report(key_node, f"{what} keys must be plain words")
             elif key in found:
-                self.report(key_node, f"duplicate key {key!r} in {what}")
+                self.report(key_node, f"duplicate key {shorten(key)!r} in {what}")
             elif key not in known:
-                self.report(key_node, f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+                self.report(key_node, f"unknown key {shorten(key)!r} in {what}{suggest(key, allowed)}")
             else:
                 found[key] = value_node
         for key in required:
@@ -439,7 +439,7 @@ class _Reader:
         if value is None or node is None:
             return default
         if value not in choices:
-            self.report(node, f"{key} {value!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
+            self.report(node, f"{key} {shorten(value)!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
             return default
         return value
 
@@ -558,11 +558,12 @@ class _Reader:
             self.report(node, f"'title' languages must be codes such as en or fr: {', '.join(LANGUAGES)}")
             return None
         if code in seen:
-            self.report(node, f"duplicate language {code!r} in 'title'")
+            self.report(node, f"duplicate language {shorten(code)!r} in 'title'")
             return None
         seen.add(code)
         if code not in LANGUAGES:
-            self.report(node, f"title language {code!r} is not one of {', '.join(LANGUAGES)}{language_hint(code)}")
+            shown = shorten(code)
+            self.report(node, f"title language {shown!r} is not one of {', '.join(LANGUAGES)}{language_hint(code)}")
             return None
         return code
 
@@ -621,7 +622,8 @@ class _Reader:
         with suppress(DateError):
             expr = parse_expr(text)
         if not isinstance(expr, Relative) or expr.anchor or expr.offsets:
-            self.report(node, f"opens_after must name a milestone ('draft' or 'other-timeline/draft'), not {text!r}")
+            shown = shorten(text)
+            self.report(node, f"opens_after must name a milestone ('draft' or 'other-timeline/draft'), not {shown!r}")
             return None
         return f"{expr.timeline}/{expr.milestone}" if expr.timeline else expr.milestone
 
