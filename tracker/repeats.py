@@ -301,7 +301,8 @@ def first_occurrence(repeat: Repeat, first: date) -> date | None:
         found = next(iter(probe), None)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
-    if found is None or found.year > twin + 1:  # beyond the next year, the layouts may part
+    # Beyond the next year the layouts may part; week numbers of the next year depend on the one after.
+    if found is None or found.year > twin + ("BYWEEKNO" not in repeat.text):
         return None
     return found.date().replace(year=found.year - twin + first.year)
 
