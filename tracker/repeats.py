@@ -89,7 +89,7 @@ def split_parts(text: str) -> tuple[dict[str, str], list[str]]:
     problems: list[str] = []
     for part in (p.strip() for p in text.split(";")):
         name, equals, value = part.partition("=")
-        name, value = name.strip().upper(), value.strip().upper()
+        name, value = name.strip().upper(), ",".join(item.strip() for item in value.upper().split(","))
         if not part:
             continue
         if not equals or not name:
@@ -145,7 +145,7 @@ def number_problem(name: str, item: str, freq: str | None) -> str | None:
     number = read_int(item, signed)
     if number is None:
         return f"{name}={shorten(item)} is not a {'whole ' if signed else ''}number"
-    if not low <= abs(number) <= high or (number < 0 and not signed):
+    if not low <= abs(number) <= high:
         return f"{name}={shorten(item)} is out of range: {meaning}"
     return None
 
