@@ -97,7 +97,7 @@ def test_days_and_weeks_are_calendar_offsets_but_hours_and_minutes_are_exact() -
     assert parse_offset("24h").exact() == timedelta(hours=24)
 
 
-@pytest.mark.parametrize("text", ["14", "d", "14x", "-3d", "1.5d", "2 weeks", "14 days", "", "14dd", "123456d"])
+@pytest.mark.parametrize("text", ["14", "d", "14x", "-3d", "1.5d", "2 weeks", "14 days", "", "14dd", "1234567d"])
 def test_it_rejects_a_bad_offset_and_says_how_to_write_one(text: str) -> None:
     with pytest.raises(DateError) as caught:
         parse_offset(text)
@@ -163,9 +163,9 @@ def test_it_rejects_a_date_in_another_format_and_shows_the_right_one(text: str) 
     assert "write YYYY-MM-DD" in str(caught.value)
 
 
-@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "1899-12-31", "3000-01-01"])
+@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "1899-12-31", "2201-01-01"])
 def test_it_rejects_a_year_no_timeline_can_mean(text: str) -> None:
-    with pytest.raises(DateError, match=f"^{text} is out of range: write a year from 1900 to 2999$"):
+    with pytest.raises(DateError, match=f"^{text} is out of range: write a year from 1900 to 2200$"):
         parse_absolute(text)
 
 

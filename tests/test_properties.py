@@ -25,7 +25,7 @@ SEEDS = [
     timeline_yaml(
         milestone_yaml("meeting", starts="2027-03-28 09:00", ends="2027-03-28 17:00"),
         milestone_yaml("agenda", owner="secretariat", due="meeting - 1w"),
-        milestone_yaml("slides", owner="membership", due="agenda.done + 36h", reminders="[1d, 30m]"),
+        milestone_yaml("slides", owner="membership", due="agenda.done + 36h", reminders="[1d, 1h]"),
         timezone="Australia/Sydney",
     ),
 ]

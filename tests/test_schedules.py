@@ -259,7 +259,7 @@ def test_it_rejects_a_date_too_far_away_instead_of_crashing(folder: Path) -> Non
         """
 
     assert problems_in(folder, text) == [
-        "schedules/prizes.yaml:7: starts: 9999-12-31 is out of range: write a year from 1900 to 2999"
+        "schedules/prizes.yaml:7: starts: 9999-12-31 is out of range: write a year from 1900 to 2200"
     ]
 
 
@@ -434,11 +434,11 @@ def test_it_rejects_the_same_milestone_id_twice_at_the_second(folder: Path) -> N
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ("FREQ=SOMETIMES", "repeat: not an RFC 5545 RRULE (invalid 'FREQ': SOMETIMES); e.g. FREQ=YEARLY;COUNT=5"),
-        ("FREQ=YEARLY;COUNT=five", "repeat: not an RFC 5545 RRULE (invalid 'COUNT': FIVE); e.g. FREQ=YEARLY;COUNT=5"),
+        ("FREQ=SOMETIMES", "repeat: FREQ=SOMETIMES is not a frequency: repeat DAILY, WEEKLY, MONTHLY or YEARLY"),
+        ("FREQ=YEARLY;COUNT=five", "repeat: COUNT=FIVE is not a number"),
         (
             "DTSTART=20270310;FREQ=YEARLY",
-            "repeat must not set DTSTART: the milestone's own date is the first occurrence",
+            "repeat: DTSTART must not be set: the milestone's own date is the first occurrence",
         ),
     ],
 )
@@ -621,10 +621,10 @@ def test_it_reports_an_offset_that_leaves_the_calendar_instead_of_crashing(folde
             starts: 2018-01-24
           - id: far-away
             title: Far away
-            due: meeting + 99999w + 99999w + 99999w + 99999w + 99999w
+            due: meeting + 5000w + 5000w + 5000w + 5000w + 5000w
         """
 
-    assert problems_in(folder, text) == ["schedules/prizes.yaml:9: due: the date falls outside the years 1900 to 2999"]
+    assert problems_in(folder, text) == ["schedules/prizes.yaml:9: due: the date falls outside the years 1900 to 2200"]
 
 
 # Several files

@@ -22,18 +22,25 @@ Edge = Literal["start", "end"]
 Anchor = Literal["start", "end", "done"]
 
 END_OF_DAY = time(23, 59, 59)
-FIRST_YEAR, LAST_YEAR = 1900, 2999
+# Every date a timeline yields stays in these years: far enough for any working group, and far
+# from year 1 and 9999, where a zone conversion or an offset would leave what datetime holds.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
 _UNITS = {"d": "day", "w": "week", "h": "hour", "m": "minute"}
 _OFFSET = re.compile(r"(\d{1,6})\s*([dwhm])")
 _ABSOLUTE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _SLUG = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
-_RELATIVE = re.compile(
-    rf"(?:(?P<timeline>{_SLUG})/)?(?P<milestone>{_SLUG})(?:\.(?P<anchor>start|end|done))?"
-    r"(?P<terms>(?:\s*[+-]\s*\d+\s*[a-z]+)*)"
-)
 _LOOKS_ABSOLUTE = re.compile(r"\d{4}-\d")
-_TERM = re.compile(r"\s*([+-])\s*(\d+)\s*([a-z]+)")
 SLUG = re.compile(_SLUG)
+# Limits on what a secretariat writes, so reading a date stays quick whatever the file holds.
+MAX_EXPRESSION_LENGTH = 200
+MAX_TERMS = 10
+MAX_EXPRESSION_OFFSET = timedelta(days=36525)  # 100 years
+_MAX_DIGITS = 9  # more digits than any offset up to 100 years has, in any unit
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_ALPHANUMERIC = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_DIGITS = frozenset("0123456789")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_ANCHORS = ("start", "end", "done")
 
 
 class DateError(ValueError):
@@ -127,11 +134,11 @@ def local_to_utc(day: date, clock: time, zone: str) -> datetime:
 def get_zone(name: str) -> ZoneInfo:
     """Return the IANA zone *name*; raise DateError naming near matches."""
     if name != name.strip() or not name or name.startswith(("/", ".")) or ".." in name:
-        raise DateError(f"unknown time zone {name!r}")
+        raise DateError(f"unknown time zone {shorten(name)!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise DateError(f"unknown time zone {name!r}{suggest(name, _zone_names())}") from None
+        raise DateError(f"unknown time zone {shorten(name)!r}{suggest(name, _zone_names())}") from None
 
 
 @lru_cache(maxsize=1)
@@ -150,12 +157,19 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 @lru_cache(maxsize=4096)  # results are frozen; timeline files repeat the same few offsets
 def parse_offset(text: str) -> Offset:
     """Parse '14d', '2w', '4h' or '30m' into an Offset."""
-    match = _OFFSET.fullmatch(text.strip())
+    stripped = text.strip()
+    match = _OFFSET.fullmatch(stripped) if len(stripped) <= 20 else None
     if match is None:
         raise DateError(
-            f"bad offset {text!r}: write a number and a unit, d (days), w (weeks), h (hours) or m (minutes), e.g. 14d"
+            f"bad offset {shorten(text)!r}: write a number and a unit, d (days), w (weeks), h (hours) or m (minutes), "
+            "e.g. 14d"
         )
     return _make_offset(int(match.group(1)), match.group(2))
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """Return *text* cut to *limit* characters with '…', so a message quoting it stays a line."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # Reminders go out between an hour and a year before: a shorter one may never be sent in time
@@ -214,24 +228,112 @@ def parse_absolute(text: str) -> Absolute:
 
 @lru_cache(maxsize=65536)  # results are frozen; a large sync parses the same expressions again
 def parse_expr(text: str) -> Expr:
-    """Parse an absolute date or a relative one such as 'meeting - 30d'."""
+    """Parse an absolute date or a relative one such as 'meeting - 30d', as written in a timeline file."""
     text = text.strip()
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise DateError(
+            f"the date is {len(text)} characters long; write it in at most {MAX_EXPRESSION_LENGTH} "
+            "(e.g. 'meeting - 30d')"
+        )
     if _LOOKS_ABSOLUTE.match(text):
         return parse_absolute(text)
-    match = _RELATIVE.fullmatch(text)
-    if match is None:
-        raise DateError(
-            f"bad date {text!r}: write YYYY-MM-DD, YYYY-MM-DD HH:MM, "
+    expr = _Tokens(text).relative()
+    if len(expr.offsets) > MAX_TERMS:
+        raise DateError(f"{len(expr.offsets)} offsets; a relative date adds at most {MAX_TERMS} (e.g. 'meeting - 30d')")
+    return expr
+
+
+@lru_cache(maxsize=65536)
+def parse_stored_expr(text: str) -> Expr:
+    """Parse an expression the store holds (written by us, maybe before today's limits) without the limits."""
+    text = text.strip()
+    return parse_absolute(text) if _LOOKS_ABSOLUTE.match(text) else _Tokens(text, limited=False).relative()
+
+
+class _Tokens:
+    """Read `[timeline/]milestone[.anchor] (± amount unit)*` left to right, once: linear in the text."""
+
+    def __init__(self, text: str, *, limited: bool = True) -> None:
+        self.text = text
+        self.at = 0
+        self.limited = limited
+
+    def relative(self) -> Relative:
+        first = self.name()
+        timeline, milestone = (first, self.name()) if self.take("/") else (None, first)
+        anchor = self.word() if self.take(".") else None
+        if anchor is not None and anchor not in _ANCHORS:
+            raise self.bad()
+        offsets = []
+        while self.skip_spaces() < len(self.text):
+            offsets.append(self.term())
+        return Relative(milestone, timeline, cast("Anchor | None", anchor), tuple(offsets))
+
+    def bad(self) -> DateError:
+        return DateError(
+            f"bad date {shorten(self.text, 60)!r}: write YYYY-MM-DD, YYYY-MM-DD HH:MM, "
             "or a relative date such as 'meeting - 30d', 'draft.done + 2w', 'other-timeline/meeting - 7d'"
         )
-    offsets = []
-    for sign, amount, unit in _TERM.findall(match.group("terms")):
+
+    def run(self, allowed: frozenset[str]) -> str:
+        start = self.at
+        while self.at < len(self.text) and self.text[self.at] in allowed:
+            self.at += 1
+        return self.text[start : self.at]
+
+    def take(self, character: str) -> bool:
+        if self.text.startswith(character, self.at):
+            self.at += 1
+            return True
+        return False
+
+    def skip_spaces(self) -> int:
+        while self.at < len(self.text) and self.text[self.at].isspace():
+            self.at += 1
+        return self.at
+
+    def name(self) -> str:
+        """Read a slug; a trailing '-' is given back, as it may be the sign of an offset ('meeting- 30d')."""
+        start = self.at
+        found = self.run(_NAME_CHARACTERS)
+        while found and found[-1] not in _ALPHANUMERIC:
+            found = found[:-1]
+        self.at = start + len(found)
+        if not found or found[0] not in _ALPHANUMERIC:
+            raise self.bad()
+        return found
+
+    def word(self) -> str:
+        return self.run(_LETTERS)
+
+    def term(self) -> Offset:
+        sign = self.text[self.at]
+        if sign not in "+-":
+            raise self.bad()
+        self.at += 1
+        self.skip_spaces()
+        amount = self.run(_DIGITS)
+        self.skip_spaces()
+        unit = self.word()
+        if not amount or not unit:
+            raise self.bad()
         if unit not in _UNITS:
-            raise DateError(f"bad unit {unit!r} in {text!r}: use d, w, h or m")
+            raise DateError(f"bad unit {shorten(unit, 20)!r} in {shorten(self.text, 60)!r}: use d, w, h or m")
+        offset = self.offset(amount, unit)
+        return -offset if sign == "-" else offset
+
+    def offset(self, amount: str, unit: str) -> Offset:
+        too_far = DateError(
+            f"the offset {shorten(amount + unit, 13)!r} is more than 100 years (at most 36525d, 5217w, 876600h)"
+        )
+        # Checked before int(): Python refuses to read a number of more than 4,300 digits.
+        if len(amount) > (_MAX_DIGITS if self.limited else 4000):
+            raise too_far
         offset = _make_offset(int(amount), unit)
-        offsets.append(-offset if sign == "-" else offset)
-    anchor = cast("Anchor | None", match.group("anchor"))
-    return Relative(match.group("milestone"), match.group("timeline"), anchor, tuple(offsets))
+        # Compared as whole seconds: a timedelta of a billion weeks would overflow first.
+        if self.limited and offset.days * 86400 + offset.minutes * 60 > MAX_EXPRESSION_OFFSET.total_seconds():
+            raise too_far
+        return offset
 
 
 def shift(point: LocalPoint, offsets: tuple[Offset, ...]) -> LocalPoint:

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from tracker.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_expr
+from tracker.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_stored_expr
 from tracker.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
 from tracker.schedules import MilestoneSpec, Problem, TimelineSpec, Titles
 
@@ -268,7 +268,7 @@ def milestone_data(
 
 @lru_cache(maxsize=65536)  # expressions are frozen and repeat across milestones
 def expr_text(expr: object) -> str | None:
-    """Return the canonical text of a date expression, parseable by parse_expr."""
+    """Return the canonical text of a date expression, parseable by parse_stored_expr."""
     if expr is None:
         return None
     if isinstance(expr, Absolute):
@@ -332,7 +332,8 @@ def rules_from_rows(rows: Iterable[MilestoneData], paths: Mapping[str, str]) -> 
     """Rebuild date rules from stored expressions (used when a completion re-resolves dates)."""
     rules = {}
     for data in rows:
-        exprs = {name: parse_expr(text) if text else None for name, text in
+        # Stored texts are ours, but may predate today's limits on what a file may say: read them as they are.
+        exprs = {name: parse_stored_expr(text) if text else None for name, text in
                  (("due", data.due_expr), ("starts", data.starts_expr), ("ends", data.ends_expr))}  # fmt: skip
         key = (data.timeline_id, data.key)
         lines = {"id": data.line}

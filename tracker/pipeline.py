@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.metadata
+import os
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -23,7 +24,7 @@ from tracker import __version__
 from tracker.diff import SyncPlan, rules_from_specs
 from tracker.models import Event, SyncState
 from tracker.resolve import resolve_dates
-from tracker.schedules import Problem, TimelineSpec, find_files, load_schedules, read_files
+from tracker.schedules import Problem, TimelineSpec, UnreadableFileError, find_files, load_schedules, read_files
 from tracker.store import head_revision, transaction
 from tracker.sync import apply_plan, plan_sync
 
@@ -46,14 +47,19 @@ def validate_paths(
     """Check *paths*; the rest of *folder* is loaded as context for cross-file references."""
     missing = [Problem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
     # Each file once, even when named both alone and through its folder.
-    files = list({p.resolve(): p for p in find_files([p for p in paths if p.exists()])}.values())
-    wanted = {p.resolve() for p in files}
-    context = [p for p in find_files([folder]) if p.resolve() not in wanted] if folder.is_dir() else []
+    files = list({real_path(p): p for p in find_files([p for p in paths if p.exists()])}.values())
+    wanted = {real_path(p) for p in files}
+    context = [p for p in find_files([folder]) if real_path(p) not in wanted] if folder.is_dir() else []
     specs, problems = load_schedules([*files, *context], zone, on_file)
     _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
-    found = [p for p in problems + date_problems if Path(p.path).resolve() in wanted]
-    mine = [s for s in specs if Path(s.path).resolve() in wanted]
+    found = [p for p in problems + date_problems if real_path(Path(p.path)) in wanted]
+    mine = [s for s in specs if real_path(Path(s.path)) in wanted]
     return mine, sorted(missing + found)
+
+
+def real_path(path: Path) -> str:
+    """Name *path* by what it points at; unlike Path.resolve, a link to itself is no RuntimeError."""
+    return os.path.realpath(path)
 
 
 def incomplete_timelines(specs: Sequence[TimelineSpec]) -> frozenset[str]:
@@ -89,7 +95,7 @@ def sync_folder(
 def load_and_apply(
     engine: Engine,
     files: Sequence[Path],
-    contents: Mapping[Path, bytes | OSError],
+    contents: Mapping[Path, bytes | UnreadableFileError],
     digest: str,
     *,
     zone: str,
@@ -118,6 +124,7 @@ def forget_earlier_syncs() -> None:
 
     schedules.clear_cache()
     dates.parse_expr.cache_clear()
+    dates.parse_stored_expr.cache_clear()
     dates.parse_offset.cache_clear()
     dates.local_to_utc.cache_clear()
     diff.expr_text.cache_clear()
@@ -125,7 +132,7 @@ def forget_earlier_syncs() -> None:
 
 
 def input_digest(
-    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | OSError]
+    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | UnreadableFileError]
 ) -> str:
     """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
     digest = hashlib.sha256()

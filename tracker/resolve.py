@@ -10,7 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from tracker.dates import Absolute, Edge, Expr, LocalPoint, Relative, move_to_zone, shift, suggest, to_local
+from tracker.dates import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    Absolute,
+    Edge,
+    Expr,
+    LocalPoint,
+    Relative,
+    move_to_zone,
+    shift,
+    suggest,
+    to_local,
+)
 from tracker.schedules import Problem
 
 Key = tuple[str, str]  # (timeline id, milestone id)
@@ -270,12 +282,13 @@ def completion_point(completion: Completion, planned: LocalPoint) -> LocalPoint:
     return to_local(completion.done_at, planned.zone)
 
 
-RANGE_MESSAGE = "the date falls outside the years 1900 to 2999"
+RANGE_MESSAGE = f"the date falls outside the years {FIRST_YEAR} to {LAST_YEAR}"
 
 
 def check_range(rule: DateRule, dates: ResolvedDates) -> Problem | None:
+    """Keep every date in the years a timeline may use, counted on its own calendar (its local day)."""
     for name, point in (("due", dates.due), ("starts", dates.starts), ("ends", dates.ends)):
-        if point is not None and not 1900 <= point.at().year <= 2999:
+        if point is not None and not FIRST_YEAR <= point.day.year <= LAST_YEAR:
             return Problem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
     return None
 

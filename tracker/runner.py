@@ -67,7 +67,8 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     folder = settings.schedules
     folder.mkdir(parents=True, exist_ok=True)
     seen = fingerprint(folder)
-    await asyncio.to_thread(sync_and_report, engine, settings)
+    if not await sync_logged(engine, settings, Failures()):
+        seen = frozenset()  # the watcher tries again at its first look
     dispatcher = make_dispatcher(engine, settings, secret)
     delivery = DeliveryScheduler(dispatcher, sweep=settings.sweep)
     app = create_app(engine, calendars, metrics=dispatcher.metrics, settings=settings)
@@ -135,25 +136,83 @@ def mail_target(settings: Settings) -> str:
 async def watch_schedules(
     engine: Engine, settings: Settings, seen: frozenset[tuple[str, int, int]], delivery: DeliveryScheduler
 ) -> None:
-    """Sync whenever a timeline file is saved; syncs run in a thread so HTTP keeps answering."""
+    """Sync whenever a timeline file is saved; syncs run in a thread so HTTP keeps answering.
+
+    Nothing stops the watching: a failed sync is logged in one line and tried again at the next look.
+    """
     folder = settings.schedules
     log.info("watching %s for changes (Ctrl-C to stop)", folder)
-    # File events wake us at once; the periodic timeout also catches a save made before
-    # the watcher started, or one a network file system never reported.
-    async for _ in awatch(folder, debounce=400, recursive=False, rust_timeout=2000, yield_on_timeout=True):
-        current = fingerprint(folder)
-        if current != seen:
-            changed = sorted({name for name, *_ in current ^ seen})
-            log.info("changed: %s", ", ".join(changed))
-            seen = current
-            await asyncio.to_thread(sync_and_report, engine, settings)
-            delivery.kick()  # notices and re-planned reminders now, not at the next sweep
+    failures = Failures()
+    while True:
+        try:
+            # File events wake us at once; the periodic timeout also catches a save made before
+            # the watcher started, or one a network file system never reported.
+            async for _ in awatch(folder, debounce=400, recursive=False, rust_timeout=2000, yield_on_timeout=True):
+                seen = await sync_if_changed(engine, settings, seen, delivery, failures)
+        except Exception as exc:  # noqa: BLE001 - e.g. the system's limit on watched folders; watching goes on
+            failures.log(f"watching {folder} failed (trying again in {WATCH_RETRY} s)", exc)
+            await asyncio.sleep(WATCH_RETRY)
+
+
+WATCH_RETRY = 5
+
+
+async def sync_if_changed(
+    engine: Engine,
+    settings: Settings,
+    seen: frozenset[tuple[str, int, int]],
+    delivery: DeliveryScheduler,
+    failures: Failures,
+) -> frozenset[tuple[str, int, int]]:
+    """Sync when the folder changed since *seen*; return what is now seen (unchanged when the sync failed)."""
+    current = fingerprint(settings.schedules)
+    if current == seen:
+        return seen
+    if failures.last is None:  # a retry after a failure has nothing new to announce
+        log.info("changed: %s", ", ".join(sorted({name for name, *_ in current ^ seen})))
+    if not await sync_logged(engine, settings, failures):
+        return seen
+    delivery.kick()  # notices and re-planned reminders now, not at the next sweep
+    return current
+
+
+async def sync_logged(engine: Engine, settings: Settings, failures: Failures) -> bool:
+    """Sync in a thread; on any failure log one line with the reason and return False."""
+    try:
+        await asyncio.to_thread(sync_and_report, engine, settings)
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be written, or a bug: logged, never fatal
+        failures.log("sync failed (nothing was changed; trying again every few seconds)", exc)
+        return False
+    failures.last = None
+    return True
+
+
+class Failures:
+    """Log a failure in one line, and the same failure again only after something else happened."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def log(self, what: str, exc: BaseException) -> None:
+        reason = one_line(exc)
+        if reason != self.last:
+            log.error("%s: %s", what, reason)
+        self.last = reason
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the exception's kind and the first line of its message (SQL errors add pages of SQL)."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{exc.__class__.__name__}: {message[:300]}" if message else exc.__class__.__name__
 
 
 def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:
     """Name, modification time and size of each timeline file: cheap, and enough to see a save."""
     found = set()
-    for path in find_files([folder]):
+    paths: list[Path] = []
+    with suppress(OSError):  # a folder that cannot be listed looks empty until it can
+        paths = find_files([folder])
+    for path in paths:
         with suppress(OSError):
             status = path.stat()
             found.add((path.name, status.st_mtime_ns, status.st_size))
@@ -174,7 +233,10 @@ def sync_and_report(engine: Engine, settings: Settings) -> None:
         log.info("%s", change_line(change).plain.strip())
     log.info("synced %d timelines, %d milestones: %s", outcome.timelines, outcome.milestones,
              summarise(outcome.plan.changes))  # fmt: skip
-    report_next(engine, now)
+    try:
+        report_next(engine, now)
+    except Exception as exc:  # noqa: BLE001 - the sync is done; a row that cannot be listed must not undo it
+        log.error("could not list what is due next: %s", one_line(exc))
 
 
 def report_next(engine: Engine, now: datetime, count: int = 5) -> None:

@@ -8,18 +8,32 @@ from __future__ import annotations
 
 import io
 import operator
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from dateutil.rrule import rrulestr
 
-from tracker.dates import SLUG, Absolute, DateError, Expr, Offset, Relative, get_zone, parse_expr, parse_offset, suggest
+from tracker.dates import (
+    SLUG,
+    Absolute,
+    DateError,
+    Expr,
+    Offset,
+    Relative,
+    get_zone,
+    parse_expr,
+    parse_reminder,
+    shorten,
+    suggest,
+)
+from tracker.repeats import RepeatError, check_first_date, read_repeat
 
 # The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
@@ -36,6 +50,18 @@ _REQUIRED_KEYS = (("id", "title", "milestones"), ("id", "title"))
 _KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
     keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS, *_REQUIRED_KEYS)
 }
+# Limits that keep reading a file quick and small whatever it holds (YAML aliases let a short file
+# name one big list many times, so lists and mappings are bounded where they are read, too).
+MAX_FILE_BYTES = 1_000_000
+MAX_NESTING = 100  # a timeline file needs 4; PyYAML's C composer overflows the stack near 20,000
+MAX_MILESTONES = 1000
+MAX_REPEATING = 100  # each rule is checked by expanding it (a millisecond or two at worst)
+MAX_REMINDERS = 10
+MAX_AUDIENCES = 50
+MAX_KEYS = 50
+MAX_ID_LENGTH = 100  # the store's columns for ids and owners hold 100 characters
+SPLIT_MILESTONES = "split the file into several timelines: one may have"
+_COLLECTION_OPENERS = "[{-?:"  # every YAML list or mapping starts with one of these characters
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -122,23 +148,69 @@ class TimelineSpec:
 
 
 def find_files(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into their `*.yaml`/`*.yml` files, sorted."""
+    """Expand folders into their `*.yaml`/`*.yml` entries, sorted; pipes and links are kept, to be reported."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
+            found.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir()))
         else:
             found.append(path)
     return found
 
 
-def read_files(files: Iterable[Path]) -> dict[Path, bytes | OSError]:
+class UnreadableFileError(Exception):
+    """A timeline file that is not read at all; the message says why."""
+
+
+def read_file(path: Path) -> bytes:
+    """Return the bytes of a regular file of at most MAX_FILE_BYTES; raise UnreadableFileError otherwise.
+
+    Never blocks on a pipe or reads a device: the kind of file is checked before it is opened,
+    and again on what was opened (the entry may change in between).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            # realpath, not Path.resolve: it raises RuntimeError on a link that points at itself.
+            if Path(os.path.realpath(path)).parent != Path(os.path.realpath(path.parent)):
+                raise UnreadableFileError(LINKS_OUT)
+            mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableFileError(NOT_A_FILE)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read file: {exc.strerror or exc}") from None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise UnreadableFileError(NOT_A_FILE)
+        if status.st_size > MAX_FILE_BYTES:
+            raise UnreadableFileError(TOO_BIG)
+        # Ask for the size it has (a buffer of the limit for each file costs more than the read),
+        # then for what it may have grown by since, up to one byte past the limit.
+        data = file.read(min(status.st_size, MAX_FILE_BYTES) + 1)
+        if len(data) > status.st_size:
+            data += file.read(MAX_FILE_BYTES + 1 - len(data))
+    if len(data) > MAX_FILE_BYTES:
+        raise UnreadableFileError(TOO_BIG)
+    return data
+
+
+NOT_A_FILE = "not a regular file: a timeline file must be a plain file in the schedules folder"
+TOO_BIG = (
+    f"the file has more than {MAX_FILE_BYTES:,} bytes (1 MB), the most a timeline file may have: "
+    "split it into several timelines"
+)
+LINKS_OUT = "links to a file outside the schedules folder, whose changes would go unseen: copy the file into the folder"
+
+
+def read_files(files: Iterable[Path]) -> dict[Path, bytes | UnreadableFileError]:
     """Read each file's bytes once, or keep why it could not be read."""
-    found: dict[Path, bytes | OSError] = {}
+    found: dict[Path, bytes | UnreadableFileError] = {}
     for path in files:
         try:
-            found[path] = path.read_bytes()
-        except OSError as exc:
+            found[path] = read_file(path)
+        except UnreadableFileError as exc:
             found[path] = exc
     return found
 
@@ -155,7 +227,7 @@ def load_schedules(
     paths: Iterable[Path],
     default_zone: str,
     on_file: Callable[[Path], None] | None = None,
-    contents: Mapping[Path, bytes | OSError] | None = None,
+    contents: Mapping[Path, bytes | UnreadableFileError] | None = None,
 ) -> tuple[list[TimelineSpec], list[Problem]]:
     """Load every timeline file under *paths*; return the good specs and all problems.
 
@@ -168,10 +240,13 @@ def load_schedules(
             on_file(path)
         data = contents.get(path) if contents is not None else None
         try:
-            if isinstance(data, OSError):
+            if isinstance(data, UnreadableFileError):
                 raise data
-            text = path.read_text(encoding="utf-8") if data is None else decode_file(data)
-        except (OSError, UnicodeDecodeError) as exc:
+            text = decode_file(read_file(path) if data is None else data)
+        except UnreadableFileError as exc:
+            problems.append(Problem(str(path), 1, str(exc)))
+            continue
+        except UnicodeDecodeError as exc:
             problems.append(Problem(str(path), 1, f"cannot read file: {exc}"))
             continue
         spec, found = load_text(text, str(path), default_zone)
@@ -216,7 +291,7 @@ def _load_text_once(text: str, path: str, default_zone: str) -> tuple[TimelineSp
 def clear_cache() -> None:
     _load_text_once.cache_clear()
     is_slug.cache_clear()
-    rrule_error.cache_clear()
+    read_repeat.cache_clear()
 
 
 # Ids, owners and rules repeat from file to file; each distinct one is checked once.
@@ -225,18 +300,11 @@ def is_slug(value: str) -> bool:
     return SLUG.fullmatch(value) is not None
 
 
-@lru_cache(maxsize=4096)
-def rrule_error(text: str) -> str | None:
-    """Return why *text* is not an RRULE dateutil can expand, or None when it is one."""
-    try:
-        rrulestr(text, dtstart=datetime(2000, 1, 1))
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        return str(exc)
-    return None
-
-
 def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[Problem]]:
     reader = _Reader(path)
+    too_deep = nesting_problem(text, path)
+    if too_deep is not None:
+        return None, [too_deep]
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -256,6 +324,33 @@ def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec |
     # A spec with problems is still returned (partial), so references and cycles in it can be
     # checked in the same run; callers never apply a spec that came with problems.
     return spec, reader.problems
+
+
+def nesting_problem(text: str, path: str) -> Problem | None:
+    """Refuse lists and mappings nested more than MAX_NESTING deep before the composer recurses into them.
+
+    LibYAML's parser keeps its own stack, so walking its events is safe at any depth; PyYAML's
+    composer recurses once per level and crashes the process (SIGSEGV) near 20,000 levels.
+    A file with few characters that open a collection cannot nest deeply, and skips the walk.
+    """
+    if sum(text.count(character) for character in _COLLECTION_OPENERS) <= MAX_NESTING:
+        return None
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            kind = event.__class__
+            if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                depth += 1
+                if depth > MAX_NESTING:
+                    message = (
+                        f"lists and mappings nest more than {MAX_NESTING} levels deep; a timeline file needs 4 at most"
+                    )
+                    return Problem(path, event.start_mark.line + 1 if event.start_mark else 1, message)
+            elif kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the composer stops at the same place, before any deeper level, and reports it
+    return None
 
 
 def unreadable_character(text: str, path: str, exc: yaml.reader.ReaderError) -> Problem:
@@ -278,6 +373,7 @@ class _Reader:
     def __init__(self, path: str) -> None:
         self.path = path
         self.problems: list[Problem] = []
+        self.repeating = 0  # rules checked against their first date so far
 
     def report(self, node: yaml.Node, message: str) -> None:
         self.problems.append(Problem(self.path, node.start_mark.line + 1, message))
@@ -287,6 +383,11 @@ class _Reader:
     ) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             self.report(node, f"{what} must be a mapping of keys to values")
+            return {}
+        if len(node.value) > MAX_KEYS:
+            self.report(
+                node, f"{what} has {len(node.value)} keys; it takes at most {len(allowed)}: {', '.join(allowed)}"
+            )
             return {}
         known = _KEY_SETS[allowed]
         try:  # the usual case in one step: plain keys, each once, all known, none missing
@@ -301,9 +402,9 @@ class _Reader:
             if not isinstance(key, str):
                 self.report(key_node, f"{what} keys must be plain words")
             elif key in found:
-                self.report(key_node, f"duplicate key {key!r} in {what}")
+                self.report(key_node, f"duplicate key {shorten(key)!r} in {what}")
             elif key not in known:
-                self.report(key_node, f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+                self.report(key_node, f"unknown key {shorten(key)!r} in {what}{suggest(key, allowed)}")
             else:
                 found[key] = value_node
         for key in required:
@@ -325,6 +426,9 @@ class _Reader:
 
     def slug(self, node: yaml.Node | None, key: str) -> str | None:
         value = self.scalar(node, key)
+        if value is not None and node is not None and len(value) > MAX_ID_LENGTH:
+            self.report(node, f"{key} {shorten(value)!r} is {len(value)} characters long; keep it to {MAX_ID_LENGTH}")
+            return None
         if value is not None and node is not None and not is_slug(value):
             self.report(node, f"{key} {value!r} must be lowercase letters, digits and dashes (e.g. 'final-draft')")
             return None
@@ -335,12 +439,15 @@ class _Reader:
         if value is None or node is None:
             return default
         if value not in choices:
-            self.report(node, f"{key} {value!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
+            self.report(node, f"{key} {shorten(value)!r} is not one of {', '.join(choices)}{suggest(value, choices)}")
             return default
         return value
 
-    def items(self, node: yaml.Node | None, key: str) -> list[yaml.Node]:
+    def items(self, node: yaml.Node | None, key: str, limit: int, fix: str = "") -> list[yaml.Node]:
         if node is None:
+            return []
+        if isinstance(node, yaml.SequenceNode) and len(node.value) > limit:
+            self.report(node, f"{len(node.value)} {key}; {fix or 'list'} at most {limit}")
             return []
         if isinstance(node, yaml.SequenceNode):
             return list(node.value)
@@ -350,7 +457,7 @@ class _Reader:
         return []
 
     def slugs(self, node: yaml.Node | None, key: str) -> tuple[str, ...]:
-        values = (self.slug(item, key) for item in self.items(node, key))
+        values = (self.slug(item, key) for item in self.items(node, "audiences", MAX_AUDIENCES))
         return tuple(v for v in values if v is not None)
 
     def offsets(self, node: yaml.Node | None) -> tuple[Offset, ...] | None:
@@ -360,12 +467,12 @@ class _Reader:
             self.report(node, "'reminders' is empty: list offsets such as [14d, 7d, 1d], or write [] for none")
             return None
         offsets = []
-        for item in self.items(node, "reminders"):
+        for item in self.items(node, "reminders", MAX_REMINDERS):
             text = self.scalar(item, "reminders")
             if text is None:
                 continue
             try:
-                offsets.append(parse_offset(text))
+                offsets.append(parse_reminder(text))
             except DateError as exc:
                 self.report(item, str(exc))
         return tuple(sorted(set(offsets), reverse=True))
@@ -390,8 +497,9 @@ class _Reader:
                 self.report(keys["timezone"], str(exc))
                 zone = default_zone
         audiences = self.slugs(keys.get("audiences"), "audience")
-        milestones = [self.milestone(node, audiences) for node in self.items(keys.get("milestones"), "milestones")]
-        if "milestones" in keys and not milestones:
+        nodes = self.items(keys.get("milestones"), "milestones", MAX_MILESTONES, SPLIT_MILESTONES)
+        milestones = [self.milestone(node, audiences) for node in nodes]
+        if "milestones" in keys and not milestones and not self.problems_at(keys["milestones"]):
             self.report(keys["milestones"], "a timeline needs at least one milestone")
         specs = tuple(m for m in milestones if m is not None)
         self.check_milestone_ids(specs)
@@ -414,6 +522,9 @@ class _Reader:
         )
         return spec if spec.id and spec.title else None
 
+    def problems_at(self, node: yaml.Node) -> bool:
+        return any(problem.line == node.start_mark.line + 1 for problem in self.problems)
+
     def title(self, node: yaml.Node | None) -> tuple[str, Titles]:
         """Return the English title and the translations of a title written as text or by language."""
         if isinstance(node, yaml.SequenceNode):
@@ -431,6 +542,9 @@ class _Reader:
     def translations(self, node: yaml.MappingNode) -> dict[str, str]:
         texts: dict[str, str] = {}
         seen: set[str] = set()
+        if len(node.value) > MAX_KEYS:
+            self.report(node, f"'title' has {len(node.value)} languages; write at most {', '.join(LANGUAGES)}")
+            return texts
         for key_node, value_node in node.value:
             code = self.language(key_node, seen)
             text = self.scalar(value_node, f"title.{code}") if code is not None else None
@@ -444,11 +558,12 @@ class _Reader:
             self.report(node, f"'title' languages must be codes such as en or fr: {', '.join(LANGUAGES)}")
             return None
         if code in seen:
-            self.report(node, f"duplicate language {code!r} in 'title'")
+            self.report(node, f"duplicate language {shorten(code)!r} in 'title'")
             return None
         seen.add(code)
         if code not in LANGUAGES:
-            self.report(node, f"title language {code!r} is not one of {', '.join(LANGUAGES)}{language_hint(code)}")
+            shown = shorten(code)
+            self.report(node, f"title language {shown!r} is not one of {', '.join(LANGUAGES)}{language_hint(code)}")
             return None
         return code
 
@@ -507,7 +622,8 @@ class _Reader:
         with suppress(DateError):
             expr = parse_expr(text)
         if not isinstance(expr, Relative) or expr.anchor or expr.offsets:
-            self.report(node, f"opens_after must name a milestone ('draft' or 'other-timeline/draft'), not {text!r}")
+            shown = shorten(text)
+            self.report(node, f"opens_after must name a milestone ('draft' or 'other-timeline/draft'), not {shown!r}")
             return None
         return f"{expr.timeline}/{expr.milestone}" if expr.timeline else expr.milestone
 
@@ -515,15 +631,12 @@ class _Reader:
         text = self.scalar(node, "repeat")
         if text is None or node is None:
             return None
-        text = text.removeprefix("RRULE:")
-        if "DTSTART" in text.upper():
-            self.report(node, "repeat must not set DTSTART: the milestone's own date is the first occurrence")
+        try:
+            return read_repeat(text).text
+        except RepeatError as exc:
+            for message in str(exc).splitlines():
+                self.report(node, f"repeat: {message}")
             return None
-        error = rrule_error(text)
-        if error is not None:
-            self.report(node, f"repeat: not an RFC 5545 RRULE ({error}); e.g. FREQ=YEARLY;COUNT=5")
-            return None
-        return text
 
     def done(self, node: yaml.Node | None) -> Absolute | None:
         expr = self.expr(node, "done")
@@ -539,5 +652,19 @@ class _Reader:
             self.report(node, "milestone needs 'due' (a deadline) or 'starts' (a span such as a meeting)")
         if "ends" in keys and "starts" not in keys:
             self.report(keys["ends"], "'ends' needs 'starts': only spans end")
-        if spec.repeat is not None and isinstance(spec.due or spec.starts, Relative):
+        first = spec.due or spec.starts
+        if spec.repeat is not None and isinstance(first, Relative):
             self.report(keys["repeat"], "a repeating milestone needs an absolute first date, not a relative one")
+        elif spec.repeat is not None and isinstance(first, Absolute):
+            self.check_repeat(keys["repeat"], spec.repeat, first)
+
+    def check_repeat(self, node: yaml.Node, rule: str, first: Absolute) -> None:
+        """Check a rule against its first date; past MAX_REPEATING rules, refuse instead of expanding more."""
+        self.repeating += 1
+        if self.repeating > MAX_REPEATING:
+            self.report(node, f"repeat: more than {MAX_REPEATING} repeating milestones in one file: split it")
+            return
+        # The planner expands from the first date's local time (midnight for a date alone).
+        start = datetime.combine(first.day, first.clock or time(0))
+        for message in check_first_date(read_repeat(rule), start):
+            self.report(node, f"repeat: {message}")
