@@ -135,3 +135,11 @@ MEETING = """
         owner: secretariat
         due: meeting - 30d
 """
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty `schedules/` folder, named relatively as the secretariat would type it."""
+    monkeypatch.chdir(tmp_path)
+    Path("schedules").mkdir()
+    return Path("schedules")

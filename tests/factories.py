@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from textwrap import dedent
 from typing import Any
 
+from tracker.pipeline import validate_paths
 from tracker.planning import MilestoneView
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,3 +103,16 @@ def make_view(**overrides: Any) -> MilestoneView:
     }
     values.update(overrides)
     return MilestoneView(**values)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    """Write a timeline file (dedented) into *folder*."""
+    path = folder / name
+    path.write_text(dedent(text), encoding="utf-8")
+    return path
+
+
+def validate(folder: Path, *only: Path) -> list[str]:
+    """Validate *only* (default: the whole folder) and return the problems as printed."""
+    _, problems = validate_paths(list(only) or [folder], folder, "Europe/Zurich")
+    return [str(problem) for problem in problems]

@@ -44,17 +44,22 @@ def test_a_hostile_name_is_listed_as_text_not_as_markup_or_terminal_codes(
     assert "\\x1b]8;;" in "".join(shown.split())  # the codes are shown, escaped, for the secretariat to see
 
 
-def test_a_hostile_timeline_title_is_shown_as_text_by_plan(
-    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+def test_a_hostile_title_stored_by_an_earlier_version_is_shown_as_text_by_upcoming(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, database_url: str
 ) -> None:
-    line = "title: Revised draft posted\n"
-    write_timeline("hlpf", HLPF.replace(line, 'title: "[/red] \\e[2J Revised draft posted"\n'))
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)  # validate refuses such a title now: it can only be in the store
+    engine = open_store(database_url)
+    with engine.begin() as connection:
+        retitle = text("UPDATE milestones SET title = :title WHERE key = 'revised-draft'")
+        connection.execute(retitle, {"title": "[/red] \x1b[2J Revised draft \x1b]8;;https://evil.example\x1b\\x"})
+    engine.dispose()
 
-    planned = tracker("plan", env={**env, "FORCE_COLOR": "1"}, cwd=tmp_path)
+    shown = tracker("upcoming", "--now", "2017-02-01", env={**env, "FORCE_COLOR": "1"}, cwd=tmp_path)
 
-    assert planned.returncode == 0, planned.stderr
-    assert "[/red] \\x1b[2J Revised draft posted" in planned.stdout
-    assert "\x1b[2J" not in planned.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert "[/red] \\x1b[2J Revised draft" in shown.stdout
+    assert "\x1b[2J" not in shown.stdout and "\x1b]8" not in shown.stdout
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,9 @@ def test_tracker_toml_is_read_and_the_environment_wins(monkeypatch: pytest.Monke
     [
         ("TRACKER_TIMEZONE", "Europe/Geneva", "unknown time zone 'Europe/Geneva'"),
         ("TRACKER_REMINDERS", "14d,soon", "bad offset 'soon'"),
+        ("TRACKER_REMINDERS", "99999w", "reminder '99999w' is out of range: remind from 1h to 366d"),
+        ("TRACKER_REMINDERS", "7d,30m", "reminder '30m' is out of range"),
+        ("TRACKER_REMINDERS", ",".join(f"{n}d" for n in range(1, 12)), "at most 10 offsets"),
         ("TRACKER_REMINDER_HOUR", "25", "less than or equal to 23"),
     ],
 )

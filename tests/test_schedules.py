@@ -7,36 +7,15 @@ that shows one kind of problem and asserts what the secretariat reads.
 from __future__ import annotations
 
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 
-from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml
+from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
 from tracker import schedules as schedules_module
 from tracker import subscribers
 from tracker.emails import words
 from tracker.pipeline import validate_paths
 from tracker.schedules import find_files, load_schedules, load_text, read_files
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty `schedules/` folder, named relatively as the secretariat would type it."""
-    monkeypatch.chdir(tmp_path)
-    Path("schedules").mkdir()
-    return Path("schedules")
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(dedent(text), encoding="utf-8")
-    return path
-
-
-def validate(folder: Path, *only: Path) -> list[str]:
-    """Validate *only* (default: the whole folder) and return the problems as printed."""
-    _, problems = validate_paths(list(only) or [folder], folder, "Europe/Zurich")
-    return [str(problem) for problem in problems]
 
 
 def problems_in(folder: Path, text: str, name: str = "prizes.yaml") -> list[str]:

@@ -12,33 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 
-from tests.factories import milestone_yaml, timeline_yaml
-from tracker.pipeline import validate_paths
+from tests.factories import milestone_yaml, timeline_yaml, validate, write
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty `schedules/` folder, named relatively as the secretariat would type it."""
-    monkeypatch.chdir(tmp_path)
-    Path("schedules").mkdir()
-    return Path("schedules")
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(dedent(text), encoding="utf-8")
-    return path
-
-
-def validate(folder: Path, *only: Path) -> list[str]:
-    _, problems = validate_paths(list(only) or [folder], folder, "Europe/Zurich")
-    return [str(problem) for problem in problems]
 
 
 def problems_in(folder: Path, text: str) -> list[str]:
@@ -354,4 +333,45 @@ def test_a_reminder_outside_an_hour_to_a_year_is_refused(folder: Path, offset: s
 
     assert problems_in(folder, text) == [
         f"schedules/forum.yaml:9: reminder {offset!r} is out of range: remind from 1h to 366d (about a year) before"
+    ]
+
+
+# Text shown to people
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("title", '"Comments\\e[2J due"', "title: character 9 is a control character (U+001B)"),
+        ("title", '"Comments \\u202edue"', "title: character 10 is a bidirectional control (U+202E)"),
+        ("title", '"Comments\\0"', "title: character 9 is a control character (U+0000)"),
+        ("title", '"Comments\\LBEGIN:VEVENT"', "title: character 9 is a line separator (U+2028)"),
+        ("location", '"Geneva\\nBEGIN:VEVENT"', "location: character 7 is a line break (U+000A)"),
+        ("title", "x" * 301, "title is 301 characters long; keep it to 300"),
+    ],
+)
+def test_text_with_control_characters_or_beyond_its_length_is_refused_at_its_line(
+    folder: Path, key: str, value: str, message: str
+) -> None:
+    fields = {"owner": "membership", "due": "2027-03-10", key: value}
+    text = timeline_yaml(
+        milestone_yaml(**fields) if key != "title" else milestone_yaml(title=value, **fields_without(fields, "title"))
+    )
+
+    problems = problems_in(folder, text)
+
+    assert len(problems) == 1 and problems[0].startswith("schedules/forum.yaml:") and message in problems[0], problems
+
+
+def fields_without(fields: dict[str, str], key: str) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if k != key}
+
+
+def test_a_summary_may_span_lines_but_holds_no_other_control_character(folder: Path) -> None:
+    good = timeline_yaml(summary='"First paragraph.\\n\\nSecond one."')
+    bad = timeline_yaml(summary='"First paragraph.\\n\\tSecond\\x07 one."')
+
+    assert problems_in(folder, good) == []
+    assert problems_in(folder, bad) == [
+        "schedules/forum.yaml:5: summary: character 18 is a control character (U+0009); remove it"
     ]

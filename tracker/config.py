@@ -10,9 +10,10 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from tracker.dates import DateError, get_zone, parse_offset
+from tracker.dates import DateError, get_zone, parse_reminder
 
 # C0, DEL, C1 and the Unicode line and paragraph separators: none belongs in a header.
+MAX_DEFAULT_REMINDERS = 10
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -98,9 +99,12 @@ class Settings(BaseSettings):
     @field_validator("reminders")
     @classmethod
     def _offsets(cls, value: str) -> str:
-        for part in filter(None, (p.strip() for p in value.split(","))):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if len(parts) > MAX_DEFAULT_REMINDERS:
+            raise ValueError(f"at most {MAX_DEFAULT_REMINDERS} offsets, as in a timeline file")
+        for part in parts:
             try:
-                parse_offset(part)
+                parse_reminder(part)  # what a timeline file may say, and a subscriber
             except DateError as exc:
                 raise ValueError(str(exc)) from None
         return value

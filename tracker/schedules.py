@@ -34,6 +34,7 @@ from tracker.dates import (
     suggest,
 )
 from tracker.repeats import RepeatError, check_first_date, read_repeat
+from tracker.text import find_refused
 
 # The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
@@ -59,6 +60,8 @@ MAX_REPEATING = 100  # each rule is checked by expanding it (a millisecond or tw
 MAX_REMINDERS = 10
 MAX_AUDIENCES = 50
 MAX_KEYS = 50
+# Text shown in emails, calendars and pages: a title is a line, a summary a paragraph or two.
+TEXT_LENGTHS = {"title": 300, "summary": 5_000, "location": 300, "source": 300, "url": 2_000}
 MAX_ID_LENGTH = 100  # the store's columns for ids and owners hold 100 characters
 SPLIT_MILESTONES = "split the file into several timelines: one may have"
 _COLLECTION_OPENERS = "[{-?:"  # every YAML list or mapping starts with one of these characters
@@ -531,7 +534,7 @@ class _Reader:
             self.report(node, "'title' must be text, or languages and their text (en: ..., fr: ...)")
             return "", ()
         if not isinstance(node, yaml.MappingNode):
-            return self.scalar(node, "title") or "", ()
+            return self.text(node, "title") or "", ()
         texts = self.translations(node)
         if not any(key.value == "en" for key, _ in node.value if key.__class__ is yaml.ScalarNode):
             self.report(node, "'title' needs 'en': the English title shows wherever there is no translation")
@@ -547,7 +550,7 @@ class _Reader:
             return texts
         for key_node, value_node in node.value:
             code = self.language(key_node, seen)
-            text = self.scalar(value_node, f"title.{code}") if code is not None else None
+            text = self.text(value_node, f"title.{code}") if code is not None else None
             if code is not None and text is not None:
                 texts[code] = text
         return texts
@@ -568,7 +571,25 @@ class _Reader:
         return code
 
     def optional_text(self, keys: dict[str, yaml.Node], key: str) -> str:
-        return self.scalar(keys.get(key), key) or "" if key in keys else ""
+        return self.text(keys.get(key), key) or "" if key in keys else ""
+
+    def text(self, node: yaml.Node | None, key: str) -> str | None:
+        """Return text shown to people: bounded, on one line but for a summary, with no control characters."""
+        value = self.scalar(node, key)
+        if value is None or node is None:
+            return None
+        field = key.partition(".")[0]
+        longest = TEXT_LENGTHS.get(field, TEXT_LENGTHS["title"])
+        if len(value) > longest:
+            self.report(node, f"{key} is {len(value):,} characters long; keep it to {longest:,}")
+            return None
+        refused = find_refused(value, allowed="\n" if field == "summary" else "")
+        if refused is not None:
+            position, what = refused
+            where = "" if field == "summary" else ", and keep it on one line"
+            self.report(node, f"{key}: character {position} is {what}; remove it{where}")
+            return None
+        return value
 
     def check_milestone_ids(self, specs: tuple[MilestoneSpec, ...]) -> None:
         seen: dict[str, int] = {}

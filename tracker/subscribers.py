@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from tracker.emails import Links
 from tracker.models import Event, Subscriber
 from tracker.outbox import queue_confirm
 from tracker.schedules import Problem
+from tracker.text import find_refused
 from tracker.tokens import Purpose, make_token, read_token
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
@@ -29,8 +29,6 @@ OPTIONAL = frozenset({"digest", "reminders"})  # CSV rows and the CLI do not car
 MAX_NAME = 200
 MAX_OFFSETS = 5  # a handful of reminders before each deadline; more is noise, and each costs a row per deadline
 MAX_OFFSET_TEXT = 12  # characters: '366d', '8784h', '527040m' and their spaces
-CONTROL = frozenset({"Cc", "Cs", "Zl", "Zp"})  # control characters, lone surrogates, line and paragraph separators
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # embeddings, overrides, isolates
 MAX_CSV_LINE = 4096  # five fields of addresses, a name and lists of ids: a longer line is not a subscriber
 Outcome = Literal["added", "updated", "unchanged"]
 Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or None
@@ -126,12 +124,13 @@ def check_name(text: str) -> str:
     lone surrogate or a bidirectional override there changes what others see, so it is refused
     with its position rather than quietly changed.
     """
-    for position, char in enumerate(text, 1):
-        if char not in " \t" and (unicodedata.category(char) in CONTROL or char in BIDI_CONTROLS):
-            raise SubscriberError(
-                f"name: character {position} is a control character (U+{ord(char):04X}): write the name on one"
-                " line, in letters, spaces and punctuation", "name"
-            )  # fmt: skip
+    refused = find_refused(text, allowed="\t")
+    if refused is not None:
+        position, what = refused
+        raise SubscriberError(
+            f"name: character {position} is {what}: write the name on one line, in letters, spaces and punctuation",
+            "name",
+        )
     name = " ".join(text.split())
     if len(name) > MAX_NAME:
         raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name")

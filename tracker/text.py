@@ -1,0 +1,42 @@
+"""What text from people may hold: the characters refused in names, titles and summaries.
+
+Such text goes into email headers, calendar items, pages and the secretariat's terminal. A line
+break, NUL or escape there can start a header or a calendar property of its own, or act on a
+terminal; a lone surrogate cannot be encoded at all (UTF-8 and PostgreSQL refuse it); a
+bidirectional override or isolate makes the text show as something it is not. Each is refused
+where the text comes in, with its position, rather than quietly changed. (What goes out is
+cleaned again at every output, for values stored before these checks.)
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Control characters, lone surrogates, line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+# Embeddings, overrides and isolates. The marks (U+200E, U+200F, U+061C) stay: right-to-left
+# writing needs them, and they reorder nothing beyond their own neighbourhood.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def find_refused(text: str, *, allowed: str = "") -> tuple[int, str] | None:
+    """Return the 1-based position and a description of the first refused character, or None."""
+    if text.isprintable():  # the common case, answered in C: no control, separator or surrogate
+        return next(((i, describe(c)) for i, c in enumerate(text, 1) if c in BIDI_CONTROLS), None)
+    for position, char in enumerate(text, 1):
+        if char not in allowed and (unicodedata.category(char) in _REFUSED_CATEGORIES or char in BIDI_CONTROLS):
+            return position, describe(char)
+    return None
+
+
+def describe(char: str) -> str:
+    """Name a refused character for a message: 'a control character (U+001B)'."""
+    category = unicodedata.category(char)
+    what = {
+        "Cs": "a lone surrogate",
+        "Zl": "a line separator",
+        "Zp": "a paragraph separator",
+    }.get(category, "a bidirectional control" if char in BIDI_CONTROLS else "a control character")
+    if char in "\r\n":
+        what = "a line break"
+    return f"{what} (U+{ord(char):04X})"
