@@ -84,8 +84,8 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
             while not server.started and not serving.done():
                 await asyncio.sleep(0.02)
             if server.started:  # said once the port answers: scripts wait for this line
-                log.info("serving on http://%s:%d (feeds under /feeds/, metrics at /metrics)", settings.host,
-                         settings.port)  # fmt: skip
+                metrics = "metrics at /metrics" if settings.metrics_token else "/metrics off"
+                log.info("serving on http://%s:%d (feeds under /feeds/, %s)", settings.host, settings.port, metrics)
             watcher = asyncio.create_task(watch_schedules(engine, settings, seen, delivery))
             await serving
         finally:

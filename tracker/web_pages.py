@@ -352,7 +352,6 @@ def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
         return html(body, chosen, headers=PUBLIC)
 
     @router.get("/", response_class=HTMLResponse)
-    @router.head("/", include_in_schema=False)
     async def overview(request: Request, lang: str | None = None, tz: str | None = None) -> HTMLResponse:
         """What is due in the coming weeks, every timeline by kind, and the buttons to subscribe to each feed."""
         chosen = choose(lang, request.headers.get("accept-language"))
@@ -360,7 +359,6 @@ def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
         return await run_in_threadpool(overview_answer, chosen, where, reader_zone(tz))
 
     @router.get("/timelines/{timeline_id}", response_class=HTMLResponse)
-    @router.head("/timelines/{timeline_id}", include_in_schema=False)
     async def timeline_page(request: Request, timeline_id: str, lang: str | None = None) -> HTMLResponse:
         """One timeline: its picture, its milestones with their states, and its feed buttons."""
         chosen = choose(lang, request.headers.get("accept-language"))
