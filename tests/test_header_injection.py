@@ -273,7 +273,10 @@ WORDS = st.builds(
 )
 LONG = st.builds(lambda piece, count: piece * count, st.sampled_from(["x", "é", "蔡", "😀", "ab ", "=?"]),
                  st.integers(30, 700))  # fmt: skip
-HOSTILE = st.lists(st.one_of(PIECES, WORDS, LONG, st.text(max_size=20)), max_size=8).map("".join)
+# Words about as long as a plain word may be (60), beside the characters a quoted string guards.
+EDGE = st.builds(lambda piece, count, tail: piece * count + tail, st.sampled_from(["x", '"', "<"]),
+                 st.integers(58, 64), st.sampled_from(['"', "<", ">", ",", "@", ""]))  # fmt: skip
+HOSTILE = st.lists(st.one_of(PIECES, WORDS, LONG, EDGE, st.text(max_size=20)), max_size=8).map("".join)
 # A title with a lone surrogate cannot be written into a calendar at all (icalendar raises): that
 # is for validation to refuse. Names may hold one: headers drop it, bodies show U+FFFD.
 TITLES = HOSTILE.map(lambda text: re.sub("[\ud800-\udfff]", "", text))
@@ -303,6 +306,8 @@ def expected_subject(renderer: Renderer, request: EmailRequest, title: str) -> s
 @example(name=ATTACK, title=ATTACK, language="en")
 @example(name="x" * 2000, title="蔡" * 800, language="zh")
 @example(name="\r\n\x00\u2028", title=" ", language="ar")
+@example(name='Support <attacker@evil.example>, "' + "x" * 60, title="x", language="en")  # found in review
+@example(name="x" * 61 + '"', title="x", language="en")
 def test_any_name_and_title_give_exactly_the_expected_headers_and_parts(
     renderer: Renderer, name: str, title: str, language: str
 ) -> None:
@@ -323,6 +328,27 @@ def test_any_name_and_title_give_exactly_the_expected_headers_and_parts(
 
 
 # --- each field ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'Support <attacker@evil.example>, "' + "x" * 60,  # a quote opening a 61-character word
+        'Support <attacker@evil.example>, "' + "x" * 59 + "<",
+        "Support <attacker@evil.example>, " + "x" * 61 + '"',
+    ],
+)
+def test_a_name_with_long_words_cannot_name_another_recipient_on_either_path(renderer: Renderer, name: str) -> None:
+    request = make_request("confirm", recipient=Recipient("victim@example.org", name, "en", "UTC"))
+
+    fast = renderer.render_bytes(request)
+
+    assert fast == bytes(renderer.render(request))
+    message = assert_well_formed(fast, "confirm")
+    assert [address.addr_spec for address in message["To"].addresses] == ["victim@example.org"]
+    assert display_name(dict(raw_fields(head_of(fast)))["To"]) == name  # as RFC 2047 reads it back
+
+
 
 
 @pytest.mark.parametrize(

@@ -163,13 +163,17 @@ def is_plain_word(word: str) -> bool:
 def add_phrase(folder: Folder, text: str) -> None:
     """Add a display name: atoms, a quoted string (ASCII with specials), or encoded words."""
     words = text.split(" ")
-    if all(map(is_plain_word, words)) and not _SPECIALS.isdisjoint(text):
-        words = quote_string(text).split(" ")  # folding between its words keeps their spaces
-    if not all(len(word) <= PLAIN + 2 and is_plain_word(word.strip('"')) for word in words):
-        folder.add_encoded(text)  # one run: the spaces are inside the words, where RFC 2047 keeps them
-        return
-    for word in words:
-        folder.add(word)
+    if all(map(is_plain_word, words)):
+        if _SPECIALS.isdisjoint(text):
+            words_as_they_are = words
+        else:  # a quoted string; folding between its words keeps their spaces
+            words_as_they_are = quote_string(text).split(" ")
+        # The check is made on the words as written: a quote or escape makes a word longer.
+        if all(len(word) <= PLAIN + 2 for word in words_as_they_are):
+            for word in words_as_they_are:
+                folder.add(word)
+            return
+    folder.add_encoded(text)  # one run: the spaces are inside the words, where RFC 2047 keeps them
 
 
 def quote_string(text: str) -> str:
