@@ -33,6 +33,7 @@ from tests.test_web import SECRET as SERVING_SECRET
 from tests.test_web import serving
 from tracker.calendars import Calendars
 from tracker.config import Settings
+from tracker.emails import EmailRequest
 from tracker.metrics import Metrics
 from tracker.models import Delivery, Event, Milestone, Subscriber, Timeline
 from tracker.store import transaction
@@ -250,6 +251,64 @@ def test_a_row_that_cannot_be_composed_is_quarantined_with_its_reason_and_the_pa
     [entry] = quarantined(database_url, schedules, tmp_path)
     assert (entry["kind"], entry["to"], entry["last_error"]) == ("reminder", "bad@example.org", row.last_error)
     assert metric(hlpf, "delivery", clock) == "1.0"
+
+
+def test_a_row_that_meets_a_passing_machine_error_is_tried_again_and_sent_not_quarantined(
+    hlpf: Engine, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-10 08:00"))
+    for n in range(6):
+        subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=SECRETARIAT)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    clock.now = at("2017-02-10 09:00")
+    dispatcher = make_dispatcher(hlpf, smtp.url, clock, connections=1)
+    render_bytes = dispatcher.renderer.render_bytes
+    calls = iter(range(1_000))
+
+    def out_of_files_once(request: EmailRequest) -> bytes:  # what a full file table does, once, to one message
+        if next(calls) == 0:
+            raise OSError(24, "Too many open files")
+        return render_bytes(request)
+
+    dispatcher.renderer.render_bytes = out_of_files_once  # type: ignore[method-assign]
+    first = deliver(dispatcher)
+    [waiting] = rows(hlpf, state="planned", milestone_key="revised-draft", slot="14d")
+    clock.now = waiting.attempt_at + timedelta(seconds=1)
+    second = deliver(make_dispatcher(hlpf, smtp.url, clock))
+
+    assert (first.sent, first.retrying, first.quarantined) == (5, 1, 0)
+    assert "Too many open files" in waiting.last_error and waiting.attempt_at > at("2017-02-10 09:00")
+    assert second.sent == 1 and len(smtp.received) == 6
+    assert rows(hlpf, state="quarantined") == []
+
+
+def test_a_row_set_aside_with_its_milestone_is_planned_again_and_sent_once_the_milestone_reads(
+    hlpf: Engine, smtp: SMTPTestServer
+) -> None:
+    clock = Clock(at("2017-02-10 08:00"))
+    member = subscribe(hlpf, "sec@example.org", clock.now, audiences=SECRETARIAT)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    earlier = len(smtp.received)
+    with transaction(hlpf, write=True) as session:  # the rule dateutil refuses, as an older version stored it
+        milestone = session.exec(select(Milestone).where(Milestone.key == "revised-draft")).one()
+        milestone.repeat = "FREQ=YEARLY;BYMONTH=13;BYDAY=99MO;INTERVAL=0"
+        # Its 14-day reminder was claimed by a worker that died before the milestone was set aside.
+        mine = select(Delivery).where(Delivery.subscriber_id == member, Delivery.milestone_key == "revised-draft")
+        reminder = session.exec(mine.where(Delivery.slot == "14d")).one()
+        reminder.state, reminder.claimed_by, reminder.lease_until = "claimed", "dead", clock.now
+    clock.now = at("2017-02-10 09:00")
+    set_aside = deliver(make_dispatcher(hlpf, smtp.url, clock))
+    with transaction(hlpf, write=True) as session:  # the secretariat's fix, synced
+        milestone = session.exec(select(Milestone).where(Milestone.key == "revised-draft")).one()
+        milestone.repeat = None
+    clock.now = at("2017-02-10 09:05")
+    again = deliver(make_dispatcher(hlpf, smtp.url, clock))
+
+    assert set_aside.quarantined == 1 and set_aside.sent == 0
+    assert again.sent == 1 and len(smtp.received) == earlier + 1
+    [reminder] = rows(hlpf, milestone_key="revised-draft", slot="14d")
+    assert (reminder.state, reminder.subscriber_id) == ("sent", member)
+    assert rows(hlpf, state="quarantined") == []
 
 
 def test_one_poisoned_subscriber_and_one_poisoned_timeline_while_500_others_are_reminded_on_time(

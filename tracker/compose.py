@@ -57,6 +57,8 @@ def compose(row: Claimed, person: Person | None, store: Store, now: datetime) ->
     """Return the request to render for *row*, or why it is not sent; a row that cannot be composed is quarantined."""
     try:
         return compose_row(row, person, store, now)
+    except (OSError, MemoryError):
+        raise  # the machine's trouble, not the row's: tried again later (rendering.TRANSIENT)
     except Exception as exc:  # noqa: BLE001  # one row's bad data quarantines that row, not the pass
         return Skip(f"could not compose: {describe_error(exc)}", state="quarantined")
 

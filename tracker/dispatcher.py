@@ -429,6 +429,8 @@ class Dispatcher:
         if isinstance(prepared, Skip | Unrenderable):
             if hold is not None:
                 await hold()  # outcomes of one worker are recorded in order
+            if isinstance(prepared, Unrenderable) and prepared.transient:
+                return self.retry_later(row, prepared.error)
             if isinstance(prepared, Unrenderable):  # rendering logged it, with the traceback
                 return self.quarantine(row, prepared.error, logged=True)
             if prepared.state == "quarantined":
@@ -460,6 +462,11 @@ class Dispatcher:
             rejected = exc.stage in ("rcpt", "data")
             reason = REJECTED if rejected else "refused by the relay"
             return Done(row, Outcome(row.id, "failed", now, error=error, reason=reason), permanent_rejection=rejected)
+        return self.retry_later(row, error)
+
+    def retry_later(self, row: Claimed, error: str) -> Done:
+        """Plan the row again after a backoff, as for a refused message; failed once its deadline passes."""
+        now = self.clock()
         retry_at = now + backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))

@@ -185,6 +185,9 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
             result.moved += update_planned(session, row.id, item, now)
         elif row.state == "cancelled" and row.reason in REVIVABLE:
             result.revived += update_planned(session, row.id, item, now, state="cancelled")
+        elif row.state == "quarantined" and row.reason.startswith(REVIVABLE_QUARANTINE):
+            # Set aside with its milestone or subscriber, which read again (it is wanted): planned again.
+            result.revived += update_planned(session, row.id, item, now, state="quarantined")
     result.added = insert_new(session, new_rows)
     wanted_keys = {item.key for item in wanted}
     context = Context(views, readers, milestones, subscribers)
@@ -289,6 +292,9 @@ REVIVABLE = frozenset(
         "subscriber quarantined",
     }
 )
+
+
+REVIVABLE_QUARANTINE = ("milestone quarantined", "subscriber quarantined")
 
 
 class Context:

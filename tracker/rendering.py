@@ -47,11 +47,17 @@ class Rendered:
     data: bytes
 
 
+# The machine's trouble, not the row's: the same row renders once it passes, so it is retried
+# later. Anything else (a data or template bug) gives the same error every time: quarantined.
+TRANSIENT = (OSError, MemoryError)
+
+
 @dataclass(frozen=True, slots=True)
 class Unrenderable:
-    """A row whose message could not be rendered (a template or data bug): it fails, the pass goes on."""
+    """A row whose message could not be composed or rendered: set aside, or tried again later if *transient*."""
 
     error: str
+    transient: bool = False
 
 
 Prepared = Rendered | Skip | Unrenderable
@@ -59,12 +65,17 @@ Prepared = Rendered | Skip | Unrenderable
 
 def prepare(renderer: Renderer, row: Claimed, person: Person | None, store: Store, now: datetime) -> Prepared:
     """Compose and render *row*: the message, or why it is not sent."""
-    composed = compose(row, person, store, now)
+    try:
+        composed = compose(row, person, store, now)
+    except TRANSIENT as exc:
+        return Unrenderable(f"could not compose: {exc.__class__.__name__}: {exc}", transient=True)
     if isinstance(composed, Skip):
         return composed
     try:
         data = renderer.render_bytes(composed)
-    except Exception as exc:  # one row's bug fails that row, not the pass
+    except TRANSIENT as exc:
+        return Unrenderable(f"could not render: {exc.__class__.__name__}: {exc}", transient=True)
+    except Exception as exc:  # one row's bug sets that row aside, not the pass
         log.exception("could not render delivery %d", row.id)
         return Unrenderable(f"could not render: {exc}")
     # Checked here, where it may run in the helper, so the sender need not.

@@ -164,13 +164,11 @@ def add_phrase(folder: Folder, text: str) -> None:
     """Add a display name: atoms, a quoted string (ASCII with specials), or encoded words."""
     words = text.split(" ")
     if all(map(is_plain_word, words)):
-        if _SPECIALS.isdisjoint(text):
-            words_as_they_are = words
-        else:  # a quoted string; folding between its words keeps their spaces
-            words_as_they_are = quote_string(text).split(" ")
-        # The check is made on the words as written: a quote or escape makes a word longer.
-        if all(len(word) <= PLAIN + 2 for word in words_as_they_are):
-            for word in words_as_they_are:
+        # Atoms, or a quoted string (folding between its words keeps their spaces). The length is
+        # checked on the words as written: a quote or an escape makes a word longer.
+        written = words if _SPECIALS.isdisjoint(text) else quote_string(text).split(" ")
+        if all(len(word) <= PLAIN + 2 for word in written):
+            for word in written:
                 folder.add(word)
             return
     folder.add_encoded(text)  # one run: the spaces are inside the words, where RFC 2047 keeps them
