@@ -349,8 +349,6 @@ def test_a_name_with_long_words_cannot_name_another_recipient_on_either_path(ren
     assert display_name(dict(raw_fields(head_of(fast)))["To"]) == name  # as RFC 2047 reads it back
 
 
-
-
 @pytest.mark.parametrize(
     "address",
     [
