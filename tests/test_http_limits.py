@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.delivery_kit import Clock, at, deliver, make_dispatcher
@@ -404,3 +405,19 @@ def test_confirmation_emails_sent_or_refused_move_no_metric(engine: Engine, smtp
 
     assert (result.sent, len(smtp.received)) == (1, 1)  # one went out, one was refused
     assert metrics.exposition().decode().splitlines() == before.decode().splitlines()
+
+
+def test_a_subscription_request_waits_out_a_failing_store_instead_of_being_dropped() -> None:
+    signups = Signups(retry_delays=(0.01, 0.01, 0.01))
+    tries: list[int] = []
+
+    def save_when_the_store_answers() -> None:  # the store refuses twice (a lock held, a restart), then takes it
+        tries.append(len(tries))
+        if len(tries) <= 2:
+            raise OperationalError("INSERT INTO subscribers", {}, Exception("database is locked"))
+
+    assert signups.submit(save_when_the_store_answers)
+    signups.drain()
+    signups.close()
+
+    assert tries == [0, 1, 2]

@@ -4,25 +4,34 @@ Whether an address is new, pending or confirmed decides what a request does in t
 row and a confirmation email, or nothing). Done before answering, that work shows in the time the
 answer takes, and so tells anyone who asks which addresses subscribe. So the request is checked
 (the same work for every address), queued here, and answered; one thread then handles the queue.
-A request queued when the process dies is lost, as if it had never been sent: the person asks again.
+The person was told to look for an email, so a store that fails for a while (a lock held by a
+long sync, a database restarting) is waited out, for about two minutes, rather than the request
+dropped. A request queued when the process dies is lost, as if it had never been sent: the person
+asks again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
+
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("tracker")
 MAX_WAITING = 1000  # requests queued at once; with the per-client limit, reached only by many clients together
+RETRY_DELAYS = (0.5, 1, 2, 4, 8, 16, 32, 64)  # seconds between tries when the store fails: two minutes in all
 
 
 class Signups:
     """A queue of subscription work, done in order by one thread ("signups")."""
 
-    def __init__(self, max_waiting: int = MAX_WAITING) -> None:
+    def __init__(self, max_waiting: int = MAX_WAITING, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self.max_waiting = max_waiting
+        self.retry_delays = tuple(retry_delays)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signups")
         self._waiting: set[Future[None]] = set()
         self._lock = threading.Lock()
@@ -32,7 +41,7 @@ class Signups:
         with self._lock:
             if len(self._waiting) >= self.max_waiting:
                 return False
-            future = self._pool.submit(run_logged, work)
+            future = self._pool.submit(run_logged, partial(run_retried, work, self.retry_delays))
             self._waiting.add(future)
         future.add_done_callback(self._forget)
         return True
@@ -50,6 +59,18 @@ class Signups:
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
             self._waiting.discard(future)
+
+
+def run_retried(work: Callable[[], None], delays: Sequence[float]) -> None:
+    """Run *work*; while the store fails (DBAPIError: its transaction rolled back), wait and run it again."""
+    for delay in delays:
+        try:
+            work()
+            return
+        except DBAPIError as exc:
+            log.warning("a subscription request waits %.1f s for the store: %s", delay, exc.__class__.__name__)
+            time.sleep(delay)
+    work()
 
 
 def run_logged(work: Callable[[], None]) -> None:
