@@ -375,3 +375,21 @@ def test_a_summary_may_span_lines_but_holds_no_other_control_character(folder: P
     assert problems_in(folder, bad) == [
         "schedules/forum.yaml:5: summary: character 18 is a control character (U+0009); remove it"
     ]
+
+
+def test_an_endless_rule_with_more_dates_than_planning_walks_by_2200_is_refused(folder: Path) -> None:
+    every_day = milestone_yaml(owner="membership", due="1905-01-02", repeat="FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR,SA,SU")
+    twice_a_week = milestone_yaml(owner="membership", due="1905-01-02", repeat="FREQ=WEEKLY;BYDAY=MO,TH")
+
+    assert problems_in(folder, timeline_yaml(twice_a_week)) == []
+    [problem] = problems_in(folder, timeline_yaml(every_day))
+    assert "gives 365 dates a year with no end, more than the 40,000 a rule may give by 2200" in problem
+    assert "give it an end (COUNT, at most 1000, or UNTIL)" in problem
+
+
+def test_a_counted_rule_that_runs_past_2200_is_refused(folder: Path) -> None:
+    rule = milestone_yaml(owner="membership", due="1999-12-31", repeat="FREQ=YEARLY;INTERVAL=1000;COUNT=9")
+
+    [problem] = problems_in(folder, timeline_yaml(rule))
+
+    assert "FREQ=YEARLY;INTERVAL=1000;COUNT=9 runs past 2200 (to 2999-12-31 and on): lower COUNT or INTERVAL" in problem

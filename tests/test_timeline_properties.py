@@ -165,17 +165,19 @@ def rules(draw: st.DrawFn, day: date, clock: time | None) -> str:
 
 @st.composite
 def ends(draw: st.DrawFn, freq: str, interval: int, day: date, clock: time | None) -> list[str]:
-    kinds = ["count", "until"] if freq == "DAILY" else ["count", "until", "none"]
+    # Endless daily or weekly rules give more dates by 2200 than planning walks: they need an end.
+    kinds = ["count", "until"] if freq in ("DAILY", "WEEKLY") else ["count", "until", "none"]
     kind = draw(st.sampled_from(kinds))
-    if kind == "count":
-        return [f"COUNT={draw(st.sampled_from([1, 2, 12, 1000]))}"]
+    period = {"DAILY": 1, "WEEKLY": 7}.get(freq, 366) * interval
+    if kind == "count":  # no date past 2200: a period each at most
+        periods = (LAST_DAY - day).days // period + 1
+        return [f"COUNT={draw(st.sampled_from([c for c in (1, 2, 12, 1000) if c <= periods] or [1]))}"]
     if kind == "none":
         return []
     try:
         fifty = day.replace(year=day.year + 50)
     except ValueError:  # 29 February
         fifty = day.replace(year=day.year + 50, day=28)
-    period = {"DAILY": 1, "WEEKLY": 7}.get(freq, 366) * interval
     latest = min(LAST_DAY, fifty - timedelta(days=1), day + timedelta(days=min(999 * period - 1, 20_000)))
     until = draw(st.dates(min_value=day, max_value=max(day, latest)))
     stamp = f"{until:%Y%m%d}" + ("T235959" if clock is not None or draw(st.booleans()) else "")

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import takewhile
 
 from dateutil.rrule import rrulestr
 
 from tracker.dates import LAST_YEAR, shorten
+from tracker.planning import REPEAT_STEPS
 
 MAX_RULE_LENGTH = 200
 MAX_COUNT = 1000
@@ -240,9 +242,31 @@ def check_first_date(repeat: Repeat, first: datetime) -> list[str]:
         return [f"{repeat.text} yields no date at all: every step lands on {first:%A}, which its BYDAY leaves out"]
     found = first_occurrence(repeat, first.date())
     if found == first.date():
-        return []
+        return reach_problems(repeat, first)
     after = f" (its first date after that is {found})" if found is not None else ""
     return [f"{first.date()} is not a date of {repeat.text}{after}: start the milestone on a date the rule yields"]
+
+
+def reach_problems(repeat: Repeat, first: datetime) -> list[str]:
+    """Check how far a rule reaches: its last date by LAST_YEAR, and no more dates than planning walks.
+
+    The planner counts a rule's dates from its first one (REPEAT_STEPS at most, to bound a page
+    or a feed); an endless rule with many dates a year would pass that bound one day and drop out.
+    """
+    rule = rrulestr(repeat.text, dtstart=first)
+    if repeat.count is not None:
+        beyond = next((at for at in rule if at.year > LAST_YEAR), None)
+        if beyond is None:
+            return []
+        return [f"{repeat.text} runs past {LAST_YEAR} (to {beyond:%Y-%m-%d} and on): lower COUNT or INTERVAL"]
+    if repeat.until is not None:
+        return []  # until_problems bounds it
+    year_later = years_after(first, 1)
+    per_year = sum(1 for _ in takewhile(lambda at: at < year_later, rule))
+    if per_year * (LAST_YEAR - first.year + 1) <= REPEAT_STEPS:
+        return []
+    return [f"{repeat.text} gives {per_year} dates a year with no end, more than the {REPEAT_STEPS:,} a rule may "
+            f"give by {LAST_YEAR}: give it an end (COUNT, at most {MAX_COUNT}, or UNTIL)"]  # fmt: skip
 
 
 def never_on_its_weekday(repeat: Repeat, first: date) -> bool:
