@@ -295,9 +295,7 @@ class _Tokens:
     def name(self) -> str:
         """Read a slug; a trailing '-' is given back, as it may be the sign of an offset ('meeting- 30d')."""
         start = self.at
-        found = self.run(_NAME_CHARACTERS)
-        while found and found[-1] not in _ALPHANUMERIC:
-            found = found[:-1]
+        found = self.run(_NAME_CHARACTERS).rstrip("-_")
         self.at = start + len(found)
         if not found or found[0] not in _ALPHANUMERIC:
             raise self.bad()

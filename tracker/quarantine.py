@@ -4,7 +4,10 @@ A value an older version wrote, or a hand edit, must not stop delivery, feeds or
 everyone else. Each part leaves such a thing out on its own (planning.screen_views and the
 try around each item); the planner, which sees every subscriber and milestone on each pass,
 also keeps this table, so that an entry appears (and is logged) once, shows in `tracker
-deliveries` and in the metrics, and leaves when the value reads again.
+deliveries` and in the metrics, and leaves when the value reads again. A message that cannot
+be composed or rendered is set aside in the outbox itself (state `quarantined`): for good when
+its own data is at fault, planned again when it was set aside with a milestone or subscriber
+that reads again (outbox.replan).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ def validation_problem(errors: Sequence[Any]) -> TextJSONResponse:
 
 def server_options() -> dict[str, Any]:
     """uvicorn settings that cap the request head: the httptools protocol below (h11 caps by itself, but serves
-    cached feeds at a fifth of the rate)."""
+    cached feeds several times slower)."""
     try:
         protocol = head_capped_protocol()
     except ImportError:  # no httptools: h11 keeps a head to this size
@@ -151,8 +151,8 @@ def server_options() -> dict[str, Any]:
 def head_capped_protocol() -> type[Any]:
     """uvicorn's httptools protocol with a cap on the request head: 431, then the connection closes.
 
-    llhttp keeps a header whole however long it grows, and uvicorn sets no limit for it:
-    one 100 MB header cost 130 MB and the connection waited forever.
+    llhttp keeps a header whole however long it grows, and uvicorn sets no limit for it: the
+    server's memory grew with the header, and the connection waited forever.
     """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 

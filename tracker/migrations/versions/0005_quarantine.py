@@ -32,6 +32,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The older code knows no 'quarantined', which the narrower column cannot hold either.
+    op.execute("UPDATE deliveries SET state = 'failed' WHERE state = 'quarantined'")
     if op.get_bind().dialect.name != "sqlite":
         resize("deliveries", "state", 12, 10)
     op.drop_table("quarantine")
