@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -11,10 +10,10 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from tracker.dates import DateError, get_zone, parse_reminder
+from tracker.text import CONTROLS
 
 # C0, DEL, C1 and the Unicode line and paragraph separators: none belongs in a header.
 MAX_DEFAULT_REMINDERS = 10
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def bundled(relative: str) -> Path:
@@ -80,7 +79,7 @@ class Settings(BaseSettings):
     @classmethod
     def _one_line(cls, value: str) -> str:
         # Both reach headers (From; List-Id and List-Unsubscribe): refused here, not cleaned there unnoticed.
-        if _CONTROL.search(value):
+        if CONTROLS.search(value):
             raise ValueError("must be one line of plain text: no line break, tab or other control character")
         return value
 

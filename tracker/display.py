@@ -12,13 +12,14 @@ from rich.text import Text
 
 from tracker.dates import get_zone
 from tracker.planning import Occurrence
+from tracker.text import BIDI_CONTROLS
 
 if TYPE_CHECKING:  # the delivery path prints no changes: no need to load the schedule parser
     from tracker.diff import Change
 
 # Line and paragraph separators end a line in some terminals; bidi overrides and isolates
 # reorder what follows them, so a file name or title could show as something it is not.
-_INVISIBLE = ("\u2028", "\u2029", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)))
+_INVISIBLE = ("\u2028", "\u2029", *sorted(BIDI_CONTROLS))
 
 
 def _escapes() -> dict[int, str]:

@@ -44,13 +44,13 @@ from aiosmtplib.email import extract_recipients, extract_sender, parse_address
 from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 
 from tracker.smtp_replies import PipelinedProtocol, read_replies_in_order
+from tracker.text import CONTROLS
 
 Stage = Literal["envelope", "connect", "mail", "rcpt", "data", "write"]
 # Failures at these stages happen before the server could have accepted the message.
 BEFORE_DATA: frozenset[Stage] = frozenset({"mail", "rcpt"})
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 NETWORK_ERRORS = (SMTPException, OSError, TimeoutError)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
@@ -125,7 +125,7 @@ def envelope_of(sender: str | None, recipients: Sequence[str]) -> Envelope:
     """Check and parse the envelope's addresses; refuse unusable ones as a permanent DeliveryError."""
     try:
         found = [recipients] if isinstance(recipients, str) else list(recipients)
-        if any(CONTROL.search(address) for address in (sender or "", *found)):
+        if any(CONTROLS.search(address) for address in (sender or "", *found)):
             # parse_address would quietly keep the part before a CR/LF; a caller's bug should show.
             raise ValueError("control character in an address")
         addresses = tuple(dict.fromkeys(bare_address(address) for address in found))

@@ -10,10 +10,13 @@ cleaned again at every output, for values stored before these checks.)
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-# Control characters, lone surrogates, line and paragraph separators.
+# Control characters, lone surrogates, line and paragraph separators: the categories refused
+# below, as a pattern for the outputs that clean (Cc is C0, DEL and C1; Zl and Zp one each).
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # Embeddings, overrides and isolates. The marks (U+200E, U+200F, U+061C) stay: right-to-left
 # writing needs them, and they reorder nothing beyond their own neighbourhood.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

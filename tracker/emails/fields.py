@@ -17,6 +17,8 @@ from email.utils import parseaddr
 from functools import lru_cache
 from urllib.parse import quote
 
+from tracker.text import CONTROLS
+
 WIDTH = 78  # RFC 5322 2.1.1: a line SHOULD keep to 78 characters (998 is the MUST)
 WORD = 75  # RFC 2047 2: the longest encoded word
 PLAIN = 60  # a longer word is encoded (and so cut): "Content-Language: " and 60 make 78
@@ -26,7 +28,6 @@ CRLF_SPACE = "\r\n "  # a fold
 
 # C0 and DEL, C1, the line and paragraph separators, lone surrogates. Format characters (bidi
 # controls, zero-width joiners) are text: they are kept, inside encoded words.
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _PLAIN_WORD = re.compile(rf"[\x21-\x7e]{{1,{PLAIN}}}")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_NAME = re.compile(rf"{_ATOM}(?: {_ATOM})*")  # atoms: a name written as it is
@@ -42,7 +43,7 @@ _Q_SIZE = [1 if byte in _Q_SAFE or byte == ord(" ") else 3 for byte in range(256
 
 def one_line(text: str) -> str:
     """Return *text* as header text: control characters become spaces, whitespace runs one space."""
-    kept = text if text.isprintable() else _CONTROLS.sub(" ", text)  # isprintable: in C, and mostly true
+    kept = text if text.isprintable() else CONTROLS.sub(" ", text)  # isprintable: in C, and mostly true
     return " ".join(kept.split())
 
 
