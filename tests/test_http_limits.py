@@ -221,6 +221,13 @@ JSON = {"Content-Type": "application/json"}
         (DONE, rb'{"colour": "red"}', admin(), "colour"),
         (DONE, rb'{"\ud800": 1}', admin(), "\\ud800"),
         (DONE, rb"[1, 2", admin(), ""),
+        ("/subscribe", b"[" * 1000 + b"]" * 1000, JSON, "nests"),  # the parser's recursion gave a 500
+        (DONE, b"[" * 1000 + b"]" * 1000, admin(), "nests"),
+        (DONE, rb'{"at": "2200-12-25"}', admin(), "at"),  # its .done dependents left the calendar: no sync passed
+        (DONE, rb'{"at": "2200-12-31T23:00:00-12:00"}', admin(), "at"),
+        (DONE, rb'{"note": "posted \u001b]8;;https://evil.example\u0007"}', admin(), "note"),
+        (DONE, rb'{"link": "javascript:alert(1)"}', admin(), "link"),
+        (DONE, rb'{"link": "https://example.org/doc\u001b]8;;http://evil\u0007"}', admin(), "link"),
     ],
 )
 def test_undecodable_or_out_of_range_values_are_a_422_naming_the_field(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -14,10 +15,27 @@ from tracker.models import CompletionRecord
 from tracker.planning import MilestoneView, nearest_occurrence
 from tracker.resolve import Completion, Key, resolve_dates
 from tracker.sync import completion_columns, delete_completion, load_stored, write_events, write_milestones
+from tracker.text import find_refused
 
 
 class CompletionError(ValueError):
     """The milestone to complete does not exist (the message says what does)."""
+
+
+class CompletionInputError(CompletionError):
+    """A completion's time, note or link that cannot be recorded; *field* names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+# A completion is a fact: it happened, so not later than now (a day's slack for a date written in
+# a zone ahead). Dates counted from it ('draft.done + 14d', up to 100 years either way) then stay
+# within the years a timeline may use, so one completion cannot make every later sync fail.
+EARLIEST_DONE = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+LONGEST_NOTE = 2000
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ def find_milestone(stored: Stored, reference: str) -> Key:
 
 def record_done(session: Session, request: DoneRequest, view: MilestoneView | None, *, now: datetime) -> list[Change]:
     """Store the completion and reschedule `.done` dependents; return what changed."""
+    check_request(request, now)
     stored = load_stored(session)
     key = find_milestone(stored, request.reference)
     occurrence = nearest_occurrence(view, request.done_at) if view is not None else ""
@@ -81,3 +100,28 @@ def finish(
     write_milestones(session, plan, now)
     write_events(session, plan.changes, plan, now)
     return plan.changes
+
+
+def check_request(request: DoneRequest, now: datetime) -> None:
+    """Refuse a completion in the future or before 2000, a note with control characters, a link that is no web link."""
+    if request.done_at > now + FUTURE_SLACK:
+        raise CompletionInputError(
+            "at", f"{request.done_at:%Y-%m-%d %H:%M} UTC is in the future: record a step once done"
+        )
+    if request.done_at < EARLIEST_DONE:
+        raise CompletionInputError("at", "a completion before 2000 cannot be recorded: give the date it was done")
+    if len(request.note) > LONGEST_NOTE or len(request.link) > LONGEST_NOTE:
+        raise CompletionInputError(
+            "note" if len(request.note) > LONGEST_NOTE else "link", f"at most {LONGEST_NOTE} characters"
+        )
+    refused = find_refused(request.note, allowed="\n")
+    if refused is not None:
+        raise CompletionInputError("note", f"character {refused[0]} is {refused[1]}; remove it")
+    if request.link and not is_web_link(request.link):
+        raise CompletionInputError("link", "write a web address, https://… (no spaces or control characters)")
+
+
+def is_web_link(link: str) -> bool:
+    """Whether *link* is an http(s) address with a host and nothing a page or an email would misread."""
+    parts = urlsplit(link)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and link.isprintable() and " " not in link

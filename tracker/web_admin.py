@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from tracker.completions import CompletionError, DoneRequest, record_done
+from tracker.completions import CompletionError, CompletionInputError, DoneRequest, record_done
 from tracker.dates import DateError, parse_when
 from tracker.display import change_json
 from tracker.store import load_views, transaction
@@ -69,6 +69,8 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
                 views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
                 request = DoneRequest(reference, done_at, day, body.note, body.link, source="api")
                 changes = record_done(session, request, views.get(reference), now=clock())
+        except CompletionInputError as exc:
+            return at_problem(str(exc).removeprefix("at: ")) if exc.field == "at" else field_problem(str(exc))
         except CompletionError as exc:
             return JSONResponse({"detail": str(exc)}, 404)
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
@@ -115,3 +117,8 @@ def done_time(at: str, zone: str) -> datetime:
 
 def at_problem(message: str) -> TextJSONResponse:
     return TextJSONResponse({"detail": f"at: {message}"}, 422)
+
+
+def field_problem(message: str) -> TextJSONResponse:
+    """A 422 whose detail starts with the field at fault ('note: …', 'link: …')."""
+    return TextJSONResponse({"detail": message}, 422)

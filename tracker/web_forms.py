@@ -192,6 +192,8 @@ def json_object(body: bytes) -> dict[str, object]:
         data = json.loads(body)
     except ValueError as exc:  # UnicodeDecodeError and overlong integers too
         raise BodyError(f"the body is not JSON: {exc}") from None
+    except RecursionError:  # a thousand nested [ fit in a small body: the parser gives up, and so do we
+        raise BodyError("the body nests lists or objects too deep: send one object of fields") from None
     if not isinstance(data, dict):
         raise BodyError("the body must be a JSON object")
     for key, value in data.items():
