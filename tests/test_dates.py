@@ -458,3 +458,9 @@ def test_a_reference_from_the_southern_hemisphere_crosses_both_dst_changes() -> 
 
     assert (reply.day, reply.clock) == (date(2027, 4, 9), time(18, 0))
     assert reply.at() == utc("2027-04-09 08:00")
+
+
+@pytest.mark.parametrize("name", ["localtime", "Factory", "posixrules", "right/UTC", "posix/Europe/Zurich"])
+def test_a_tz_database_file_that_is_no_place_s_zone_is_refused(name: str) -> None:
+    with pytest.raises(DateError, match="is no place's time zone: write one such as Europe/Zurich"):
+        get_zone(name)

@@ -65,17 +65,28 @@ class Known:
 
 
 def normalise_email(text: str) -> tuple[str, str]:
-    """Return the normalised address and its lower-cased key, or raise SubscriberError."""
+    """Return the address as mail is sent to it (domain in IDNA) and its lower-cased key, or raise SubscriberError.
+
+    The key keeps the Unicode domain, so 'bücher.example' and 'xn--bcher-kva.example' are one
+    mailbox. A local part that is not ASCII can only be delivered with SMTPUTF8, which we do not
+    send: such an address is refused here rather than accepted and never mailed.
+    """
     if "\r" in text or "\n" in text:
         raise SubscriberError("an email address cannot contain a line break", "email")
     # Here, not at the top: every command imports this module, few of them read an address.
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        address = validate_email(text.strip(), check_deliverability=False).normalized
+        valid = validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}", "email") from None
-    return address, address.lower()
+    if valid.ascii_email is None:
+        raise SubscriberError(
+            f"{text.strip()!r}: the part before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
+            " does not send; use an ASCII address",
+            "email",
+        )
+    return valid.ascii_email, valid.normalized.lower()
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
