@@ -139,7 +139,7 @@ def test_upcoming_filters_by_audience(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("days", "words"),
-    [("-1", "greater than or equal to 0"), ("3661", "less than or equal to 3660"), ("soon", "valid integer")],
+    [("-1", "greater than or equal to 0"), ("732", "less than or equal to 731"), ("soon", "valid integer")],
 )
 def test_bad_days_are_a_422_that_says_what_is_wrong_still_readable_cross_origin(
     client: httpx.Client, days: str, words: str
@@ -317,3 +317,32 @@ def test_a_token_with_non_ascii_characters_is_not_a_server_error(client: httpx.C
     response = client.get("/feeds/me/abc.d%C3%A9f.ics")
 
     assert response.status_code == 404
+
+
+DAILY = """
+    id: daily
+    title: Daily notes
+    timezone: Europe/Zurich
+    milestones:
+{milestones}"""
+
+
+def test_an_upcoming_answer_and_the_embed_stay_bounded_for_a_timeline_that_repeats_daily(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    rules = "".join(
+        f"      - id: note-{n}\n        title: Note {n}\n        due: 2017-02-0{1 + n}\n"
+        "        repeat: FREQ=DAILY;COUNT=1000\n"
+        for n in range(2)
+    )  # 2,000 dates in the next three years: more than an answer may hold
+    write_timeline("daily", DAILY.format(milestones=rules))
+    sync(engine, schedules)
+
+    with serving(engine, 0, LOCALES) as (http, _):
+        items = http.get("/api/upcoming", params={"days": 731}).json()
+        embed = http.get("/embed/upcoming", params={"days": 731}).text
+
+    assert len(items) == 1000
+    assert [i["date"] for i in items] == sorted(i["date"] for i in items)  # the earliest thousand
+    assert items[0]["date"] == "2017-02-01"
+    assert embed.count("Note ") == 100

@@ -30,6 +30,7 @@ from tracker.web_limits import validation_problem
 
 Lang = Literal["ar", "zh", "en", "fr", "ru", "es"]
 OPEN = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET"}
+MAX_ITEMS = 1000  # in one answer to /api/upcoming, earliest first: an anonymous request stays small
 
 
 class Instant(BaseModel):
@@ -143,7 +144,7 @@ def api_routes(engine: Engine, calendars: Calendars, base_url: str) -> APIRouter
     async def upcoming(
         days: Days = 30, timeline: str | None = None, audience: str | None = None, lang: Lang = "en"
     ) -> list[UpcomingItem] | JSONResponse:
-        """What is due (or under way) in the next *days*, earliest first; open to every origin (CORS)."""
+        """What is due (or under way) in the next *days*, earliest first, at most 1,000; open to every origin (CORS)."""
         query = UpcomingQuery(days, timeline, audience, lang)
         found = await run_in_threadpool(read_upcoming, engine, calendars, query)
         return found if isinstance(found, list) else unknown_timeline(query.timeline or "", found.known)
@@ -280,8 +281,8 @@ def read_upcoming(engine: Engine, calendars: Calendars, query: UpcomingQuery) ->
         views = load_views(session)
     window = timedelta(days=query.days)
     items = list_upcoming(views, now=calendars.clock(), window=window, timeline=query.timeline, audience=query.audience)
-    rows = upcoming_json(items)
-    for row, item in zip(rows, items, strict=True):
+    rows = upcoming_json(items[:MAX_ITEMS])
+    for row, item in zip(rows, items[:MAX_ITEMS], strict=True):
         row["title"] = title_in(item.milestone, query.lang)
         row["timeline_title"] = timeline_title_in(item.milestone, query.lang)
     return [UpcomingItem(**row) for row in rows]

@@ -23,7 +23,10 @@ from tracker.feeds import timeline_page
 from tracker.planning import Occurrence, list_upcoming, timeline_title_in, title_in
 from tracker.store import load_views, transaction
 
-MAX_DAYS = 3660  # ten years: further than any timeline plans, small enough to expand repeats quickly
+# What an anonymous request may ask for: two years ahead, and a bounded answer. A timeline that
+# validates may repeat daily; ten years of a hundred such rules made a 155 MB answer.
+MAX_DAYS = 731
+MAX_EMBED_ITEMS = 100  # a widget on another site's page
 Days = Annotated[int, Query(ge=0, le=MAX_DAYS, description=f"How many days ahead to look (0–{MAX_DAYS})")]
 EMBED_HEADERS = {
     # Framed anywhere; loads nothing but its own inline style.
@@ -76,7 +79,7 @@ def render_embed(
         message = f"No timeline {timeline!r} here. The timelines are: {', '.join(known) or 'none yet'}\n"
         return PlainTextResponse(message, 404, headers=EMBED_HEADERS)
     items = list_upcoming(views, now=calendars.clock(), window=timedelta(days=days), timeline=timeline)
-    entries = [describe(item, language, base) for item in items]
+    entries = [describe(item, language, base) for item in items[:MAX_EMBED_ITEMS]]
     html = template.render(language=language, entries=entries, _=language.gettext)
     return HTMLResponse(html, headers=EMBED_HEADERS)
 
