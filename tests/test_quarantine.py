@@ -428,3 +428,14 @@ def test_a_stored_rule_that_would_hold_a_core_is_refused_within_a_second(rule: s
 
     with deadline(1.0), pytest.raises(ValueError, match=re.escape(problem)):
         expand(view, now, now + timedelta(days=30))
+
+
+def test_a_confirmation_set_aside_moves_no_metric(hlpf: Engine) -> None:
+    clock = Clock(at("2017-02-10 08:00"))
+    member = subscribe(hlpf, "someone@example.org", clock.now, audiences=SECRETARIAT)
+    with transaction(hlpf, write=True) as session:  # one address asked for it: its fate must not show
+        session.add(Delivery(subscriber_id=member, kind="confirm", slot="", state="quarantined",
+                             send_at=clock.now, attempt_at=clock.now, created_at=clock.now, updated_at=clock.now,
+                             last_error="could not render", reason="could not render"))  # fmt: skip
+
+    assert metric(hlpf, "delivery", clock) == "0.0"
