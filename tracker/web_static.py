@@ -85,7 +85,7 @@ class Site:
 
     def expect(self, files: Iterable[str]) -> None:
         """List what is about to be written beside what was: a run cut short leaves nothing unlisted."""
-        write_manifest(self.root, [*self.previous, *(f for f in files if f not in self.previous)])
+        write_manifest(self.root, list(dict.fromkeys([*self.previous, *files])))
 
     def write(self, file: str, data: bytes) -> None:
         """Write *data* as *file* (relative to the site's root)."""
