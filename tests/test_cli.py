@@ -321,3 +321,51 @@ def test_preview_prints_the_message_as_it_would_be_sent(
     assert "heure locale" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert html.returncode == 0 and '<html lang="ar" dir="rtl">' in html.stdout
     assert unknown.returncode == 2 and "did you mean 'hlpf/member-comments'?" in unknown.stderr
+
+
+def test_publish_removes_what_it_wrote_for_a_removed_timeline_and_nothing_else(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, schedules: Path
+) -> None:
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING.replace("owner: secretariat", "owner: heads"))
+    tracker("sync", env=env, cwd=tmp_path)
+    site = tmp_path / "site"
+    first = tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+    (site / "feeds" / "mine.ics").write_text("not Tracker's\n")  # the secretariat's own files stay
+    (site / "timelines" / "notes.html").write_text("<p>notes</p>\n")
+    (schedules / "cwg-32.yaml").unlink()
+    tracker("sync", env=env, cwd=tmp_path)
+
+    second = tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    gone = ["feeds/cwg-32.ics", "timelines/cwg-32.html", "ar/timelines/cwg-32.html", "zh/timelines/cwg-32.html"]
+    assert [path for path in gone if (site / path).exists()] == []
+    assert (site / "feeds/hlpf.ics").is_file() and (site / "zh/timelines/hlpf.html").is_file()
+    assert (site / "feeds/mine.ics").read_text() == "not Tracker's\n"
+    assert (site / "timelines/notes.html").is_file()
+    assert "removed 7 files" in " ".join(second.stdout.split())  # the timeline's feed, its page in 6 languages
+    # The site says what the server says: no timeline feed, and the audience feed keeps the items, cancelled.
+    assert tracker("feed", "--timeline", "cwg-32", env=env, cwd=tmp_path).returncode == 2
+    served = subprocess.run([TRACKER, "feed", "--audience", "heads"], env=env, cwd=tmp_path, capture_output=True,
+                            check=False, timeout=120)  # fmt: skip
+    assert (site / "feeds/audiences/heads.ics").read_bytes() == served.stdout
+    assert b"STATUS:CANCELLED" in served.stdout and b"STATUS:CONFIRMED" not in served.stdout
+
+
+def test_publish_never_removes_a_path_a_tampered_manifest_names_outside_the_site(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    site, precious = tmp_path / "site", tmp_path / "precious.txt"
+    tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+    precious.write_text("keep\n")
+    manifest = site / ".tracker-publish"
+    manifest.write_text(manifest.read_text() + f"../precious.txt\n{precious}\nfeeds/../../precious.txt\n")
+
+    again = tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert precious.read_text() == "keep\n"
+    assert "../" not in manifest.read_text() and str(precious) not in manifest.read_text()

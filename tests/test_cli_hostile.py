@@ -141,3 +141,146 @@ def test_a_store_left_world_readable_by_an_earlier_version_is_made_private(tmp_p
     open_store(f"sqlite:///{database}").dispose()
 
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_publish_replaces_a_planted_symlink_instead_of_writing_through_it(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    site, decoy = tmp_path / "site", tmp_path / "decoy.txt"
+    (site / "feeds").mkdir(parents=True)
+    decoy.write_text("precious\n")
+    (site / "index.html").symlink_to(decoy)
+    (site / "feeds" / "all.ics").symlink_to(decoy)
+
+    published = tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+
+    assert published.returncode == 0, published.stderr
+    assert decoy.read_text() == "precious\n"
+    for written in (site / "index.html", site / "feeds" / "all.ics"):
+        assert not written.is_symlink() and written.is_file()
+    assert (site / "feeds" / "all.ics").read_bytes().startswith(b"BEGIN:VCALENDAR")
+    assert stat.S_IMODE((site / "index.html").stat().st_mode) == 0o644  # a web server must read it
+
+
+def test_publish_refuses_a_symlinked_folder_inside_the_site(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (site / "feeds").symlink_to(elsewhere)
+
+    published = tracker("publish", "--out", str(site), env=env, cwd=tmp_path)
+
+    assert published.returncode == 1, published.stdout
+    assert f"{site / 'feeds'} is a symbolic link" in " ".join(published.stderr.split())
+    assert list(elsewhere.iterdir()) == []
+    assert "Traceback" not in published.stderr
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("/dev/null", "--out: /dev/null is not a folder"),
+        ("link", "is a symbolic link; give the real folder"),
+        ("file.txt", "file.txt is not a folder"),
+    ],
+)
+def test_publish_refuses_an_out_that_is_not_a_real_folder(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, out: str, message: str
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "file.txt").write_text("keep\n")
+
+    published = tracker("publish", "--out", out, env=env, cwd=tmp_path)
+
+    assert published.returncode == 2, (published.stdout, published.stderr)
+    assert message in " ".join(published.stderr.split())
+    assert "Traceback" not in published.stderr and "Error" not in published.stderr
+    assert list((tmp_path / "real").iterdir()) == [] and (tmp_path / "file.txt").read_text() == "keep\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("preview", "reminder", "--milestone", "hlpf/submission", "--lang", "xx"),
+         "--lang: 'xx' is not one of ar, zh, en, fr, ru, es"),
+        (("upcoming", "--audience", "nope"), "--audience: no audience 'nope' (known: membership, secretariat)"),
+        (("feed", "--audience", "nope"), "no such feed /feeds/audiences/nope.ics"),
+        (("deliveries", "--milestone", "a/b/c"), "--milestone: give it as TIMELINE/MILESTONE"),
+        (("deliveries", "--milestone", "/b"), "--milestone: give it as TIMELINE/MILESTONE"),
+        (("subscribers", "add", "x@example.org", "--audience", "nope"),
+         "no audience 'nope' (known: membership, secretariat)"),
+    ],
+)  # fmt: skip
+def test_more_bad_arguments_get_a_clear_message_and_exit_2(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, args: tuple[str, ...], message: str
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker(*args, env=env, cwd=tmp_path)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_csv_row_with_an_unknown_audience_is_rejected_at_its_line_even_where_no_timeline_names_one(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("plain", "id: plain\ntitle: Plain\nmilestones:\n  - {id: a, title: A, due: 2030-01-01}\n")
+    tracker("sync", env=env, cwd=tmp_path)
+    (tmp_path / "members.csv").write_text(
+        "email,name,language,audiences\na@mission.example.org,A,en,nope;membership\nb@mission.example.org,B,en,\n"
+    )
+
+    result = tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "members.csv:2: no audience 'nope' (known: membership)" in " ".join(result.stderr.split())
+    assert "1 added" in result.stdout and "1 rejected" in result.stdout  # the default audience is always known
+
+
+def test_audiences_are_free_before_any_timeline_exists(env: dict[str, str], tmp_path: Path) -> None:
+    result = tracker("subscribers", "add", "x@example.org", "--audience", "heads", "--confirmed", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_feed_that_cannot_be_written_is_a_clear_error(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    result = tracker("feed", "-o", "/nonexistent/x.ics", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "error: cannot write /nonexistent/x.ics:" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr and "FileNotFoundError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TRACKER_SMTP_URL", "garbage", "smtp_url: Value error, not an smtp:// or smtps:// URL with a host"),
+        ("TRACKER_SMTP_URL", "smtp://relay.example.org:99999", "smtp_url: Value error, Port out of range"),
+        ("TRACKER_HORIZON_DAYS", "99999999", "horizon_days: Input should be less than or equal to 366"),
+    ],
+)
+def test_bad_delivery_settings_are_bad_settings_not_a_crash(
+    env: dict[str, str], tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    result = tracker("send-due", env={**env, name: value}, cwd=tmp_path)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "bad settings" in result.stderr and message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

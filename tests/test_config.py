@@ -85,3 +85,37 @@ def test_a_sender_with_a_name_in_any_script_and_an_international_domain_is_accep
     monkeypatch.setenv("TRACKER_FROM", "Délais du SMSI 信息社会 <tracker@bücher.example>")
 
     assert Settings().from_address == "Délais du SMSI 信息社会 <tracker@bücher.example>"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("garbage", "not an smtp:// or smtps:// URL with a host: 'garbage'; write smtp://user:pass@host:port"),
+        ("smtp://relay.example.org:99999", "Port out of range"),
+        ("smtp://relay.example.org?startls=true", "unknown SMTP URL option(s): startls"),
+        ("http://tracker:s3cret@relay.example.org", "URL with a host: 'http://tracker:***@relay.example.org'"),
+    ],
+)
+def test_a_bad_smtp_url_is_refused_without_showing_its_password(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("TRACKER_SMTP_URL", value)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    assert message in str(refused.value) and "s3cret" not in str(refused.value.errors()[0]["msg"])
+
+
+def test_a_good_smtp_url_and_none_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_SMTP_URL", "smtp://user:p%40ss@relay.example.org:587?starttls=true")
+    assert Settings().smtp_url.startswith("smtp://user:")
+    monkeypatch.setenv("TRACKER_SMTP_URL", "")
+    assert Settings().smtp_url == ""
+
+
+def test_the_planning_horizon_is_at_most_a_year(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_HORIZON_DAYS", "99999999")
+
+    with pytest.raises(ValidationError, match="less than or equal to 366"):
+        Settings()

@@ -13,10 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, WriteTimeline
+from tests.delivery_kit import sync
 from tests.test_cli import tracker
 from tracker.models import Delivery, Event, Subscriber
 from tracker.store import open_store, transaction
-from tracker.subscribers import Known, SubscriberError, check_input, find, parse_csv, rotate, save
+from tracker.subscribers import Known, SubscriberError, check_input, find, known_names, parse_csv, rotate, save
 from tracker.tokens import make_token, read_token
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -229,3 +230,26 @@ def test_what_a_csv_row_does_not_carry_is_left_as_stored(engine: Engine) -> None
 
     assert outcome == "updated"  # name, language, audiences from the row
     assert (subscriber.digest, subscriber.reminders, subscriber.language) == ("weekly", ["3d"], "zh")
+
+
+def test_audiences_are_checked_against_the_timelines_there_are_now(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    def refusal(audience: str) -> str | None:
+        with transaction(engine) as session:
+            known = known_names(session)
+        try:
+            check_input({"email": "x@example.org", "audiences": audience}, zone="Europe/Zurich", known=known)
+        except SubscriberError as exc:
+            return str(exc)
+        return None
+
+    assert refusal("anyone") is None  # no timeline yet: nothing to check against
+    write_timeline("cwg-32", MEETING.replace("owner: secretariat", "owner: heads"))
+    write_timeline("plain", "id: plain\ntitle: Plain\nmilestones:\n  - {id: a, title: A, due: 2030-01-01}\n")
+    sync(engine, schedules, NOW)
+    assert refusal("heads") is None and refusal("membership") is None  # membership: the default, always known
+    assert refusal("nope") == "no audience 'nope' (known: heads, membership)"
+    (schedules / "cwg-32.yaml").unlink()
+    sync(engine, schedules, NOW)
+    assert refusal("heads") == "no audience 'heads' (known: membership)"  # its timeline is gone

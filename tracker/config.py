@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
     lease: float = Field(default=30.0, gt=0)  # seconds a claimed row is held before another instance may take it
     sweep: float = Field(default=2.0, gt=0)  # seconds between looks for work other instances planned
-    horizon_days: int = Field(default=35, ge=1)  # reminders are planned this far ahead, then re-planned
+    # Reminders are planned this far ahead, then re-planned; a year at most (offsets are at most 366 days).
+    horizon_days: int = Field(default=35, ge=1, le=366)
     suspend_after: int = Field(default=3, ge=1)  # consecutive rejections that suspend an address
 
     @field_validator("timezone")
@@ -95,6 +96,22 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if not value.strip():
+            return value  # no relay: mail is written to TRACKER_OUTBOX_DIR
+        # Here, not at the top: the mailer imports aiosmtplib, which most commands never need.
+        from tracker.mailer import parse_smtp_url
+
+        try:
+            parse_smtp_url(value.strip())
+        except ValueError as exc:
+            # The message may quote the URL: its password is not for the screen or a log.
+            reason = str(exc).replace(repr(value.strip()), repr(without_password(value.strip())))
+            raise ValueError(f"{reason}; write smtp://user:pass@host:port[?starttls=true] or smtps://…") from None
+        return value
+
     @field_validator("reminders")
     @classmethod
     def _offsets(cls, value: str) -> str:
@@ -121,6 +138,15 @@ class Settings(BaseSettings):
 
     def default_reminders(self) -> list[str]:
         return [p.strip() for p in self.reminders.split(",") if p.strip()]
+
+
+def without_password(url: str) -> str:
+    """*url* with any password in it replaced by ***."""
+    scheme, found, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not (found and at and ":" in userinfo):
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 @lru_cache(maxsize=1)

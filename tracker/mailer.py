@@ -16,11 +16,9 @@ import email.parser
 import email.policy
 import hashlib
 import io
-import os
 import re
 import socket
 import ssl
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +41,7 @@ from aiosmtplib import (
 from aiosmtplib.email import extract_recipients, extract_sender, parse_address
 from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 
+from tracker.files import write_atomically
 from tracker.smtp_replies import PipelinedProtocol, read_replies_in_order
 from tracker.text import CONTROLS
 
@@ -742,23 +741,6 @@ def eml_name(message: email.message.Message) -> str:
         # Different ids can clean up to the same text; a hash of the original keeps them apart.
         safe = f"{safe}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
     return f"{safe}.eml"
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write *data* to *path* so that readers see the whole file or none of it."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the messages hold addresses and links
-    # Same folder as the target, so the rename stays on one file system; ".tmp" is no ".eml".
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def make_mailer(smtp_url: str, outbox_dir: Path, *, connections: int, rate: float | None) -> Mailer:

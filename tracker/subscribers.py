@@ -11,7 +11,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tracker.dates import DateError, format_offset, get_zone, parse_reminder, suggest
 from tracker.emails import Links
@@ -254,12 +254,20 @@ def csv_problem(exc: csv.Error) -> str:
 
 
 def known_names(session: Session) -> Known:
+    """The timelines there are and the audiences they name (plus the default one); empty when there is none yet."""
     from tracker.models import Milestone, Timeline
 
-    timelines = frozenset(session.exec(select(Timeline.id).where(Timeline.removed_at.is_(None))))  # type: ignore[union-attr]
-    audiences = {a for t in session.exec(select(Timeline.audiences)) for a in (t or ())}
-    audiences |= set(session.exec(select(Milestone.owner).where(Milestone.owner.is_not(None))))  # type: ignore[union-attr]
-    return Known(timelines, frozenset(a for a in audiences if a))
+    live = Timeline.removed_at.is_(None)  # type: ignore[union-attr]
+    timelines = frozenset(session.exec(select(Timeline.id).where(live)))
+    audiences = {a for t in session.exec(select(Timeline.audiences).where(live)) for a in (t or ())}
+    owners = (
+        select(Milestone.owner)
+        .join(Timeline, col(Timeline.id) == Milestone.timeline_id)
+        .where(live, Milestone.status != "removed", col(Milestone.owner).is_not(None))
+    )
+    audiences |= {owner for owner in session.exec(owners) if owner}
+    # The default audience is always a valid choice, even where no timeline names it.
+    return Known(timelines, frozenset(audiences | set(DEFAULT_AUDIENCES)) if timelines else frozenset())
 
 
 def find(session: Session, email: str) -> Subscriber | None:

@@ -80,8 +80,8 @@ def deliveries(
         query = query.where(Delivery.state == status)
     if milestone:
         timeline, _, key = milestone.partition("/")
-        if not key:
-            fail("--milestone: give it as TIMELINE/MILESTONE", 2)
+        if not (timeline and key) or "/" in key:
+            fail(f"--milestone: give it as TIMELINE/MILESTONE, not {milestone!r}", 2)
         query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
     if to:
         query = query.where(Subscriber.email_key == to.strip().lower())

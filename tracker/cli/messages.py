@@ -31,6 +31,8 @@ def preview(
     """Print a message as it would be sent (RFC 5322, every MIME part); pipe it or save it as .eml."""
     if kind not in KINDS:
         fail(f"kind {kind!r} is not one of {', '.join(KINDS)}{suggest(kind, KINDS)}")
+    if lang is not None and lang not in LANGUAGES:
+        fail(f"--lang: {lang!r} is not one of {', '.join(LANGUAGES)}{suggest(lang, LANGUAGES)}")
     with transaction(store()) as session:
         views = load_views(session)
         subscriber = recipient_row(session, to)

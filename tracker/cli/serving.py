@@ -40,7 +40,10 @@ def feed(
     if output is None:
         sys.stdout.buffer.write(body.body)
         return
-    output.write_bytes(body.body)
+    try:
+        output.write_bytes(body.body)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}", 1)
     err.print(f"wrote {output} ({len(body.body):,} bytes)")
 
 
@@ -48,26 +51,46 @@ def feed(
 def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
     """Write every public feed, byte for byte what `tracker serve` sends, and the public pages in six languages."""
     from tracker.store import load_views, transaction
-    from tracker.web_static import static_pages, write_pages
+    from tracker.web_static import Site, SiteError, static_pages, write_pages
 
+    check_site_folder(out_dir)
     engine = store()
     feeds = calendars(engine)
     refs = feeds.refs()
     with transaction(engine) as session:
         views = load_views(session)
-    pages = sum(1 for _ in static_pages(views))
-    with Progress(console=err, transient=True, disable=len(refs) + pages < 20) as progress:
-        for ref in progress.track(refs, description="Writing feeds"):
-            body = feeds.feed(ref)
-            assert body is not None  # refs() lists existing feeds only
-            target = out_dir / ref.path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(body.body)
-        task = progress.add_task("Writing pages", total=pages)
-        written = write_pages(views, out_dir, base_url=settings().base_url, now=feeds.clock(),
-                              advance=lambda: progress.advance(task))  # fmt: skip
-    out.print(styled(("✓", "green"), f" wrote {len(refs)} feeds and {written} pages to {out_dir}"))
+    pages = [page.file for page in static_pages(views)]
+    try:
+        site = Site(out_dir)
+        site.expect([*(ref.path.lstrip("/") for ref in refs), *pages])
+        with Progress(console=err, transient=True, disable=len(refs) + len(pages) < 20) as progress:
+            for ref in progress.track(refs, description="Writing feeds"):
+                body = feeds.feed(ref)
+                assert body is not None  # refs() lists existing feeds only
+                site.write(ref.path.lstrip("/"), body.body)
+            task = progress.add_task("Writing pages", total=len(pages))
+            written = write_pages(views, site, base_url=settings().base_url, now=feeds.clock(),
+                                  advance=lambda: progress.advance(task))  # fmt: skip
+        removed = site.finish()
+    except SiteError as exc:
+        fail(str(exc), 1)
+    except OSError as exc:
+        fail(f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}", 1)
+    gone = f"; removed {len(removed)} files it no longer writes" if removed else ""
+    out.print(styled(("✓", "green"), f" wrote {len(refs)} feeds and {written} pages to {out_dir}{gone}"))
     out.print(f"  open {out_dir / 'index.html'}; subscribing links go to {settings().base_url}")
+
+
+def check_site_folder(out_dir: Path) -> None:
+    """Refuse an --out that is a symlink or not a folder; make it when missing."""
+    if out_dir.is_symlink():
+        fail(f"--out: {out_dir} is a symbolic link; give the real folder ({out_dir.resolve()})")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out: {out_dir} is not a folder; give a folder for the site (it is made if missing)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out: cannot make {out_dir}: {exc.strerror or exc}", 1)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import typer
 from tracker.cli.common import app, err, fail, file_progress, now_utc, out, print_problems, settings, store, when
 from tracker.cli.console import styled
 from tracker.completions import CompletionError, DoneRequest, record_done
+from tracker.dates import suggest
 from tracker.diff import Change
 from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
 from tracker.notices import preview
@@ -103,9 +104,13 @@ def upcoming(
     at = when(now, config.timezone, "--now")
     with transaction(store()) as session:
         views = load_views(session)
-    items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
     if timeline is not None and not any(v.timeline_id == timeline for v in views):
         fail(f"no timeline {timeline!r}; known: {', '.join(sorted({v.timeline_id for v in views})) or 'none'}")
+    audiences = sorted({a for v in views if v.status != "removed" for a in (*v.audiences, v.owner) if a})
+    if audience is not None and audience not in audiences:
+        hint = suggest(audience, audiences) or f" (known: {', '.join(audiences) or 'none'})"
+        fail(f"--audience: no audience {audience!r}{hint}")
+    items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
     if as_json:
         out.print_json(json.dumps(upcoming_json(items)))
         return
