@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -284,3 +285,24 @@ def test_bad_delivery_settings_are_bad_settings_not_a_crash(
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "bad settings" in result.stderr and message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+def test_json_output_reads_back_exactly_and_carries_nothing_a_terminal_would_act_on(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, database_url: str
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    title = "Draft \x1b[2J \x85 next\u2028line \u202eevil \x9b31m مسودة 草案"
+    engine = open_store(database_url)
+    with engine.begin() as connection:
+        retitle = text("UPDATE milestones SET title = :title WHERE key = 'revised-draft'")
+        connection.execute(retitle, {"title": title})
+    engine.dispose()
+
+    shown = tracker("upcoming", "--now", "2017-02-01", "--json", env=env, cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr
+    assert [row["title"] for row in json.loads(shown.stdout) if row["milestone"] == "revised-draft"] == [title]
+    for raw in ("\x1b", "\x85", "\u2028", "\u202e", "\x9b"):
+        assert raw not in shown.stdout
+    assert "مسودة 草案" in shown.stdout  # other scripts stay readable

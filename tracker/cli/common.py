@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print *message* as an error and exit: 2, as for any bad argument, unless *code* says otherwise."""
     err.print(styled(("error:", "red"), f" {message}"))
     raise typer.Exit(code)
+
+
+# Characters JSON may carry as they are but a terminal would act on (C1, separators, bidi controls)
+# or that stdout cannot encode (lone surrogates): written as \\u escapes, which read back the same.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                                      *range(0x2066, 0x206A), *range(0xD800, 0xE000))}  # fmt: skip
+
+
+def print_json(data: object) -> None:
+    """Write *data* as indented JSON for scripts: plainly, in one write (rich's pretty printer took minutes)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False).translate(_JSON_ESCAPES) + "\n")
 
 
 def settings() -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, col, select
 
-from tracker.cli.common import app, err, fail, out, secret_key, settings, store, when
+from tracker.cli.common import app, err, fail, out, print_json, secret_key, settings, store, when
 from tracker.cli.console import styled
 from tracker.dispatcher import PassResult, make_dispatcher
 from tracker.display import format_at
@@ -91,7 +90,7 @@ def deliveries(
         set_aside = quarantined(session, milestone, to) if status in (None, "quarantined") else []
     if as_json:
         entries = [quarantine_dict(*entry) for entry in set_aside] if status == "quarantined" else []
-        out.print_json(json.dumps([as_dict(row, email) for row, email in rows] + entries))
+        print_json([as_dict(row, email) for row, email in rows] + entries)
         return
     if not rows and not set_aside:
         err.print("no deliveries match")

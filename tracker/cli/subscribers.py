@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -11,7 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session, select
 
-from tracker.cli.common import app, err, fail, now_utc, out, print_problems, settings, store
+from tracker.cli.common import app, err, fail, now_utc, out, print_json, print_problems, settings, store
 from tracker.cli.console import styled
 from tracker.dates import suggest
 from tracker.models import Subscriber
@@ -122,7 +121,7 @@ def list_subscribers(
         query = select(Subscriber).order_by(Subscriber.email_key)
         rows = [s for s in session.exec(query) if state is None or s.state == state]
     if as_json:
-        out.print_json(json.dumps([subscriber_json(s) for s in rows]))
+        print_json([subscriber_json(s) for s in rows])
         return
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     for column in ("Email", "Name", "Lang", "Zone", "Audiences", "Timelines", "State"):

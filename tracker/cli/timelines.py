@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tracker.cli.common import app, err, fail, file_progress, now_utc, out, print_problems, settings, store, when
+from tracker.cli.common import (
+    app,
+    err,
+    fail,
+    file_progress,
+    now_utc,
+    out,
+    print_json,
+    print_problems,
+    settings,
+    store,
+    when,
+)
 from tracker.cli.console import styled
 from tracker.completions import CompletionError, DoneRequest, record_done
 from tracker.dates import suggest
@@ -55,7 +66,7 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
     if as_json:
         listed = [{**change_json(c), "notice": notice_json(notices.get((c.timeline_id, c.milestone_key or "")))}
                   for c in changes]  # fmt: skip
-        out.print_json(json.dumps({"changes": listed}))
+        print_json({"changes": listed})
         return
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
@@ -112,7 +123,7 @@ def upcoming(
         fail(f"--audience: no audience {audience!r}{hint}")
     items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
     if as_json:
-        out.print_json(json.dumps(upcoming_json(items)))
+        print_json(upcoming_json(items))
         return
     if not items:
         out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
