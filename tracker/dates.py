@@ -130,11 +130,19 @@ def local_to_utc(day: date, clock: time, zone: str) -> datetime:
     return datetime.combine(day, clock, tzinfo=get_zone(zone)).astimezone(UTC)
 
 
+# Files of the tz database that are no zone of a place: 'localtime' is whatever the host is set to,
+# 'Factory' a placeholder, 'posixrules' and the posix/ and right/ trees copies for other software
+# (right/ counts leap seconds, so it disagrees with every calendar by half a minute).
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @lru_cache(maxsize=512)
 def get_zone(name: str) -> ZoneInfo:
     """Return the IANA zone *name*; raise DateError naming near matches."""
     if name != name.strip() or not name or name.startswith(("/", ".")) or ".." in name:
         raise DateError(f"unknown time zone {shorten(name)!r}")
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")):
+        raise DateError(f"{name!r} is no place's time zone: write one such as Europe/Zurich or America/New_York")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
