@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tracker.compose import Person, Skip, Store, compose
 from tracker.emails import Renderer, Sender
+from tracker.emails.fields import header_address
 from tracker.mailer import wire_ready
 from tracker.outbox import Claimed
 
@@ -73,13 +74,14 @@ def prepare(renderer: Renderer, row: Claimed, person: Person | None, store: Stor
         return composed
     try:
         data = renderer.render_bytes(composed)
+        recipient = header_address(composed.recipient.email)  # the envelope names the mailbox the To header names
     except TRANSIENT as exc:
         return Unrenderable(f"could not render: {exc.__class__.__name__}: {exc}", transient=True)
     except Exception as exc:  # one row's bug sets that row aside, not the pass
         log.exception("could not render delivery %d", row.id)
         return Unrenderable(f"could not render: {exc}")
     # Checked here, where it may run in the helper, so the sender need not.
-    return Rendered(composed.recipient.email, wire_ready(data) or data)
+    return Rendered(recipient, wire_ready(data) or data)
 
 
 @dataclass(frozen=True)

@@ -65,17 +65,28 @@ class Known:
 
 
 def normalise_email(text: str) -> tuple[str, str]:
-    """Return the normalised address and its lower-cased key, or raise SubscriberError."""
+    """Return the address as mail is sent to it (domain in IDNA) and its lower-cased key, or raise SubscriberError.
+
+    The key keeps the Unicode domain, so 'bücher.example' and 'xn--bcher-kva.example' are one
+    mailbox. A local part that is not ASCII can only be delivered with SMTPUTF8, which we do not
+    send: such an address is refused here rather than accepted and never mailed.
+    """
     if "\r" in text or "\n" in text:
         raise SubscriberError("an email address cannot contain a line break", "email")
     # Here, not at the top: every command imports this module, few of them read an address.
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        address = validate_email(text.strip(), check_deliverability=False).normalized
+        valid = validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}", "email") from None
-    return address, address.lower()
+    if valid.ascii_email is None:
+        raise SubscriberError(
+            "the part of the address before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
+            " does not send; use an ASCII address",
+            "email",
+        )
+    return valid.ascii_email, valid.normalized.lower()
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
@@ -292,13 +303,15 @@ def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now:
 def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> bool:
     """Start (or restart) the double opt-in for *data*; return whether a confirmation email was queued.
 
-    A confirmed (or suspended) subscription is left exactly as it is: whoever asks is not
-    necessarily its owner, who changes it through the preferences link in every email.
+    A confirmed (or suspended) subscription is left exactly as it is, and so are the choices of a
+    pending one: whoever asks is not necessarily the address's owner, who confirms what the first
+    email showed and changes it through the preferences link in every email.
     """
     subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
     if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
         return False
-    subscriber, _ = save(session, data, confirmed=False, now=now)
+    if subscriber is None or subscriber.state == "unsubscribed":
+        subscriber, _ = save(session, data, confirmed=False, now=now)
     if subscriber.state == "unsubscribed":
         subscriber.state, subscriber.changed_at = "pending", now
         session.add(subscriber)

@@ -1,0 +1,129 @@
+"""Subscribing over HTTP with hostile or unusual input (issue 13): international addresses, rewritten requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.delivery_kit import SECRET, Clock, deliver, make_dispatcher, sync
+from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.test_subscribe_http import running
+from tracker.calendars import Calendars
+from tracker.config import Settings
+from tracker.models import Subscriber
+from tracker.store import transaction
+from tracker.web import create_app
+from tracker.web_signups import Signups
+
+BASE = "https://tracker.example.org"
+
+
+@pytest.fixture
+def site(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
+    """The app in a real server, on a store with two timelines."""
+    write_timeline("hlpf", HLPF)
+    write_timeline("cwg-32", MEETING)
+    sync(engine, schedules, NOW)
+    calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=lambda: NOW,
+                          check_interval=0, secret=SECRET)  # fmt: skip
+    signups = Signups()  # a subscription is handled after its answer: each answer waits for that work
+    hooks = {"response": [lambda _: signups.drain()]}
+    app = create_app(engine, calendars, settings=Settings(base_url=BASE, timezone="Europe/Zurich"), signups=signups)
+    with running(app) as url, httpx.Client(base_url=url, event_hooks=hooks) as client:
+        yield client
+    signups.close()
+
+
+def send_due(engine: Engine, smtp: SMTPTestServer, minutes: int = 1) -> int:
+    """Run one delivery pass a few minutes after NOW; return how many messages went out."""
+    return deliver(make_dispatcher(engine, smtp.url, Clock(NOW + timedelta(minutes=minutes)))).sent
+
+
+def stored(engine: Engine) -> list[Subscriber]:
+    with transaction(engine) as session:
+        return list(session.exec(select(Subscriber)))
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [("conc@exämple.org", "conc@xn--exmple-cua.org"), ("post@straße.example", "post@xn--strae-oqa.example")],
+)
+def test_an_address_with_an_international_domain_gets_its_confirmation_with_an_idna_envelope(
+    engine: Engine, site: httpx.Client, smtp: SMTPTestServer, address: str, mailbox: str
+) -> None:
+    assert site.post("/subscribe", json={"email": address}).status_code == 202
+
+    assert send_due(engine, smtp) == 1
+    [received] = smtp.received
+    assert received.rcpt_tos == (mailbox,)  # IDNA 2008: straße is not strasse, a different domain
+    assert "SMTPUTF8" not in received.mail_options
+    assert received.parse()["To"].addresses[0].addr_spec == mailbox
+
+
+def test_the_same_mailbox_written_with_its_idna_domain_is_one_subscription(engine: Engine, site: httpx.Client) -> None:
+    site.post("/subscribe", json={"email": "conc@exämple.org"})
+    site.post("/subscribe", json={"email": "Conc@XN--EXMPLE-CUA.org"})
+
+    assert [s.email_key for s in stored(engine)] == ["conc@exämple.org"]
+
+
+@pytest.mark.parametrize("address", ["cönc@example.org", "ｃonc@example.org"])
+def test_an_address_whose_local_part_is_not_ascii_is_refused_at_input_and_nothing_is_stored(
+    engine: Engine, site: httpx.Client, address: str
+) -> None:
+    response = site.post("/subscribe", json={"email": address})
+
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "email"]
+    assert "needs SMTPUTF8, which Tracker does not send; use an ASCII address" in problem["msg"]
+    assert stored(engine) == []
+
+
+def test_the_form_refuses_an_address_whose_local_part_is_not_ascii_with_the_reason(site: httpx.Client) -> None:
+    page = site.get("/subscribe")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+
+    response = site.post("/subscribe", data={"email": "cönc@example.org", "csrf_token": token.group(1)})
+
+    assert response.status_code == 422
+    assert "needs SMTPUTF8, which Tracker does not send; use an ASCII address" in response.text
+
+
+def confirm_link(received: ReceivedMail) -> str:
+    text = received.parse().get_body(("plain",))
+    assert text is not None
+    found = re.search(r"https?://[^/\s]+(/confirm/[A-Za-z0-9_.=-]+)", text.get_content())
+    assert found is not None, text.get_content()
+    return found.group(1)
+
+
+def test_a_second_request_for_a_pending_address_does_not_change_what_its_owner_confirms(
+    engine: Engine, site: httpx.Client, smtp: SMTPTestServer
+) -> None:
+    victim = {"email": "victim@example.org", "language": "fr", "timelines": ["hlpf"], "reminders": ["7d"]}
+    assert site.post("/subscribe", json=victim).status_code == 202
+    assert send_due(engine, smtp) == 1
+    attack = {"email": "VICTIM@example.org", "name": "Hacked", "language": "ar", "timelines": ["cwg-32"],
+              "reminders": [], "digest": "weekly"}  # fmt: skip
+    assert site.post("/subscribe", json=attack).status_code == 202
+    send_due(engine, smtp, minutes=10)  # whatever the limit of the address lets through
+
+    for received in smtp.received:  # whichever email the owner opens
+        text = received.parse().get_body(("plain",))
+        assert text is not None and "HLPF-17" in text.get_content() and "32nd meeting" not in text.get_content()
+    assert site.post(confirm_link(smtp.received[-1])).status_code == 200
+
+    [subscriber] = stored(engine)
+    assert subscriber.state == "confirmed"
+    assert (subscriber.name, subscriber.language, subscriber.timelines, subscriber.reminders, subscriber.digest) == (
+        "", "fr", ["hlpf"], ["7d"], "off")  # fmt: skip
