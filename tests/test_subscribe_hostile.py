@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -24,6 +28,7 @@ from tracker.web import create_app
 from tracker.web_signups import Signups
 
 BASE = "https://tracker.example.org"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -127,3 +132,66 @@ def test_a_second_request_for_a_pending_address_does_not_change_what_its_owner_c
     assert subscriber.state == "confirmed"
     assert (subscriber.name, subscriber.language, subscriber.timelines, subscriber.reminders, subscriber.digest) == (
         "", "fr", ["hlpf"], ["7d"], "off")  # fmt: skip
+
+
+# --- the work a request causes starts after its answer --------------------------------------------
+
+
+class Probe(ThreadPoolExecutor):
+    """The signups thread, noting for each piece of work whether the client had its whole answer when it came."""
+
+    def __init__(self, answered: threading.Event) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="signups")
+        self.answered = answered
+        self.after_answer: list[bool] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        self.after_answer.append(self.answered.wait(timeout=3))
+        return super().submit(fn, *args, **kwargs)
+
+
+@contextmanager
+def serving_with(engine: Engine, signups: Signups) -> Iterator[httpx.Client]:
+    calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=lambda: NOW,
+                          check_interval=0, secret=SECRET)  # fmt: skip
+    app = create_app(engine, calendars, settings=Settings(base_url=BASE, timezone="Europe/Zurich"), signups=signups)
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+    signups.close()
+
+
+def test_the_work_of_a_request_is_queued_only_once_its_answer_has_been_sent(engine: Engine) -> None:
+    answered = threading.Event()
+    signups = Signups()
+    probe = signups._pool = Probe(answered)
+    with serving_with(engine, signups) as http:
+        response = http.post("/subscribe", json={"email": "new@example.org"})
+        answered.set()
+        signups.drain()
+
+    assert response.status_code == 202
+    assert probe.after_answer == [True]  # queued before, it would compete with sending the answer
+    assert [s.email for s in stored(engine)] == ["new@example.org"]
+
+
+def test_a_full_queue_is_refused_with_503_before_answering_and_its_place_comes_back(engine: Engine) -> None:
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_thread() -> None:
+        busy.set()
+        release.wait(10)
+
+    signups = Signups(max_waiting=2)
+    assert signups.submit(hold_the_thread)
+    assert busy.wait(5)
+    with serving_with(engine, signups) as http:
+        first = http.post("/subscribe", json={"email": "first@example.org"})
+        full = http.post("/subscribe", json={"email": "second@example.org"})
+        release.set()
+        signups.drain()
+        later = http.post("/subscribe", json={"email": "third@example.org"})
+        signups.drain()
+
+    assert (first.status_code, full.status_code, later.status_code) == (202, 503, 202)
+    assert full.json()["detail"] == "Too many requests are waiting: try again in a minute."
+    assert sorted(s.email for s in stored(engine)) == ["first@example.org", "third@example.org"]
