@@ -20,6 +20,7 @@ from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.delivery_kit import SECRET, Clock, deliver, make_dispatcher, sync
 from tests.smtp_server import ReceivedMail, SMTPTestServer
 from tests.test_subscribe_http import running
+from tracker import web_signups
 from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.models import Subscriber
@@ -195,3 +196,14 @@ def test_a_full_queue_is_refused_with_503_before_answering_and_its_place_comes_b
     assert (first.status_code, full.status_code, later.status_code) == (202, 503, 202)
     assert full.json()["detail"] == "Too many requests are waiting: try again in a minute."
     assert sorted(s.email for s in stored(engine)) == ["first@example.org", "third@example.org"]
+
+
+def test_a_place_whose_work_never_comes_is_freed_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    signups = Signups(max_waiting=1)
+    assert signups.reserve() is not None  # its answer failed to send: its work never comes
+    assert signups.reserve() is None
+
+    monkeypatch.setattr(web_signups, "RESERVED_FOR", 0.0)
+
+    assert signups.reserve() is not None
+    signups.close()
