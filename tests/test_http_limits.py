@@ -392,7 +392,8 @@ def test_asking_to_subscribe_does_the_same_work_whatever_the_address_s_state(sit
     amina, olga, li = (stored(site.engine, f"{n}@mission.example.org") for n in ("amina", "olga", "li"))
     assert amina is not None and olga is not None and li is not None
     assert (amina.state, olga.state, li.state) == ("pending", "pending", "confirmed")
-    assert (amina.language, olga.language, li.language) == ("fr", "fr", "en")  # a confirmed one is left alone
+    # A pending or confirmed subscription keeps its choices: whoever asks is not necessarily its owner.
+    assert (amina.language, olga.language, li.language) == ("fr", "en", "en")
 
 
 def test_confirmation_emails_sent_or_refused_move_no_metric(engine: Engine, smtp: SMTPTestServer) -> None:

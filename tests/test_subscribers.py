@@ -253,3 +253,18 @@ def test_audiences_are_checked_against_the_timelines_there_are_now(
     (schedules / "cwg-32.yaml").unlink()
     sync(engine, schedules, NOW)
     assert refusal("heads") == "no audience 'heads' (known: membership)"  # its timeline is gone
+
+
+def test_an_import_names_the_line_of_an_address_that_needs_smtputf8_and_keeps_the_rest() -> None:
+    text = "email\nnadia@mission.example.org\ncönc@mission.example.org\nli@bücher.example\n"
+
+    rows, problems = parse_csv(text, "members.csv", zone="UTC", known=KNOWN)
+
+    assert [(line, data.email, data.key) for line, data in rows] == [
+        (2, "nadia@mission.example.org", "nadia@mission.example.org"),
+        (4, "li@xn--bcher-kva.example", "li@bücher.example"),
+    ]
+    [problem] = problems
+    assert (problem.line, problem.message) == (3, "the part of the address before the @ is not ASCII, so this"
+                                               " address needs SMTPUTF8, which Tracker does not send; use an ASCII"
+                                               " address")  # fmt: skip

@@ -82,7 +82,7 @@ def normalise_email(text: str) -> tuple[str, str]:
         raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}", "email") from None
     if valid.ascii_email is None:
         raise SubscriberError(
-            f"{text.strip()!r}: the part before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
+            "the part of the address before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
             " does not send; use an ASCII address",
             "email",
         )
@@ -311,13 +311,15 @@ def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now:
 def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> bool:
     """Start (or restart) the double opt-in for *data*; return whether a confirmation email was queued.
 
-    A confirmed (or suspended) subscription is left exactly as it is: whoever asks is not
-    necessarily its owner, who changes it through the preferences link in every email.
+    A confirmed (or suspended) subscription is left exactly as it is, and so are the choices of a
+    pending one: whoever asks is not necessarily the address's owner, who confirms what the first
+    email showed and changes it through the preferences link in every email.
     """
     subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
     if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
         return False
-    subscriber, _ = save(session, data, confirmed=False, now=now)
+    if subscriber is None or subscriber.state == "unsubscribed":
+        subscriber, _ = save(session, data, confirmed=False, now=now)
     if subscriber.state == "unsubscribed":
         subscriber.state, subscriber.changed_at = "pending", now
         session.add(subscriber)

@@ -12,12 +12,14 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from tracker.emails.words import FEED_NAME, N_
@@ -256,10 +258,10 @@ def invalid(exc: SubscriberError) -> JSONResponse:
 
 def subscribe_with_json(site: Site, body: bytes) -> Response:
     try:
-        ask(site, json_fields(body))
+        then = ask(site, json_fields(body))
     except SubscriberError as exc:
         return invalid(exc)
-    return JSONResponse({"status": "check-your-inbox", "detail": ACCEPTED}, status_code=202)
+    return JSONResponse({"status": "check-your-inbox", "detail": ACCEPTED}, status_code=202, background=then)
 
 
 def subscribe_with_form(site: Site, body: bytes, nonce: str, asked: Asked) -> Response:
@@ -268,22 +270,27 @@ def subscribe_with_form(site: Site, body: bytes, nonce: str, asked: Asked) -> Re
     if not isinstance(token, str) or not check_form_token(site.secret, nonce, token, site.clock()):
         raise FormError(403, STALE_FORM)
     try:
-        ask(site, fields)
+        then = ask(site, fields)
     except SubscriberError as exc:
         return subscribe_form(site, nonce, asked, form_values(fields), error=exc)
     chosen = asked.language()
-    return message(chosen, asked, N_("Check your inbox"), chosen.language.gettext(ACCEPTED), 202)
+    response = message(chosen, asked, N_("Check your inbox"), chosen.language.gettext(ACCEPTED), 202)
+    response.background = then
+    return response
 
 
-def ask(site: Site, raw: Raw) -> None:
-    """Check the request, then queue the start of the double opt-in: the answer, and the time it takes, are the
-    same whether the address is new, pending or confirmed (tracker/web_signups.py)."""
+def ask(site: Site, raw: Raw) -> BackgroundTask:
+    """Check the request and reserve its place in the queue; return the task that queues the start of the double
+    opt-in once the answer is sent. The answer, and the time it takes, are the same whether the address is new,
+    pending or confirmed (tracker/web_signups.py)."""
     with transaction(site.engine) as session:
         known = known_names(session)
     data = check_input(raw, zone=site.zone, known=known)
     asked_at = site.clock()
-    if not site.signups.submit(lambda: start_opt_in(site.engine, data, asked_at)):
+    reservation = site.signups.reserve()  # before answering: a full queue is a 503, not a 202 and nothing
+    if reservation is None:
         raise FormError(503, N_("Too many requests are waiting: try again in a minute."))
+    return BackgroundTask(site.signups.start, reservation, partial(start_opt_in, site.engine, data, asked_at))
 
 
 def start_opt_in(engine: Engine, data: SubscriberInput, now: datetime) -> None:
