@@ -4,13 +4,15 @@ token, the same work for every address asking to subscribe."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -62,11 +64,18 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
     """`tracker serve` as shipped, with the admin API on."""
+    with serving_process(tmp_path, database_url) as found:
+        yield found
+
+
+@contextmanager
+def serving_process(tmp_path: Path, database_url: str, **settings: str) -> Iterator[Served]:
+    """`tracker serve` in its own process, with the admin API on and *settings* (TRACKER_* names) added."""
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("TRACKER_")}
     env.update(TRACKER_DATABASE_URL=database_url, TRACKER_SECRET_KEY="http-limit-tests-secret-key-0f3c9a7e5d1b",
                TRACKER_ADMIN_TOKEN=ADMIN, TRACKER_PORT=str(port), TRACKER_SCHEDULES=str(tmp_path),
-               TRACKER_OUTBOX_DIR=str(tmp_path / "outbox"))  # fmt: skip
+               TRACKER_OUTBOX_DIR=str(tmp_path / "outbox"), **settings)  # fmt: skip
     process = subprocess.Popen([TRACKER, "serve"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
@@ -429,3 +438,38 @@ def test_a_subscription_request_waits_out_a_failing_store_instead_of_being_dropp
     signups.close()
 
     assert tries == [0, 1, 2]
+
+
+def trickle(port: int, pieces: Iterator[bytes], every: float, give_up: float) -> tuple[bytes, float]:
+    """Send *pieces* one at a time, *every* seconds apart, as a slow client does; return the answer and when it came."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=give_up) as connection:
+        connection.setblocking(False)
+        answer = b""
+        while time.monotonic() - started < give_up:
+            with suppress(BlockingIOError):
+                chunk = connection.recv(65536)
+                answer += chunk
+                if not chunk or answer.count(b"\r\n\r\n"):
+                    return answer, time.monotonic() - started
+            with suppress(OSError, StopIteration):
+                connection.send(next(pieces))
+            time.sleep(every)
+    return answer, time.monotonic() - started
+
+
+def test_a_client_that_trickles_its_head_or_body_is_answered_408_and_let_go(tmp_path: Path, database_url: str) -> None:
+    slow_head = itertools.chain([b"GET /healthz HTTP/1.1\r\nHost: t\r\n"], (b"X-Slow: 1\r\n" for _ in range(100)))
+    slow_body = itertools.chain(
+        [b"POST /unsubscribe/x HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+         b"Content-Length: 100\r\n\r\n"],
+        (b"a" for _ in range(100)),
+    )  # fmt: skip
+
+    with serving_process(tmp_path, database_url, TRACKER_REQUEST_TIMEOUT="1") as served:
+        head_answer, head_after = trickle(served.port, slow_head, every=0.2, give_up=10)
+        body_answer, body_after = trickle(served.port, slow_body, every=0.2, give_up=10)
+
+    assert head_answer.startswith(b"HTTP/1.1 408 "), head_answer[:200]
+    assert body_answer.startswith(b"HTTP/1.1 408 "), body_answer[:200]
+    assert head_after < 5 and body_after < 5  # a second allowed, not the ten the client would take

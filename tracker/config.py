@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     reminders: str = "14d,7d,1d"
     admin_token: str = ""
     metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
+    # Seconds a client may take to send a request's head, and again its body: a client that
+    # trickles a byte at a time holds a connection no longer than this.
+    request_timeout: float = Field(default=20.0, gt=0, le=600)
     secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
     secret_key_file: Path = Path("var/secret_key")
     templates: Path = Field(default_factory=lambda: bundled("templates/emails"))  # KIND.txt.j2 / KIND.html.j2

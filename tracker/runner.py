@@ -73,7 +73,7 @@ async def main_job(engine: Engine, settings: Settings, calendars: Calendars, sec
     delivery = DeliveryScheduler(dispatcher, sweep=settings.sweep)
     app = create_app(engine, calendars, metrics=dispatcher.metrics, settings=settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                            **server_options())  # fmt: skip
+                            **server_options(settings.request_timeout))  # fmt: skip
     server = uvicorn.Server(config)
     log.info("mail goes %s", mail_target(settings))
     await delivery.start()

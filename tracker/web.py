@@ -26,7 +26,7 @@ from tracker.metrics import Metrics
 from tracker.ratelimit import SlidingWindow
 from tracker.web_admin import admin_routes, has_bearer
 from tracker.web_api import api_routes
-from tracker.web_limits import SECURITY_HEADERS, Guard, validation_problem
+from tracker.web_limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web_pages import page_routes
 from tracker.web_signups import Signups
 from tracker.web_subscriptions import Site, preferences_routes, signup_routes, subscription_routes
@@ -48,7 +48,8 @@ def create_app(
 ) -> ASGIApp:
     """Build the app around one store and its feeds: the fast path for cached feeds, then the guard (body cap,
     HEAD, security headers), then the routes."""
-    return FeedFastPath(Guard(create_api(engine, calendars, metrics, settings, signups)), calendars)
+    timeout = settings.request_timeout if settings is not None else REQUEST_TIMEOUT
+    return FeedFastPath(Guard(create_api(engine, calendars, metrics, settings, signups), timeout=timeout), calendars)
 
 
 def create_api(

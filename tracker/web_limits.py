@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY = 64 * 1024  # forms and JSON here are a few KB; a subscribe form with every box ticked stays far below
 MAX_HEAD = 32 * 1024  # request line and headers: browsers send a few KB, cookies included
+REQUEST_TIMEOUT = 20.0  # seconds for a head, and again for a body, to arrive (TRACKER_REQUEST_TIMEOUT)
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),)
 NO_FRAMING = b"frame-ancestors 'none'"
+
+
+class BodyTooSlowError(HTTPException):
+    """408 raised while a body is read: it did not arrive within the request timeout."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {timeout:g} seconds")
 
 
 class BodyTooLargeError(HTTPException):
@@ -33,9 +42,10 @@ class BodyTooLargeError(HTTPException):
 class Guard:
     """ASGI middleware in front of the app: the body cap, HEAD as a GET without a body, the security headers."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY, timeout: float = REQUEST_TIMEOUT) -> None:
         self.app = app
         self.max_body = max_body
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +59,7 @@ class Guard:
         head = scope["method"] == "HEAD"
         if head:  # FastAPI routes answer GET only; a HEAD is that answer without its body
             scope = {**scope, "method": "GET"}
-        body = Body(receive, self.max_body, declared not in ("", "0") or "transfer-encoding" in headers)
+        body = Body(receive, self.max_body, declared not in ("", "0") or "transfer-encoding" in headers, self.timeout)
         answer = Answer(send, head, body)
         try:
             await self.app(scope, body.receive, answer.send)
@@ -57,19 +67,31 @@ class Guard:
             if answer.started:
                 raise
             await send_too_large(send, self.max_body)
+        except BodyTooSlowError as exc:
+            if answer.started:
+                raise
+            await send_refusal(send, 408, f"{exc.detail[0].upper()}{exc.detail[1:]}.\n")
 
 
 class Body:
     """The request body as the app reads it: BodyTooLargeError as soon as it passes *limit* bytes."""
 
-    def __init__(self, receive: Receive, limit: int, expected: bool) -> None:
+    def __init__(self, receive: Receive, limit: int, expected: bool, timeout: float = REQUEST_TIMEOUT) -> None:
         self._receive = receive
         self.limit = limit
         self.read = 0
         self.unread = expected  # part of a body still on its way
+        self.timeout = timeout
+        self.deadline = asyncio.get_running_loop().time() + timeout  # for the whole body, not each piece
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        if not self.unread:  # nothing more to come but a disconnect: wait for it as long as it takes
+            return await self._receive()
+        left = self.deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self._receive(), timeout=max(left, 0))
+        except TimeoutError:
+            raise BodyTooSlowError(self.timeout) from None
         if message["type"] == "http.request":
             self.read += len(message.get("body", b""))
             self.unread = message.get("more_body", False)
@@ -115,9 +137,14 @@ def secure(headers: Sequence[tuple[bytes, bytes]], *, close: bool = False) -> li
 
 
 async def send_too_large(send: Send, limit: int) -> None:
-    body = f"The request body is larger than {limit} bytes.\n".encode()
+    await send_refusal(send, 413, f"The request body is larger than {limit} bytes.\n")
+
+
+async def send_refusal(send: Send, status: int, text: str) -> None:
+    """Answer *status* with *text*, and close the connection: the rest of the request is not wanted."""
+    body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": secure(headers, close=True)})
+    await send({"type": "http.response.start", "status": status, "headers": secure(headers, close=True)})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -138,33 +165,42 @@ def validation_problem(errors: Sequence[Any]) -> TextJSONResponse:
 # --- the request head, in the HTTP parser ---------------------------------------------------------
 
 
-def server_options() -> dict[str, Any]:
+def server_options(timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
     """uvicorn settings that cap the request head: the httptools protocol below (h11 caps by itself, but serves
     cached feeds several times slower)."""
     try:
-        protocol = head_capped_protocol()
+        protocol = head_capped_protocol(timeout)
     except ImportError:  # no httptools: h11 keeps a head to this size
         return {"http": "h11", "h11_max_incomplete_event_size": MAX_HEAD}
     return {"http": protocol, "h11_max_incomplete_event_size": MAX_HEAD}
 
 
-def head_capped_protocol() -> type[Any]:
-    """uvicorn's httptools protocol with a cap on the request head: 431, then the connection closes.
+def head_capped_protocol(timeout: float = REQUEST_TIMEOUT) -> type[Any]:
+    """uvicorn's httptools protocol with a cap on the request head (431) and a time for it to arrive (408).
 
     llhttp keeps a header whole however long it grows, and uvicorn sets no limit for it: the
-    server's memory grew with the header, and the connection waited forever.
+    server's memory grew with the header, and the connection waited forever; a client sending a
+    header line every few seconds held its connection for as long as it liked.
     """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class HeadCapped(HttpToolsProtocol):
         head_limit = MAX_HEAD
+        head_timeout = timeout
 
         def connection_made(self, transport: Any) -> None:
             self.heading, self.head_read, self.too_large = True, 0, False
+            self.head_timer: asyncio.TimerHandle | None = None
             super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.stop_head_timer()
+            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             if self.heading:  # between two requests, or inside a head not yet finished
+                if self.head_read == 0 and data:  # a head begins: it has head_timeout to arrive whole
+                    self.head_timer = asyncio.get_running_loop().call_later(self.head_timeout, self.head_too_slow)
                 self.head_read += len(data)
             super().data_received(data)
             if self.heading and self.head_read > self.head_limit and not self.transport.is_closing():
@@ -172,6 +208,7 @@ def head_capped_protocol() -> type[Any]:
 
         def on_headers_complete(self) -> None:
             self.heading = False
+            self.stop_head_timer()
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
             if size > self.head_limit:  # a whole head that came in one read
                 self.too_large = True
@@ -187,6 +224,22 @@ def head_capped_protocol() -> type[Any]:
                 self.refuse_head()
             else:
                 super().send_400_response(msg)
+
+        def stop_head_timer(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def head_too_slow(self) -> None:
+            self.head_timer = None
+            if self.heading and not self.transport.is_closing():
+                text = f"The request line and headers did not arrive within {self.head_timeout:g} seconds.\n".encode()
+                self.transport.write(
+                    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                    b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n%s"
+                    % (len(text), text)
+                )
+                self.transport.close()
 
         def refuse_head(self) -> None:
             text = f"The request line and headers are larger than {self.head_limit} bytes.\n".encode()

@@ -106,7 +106,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     app = create_app(engine, calendars(engine), settings=config)
     # Access logs cost more than a cached feed does; a proxy in front usually keeps them.
     uvicorn.run(app, host=host or config.host, port=port or config.port, log_level="info", access_log=False,
-                **server_options())  # fmt: skip
+                **server_options(config.request_timeout))  # fmt: skip
 
 
 @app.command()
