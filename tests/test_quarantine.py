@@ -439,3 +439,17 @@ def test_a_confirmation_set_aside_moves_no_metric(hlpf: Engine) -> None:
                              last_error="could not render", reason="could not render"))  # fmt: skip
 
     assert metric(hlpf, "delivery", clock) == "0.0"
+
+
+def test_upcoming_says_how_many_milestones_it_leaves_out_as_unreadable(
+    hlpf: Engine, smtp: SMTPTestServer, database_url: str, schedules: Path, tmp_path: Path
+) -> None:
+    clock = Clock(at("2017-02-10 08:00"))
+    poison_timeline(hlpf, clock.now)
+    deliver(make_dispatcher(hlpf, smtp.url, clock))  # the planner sets them aside
+
+    shown = tracker("upcoming", "--now", "2017-02-10", env=cli_env(database_url, schedules), cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "Revised draft" in shown.stdout  # the readable ones are listed
+    assert "note: 2 milestone(s) could not be read and are not listed" in " ".join(shown.stderr.split())

@@ -79,7 +79,7 @@ def normalise_email(text: str) -> tuple[str, str]:
     try:
         valid = validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SubscriberError(f"{text.strip()!r} is not an email address: {exc}", "email") from None
+        raise SubscriberError(f"this is not an email address: {exc}", "email") from None  # not echoed back
     if valid.ascii_email is None:
         raise SubscriberError(
             "the part of the address before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
