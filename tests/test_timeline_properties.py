@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -160,7 +161,24 @@ def rules(draw: st.DrawFn, day: date, clock: time | None) -> str:
     if interval > 1:
         parts.append(f"INTERVAL={interval}")
     parts += draw(ends(freq, interval, day, clock))
-    return ";".join(draw(st.permutations(parts)))
+    return ";".join(draw(st.permutations(within_reach(parts, day))))
+
+
+def within_reach(parts: list[str], day: date) -> list[str]:
+    """*parts* with COUNT=1 in place of an end that lets a sparse or dense rule run past 2200 or 40,000 dates."""
+    start = datetime.combine(day, time(0))
+    dates = iter(rrulestr(";".join(parts), dtstart=start))
+    if any(p.startswith("COUNT=") for p in parts):
+        if all(at.date() <= LAST_DAY for at in dates):
+            return parts
+    elif not any(p.startswith("UNTIL=") for p in parts):
+        year_later = start.replace(year=start.year + 1, day=min(day.day, 28))
+        first_year = sum(1 for _ in itertools.takewhile(lambda at: at < year_later, dates))
+        if first_year * (LAST_DAY.year - day.year + 1) <= 40_000:
+            return parts
+    else:
+        return parts
+    return [p for p in parts if not p.startswith("COUNT=")] + ["COUNT=1"]
 
 
 @st.composite
