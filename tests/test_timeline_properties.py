@@ -418,7 +418,9 @@ def first_on_or_after(rule: str, first: date) -> date | None:
 @given(rule=any_rules(), first=st.dates(date(1900, 1, 1), date(2200, 12, 31)))
 def test_the_first_date_probe_agrees_with_a_full_walk_of_the_calendar(rule: str, first: date) -> None:
     repeat = read_repeat(rule)
-    problems = check_first_date(repeat, datetime.combine(first, time(9, 0)))
+    checked = check_first_date(repeat, datetime.combine(first, time(9, 0)))
+    # How far a rule reaches (past 2200, more dates than planning walks) is checked once its first date is right.
+    problems = [p for p in checked if " runs past " not in p and " dates a year with no end" not in p]
     truth = first_on_or_after(repeat.text, first)
 
     assert (problems == []) == (truth == first), problems
