@@ -172,7 +172,10 @@ def within_reach(parts: list[str], day: date) -> list[str]:
         if all(at.date() <= LAST_DAY for at in dates):
             return parts
     elif not any(p.startswith("UNTIL=") for p in parts):
-        year_later = start.replace(year=start.year + 1, day=min(day.day, 28))
+        try:  # the same day a year later, as validation counts (28 February for the 29th)
+            year_later = start.replace(year=start.year + 1)
+        except ValueError:
+            year_later = start.replace(year=start.year + 1, day=28)
         first_year = sum(1 for _ in itertools.takewhile(lambda at: at < year_later, dates))
         if first_year * (LAST_DAY.year - day.year + 1) <= 40_000:
             return parts
