@@ -75,8 +75,16 @@ def test_a_hostile_title_stored_by_an_earlier_version_is_shown_as_text_by_upcomi
         (("subscribers", "import", "/dev/zero"), "/dev/zero: not a regular file"),
         (("deliveries", "--limit", "0"), "Invalid value for '--limit'"),
         (("done", "hlpf/revised-drat"), "no milestone 'revised-drat' in 'hlpf'"),
+        (("preview", "reminder", "--milestone", "hlpf/submission", "--lang", "xx"),
+         "--lang: 'xx' is not one of ar, zh, en, fr, ru, es"),
+        (("upcoming", "--audience", "nope"), "--audience: no audience 'nope' (known: membership, secretariat)"),
+        (("feed", "--audience", "nope"), "no such feed /feeds/audiences/nope.ics"),
+        (("deliveries", "--milestone", "a/b/c"), "--milestone: give it as TIMELINE/MILESTONE"),
+        (("deliveries", "--milestone", "/b"), "--milestone: give it as TIMELINE/MILESTONE"),
+        (("subscribers", "add", "x@example.org", "--audience", "nope"),
+         "no audience 'nope' (known: membership, secretariat)"),
     ],
-)
+)  # fmt: skip
 def test_every_bad_argument_gets_a_clear_message_and_exit_2(
     env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, args: tuple[str, ...], message: str
 ) -> None:
@@ -206,32 +214,6 @@ def test_publish_refuses_an_out_that_is_not_a_real_folder(
     assert message in " ".join(published.stderr.split())
     assert "Traceback" not in published.stderr and "Error" not in published.stderr
     assert list((tmp_path / "real").iterdir()) == [] and (tmp_path / "file.txt").read_text() == "keep\n"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("preview", "reminder", "--milestone", "hlpf/submission", "--lang", "xx"),
-         "--lang: 'xx' is not one of ar, zh, en, fr, ru, es"),
-        (("upcoming", "--audience", "nope"), "--audience: no audience 'nope' (known: membership, secretariat)"),
-        (("feed", "--audience", "nope"), "no such feed /feeds/audiences/nope.ics"),
-        (("deliveries", "--milestone", "a/b/c"), "--milestone: give it as TIMELINE/MILESTONE"),
-        (("deliveries", "--milestone", "/b"), "--milestone: give it as TIMELINE/MILESTONE"),
-        (("subscribers", "add", "x@example.org", "--audience", "nope"),
-         "no audience 'nope' (known: membership, secretariat)"),
-    ],
-)  # fmt: skip
-def test_more_bad_arguments_get_a_clear_message_and_exit_2(
-    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, args: tuple[str, ...], message: str
-) -> None:
-    write_timeline("hlpf", HLPF)
-    tracker("sync", env=env, cwd=tmp_path)
-
-    result = tracker(*args, env=env, cwd=tmp_path)
-
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert message in " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_a_csv_row_with_an_unknown_audience_is_rejected_at_its_line_even_where_no_timeline_names_one(

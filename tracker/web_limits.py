@@ -233,20 +233,19 @@ def head_capped_protocol(timeout: float = REQUEST_TIMEOUT) -> type[Any]:
         def head_too_slow(self) -> None:
             self.head_timer = None
             if self.heading and not self.transport.is_closing():
-                text = f"The request line and headers did not arrive within {self.head_timeout:g} seconds.\n".encode()
-                self.transport.write(
-                    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                    b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n%s"
-                    % (len(text), text)
-                )
-                self.transport.close()
+                seconds = f"{self.head_timeout:g}"
+                self.answer_and_close(b"408 Request Timeout", f"did not arrive within {seconds} seconds")
 
         def refuse_head(self) -> None:
-            text = f"The request line and headers are larger than {self.head_limit} bytes.\n".encode()
+            self.answer_and_close(b"431 Request Header Fields Too Large", f"are larger than {self.head_limit} bytes")
+
+        def answer_and_close(self, status: bytes, why: str) -> None:
+            """Answer before the app sees the request (its head is not whole), and close the connection."""
+            text = f"The request line and headers {why}.\n".encode()
             self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                 b"content-length: %d\r\nconnection: close\r\nx-content-type-options: nosniff\r\n\r\n%s"
-                % (len(text), text)
+                % (status, len(text), text)
             )
             self.transport.close()
 
