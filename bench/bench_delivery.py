@@ -45,8 +45,9 @@ from sqlmodel import col, func, select
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tracker.models import Delivery, Subscriber  # noqa: E402
-from tracker.store import insert_rows, open_store, transaction  # noqa: E402
+from tracker.store.bulk import insert_rows  # noqa: E402
+from tracker.store.engine import open_store, transaction  # noqa: E402
+from tracker.store.models import Delivery, Subscriber  # noqa: E402
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -73,11 +73,11 @@ from bench.bench_sync import (
     sync_once,
     timed,
 )
-from tracker.calendars import FeedBody
-from tracker.dates import END_OF_DAY, get_zone, local_to_utc, parse_offset
 from tracker.feeds import CalendarInfo, FeedCache, build_feed
-from tracker.planning import MilestoneView
-from tracker.store import open_store
+from tracker.feeds.calendars import FeedBody
+from tracker.store.engine import open_store
+from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc, parse_offset
+from tracker.timelines.views import MilestoneView
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"

@@ -52,11 +52,11 @@ if __package__ in (None, ""):  # run as a script: make the `bench` package impor
 
 from bench.bench_feeds import append_benchmarks, busy_notes, console, free_port, running, services_kept_down
 from bench.bench_sync import BenchError, check, code_version, cpu_model, load_average
-from tracker.dates import END_OF_DAY, get_zone, local_to_utc
 from tracker.emails import EmailRequest, Links, Recipient, Renderer, Sender
-from tracker.mailer import SMTPMailer, flatten
-from tracker.planning import MilestoneView
-from tracker.tokens import make_token
+from tracker.mail.smtp import SMTPMailer, flatten
+from tracker.subscribers.tokens import make_token
+from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc
+from tracker.timelines.views import MilestoneView
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates" / "emails"
@@ -197,7 +197,7 @@ def make_requests(count: int) -> list[EmailRequest]:
 
 
 def links_of(subscriber: int) -> Links:
-    """The links of a subscriber, shaped and signed as tracker.subscribers.links_for makes them."""
+    """The links of a subscriber, shaped and signed as tracker.subscribers.links.LinkMaker makes them."""
     manage, feed = (make_token(SECRET, purpose, subscriber, 1) for purpose in ("manage", "feed"))
     return Links(
         unsubscribe=f"{BASE_URL}/unsubscribe/{manage}",

@@ -46,8 +46,8 @@ from rich.table import Table
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tracker.pipeline import SyncOutcome, forget_earlier_syncs, sync_folder
-from tracker.store import open_store
+from tracker.store.engine import open_store
+from tracker.timelines.pipeline import SyncOutcome, forget_earlier_syncs, sync_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -89,7 +89,7 @@ def _owner(rng: random.Random, audiences: tuple[str, ...]) -> list[str]:
 
 
 def timeline_text(index: int, rng: random.Random) -> str:
-    """One timeline file in the SPEC §3 format, 10 milestones, varied but valid."""
+    """One timeline file in the format of docs/timelines.md, 10 milestones, varied but valid."""
     tid = f"bench-{index:04d}"
     zone = rng.choice(ZONES)
     audiences = AUDIENCES if rng.random() < 0.7 else ()
@@ -152,7 +152,7 @@ def deadline_milestones(index: int, rng: random.Random, meeting: date, audiences
         "    opens_after: draft",
     ]
 
-    # 4. documents before the meeting (SPEC para v)
+    # 4. documents before the meeting (the WG-WSIS rule: "at least 30 days before the meeting")
     lines += ["  - id: documents", "    title: Documents available to the membership", *_owner(rng, audiences)]
     lines.append(f"    due: meeting - {rng.choice(('30d', '4w', '21d'))}")
 

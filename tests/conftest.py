@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from tests.smtp_server import SMTPTestServer, forbid_remote_smtp
-from tracker.store import open_store
+from tracker.store.engine import open_store
 
 pytest_plugins = ["tests.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
 

@@ -11,14 +11,15 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.factories import REPO
-from tracker.completions import DoneRequest, record_done
-from tracker.dispatcher import DispatchConfig, Dispatcher, PassResult
+from tracker.delivery.dispatcher import DispatchConfig, Dispatcher, PassResult
 from tracker.emails import Renderer, Sender
-from tracker.mailer import SMTPMailer
-from tracker.models import Delivery, Subscriber
-from tracker.pipeline import sync_folder
-from tracker.store import load_views, transaction
-from tracker.subscribers import SubscriberInput, save
+from tracker.mail.smtp import SMTPMailer
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery, Subscriber
+from tracker.store.views import load_views
+from tracker.subscribers.registry import SubscriberInput, save
+from tracker.timelines.completions import DoneRequest, record_done
+from tracker.timelines.pipeline import sync_folder
 
 SECRET = b"delivery-tests-secret-key-0123456789"
 ZONE = "Europe/Zurich"

@@ -7,8 +7,8 @@ from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
-from tracker.pipeline import validate_paths
-from tracker.planning import MilestoneView
+from tracker.timelines.pipeline import validate_paths
+from tracker.timelines.views import MilestoneView
 
 REPO = Path(__file__).resolve().parent.parent
 REPO_SCHEDULES = REPO / "schedules"

@@ -21,13 +21,14 @@ from sqlalchemy import Engine
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.test_web import SECRET, serving, subscribe, sync
-from tracker.calendars import Calendars
-from tracker.completions import DoneRequest, record_done
 from tracker.config import Settings
-from tracker.store import load_views, transaction
-from tracker.tokens import make_token
-from tracker.web import create_api
-from tracker.web_forms import form_token
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.subscribers.tokens import make_token
+from tracker.timelines.completions import DoneRequest, record_done
+from tracker.web.app import create_api
+from tracker.web.forms import form_token
 
 LOCALES = Path(__file__).resolve().parent.parent / "locale"
 DRAFT = "        title: Revised draft posted\n"
@@ -215,7 +216,7 @@ def test_openapi_documents_the_api_with_unique_operation_ids(client: httpx.Clien
     assert len(ids) == len(set(ids))
     assert "api" in paths["/api/upcoming"]["get"]["tags"]
     schemas = document["components"]["schemas"]
-    assert {"TimelineOut", "TimelineDetail", "MilestoneOut", "UpcomingItem", "Problem"} <= set(schemas)
+    assert {"TimelineOut", "TimelineDetail", "MilestoneOut", "UpcomingItem", "UnknownId"} <= set(schemas)
 
 
 def test_building_the_openapi_document_gives_no_warning(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from tests.conftest import HLPF, PG_URL, WriteTimeline
 from tests.test_cli import env, tracker
-from tracker.store import open_store
+from tracker.store.engine import open_store
 
 __all__ = ["env"]  # the fixture, shared with test_cli
 

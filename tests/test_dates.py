@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tracker.dates import (
+from tracker.timelines.dates import (
     Absolute,
     DateError,
     Expr,
@@ -28,7 +28,7 @@ from tracker.dates import (
     parse_offset,
     shift,
 )
-from tracker.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
+from tracker.timelines.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
 
 ZURICH = "Europe/Zurich"
 NEW_YORK = "America/New_York"

@@ -28,9 +28,9 @@ from tests.delivery_kit import (
 )
 from tests.factories import REPO
 from tests.smtp_server import SMTPTestServer
-from tracker.models import Subscriber
-from tracker.store import transaction
-from tracker.subscribers import unsubscribe
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.subscribers.registry import unsubscribe
 
 SECRET_TEXT = SECRET.decode()
 
@@ -278,7 +278,7 @@ def test_a_dead_workers_rows_are_sent_by_another_after_the_lease(hlpf: Engine, s
 
 
 def test_a_confirmation_email_goes_to_a_pending_subscriber(engine: Engine, smtp: SMTPTestServer) -> None:
-    from tracker.outbox import queue_confirm
+    from tracker.delivery.outbox import queue_confirm
 
     clock = Clock(at("2017-02-01 09:00"))
     subscriber_id = subscribe(engine, "new@example.org", clock.now, confirmed=False)
@@ -401,9 +401,9 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
     import uvicorn
 
     from tests.test_web import free_port
-    from tracker.calendars import Calendars
     from tracker.config import Settings
-    from tracker.web import create_app
+    from tracker.feeds.calendars import Calendars
+    from tracker.web.app import create_app
 
     clock = Clock(at("2017-02-20 15:00"))
     subscribe(hlpf, "member@example.org", clock.now)
@@ -482,7 +482,7 @@ def test_a_weekly_digest_goes_on_monday_at_the_readers_hour_with_what_is_coming(
 
 
 def test_outcomes_written_through_the_driver_read_back_as_recorded(hlpf: Engine, smtp: SMTPTestServer) -> None:
-    from tracker.outbox import Outcome, OutcomeWriter
+    from tracker.delivery.outbox import Outcome, OutcomeWriter
 
     clock = Clock(at("2017-02-10 09:00"))
     for n in range(4):
@@ -519,25 +519,10 @@ def test_outcomes_written_through_the_driver_read_back_as_recorded(hlpf: Engine,
     )
 
 
-def test_the_links_in_a_batch_are_those_links_for_writes(engine: Engine) -> None:
-    from tracker.dispatcher import LinkMaker
-    from tracker.subscribers import links_for
-
-    now = at("2017-02-10 09:00")
-    ids = [subscribe(engine, "a@example.org", now), subscribe(engine, "b@example.org", now, confirmed=False)]
-    maker = LinkMaker(SECRET, "https://tracker.example.org/", "Tracker <tracker@example.org>")
-    with transaction(engine) as session:
-        for subscriber_id in ids:
-            subscriber = session.get(Subscriber, subscriber_id)
-            assert subscriber is not None
-            expected = links_for(subscriber, SECRET, "https://tracker.example.org/", "Tracker <tracker@example.org>")
-            assert maker.of(subscriber) == expected
-
-
 def test_claims_grow_with_the_sending_rate_and_shrink_behind_a_slow_relay() -> None:
     import asyncio
 
-    from tracker.dispatcher import Backlog
+    from tracker.delivery.dispatcher import Backlog
 
     async def scenario() -> list[int]:
         now = [0.0]
@@ -561,7 +546,7 @@ def test_claims_grow_with_the_sending_rate_and_shrink_behind_a_slow_relay() -> N
 def test_the_next_claim_waits_until_half_of_the_last_is_left() -> None:
     import asyncio
 
-    from tracker.dispatcher import Backlog
+    from tracker.delivery.dispatcher import Backlog
 
     async def scenario() -> list[int]:
         backlog = Backlog(low=8, high=256)
@@ -584,7 +569,7 @@ def test_a_lost_connection_to_the_store_mid_pass_loses_and_doubles_nothing(hlpf:
 
     from sqlalchemy import text
 
-    from tracker.outbox import WRITER_NAME
+    from tracker.delivery.outbox import WRITER_NAME
 
     if hlpf.dialect.name != "postgresql":
         pytest.skip("cutting the outcome writer's connection needs PostgreSQL: set TRACKER_TEST_DATABASE_URL")
@@ -624,7 +609,7 @@ def test_when_the_outcome_writer_cannot_connect_the_pass_records_through_the_poo
 
     import psycopg
 
-    from tracker.outbox import OutcomeWriter
+    from tracker.delivery.outbox import OutcomeWriter
 
     if hlpf.dialect.name != "postgresql":
         pytest.skip("the asynchronous outcome writer is PostgreSQL's: set TRACKER_TEST_DATABASE_URL")

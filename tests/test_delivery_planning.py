@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from tests.delivery_kit import at
 from tests.factories import make_view
-from tracker.dates import parse_offset
-from tracker.planning import Occurrence, Reader, next_digest, plan_digests, plan_reminders, reminder_at
+from tracker.delivery.planning import Reader, next_digest, plan_digests, plan_reminders, reminder_at
+from tracker.timelines.dates import parse_offset
+from tracker.timelines.views import Occurrence
 
 MEMBER = Reader(1, ("membership",), None, None, "Europe/Zurich")
 SECRETARIAT = Reader(2, ("secretariat",), None, None, "Europe/Zurich")
@@ -71,7 +72,7 @@ def test_nothing_is_planned_beyond_the_horizon_past_the_deadline_or_once_done() 
     assert [w.slot for w in planned] == ["14d"]  # the 1d reminder (9 March) is beyond the horizon
     late = plan_reminders([view], [MEMBER], now=at("2017-03-11 00:00"), horizon=timedelta(days=7), reminder_hour=9)
     assert late == []
-    from tracker.planning import CompletionView
+    from tracker.timelines.views import CompletionView
 
     done = make_view(reminders=("14d",), completions={"": CompletionView(at("2017-02-19 10:00"))})
     assert plan_reminders([done], [MEMBER], now=now, horizon=timedelta(days=7), reminder_hour=9) == []

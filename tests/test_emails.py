@@ -27,7 +27,6 @@ from tests import factories
 from tests.factories import REPO
 from tracker.emails import (
     KINDS,
-    LANGUAGES,
     EmailRequest,
     Kind,
     Links,
@@ -40,7 +39,8 @@ from tracker.emails import (
 )
 from tracker.emails import render as render_module
 from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, item_uid
-from tracker.planning import CompletionView, MilestoneView, Occurrence, list_upcoming
+from tracker.i18n import LANGUAGES
+from tracker.timelines.views import CompletionView, MilestoneView, Occurrence, list_upcoming
 
 TEMPLATES = REPO / "templates" / "emails"
 LOCALES = REPO / "locale"

@@ -21,7 +21,6 @@ from tests import factories
 from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.factories import REPO_SCHEDULES
 from tracker import feeds
-from tracker.dates import END_OF_DAY, get_zone, local_to_utc
 from tracker.feeds import (
     CalendarInfo,
     FeedCache,
@@ -32,9 +31,11 @@ from tracker.feeds import (
     select_views,
     vtimezone_bytes,
 )
-from tracker.pipeline import sync_folder
-from tracker.planning import CompletionView, MilestoneView, expand
-from tracker.store import load_views, transaction
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc
+from tracker.timelines.pipeline import sync_folder
+from tracker.timelines.views import CompletionView, MilestoneView, expand
 
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)
 GRACE = timedelta(days=30)
@@ -951,7 +952,8 @@ BUILD_IN_ANOTHER_PROCESS = """
 import sys
 from datetime import UTC, datetime, timedelta
 from tracker.feeds import CalendarInfo, build_feed
-from tracker.store import load_views, open_store, transaction
+from tracker.store.views import load_views
+from tracker.store.engine import open_store, transaction
 engine = open_store(sys.argv[1])
 with transaction(engine) as session:
     views = load_views(session)
@@ -991,7 +993,7 @@ def test_an_item_no_calendar_can_take_is_left_out_and_every_other_item_served() 
 
 
 def test_a_stored_offset_out_of_range_loses_its_alarm_not_its_item() -> None:
-    from tracker.planning import screen_views
+    from tracker.timelines.screening import screen_views
 
     set_aside: dict[str, str] = {}
     [view] = screen_views([make_view(reminders=("99999w", "7d"))], set_aside)

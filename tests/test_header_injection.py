@@ -36,11 +36,11 @@ from tests.smtp_server import SMTPTestServer
 from tests.test_emails import DRAFT, LOCALES, PEOPLE, SENDER, TEMPLATES, make_request, make_view
 from tests.test_subscribe_http import running
 from tests.test_web import SECRET
-from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.emails import KINDS, EmailRequest, Kind, Recipient, Renderer
-from tracker.web import create_app
-from tracker.web_signups import Signups
+from tracker.feeds.calendars import Calendars
+from tracker.web.app import create_app
+from tracker.web.signups import Signups
 
 ATTACK = (
     "=?utf-8?q?=0D=0AReply-To:_attacker@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0A"

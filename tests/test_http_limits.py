@@ -29,14 +29,14 @@ from tests.processes import TRACKER, free_port, wait_for
 from tests.smtp_server import SMTPTestServer
 from tests.test_subscribe_http import BASE, running, stored
 from tests.test_web import SECRET, subscribe, sync
-from tracker.calendars import Calendars
 from tracker.config import Settings
+from tracker.delivery.outbox import queue_confirm
+from tracker.feeds.calendars import Calendars
 from tracker.metrics import Metrics
-from tracker.models import Subscriber
-from tracker.outbox import queue_confirm
-from tracker.store import transaction
-from tracker.web import create_app
-from tracker.web_signups import Signups
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.web.app import create_app
+from tracker.web.signups import Signups
 
 ADMIN = "admin-token-for-the-http-limit-tests-0123"
 METRICS = "metrics-token-for-the-http-limit-tests-45"

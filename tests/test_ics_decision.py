@@ -1,4 +1,4 @@
-"""Why feeds use icalendar and not `ics` (SPEC §2, docs/decisions.md): the same deadline through both."""
+"""Why feeds use icalendar and not `ics` (docs/decisions.md): the same deadline through both."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import ics  # type: ignore[import-untyped]  # test-only dependency, kept out of the runtime
 from icalendar import Calendar
 
-from tracker.dates import END_OF_DAY, local_to_utc
 from tracker.feeds import CalendarInfo, build_feed
-from tracker.planning import MilestoneView
+from tracker.timelines.dates import END_OF_DAY, local_to_utc
+from tracker.timelines.views import MilestoneView
 
 ZURICH = ZoneInfo("Europe/Zurich")
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)

@@ -15,10 +15,11 @@ from tests.smtp_server import SMTPTestServer
 from tests.test_web import SECRET, serving, subscribe, sync
 from tracker.emails import EmailRequest, Recipient, Renderer, Sender
 from tracker.feeds import item_uid
-from tracker.mailer import SMTPMailer
-from tracker.models import Subscriber
-from tracker.store import load_views, transaction
-from tracker.subscribers import links_for
+from tracker.mail.smtp import SMTPMailer
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.store.views import load_views
+from tracker.subscribers.links import LinkMaker
 
 
 def send(mailer_url: str, message: object) -> str:
@@ -45,7 +46,7 @@ def test_a_rendered_reminder_arrives_whole_and_its_one_click_link_unsubscribes(
             view = next(v for v in load_views(session) if v.key == "member-comments")
             subscriber = session.get(Subscriber, subscriber_id)
             assert subscriber is not None
-            links = links_for(subscriber, SECRET, base, "Tracker <tracker@tracker.example.org>")
+            links = LinkMaker(SECRET, base, "Tracker <tracker@tracker.example.org>").of(subscriber)
         sender = Sender("Tracker <tracker@tracker.example.org>", base, "<deadlines.tracker.example.org>")
         renderer = Renderer(REPO / "templates" / "emails", REPO / "locale", sender)
         request = EmailRequest("reminder", Recipient(subscriber.email, "Amina", "fr", "Africa/Dakar"), links,

@@ -22,17 +22,9 @@ from tests.smtp_server import (
 )
 from tests.test_emails import LOCALES, SENDER, TEMPLATES, make_request
 from tracker.emails import Renderer
-from tracker.mailer import (
-    DeliveryError,
-    DirectoryMailer,
-    RateLimiter,
-    SMTPMailer,
-    SMTPServer,
-    eml_name,
-    make_envelope,
-    make_mailer,
-    parse_smtp_url,
-)
+from tracker.mail import make_mailer
+from tracker.mail.directory import DirectoryMailer, eml_name
+from tracker.mail.smtp import DeliveryError, RateLimiter, SMTPMailer, SMTPServer, make_envelope, parse_smtp_url
 
 P = ParamSpec("P")
 TEST_TIMEOUT = 10.0
@@ -618,7 +610,7 @@ async def test_it_delivers_bytes_as_they_are_to_the_envelope_given(smtp: SMTPTes
 def test_bytes_go_on_the_wire_as_aiosmtplib_would_send_them(data: bytes) -> None:
     from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-    from tracker.mailer import on_the_wire
+    from tracker.mail.smtp import on_the_wire
 
     # aiosmtplib's own DATA step is the reference: the shortcut for clean bytes must change nothing.
     assert on_the_wire(data) == PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"

@@ -12,9 +12,9 @@ import pytest
 
 from tests.factories import make_view
 from tests.test_pages import client  # noqa: F401 (the served store of the timeline page tests)
-from tracker.planning import Occurrence
-from tracker.web_layout import accepted, choose, languages
-from tracker.web_pages import time_left
+from tracker.timelines.views import Occurrence
+from tracker.web.layout import accepted, choose, languages
+from tracker.web.pages import left_text
 
 ZURICH_NOON = datetime(2017, 3, 10, 11, 0, tzinfo=UTC)
 
@@ -170,4 +170,4 @@ def test_time_left_counts_calendar_days_in_the_timeline_s_zone(
 ) -> None:
     view = make_view(due_at=due, all_day=all_day, zone="Europe/Zurich")
 
-    assert time_left(Occurrence(view, "", due, None, None), now, languages()["en"]) == left
+    assert left_text(Occurrence(view, "", due, None, None), now, languages()["en"]) == left

@@ -16,12 +16,13 @@ from sqlalchemy import Engine
 from tests.conftest import NOW, WriteTimeline
 from tests.factories import DRAFTING, MEETING, YEARLY, make_view
 from tests.test_web import serving, sync
-from tracker.emails.words import untranslated
-from tracker.planning import CompletionView, MilestoneView
-from tracker.store import load_views, transaction
-from tracker.timeline_svg import draw_timeline, link_words, plan_picture, read_link
-from tracker.web_layout import PageLanguage, languages
-from tracker.web_pages import feed_links, render_overview, render_timeline
+from tracker.i18n.languages import untranslated
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.timelines.views import CompletionView, MilestoneView
+from tracker.web.layout import PageLanguage, languages
+from tracker.web.pages import feed_links, render_overview, render_timeline
+from tracker.web.picture import draw_timeline, link_words, plan_picture, read_link
 
 SVG = "{http://www.w3.org/2000/svg}"
 CLOCK = datetime(2017, 3, 1, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests import factories
-from tracker.planning import CompletionView, MilestoneView, concerns, list_upcoming, nearest_occurrence
+from tracker.timelines.views import CompletionView, MilestoneView, concerns, list_upcoming, nearest_occurrence
 
 NOW = datetime(2017, 2, 1, 8, 0, tzinfo=UTC)
 

@@ -31,15 +31,15 @@ from tests.test_delivery import cli_env
 from tests.test_subscribe_http import AMINA, BASE, running, stored
 from tests.test_web import SECRET as SERVING_SECRET
 from tests.test_web import serving
-from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.emails import EmailRequest
+from tracker.feeds.calendars import Calendars
 from tracker.metrics import Metrics
-from tracker.models import Delivery, Event, Milestone, Subscriber, Timeline
-from tracker.store import transaction
-from tracker.tokens import make_token
-from tracker.web import create_app
-from tracker.web_signups import Signups
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery, Event, Milestone, Subscriber, Timeline
+from tracker.subscribers.tokens import make_token
+from tracker.web.app import create_app
+from tracker.web.signups import Signups
 
 SECRETARIAT = ("secretariat",)
 # Reminder offsets as an older version stored them, or a hand edit left them: each stopped every pass.
@@ -191,7 +191,7 @@ def test_a_subscriber_whose_stored_offsets_do_not_read_is_quarantined_and_the_ot
 def test_a_subscriber_fixed_on_the_preferences_page_leaves_the_quarantine(
     hlpf: Engine, smtp: SMTPTestServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tracker.quarantine")
+    caplog.set_level(logging.INFO, logger="tracker.store.quarantine")
     clock = Clock(at("2017-02-10 08:00"))
     poisoned = subscribe(hlpf, "poisoned@example.org", clock.now, audiences=SECRETARIAT)
     set_subscriber(hlpf, poisoned, reminders=["6999993d"])
@@ -421,7 +421,7 @@ def deadline(seconds: float) -> Iterator[None]:
 )
 def test_a_stored_rule_that_would_hold_a_core_is_refused_within_a_second(rule: str, first: str, problem: str) -> None:
     from tests.factories import make_view
-    from tracker.planning import expand
+    from tracker.timelines.views import expand
 
     view = make_view(repeat=rule, due_at=at(f"{first} 23:59:59"))
     now = at("2025-01-01 00:00")

@@ -16,10 +16,10 @@ from tests.delivery_kit import Clock, at, deliver, make_dispatcher, rows, subscr
 from tests.factories import REPO
 from tests.smtp_server import SMTPTestServer
 from tests.test_delivery import cli_env
-from tracker.dispatcher import Dispatcher
+from tracker.delivery.dispatcher import Dispatcher
+from tracker.delivery.rendering import Recipe, Rendered, RenderHelper, prepare
 from tracker.emails import Sender
-from tracker.mailer import WireReady, on_the_wire
-from tracker.rendering import Recipe, Rendered, RenderHelper, prepare
+from tracker.mail.smtp import WireReady, on_the_wire
 
 LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar")
 START = 60.0  # seconds a spawned helper may take to import and build its renderer on a slow machine
@@ -90,7 +90,7 @@ def test_when_the_helper_dies_the_pass_renders_here_and_loses_nothing(
     helper = with_helper(dispatcher)
     assert helper.pid is not None
     os.kill(helper.pid, signal.SIGKILL)
-    with caplog.at_level(logging.WARNING, logger="tracker.rendering"):
+    with caplog.at_level(logging.WARNING, logger="tracker.delivery.rendering"):
         result = deliver(dispatcher)
     assert (result.sent, result.rendered_ahead) == (24, 0)
     assert dispatcher.renderer.contents.made > 0

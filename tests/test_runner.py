@@ -19,8 +19,8 @@ from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.test_web import free_port
-from tracker.models import Milestone
-from tracker.store import open_store, transaction
+from tracker.store.engine import open_store, transaction
+from tracker.store.models import Milestone
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
 

@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
-from tracker import schedules as schedules_module
-from tracker import subscribers
-from tracker.emails import words
-from tracker.pipeline import validate_paths
-from tracker.schedules import find_files, load_schedules, load_text, read_files
+from tracker.timelines.files import find_files, load_schedules, load_text, read_files
+from tracker.timelines.pipeline import validate_paths
 
 
 def problems_in(folder: Path, text: str, name: str = "prizes.yaml") -> list[str]:
@@ -860,10 +857,6 @@ def test_it_rejects_an_empty_or_non_text_translation_and_a_language_given_twice(
         "schedules/prizes.yaml:10: 'title' must be text, or languages and their text (en: ..., fr: ...)",
         "schedules/prizes.yaml:13: 'title.en' is empty",
     ]
-
-
-def test_titles_are_written_in_the_languages_emails_and_subscribers_know() -> None:
-    assert schedules_module.LANGUAGES == words.LANGUAGES == subscribers.LANGUAGES
 
 
 def test_files_read_ahead_load_exactly_as_files_read_here(folder: Path) -> None:

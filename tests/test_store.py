@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import select
 
-from tracker.models import Event, Timeline
-from tracker.store import insert_rows, open_store, transaction
+from tracker.store.bulk import insert_rows
+from tracker.store.engine import open_store, transaction
+from tracker.store.models import Event, Timeline
 
 START = "from tracker.store import open_store; open_store({url!r}).dispose()"
 
@@ -109,7 +110,7 @@ def test_the_head_revision_the_store_checks_is_the_newest_migration() -> None:
     # A store at HEAD_REVISION opens without running Alembic: a new migration must move it.
     from alembic.script import ScriptDirectory
 
-    from tracker.store import HEAD_REVISION, MIGRATIONS
+    from tracker.store.engine import HEAD_REVISION, MIGRATIONS
 
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD_REVISION
 
@@ -118,7 +119,7 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
     from alembic import command
     from alembic.config import Config
 
-    from tracker.store import HEAD_REVISION, MIGRATIONS, stored_revision
+    from tracker.store.engine import HEAD_REVISION, MIGRATIONS, stored_revision
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = open_store(url)

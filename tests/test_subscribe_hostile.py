@@ -20,13 +20,13 @@ from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.delivery_kit import SECRET, Clock, deliver, make_dispatcher, sync
 from tests.smtp_server import ReceivedMail, SMTPTestServer
 from tests.test_subscribe_http import running
-from tracker import web_signups
-from tracker.calendars import Calendars
 from tracker.config import Settings
-from tracker.models import Subscriber
-from tracker.store import transaction
-from tracker.web import create_app
-from tracker.web_signups import Signups
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.web import signups as signups_module
+from tracker.web.app import create_app
+from tracker.web.signups import Signups
 
 BASE = "https://tracker.example.org"
 T = TypeVar("T")
@@ -203,7 +203,7 @@ def test_a_place_whose_work_never_comes_is_freed_after_a_while(monkeypatch: pyte
     assert signups.reserve() is not None  # its answer failed to send: its work never comes
     assert signups.reserve() is None
 
-    monkeypatch.setattr(web_signups, "RESERVED_FOR", 0.0)
+    monkeypatch.setattr(signups_module, "RESERVED_FOR", 0.0)
 
     assert signups.reserve() is not None
     signups.close()

@@ -20,14 +20,14 @@ from starlette.types import ASGIApp
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.test_web import SECRET, free_port, subscribe, sync
-from tracker.calendars import Calendars
 from tracker.config import Settings
-from tracker.models import Delivery, Event, Subscriber
-from tracker.ratelimit import SlidingWindow, client_key
-from tracker.store import transaction
-from tracker.tokens import make_token
-from tracker.web import create_app
-from tracker.web_signups import Signups
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery, Event, Subscriber
+from tracker.subscribers.tokens import make_token
+from tracker.web.app import create_app
+from tracker.web.ratelimit import SlidingWindow, client_key
+from tracker.web.signups import Signups
 
 BASE = "https://tracker.example.org"
 AMINA = {"email": "amina@mission.example.org", "name": "Amina Diallo", "language": "fr", "timezone": "Africa/Dakar",

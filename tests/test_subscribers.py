@@ -15,10 +15,10 @@ from sqlmodel import select
 from tests.conftest import HLPF, MEETING, WriteTimeline
 from tests.delivery_kit import sync
 from tests.test_cli import tracker
-from tracker.models import Delivery, Event, Subscriber
-from tracker.store import open_store, transaction
-from tracker.subscribers import Known, SubscriberError, check_input, find, known_names, parse_csv, rotate, save
-from tracker.tokens import make_token, read_token
+from tracker.store.engine import open_store, transaction
+from tracker.store.models import Delivery, Event, Subscriber
+from tracker.subscribers.registry import Known, SubscriberError, check_input, find, known_names, parse_csv, rotate, save
+from tracker.subscribers.tokens import make_token, read_token
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 KNOWN = Known(frozenset({"hlpf", "cwg-32"}), frozenset({"membership", "secretariat"}))

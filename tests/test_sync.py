@@ -10,12 +10,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tracker import sync as sync_module
-from tracker.completions import DoneRequest, record_done
-from tracker.models import CompletionRecord, Event, Milestone, Timeline
-from tracker.pipeline import SyncOutcome, sync_folder
-from tracker.schedules import load_schedules
-from tracker.store import load_views, transaction
+from tracker.store.engine import transaction
+from tracker.store.models import CompletionRecord, Event, Milestone, Timeline
+from tracker.store.views import load_views
+from tracker.timelines import sync as sync_module
+from tracker.timelines.completions import DoneRequest, record_done
+from tracker.timelines.files import load_schedules
+from tracker.timelines.pipeline import SyncOutcome, sync_folder
 
 DEFAULTS = ["14d", "7d", "1d"]
 

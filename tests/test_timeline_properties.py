@@ -29,15 +29,17 @@ from rich.console import Console
 from sqlalchemy import Engine, delete
 from starlette.testclient import TestClient
 
-from tracker.calendars import Calendars
 from tracker.config import Settings
+from tracker.delivery.planning import Reader, plan_reminders
 from tracker.display import upcoming_json, upcoming_table
-from tracker.models import CompletionRecord, Event, Milestone, SyncState, Timeline
-from tracker.pipeline import sync_folder, validate_paths
-from tracker.planning import Reader, list_upcoming, nearest_occurrence, plan_reminders
-from tracker.repeats import check_first_date, read_repeat
-from tracker.store import load_views, transaction
-from tracker.web import create_app
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.models import CompletionRecord, Event, Milestone, SyncState, Timeline
+from tracker.store.views import load_views
+from tracker.timelines.pipeline import sync_folder, validate_paths
+from tracker.timelines.repeats import check_first_date, read_repeat
+from tracker.timelines.views import list_upcoming, nearest_occurrence
+from tracker.web.app import create_app
 
 ZONES = ["Europe/Zurich", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "Pacific/Chatham",
          "America/Sao_Paulo", "Pacific/Apia", "Europe/London", "America/St_Johns", "Asia/Tokyo", "UTC"]  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.tokens import SecretKeyError, load_secret_key, make_token, read_token
+from tracker.subscribers.tokens import SecretKeyError, load_secret_key, make_token, read_token
 
 SECRET = b"k" * 48
 

@@ -23,14 +23,14 @@ from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tests.factories import REPO
-from tracker.calendars import Calendars
 from tracker.config import Settings
-from tracker.models import Subscriber
-from tracker.pipeline import sync_folder
-from tracker.store import transaction
-from tracker.subscribers import Known, check_input, rotate, save
-from tracker.tokens import make_token
-from tracker.web import FeedFastPath, create_app
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.subscribers.registry import Known, check_input, rotate, save
+from tracker.subscribers.tokens import make_token
+from tracker.timelines.pipeline import sync_folder
+from tracker.web.app import FeedFastPath, create_app
 
 SECRET = b"test-secret-" * 4
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from tracker.dates import DateError, get_zone, parse_reminder
 from tracker.text import CONTROLS
+from tracker.timelines.dates import DateError, get_zone, parse_reminder
 
 # C0, DEL, C1 and the Unicode line and paragraph separators: none belongs in a header.
 MAX_DEFAULT_REMINDERS = 10
@@ -55,13 +55,14 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     # A pass with more rows due renders ahead in a helper process, on another core; 0: never.
+    # Below about this many rows, starting a process costs more than it saves.
     render_helper_after: int = Field(default=2000, ge=0)
     cancelled_grace_days: int = Field(default=30, ge=0)  # how long feeds keep cancelled items
     # POST /subscribe per client (IP address, or IPv6 /64) in any subscribe_window seconds; per address,
     # confirmation emails have their own limit in the outbox.
     subscribe_limit: int = Field(default=20, ge=1)
     subscribe_window: int = Field(default=600, ge=1)
-    # The delivery engine (SPEC §7).
+    # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
     lease: float = Field(default=30.0, gt=0)  # seconds a claimed row is held before another instance may take it
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
         if not value.strip():
             return value  # no relay: mail is written to TRACKER_OUTBOX_DIR
         # Here, not at the top: the mailer imports aiosmtplib, which most commands never need.
-        from tracker.mailer import parse_smtp_url
+        from tracker.mail.smtp import parse_smtp_url
 
         try:
             parse_smtp_url(value.strip())

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from tracker.dates import get_zone
-from tracker.planning import Occurrence
 from tracker.text import BIDI_CONTROLS
+from tracker.timelines.dates import get_zone
+from tracker.timelines.views import Occurrence
 
 if TYPE_CHECKING:  # the delivery path prints no changes: no need to load the schedule parser
-    from tracker.diff import Change
+    from tracker.timelines.diff import Change
 
 # Line and paragraph separators end a line in some terminals; bidi overrides and isolates
 # reorder what follows them, so a file name or title could show as something it is not.

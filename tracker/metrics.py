@@ -11,17 +11,18 @@ whether an address they tried was already subscribed. `tracker deliveries` shows
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from tracker.mailer import DeliveryError
-from tracker.models import Delivery
-from tracker.quarantine import count_quarantine
-from tracker.store import transaction
+from tracker.clock import utc_now
+from tracker.mail.smtp import DeliveryError
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery
+from tracker.store.quarantine import count_quarantine
 
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400)
 PRIVATE_KINDS = ("confirm",)  # sent because one address was asked for: not counted
@@ -48,7 +49,7 @@ class Metrics:
             "tracker_smtp_errors", "Failed sends by class and stage", ["class", "stage"], registry=self.registry
         )
         if engine is not None:
-            self.registry.register(StoreCollector(engine, clock or (lambda: datetime.now(UTC))))
+            self.registry.register(StoreCollector(engine, clock or utc_now))
 
     def sent(self, kind: str, seconds: float, late: float) -> None:
         if kind in PRIVATE_KINDS:

@@ -25,17 +25,18 @@ from rich.logging import RichHandler
 from sqlalchemy import Engine
 from watchfiles import awatch
 
-from tracker.calendars import Calendars
 from tracker.config import Settings
-from tracker.dispatcher import make_dispatcher
+from tracker.delivery.dispatcher import make_dispatcher
+from tracker.delivery.scheduler import DeliveryScheduler
 from tracker.display import change_line, format_at, format_distance, summarise
-from tracker.pipeline import sync_folder
-from tracker.planning import list_upcoming
-from tracker.scheduler import DeliveryScheduler
-from tracker.schedules import find_files
-from tracker.store import load_views, transaction
-from tracker.web import create_app
-from tracker.web_limits import server_options
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.timelines.files import find_files
+from tracker.timelines.pipeline import sync_folder
+from tracker.timelines.views import list_upcoming
+from tracker.web.app import create_app
+from tracker.web.limits import server_options
 
 log = logging.getLogger("tracker")
 

@@ -43,3 +43,17 @@ def describe(char: str) -> str:
     if char in "\r\n":
         what = "a line break"
     return f"{what} (U+{ord(char):04X})"
+
+
+MAX_REASON = 300  # characters of a reason kept: an exception's text can quote a whole value
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, as describe_text makes it."""
+    return describe_text(f"{type(exc).__name__}: {exc}")
+
+
+def describe_text(text: str) -> str:
+    """One bounded printable line, safe for a log line, a stored row and a terminal."""
+    text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"

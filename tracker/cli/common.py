@@ -16,13 +16,13 @@ from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from tracker.calendars import Calendars
 from tracker.cli.console import TerminalConsole, styled
 from tracker.config import Settings, get_settings
-from tracker.dates import DateError, parse_when
-from tracker.schedules import Problem, find_files
-from tracker.store import open_store
-from tracker.tokens import SecretKeyError, load_secret_key
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import open_store
+from tracker.subscribers.tokens import SecretKeyError, load_secret_key
+from tracker.timelines.dates import DateError, parse_when
+from tracker.timelines.files import FileProblem, find_files
 
 app = typer.Typer(
     help="Tracker: deadlines of a working group, as code, calendars and reminders.",
@@ -66,7 +66,7 @@ def store() -> Engine:
         fail(f"cannot open the store at {settings().database_url}: {exc.__class__.__name__}: {exc}", 2)
 
 
-def print_problems(problems: list[Problem]) -> None:
+def print_problems(problems: list[FileProblem]) -> None:
     for problem in problems:
         err.print(str(problem), soft_wrap=True)
     files = len({p.path for p in problems})

@@ -14,12 +14,12 @@ from sqlmodel import Session, col, select
 
 from tracker.cli.common import app, err, fail, out, print_json, secret_key, settings, store, when
 from tracker.cli.console import styled
-from tracker.dispatcher import PassResult, make_dispatcher
+from tracker.delivery.dispatcher import PassResult, make_dispatcher
+from tracker.delivery.outbox import Replan
 from tracker.display import format_at
-from tracker.models import Delivery, Quarantine, Subscriber
-from tracker.outbox import Replan
-from tracker.quarantine import list_quarantine
-from tracker.store import transaction
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery, Quarantine, Subscriber
+from tracker.store.quarantine import list_quarantine
 
 STATES = ("planned", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
 

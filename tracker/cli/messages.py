@@ -12,12 +12,15 @@ import typer
 from sqlmodel import Session
 
 from tracker.cli.common import app, fail, now_utc, secret_key, settings, store
-from tracker.dates import suggest
-from tracker.emails import KINDS, LANGUAGES, EmailRequest, Recipient, Renderer, Sender
-from tracker.models import Subscriber
-from tracker.planning import MilestoneView, expand, follows, list_upcoming
-from tracker.store import load_views, transaction
-from tracker.subscribers import find, links_for
+from tracker.emails import KINDS, EmailRequest, Recipient, Renderer, Sender
+from tracker.i18n import LANGUAGES
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.store.views import load_views
+from tracker.subscribers.links import LinkMaker
+from tracker.subscribers.registry import find
+from tracker.timelines.dates import suggest
+from tracker.timelines.views import MilestoneView, expand, follows, list_upcoming
 
 
 @app.command()
@@ -77,7 +80,7 @@ def build_preview(
     renderer = Renderer(config.templates, config.locales, Sender(config.from_address, config.base_url,
                         f"<deadlines.{host}>", config.reminder_hour))  # fmt: skip
     recipient = Recipient(subscriber.email, subscriber.name, lang or subscriber.language, subscriber.timezone)
-    links = links_for(subscriber, secret_key(), config.base_url, config.from_address)
+    links = LinkMaker(secret_key(), config.base_url, config.from_address).of(subscriber)
     next_at = None
     if view is not None:
         coming = expand(view, now, now + timedelta(days=800))

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from tracker.calendars import FeedRef
 from tracker.cli.common import app, calendars, err, fail, out, secret_key, settings, store
 from tracker.cli.console import styled
+from tracker.feeds.calendars import FeedRef
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default: TRACKER_HOST)")]
 PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRACKER_PORT)")]
@@ -50,8 +50,9 @@ def feed(
 @app.command()
 def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
     """Write every public feed, byte for byte what `tracker serve` sends, and the public pages in six languages."""
-    from tracker.store import load_views, transaction
-    from tracker.web_static import Site, SiteError, static_pages, write_pages
+    from tracker.store.engine import transaction
+    from tracker.store.views import load_views
+    from tracker.web.static import Site, SiteError, static_pages, write_pages
 
     check_site_folder(out_dir)
     engine = store()
@@ -98,8 +99,8 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     """HTTP only: feeds and the health check."""
     import uvicorn
 
-    from tracker.web import create_app
-    from tracker.web_limits import server_options
+    from tracker.web.app import create_app
+    from tracker.web.limits import server_options
 
     config = settings()
     engine = store()

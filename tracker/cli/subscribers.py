@@ -12,11 +12,10 @@ from sqlmodel import Session, select
 
 from tracker.cli.common import app, err, fail, now_utc, out, print_json, print_problems, settings, store
 from tracker.cli.console import styled
-from tracker.dates import suggest
-from tracker.models import Subscriber
-from tracker.store import transaction
-from tracker.subscribers import (
-    LANGUAGES,
+from tracker.i18n import LANGUAGES
+from tracker.store.engine import transaction
+from tracker.store.models import Subscriber
+from tracker.subscribers.registry import (
     Outcome,
     SubscriberError,
     check_input,
@@ -28,7 +27,8 @@ from tracker.subscribers import (
     save,
     unsubscribe,
 )
-from tracker.tokens import Purpose
+from tracker.subscribers.tokens import Purpose
+from tracker.timelines.dates import suggest
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
 group = typer.Typer(help="Manage who receives reminders.", no_args_is_help=True)

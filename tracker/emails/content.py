@@ -25,8 +25,8 @@ from tracker.emails.fields import text_header
 from tracker.emails.mime import CRLF, multipart, multipart_header
 
 if TYPE_CHECKING:
-    from tracker.emails.render import EmailRequest
-    from tracker.planning import MilestoneView
+    from tracker.emails.requests import EmailRequest
+    from tracker.timelines.views import MilestoneView
 
 T = TypeVar("T")
 # Every value of a request that differs between recipients of the same text, in this order.

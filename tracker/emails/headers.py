@@ -25,7 +25,7 @@ from tracker.emails.fields import (
 from tracker.emails.mime import HEADERS_POLICY, date_header, date_value
 
 if TYPE_CHECKING:
-    from tracker.emails.render import EmailRequest, Sender
+    from tracker.emails.requests import EmailRequest, Sender
 
 __all__ = ["BULK_HEADERS", "Letterhead", "make_message", "message_id", "one_line"]
 

@@ -1,6 +1,6 @@
 """A message's parts written directly, as the email package would write them, without its cost.
 
-At volume the email package is most of the cost of a reminder (about 3 ms of it): it parses
+At volume the email package is most of the cost of a reminder (BENCHMARKS.md): it parses
 every header it is given, folds it again on output, and encodes bodies in pure Python. Here the
 multipart frame and the Date are written directly; the other header fields are written from text
 by `fields`, on both paths, never by the email package.

@@ -4,87 +4,39 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from jinja2 import Template
 
-from tracker.dates import parse_offset
 from tracker.emails.content import LRU, Content, Placeholders, content_key, make_content, personal_values
 from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
 from tracker.emails.mime import HEADERS_POLICY, POLICY
-from tracker.emails.words import (
-    LANGUAGES,
-    Language,
-    choose_language,
+from tracker.emails.requests import EmailRequest, Sender
+from tracker.feeds import CalendarInfo, build_item_calendar
+from tracker.i18n import LANGUAGES
+from tracker.i18n.languages import Language, choose_language, load_language
+from tracker.i18n.wording import (
     describe_item,
     describe_previous,
     due_text,
     group_weeks,
     item_words,
-    load_language,
     occurrence_of,
     reader_zone,
     when_text,
 )
-from tracker.feeds import CalendarInfo, build_item_calendar, timeline_page
-from tracker.planning import MilestoneView, Occurrence, timeline_title_in
+from tracker.links import timeline_page
+from tracker.timelines.dates import parse_offset
+from tracker.timelines.views import MilestoneView, timeline_title_in
 
-Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
-KINDS: tuple[Kind, ...] = get_args(Kind)
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str
-    language: str
-    timezone: str
-
-
-@dataclass(frozen=True)
-class Links:
-    unsubscribe: str
-    unsubscribe_mailto: str
-    preferences: str
-    feed: str
-    confirm: str | None = None
-
-
-@dataclass(frozen=True)
-class EmailRequest:
-    """One message to render: its kind, for whom, about what."""
-
-    kind: Kind
-    recipient: Recipient
-    links: Links
-    key: str  # the delivery's unique key, e.g. "reminder:42:hlpf/revised-draft:2017-02-24:7d" → Message-ID
-    now: datetime  # aware; the Date header
-    view: MilestoneView | None = None  # all kinds except confirm/digest
-    due_at: datetime | None = None  # this occurrence's instant (repeating milestones)
-    old_at: datetime | None = None  # "changed": the previous instant
-    offset: str | None = None  # "reminder": "7d", "4h"
-    digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
-    predecessor: MilestoneView | None = None  # "opened": the milestone whose completion opened this one
-    subscribed_to: Sequence[str] = ()  # "confirm": titles of the timelines followed (empty: all)
-
-
-@dataclass(frozen=True)
-class Sender:
-    from_address: str  # "Tracker <tracker@localhost>"
-    base_url: str  # "http://127.0.0.1:8000": links and calendar UIDs
-    list_id: str  # "<deadlines.tracker.localhost>"
-    reminder_hour: int = 9  # TRACKER_REMINDER_HOUR, for the alarms of the attached calendar item
 
 
 # --- what templates see -------------------------------------------------------------------

@@ -15,9 +15,9 @@ from tracker.feeds.builder import (
     is_shown,
     item_uid,
     select_views,
-    timeline_page,
 )
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
+from tracker.links import timeline_page
 
 __all__ = [
     "CalendarInfo",

@@ -25,18 +25,19 @@ from icalendar import (
     vText,
 )
 
-from tracker.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.display import format_at
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
-from tracker.planning import (
+from tracker.links import timeline_page
+from tracker.text import describe_error
+from tracker.timelines.dates import Offset, get_zone, parse_offset
+from tracker.timelines.views import (
     UNREADABLE,
     CompletionView,
     MilestoneView,
     Occurrence,
     Problems,
     concerns,
-    describe_error,
-    expand,
+    find_occurrence,
     reference,
     timeline_title_in,
     title_in,
@@ -253,13 +254,6 @@ def done_occurrences(view: MilestoneView, info: CalendarInfo, *, now: datetime) 
     return [make_event(view, item, info, now=now) for item in found if item is not None]
 
 
-def find_occurrence(view: MilestoneView, key: str) -> Occurrence | None:
-    """Return the occurrence of *view* whose key (its local date) is *key*."""
-    noon = local_to_utc(date.fromisoformat(key), time(12), view.zone)
-    window = timedelta(days=2)
-    return next((o for o in expand(view, noon - window, noon + window) if o.occurrence == key), None)
-
-
 def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now: datetime) -> Event:
     """Return the VEVENT of one occurrence (the whole series when item.occurrence is '')."""
     event = Event()
@@ -280,10 +274,6 @@ def item_uid(view: MilestoneView, base_url: str) -> str:
     """Return the item's UID: timeline and milestone at the site's host, never a date."""
     host = urlsplit(base_url).hostname or "tracker.invalid"
     return f"{view.timeline_id}/{view.key}@{host}"
-
-
-def timeline_page(view: MilestoneView, base_url: str) -> str:
-    return f"{base_url.rstrip('/')}/timelines/{view.timeline_id}"
 
 
 def add_dates(event: Event, view: MilestoneView, item: Occurrence) -> None:

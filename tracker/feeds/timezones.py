@@ -12,7 +12,7 @@ from pathlib import Path
 
 from icalendar import Timezone, TimezoneDaylight, TimezoneStandard, vRecur
 
-from tracker.dates import get_zone
+from tracker.timelines.dates import get_zone
 
 # icalendar's Timezone.from_tzid lists every change as an RDATE and writes a change to summer
 # time an hour late (03:00 instead of 02:00 in the offset before it). Outlook is reported to

@@ -1,0 +1,129 @@
+"""What to say to whom: a claimed outbox row and the store's view of it → an email request.
+
+Pure: the dispatcher loads the rows, subscribers and milestones, and passes the time.
+A row that no longer makes sense (the subscriber left, the milestone is gone) gives a
+Skip with the reason, recorded instead of a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tracker.delivery.outbox import Claimed
+from tracker.emails import EmailRequest, Links, Recipient
+from tracker.text import describe_error
+from tracker.timelines.dates import format_offset
+from tracker.timelines.views import (
+    MilestoneView,
+    Problems,
+    find_occurrence,
+    follows,
+    list_upcoming,
+    time_left,
+    timeline_title_in,
+)
+
+DIGEST_WINDOW = timedelta(weeks=3)
+LATE = timedelta(hours=1)  # sent later than this, a reminder says the time actually left
+
+
+@dataclass(frozen=True)
+class Person:
+    """The subscriber as a message needs them."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+    timezone: str
+    state: str
+    audiences: tuple[str, ...]
+    timelines: tuple[str, ...] | None
+    links: Links
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why a claimed row is not sent."""
+
+    reason: str
+    state: str = "cancelled"  # or "skipped", or "quarantined": it cannot be composed, and never will as it is
+
+
+@dataclass(frozen=True)
+class Store:
+    """The milestones, and the events notices answer, as loaded for one batch."""
+
+    views: Mapping[tuple[str, str], MilestoneView]
+    event_milestones: Mapping[int, tuple[str, str]]  # event id → (timeline, milestone)
+    set_aside: Problems = field(default_factory=dict)  # milestones that do not read ("timeline/key") → why
+
+
+def compose(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
+    """Return the request to render for *row*, or why it is not sent; a row that cannot be composed is quarantined."""
+    try:
+        return compose_row(row, person, store, now)
+    except (OSError, MemoryError):
+        raise  # the machine's trouble, not the row's: tried again later (rendering.TRANSIENT)
+    except Exception as exc:  # noqa: BLE001  # one row's bad data quarantines that row, not the pass
+        return Skip(f"could not compose: {describe_error(exc)}", state="quarantined")
+
+
+def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
+    if person is None:
+        return Skip("subscriber removed")
+    if row.kind == "confirm":
+        if person.state != "pending" or person.links.confirm is None:
+            return Skip(f"subscriber is {person.state}")
+        return request(row, person, now, subscribed_to=followed_titles(person, store))
+    if person.state != "confirmed":
+        return Skip(f"subscriber is {person.state}")
+    if row.kind == "digest":
+        return compose_digest(row, person, store, now)
+    view = store.views.get((row.timeline_id, row.milestone_key))
+    if view is None:
+        reason = store.set_aside.get(f"{row.timeline_id}/{row.milestone_key}")
+        return Skip("milestone removed") if reason is None else Skip(f"milestone quarantined: {reason}", "quarantined")
+    if row.kind == "reminder":
+        return compose_reminder(row, person, view, now)
+    if row.kind == "changed":
+        return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
+    if row.kind == "opened":
+        done = store.event_milestones.get(row.event_id or 0)
+        return request(row, person, now, view=view, predecessor=store.views.get(done) if done else None)
+    return request(row, person, now, view=view)  # cancelled
+
+
+def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: datetime) -> EmailRequest | Skip:
+    if view.status != "active":
+        return Skip(f"milestone {view.status}")
+    item = find_occurrence(view, row.occurrence) if row.occurrence else None
+    due_at = item.at if item is not None else view.main_at
+    if row.occurrence in view.completions:
+        return Skip("milestone done")
+    if due_at <= now:
+        return Skip("deadline passed before it could be sent", state="skipped")
+    offset = row.slot if now - row.send_at < LATE else format_offset(time_left(view, due_at, now))
+    return request(row, person, now, view=view, due_at=due_at, offset=offset)
+
+
+def compose_digest(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
+    mine = [v for v in store.views.values() if follows(v, person.timelines, person.audiences)]
+    items = list_upcoming(mine, now=now, window=DIGEST_WINDOW)  # leaves out what does not read
+    if not items:
+        return Skip("nothing due in the next three weeks", state="skipped")
+    return request(row, person, now, digest=items)
+
+
+def followed_titles(person: Person, store: Store) -> list[str]:
+    if person.timelines is None:
+        return []
+    titles = {v.timeline_id: timeline_title_in(v, person.language) for v in store.views.values()}
+    return [titles.get(t, t) for t in person.timelines]
+
+
+def request(row: Claimed, person: Person, now: datetime, **values: object) -> EmailRequest:
+    recipient = Recipient(person.email, person.name, person.language, person.timezone)
+    return EmailRequest(kind=row.kind, recipient=recipient, links=person.links, key=row.key_text, now=now, **values)  # type: ignore[arg-type]

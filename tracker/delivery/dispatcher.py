@@ -1,0 +1,699 @@
+"""Send what is due: claim outbox rows, render them, send through the mailer's pool, record.
+
+One pass claims batches while workers (one per SMTP connection) send; a big pass has them
+rendered ahead in a helper process (rendering.py). A worker's next message gets its content
+written only once its previous outcome is committed (the envelope goes meanwhile), and the
+commits are grouped: a crash can leave at most one accepted-but-unrecorded message per
+connection, and the Message-ID (derived from the row's unique key) lets mail clients fold
+even those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from functools import partial
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Engine, text, update
+from sqlmodel import Session, col, func, select
+from tenacity import retry, stop_after_attempt, wait_exponential
+
+from tracker.clock import Clock, utc_now
+from tracker.config import Settings
+from tracker.delivery.compose import Person, Skip, Store
+from tracker.delivery.notices import Handled, Snapshot, handle_events
+from tracker.delivery.outbox import (
+    Claimed,
+    Outcome,
+    OutcomeWriter,
+    Replan,
+    claim,
+    count_due,
+    extend,
+    load_recipients,
+    release,
+    replan,
+    return_expired,
+    skip_stale,
+)
+from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
+from tracker.emails import Renderer, Sender
+from tracker.mail import make_mailer
+from tracker.mail.smtp import DeliveryError, Mailer
+from tracker.metrics import Metrics
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery, Event, Subscriber
+from tracker.store.views import load_views
+from tracker.subscribers.links import LinkMaker
+from tracker.text import describe_text
+from tracker.timelines.screening import read_names, readable_zone, screen_views
+from tracker.timelines.views import Problems
+
+log = logging.getLogger("tracker.delivery.dispatcher")
+Batch = tuple[list[Claimed], dict[int, Person], Store]  # claimed rows, their recipients, what they refer to
+Hold = Callable[[], Awaitable[None]]  # returns once the worker's last outcome is committed
+P = ParamSpec("P")
+R = TypeVar("R")
+REJECTED = "rejected by the recipient's server"
+WITH_EVENT = frozenset({"failed", "quarantined"})  # outcomes recorded with an event (delivery_failed, …)
+HELPER_START = 10.0  # seconds send-due waits for its forked render helper (it takes milliseconds)
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    connections: int = 4
+    lease: timedelta = timedelta(seconds=30)
+    retry_base: timedelta = timedelta(minutes=1)
+    retry_max: timedelta = timedelta(hours=1)
+    horizon: timedelta = timedelta(days=35)
+    reminder_hour: int = 9
+    suspend_after: int = 3
+    base_url: str = "http://127.0.0.1:8000"
+    from_address: str = "Tracker <tracker@localhost>"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchConfig:
+        return cls(
+            connections=settings.smtp_connections,
+            lease=timedelta(seconds=settings.lease),
+            retry_base=timedelta(seconds=settings.retry_base),
+            retry_max=timedelta(seconds=settings.retry_max),
+            horizon=timedelta(days=settings.horizon_days),
+            reminder_hour=settings.reminder_hour,
+            suspend_after=settings.suspend_after,
+            base_url=settings.base_url,
+            from_address=settings.from_address,
+        )
+
+
+@dataclass
+class PassResult:
+    """What one pass did."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    skipped: int = 0
+    released: int = 0
+    rendered_ahead: int = 0  # rows composed and rendered by the helper process
+    quarantined: int = 0  # rows that could not be composed or rendered: set aside, the rest went on
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.state == "sent":
+            self.sent += 1
+        elif outcome.state == "planned":
+            self.retrying += 1
+        elif outcome.state == "failed":
+            self.failed += 1
+        elif outcome.state == "quarantined":
+            self.quarantined += 1
+        else:
+            self.skipped += 1
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.retrying + self.failed + self.skipped + self.quarantined
+
+
+@dataclass(frozen=True)
+class Done:
+    """A row and what happened to it, on its way to the store."""
+
+    row: Claimed
+    outcome: Outcome
+    permanent_rejection: bool = False
+
+
+def backoff(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential backoff with full jitter (±25 %): retries of many rows do not come back in step."""
+    delay = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=delay * random.uniform(0.75, 1.25))
+
+
+class Dispatcher:
+    """Everything one instance needs to deliver: store, renderer, mailer, settings."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        renderer: Renderer,
+        mailer: Mailer,
+        config: DispatchConfig,
+        secret: bytes,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        offload: bool = True,
+        helper: RenderHelper | None = None,
+    ) -> None:
+        self.engine, self.renderer, self.mailer, self.config, self.secret = engine, renderer, mailer, config, secret
+        self.clock: Clock = clock or utc_now
+        self.metrics = metrics or Metrics()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = False
+        self.held: set[int] = set()  # claimed by this worker and not recorded yet
+        self._views: tuple[int | None, Store] | None = None
+        self._returned_at = 0.0  # when expired leases were last returned (monotonic)
+        self.envelope_from = parseaddr(config.from_address)[1] or "tracker@localhost"
+        self.store_lost = False  # an outcome could not be recorded: send nothing more this pass
+        self.links = LinkMaker(secret, config.base_url, config.from_address)
+        self.outcomes = OutcomeWriter(engine)
+        # Store calls in threads: the loop serves HTTP while SQLite waits for a lock (tracker run).
+        # A lone pass on SQLite (send-due) runs them on the loop instead: in a thread they cost
+        # more than they save, as the loop's socket writes and the thread take turns at the GIL.
+        self.offload = offload
+        self.helper = helper  # renders big passes ahead on another core
+
+    # --- the store side (see in_store) -----------------------------------------------------
+
+    async def in_store(self, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a store call in a thread (offload), else right here on the loop."""
+        if self.offload:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        return call(*args, **kwargs)
+
+    def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices and re-plan reminders; a failure leaves what is planned to be sent."""
+        try:
+            return self.plan(replan_all=replan_all)
+        except Exception:  # what was planned before is still worth sending: the pass goes on
+            log.exception("planning failed; sending what was planned before")
+            return Handled(), None
+
+    def plan(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices and re-plan reminders if anything they depend on changed."""
+        now = self.clock()
+        with transaction(self.engine, write=True) as session:
+            handled = handle_events(session, now, Snapshot(session))
+            result = None
+            if handled.replan or replan_all:
+                config = self.config
+                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour)
+        if handled.notices or (result and result.changed):
+            log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
+        return handled, result
+
+    def prepare(self) -> tuple[int, int]:
+        """Skip rows that are no use any more; give back rows whose worker is gone."""
+        now = self.clock()
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            return skip_stale(session, now), return_expired(session, now)
+
+    def claim_batch(self, limit: int) -> Batch:
+        now = self.clock()
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            if time.monotonic() - self._returned_at > 1.0:
+                # During a long pass too: a dead instance's rows come back within seconds.
+                self._returned_at = time.monotonic()
+                return_expired(session, now)
+            relax_durability(session.connection())
+            rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
+            if not rows:
+                return [], {}, Store({}, {})
+            self.held.update(row.id for row in rows)
+            return rows, self.people(session, rows), self.store(session, rows)
+
+    def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
+        found = load_recipients(session, {row.subscriber_id for row in rows})
+        links = self.links
+        return {
+            s.id: Person(
+                s.id, s.email, s.name, s.language, readable_zone(s.timezone), s.state,
+                *followed(s.audiences, s.timelines), links.of(s),
+            )
+            for s in found
+        }  # fmt: skip
+
+    def store(self, session: Session, rows: list[Claimed]) -> Store:
+        """Milestones (re-read whenever an event was recorded since) and the events notices refer to."""
+        # Keyed on the newest event, not on age: a milestone synced a moment ago, here or by
+        # another instance, must not look removed to a row planned for it.
+        newest = session.exec(select(func.max(Event.id))).one()
+        if self._views is None or self._views[0] != newest:
+            set_aside: Problems = {}
+            loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
+            self._views = (newest, Store(loaded, {}, set_aside))
+        cached = self._views[1]
+        ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
+        if not ids:
+            return cached
+        events = session.exec(select(Event).where(col(Event.id).in_(ids)))
+        return Store(
+            cached.views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}, cached.set_aside
+        )
+
+    def write(self, done: list[Done]) -> None:
+        """Record outcomes; retried, because a message the server took must not stay unrecorded."""
+        try:
+            self.write_once(done)
+        except Exception:  # tenacity around every write cost more than the write
+            log.warning("could not record %d outcome(s); trying again", len(done), exc_info=True)
+            self.write_retrying(done)
+
+    @retry(stop=stop_after_attempt(5), wait=wait_exponential(multiplier=0.2, max=5), reraise=True)
+    def write_retrying(self, done: list[Done]) -> None:
+        self.write_once(done)
+
+    async def record(self, done: list[Done]) -> None:
+        """Record outcomes: on PostgreSQL, on the loop without blocking it; else as write, in the store."""
+        if self.outcomes.sqlite or any(d.outcome.state in WITH_EVENT for d in done):
+            await self.in_store(self.write, done)
+            return
+        try:
+            await self.outcomes.record_async([d.outcome for d in done])
+        except Exception:  # RecordError, or anything else: the pooled path is worth a try
+            log.warning("could not record %d outcome(s); trying again", len(done), exc_info=True)
+            await self.in_store(self.write_retrying, done)
+            return
+        self.held.difference_update(d.row.id for d in done)
+
+    def write_once(self, done: list[Done]) -> None:
+        now = self.clock()
+        if all(d.outcome.state not in WITH_EVENT for d in done):
+            # The common case, through the driver: a session costs more than the update does.
+            self.outcomes.record([d.outcome for d in done])
+            self.held.difference_update(d.row.id for d in done)
+            return
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            relax_durability(session.connection())
+            self.outcomes.record_in(session.connection(), [d.outcome for d in done])
+            for d in done:
+                if d.outcome.state in WITH_EVENT:
+                    session.add(failure_event(d, now))
+            rejected = {d.row.subscriber_id for d in done if d.permanent_rejection}
+            for subscriber_id in rejected:
+                suspend_if_rejected(session, subscriber_id, self.config.suspend_after, now)
+        for d in done:
+            self.held.discard(d.row.id)
+
+    def give_back(self, ids: list[int]) -> int:
+        with transaction(self.engine, write=True, exclusive=False) as session:
+            return release(session, ids, self.worker, self.clock())
+
+    def keep_leases(self) -> None:
+        ids = list(self.held)
+        if ids:
+            with transaction(self.engine, write=True, exclusive=False) as session:
+                extend(session, ids, self.worker, self.clock() + self.config.lease)
+
+    # --- the pass ---------------------------------------------------------------------------
+
+    async def run_pass(self) -> PassResult:
+        """Send everything due now; return when nothing due is left (or on stop)."""
+        result = PassResult()
+        skipped, returned = await self.in_store(self.prepare)
+        if skipped or returned:
+            log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
+        size = self.config.connections
+        backlog = Backlog(low=2 * size, high=64 * size)
+        leftovers: list[int] = []
+        try:
+            async with Recorder(self.record, full=size) as recorder:
+                workers = [asyncio.create_task(self.work(backlog, recorder, result, leftovers)) for _ in range(size)]
+                keeper = asyncio.create_task(self.keep_leases_alive())
+                try:
+                    await self.feed(backlog, result)
+                finally:
+                    backlog.close(len(workers))
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    keeper.cancel()
+        finally:
+            await self.outcomes.aclose()
+            if self.helper is not None:
+                self.helper.close()
+        if leftovers:
+            result.released = await self.in_store(self.give_back, leftovers)
+        return result
+
+    async def feed(self, backlog: Backlog, result: PassResult) -> None:
+        while not (self.stopping or self.store_lost):
+            rows, people, store = await self.in_store(self.claim_batch, backlog.claim_size())
+            if not rows:
+                return
+            batch = [(row, people.get(row.subscriber_id)) for row in rows]
+            ready = await self.prepare_ahead(batch, store)
+            # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
+            backlog.refill = 1.0 if ready else 0.5
+            result.rendered_ahead += len(ready)
+            prepared: list[Prepared | None] = [*ready] or [None] * len(batch)
+            backlog.add([(row, person, store, p) for (row, person), p in zip(batch, prepared, strict=True)])
+            await backlog.running_low()
+
+    async def prepare_ahead(self, batch: list[tuple[Claimed, Person | None]], store: Store) -> list[Prepared]:
+        """The batch composed and rendered by the helper, if one is running; else nothing (workers render)."""
+        if self.helper is None:
+            return []
+        self.helper.note_claimed(len(batch))
+        return await self.helper.prepare(batch, store, self.clock()) or []
+
+    def expect_due(self) -> int:
+        """Count the rows due now; if they are many, start the render helper before the pass (send-due).
+
+        Forked from here, with no other thread yet, it has the renderer at once: the pass waits
+        the moment it takes to answer, so that every batch goes through it.
+        """
+        if self.helper is None or not self.helper.after:
+            return 0
+        with transaction(self.engine) as session:
+            due = count_due(session, self.clock(), self.helper.after + 1)
+        if self.helper.wanted(due):
+            self.engine.dispose()  # a fork inherits no database connection; the pool opens new ones
+            self.helper.expect(due)
+            self.helper.wait_ready(HELPER_START)
+        return due
+
+    async def work(self, backlog: Backlog, recorder: Recorder, result: PassResult, leftovers: list[int]) -> None:
+        """Send rows one after the other; each next message's content goes only once the last is recorded.
+
+        The envelope of the next message (MAIL, RCPT, DATA) overlaps the commit of the previous
+        outcome, but the server accepts it only after that commit: at any moment a worker has at
+        most one message accepted and not yet recorded.
+        """
+        previous: asyncio.Future[None] | None = None
+        while (item := await backlog.get()) is not None:
+            row, person, store, ready = item
+            if self.stopping or self.store_lost:
+                leftovers.append(row.id)
+                continue
+            try:
+                hold = None if previous is None else partial(recorder.wait, previous)
+                done = await self.deliver(row, person, store, hold, ready)
+            except Exception:  # the last outcome could not be recorded: stop sending, leases expire
+                log.exception("delivery %d not sent: the store could not record the last outcome", row.id)
+                self.store_lost = True
+                leftovers.append(row.id)
+                continue
+            previous = recorder.submit(done)
+            previous.add_done_callback(partial(count_recorded, result, done.outcome))
+            # Noticed even if no hold of this worker waits for it (its next row failed before its content).
+            previous.add_done_callback(self.note_unrecorded)
+        if previous is not None:
+            with contextlib.suppress(Exception):  # logged by the recorder
+                await recorder.wait(previous)
+
+    def note_unrecorded(self, recorded: asyncio.Future[None]) -> None:
+        """An outcome could not be recorded: send nothing more this pass (its row's lease will expire)."""
+        if not recorded.cancelled() and recorded.exception() is not None:
+            self.store_lost = True
+
+    async def keep_leases_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease.total_seconds() / 3)
+            try:
+                await self.in_store(self.keep_leases)
+            except Exception:  # tried again in a third of a lease: one failure must not end the renewals
+                log.warning("could not renew %d lease(s)", len(self.held), exc_info=True)
+
+    async def deliver(
+        self, row: Claimed, person: Person | None, store: Store, hold: Hold | None = None, ready: Prepared | None = None
+    ) -> Done:
+        """Compose, render (unless *ready* already) and send one row; every way it can end is an Outcome.
+
+        *hold* waits for the commit of this worker's last outcome: the message's content is
+        held until it is done (and not sent at all if it failed).
+        """
+        now = self.clock()
+        prepared = ready
+        if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
+            # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
+            prepared = prepare(self.renderer, row, person, store, now)
+        if isinstance(prepared, Skip | Unrenderable):
+            if hold is not None:
+                await hold()  # outcomes of one worker are recorded in order
+            if isinstance(prepared, Unrenderable) and prepared.transient:
+                return self.retry_later(row, prepared.error)
+            if isinstance(prepared, Unrenderable):  # rendering logged it, with the traceback
+                return self.quarantine(row, prepared.error, logged=True)
+            if prepared.state == "quarantined":
+                return self.quarantine(row, prepared.reason)
+            return Done(row, Outcome(row.id, prepared.state, now, reason=prepared.reason, tried=False))
+        started = time.perf_counter()
+        try:
+            receipt = await self.mailer.send_bytes(
+                prepared.data, sender=self.envelope_from, recipients=[prepared.recipient], before_data=hold
+            )
+        except DeliveryError as exc:
+            self.metrics.smtp_error(exc, row.kind)
+            return self.failure(row, exc)
+        sent_at = self.clock()
+        self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
+        return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
+
+    def quarantine(self, row: Claimed, error: str, *, logged: bool = False) -> Done:
+        """Set aside a row that cannot be composed or rendered (bad data, or a bug), with the reason; one log line."""
+        error = describe_text(error)
+        if not logged:
+            log.warning("delivery %d (%s) quarantined; the others go on: %s", row.id, row.key_text, error)
+        return Done(row, Outcome(row.id, "quarantined", self.clock(), error=error, reason=error, tried=False))
+
+    def failure(self, row: Claimed, exc: DeliveryError) -> Done:
+        now = self.clock()
+        error = exc.message  # it says the server's code and words already
+        if exc.permanent:
+            rejected = exc.stage in ("rcpt", "data")
+            reason = REJECTED if rejected else "refused by the relay"
+            return Done(row, Outcome(row.id, "failed", now, error=error, reason=reason), permanent_rejection=rejected)
+        return self.retry_later(row, error)
+
+    def retry_later(self, row: Claimed, error: str) -> Done:
+        """Plan the row again after a backoff, as for a refused message; failed once its deadline passes."""
+        now = self.clock()
+        retry_at = now + backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
+        if row.deadline_at is not None and retry_at >= row.deadline_at:
+            return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
+        return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+
+
+def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """A recipient's stored audiences and timelines; if they do not read, none (the planner quarantines them)."""
+    try:
+        return read_names(audiences) or (), read_names(timelines)
+    except ValueError:
+        return (), ()
+
+
+async def recorded(outcome: asyncio.Future[None]) -> None:
+    """Wait until *outcome* is committed (raise if it could not be); a cancelled waiter leaves it be."""
+    if not outcome.done():
+        await asyncio.shield(outcome)
+    outcome.result()
+
+
+def count_recorded(result: PassResult, outcome: Outcome, recorded: asyncio.Future[None]) -> None:
+    if not recorded.cancelled() and recorded.exception() is None:
+        result.add(outcome)
+
+
+def relax_durability(connection: Connection) -> None:
+    """Claims and outcomes need not wait for PostgreSQL's disk flush (synchronous_commit off).
+
+    A crash of a Tracker process loses nothing by this: the commit is on the server. Only a
+    crash of the database server itself can undo the last few, and then a claim comes back
+    (harmless) or a sent message is sent again with the same Message-ID, which clients fold:
+    the same bound SQLite's synchronous=NORMAL gives. Syncs and planning keep full durability.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
+def describe(result: Replan | None) -> str:
+    if result is None or not result.changed:
+        return "unchanged"
+    return f"+{result.added} added, {result.moved} moved, {result.revived} planned again, {result.cancelled} cancelled"
+
+
+def failure_event(done: Done, now: datetime) -> Event:
+    row, outcome = done.row, done.outcome
+    return Event(
+        at=now,
+        kind=f"delivery_{outcome.state}",
+        timeline_id=row.timeline_id,
+        milestone_key=row.milestone_key or None,
+        subscriber_id=row.subscriber_id,
+        detail={"delivery": row.id, "kind": row.kind, "error": outcome.error, "reason": outcome.reason},
+    )
+
+
+def suspend_if_rejected(session: Session, subscriber_id: int, limit: int, now: datetime) -> bool:
+    """Suspend an address whose last *limit* messages were all rejected; cancel what was planned."""
+    last = session.exec(
+        select(Delivery.state, Delivery.reason)
+        .where(Delivery.subscriber_id == subscriber_id, col(Delivery.state).in_(("sent", "failed")))
+        .order_by(col(Delivery.updated_at).desc(), col(Delivery.id).desc())
+        .limit(limit)
+    ).all()
+    if len(last) < limit or any(state != "failed" or reason != REJECTED for state, reason in last):
+        return False
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.state != "confirmed":
+        return False
+    subscriber.state, subscriber.changed_at = "suspended", now
+    session.add(subscriber)
+    session.add(Event(at=now, kind="subscriber_suspended", subscriber_id=subscriber_id,
+                      detail={"email": subscriber.email, "after": limit}))  # fmt: skip
+    session.execute(
+        update(Delivery.__table__)  # type: ignore[attr-defined]
+        .where(col(Delivery.subscriber_id) == subscriber_id, col(Delivery.state) == "planned")
+        .values(state="cancelled", reason="address suspended", updated_at=now)
+    )
+    log.warning("suspended %s after %d rejected messages", subscriber.email, limit)
+    return True
+
+
+Item = tuple[Claimed, Person | None, Store, Prepared | None]
+
+
+class Backlog:
+    """Rows claimed and not yet taken by a worker, and how many to claim next.
+
+    A claim is about AHEAD seconds of sending at the rate rows were taken since the last one,
+    within [low, high], and the next is made once `refill` of one is left (half; a whole one when
+    batches are rendered ahead, as they take longer to be ready). A fast pass makes few
+    large claims (each claim costs a transaction); behind a slow relay an instance holds only a
+    few rows, so the rest stay free for other instances, and a crash strands few behind a lease.
+    """
+
+    AHEAD = 0.1  # seconds
+
+    def __init__(
+        self, low: int, high: int, clock: Callable[[], float] = time.monotonic, *, refill: float = 0.5
+    ) -> None:
+        self.low, self.high, self.size = low, high, low
+        self.refill = refill  # claim again once this fraction of a claim or less is left
+        self.clock = clock
+        self.items: asyncio.Queue[Item | None] = asyncio.Queue()
+        self.taken, self.since = 0, clock()
+        self.low_water = asyncio.Event()
+
+    def claim_size(self) -> int:
+        now = self.clock()
+        if self.taken and now > self.since:
+            wanted = int(self.taken / (now - self.since) * self.AHEAD)
+            self.size = min(max(wanted, self.low), self.high)
+        self.taken, self.since = 0, now
+        return self.size
+
+    def add(self, items: list[Item]) -> None:
+        for item in items:
+            self.items.put_nowait(item)
+
+    async def get(self) -> Item | None:
+        """The next row for a worker; None once the pass is over."""
+        item = await self.items.get()
+        self.taken += 1
+        if self.items.qsize() <= self.size * self.refill:
+            self.low_water.set()
+        return item
+
+    async def running_low(self) -> None:
+        """Return once *refill* of a claim or less is left."""
+        while self.items.qsize() > self.size * self.refill:
+            self.low_water.clear()
+            await self.low_water.wait()
+
+    def close(self, workers: int) -> None:
+        """Tell each worker that nothing more comes, once it has taken what is left."""
+        for _ in range(workers):
+            self.items.put_nowait(None)
+
+
+@dataclass
+class Recorder:
+    """Group commit: a write takes every outcome queued when it starts, typically one per worker.
+
+    It starts once *full* outcomes are queued (one from each worker: the others are sending
+    their next envelope meanwhile), or when a worker needs one committed (wait). Writing each
+    outcome as it came made several times as many commits, each costing more than it saved.
+    """
+
+    write: Callable[[list[Done]], Awaitable[None]]
+    full: int = 1_000_000  # this many outcomes queued start a write before anyone waits
+    pending: list[tuple[Done, asyncio.Future[None]]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+    task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Recorder:
+        self.task = asyncio.create_task(self.loop())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.closing = True
+        self.wake.set()
+        if self.task is not None:
+            await self.task
+
+    def submit(self, done: Done) -> asyncio.Future[None]:
+        """Queue *done* for the next write; the future is done once it is committed."""
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((done, future))
+        if len(self.pending) >= self.full:
+            self.wake.set()
+        return future
+
+    async def wait(self, outcome: asyncio.Future[None]) -> None:
+        """Return once *outcome* is committed (raise if it could not be), asking for the write."""
+        if not outcome.done():
+            self.wake.set()
+        await recorded(outcome)
+
+    async def loop(self) -> None:
+        while True:
+            if not self.pending:
+                if self.closing:
+                    return
+                await self.wake.wait()
+                self.wake.clear()
+                continue
+            batch, self.pending = self.pending, []
+            try:
+                await self.write([done for done, _ in batch])
+            except Exception as exc:
+                log.exception("could not record %d outcome(s); their leases will expire", len(batch))
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for _, future in batch:
+                future.set_result(None)
+
+
+def make_renderer(settings: Settings) -> Renderer:
+    """The renderer every message of this process goes through (templates compiled once)."""
+    return recipe_of(settings).build()
+
+
+def recipe_of(settings: Settings) -> Recipe:
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    sender = Sender(settings.from_address, settings.base_url, f"<deadlines.{host}>", settings.reminder_hour)
+    return Recipe(settings.templates, settings.locales, sender)
+
+
+def make_dispatcher(
+    engine: Engine, settings: Settings, secret: bytes, *, clock: Clock | None = None, offload: bool = True
+) -> Dispatcher:
+    """A dispatcher wired from the settings: SMTP pool (or .eml folder), renderer, metrics."""
+    mailer = make_mailer(
+        settings.smtp_url, settings.outbox_dir, connections=settings.smtp_connections, rate=settings.smtp_rate
+    )
+    config = DispatchConfig.from_settings(settings)
+    metrics = Metrics(engine, clock)
+    renderer = make_renderer(settings)
+    helper = RenderHelper(renderer, recipe_of(settings), after=settings.render_helper_after)
+    return Dispatcher(
+        engine, renderer, mailer, config, secret, clock=clock, metrics=metrics, offload=offload, helper=helper
+    )

@@ -1,0 +1,669 @@
+"""The outbox in the store: plan rows, claim them, record what happened (docs/architecture.md §3).
+
+Every message exists here before it is sent. Rows move planned → claimed → sent, or back to
+planned (a temporary failure, an expired lease), or end as failed, skipped or cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Integer,
+    Result,
+    Row,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    exists,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.elements import BindParameter
+from sqlmodel import Session, col, func, select
+
+from tracker.delivery.planning import DeliveryKey, Reader, Wanted, plan_digests, plan_reminders, read_reader
+from tracker.store.bulk import copy_rows
+from tracker.store.models import Delivery, Subscriber, UTCDateTime
+from tracker.store.quarantine import keep_quarantine
+from tracker.store.views import load_views
+from tracker.timelines.screening import screen_views
+from tracker.timelines.views import MilestoneView, Problems, follows
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+CONFIRM_INTERVAL = timedelta(minutes=5)  # no second confirmation email to one address sooner
+CONFIRM_PER_DAY = 3
+CONFIRM_VALID = timedelta(days=7)  # an unsent confirmation email is pointless after this
+
+
+def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> Delivery | None:
+    """Plan the confirmation email of a pending subscriber; None when that address had enough of them.
+
+    The limit is per address, whoever asks: a stranger cannot flood a mailbox by resubmitting a form.
+    """
+    assert subscriber.id is not None
+    if subscriber.state != "pending":
+        return None
+    # type_coerce: an aggregate would bypass the column type and come back as text on SQLite.
+    recent = select(func.count(), type_coerce(func.max(Delivery.created_at), UTCDateTime())).where(
+        Delivery.subscriber_id == subscriber.id,
+        Delivery.kind == "confirm",
+        col(Delivery.created_at) > now - timedelta(days=1),
+    )
+    count, latest = session.exec(recent).one()
+    if count >= CONFIRM_PER_DAY or (latest is not None and latest > now - CONFIRM_INTERVAL):
+        return None
+    row = Delivery(
+        subscriber_id=subscriber.id,
+        kind="confirm",
+        slot=f"{subscriber.confirm_version}@{now:%Y%m%dT%H%M%S}",
+        send_at=now,
+        attempt_at=now,
+        deadline_at=now + CONFIRM_VALID,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- planning: make the outbox match what should be sent ---------------------------------
+
+REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
+COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
+_KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
+Key = tuple[int, str, str, str, str, str]
+
+
+@dataclass
+class Replan:
+    """What a re-planning changed."""
+
+    added: int = 0
+    moved: int = 0
+    revived: int = 0
+    cancelled: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.moved or self.revived or self.cancelled)
+
+
+def load_readers(session: Session, set_aside: Problems | None = None) -> list[Reader]:
+    """Every confirmed subscriber, as planning needs them; *set_aside* learns whose stored choices do not read."""
+    # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
+    rows = session.execute(select(*(table.c[name] for name in names)).where(table.c.state == "confirmed"))
+    readers = []
+    for row in rows:
+        reader, problem = read_reader(*row)
+        if reader is not None:
+            readers.append(reader)
+        if problem and set_aside is not None:
+            set_aside[str(row[0])] = problem
+    return readers
+
+
+PERSON_COLUMNS = ("id", "email", "name", "language", "timezone", "state", "audiences", "timelines",
+                  "manage_version", "feed_version", "confirm_version")  # fmt: skip
+
+
+def load_recipients(session: Session, ids: Collection[int]) -> Sequence[Row[Any]]:
+    """The subscribers of claimed rows, as columns named as in PERSON_COLUMNS."""
+    statement = recipients_statement(session.get_bind().dialect.name == "postgresql")
+    return session.execute(statement, {"ids": list(ids)}).all()
+
+
+@cache
+def recipients_statement(array: bool) -> Select[Any]:
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    # A bound list: no coercion of each id on every call, as in_(ids) would do. On PostgreSQL one
+    # array parameter: the same statement text whatever the count, compiled and prepared once.
+    if array:
+        ids: BindParameter[Any] = bindparam("ids", type_=ARRAY(Integer))
+        match = table.c.id == any_(ids)
+    else:
+        match = table.c.id.in_(bindparam("ids", expanding=True))
+    statement: Select[Any] = select(*(table.c[name] for name in PERSON_COLUMNS)).where(match)
+    return statement
+
+
+def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int) -> Replan:
+    """Bring the planned reminders and digests in line with the milestones and subscribers.
+
+    Only planned rows change: a claimed row is being sent, a sent one stays sent. A row no
+    longer wanted is cancelled with the reason; wanted again (a subscriber back, a date
+    back inside the horizon), it is planned again.
+    """
+    milestones: Problems = {}  # set aside, by timeline/milestone
+    subscribers: Problems = {}  # by id
+    views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
+    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour,
+                            set_aside=milestones)  # fmt: skip
+    wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    found = {("milestone", key): reason for key, reason in milestones.items()}
+    keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    current = session.execute(
+        select(*(table.c[name] for name in (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason")))
+        .where(table.c.kind.in_(REPLANNED_KINDS))
+        .where((table.c.state == "planned") | (table.c.deadline_at > now))
+    ).all()
+    existing = {tuple(row[:6]): row for row in current}
+    result, new_rows = Replan(), []
+    for item in wanted:
+        row = existing.get(item.key)
+        if row is None:
+            new_rows.append(new_row(item, now))
+        elif row.state == "planned" and (row.send_at, row.deadline_at) != (item.send_at, item.deadline_at):
+            result.moved += update_planned(session, row.id, item, now)
+        elif row.state == "cancelled" and row.reason in REVIVABLE:
+            result.revived += update_planned(session, row.id, item, now, state="cancelled")
+        elif row.state == "quarantined" and row.reason.startswith(REVIVABLE_QUARANTINE):
+            # Set aside with its milestone or subscriber, which read again (it is wanted): planned again.
+            result.revived += update_planned(session, row.id, item, now, state="quarantined")
+    result.added = insert_new(session, new_rows)
+    wanted_keys = {item.key for item in wanted}
+    context = Context(views, readers, milestones, subscribers)
+    for key, row in existing.items():
+        if row.state == "planned" and key not in wanted_keys:
+            result.cancelled += cancel(session, row.id, context.why_not(key), now)
+    return result
+
+
+def new_row(item: Wanted, now: datetime) -> dict[str, Any]:
+    return {
+        "subscriber_id": item.subscriber_id, "timeline_id": item.timeline_id, "milestone_key": item.milestone_key,
+        "occurrence": item.occurrence, "kind": item.kind, "slot": item.slot, "state": "planned",
+        "send_at": item.send_at, "attempt_at": item.send_at, "deadline_at": item.deadline_at, "attempts": 0,
+        "last_error": "", "reply": "", "reason": "", "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert planned rows, ignoring any another instance inserted meanwhile (the unique key decides)."""
+    if not rows:
+        return 0
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and len(rows) >= COPY_FROM:
+        return insert_copied(session, table, rows, _KEY)
+    maker = postgresql_insert if postgresql else sqlite_insert
+    added = 0
+    for start in range(0, len(rows), 1000):
+        # RETURNING counts what went in: a batched insert reports no rowcount on PostgreSQL.
+        statement = maker(table).on_conflict_do_nothing(index_elements=list(_KEY)).returning(table.c.id)
+        added += len(session.execute(statement, rows[start : start + 1000]).all())
+    return added
+
+
+def insert_copied(session: Session, table: Table, rows: list[dict[str, Any]], key: Sequence[str]) -> int:
+    """PostgreSQL: insert *rows*, skipping those whose *key* exists; count the new ones.
+
+    COPY into a temporary table, then one INSERT … ON CONFLICT from it. SQLAlchemy's batched
+    insert wrote a placeholder per value into a statement psycopg then scanned (most of the
+    time of planning a large reminder); arrays cost several times what COPY does, escaping each value.
+    """
+    columns = ", ".join(f'"{name}"' for name in rows[0])
+    keys = ", ".join(f'"{name}"' for name in key)
+    connection = session.connection()
+    connection.exec_driver_sql(
+        f'CREATE TEMPORARY TABLE new_rows ON COMMIT DROP AS SELECT {columns} FROM "{table.name}" WITH NO DATA'
+    )
+    copy_rows(session, table, rows, into="new_rows")
+    inserted = connection.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM new_rows'
+        f" ON CONFLICT ({keys}) DO NOTHING RETURNING id"
+    )
+    count = len(inserted.all())
+    connection.exec_driver_sql("DROP TABLE new_rows")  # a second insert in this transaction makes it again
+    return count
+
+
+def update_planned(session: Session, row_id: int, item: Wanted, now: datetime, state: str = "planned") -> int:
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == row_id, table.c.state == state)
+        .values(
+            state="planned",
+            send_at=item.send_at,
+            attempt_at=item.send_at,
+            deadline_at=item.deadline_at,
+            reason="",
+            updated_at=now,
+        )
+    )
+    return changed(session.execute(statement))
+
+
+def changed(result: Result[Any]) -> int:
+    """How many rows a statement changed (0 when the driver cannot tell)."""
+    return max(cast("CursorResult[Any]", result).rowcount, 0)
+
+
+def cancel(session: Session, row_id: int, reason: str, now: datetime) -> int:
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == row_id, table.c.state == "planned")
+        .values(state="cancelled", reason=reason, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+# Cancelled for a reason that can pass: planned again when wanted again.
+REVIVABLE = frozenset(
+    {
+        "subscriber is not confirmed",
+        "no longer concerns the subscriber",
+        "offset no longer used",
+        "date moved",
+        "digest turned off",
+        "milestone cancelled",
+        "milestone removed",
+        "milestone quarantined",
+        "subscriber quarantined",
+    }
+)
+
+
+REVIVABLE_QUARANTINE = ("milestone quarantined", "subscriber quarantined")
+
+
+class Context:
+    """Enough of the store to say why a planned row is no longer wanted."""
+
+    def __init__(
+        self,
+        views: list[MilestoneView],
+        readers: list[Reader],
+        milestones: Problems | None = None,
+        subscribers: Problems | None = None,
+    ) -> None:
+        self.views = {(v.timeline_id, v.key): v for v in views}
+        self.readers = {r.id: r for r in readers}
+        self.quarantined = {*(milestones or {}), *(subscribers or {})}
+
+    def why_not(self, key: Key) -> str:
+        subscriber_id, timeline_id, milestone_key, occurrence, kind, slot = key
+        reader = self.readers.get(subscriber_id)
+        if reader is None:
+            return "subscriber quarantined" if str(subscriber_id) in self.quarantined else "subscriber is not confirmed"
+        if f"{timeline_id}/{milestone_key}" in self.quarantined and kind == "reminder":
+            return "milestone quarantined"
+        if kind == "digest":
+            return "digest turned off" if reader.digest != "weekly" else "digest week passed"
+        view = self.views.get((timeline_id, milestone_key))
+        if view is None or view.status != "active":
+            return f"milestone {view.status if view else 'removed'}"
+        if occurrence in view.completions:
+            return "milestone done"
+        if not follows(view, reader.timelines, reader.audiences):
+            return "no longer concerns the subscriber"
+        if slot not in (view.reminders if reader.reminders is None else reader.reminders):
+            return "offset no longer used"
+        return "date moved"
+
+
+# --- claiming, recording, sweeping ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed(DeliveryKey):
+    """A row this worker holds a lease on, with what sending it needs."""
+
+    id: int
+    send_at: datetime
+    deadline_at: datetime | None
+    attempts: int
+    old_at: datetime | None
+    new_at: datetime | None
+    event_id: int | None
+
+
+_CLAIMED_COLUMNS = list(Claimed.__dataclass_fields__)
+
+
+def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, worker: str) -> list[Claimed]:
+    """Take up to *limit* due rows for this worker until now + lease, oldest first.
+
+    PostgreSQL skips rows another instance has locked, so instances never wait on each
+    other; SQLite serialises writers, so the conditional update alone is enough.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        # In the claim index's order (state, attempt_at), so the scan stops at *limit* rows: a
+        # tie-break on id made PostgreSQL sort every due row for each claim of 32.
+        due = due.order_by(table.c.attempt_at)
+        # A materialised CTE runs once: inside `IN (…)` PostgreSQL may run a LIMIT subquery
+        # again for each row and claim far more than *limit* (one instance taking everything).
+        chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        # The rows are locked as they still were planned (FOR UPDATE checks again), so the join
+        # on id alone: with `state = 'planned'` too, a planner that has not seen the rows yet
+        # (they were just planned) walks every planned row for each one claimed.
+        picked = table.c.id == chosen.c.id
+    else:
+        due = due.order_by(table.c.attempt_at, table.c.id)  # the index ends with the rowid: no sort
+        # One statement under the write lock: the rows the subquery picks are still planned. A
+        # second `state = 'planned'` here would have SQLite walk every planned row of the
+        # state index instead of looking up the few ids picked (a claim grows with everything due).
+        picked = table.c.id.in_(due.scalar_subquery())
+    statement = (
+        update(table)
+        .where(picked)
+        .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
+        .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
+    )
+    rows = [Claimed(*row) for row in session.execute(statement)]
+    return sorted(rows, key=lambda row: (row.send_at, row.id))
+
+
+def count_due(session: Session, now: datetime, limit: int) -> int:
+    """Count the rows due now, up to *limit* (the claim index stops the scan there)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now).limit(limit).subquery()
+    return int(session.execute(select(func.count()).select_from(due)).scalar_one())
+
+
+def skip_stale(session: Session, now: datetime) -> int:
+    """Skip what is no use sending any more; return how many rows.
+
+    After downtime several reminders of one occurrence can be due at once: only the latest
+    goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its deadline,
+    nothing goes.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    later = table.alias("later")
+    newer_due = exists().where(
+        *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
+        later.c.kind == "reminder",
+        later.c.send_at > table.c.send_at,
+        later.c.send_at <= now,
+        later.c.state.in_(("planned", "claimed", "sent")),
+    )
+    superseded = (
+        update(table)
+        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, newer_due)
+        .values(state="skipped", reason="a later reminder was due at the same time", updated_at=now)
+    )
+    opened = table.alias("opened")
+    just_opened = exists().where(
+        *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
+        opened.c.kind == "opened",
+        opened.c.created_at > now - timedelta(days=1),
+        opened.c.state.in_(("planned", "claimed", "sent")),
+    )
+    told = (  # "X is open, due on …" just went out or is going: a reminder of X the same day is noise
+        update(table)
+        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, just_opened)
+        .values(state="skipped", reason="the 'opened' notice gave the date", updated_at=now)
+    )
+    expired = (
+        update(table)
+        .where(table.c.state == "planned", table.c.deadline_at <= now)
+        .values(state="skipped", reason="deadline passed before it could be sent", updated_at=now)
+    )
+    return sum(changed(session.execute(statement)) for statement in (superseded, told, expired))
+
+
+def return_expired(session: Session, now: datetime) -> int:
+    """Give back rows whose worker died or stalled: another worker will send them."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.state == "claimed", table.c.lease_until < now)
+        .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+def release(session: Session, ids: list[int], worker: str, now: datetime) -> int:
+    """Give back rows this worker claimed but will not send (shutting down)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id.in_(ids), table.c.state == "claimed", table.c.claimed_by == worker)
+        .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
+    )
+    return changed(session.execute(statement))
+
+
+def extend(session: Session, ids: list[int], worker: str, until: datetime) -> int:
+    """Keep the lease on rows still queued or being sent."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id.in_(ids), table.c.state == "claimed", table.c.claimed_by == worker)
+        .values(lease_until=until)
+    )
+    return changed(session.execute(statement))
+
+
+def next_attempt(session: Session) -> datetime | None:
+    """When the earliest planned row may be sent (None: nothing planned)."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    found = session.execute(
+        select(type_coerce(func.min(table.c.attempt_at), UTCDateTime())).where(table.c.state == "planned")
+    ).scalar()
+    return cast("datetime | None", found)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed row."""
+
+    id: int
+    state: str  # sent | planned (retry later) | failed | skipped | cancelled
+    at: datetime
+    reply: str = ""
+    error: str = ""
+    reason: str = ""
+    retry_at: datetime | None = None
+    tried: bool = True  # False: nothing went to the server (skipped or cancelled before sending)
+
+
+class RecordError(SQLAlchemyError):
+    """Outcomes could not be written; the driver's error is the cause."""
+
+
+# One outcome, as the driver runs it; a value given as NULL keeps the column as it was. A sent row is
+# marked sent even if its lease ran out.
+_RECORD_SQL = (
+    "UPDATE deliveries SET state = ?, updated_at = ?, claimed_by = NULL, lease_until = NULL, reason = ?,"
+    " attempts = attempts + ?, sent_at = coalesce(?, sent_at), reply = coalesce(?, reply),"
+    " last_error = coalesce(?, last_error), attempt_at = coalesce(?, attempt_at)"
+    " WHERE id = ? AND state IN ('claimed', 'planned')"
+)
+
+# PostgreSQL: the whole batch in one statement, one round trip (on the writer's own connection
+# each statement commits by itself): a BEGIN, a statement per row and a COMMIT were four round
+# trips for a typical batch of four, and the workers wait for them. A VALUES list, not arrays:
+# psycopg dumps arrays element by element in Python, which took longer than the statement itself.
+_RECORD_MANY_SQL = (
+    "UPDATE deliveries AS d SET state = v.state, updated_at = v.at, claimed_by = NULL, lease_until = NULL,"
+    " reason = v.reason, attempts = d.attempts + v.tried, sent_at = coalesce(v.sent_at, d.sent_at),"
+    " reply = coalesce(v.reply, d.reply), last_error = coalesce(v.error, d.last_error),"
+    " attempt_at = coalesce(v.retry_at, d.attempt_at)"
+    " FROM (VALUES {rows}) AS v(state, at, reason, tried, sent_at, reply, error, retry_at, id)"
+    " WHERE d.id = v.id AND d.state IN ('claimed', 'planned')"
+)
+_RECORD_ROW = (
+    "(%s::text, %s::timestamptz, %s::text, %s::int, %s::timestamptz, %s::text, %s::text, %s::timestamptz, %s::int)"
+)
+WRITER_NAME = "tracker outcomes"
+WRITE_TIMEOUT = 30.0  # seconds
+# Rows in one statement at most (9 parameters a row, PostgreSQL takes 65,535): a batch is one
+# statement, hence atomic, but for a backlog of thousands after an outage of the store.
+_MANY = 5000
+
+
+@lru_cache(maxsize=64)  # batches are mostly one row per worker; an odd size after an outage need not stay
+def record_many_sql(count: int) -> str:
+    return _RECORD_MANY_SQL.format(rows=", ".join([_RECORD_ROW] * count))
+
+
+def statements(rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, list[Any]]]:
+    """PostgreSQL: the statements that record *rows*, with their parameters."""
+    for start in range(0, len(rows), _MANY):
+        chunk = rows[start : start + _MANY]
+        yield record_many_sql(len(chunk)), [value for row in chunk for value in row]
+
+
+class OutcomeWriter:
+    """Record outcomes through the driver, on one connection kept from one write to the next.
+
+    An outcome is written every few messages (a worker's next message waits for its last
+    one), so what surrounds the UPDATE counts: SQLAlchemy's execution and a pool checkout
+    (with its ping on PostgreSQL) cost three times the statement. One write at a time.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.connection: PoolProxiedConnection | None = None
+        self.waiting: AsyncConnection[Any] | None = None  # PostgreSQL, for record_async
+        self._at = UTCDateTime()
+
+    def record_in(self, connection: Connection, outcomes: Sequence[Outcome]) -> None:
+        """Write *outcomes* as part of *connection*'s transaction (with the events of a failure)."""
+        if not outcomes:
+            return
+        rows = [self.row(outcome) for outcome in outcomes]
+        if self.sqlite:
+            connection.exec_driver_sql(_RECORD_SQL, rows)
+        else:
+            for sql, values in statements(rows):
+                connection.exec_driver_sql(sql, tuple(values))
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write *outcomes* in one transaction; raise RecordError if they may not be written."""
+        if not outcomes:
+            return
+        rows = [self.row(outcome) for outcome in outcomes]
+        connection, self.connection = self.connection, None
+        try:
+            connection = connection or self.connect()
+            cursor = connection.cursor()
+            if self.sqlite:
+                cursor.execute("BEGIN IMMEDIATE")  # the write lock up front, as store.transaction takes it
+                cursor.executemany(_RECORD_SQL, rows)
+                connection.commit()
+            else:
+                for sql, values in statements(rows):
+                    cursor.execute(sql, values)
+            cursor.close()
+        except Exception as exc:
+            if connection is not None:
+                self.discard(connection)
+            raise RecordError(f"could not record {len(rows)} outcome(s): {exc}") from exc
+        self.connection = connection
+
+    def discard(self, connection: PoolProxiedConnection) -> None:
+        """Close a connection in an unknown state (SQLite: taken out of the pool)."""
+        with contextlib.suppress(Exception):
+            if self.sqlite:
+                connection.invalidate()
+            else:
+                connection.close()  # detached: closing it closes the driver's connection
+
+    async def record_async(self, outcomes: Sequence[Outcome]) -> None:
+        """PostgreSQL: as record, on an asynchronous connection: the loop goes on sending meanwhile.
+
+        (In a thread, the write waited for the loop to let go of the interpreter each time.)
+        """
+        if not outcomes:
+            return
+        rows = [self.row(outcome) for outcome in outcomes]
+        connection, self.waiting = self.waiting, None
+        try:
+            # Bounded: the workers wait for this write, and a server that stopped answering
+            # must turn into a failed write (retried through the pool), not a stalled pass.
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                connection = connection or await self.connect_async()
+                for sql, values in statements(rows):
+                    await connection.execute(sql, values)
+        except Exception as exc:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            raise RecordError(f"could not record {len(outcomes)} outcome(s): {exc!r}") from exc
+        self.waiting = connection
+
+    async def connect_async(self) -> AsyncConnection[Any]:
+        from psycopg import AsyncConnection
+
+        args, options = self.engine.dialect.create_connect_args(self.engine.url)
+        # Named, so that an operator can tell it in pg_stat_activity (and a test can cut it),
+        # unless the store's URL names its connections already.
+        options = {"application_name": WRITER_NAME, **options}
+        connection = await AsyncConnection.connect(*args, **options, autocommit=True)
+        try:
+            await connection.execute("SET synchronous_commit TO OFF")
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    def row(self, outcome: Outcome) -> tuple[Any, ...]:
+        sent = outcome.state == "sent"
+        at = self.bind(outcome.at)
+        return (
+            outcome.state, at, outcome.reason, int(outcome.tried), at if sent else None,
+            outcome.reply[:500] if sent else None, "" if sent else (outcome.error[:500] or None),
+            self.bind(outcome.retry_at), outcome.id,
+        )  # fmt: skip
+
+    def bind(self, value: datetime | None) -> Any:
+        return self._at.process_bind_param(value, self.engine.dialect)
+
+    def connect(self) -> PoolProxiedConnection:
+        """A pooled connection for SQLite; for PostgreSQL one of the writer's own, set up for it."""
+        connection = self.engine.raw_connection()
+        if self.sqlite:
+            return connection
+        # Its own, as its settings must not reach other users of the pool: it is closed, not given back.
+        connection.detach()
+        try:
+            connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            cursor = connection.cursor()
+            # See dispatcher.relax_durability: an outcome need not wait for the server's disk flush.
+            cursor.execute("SET synchronous_commit TO OFF")
+            cursor.close()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def close(self) -> None:
+        """Give the connection back to the pool (PostgreSQL: close it)."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.close()
+
+    async def aclose(self) -> None:
+        """Close both connections."""
+        self.close()
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            await waiting.close()

@@ -1,0 +1,58 @@
+"""What a message is asked to say: its kind, recipient, links and sender; the renderer's input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, get_args
+
+from tracker.timelines.views import MilestoneView, Occurrence
+
+Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
+
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str
+    language: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    unsubscribe_mailto: str
+    preferences: str
+    feed: str
+    confirm: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    """One message to render: its kind, for whom, about what."""
+
+    kind: Kind
+    recipient: Recipient
+    links: Links
+    key: str  # the delivery's unique key, e.g. "reminder:42:hlpf/revised-draft:2017-02-24:7d" → Message-ID
+    now: datetime  # aware; the Date header
+    view: MilestoneView | None = None  # all kinds except confirm/digest
+    due_at: datetime | None = None  # this occurrence's instant (repeating milestones)
+    old_at: datetime | None = None  # "changed": the previous instant
+    offset: str | None = None  # "reminder": "7d", "4h"
+    digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
+    predecessor: MilestoneView | None = None  # "opened": the milestone whose completion opened this one
+    subscribed_to: Sequence[str] = ()  # "confirm": titles of the timelines followed (empty: all)
+
+
+@dataclass(frozen=True)
+class Sender:
+    from_address: str  # "Tracker <tracker@localhost>"
+    base_url: str  # "http://127.0.0.1:8000": links and calendar UIDs
+    list_id: str  # "<deadlines.tracker.localhost>"
+    reminder_hour: int = 9  # TRACKER_REMINDER_HOUR, for the alarms of the attached calendar item

@@ -1,0 +1,13 @@
+"""Alembic environment: runs on the connection that tracker.store hands over."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import tracker.store.models  # noqa: F401  (registers the tables)
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through tracker.store.migrate()")
+context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

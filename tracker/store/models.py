@@ -1,0 +1,241 @@
+"""Tables of the store. The store is the truth; everything else derives from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike.
+
+    On SQLite the value is the text SQLAlchemy's own DATETIME writes there
+    ('2017-02-24 22:59:59.000000', UTC), made in one step: a large sync binds
+    tens of thousands of them, and two layers of conversion were a large part of its writing.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every datetime must be aware")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def process_result_value(self, value: datetime | str | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _at(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Timeline(SQLModel, table=True):
+    __tablename__ = "timelines"
+
+    id: str = Field(primary_key=True, max_length=100)
+    title: str
+    titles: dict[str, str] | None = _json()  # translations by language code; `title` is the English one
+    summary: str = ""
+    timezone: str = Field(max_length=64)
+    kind: str = Field(max_length=20)
+    source: str = ""
+    url: str = ""
+    audiences: list[str] | None = _json()
+    reminders: list[str] | None = _json()
+    path: str = ""
+    removed_at: datetime | None = _at()
+    updated_at: datetime | None = _at()
+
+
+class Milestone(SQLModel, table=True):
+    __tablename__ = "milestones"
+    __table_args__ = (UniqueConstraint("timeline_id", "key", name="uq_milestone_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    timeline_id: str = Field(foreign_key="timelines.id", max_length=100, index=True)
+    key: str = Field(max_length=100)
+    position: int = 0
+    line: int = 0
+    title: str
+    titles: dict[str, str] | None = _json()  # translations by language code; `title` is the English one
+    summary: str = ""
+    owner: str | None = Field(default=None, max_length=100)
+    url: str = ""
+    location: str = ""
+    kind: str = Field(max_length=10)  # deadline | span
+    all_day: bool = True
+    zone: str = Field(max_length=64)
+    due_expr: str | None = None
+    starts_expr: str | None = None
+    ends_expr: str | None = None
+    due_at: datetime | None = _at(index=True)
+    starts_at: datetime | None = _at()
+    ends_at: datetime | None = _at()
+    repeat: str | None = None
+    status: str = Field(default="active", max_length=10)  # active | cancelled | removed
+    opens_after: str | None = None
+    reminders: list[str] | None = _json()  # effective offsets, e.g. ["14d", "7d", "1d"]
+    revision: int = 0
+    updated_at: datetime | None = _at()
+
+
+class CompletionRecord(SQLModel, table=True):
+    __tablename__ = "completions"
+    __table_args__ = (UniqueConstraint("timeline_id", "milestone_key", "occurrence", name="uq_completion"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    timeline_id: str = Field(max_length=100)
+    milestone_key: str = Field(max_length=100)
+    occurrence: str = Field(default="", max_length=40)  # '' or the occurrence's local date
+    done_at: datetime = _at(nullable=False)
+    done_day: date | None = None  # set when recorded as a plain date (all-day)
+    note: str = ""
+    link: str = ""
+    source: str = Field(default="cli", max_length=10)  # file | cli | api
+    recorded_at: datetime = _at(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    """Append-only log of every state change; notices and feed rebuilds read it."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_milestone", "timeline_id", "milestone_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _at(nullable=False)
+    kind: str = Field(max_length=40)
+    timeline_id: str = Field(default="", max_length=100)  # '' for subscriber events
+    milestone_key: str | None = Field(default=None, max_length=100)
+    revision: int | None = None
+    old_at: datetime | None = _at()
+    new_at: datetime | None = _at()
+    detail: dict[str, Any] | None = _json()
+    subscriber_id: int | None = Field(default=None, index=True)  # subscriber events only
+
+
+class SyncState(SQLModel, table=True):
+    """What the last successful sync was made of: unchanged inputs need no second look."""
+
+    __tablename__ = "sync_state"
+
+    id: int = Field(default=1, primary_key=True)
+    digest: str = Field(max_length=64)
+    event_id: int | None = None  # the newest event after that sync; any later change raises it
+    timelines: int = 0
+    milestones: int = 0
+    synced_at: datetime = _at(nullable=False)
+
+
+class Subscriber(SQLModel, table=True):
+    """A member who receives reminders; tokens are signed from the id and a version, never stored."""
+
+    __tablename__ = "subscribers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)  # as normalised by email-validator (domain lower-cased)
+    email_key: str = Field(max_length=320, unique=True)  # lower-cased: one subscription per mailbox
+    name: str = ""
+    language: str = Field(default="en", max_length=5)
+    timezone: str = Field(default="Europe/Zurich", max_length=64)
+    audiences: list[str] | None = _json()
+    timelines: list[str] | None = _json()  # None: every timeline
+    reminders: list[str] | None = _json()  # None: the milestones' own offsets
+    digest: str = Field(default="off", max_length=10)  # off | weekly
+    state: str = Field(default="pending", max_length=12)  # pending | confirmed | unsubscribed | suspended
+    manage_version: int = 0  # raising a version revokes every token of that purpose
+    feed_version: int = 0
+    confirm_version: int = 0
+    created_at: datetime = _at(nullable=False)
+    confirmed_at: datetime | None = _at()
+    changed_at: datetime | None = _at()
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per message that should exist, planned before it is sent (docs/architecture.md §3).
+
+    The unique key makes planning idempotent: the same reminder can never be planned twice.
+    `slot` tells apart the messages of one kind about one occurrence: the offset of a
+    reminder ('7d'), the first event of a change notice, the week of a digest.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint(
+            "subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot", name="uq_delivery"
+        ),
+        Index("ix_deliveries_claim", "state", "attempt_at"),
+        Index("ix_deliveries_milestone", "timeline_id", "milestone_key", "subscriber_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(index=True)
+    timeline_id: str = Field(default="", max_length=100)  # '' for confirm and digest
+    milestone_key: str = Field(default="", max_length=100)
+    occurrence: str = Field(default="", max_length=40)
+    kind: str = Field(max_length=12)  # confirm | reminder | opened | changed | cancelled | digest
+    slot: str = Field(default="", max_length=40)
+    state: str = Field(default="planned", max_length=12)  # planned claimed sent failed skipped cancelled quarantined
+    send_at: datetime = _at(nullable=False)  # when it is meant to go
+    attempt_at: datetime = _at(nullable=False)  # when it may next be claimed (later after a failure)
+    deadline_at: datetime | None = _at()  # after this, sending is pointless: no more retries
+    attempts: int = 0
+    lease_until: datetime | None = _at()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    old_at: datetime | None = _at()  # changed: the date before the first move of this notice
+    new_at: datetime | None = _at()  # changed: the date after the last move
+    event_id: int | None = None  # the event a notice answers
+    last_error: str = ""
+    reply: str = ""  # the server's answer to the accepted message
+    reason: str = ""  # why it was skipped or cancelled
+    sent_at: datetime | None = _at()
+    created_at: datetime = _at(nullable=False)
+    updated_at: datetime = _at(nullable=False)
+
+
+class Quarantine(SQLModel, table=True):
+    """A stored subscriber or milestone that does not read: set aside with the reason while everyone else is served.
+
+    Kept by the planner, which sees every one of them on each pass: an entry appears once (and is
+    logged once) and leaves when the value reads again.
+    """
+
+    __tablename__ = "quarantine"
+
+    what: str = Field(primary_key=True, max_length=12)  # subscriber | milestone
+    key: str = Field(primary_key=True, max_length=210)  # the subscriber's id, or timeline/milestone
+    reason: str = ""
+    since: datetime = _at(nullable=False)
+
+
+class Cursor(SQLModel, table=True):
+    """How far a handler has read the events table: each event is handled once."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(primary_key=True, max_length=40)
+    event_id: int = 0
+    updated_at: datetime | None = _at()

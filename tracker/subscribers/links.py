@@ -1,0 +1,36 @@
+"""The links every message to a subscriber carries: unsubscribe, preferences, personal feed, confirm."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Any
+
+from tracker.emails.requests import Links
+from tracker.subscribers.tokens import make_token
+
+
+class LinkMaker:
+    """The links every message to a subscriber carries, signed with their current token versions.
+
+    Made once per sender and base URL: a batch does not parse the sender's address per message.
+    """
+
+    def __init__(self, secret: bytes, base_url: str, from_address: str) -> None:
+        self.secret, self.base = secret, base_url.rstrip("/")
+        self.mailbox = parseaddr(from_address)[1] or "tracker@localhost"
+
+    def of(self, subscriber: Any) -> Links:
+        """Links for *subscriber* (anything with id, state and the three token versions)."""
+        base, secret, id_ = self.base, self.secret, subscriber.id
+        manage = make_token(secret, "manage", id_, subscriber.manage_version)
+        feed = make_token(secret, "feed", id_, subscriber.feed_version)
+        confirm = None
+        if subscriber.state == "pending":
+            confirm = f"{base}/confirm/{make_token(secret, 'confirm', id_, subscriber.confirm_version)}"
+        return Links(
+            unsubscribe=f"{base}/unsubscribe/{manage}",
+            unsubscribe_mailto=f"mailto:{self.mailbox}?subject=unsubscribe%20{manage}",
+            preferences=f"{base}/preferences/{manage}",
+            feed=f"{base}/feeds/me/{feed}.ics",
+            confirm=confirm,
+        )

@@ -1,0 +1,396 @@
+"""Subscribers: checked input (one by one or from CSV), saved idempotently, with events."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from tracker.delivery.outbox import queue_confirm
+from tracker.i18n import LANGUAGES
+from tracker.store.models import Event, Subscriber
+from tracker.subscribers.tokens import Purpose, read_token
+from tracker.text import find_refused
+from tracker.timelines.dates import DateError, format_offset, get_zone, parse_reminder, suggest
+from tracker.timelines.files import FileProblem
+
+DIGESTS = ("off", "weekly")
+COLUMNS = ("email", "name", "language", "audiences", "timelines")
+DEFAULT_AUDIENCES = ("membership",)
+OPTIONAL = frozenset({"digest", "reminders"})  # CSV rows and the CLI do not carry these
+MAX_NAME = 200
+MAX_OFFSETS = 5  # a handful of reminders before each deadline; more is noise, and each costs a row per deadline
+MAX_OFFSET_TEXT = 12  # characters: '366d', '8784h', '527040m' and their spaces
+MAX_CSV_LINE = 4096  # five fields of addresses, a name and lists of ids: a longer line is not a subscriber
+Outcome = Literal["added", "updated", "unchanged"]
+Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or None
+
+
+class SubscriberError(ValueError):
+    """Input that cannot become a subscriber; the message says why, *field* names the input at fault."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SubscriberInput:
+    email: str
+    key: str  # lower-cased address: one subscription per mailbox
+    name: str = ""
+    language: str = "en"
+    timezone: str = "Europe/Zurich"
+    audiences: tuple[str, ...] = DEFAULT_AUDIENCES
+    timelines: tuple[str, ...] | None = None  # None: every timeline
+    digest: str = "off"
+    reminders: tuple[str, ...] | None = None  # None: the milestones' own offsets; (): none
+    keep: frozenset[str] = OPTIONAL  # fields the input does not carry: saving leaves them as stored
+
+
+@dataclass(frozen=True)
+class Known:
+    """What exists in the store, to catch typos in audiences and timelines."""
+
+    timelines: frozenset[str]
+    audiences: frozenset[str]
+
+
+def normalise_email(text: str) -> tuple[str, str]:
+    """Return the address as mail is sent to it (domain in IDNA) and its lower-cased key, or raise SubscriberError.
+
+    The key keeps the Unicode domain, so 'bücher.example' and 'xn--bcher-kva.example' are one
+    mailbox. A local part that is not ASCII can only be delivered with SMTPUTF8, which we do not
+    send: such an address is refused here rather than accepted and never mailed.
+    """
+    if "\r" in text or "\n" in text:
+        raise SubscriberError("an email address cannot contain a line break", "email")
+    # Here, not at the top: every command imports this module, few of them read an address.
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(text.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise SubscriberError(f"this is not an email address: {exc}", "email") from None  # not echoed back
+    if valid.ascii_email is None:
+        raise SubscriberError(
+            "the part of the address before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
+            " does not send; use an ASCII address",
+            "email",
+        )
+    return valid.ascii_email, valid.normalized.lower()
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(";") if part.strip())
+
+
+def check_input(raw: Raw, *, zone: str, known: Known) -> SubscriberInput:
+    """Check one subscriber's fields (CSV row, options, form or JSON); raise SubscriberError naming the field.
+
+    A missing digest or reminders field means "leave it as stored": CSV rows and options have neither.
+    """
+    email, key = normalise_email(text_field(raw, "email"))
+    language, timezone = check_language(text_field(raw, "language")), check_zone(text_field(raw, "timezone"), zone)
+    audiences = list_field(raw, "audiences") or DEFAULT_AUDIENCES
+    timelines = list_field(raw, "timelines") or None
+    check_names("audience", audiences, known.audiences)
+    check_names("timeline", timelines or (), known.timelines)
+    name, digest = check_name(text_field(raw, "name")), check_digest(text_field(raw, "digest"))
+    return SubscriberInput(email, key, name, language, timezone, audiences, timelines, digest, check_reminders(raw),
+                           OPTIONAL - raw.keys())  # fmt: skip
+
+
+def text_field(raw: Raw, field: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SubscriberError(f"{field} must be text", field)
+    return value
+
+
+def list_field(raw: Raw, field: str) -> tuple[str, ...]:
+    """A list from JSON or a form, or ;-separated text from CSV and options."""
+    value = raw.get(field)
+    if value is None or isinstance(value, str):
+        return split_list(value)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SubscriberError(f"{field} must be a list of names", field)
+    return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+
+def check_name(text: str) -> str:
+    """A display name on one line: spaces and tabs collapsed, control characters refused, at most MAX_NAME long.
+
+    A name goes into email headers, pages and the secretariat's terminal: a line break, NUL, a
+    lone surrogate or a bidirectional override there changes what others see, so it is refused
+    with its position rather than quietly changed.
+    """
+    refused = find_refused(text, allowed="\t")
+    if refused is not None:
+        position, what = refused
+        raise SubscriberError(
+            f"name: character {position} is {what}: write the name on one line, in letters, spaces and punctuation",
+            "name",
+        )
+    name = " ".join(text.split())
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name")
+    return name
+
+
+def check_language(text: str) -> str:
+    language = text.strip().lower() or "en"
+    if language not in LANGUAGES:
+        raise SubscriberError(
+            f"language {language!r} is not one of {', '.join(LANGUAGES)}{suggest(language, LANGUAGES)}", "language"
+        )
+    return language
+
+
+def check_digest(text: str) -> str:
+    digest = text.strip().lower() or "off"
+    if digest not in DIGESTS:
+        raise SubscriberError(
+            f"digest {digest!r} is not one of {', '.join(DIGESTS)}{suggest(digest, DIGESTS)}", "digest"
+        )
+    return digest
+
+
+def check_zone(text: str, default: str) -> str:
+    timezone = text.strip() or default
+    try:
+        get_zone(timezone)
+    except DateError as exc:
+        raise SubscriberError(str(exc), "timezone") from None
+    return timezone
+
+
+def check_reminders(raw: Raw) -> tuple[str, ...] | None:
+    """Offsets such as 7d or 4h, latest-first; None (empty text or null): the milestones' own; "none" or []: none."""
+    value = raw.get("reminders")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = [] if value.strip().lower() == "none" else re.split(r"[\s,;]+", value.strip())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise SubscriberError("reminders must be a list of offsets such as 7d or 4h", "reminders")
+    texts = {v.strip() for v in value if v.strip()}
+    if len(texts) > MAX_OFFSETS:  # before reading any: a long list is refused as cheaply as a short one
+        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders")
+    for text in texts:
+        if len(text) > MAX_OFFSET_TEXT:
+            raise SubscriberError(f"reminders: {text[:MAX_OFFSET_TEXT]!r}… is not an offset such as 7d or 4h",
+                                  "reminders")  # fmt: skip
+    try:
+        # Bounded, so that every stored offset reads back (format_offset ∘ parse_reminder) and can be planned.
+        offsets = {parse_reminder(text) for text in texts}
+    except DateError as exc:
+        raise SubscriberError(f"reminders: {exc}", "reminders") from None
+    return tuple(format_offset(o) for o in sorted(offsets, key=lambda o: o.exact(), reverse=True))
+
+
+def check_names(what: str, names: Iterable[str], known: frozenset[str]) -> None:
+    for name in names:
+        if known and name not in known:
+            hint = suggest(name, known) or " (known: " + ", ".join(sorted(known)) + ")"
+            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s")
+
+
+def parse_csv(
+    text: str, path: str, *, zone: str, known: Known
+) -> tuple[list[tuple[int, SubscriberInput]], list[FileProblem]]:
+    """Read email,name,language,audiences,timelines rows; return good rows (with lines) and problems."""
+    good: list[tuple[int, SubscriberInput]] = []
+    problems: list[FileProblem] = []
+    seen: dict[str, int] = {}
+    for line, values in read_rows(text, path, problems):
+        if not any(v.strip() for v in values) or (line == 1 and values and values[0].strip().lower() == "email"):
+            continue
+        try:
+            data = check_input(dict(zip(COLUMNS, values, strict=False)), zone=zone, known=known)
+        except SubscriberError as exc:
+            problems.append(FileProblem(path, line, str(exc)))
+            continue
+        if data.key in seen:
+            problems.append(FileProblem(path, line, f"{data.email} is already on line {seen[data.key]}"))
+            continue
+        seen[data.key] = line
+        good.append((line, data))
+    return good, problems
+
+
+def read_rows(text: str, path: str, problems: list[FileProblem]) -> Iterator[tuple[int, list[str]]]:
+    """Yield each line's fields with its number; a line that cannot be read becomes a problem at that line.
+
+    One row per line: no field of ours may hold a line break, so a quote left open is an error
+    of its own line, not a field that swallows the rows after it (and is reported where it ends).
+    """
+    for line, row in enumerate(io.StringIO(text), start=1):
+        if len(row) > MAX_CSV_LINE:
+            problems.append(
+                FileProblem(path, line, f"the line is {len(row):,} characters long; at most {MAX_CSV_LINE:,}")
+            )
+            continue
+        try:
+            yield line, next(csv.reader([row], strict=True), [])
+        except csv.Error as exc:
+            advice = 'a field with a comma or a quote goes in quotes, a quote inside it doubled: "Smith, ""Bob"""'
+            problems.append(FileProblem(path, line, f"{csv_problem(exc)} ({advice})"))
+
+
+def csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text or "newline inside string" in text:
+        return "a quote opens a field that is not closed on this line"
+    return f"this line is not valid CSV: {text}"
+
+
+def known_names(session: Session) -> Known:
+    """The timelines there are and the audiences they name (plus the default one); empty when there is none yet."""
+    from tracker.store.models import Milestone, Timeline
+
+    live = Timeline.removed_at.is_(None)  # type: ignore[union-attr]
+    timelines = frozenset(session.exec(select(Timeline.id).where(live)))
+    audiences = {a for t in session.exec(select(Timeline.audiences).where(live)) for a in (t or ())}
+    owners = (
+        select(Milestone.owner)
+        .join(Timeline, col(Timeline.id) == Milestone.timeline_id)
+        .where(live, Milestone.status != "removed", col(Milestone.owner).is_not(None))
+    )
+    audiences |= {owner for owner in session.exec(owners) if owner}
+    # The default audience is always a valid choice, even where no timeline names it.
+    return Known(timelines, frozenset(audiences | set(DEFAULT_AUDIENCES)) if timelines else frozenset())
+
+
+def find(session: Session, email: str) -> Subscriber | None:
+    _, key = normalise_email(email)
+    return session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
+
+
+def save(session: Session, data: SubscriberInput, *, confirmed: bool, now: datetime) -> tuple[Subscriber, Outcome]:
+    """Add or update one subscriber; saving the same data again changes nothing."""
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
+    if subscriber is None:
+        subscriber = Subscriber(email=data.email, email_key=data.key, created_at=now, changed_at=now)
+        apply_input(subscriber, data)
+        outcome: Outcome = "added"
+    else:
+        outcome = "updated" if apply_input(subscriber, data) else "unchanged"
+        if outcome == "updated":
+            subscriber.changed_at = now
+    if confirmed and subscriber.state in ("pending", "unsubscribed"):
+        subscriber.state, subscriber.confirmed_at = "confirmed", now
+        outcome = "added" if outcome == "added" else "updated"
+    session.add(subscriber)
+    session.flush()
+    if outcome != "unchanged":
+        record(session, f"subscriber_{outcome}", subscriber, now)
+        if subscriber.confirmed_at == now:
+            record(session, "subscriber_confirmed", subscriber, now)
+    return subscriber, outcome
+
+
+def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now: datetime) -> bool:
+    """Apply what a subscriber chose on their preferences page (not the address); return whether anything changed."""
+    if not apply_input(subscriber, data):
+        return False
+    subscriber.changed_at = now
+    session.add(subscriber)
+    record(session, "subscriber_updated", subscriber, now)
+    return True
+
+
+def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> bool:
+    """Start (or restart) the double opt-in for *data*; return whether a confirmation email was queued.
+
+    A confirmed (or suspended) subscription is left exactly as it is, and so are the choices of a
+    pending one: whoever asks is not necessarily the address's owner, who confirms what the first
+    email showed and changes it through the preferences link in every email.
+    """
+    subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
+    if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
+        return False
+    if subscriber is None or subscriber.state == "unsubscribed":
+        subscriber, _ = save(session, data, confirmed=False, now=now)
+    if subscriber.state == "unsubscribed":
+        subscriber.state, subscriber.changed_at = "pending", now
+        session.add(subscriber)
+        record(session, "subscriber_resubscribing", subscriber, now)
+    return invite(session, subscriber, now)
+
+
+def invite(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Queue the confirmation email of a pending subscriber; False when not pending or the address had enough."""
+    return subscriber.state == "pending" and queue_confirm(session, subscriber, now) is not None
+
+
+def apply_input(subscriber: Subscriber, data: SubscriberInput) -> bool:
+    """Copy *data* onto *subscriber*; return whether anything changed."""
+    values = {  # the address keeps the spelling it was first given: same mailbox, same key
+        "name": data.name,
+        "language": data.language,
+        "timezone": data.timezone,
+        "audiences": list(data.audiences),
+        "timelines": None if data.timelines is None else list(data.timelines),
+        "digest": data.digest,
+        "reminders": None if data.reminders is None else list(data.reminders),
+    }
+    values = {k: v for k, v in values.items() if k not in data.keep}
+    changed = any(getattr(subscriber, k) != v for k, v in values.items())
+    for name, value in values.items():
+        setattr(subscriber, name, value)
+    return changed
+
+
+def record(session: Session, kind: str, subscriber: Subscriber, now: datetime) -> None:
+    session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email}))
+
+
+def unsubscribe(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Stop every message to *subscriber*; return False when already unsubscribed."""
+    if subscriber.state == "unsubscribed":
+        return False
+    subscriber.state, subscriber.changed_at = "unsubscribed", now
+    session.add(subscriber)
+    record(session, "subscriber_unsubscribed", subscriber, now)
+    return True
+
+
+def rotate(session: Session, subscriber: Subscriber, purposes: Iterable[Purpose], now: datetime) -> None:
+    """Revoke the subscriber's tokens of *purposes*; new links carry the next version."""
+    for purpose in purposes:
+        field = f"{purpose}_version"
+        setattr(subscriber, field, getattr(subscriber, field) + 1)
+    subscriber.changed_at = now
+    session.add(subscriber)
+    record(session, "subscriber_tokens_rotated", subscriber, now)
+
+
+def by_token(session: Session, secret: bytes, purpose: Purpose, token: str) -> Subscriber | None:
+    """The subscriber a current token of *purpose* names; None for a wrong, forged or rotated one."""
+    found = read_token(secret, purpose, token)
+    if found is None:
+        return None
+    subscriber = session.get(Subscriber, found[0])
+    if subscriber is None or getattr(subscriber, f"{purpose}_version") != found[1]:
+        return None
+    return subscriber
+
+
+def confirm(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+    """Confirm a pending subscription (double opt-in); return False when there was nothing to do."""
+    if subscriber.state != "pending":
+        return False
+    subscriber.state, subscriber.confirmed_at, subscriber.changed_at = "confirmed", now, now
+    subscriber.confirm_version += 1  # the link is spent: using it again changes nothing
+    session.add(subscriber)
+    record(session, "subscriber_confirmed", subscriber, now)
+    return True

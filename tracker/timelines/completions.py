@@ -1,0 +1,127 @@
+"""Record that a milestone is done, then re-resolve the dates that count from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from tracker.store.models import CompletionRecord
+from tracker.text import find_refused
+from tracker.timelines.dates import suggest
+from tracker.timelines.diff import Change, Stored, SyncPlan, change, diff_milestones, rules_from_rows, with_dates
+from tracker.timelines.resolve import Completion, Key, resolve_dates
+from tracker.timelines.sync import completion_columns, delete_completion, load_stored, write_events, write_milestones
+from tracker.timelines.views import MilestoneView, nearest_occurrence
+
+
+class CompletionError(ValueError):
+    """The milestone to complete does not exist (the message says what does)."""
+
+
+class CompletionInputError(CompletionError):
+    """A completion's time, note or link that cannot be recorded; *field* names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+# A completion is a fact: it happened, so not later than now (a day's slack for a date written in
+# a zone ahead). Dates counted from it ('draft.done + 14d', up to 100 years either way) then stay
+# within the years a timeline may use, so one completion cannot make every later sync fail.
+EARLIEST_DONE = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+LONGEST_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class DoneRequest:
+    reference: str  # "timeline/milestone"
+    done_at: datetime
+    day: date | None = None  # when the completion was given as a plain date
+    note: str = ""
+    link: str = ""
+    source: str = "cli"
+
+
+def find_milestone(stored: Stored, reference: str) -> Key:
+    """Return the key of `timeline/milestone`, or raise CompletionError with a hint."""
+    timeline, _, milestone = reference.partition("/")
+    live = {key for key, (_, _, data) in stored.milestones.items() if data.status != "removed"}
+    if not milestone:
+        raise CompletionError(f"write TIMELINE/MILESTONE, e.g. hlpf-2017-contribution/revised-draft, not {reference!r}")
+    if (timeline, milestone) in live:
+        return (timeline, milestone)
+    timelines = {key[0] for key in live}
+    if timeline not in timelines:
+        raise CompletionError(f"no timeline {timeline!r}{suggest(timeline, timelines)}")
+    names = [key[1] for key in live if key[0] == timeline]
+    raise CompletionError(f"no milestone {milestone!r} in {timeline!r}{suggest(milestone, names)}")
+
+
+def record_done(session: Session, request: DoneRequest, view: MilestoneView | None, *, now: datetime) -> list[Change]:
+    """Store the completion and reschedule `.done` dependents; return what changed."""
+    check_request(request, now)
+    stored = load_stored(session)
+    key = find_milestone(stored, request.reference)
+    occurrence = nearest_occurrence(view, request.done_at) if view is not None else ""
+    delete_completion(session, key, occurrence)
+    values = completion_columns(key, Completion(request.done_at, request.day), request.source, now,
+                                note=request.note, link=request.link)  # fmt: skip
+    session.execute(insert(CompletionRecord.__table__).values({**values, "occurrence": occurrence}))  # type: ignore[attr-defined]
+    completed = change("completed", stored.milestones[key][2], new_at=request.done_at)
+    if occurrence:
+        return finish(session, stored, [completed], now)
+    completions = {k: c for k, (c, _) in stored.completions.items()}
+    completions[key] = Completion(request.done_at, request.day)
+    return finish(session, stored, [completed], now, completions)
+
+
+def finish(
+    session: Session,
+    stored: Stored,
+    changes: list[Change],
+    now: datetime,
+    completions: dict[Key, Completion] | None = None,
+) -> list[Change]:
+    """Re-resolve every live milestone with *completions* and write the cascade."""
+    live = {key: data for key, (_, _, data) in stored.milestones.items() if data.status != "removed"}
+    desired = dict(live)
+    if completions is not None:
+        paths = {t: data.path for t, data in stored.timelines.items()}
+        dates, problems = resolve_dates(rules_from_rows(live.values(), paths), completions)
+        if not problems:  # the store only holds rules that resolved once; on doubt keep old dates
+            desired = {key: with_dates(data, dates[key]) for key, data in live.items()}
+    plan = SyncPlan(changes + diff_milestones(desired, stored), stored.timelines, desired, {}, stored)
+    write_milestones(session, plan, now)
+    write_events(session, plan.changes, plan, now)
+    return plan.changes
+
+
+def check_request(request: DoneRequest, now: datetime) -> None:
+    """Refuse a completion in the future or before 2000, a note with control characters, a link that is no web link."""
+    if request.done_at > now + FUTURE_SLACK:
+        raise CompletionInputError(
+            "at", f"{request.done_at:%Y-%m-%d %H:%M} UTC is in the future: record a step once done"
+        )
+    if request.done_at < EARLIEST_DONE:
+        raise CompletionInputError("at", "a completion before 2000 cannot be recorded: give the date it was done")
+    if len(request.note) > LONGEST_NOTE or len(request.link) > LONGEST_NOTE:
+        raise CompletionInputError(
+            "note" if len(request.note) > LONGEST_NOTE else "link", f"at most {LONGEST_NOTE} characters"
+        )
+    refused = find_refused(request.note, allowed="\n")
+    if refused is not None:
+        raise CompletionInputError("note", f"character {refused[0]} is {refused[1]}; remove it")
+    if request.link and not is_web_link(request.link):
+        raise CompletionInputError("link", "write a web address, https://… (no spaces or control characters)")
+
+
+def is_web_link(link: str) -> bool:
+    """Whether *link* is an http(s) address with a host and nothing a page or an email would misread."""
+    parts = urlsplit(link)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and link.isprintable() and " " not in link

@@ -1,0 +1,185 @@
+"""The timeline pipeline end to end: files → specs → resolved dates → plan → store.
+
+Entry points (CLI, main job) call these; each opens one transaction at most.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib.metadata
+import os
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from tracker import __version__
+from tracker.store.engine import head_revision, transaction
+from tracker.store.models import Event, SyncState
+from tracker.timelines.diff import SyncPlan, rules_from_specs
+from tracker.timelines.files import (
+    FileProblem,
+    TimelineSpec,
+    UnreadableFileError,
+    find_files,
+    load_schedules,
+    read_files,
+)
+from tracker.timelines.resolve import resolve_dates
+from tracker.timelines.sync import apply_plan, plan_sync
+
+
+@dataclass
+class SyncOutcome:
+    plan: SyncPlan | None
+    problems: list[FileProblem]
+    timelines: int = 0
+    milestones: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate_paths(
+    paths: Sequence[Path], folder: Path, zone: str, on_file: Callable[[Path], None] | None = None
+) -> tuple[list[TimelineSpec], list[FileProblem]]:
+    """Check *paths*; the rest of *folder* is loaded as context for cross-file references."""
+    missing = [FileProblem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
+    # Each file once, even when named both alone and through its folder.
+    files = list({real_path(p): p for p in find_files([p for p in paths if p.exists()])}.values())
+    wanted = {real_path(p) for p in files}
+    context = [p for p in find_files([folder]) if real_path(p) not in wanted] if folder.is_dir() else []
+    specs, problems = load_schedules([*files, *context], zone, on_file)
+    _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
+    found = [p for p in problems + date_problems if real_path(Path(p.path)) in wanted]
+    mine = [s for s in specs if real_path(Path(s.path)) in wanted]
+    return mine, sorted(missing + found)
+
+
+def real_path(path: Path) -> str:
+    """Name *path* by what it points at; unlike Path.resolve, a link to itself is no RuntimeError."""
+    return os.path.realpath(path)
+
+
+def incomplete_timelines(specs: Sequence[TimelineSpec]) -> frozenset[str]:
+    return frozenset(spec.id for spec in specs if not spec.complete)
+
+
+def sync_folder(
+    engine: Engine,
+    folder: Path,
+    *,
+    zone: str,
+    reminders: Sequence[str],
+    now: datetime,
+    dry_run: bool = False,
+    on_file: Callable[[Path], None] | None = None,
+) -> SyncOutcome:
+    """Load *folder* and apply it in one transaction, or report why nothing changed."""
+    if not folder.is_dir():
+        return SyncOutcome(None, [FileProblem(str(folder), 1, "schedules folder not found")])
+    files = find_files([folder])
+    # Read once: the digest and the specs are then of the same bytes, even if a file is being saved.
+    contents = read_files(files)
+    digest = input_digest(files, zone, reminders, contents)
+    with transaction(engine) as session:
+        state = session.get(SyncState, 1)
+        if state is not None and state.digest == digest and state.event_id == newest_event_id(session):
+            return SyncOutcome(SyncPlan.nothing(), [], state.timelines, state.milestones)
+    with paused_gc():
+        return load_and_apply(engine, files, contents, digest, zone=zone, reminders=reminders, now=now,
+                              dry_run=dry_run, on_file=on_file)  # fmt: skip
+
+
+def load_and_apply(
+    engine: Engine,
+    files: Sequence[Path],
+    contents: Mapping[Path, bytes | UnreadableFileError],
+    digest: str,
+    *,
+    zone: str,
+    reminders: Sequence[str],
+    now: datetime,
+    dry_run: bool,
+    on_file: Callable[[Path], None] | None,
+) -> SyncOutcome:
+    specs, problems = load_schedules(files, zone, on_file, contents)
+    if problems:  # report the date problems of the same files too: all problems at once
+        _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
+        return SyncOutcome(None, sorted(problems + date_problems))
+    # The files are read before the write lock is taken; only diffing and writing hold it.
+    with transaction(engine, write=not dry_run) as session:
+        plan, problems = plan_sync(session, specs, reminders)
+        count = sum(len(s.milestones) for s in specs)
+        if plan is not None and not dry_run:
+            apply_plan(session, plan, now=now)
+            record_state(session, SyncState(digest=digest, timelines=len(specs), milestones=count, synced_at=now))
+    return SyncOutcome(plan, problems, len(specs), count)
+
+
+def forget_earlier_syncs() -> None:
+    """Drop what this process remembers from earlier syncs (parsed files, expressions)."""
+    from tracker.timelines import dates, diff, files
+
+    files.clear_cache()
+    dates.parse_expr.cache_clear()
+    dates.parse_stored_expr.cache_clear()
+    dates.parse_offset.cache_clear()
+    dates.local_to_utc.cache_clear()
+    diff.expr_text.cache_clear()
+    diff.format_offsets.cache_clear()
+
+
+def input_digest(
+    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | UnreadableFileError]
+) -> str:
+    """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
+    digest = hashlib.sha256()
+    for part in (__version__, head_revision(), zone_data_version(), zone, ",".join(reminders)):
+        digest.update(part.encode() + b"\0")
+    for path in files:
+        digest.update(str(path).encode() + b"\0")
+        data = contents.get(path)
+        if isinstance(data, bytes):
+            digest.update(data)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def zone_data_version() -> str:
+    """The IANA release in use (system zoneinfo first, as zoneinfo itself looks there first)."""
+    for folder in zoneinfo.TZPATH:
+        with suppress(OSError):
+            return (Path(folder) / "tzdata.zi").read_text(encoding="utf-8").split("\n", 1)[0]
+    return importlib.metadata.version("tzdata")
+
+
+def newest_event_id(session: Session) -> int | None:
+    return session.exec(select(func.max(Event.id))).one()
+
+
+def record_state(session: Session, state: SyncState) -> None:
+    state.event_id = newest_event_id(session)
+    session.merge(state)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    # A sync allocates many small objects that all live until it ends; the cycle collector
+    # would walk them several times over for nothing (a large part of a cold sync).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

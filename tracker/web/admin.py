@@ -1,0 +1,123 @@
+"""The secretariat's API: record a completion over HTTP (bearer token), as `tracker done` does.
+
+A completion is an event like any other: the running dispatcher turns it into `opened`
+notices for the audience that was waiting for it, and moves `.done` dependents.
+The token is checked before the body is read; the body is read within the Guard's cap.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from tracker.clock import Clock
+from tracker.display import change_json
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.timelines.completions import CompletionError, CompletionInputError, DoneRequest, record_done
+from tracker.timelines.dates import DateError, parse_when
+from tracker.web.forms import BodyError, json_object
+from tracker.web.limits import TextJSONResponse, validation_problem
+
+
+class DoneBody(BaseModel):
+    """When and how a milestone was done; all optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: str | None = Field(
+        default=None, max_length=40, description="YYYY-MM-DD or YYYY-MM-DDTHH:MM (local time, 1900–2200); default: now"
+    )
+    note: str = Field(default="", max_length=2000, description="Shown with the completion")
+    link: str = Field(default="", max_length=2000, description="e.g. the posted document")
+
+
+def has_bearer(authorization: str | None, token: str) -> bool:
+    """Whether an Authorization header carries `Bearer <token>` (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRouter:
+    """Routes that change the timelines' state; every one needs `Authorization: Bearer <TRACKER_ADMIN_TOKEN>`."""
+    router = APIRouter(prefix="/api", tags=["admin"])
+
+    def refused(authorization: str | None) -> JSONResponse | None:
+        if not token:
+            return JSONResponse({"detail": "the admin API is off: set TRACKER_ADMIN_TOKEN to turn it on"}, 403)
+        if not has_bearer(authorization, token):
+            headers = {"WWW-Authenticate": 'Bearer realm="tracker"'}
+            return JSONResponse({"detail": "a valid bearer token is needed (TRACKER_ADMIN_TOKEN)"}, 401, headers)
+        return None
+
+    def complete(reference: str, body: DoneBody) -> JSONResponse:
+        try:
+            done_at = done_time(body.at, zone) if body.at else clock()
+        except DateError as exc:
+            return at_problem(str(exc))
+        day = datetime.fromisoformat(body.at.strip()).date() if body.at and len(body.at.strip()) == 10 else None
+        try:
+            with transaction(engine, write=True) as session:
+                views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
+                request = DoneRequest(reference, done_at, day, body.note, body.link, source="api")
+                changes = record_done(session, request, views.get(reference), now=clock())
+        except CompletionInputError as exc:
+            return at_problem(str(exc).removeprefix("at: ")) if exc.field == "at" else field_problem(str(exc))
+        except CompletionError as exc:
+            return JSONResponse({"detail": str(exc)}, 404)
+        return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
+
+    refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No or wrong token"},
+                                                 422: {"description": "A field is wrong"}}  # fmt: skip
+
+    @router.post("/milestones/{timeline}/{milestone}/done", openapi_extra=DONE_BODY, responses=refusals)
+    async def milestone_done(
+        timeline: str, milestone: str, request: Request, authorization: str | None = Header(default=None)
+    ) -> JSONResponse:
+        """Record that a milestone is done; members waiting for it are told (an `opened` notice)."""
+        refusal = refused(authorization)
+        if refusal is not None:
+            return refusal
+        try:
+            body = read_done_body(await request.body())
+        except ValidationError as exc:
+            return validation_problem([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+        except BodyError as exc:
+            return validation_problem([{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error"}])
+        return await run_in_threadpool(complete, f"{timeline}/{milestone}", body)
+
+    return router
+
+
+# The body is read by hand (after the token check), so the schema is given here for /openapi.json.
+DONE_BODY: dict[str, Any] = {
+    "requestBody": {"required": False, "content": {"application/json": {"schema": DoneBody.model_json_schema()}}}
+}
+
+
+def read_done_body(raw: bytes) -> DoneBody:
+    """The completion a request body describes (an empty body: now, no note); raise naming the field at fault."""
+    if not raw.strip():
+        return DoneBody()
+    return DoneBody.model_validate(json_object(raw))
+
+
+def done_time(at: str, zone: str) -> datetime:
+    """*at* as an instant; raise DateError for text that is not a date or a year outside 1900–2200."""
+    return parse_when(at, zone)  # it bounds the year: 0001-01-01 east of UTC would fall before year 1
+
+
+def at_problem(message: str) -> TextJSONResponse:
+    return TextJSONResponse({"detail": f"at: {message}"}, 422)
+
+
+def field_problem(message: str) -> TextJSONResponse:
+    """A 422 whose detail starts with the field at fault ('note: …', 'link: …')."""
+    return TextJSONResponse({"detail": message}, 422)

@@ -1,0 +1,289 @@
+"""The public JSON API: timelines, their milestones, what is due; documented in /openapi.json.
+
+Everything here is public and read-only, so the upcoming list is open to every origin
+(CORS) for sites that draw their own widget; the admin routes live in `admin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+
+from tracker.display import instant, upcoming_json
+from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
+from tracker.store.models import Milestone, Timeline
+from tracker.store.views import load_views
+from tracker.timelines.views import MilestoneView, list_upcoming, timeline_title_in, title_in
+from tracker.web.embed import Days, embed_routes
+from tracker.web.limits import validation_problem
+
+Lang = Literal["ar", "zh", "en", "fr", "ru", "es"]
+OPEN = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET"}
+MAX_ITEMS = 1000  # in one answer to /api/upcoming, earliest first: an anonymous request stays small
+
+
+class Instant(BaseModel):
+    local: str = Field(description="ISO 8601 in the timeline's zone")
+    utc: str = Field(description="ISO 8601 in UTC")
+
+
+class Counts(BaseModel):
+    milestones: int
+    active: int
+    cancelled: int
+    done: int = Field(description="Milestones with at least one completion")
+
+
+class TimelineOut(BaseModel):
+    id: str
+    title: str
+    titles: dict[str, str] = Field(description="Translations by language code; `title` is the English one")
+    kind: str
+    summary: str
+    timezone: str
+    audiences: list[str]
+    feed: str = Field(description="URL of the timeline's calendar feed")
+    page: str = Field(description="URL of the timeline's page")
+    counts: Counts
+
+
+class CompletionOut(BaseModel):
+    occurrence: str = Field(description="'' for a single milestone, else the local date of the occurrence")
+    done_at: str
+    note: str
+    link: str
+
+
+class Expressions(BaseModel):
+    """The dates as written in the schedule file, e.g. `revised-draft.done + 14d`."""
+
+    due: str | None = None
+    starts: str | None = None
+    ends: str | None = None
+
+
+class MilestoneOut(BaseModel):
+    key: str
+    title: str
+    titles: dict[str, str]
+    kind: str = Field(description="deadline | span")
+    owner: str | None
+    due: Instant | None
+    starts: Instant | None
+    ends: Instant | None
+    all_day: bool
+    status: str = Field(description="active | cancelled | removed")
+    repeat: str | None = Field(description="RRULE when the milestone repeats")
+    opens_after: str | None
+    expressions: Expressions
+    completions: list[CompletionOut]
+
+
+class TimelineDetail(TimelineOut):
+    milestones: list[MilestoneOut]
+
+
+class UpcomingItem(BaseModel):
+    """One occurrence, as `tracker upcoming --json` prints it."""
+
+    timeline: str
+    timeline_title: str = Field(description="In the language asked for (English where untranslated)")
+    milestone: str
+    title: str = Field(description="In the language asked for (English where untranslated)")
+    titles: dict[str, str]
+    timeline_titles: dict[str, str]
+    kind: str
+    owner: str | None
+    all_day: bool
+    date: str = Field(description="Local date, YYYY-MM-DD")
+    timezone: str
+    occurrence: str | None
+    due: Instant | None
+    starts: Instant | None
+    ends: Instant | None
+    done_at: str | None
+    reminders: list[str]
+
+
+class UnknownId(BaseModel):
+    detail: str
+    known: list[str] = Field(description="The ids that exist")
+
+
+def api_routes(engine: Engine, calendars: Calendars, base_url: str) -> APIRouter:
+    """Public read-only routes: /api/timelines, /api/timelines/{id}, /api/upcoming, and the embed."""
+    router = APIRouter(tags=["api"], route_class=OpenRoute)
+    base = base_url.rstrip("/")
+    missing: dict[int | str, dict[str, Any]] = {
+        404: {"model": UnknownId, "description": "No such timeline; the body lists those that exist"}
+    }
+
+    @router.get("/api/timelines", response_model=list[TimelineOut])
+    async def timelines() -> list[TimelineOut]:
+        """Every live timeline, with its feed and how many milestones it has."""
+        return await run_in_threadpool(list_timelines, engine, base)
+
+    @router.get("/api/timelines/{timeline}", response_model=TimelineDetail, responses=missing)
+    async def timeline_detail(timeline: str) -> TimelineDetail | JSONResponse:
+        """One timeline with its milestones, their dates (local and UTC), states and completions."""
+        found = await run_in_threadpool(read_timeline, engine, base, timeline)
+        return found if isinstance(found, TimelineDetail) else unknown_timeline(timeline, found.known)
+
+    @router.get("/api/upcoming", response_model=list[UpcomingItem], responses=missing)
+    async def upcoming(
+        days: Days = 30, timeline: str | None = None, audience: str | None = None, lang: Lang = "en"
+    ) -> list[UpcomingItem] | JSONResponse:
+        """What is due (or under way) in the next *days*, earliest first, at most 1,000; open to every origin (CORS)."""
+        query = UpcomingQuery(days, timeline, audience, lang)
+        found = await run_in_threadpool(read_upcoming, engine, calendars, query)
+        return found if isinstance(found, list) else unknown_timeline(query.timeline or "", found.known)
+
+    router.include_router(embed_routes(engine, calendars, base))
+    return router
+
+
+class OpenRoute(APIRoute):
+    """A route whose every answer, errors included, may be read by a page on any site.
+
+    Validation errors are raised before the handler runs, so the headers are added here
+    rather than in it; a browser would hide a 422 without them.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if not self.path.startswith("/api/"):
+            return handle
+
+        async def answer(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except RequestValidationError as exc:
+                response = validation_problem(exc.errors())
+            response.headers.update(OPEN)
+            return response
+
+        return answer
+
+
+@dataclass(frozen=True)
+class UpcomingQuery:
+    days: int
+    timeline: str | None
+    audience: str | None
+    lang: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    known: list[str]
+
+
+def unknown_timeline(timeline: str, known: Sequence[str]) -> JSONResponse:
+    detail = f"no timeline {timeline!r}; the timelines are: {', '.join(known) or 'none yet'}"
+    return JSONResponse(UnknownId(detail=detail, known=list(known)).model_dump(), 404)
+
+
+def live_timelines(session: Session) -> list[Timeline]:
+    query = select(Timeline).where(Timeline.removed_at.is_(None)).order_by(Timeline.id)  # type: ignore[union-attr]
+    return list(session.exec(query))
+
+
+def list_timelines(engine: Engine, base: str) -> list[TimelineOut]:
+    with transaction(engine) as session:
+        views, live = load_views(session), live_timelines(session)
+    return [describe_timeline(t, [v for v in views if v.timeline_id == t.id], base) for t in live]
+
+
+def read_timeline(engine: Engine, base: str, timeline: str) -> TimelineDetail | Unknown:
+    """The timeline, or the ids of the live ones when it is not one of them."""
+    with transaction(engine) as session:
+        live = {t.id: t for t in live_timelines(session)}
+        if timeline not in live:
+            return Unknown(known=sorted(live))
+        views = [v for v in load_views(session) if v.timeline_id == timeline]
+        expressions = read_expressions(session, timeline)
+    summary = describe_timeline(live[timeline], views, base)
+    milestones = [describe_milestone(v, expressions.get(v.key, Expressions())) for v in views]
+    return TimelineDetail(**summary.model_dump(), milestones=milestones)
+
+
+def read_expressions(session: Session, timeline: str) -> dict[str, Expressions]:
+    # The views carry resolved instants only; the written form (a relative date) stays on the row.
+    rows = session.exec(select(Milestone).where(Milestone.timeline_id == timeline))
+    return {m.key: Expressions(due=m.due_expr, starts=m.starts_expr, ends=m.ends_expr) for m in rows}
+
+
+def describe_timeline(timeline: Timeline, views: Sequence[MilestoneView], base: str) -> TimelineOut:
+    counts = Counts(
+        milestones=len(views),
+        active=sum(v.status == "active" for v in views),
+        cancelled=sum(v.status == "cancelled" for v in views),
+        done=sum(bool(v.completions) for v in views),
+    )
+    return TimelineOut(
+        id=timeline.id,
+        title=timeline.title,
+        titles=timeline.titles or {},
+        kind=timeline.kind,
+        summary=timeline.summary,
+        timezone=timeline.timezone,
+        audiences=list(timeline.audiences or ()),
+        feed=f"{base}/feeds/{timeline.id}.ics",
+        page=f"{base}/timelines/{timeline.id}",
+        counts=counts,
+    )
+
+
+def describe_milestone(view: MilestoneView, expressions: Expressions) -> MilestoneOut:
+    completions = [
+        CompletionOut(occurrence=key, done_at=c.done_at.isoformat(), note=c.note, link=c.link)
+        for key, c in sorted(view.completions.items())
+    ]
+    return MilestoneOut(
+        key=view.key,
+        title=view.title,
+        titles=dict(view.titles),
+        kind=view.kind,
+        owner=view.owner,
+        due=as_instant(instant(view.due_at, view.zone)),
+        starts=as_instant(instant(view.starts_at, view.zone)),
+        ends=as_instant(instant(view.ends_at, view.zone)),
+        all_day=view.all_day,
+        status=view.status,
+        repeat=view.repeat,
+        opens_after=view.opens_after,
+        expressions=expressions,
+        completions=completions,
+    )
+
+
+def as_instant(value: dict[str, str] | None) -> Instant | None:
+    return Instant(**value) if value else None
+
+
+def read_upcoming(engine: Engine, calendars: Calendars, query: UpcomingQuery) -> list[UpcomingItem] | Unknown:
+    """What is due for *query*, or the known timelines when it names another."""
+    with transaction(engine) as session:
+        known = [t.id for t in live_timelines(session)]
+        if query.timeline is not None and query.timeline not in known:
+            return Unknown(known=known)
+        views = load_views(session)
+    window = timedelta(days=query.days)
+    items = list_upcoming(views, now=calendars.clock(), window=window, timeline=query.timeline, audience=query.audience)
+    rows = upcoming_json(items[:MAX_ITEMS])
+    for row, item in zip(rows, items[:MAX_ITEMS], strict=True):
+        row["title"] = title_in(item.milestone, query.lang)
+        row["timeline_title"] = timeline_title_in(item.milestone, query.lang)
+    return [UpcomingItem(**row) for row in rows]

@@ -1,0 +1,367 @@
+"""Public pages: the overview (what is due, every timeline, every feed) and one timeline with its picture.
+
+Rendering is pure (views, clock and language in, HTML out) so `tracker publish` writes the same
+pages a server answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import groupby
+from urllib.parse import quote, urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from tracker.clock import Clock
+from tracker.feeds.calendars import FeedRef, feed_refs
+from tracker.i18n.languages import N_, Language
+from tracker.i18n.wording import audience_text, due_text, when_text
+from tracker.store.engine import transaction
+from tracker.store.views import load_views
+from tracker.text import describe_error
+from tracker.timelines.dates import DateError, Offset, get_zone
+from tracker.timelines.screening import screen_views
+from tracker.timelines.views import (
+    UNREADABLE,
+    MilestoneView,
+    Occurrence,
+    list_upcoming,
+    reference,
+    time_left,
+    timeline_title_in,
+    title_in,
+)
+from tracker.web.layout import PageLanguage, choose, html, render
+from tracker.web.picture import Mark, Picture, describe, link_words, plan_picture, render_svg, state_words, titles_of
+
+log = logging.getLogger("tracker.web.pages")
+OUTLOOK = "https://outlook.live.com/calendar/0/addfromweb"
+WEEKS_AHEAD = 6
+# Headings of the overview's groups, in this order; other kinds go under "Other timelines".
+KINDS = {
+    "meeting": N_("Meetings"),
+    "drafting": N_("Drafting"),
+    "consultation": N_("Consultations"),
+    "nomination": N_("Nominations and prizes"),
+    "forum": N_("Forums"),
+}
+PUBLIC = {"Cache-Control": "public, max-age=60"}
+Where = tuple[str, Mapping[str, str]]  # the path and query of the page, for its language switcher
+
+
+@dataclass(frozen=True)
+class FeedLinks:
+    """Ways to add one feed to a calendar: subscribe (webcal, Google, Outlook) or download once."""
+
+    name: str
+    webcal: str
+    google: str
+    outlook: str
+    download: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """One drawn occurrence in the milestone list."""
+
+    title: str
+    when: str
+    state: str
+    state_words: str
+    owner: str
+    wording: str
+    note: str
+    link: str
+
+
+@dataclass(frozen=True)
+class Due:
+    """One occurrence of the overview's 'coming weeks' list."""
+
+    title: str
+    timeline: str
+    timeline_id: str
+    when: str
+    left: str
+    owner: str
+    at: str  # ISO instant, for the reader's own clock in the browser
+    zone: str  # the zone `when` is written in
+    done: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One timeline of the overview."""
+
+    id: str
+    title: str
+    next: str
+    next_at: datetime | None  # None: nothing ahead
+    feeds: FeedLinks
+
+
+@dataclass(frozen=True)
+class Group:
+    """The timelines of one kind: those with something ahead, soonest first, then the finished ones."""
+
+    heading: str
+    active: list[Entry]
+    finished: list[Entry]
+
+
+def feed_links(base_url: str, path: str, name: str) -> FeedLinks:
+    """Subscribe links need the absolute address; the download link is relative, so it works on any host."""
+    https = base_url.rstrip("/") + path
+    parts = urlsplit(https)
+    webcal = f"webcal://{parts.netloc}{parts.path}"
+    return FeedLinks(
+        name=name,
+        webcal=webcal,
+        google="https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe=":/"),
+        outlook=f"{OUTLOOK}?url={quote(https, safe='')}&name={quote(name, safe='')}",
+        download=path,
+    )
+
+
+def web_url(url: str) -> str:
+    """*url* if it is a web address; autoescaping does not stop a `javascript:` link."""
+    return url if url.startswith(("https://", "http://")) else ""
+
+
+def reader_zone(asked: str | None) -> str | None:
+    """The viewer's zone if the URL names a real one (`?tz=Europe/Zurich`)."""
+    if not asked or len(asked) > 64:  # the longest IANA name has 32 characters; no look-alike search for junk
+        return None
+    try:
+        get_zone(asked)
+    except DateError:
+        return None
+    return asked
+
+
+# --- one timeline ---------------------------------------------------------------------------
+
+
+def list_lines(picture: Picture, language: Language) -> list[Line]:
+    titles = titles_of(picture, language)
+    lines = []
+    for row in picture.rows:
+        wording = link_words(row.link, language, titles) if row.link else ""
+        lines += [line_of(mark, titles[row.view.key], wording, language) for mark in row.marks]
+    return lines
+
+
+def line_of(mark: Mark, title: str, wording: str, language: Language) -> Line:
+    view = mark.item.milestone
+    completion = view.completions.get(mark.item.occurrence)
+    when, _, _ = describe(mark, language).rpartition(", ")
+    return Line(
+        title=title,
+        when=when,
+        state=mark.state,
+        state_words=state_words(mark.state, language),
+        owner=audience_text(view.owner, language) if view.owner else language.gettext("Everyone"),
+        wording=wording,
+        note=completion.note if completion else "",
+        link=web_url(completion.link) if completion else "",
+    )
+
+
+def render_timeline(
+    views: Sequence[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where
+) -> str:
+    """The HTML page of one timeline (*views* are its milestones, at least one); what cannot be drawn is left out."""
+    first, language = views[0], chosen.language
+    picture = picture_of(screen_views(views), now)
+    title = timeline_title_in(first, language.code)
+    return render(
+        "timeline.html.j2",
+        chosen,
+        where,
+        title=title,
+        timeline=first,
+        source=web_url(first.timeline_url),
+        svg=Markup(render_svg(picture, language=language)),  # trusted: render_svg escapes every text
+        lines=list_lines(picture, language),
+        feeds=feed_links(base_url, FeedRef("timeline", first.timeline_id).path, title),
+    )
+
+
+def picture_of(views: Sequence[MilestoneView], now: datetime) -> Picture:
+    """The timeline's picture; a milestone that cannot be drawn is left out (and logged once), not the page."""
+    try:
+        return plan_picture(views, now=now)
+    except UNREADABLE:
+        drawable = []
+        for view in views:
+            try:
+                plan_picture([view], now=now)
+            except UNREADABLE as exc:
+                report(view, describe_error(exc))
+            else:
+                drawable.append(view)
+    try:
+        return plan_picture(drawable, now=now)
+    except UNREADABLE as exc:  # only together they fail (the range they span): draw none
+        for view in drawable:
+            report(view, describe_error(exc))
+        return plan_picture([], now=now)
+
+
+_reported: dict[str, str] = {}  # what the pages left out and this process logged
+REPORTED = 10_000
+
+
+def report(view: MilestoneView, reason: str) -> None:
+    """Log once (per process) that a page leaves *view* out, and why."""
+    key = reference(view)
+    if _reported.get(key) != reason and len(_reported) < REPORTED:
+        _reported[key] = reason
+        log.warning("pages leave out %s (every other milestone is shown): %s", key, reason)
+
+
+def render_unknown(views: Sequence[MilestoneView], asked: str, chosen: PageLanguage, where: Where) -> str:
+    known: dict[str, str] = {}
+    for view in views:
+        if view.status != "removed":
+            known.setdefault(view.timeline_id, timeline_title_in(view, chosen.code))
+    title = chosen.language.gettext("No such timeline")
+    return render("timeline_unknown.html.j2", chosen, where, title=title, asked=asked, known=known)
+
+
+# --- the overview ---------------------------------------------------------------------------
+
+
+def left_text(item: Occurrence, now: datetime, language: Language) -> str:
+    """'Due in 5 days', 'Due today', 'Starts in 3 hours', 'Under way', counted in the timeline's zone."""
+    view = item.milestone
+    if item.done_at is not None:
+        return language.gettext("Done")
+    if item.due_at is None and item.at <= now:
+        return language.gettext("Under way")
+    left = time_left(view, item.at, now)
+    return due_text(view, Offset(days=0) if view.all_day and not left.days else left, language)
+
+
+def due_soon(views: Sequence[MilestoneView], now: datetime, language: Language, zone: str | None) -> list[Due]:
+    items = list_upcoming(views, now=now, window=timedelta(weeks=WEEKS_AHEAD))
+    return [
+        Due(
+            title=title_in(item.milestone, language.code),
+            timeline=timeline_title_in(item.milestone, language.code),
+            timeline_id=item.milestone.timeline_id,
+            when=when_text(item, language, zone or item.milestone.zone),
+            left=left_text(item, now, language),
+            owner=audience_text(item.milestone.owner, language) if item.milestone.owner else "",
+            at=item.at.isoformat(),
+            zone=zone or item.milestone.zone,
+            done=item.done_at is not None,
+        )
+        for item in items
+    ]
+
+
+def next_of(views: Sequence[MilestoneView], now: datetime, language: Language) -> tuple[str, datetime | None]:
+    """What comes next in one timeline, in words, and when; or that nothing does."""
+    ahead = list_upcoming(views, now=now, window=timedelta(days=3660))
+    if not ahead:
+        return language.gettext("Nothing ahead"), None
+    item = ahead[0]
+    title = title_in(item.milestone, language.code)
+    left = left_text(item, now, language)
+    return language.gettext("Next: {title} ({left})", title=title, left=left), item.at
+
+
+def timeline_groups(views: Sequence[MilestoneView], base_url: str, now: datetime, language: Language) -> list[Group]:
+    shown = sorted((v for v in views if v.status != "removed"), key=lambda v: v.timeline_id)
+    entries: dict[str, list[Entry]] = {}
+    for timeline_id, own in groupby(shown, key=lambda v: v.timeline_id):
+        mine = list(own)
+        title = timeline_title_in(mine[0], language.code)
+        feeds = feed_links(base_url, FeedRef("timeline", timeline_id).path, title)
+        kind = mine[0].timeline_kind if mine[0].timeline_kind in KINDS else ""
+        entries.setdefault(kind, []).append(Entry(timeline_id, title, *next_of(mine, now, language), feeds))
+    order = [*KINDS, ""]
+    groups = []
+    for kind in sorted(entries, key=order.index):
+        heading = language.gettext(KINDS[kind]) if kind else language.gettext("Other timelines")
+        active = sorted((e for e in entries[kind] if e.next_at), key=lambda e: (e.next_at, e.title.casefold()))
+        finished = sorted((e for e in entries[kind] if not e.next_at), key=lambda e: e.title.casefold())
+        groups.append(Group(heading, active, finished))
+    return groups
+
+
+def other_feeds(views: list[MilestoneView], base_url: str, language: Language) -> list[FeedLinks]:
+    """The feed of everything, then one per audience."""
+    found = []
+    for ref in feed_refs(views):
+        if ref.kind == "all":
+            found.append(feed_links(base_url, ref.path, language.gettext("Every deadline")))
+        elif ref.kind == "audience" and ref.key is not None:
+            found.append(feed_links(base_url, ref.path, audience_text(ref.key, language)))
+    return found
+
+
+def render_overview(
+    views: list[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where, zone: str | None
+) -> str:
+    """GET /: what is due in the coming weeks, the timelines by kind, and every feed's buttons."""
+    language, views = chosen.language, screen_views(views)
+    return render(
+        "overview.html.j2",
+        chosen,
+        where,
+        title=language.gettext("What is due"),
+        due=due_soon(views, now, language, zone),
+        zone=zone,
+        weeks=WEEKS_AHEAD,
+        groups=timeline_groups(views, base_url, now, language),
+        feeds=other_feeds(views, base_url, language),
+    )
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
+    """GET / and GET /timelines/{id}."""
+    router = APIRouter(tags=["pages"])
+
+    def stored() -> list[MilestoneView]:
+        with transaction(engine) as session:
+            return load_views(session)  # unreadable ones are left out as each page is rendered
+
+    def timeline_answer(timeline_id: str, chosen: PageLanguage, where: Where) -> HTMLResponse:
+        views = stored()
+        mine = [v for v in views if v.timeline_id == timeline_id and v.status != "removed"]
+        if not mine:
+            return html(render_unknown(views, timeline_id, chosen, where), chosen, 404)
+        body = render_timeline(mine, base_url=base_url, now=clock(), chosen=chosen, where=where)
+        return html(body, chosen, headers=PUBLIC)
+
+    def overview_answer(chosen: PageLanguage, where: Where, zone: str | None) -> HTMLResponse:
+        body = render_overview(stored(), base_url=base_url, now=clock(), chosen=chosen, where=where, zone=zone)
+        return html(body, chosen, headers=PUBLIC)
+
+    @router.get("/", response_class=HTMLResponse)
+    async def overview(request: Request, lang: str | None = None, tz: str | None = None) -> HTMLResponse:
+        """What is due in the coming weeks, every timeline by kind, and the buttons to subscribe to each feed."""
+        chosen = choose(lang, request.headers.get("accept-language"))
+        where = (request.url.path, dict(request.query_params))
+        return await run_in_threadpool(overview_answer, chosen, where, reader_zone(tz))
+
+    @router.get("/timelines/{timeline_id}", response_class=HTMLResponse)
+    async def timeline_page(request: Request, timeline_id: str, lang: str | None = None) -> HTMLResponse:
+        """One timeline: its picture, its milestones with their states, and its feed buttons."""
+        chosen = choose(lang, request.headers.get("accept-language"))
+        where = (request.url.path, dict(request.query_params))
+        return await run_in_threadpool(timeline_answer, timeline_id, chosen, where)
+
+    return router
