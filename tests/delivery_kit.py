@@ -16,10 +16,10 @@ from tracker.emails import Renderer, Sender
 from tracker.mail.smtp import SMTPMailer
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Subscriber
-from tracker.store.views import load_views
 from tracker.subscribers.registry import SubscriberInput, save
 from tracker.timelines.completions import DoneRequest, record_done
 from tracker.timelines.pipeline import sync_folder
+from tracker.timelines.stored import load_views
 
 SECRET = b"delivery-tests-secret-key-0123456789"
 ZONE = "Europe/Zurich"

@@ -24,9 +24,9 @@ from tests.test_web import SECRET, serving, subscribe, sync
 from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
 from tracker.subscribers.tokens import make_token
 from tracker.timelines.completions import DoneRequest, record_done
+from tracker.timelines.stored import load_views
 from tracker.web.app import create_api
 from tracker.web.forms import form_token
 

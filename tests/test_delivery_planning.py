@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from tests.delivery_kit import at
 from tests.factories import make_view
-from tracker.delivery.planning import Reader, next_digest, plan_digests, plan_reminders, reminder_at
+from tracker.delivery.planning import next_digest, plan_digests, plan_reminders, reminder_at
+from tracker.subscribers.readers import Reader
 from tracker.timelines.dates import parse_offset
 from tracker.timelines.views import Occurrence
 

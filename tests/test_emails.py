@@ -39,7 +39,7 @@ from tracker.emails import (
 )
 from tracker.emails import render as render_module
 from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, item_uid
-from tracker.i18n import LANGUAGES
+from tracker.text import LANGUAGES
 from tracker.timelines.views import CompletionView, MilestoneView, Occurrence, list_upcoming
 
 TEMPLATES = REPO / "templates" / "emails"

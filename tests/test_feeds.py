@@ -32,9 +32,9 @@ from tracker.feeds import (
     vtimezone_bytes,
 )
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
 from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc
 from tracker.timelines.pipeline import sync_folder
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import CompletionView, MilestoneView, expand
 
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)
@@ -952,7 +952,7 @@ BUILD_IN_ANOTHER_PROCESS = """
 import sys
 from datetime import UTC, datetime, timedelta
 from tracker.feeds import CalendarInfo, build_feed
-from tracker.store.views import load_views
+from tracker.timelines.stored import load_views
 from tracker.store.engine import open_store, transaction
 engine = open_store(sys.argv[1])
 with transaction(engine) as session:

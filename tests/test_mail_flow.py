@@ -18,8 +18,8 @@ from tracker.feeds import item_uid
 from tracker.mail.smtp import SMTPMailer
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
-from tracker.store.views import load_views
 from tracker.subscribers.links import LinkMaker
+from tracker.timelines.stored import load_views
 
 
 def send(mailer_url: str, message: object) -> str:

@@ -18,7 +18,7 @@ from tests.factories import DRAFTING, MEETING, YEARLY, make_view
 from tests.test_web import serving, sync
 from tracker.i18n.languages import untranslated
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import CompletionView, MilestoneView
 from tracker.web.layout import PageLanguage, languages
 from tracker.web.pages import feed_links, render_overview, render_timeline

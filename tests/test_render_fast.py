@@ -33,7 +33,7 @@ from tracker.emails.bodies import escape_quoted, make_text_body, wrap_quoted
 from tracker.emails.fields import encoded_word, header_line, mailbox_value, one_line, text_value
 from tracker.emails.mime import HEADERS_POLICY, date_header
 from tracker.emails.render import text_part
-from tracker.i18n import LANGUAGES
+from tracker.text import LANGUAGES
 
 SHOWN = ("en", "fr", "ar", "zh")
 # Names that take each path: atoms, a quoted string, encoded words.

@@ -12,11 +12,11 @@ from sqlmodel import select
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
 from tracker.store.engine import transaction
 from tracker.store.models import CompletionRecord, Event, Milestone, Timeline
-from tracker.store.views import load_views
 from tracker.timelines import sync as sync_module
 from tracker.timelines.completions import DoneRequest, record_done
 from tracker.timelines.files import load_schedules
 from tracker.timelines.pipeline import SyncOutcome, sync_folder
+from tracker.timelines.stored import load_views
 
 DEFAULTS = ["14d", "7d", "1d"]
 

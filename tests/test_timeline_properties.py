@@ -30,14 +30,15 @@ from sqlalchemy import Engine, delete
 from starlette.testclient import TestClient
 
 from tracker.config import Settings
-from tracker.delivery.planning import Reader, plan_reminders
+from tracker.delivery.planning import plan_reminders
 from tracker.display import upcoming_json, upcoming_table
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
 from tracker.store.models import CompletionRecord, Event, Milestone, SyncState, Timeline
-from tracker.store.views import load_views
+from tracker.subscribers.readers import Reader
 from tracker.timelines.pipeline import sync_folder, validate_paths
 from tracker.timelines.repeats import check_first_date, read_repeat
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import list_upcoming, nearest_occurrence
 from tracker.web.app import create_app
 

@@ -31,9 +31,9 @@ from tracker.delivery.scheduler import DeliveryScheduler
 from tracker.display import change_line, format_at, format_distance, summarise
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
 from tracker.timelines.files import find_files
 from tracker.timelines.pipeline import sync_folder
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import list_upcoming
 from tracker.web.app import create_app
 from tracker.web.limits import server_options

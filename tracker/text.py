@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")  # the six UN languages of titles, pages and emails
+
 # Control characters, lone surrogates, line and paragraph separators: the categories refused
 # below, as a pattern for the outputs that clean (Cc is C0, DEL and C1; Zl and Zp one each).
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})

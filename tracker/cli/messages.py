@@ -13,13 +13,13 @@ from sqlmodel import Session
 
 from tracker.cli.common import app, fail, now_utc, secret_key, settings, store
 from tracker.emails import KINDS, EmailRequest, Recipient, Renderer, Sender
-from tracker.i18n import LANGUAGES
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
-from tracker.store.views import load_views
 from tracker.subscribers.links import LinkMaker
 from tracker.subscribers.registry import find
+from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, expand, follows, list_upcoming
 
 

@@ -51,7 +51,7 @@ def feed(
 def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
     """Write every public feed, byte for byte what `tracker serve` sends, and the public pages in six languages."""
     from tracker.store.engine import transaction
-    from tracker.store.views import load_views
+    from tracker.timelines.stored import load_views
     from tracker.web.static import Site, SiteError, static_pages, write_pages
 
     check_site_folder(out_dir)

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from tracker.cli.common import app, err, fail, now_utc, out, print_json, print_problems, settings, store
 from tracker.cli.console import styled
-from tracker.i18n import LANGUAGES
+from tracker.delivery.outbox import queue_confirm
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
 from tracker.subscribers.registry import (
@@ -20,7 +20,6 @@ from tracker.subscribers.registry import (
     SubscriberError,
     check_input,
     find,
-    invite,
     known_names,
     parse_csv,
     rotate,
@@ -28,6 +27,7 @@ from tracker.subscribers.registry import (
     unsubscribe,
 )
 from tracker.subscribers.tokens import Purpose
+from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
@@ -55,7 +55,7 @@ def add(
         except SubscriberError as exc:
             fail(str(exc))
         subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
-        queued = invite(session, subscriber, now)
+        queued = queue_confirm(session, subscriber, now) is not None
     out.print(styled(outcome_symbol(outcome), f" {subscriber.email}: {outcome} ({subscriber.state})"))
     if subscriber.state == "pending":
         out.print(invitations(int(queued), 1))
@@ -98,7 +98,7 @@ def import_csv(
                 subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
                 counts[outcome] += 1
                 counts["pending"] += subscriber.state == "pending"
-                counts["queued"] += invite(session, subscriber, now)
+                counts["queued"] += queue_confirm(session, subscriber, now) is not None
     if problems:
         print_problems(problems)
     summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged"))

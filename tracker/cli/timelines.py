@@ -26,11 +26,11 @@ from tracker.delivery.notices import preview
 from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
 from tracker.store.engine import transaction
 from tracker.store.quarantine import count_quarantine
-from tracker.store.views import load_views
 from tracker.timelines.completions import CompletionError, DoneRequest, record_done
 from tracker.timelines.dates import suggest
 from tracker.timelines.diff import Change
 from tracker.timelines.pipeline import SyncOutcome, sync_folder, validate_paths
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import list_upcoming
 
 

@@ -56,10 +56,10 @@ from tracker.mail.smtp import DeliveryError, Mailer
 from tracker.metrics import Metrics
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, Subscriber
-from tracker.store.views import load_views
 from tracker.subscribers.links import LinkMaker
 from tracker.text import describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import Problems
 
 log = logging.getLogger("tracker.delivery.dispatcher")

@@ -17,12 +17,13 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from tracker.delivery.outbox import insert_new, load_readers
-from tracker.delivery.planning import Reader, waiting_for
+from tracker.delivery.planning import waiting_for
 from tracker.store.models import Cursor, Delivery, Event
-from tracker.store.views import load_views
+from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
 from tracker.timelines.diff import Change
 from tracker.timelines.screening import screen_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import UNREADABLE, MilestoneView, expand, follows
 
 log = logging.getLogger("tracker.delivery.notices")

@@ -37,12 +37,13 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
-from tracker.delivery.planning import DeliveryKey, Reader, Wanted, plan_digests, plan_reminders, read_reader
+from tracker.delivery.planning import DeliveryKey, Wanted, plan_digests, plan_reminders
 from tracker.store.bulk import copy_rows
 from tracker.store.models import Delivery, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
-from tracker.store.views import load_views
+from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.screening import screen_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, Problems, follows
 
 if TYPE_CHECKING:

@@ -9,22 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from tracker.text import describe_error, describe_text
-from tracker.timelines.dates import DateError, Offset, get_zone, local_to_utc, parse_offset
-from tracker.timelines.screening import read_names, readable_offsets
+from tracker.subscribers.readers import Reader
+from tracker.text import describe_error
+from tracker.timelines.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.timelines.views import UNREADABLE, MilestoneView, Occurrence, Problems, expand, follows, reference
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A confirmed subscriber, as planning needs them."""
-
-    id: int
-    audiences: tuple[str, ...]
-    timelines: tuple[str, ...] | None  # None: every timeline
-    reminders: tuple[str, ...] | None  # None: each milestone's own offsets
-    timezone: str = "UTC"
-    digest: str = "off"
 
 
 @dataclass(frozen=True)
@@ -194,36 +182,3 @@ def waiting_for(done: MilestoneView, views: Iterable[MilestoneView]) -> list[Mil
         if (timeline or view.timeline_id, key) == (done.timeline_id, done.key):
             found.append(view)
     return found
-
-
-def read_reader(
-    id_: int, audiences: object, timelines: object, reminders: object, timezone: object, digest: object
-) -> tuple[Reader | None, str]:
-    """A stored subscriber as planning needs them, and what in it did not read ('' if nothing).
-
-    Unreadable offsets are left out (all of them: the milestones' own are used); an unreadable
-    zone becomes UTC. Unreadable audiences or timelines leave no reader: nobody can tell what
-    they asked to follow, and guessing could send mail they never wanted.
-    """
-    try:
-        followed = read_names(audiences) or (), read_names(timelines)
-    except ValueError as exc:
-        return None, describe_text(f"audiences or timelines: {exc}")
-    problems = []
-    offsets: tuple[str, ...] | None = None
-    if reminders is not None:
-        offsets, wrong = readable_offsets(reminders)
-        if wrong and not offsets:  # none left: the milestones' own, not a silence nobody chose
-            offsets, wrong = None, f"{wrong}: the milestones' own offsets are used instead"
-        elif wrong:
-            wrong = f"{wrong}: left out"
-        if wrong:
-            problems.append(wrong)
-    zone = timezone if isinstance(timezone, str) else "UTC"
-    try:
-        get_zone(zone)
-    except DateError as exc:
-        problems.append(str(exc))
-        zone = "UTC"
-    reader = Reader(id_, followed[0], followed[1], offsets, zone, digest if isinstance(digest, str) else "off")
-    return reader, describe_text("; ".join(problems))

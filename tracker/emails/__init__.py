@@ -15,7 +15,7 @@ from tracker.emails.headers import message_id
 from tracker.emails.inlining import inline_css, inline_template
 from tracker.emails.render import Renderer
 from tracker.emails.requests import KINDS, EmailRequest, Kind, Links, Recipient, Sender
-from tracker.i18n import LANGUAGES
+from tracker.text import LANGUAGES
 
 __all__ = [
     "KINDS",

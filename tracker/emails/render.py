@@ -17,21 +17,13 @@ from tracker.emails.inlining import make_environment
 from tracker.emails.mime import HEADERS_POLICY, POLICY
 from tracker.emails.requests import EmailRequest, Sender
 from tracker.feeds import CalendarInfo, build_item_calendar
-from tracker.i18n import LANGUAGES
+from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
-from tracker.i18n.wording import (
-    describe_item,
-    describe_previous,
-    due_text,
-    group_weeks,
-    item_words,
-    occurrence_of,
-    reader_zone,
-    when_text,
-)
+from tracker.i18n.wording import describe_item, describe_previous, due_text, group_weeks, when_text
 from tracker.links import timeline_page
-from tracker.timelines.dates import parse_offset
-from tracker.timelines.views import MilestoneView, timeline_title_in
+from tracker.text import LANGUAGES
+from tracker.timelines.dates import DateError, get_zone, parse_offset
+from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in
 
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
@@ -252,3 +244,11 @@ def set_multipart(message: MIMEPart, subtype: str, parts: list[MIMEPart], bounda
 
 
 # --- languages ----------------------------------------------------------------------------
+
+
+def reader_zone(request: EmailRequest) -> str:
+    """Return the recipient's zone; the milestone's (or UTC) if theirs is unknown."""
+    try:
+        return get_zone(request.recipient.timezone).key
+    except DateError:
+        return request.view.zone if request.view is not None else "UTC"

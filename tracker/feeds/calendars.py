@@ -23,17 +23,18 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from tracker.clock import Clock, utc_now
-from tracker.delivery.planning import Reader, read_reader
 from tracker.feeds import CalendarInfo, FeedCache, FeedKind, ItemWords, select_views
-from tracker.i18n import LANGUAGES
+from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
-from tracker.i18n.wording import FEED_DESCRIPTION, FEED_NAME, item_words
+from tracker.i18n.wording import FEED_DESCRIPTION, FEED_NAME
 from tracker.store.engine import transaction
 from tracker.store.models import Event, Subscriber
-from tracker.store.views import load_views
+from tracker.subscribers.readers import Reader, read_reader
 from tracker.subscribers.registry import DEFAULT_AUDIENCES
 from tracker.subscribers.tokens import read_token
+from tracker.text import LANGUAGES
 from tracker.timelines.screening import screen_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, Problems, follows
 
 log = logging.getLogger("tracker.feeds.calendars")

@@ -12,7 +12,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from tracker.i18n import LANGUAGES
+from tracker.text import LANGUAGES
 
 # Babel locales: British English, as the UN writes it; Simplified Chinese.
 _LOCALES = {"en": "en_GB", "zh": "zh_Hans_CN"}

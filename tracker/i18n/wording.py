@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from babel.dates import format_date, format_interval, format_time, get_timezone_location
 from babel.lists import format_list
 
-from tracker.feeds import ItemWords
 from tracker.i18n.languages import N_, Language
 from tracker.links import timeline_page
-from tracker.timelines.dates import DateError, Offset, get_zone
-from tracker.timelines.views import MilestoneView, Occurrence, span_length, timeline_title_in, title_in
+from tracker.timelines.dates import Offset, get_zone
+from tracker.timelines.views import MilestoneView, Occurrence, timeline_title_in, title_in
 
 if TYPE_CHECKING:
-    from tracker.emails.requests import EmailRequest
+    pass
 
 
 # Audience names that have words in the catalog; other audiences show their id, capitalised.
-_AUDIENCES = {
+AUDIENCES = {
     "membership": N_("Membership"),
     "secretariat": N_("Secretariat"),
     "member-states": N_("Member States"),
@@ -69,25 +68,6 @@ class WeekText:
 # --- words --------------------------------------------------------------------------------
 
 
-def reader_zone(request: EmailRequest) -> str:
-    """Return the recipient's zone; the milestone's (or UTC) if theirs is unknown."""
-    try:
-        return get_zone(request.recipient.timezone).key
-    except DateError:
-        return request.view.zone if request.view is not None else "UTC"
-
-
-def occurrence_of(view: MilestoneView, at: datetime | None) -> Occurrence:
-    """Return the occurrence of *view* at *at* (its first when None); spans keep their local length."""
-    at = at or view.main_at
-    zone = get_zone(view.zone)
-    key = at.astimezone(zone).date().isoformat() if view.repeat else ""
-    if view.due_at is not None:
-        return Occurrence(view, key, at, None, None)
-    end = (at.astimezone(zone).replace(tzinfo=None) + span_length(view)).replace(tzinfo=zone)
-    return Occurrence(view, key, None, at, end.astimezone(UTC))
-
-
 def describe_item(item: Occurrence, language: Language, reader: str, base_url: str) -> ItemText:
     view = item.milestone
     return ItemText(
@@ -123,7 +103,7 @@ def safe_link(url: str) -> str:
 
 
 def audience_text(audience: str, language: Language) -> str:
-    msgid = _AUDIENCES.get(audience)
+    msgid = AUDIENCES.get(audience)
     return language.gettext(msgid) if msgid else audience.replace("-", " ").replace("_", " ").capitalize()
 
 
@@ -178,17 +158,6 @@ def week_text(start: date, language: Language) -> str:
 # A subscriber's own calendar feed speaks their language too; the public feeds stay English.
 FEED_NAME = N_("Tracker: your deadlines")
 FEED_DESCRIPTION = N_("The deadlines and meetings you follow.")
-
-
-def item_words(language: Language) -> ItemWords:
-    """Return what a feed item's SUMMARY says around its titles, in *language*."""
-    gettext = language.translations.gettext
-    return ItemWords(
-        language=language.code,
-        acting=gettext(N_("%(who)s: %(title)s")),
-        cancelled=gettext(N_("Cancelled: %(title)s")),
-        audiences=tuple((audience, gettext(msgid)) for audience, msgid in _AUDIENCES.items()),
-    )
 
 
 # --- dates --------------------------------------------------------------------------------

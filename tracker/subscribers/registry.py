@@ -12,11 +12,9 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from tracker.delivery.outbox import queue_confirm
-from tracker.i18n import LANGUAGES
 from tracker.store.models import Event, Subscriber
 from tracker.subscribers.tokens import Purpose, read_token
-from tracker.text import find_refused
+from tracker.text import LANGUAGES, find_refused
 from tracker.timelines.dates import DateError, format_offset, get_zone, parse_reminder, suggest
 from tracker.timelines.files import FileProblem
 
@@ -308,8 +306,8 @@ def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now:
     return True
 
 
-def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> bool:
-    """Start (or restart) the double opt-in for *data*; return whether a confirmation email was queued.
+def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> Subscriber | None:
+    """Start (or restart) the double opt-in for *data*; return the pending subscriber to invite, if any.
 
     A confirmed (or suspended) subscription is left exactly as it is, and so are the choices of a
     pending one: whoever asks is not necessarily the address's owner, who confirms what the first
@@ -317,19 +315,14 @@ def request_subscription(session: Session, data: SubscriberInput, now: datetime)
     """
     subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
     if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
-        return False
+        return None
     if subscriber is None or subscriber.state == "unsubscribed":
         subscriber, _ = save(session, data, confirmed=False, now=now)
     if subscriber.state == "unsubscribed":
         subscriber.state, subscriber.changed_at = "pending", now
         session.add(subscriber)
         record(session, "subscriber_resubscribing", subscriber, now)
-    return invite(session, subscriber, now)
-
-
-def invite(session: Session, subscriber: Subscriber, now: datetime) -> bool:
-    """Queue the confirmation email of a pending subscriber; False when not pending or the address had enough."""
-    return subscriber.state == "pending" and queue_confirm(session, subscriber, now) is not None
+    return subscriber
 
 
 def apply_input(subscriber: Subscriber, data: SubscriberInput) -> bool:

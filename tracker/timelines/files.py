@@ -20,8 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from tracker.i18n import LANGUAGES
-from tracker.text import find_refused
+from tracker.text import LANGUAGES, find_refused
 from tracker.timelines.dates import (
     SLUG,
     Absolute,

@@ -285,3 +285,14 @@ def time_left(view: MilestoneView, at: datetime, now: datetime) -> Offset:
         return Offset(days=days)
     minutes = max(1, int((at - now).total_seconds() // 60))
     return Offset(minutes=minutes - minutes % 60 if minutes >= 60 else minutes)
+
+
+def occurrence_of(view: MilestoneView, at: datetime | None) -> Occurrence:
+    """Return the occurrence of *view* at *at* (its first when None); spans keep their local length."""
+    at = at or view.main_at
+    zone = get_zone(view.zone)
+    key = at.astimezone(zone).date().isoformat() if view.repeat else ""
+    if view.due_at is not None:
+        return Occurrence(view, key, at, None, None)
+    end = (at.astimezone(zone).replace(tzinfo=None) + span_length(view)).replace(tzinfo=zone)
+    return Occurrence(view, key, None, at, end.astimezone(UTC))

@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from tracker.clock import Clock
 from tracker.display import change_json
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
 from tracker.timelines.completions import CompletionError, CompletionInputError, DoneRequest, record_done
 from tracker.timelines.dates import DateError, parse_when
+from tracker.timelines.stored import load_views
 from tracker.web.forms import BodyError, json_object
 from tracker.web.limits import TextJSONResponse, validation_problem
 

@@ -24,7 +24,7 @@ from tracker.display import instant, upcoming_json
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
 from tracker.store.models import Milestone, Timeline
-from tracker.store.views import load_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, list_upcoming, timeline_title_in, title_in
 from tracker.web.embed import Days, embed_routes
 from tracker.web.limits import validation_problem

@@ -22,7 +22,7 @@ from tracker.i18n.languages import Language, choose_language, untranslated
 from tracker.i18n.wording import audience_text, when_text
 from tracker.links import timeline_page
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import Occurrence, list_upcoming, timeline_title_in, title_in
 
 # What an anonymous request may ask for: two years ahead, and a bounded answer. A timeline that

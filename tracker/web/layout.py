@@ -18,8 +18,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from tracker.config import bundled
 from tracker.feeds.calendars import load_languages
-from tracker.i18n import LANGUAGES
 from tracker.i18n.languages import Language, untranslated
+from tracker.text import LANGUAGES
 
 # Each language names itself in the switcher, in the UN's order.
 NAMES = {"ar": "العربية", "zh": "中文", "en": "English", "fr": "Français", "ru": "Русский", "es": "Español"}

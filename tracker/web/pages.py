@@ -24,10 +24,10 @@ from tracker.feeds.calendars import FeedRef, feed_refs
 from tracker.i18n.languages import N_, Language
 from tracker.i18n.wording import audience_text, due_text, when_text
 from tracker.store.engine import transaction
-from tracker.store.views import load_views
 from tracker.text import describe_error
 from tracker.timelines.dates import DateError, Offset, get_zone
 from tracker.timelines.screening import screen_views
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import (
     UNREADABLE,
     MilestoneView,

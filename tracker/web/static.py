@@ -13,8 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tracker.atomic import write_atomically
-from tracker.i18n import LANGUAGES
-from tracker.text import CONTROLS
+from tracker.text import CONTROLS, LANGUAGES
 from tracker.timelines.views import MilestoneView
 from tracker.web.layout import PageLanguage, Static, languages
 from tracker.web.pages import render_overview, render_timeline

@@ -23,6 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from tracker.clock import Clock, utc_now
+from tracker.delivery.outbox import queue_confirm
 from tracker.i18n.languages import N_
 from tracker.i18n.wording import FEED_NAME
 from tracker.store.engine import transaction
@@ -296,7 +297,9 @@ def ask(site: Site, raw: Raw) -> BackgroundTask:
 
 def start_opt_in(engine: Engine, data: SubscriberInput, now: datetime) -> None:
     with transaction(engine, write=True) as session:
-        request_subscription(session, data, now)
+        pending = request_subscription(session, data, now)
+        if pending is not None:
+            queue_confirm(session, pending, now)  # or not: the address had enough confirmation emails
 
 
 def blank_form(site: Site, nonce: str, asked: Asked, ticked: list[str]) -> HTMLResponse:
