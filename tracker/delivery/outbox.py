@@ -37,7 +37,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
-from tracker.delivery.planning import DeliveryKey, Wanted, plan_digests, plan_reminders
+from tracker.delivery.planning import DeliveryKey, Key, Wanted, plan_digests, plan_reminders
 from tracker.store.bulk import copy_rows
 from tracker.store.models import Delivery, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
@@ -91,7 +91,6 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
 REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
-Key = tuple[int, str, str, str, str, str]
 
 
 @dataclass

@@ -14,6 +14,8 @@ from tracker.text import describe_error
 from tracker.timelines.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.timelines.views import UNREADABLE, MilestoneView, Occurrence, Problems, expand, follows, reference
 
+Key = tuple[int, str, str, str, str, str]  # a DeliveryKey's fields, in order
+
 
 @dataclass(frozen=True)
 class DeliveryKey:
@@ -27,7 +29,7 @@ class DeliveryKey:
     slot: str
 
     @property
-    def key(self) -> tuple[int, str, str, str, str, str]:
+    def key(self) -> Key:
         return (self.subscriber_id, self.timeline_id, self.milestone_key, self.occurrence, self.kind, self.slot)
 
     @property
