@@ -96,7 +96,7 @@ def check_site_folder(out_dir: Path) -> None:
 
 @app.command()
 def serve(host: HostOption = None, port: PortOption = None) -> None:
-    """HTTP only: feeds and the health check."""
+    """Serve HTTP only, without sending: every page, feed and API route, /healthz and /metrics."""
     import uvicorn
 
     from tracker.web.app import create_app
