@@ -15,7 +15,7 @@ from tracker.store.bulk import insert_rows
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Event, Timeline
 
-START = "from tracker.store import open_store; open_store({url!r}).dispose()"
+START = "from tracker.store.engine import open_store; open_store({url!r}).dispose()"
 
 
 def test_opening_a_new_store_creates_every_table_and_is_idempotent(database_url: str) -> None:

@@ -141,10 +141,10 @@ def test_an_alias_repeated_many_times_is_refused_in_bounded_time(folder: Path) -
     text = f"id: wsis-forum\ntitle: Forum\nmilestones:\n{first}{items}"
     write(folder, "forum.yaml", text)
 
-    started = time.perf_counter()
+    started = time.process_time()
     problems = validate(folder)
 
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert problems[0] == "schedules/forum.yaml:4: 20000 reminders; list at most 10"
 
 
@@ -218,10 +218,10 @@ def test_a_rule_outside_the_supported_subset_is_refused_with_the_fix(folder: Pat
 
 
 def test_a_rule_that_never_yields_a_date_is_refused_at_once(folder: Path) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     problems = problems_in(folder, repeating("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30", first="2027-02-27"))
 
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     assert problems == [
         "schedules/forum.yaml:7: repeat: 2027-02-27 is not a date of FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30: "
         "start the milestone on a date the rule yields"
@@ -280,10 +280,10 @@ def test_a_36kb_due_expression_is_refused_at_once(folder: Path) -> None:
     expression = "meeting" + "-1d" * 12_000 + "!"
     text = timeline_yaml(milestone_yaml("meeting", starts="2027-03-15"), milestone_yaml("documents", due=expression))
 
-    started = time.perf_counter()
+    started = time.process_time()
     problems = problems_in(folder, text)
 
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert problems == [
         "schedules/forum.yaml:11: due: the date is 36008 characters long; write it in at most 200 "
         "(e.g. 'meeting - 30d')"

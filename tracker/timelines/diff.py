@@ -1,6 +1,6 @@
 """What a sync would change: desired milestones from the files against the stored ones.
 
-Pure: specs and the stored state in, a plan of changes out. `tracker.sync` reads the
+Pure: specs and the stored state in, a plan of changes out. `tracker.timelines.sync` reads the
 store and writes the plan.
 """
 
