@@ -47,12 +47,14 @@ from typing import Any
 
 import aiosmtplib
 
+from tracker.subscribers.links import Links
+
 if __package__ in (None, ""):  # run as a script: make the `bench` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_feeds import append_benchmarks, busy_notes, console, free_port, running, services_kept_down
 from bench.bench_sync import BenchError, check, code_version, cpu_model, load_average
-from tracker.emails import EmailRequest, Links, Recipient, Renderer, Sender
+from tracker.emails import EmailRequest, Recipient, Renderer, Sender
 from tracker.mail.smtp import SMTPMailer, flatten
 from tracker.subscribers.tokens import make_token
 from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc

@@ -29,7 +29,6 @@ from tracker.emails import (
     KINDS,
     EmailRequest,
     Kind,
-    Links,
     Recipient,
     Renderer,
     Sender,
@@ -39,6 +38,7 @@ from tracker.emails import (
 )
 from tracker.emails import render as render_module
 from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, item_uid
+from tracker.subscribers.links import Links
 from tracker.text import LANGUAGES
 from tracker.timelines.views import CompletionView, MilestoneView, Occurrence, list_upcoming
 

@@ -28,11 +28,12 @@ from tests.test_emails import (
 )
 from tests.test_emails import links as make_links
 from tests.test_header_injection import display_name
-from tracker.emails import KINDS, LRU, EmailRequest, Kind, Links, Recipient, Renderer
+from tracker.emails import KINDS, LRU, EmailRequest, Kind, Recipient, Renderer
 from tracker.emails.bodies import escape_quoted, make_text_body, wrap_quoted
 from tracker.emails.fields import encoded_word, header_line, mailbox_value, one_line, text_value
 from tracker.emails.mime import HEADERS_POLICY, date_header
 from tracker.emails.render import text_part
+from tracker.subscribers.links import Links
 from tracker.text import LANGUAGES
 
 SHOWN = ("en", "fr", "ar", "zh")

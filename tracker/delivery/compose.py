@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.delivery.outbox import Claimed
-from tracker.emails import EmailRequest, Links, Recipient
+from tracker.emails import EmailRequest, Recipient
+from tracker.subscribers.links import Links
 from tracker.text import describe_error
 from tracker.timelines.dates import format_offset
 from tracker.timelines.views import (

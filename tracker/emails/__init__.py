@@ -14,7 +14,7 @@ from tracker.emails.content import LRU
 from tracker.emails.headers import message_id
 from tracker.emails.inlining import inline_css, inline_template
 from tracker.emails.render import Renderer
-from tracker.emails.requests import KINDS, EmailRequest, Kind, Links, Recipient, Sender
+from tracker.emails.requests import KINDS, EmailRequest, Kind, Recipient, Sender
 from tracker.text import LANGUAGES
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "LRU",
     "EmailRequest",
     "Kind",
-    "Links",
     "Recipient",
     "Renderer",
     "Sender",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
+from tracker.subscribers.links import Links
 from tracker.timelines.views import MilestoneView, Occurrence
 
 Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
@@ -21,15 +22,6 @@ class Recipient:
     name: str
     language: str
     timezone: str
-
-
-@dataclass(frozen=True)
-class Links:
-    unsubscribe: str
-    unsubscribe_mailto: str
-    preferences: str
-    feed: str
-    confirm: str | None = None
 
 
 @dataclass(frozen=True)

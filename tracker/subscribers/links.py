@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-from tracker.emails.requests import Links
 from tracker.subscribers.tokens import make_token
+
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    unsubscribe_mailto: str
+    preferences: str
+    feed: str
+    confirm: str | None = None
 
 
 class LinkMaker:

@@ -1,0 +1,72 @@
+"""The layout of docs/architecture.md holds in the code: no import runs back up the flow, and each
+library that a single package owns is imported by that package alone."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tracker"
+
+# Lowest first. A package or top-level module may import those of lower layers and its own modules.
+LAYERS: list[set[str]] = [
+    {"text", "clock", "atomic"},
+    {"store"},
+    {"timelines"},
+    {"links", "display", "mail", "subscribers"},
+    {"config", "i18n", "metrics"},
+    {"feeds"},
+    {"emails"},
+    {"delivery"},
+    {"web"},
+    {"runner"},
+    {"cli"},
+]
+RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+OWNERS = {"icalendar": "feeds", "aiosmtplib": "mail"}  # the only package that may import each
+
+
+def unit_of(module: str) -> str:
+    """'tracker.delivery.outbox' → 'delivery'; 'tracker.runner' → 'runner'."""
+    return module.split(".")[1]
+
+
+def imports() -> Iterator[tuple[str, int, str]]:
+    """(file, line, imported module) for every import in the package."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield str(path.relative_to(PACKAGE.parent)), node.lineno, node.module
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield str(path.relative_to(PACKAGE.parent)), node.lineno, alias.name
+
+
+def test_every_package_and_module_has_its_layer() -> None:
+    units = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.is_dir()}
+    units -= {"__init__", "__pycache__", "py"}
+    assert units == set(RANK), "add the new package or module to LAYERS and to docs/architecture.md"
+
+
+def test_no_import_runs_back_up_the_flow() -> None:
+    upward = []
+    for file, line, module in imports():
+        if not module.startswith("tracker.") or module == "tracker":
+            continue
+        here, there = unit_of(file.removesuffix(".py").replace("/", ".")), unit_of(module)
+        if here != there and RANK[there] >= RANK[here]:
+            upward.append(f"{file}:{line}: {here} imports {module} (layer {RANK[there]} ≥ {RANK[here]})")
+    assert upward == []
+
+
+@pytest.mark.parametrize(("library", "owner"), sorted(OWNERS.items()))
+def test_a_library_is_imported_by_its_package_alone(library: str, owner: str) -> None:
+    elsewhere = [
+        f"{file}:{line}: {module}"
+        for file, line, module in imports()
+        if module.split(".")[0] == library and unit_of(file.removesuffix(".py").replace("/", ".")) != owner
+    ]
+    assert elsewhere == []
