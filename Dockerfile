@@ -1,4 +1,18 @@
 # Tracker: one image for `tracker run` (migrate, sync, scheduler, mailer, HTTP).
+
+# The wheel carries the package with its templates and catalogs (setup.py copies templates/ and
+# locale/ into it), so the image holds no source tree and reads nothing from its working folder
+# but the timelines. Another set of templates: mount a folder and point TRACKER_TEMPLATES at it.
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
+COPY tracker/ tracker/
+COPY templates/ templates/
+COPY locale/ locale/
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,15 +22,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies and package first, timelines last: editing schedules/ does not
-# reinstall the package.
-COPY pyproject.toml README.md ./
-COPY tracker/ tracker/
-RUN pip install . \
-    && rm -rf build tracker.egg-info
+# The package first, timelines last: editing schedules/ does not reinstall the package.
+COPY --from=wheel /wheels/ /wheels/
+RUN pip install /wheels/*.whl \
+    && rm -rf /wheels
 
-COPY templates/ templates/
-COPY locale/ locale/
+# The default timelines: TRACKER_SCHEDULES is `schedules`, read from the working folder /app.
 COPY schedules/ schedules/
 
 # Run as an unprivileged user. var/ holds what the process writes (SQLite file,

@@ -96,7 +96,7 @@ def environment(folder: Path, url: str, port: int) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     return {**clean, "TRACKER_DATABASE_URL": url, "TRACKER_SCHEDULES": str(folder / "schedules"),
             "TRACKER_SMTP_URL": f"smtp://127.0.0.1:{port}", "TRACKER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "TRACKER_TEMPLATES": str(REPO / "templates" / "emails"), "TRACKER_LOCALES": str(REPO / "locale"),
+            "TRACKER_LOCALES": str(REPO / "locale"),
             "TRACKER_SMTP_CONNECTIONS": str(CONNECTIONS), "TRACKER_PORT": str(free_port()),
             "TRACKER_FROM": "Tracker <tracker@example.org>", "TRACKER_SWEEP": "1"}  # fmt: skip
 

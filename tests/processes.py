@@ -149,7 +149,6 @@ class Site:
             TRACKER_SCHEDULES=str(self.schedules),
             TRACKER_SMTP_URL=smtp.url,
             TRACKER_SECRET_KEY=SECRET_KEY,
-            TRACKER_TEMPLATES=str(REPO / "templates" / "emails"),
             TRACKER_LOCALES=str(REPO / "locale"),
             TRACKER_OUTBOX_DIR=str(folder / "outbox"),
             TRACKER_TIMEZONE=ZONE,

@@ -301,7 +301,7 @@ def test_preview_prints_the_message_as_it_would_be_sent(
     tracker("sync", env=env, cwd=tmp_path)
     tracker("subscribers", "add", "amina@mission.example.org", "--language", "fr", "--timezone", "Africa/Dakar",
             "--confirmed", env=env, cwd=tmp_path)  # fmt: skip
-    env = {**env, "TRACKER_TEMPLATES": str(REPO / "templates" / "emails"), "TRACKER_LOCALES": str(REPO / "locale")}
+    env = {**env, "TRACKER_LOCALES": str(REPO / "locale")}
 
     result = subprocess.run(
         [TRACKER, "preview", "reminder", "--milestone", "hlpf/member-comments", "--to", "amina@mission.example.org"],

@@ -119,3 +119,48 @@ def test_the_planning_horizon_is_at_most_a_year(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(ValidationError, match="less than or equal to 366"):
         Settings()
+
+
+def test_the_shipped_templates_and_catalogs_are_found_from_any_folder(tmp_path: Path) -> None:
+    settings = Settings()  # the working folder is an empty tmp_path
+
+    assert [folder.name for folder in settings.template_folders("emails")] == ["emails"]
+    assert (settings.template_folders("emails")[0] / "reminder.txt.j2").is_file()
+    assert (settings.template_folders("pages")[0] / "overview.html.j2").is_file()
+    assert (settings.locales / "fr" / "LC_MESSAGES" / "messages.po").is_file()
+    assert not settings.template_folders("pages")[0].is_relative_to(tmp_path)
+
+
+def test_overrides_are_looked_at_before_the_shipped_templates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "ours").mkdir()
+    monkeypatch.setenv("TRACKER_TEMPLATES", "ours")
+
+    folders = Settings().template_folders("pages")
+
+    assert folders[0] == Path("ours/pages") and folders[1:] == Settings(templates=None).template_folders("pages")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("nothing", "ours is not a folder"),
+        ("reminder.txt.j2", r"reminder.txt.j2 directly in ours: email templates go in ours/emails"),
+    ],
+)
+def test_a_templates_folder_that_would_be_ignored_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make: str, message: str
+) -> None:
+    # The old meaning of TRACKER_TEMPLATES was the email templates themselves: kept, they would be ignored unseen.
+    if make != "nothing":
+        (tmp_path / "ours").mkdir()
+        (tmp_path / "ours" / make).write_text("{{ item.title }}")
+    monkeypatch.setenv("TRACKER_TEMPLATES", "ours")
+
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_an_empty_templates_setting_means_no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_TEMPLATES", "")
+
+    assert Settings().templates is None

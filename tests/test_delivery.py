@@ -46,8 +46,7 @@ def cli_env(database_url: str, schedules: Path, **extra: str) -> dict[str, str]:
     """The environment of a `tracker` command run by a test: this store, these files, the repo's templates."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
     return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
-            "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"),
-            "TRACKER_TEMPLATES": str(REPO / "templates" / "emails"), **extra}  # fmt: skip
+            "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"), **extra}  # fmt: skip
 
 
 def subjects(smtp: SMTPTestServer) -> list[tuple[str, str]]:

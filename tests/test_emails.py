@@ -25,6 +25,7 @@ from jinja2 import TemplateError
 
 from tests import factories
 from tests.factories import REPO
+from tracker.config import Settings
 from tracker.emails import (
     KINDS,
     EmailRequest,
@@ -756,3 +757,26 @@ def test_list_unsubscribe_stays_plain_ascii_urls_however_long(renderer: Renderer
     assert header == (
         b"List-Unsubscribe: <" + links.unsubscribe.encode() + b">, <" + links.unsubscribe_mailto.encode() + b">"
     )
+
+
+# --- an operator's own templates -----------------------------------------------------------
+
+OUR_REMINDER = """{% extends "layout.txt.j2" %}
+{% block subject %}Soon: {{ item.title }}{% endblock %}
+{% block content %}Our own words on {{ item.title }}.{% endblock %}
+"""
+
+
+def test_an_operator_s_template_wins_and_every_other_is_the_shipped_one(renderer: Renderer, tmp_path: Path) -> None:
+    (tmp_path / "emails").mkdir()
+    (tmp_path / "emails" / "reminder.txt.j2").write_text(OUR_REMINDER)
+    ours = Renderer(Settings(templates=tmp_path).template_folders("emails"), LOCALES, SENDER)
+    title = make_view().title
+
+    reminder = render(ours, make_request("reminder"))
+
+    assert reminder["Subject"] == f"Soon: {title}"
+    assert body(reminder, "plain").startswith(f"Our own words on {title}.\n\n-- \n")  # the shipped layout below it
+    html = body(reminder, "html")
+    assert "Open the attached calendar file" in html and "Our own words" not in html  # the shipped HTML template
+    assert bytes(ours.render(make_request("confirm"))) == bytes(renderer.render(make_request("confirm")))

@@ -16,11 +16,12 @@ from sqlalchemy import Engine
 from tests.conftest import NOW, WriteTimeline
 from tests.factories import DRAFTING, MEETING, YEARLY, make_view
 from tests.test_web import serving, sync
+from tracker.config import get_settings
 from tracker.i18n.languages import untranslated
 from tracker.store.engine import transaction
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import CompletionView, MilestoneView
-from tracker.web.layout import PageLanguage, languages
+from tracker.web.layout import PageLanguage, environment, languages
 from tracker.web.pages import feed_links, render_overview, render_timeline
 from tracker.web.picture import draw_timeline, link_words, plan_picture, read_link
 
@@ -365,3 +366,35 @@ def test_month_labels_never_run_into_each_other(code: str) -> None:
 
     assert len(xs) >= 4
     assert min(b - a for a, b in pairwise(xs)) >= 60
+
+
+OUR_OVERVIEW = """{% extends "layout.html.j2" %}
+{% block body %}<h1>Our own front page</h1>{% endblock %}
+"""
+
+
+@pytest.fixture
+def page_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """TRACKER_TEMPLATES for this test: pages are the process's, so its settings and environment are read again."""
+    folder = tmp_path / "ours"
+    (folder / "pages").mkdir(parents=True)
+    monkeypatch.setenv("TRACKER_TEMPLATES", str(folder))
+    get_settings.cache_clear()
+    environment.cache_clear()
+    yield folder
+    get_settings.cache_clear()
+    environment.cache_clear()
+
+
+def test_an_operator_s_page_template_wins_and_every_other_is_the_shipped_one(page_overrides: Path) -> None:
+    (page_overrides / "pages" / "overview.html.j2").write_text(OUR_OVERVIEW)
+    chosen = PageLanguage(languages()["fr"], explicit=True)
+    where: tuple[str, dict[str, str]] = ("/", {})
+
+    overview = render_overview(four_states(), base_url="https://tracker.example.org", now=CLOCK, chosen=chosen,
+                               where=where, zone=None)  # fmt: skip
+    timeline = render_timeline(four_states(), base_url="https://tracker.example.org", now=CLOCK, chosen=chosen,
+                               where=where)  # fmt: skip
+
+    assert "<h1>Our own front page</h1>" in overview and '<html lang="fr"' in overview  # the shipped layout around it
+    assert "<svg" in timeline and "Our own" not in timeline

@@ -5,6 +5,7 @@ from __future__ import annotations
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -16,12 +17,15 @@ from tracker.timelines.dates import DateError, get_zone, parse_reminder
 MAX_DEFAULT_REMINDERS = 10
 
 
-def bundled(relative: str) -> Path:
-    """A folder of the project: the working directory's own copy if it has one, else the one shipped
-    beside the package (so `tracker run` works from any folder, as its schedules may live anywhere)."""
-    local = Path(relative)
-    shipped = Path(__file__).resolve().parent.parent / relative
-    return local if local.exists() or not shipped.exists() else shipped
+def shipped(name: str) -> Path:
+    """The templates/ or locale/ folder Tracker comes with, wherever it runs from.
+
+    An installed wheel carries it inside the package (setup.py copies it to tracker/_data/); an
+    editable install or a checkout has it at the top of the repository, beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "_data" / name
+    return installed if installed.is_dir() else package.parent / name
 
 
 class Settings(BaseSettings):
@@ -50,8 +54,10 @@ class Settings(BaseSettings):
     request_timeout: float = Field(default=20.0, gt=0, le=600)
     secret_key: str = ""  # signs link tokens; empty: generated into secret_key_file on first use
     secret_key_file: Path = Path("var/secret_key")
-    templates: Path = Field(default_factory=lambda: bundled("templates/emails"))  # KIND.txt.j2 / KIND.html.j2
-    locales: Path = Field(default_factory=lambda: bundled("locale"))  # locale/LANG/LC_MESSAGES/messages.po
+    # Templates of the operator's own, laid out as the shipped ones (emails/KIND.txt.j2, pages/NAME.html.j2):
+    # one found there wins, every other is the shipped one. None: the shipped templates only.
+    templates: Path | None = None
+    locales: Path = Field(default_factory=lambda: shipped("locale"))  # LANG/LC_MESSAGES/messages.po
     smtp_connections: int = Field(default=4, ge=1)
     smtp_rate: float | None = None
     # A pass with more rows due renders ahead in a helper process, on another core; 0: never.
@@ -78,6 +84,27 @@ class Settings(BaseSettings):
             get_zone(value)
         except DateError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if value == "" else value  # TRACKER_TEMPLATES= (empty): no overrides
+
+    @field_validator("templates")
+    @classmethod
+    def _overrides(cls, value: Path | None) -> Path | None:
+        # Refused rather than ignored: a template the operator believes in use must be the one sent.
+        if value is None:
+            return value
+        if not value.is_dir():
+            raise ValueError(f"{value} is not a folder (it holds emails/ and pages/ with the templates to override)")
+        loose = sorted(path.name for path in value.glob("*.j2"))
+        if loose:
+            raise ValueError(
+                f"{', '.join(loose)} directly in {value}: email templates go in {value / 'emails'}, "
+                f"page templates in {value / 'pages'}, named as the shipped ones"
+            )
         return value
 
     @field_validator("from_address", "base_url")
@@ -142,6 +169,11 @@ class Settings(BaseSettings):
 
     def default_reminders(self) -> list[str]:
         return [p.strip() for p in self.reminders.split(",") if p.strip()]
+
+    def template_folders(self, kind: Literal["emails", "pages"]) -> list[Path]:
+        """Where *kind*'s templates are looked for, the first found winning: the overrides, then the shipped."""
+        own = [self.templates / kind] if self.templates is not None else []
+        return [*own, shipped("templates") / kind]
 
 
 def without_password(url: str) -> str:

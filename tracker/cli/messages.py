@@ -77,7 +77,7 @@ def build_preview(
     config = settings()
     now = now_utc()
     host = urlsplit(config.base_url).hostname or "localhost"
-    renderer = Renderer(config.templates, config.locales, Sender(config.from_address, config.base_url,
+    renderer = Renderer(config.template_folders("emails"), config.locales, Sender(config.from_address, config.base_url,
                         f"<deadlines.{host}>", config.reminder_hour))  # fmt: skip
     recipient = Recipient(subscriber.email, subscriber.name, lang or subscriber.language, subscriber.timezone)
     links = LinkMaker(secret_key(), config.base_url, config.from_address).of(subscriber)

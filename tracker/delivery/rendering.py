@@ -87,7 +87,7 @@ def prepare(renderer: Renderer, row: Claimed, person: Person | None, store: Stor
 class Recipe:
     """How to build the same renderer in the helper process."""
 
-    templates: Path
+    templates: Path | tuple[Path, ...]  # as for Renderer: one folder, or folders searched in turn
     locales: Path
     sender: Sender
 

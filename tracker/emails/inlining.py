@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
-def make_environment(folder: Path) -> Environment:
+def make_environment(folders: Path | Sequence[Path]) -> Environment:
+    """Templates from *folders*: a name found in an earlier folder hides the same name in a later one."""
     environment = Environment(
-        loader=InliningLoader(folder),
+        loader=InliningLoader(folders),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         extensions=["jinja2.ext.i18n"],
@@ -34,10 +36,10 @@ def make_environment(folder: Path) -> Environment:
 
 
 class InliningLoader(FileSystemLoader):
-    """Load templates from a folder; an HTML one comes with the layout's CSS inlined into its elements."""
+    """Load templates from folders; an HTML one comes with the layout's CSS inlined into its elements."""
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(folder)
+    def __init__(self, folders: Path | Sequence[Path]) -> None:
+        super().__init__(folders)
         self.css: str | None = None
 
     def get_source(self, environment: Environment, template: str) -> tuple[str, str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import parseaddr
 from pathlib import Path
@@ -37,7 +38,10 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 class Renderer:
     """Turn requests into messages; build one per process and share it (templates and catalogs load once)."""
 
-    def __init__(self, templates: Path, locales: Path, sender: Sender, *, contents: int = CONTENTS) -> None:
+    def __init__(
+        self, templates: Path | Sequence[Path], locales: Path, sender: Sender, *, contents: int = CONTENTS
+    ) -> None:
+        """*templates*: a folder of KIND.txt.j2 and KIND.html.j2, or folders searched in turn (overrides first)."""
         self.sender = sender
         self.environment = make_environment(templates)
         # All compiled now: a broken template must stop the start, not fail every message of its kind.

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from tracker.config import bundled
+from tracker.config import get_settings
 from tracker.feeds.calendars import Calendars, load_languages
 from tracker.i18n.languages import Language, choose_language, untranslated
 from tracker.i18n.wording import audience_text, when_text
@@ -51,7 +51,7 @@ class EmbedItem:
 def embed_routes(engine: Engine, calendars: Calendars, base: str) -> APIRouter:
     """GET /embed/upcoming: the upcoming list as HTML, in one of the six languages."""
     router = APIRouter(tags=["embed"])
-    languages = calendars.languages or load_languages(bundled("locale"))
+    languages = calendars.languages or load_languages(get_settings().locales)
     template = load_template()
 
     @router.get("/embed/upcoming", response_class=HTMLResponse)
@@ -65,7 +65,7 @@ def embed_routes(engine: Engine, calendars: Calendars, base: str) -> APIRouter:
 
 def load_template() -> Template:
     environment = Environment(
-        loader=FileSystemLoader(bundled("templates/pages")), autoescape=True, undefined=StrictUndefined
+        loader=FileSystemLoader(get_settings().template_folders("pages")), autoescape=True, undefined=StrictUndefined
     )
     return environment.get_template("embed.html.j2")
 

@@ -1,6 +1,8 @@
 """Pages in the six UN languages: which language a request gets, the shared layout, one Jinja environment.
 
 The words come from the same Babel catalogs as the emails (locale/*/LC_MESSAGES/messages.po).
+Templates and catalogs are the process's (TRACKER_TEMPLATES, TRACKER_LOCALES), read once: the
+server's pages and `tracker publish`'s files are the same.
 A language named in the URL (`?lang=ar`) wins over the browser's `Accept-Language`, and the
 links of a page carry it on, so a reader who picked a language keeps it from page to page.
 """
@@ -16,7 +18,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from tracker.config import bundled
+from tracker.config import get_settings
 from tracker.feeds.calendars import load_languages
 from tracker.i18n.languages import Language, untranslated
 from tracker.text import LANGUAGES
@@ -98,7 +100,7 @@ class PageLanguage:
 @lru_cache(maxsize=1)
 def languages() -> dict[str, Language]:
     """Every catalog, read once; English words only when the server has no catalog folder."""
-    found = load_languages(bundled("locale"))
+    found = load_languages(get_settings().locales)
     return {code: found.get(code) or untranslated(code) for code in LANGUAGES}
 
 
@@ -134,7 +136,7 @@ def choose(asked: str | None, accept_language: str | None) -> PageLanguage:
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     environment = Environment(
-        loader=FileSystemLoader(bundled("templates/pages")),
+        loader=FileSystemLoader(get_settings().template_folders("pages")),  # overrides first
         autoescape=select_autoescape(enabled_extensions=("j2", "html"), default_for_string=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
