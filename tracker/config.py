@@ -13,8 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from tracker.text import CONTROLS
 from tracker.timelines.dates import DateError, get_zone, parse_reminder
 
-# C0, DEL, C1 and the Unicode line and paragraph separators: none belongs in a header.
-MAX_DEFAULT_REMINDERS = 10
+MAX_DEFAULT_REMINDERS = 10  # offsets in TRACKER_REMINDERS, as in a timeline file
 
 
 def shipped(name: str) -> Path:
@@ -29,7 +28,7 @@ def shipped(name: str) -> Path:
 
 
 class Settings(BaseSettings):
-    """Every knob of Tracker; only entry points read it (see get_settings)."""
+    """Every knob of Tracker; read by the entry points and, for their templates and catalogs, the pages (see get_settings)."""
 
     model_config = SettingsConfigDict(env_prefix="TRACKER_", toml_file="tracker.toml", extra="ignore")
 
