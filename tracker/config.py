@@ -28,7 +28,7 @@ def shipped(name: str) -> Path:
 
 
 class Settings(BaseSettings):
-    """Every knob of Tracker; read by the entry points and, for their templates and catalogs, the pages (see get_settings)."""
+    """Every knob of Tracker; read by the entry points, and by the pages for their templates (see get_settings)."""
 
     model_config = SettingsConfigDict(env_prefix="TRACKER_", toml_file="tracker.toml", extra="ignore")
 
