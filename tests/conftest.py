@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from tests.smtp_server import SMTPTestServer, forbid_remote_smtp
+from tests.support.smtp_server import SMTPTestServer, forbid_remote_smtp
 from tracker.store import open_store
 
-pytest_plugins = ["tests.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
+pytest_plugins = ["tests.support.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
 
 PG_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
 NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import (
+from tests.support.delivery import (
     SECRET,
     Clock,
     at,
@@ -26,8 +26,8 @@ from tests.delivery_kit import (
     subscribe,
     sync,
 )
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
+from tests.support.factories import REPO
+from tests.support.smtp_server import SMTPTestServer
 from tracker.models import Subscriber
 from tracker.store import transaction
 from tracker.subscribers import unsubscribe

@@ -23,8 +23,8 @@ from babel.messages.pofile import read_po
 from icalendar import Calendar
 from jinja2 import TemplateError
 
-from tests import factories
-from tests.factories import REPO
+from tests.support import factories
+from tests.support.factories import REPO
 from tracker.emails import (
     KINDS,
     LANGUAGES,

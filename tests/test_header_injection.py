@@ -31,8 +31,8 @@ from icalendar import Calendar
 from sqlalchemy import Engine
 
 from tests.conftest import NOW, WriteTimeline
-from tests.delivery_kit import Clock, at, deliver, make_dispatcher, subscribe, sync
-from tests.smtp_server import SMTPTestServer
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, subscribe, sync
+from tests.support.smtp_server import SMTPTestServer
 from tests.test_emails import DRAFT, LOCALES, PEOPLE, SENDER, TEMPLATES, make_request, make_view
 from tests.test_subscribe_http import running
 from tests.test_web import SECRET

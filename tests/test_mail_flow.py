@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import Engine
 
 from tests.conftest import HLPF, NOW, WriteTimeline
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
+from tests.support.factories import REPO
+from tests.support.smtp_server import SMTPTestServer
 from tests.test_web import SECRET, serving, subscribe, sync
 from tracker.emails import EmailRequest, Recipient, Renderer, Sender
 from tracker.feeds import item_uid

@@ -14,7 +14,7 @@ from typing import Any, ParamSpec
 import pytest
 import trustme
 
-from tests.smtp_server import (
+from tests.support.smtp_server import (
     RemoteSMTPError,
     SMTPTestServer,
     closed_port,

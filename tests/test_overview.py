@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.factories import make_view
+from tests.support.factories import make_view
 from tests.test_pages import client  # noqa: F401 (the served store of the timeline page tests)
 from tracker.planning import Occurrence
 from tracker.web_layout import accepted, choose, languages

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import NOW, WriteTimeline
-from tests.factories import DRAFTING, MEETING, YEARLY, make_view
+from tests.support.factories import DRAFTING, MEETING, YEARLY, make_view
 from tests.test_web import serving, sync
 from tracker.emails.words import untranslated
 from tracker.planning import CompletionView, MilestoneView

@@ -24,8 +24,8 @@ from sqlalchemy import Engine, insert
 from sqlmodel import select
 
 from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import SECRET, Clock, at, deliver, make_dispatcher, rows, set_subscriber, subscribe, sync
-from tests.smtp_server import SMTPTestServer
+from tests.support.delivery import SECRET, Clock, at, deliver, make_dispatcher, rows, set_subscriber, subscribe, sync
+from tests.support.smtp_server import SMTPTestServer
 from tests.test_cli import tracker
 from tests.test_delivery import cli_env
 from tests.test_subscribe_http import AMINA, BASE, running, stored
@@ -420,7 +420,7 @@ def deadline(seconds: float) -> Iterator[None]:
     ],
 )
 def test_a_stored_rule_that_would_hold_a_core_is_refused_within_a_second(rule: str, first: str, problem: str) -> None:
-    from tests.factories import make_view
+    from tests.support.factories import make_view
     from tracker.planning import expand
 
     view = make_view(repeat=rule, due_at=at(f"{first} 23:59:59"))

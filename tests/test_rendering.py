@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.factories import REPO
+from tests.support.smtp_server import SMTPTestServer
 from tests.test_delivery import cli_env
 from tracker.dispatcher import Dispatcher
 from tracker.emails import Sender

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
+from tests.support.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
 from tracker import schedules as schedules_module
 from tracker import subscribers
 from tracker.emails import words

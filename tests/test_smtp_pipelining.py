@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.smtp_server import LOOPBACK, SMTPTestServer
+from tests.support.smtp_server import LOOPBACK, SMTPTestServer
 from tests.test_mailer import in_loop, mailer_for, make_message
 from tracker.mailer import DeliveryError, SMTPMailer
 

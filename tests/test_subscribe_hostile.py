@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.delivery_kit import SECRET, Clock, deliver, make_dispatcher, sync
-from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.delivery import SECRET, Clock, deliver, make_dispatcher, sync
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 from tests.test_subscribe_http import running
 from tracker import web_signups
 from tracker.calendars import Calendars

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, WriteTimeline
-from tests.delivery_kit import sync
+from tests.support.delivery import sync
 from tests.test_cli import tracker
 from tracker.models import Delivery, Event, Subscriber
 from tracker.store import open_store, transaction

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import milestone_yaml, timeline_yaml, validate, write
+from tests.support.factories import milestone_yaml, timeline_yaml, validate, write
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.factories import REPO
+from tests.support.factories import REPO
 from tracker.calendars import Calendars
 from tracker.config import Settings
 from tracker.models import Subscriber

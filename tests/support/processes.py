@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.factories import REPO
-from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.factories import REPO
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 
 TRACKER = str(Path(sys.executable).parent / "tracker")
 ZONE = "Europe/Zurich"
