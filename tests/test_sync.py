@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tracker import sync as sync_module
 from tracker.completions import DoneRequest, record_done
 from tracker.models import CompletionRecord, Event, Milestone, Timeline

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import empty_database
+from tests.support.database import empty_database
 from tests.support.factories import DRAFTING, MEETING, REPO
 from tests.support.processes import Job, Site, free_port
 from tests.support.smtp_server import ReceivedMail, SMTPTestServer
