@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import os
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
-from tests.smtp_server import SMTPTestServer, forbid_remote_smtp
+from tests.support import factories
+from tests.support.database import empty_database
+from tests.support.emails import LOCALES, SENDER, TEMPLATES
+from tests.support.smtp_server import SMTPTestServer, forbid_remote_smtp
+from tests.support.timelines import WriteTimeline
+from tests.support.web import serving, sync
+from tracker.emails import Renderer
 from tracker.store.engine import open_store
 
-pytest_plugins = ["tests.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
-
-PG_URL = os.environ.get("TRACKER_TEST_DATABASE_URL", "")
-NOW = datetime(2017, 2, 1, 9, 0, tzinfo=UTC)
+pytest_plugins = ["tests.support.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
 
 
 @pytest.fixture(autouse=True)
@@ -28,25 +29,6 @@ def remote_smtp_attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]
     attempts = forbid_remote_smtp(monkeypatch)
     yield attempts
     assert not attempts, f"a test tried to reach a remote SMTP server: {attempts}"
-
-
-@contextmanager
-def empty_database(folder: Path, prefix: str = "t") -> Iterator[str]:
-    """A URL to an empty database: a SQLite file in *folder*, or a fresh PostgreSQL schema dropped after."""
-    if not PG_URL:
-        yield f"sqlite:///{folder / 'tracker.db'}"
-        return
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -77,9 +59,6 @@ def schedules(tmp_path: Path) -> Path:
     return folder
 
 
-WriteTimeline = Callable[[str, str], Path]
-
-
 @pytest.fixture
 def write_timeline(schedules: Path) -> WriteTimeline:
     """Write a dedented YAML text as schedules/NAME.yaml and return its path."""
@@ -92,54 +71,34 @@ def write_timeline(schedules: Path) -> WriteTimeline:
     return write
 
 
-HLPF = """
-    id: hlpf
-    title: ITU Council contribution to HLPF-17
-    timezone: Europe/Zurich
-    kind: drafting
-    audiences: [membership, secretariat]
-    reminders: [14d, 7d, 1d]
-    milestones:
-      - id: revised-draft
-        title: Revised draft posted
-        owner: secretariat
-        due: 2017-02-24
-      - id: member-comments
-        title: Membership comments on the revised draft
-        owner: membership
-        due: revised-draft.done + 14d
-        opens_after: revised-draft
-      - id: final-draft
-        title: Final draft posted
-        owner: secretariat
-        due: member-comments + 2w
-      - id: submission
-        title: Final text submitted to the UN
-        owner: secretariat
-        due: 2017-04-28 12:00
-        reminders: [7d, 2d, 4h]
-"""
-
-MEETING = """
-    id: cwg-32
-    title: 32nd meeting
-    timezone: Europe/Zurich
-    kind: meeting
-    milestones:
-      - id: meeting
-        title: CWG-WSIS-32, Geneva
-        starts: 2018-01-24
-        ends: 2018-01-25
-      - id: documents
-        title: Secretariat documents available
-        owner: secretariat
-        due: meeting - 30d
-"""
-
-
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty `schedules/` folder, named relatively as the secretariat would type it."""
     monkeypatch.chdir(tmp_path)
     Path("schedules").mkdir()
     return Path("schedules")
+
+
+@pytest.fixture
+def env(database_url: str, schedules: Path) -> dict[str, str]:
+    """The environment of a `tracker` command: this store and folder, none of the caller's TRACKER_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    """The email renderer on the repository's templates and catalogues, one per test module."""
+    return Renderer(TEMPLATES, LOCALES, SENDER)
+
+
+@pytest.fixture
+def pages_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
+    """A real server for the pages, on a store with a meeting and a drafting timeline (markup in its title)."""
+    write_timeline("cwg-wsis-32", factories.MEETING)
+    write_timeline(
+        "hlpf-2017", factories.DRAFTING.replace("title: ITU Council", "title: <script>alert(1)</script> ITU Council")
+    )
+    sync(engine, schedules)
+    with serving(engine, 0) as (http, _):
+        yield http

@@ -19,8 +19,8 @@ from schemathesis import APIOperation, Case
 from schemathesis.core.result import Ok
 from sqlalchemy import Engine
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.test_web import SECRET, serving, subscribe, sync
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.web import SECRET, serving, subscribe, sync
 from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction

@@ -1,7 +1,7 @@
 """The pages as a person sees them: headless Chromium against a real `tracker run` and a real SMTP relay.
 
 Elements are found by name, id and data-* attributes, never by their English wording: the pages
-are translated. Every page visited is saved as a screenshot (see tests/browser.py, SCREENSHOTS).
+are translated. Every page visited is saved as a screenshot (see tests/support/browser.py, SCREENSHOTS).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from tests.browser import DESKTOP, PHONE, LiveSite, OpenTab, Visitor, links_in, same_origin
+from tests.support.browser import DESKTOP, PHONE, LiveSite, OpenTab, Visitor, links_in, same_origin
 
 if TYPE_CHECKING:  # Playwright may be missing: then these tests skip instead of failing to import
     from playwright.sync_api import Page

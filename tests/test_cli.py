@@ -9,25 +9,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import HLPF, MEETING, WriteTimeline
+from tests.support.cli import TRACKER, tracker
+from tests.support.timelines import HLPF, MEETING, WriteTimeline
 
 REPO = Path(__file__).resolve().parent.parent
-TRACKER = str(Path(sys.executable).parent / "tracker")
-
-
-def tracker(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TRACKER, *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def env(database_url: str, schedules: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200"}
 
 
 def test_validate_reports_every_problem_as_file_line_message_and_exits_1(

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import HLPF, PG_URL, WriteTimeline
-from tests.test_cli import env, tracker
+from tests.support.cli import tracker
+from tests.support.database import PG_URL
+from tests.support.timelines import HLPF, WriteTimeline
 from tracker.store.engine import open_store
-
-__all__ = ["env"]  # the fixture, shared with test_cli
 
 # A name as a red team wrote it: markup, an emoji code, an OSC 8 hyperlink, a screen clear, a bell.
 HOSTILE_NAME = "[/oops] :warning: \x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ \x1b[2J\x07 [bold]x"

@@ -6,15 +6,14 @@ The clock is the test's: each test moves it to the moment it wants the engine to
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import (
+from tests.support.cli import cli_env, tracker
+from tests.support.delivery import (
     SECRET,
     Clock,
     at,
@@ -26,8 +25,8 @@ from tests.delivery_kit import (
     subscribe,
     sync,
 )
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, WriteTimeline
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
 from tracker.subscribers.registry import unsubscribe
@@ -40,13 +39,6 @@ def hlpf(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engi
     write_timeline("hlpf", HLPF)
     sync(engine, schedules, at("2017-02-01 09:00"))
     return engine
-
-
-def cli_env(database_url: str, schedules: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `tracker` command run by a test: this store, these files, the repo's templates."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
-    return {**clean, "TRACKER_DATABASE_URL": database_url, "TRACKER_SCHEDULES": str(schedules), "COLUMNS": "200",
-            "TRACKER_SECRET_KEY": SECRET_TEXT, "TRACKER_LOCALES": str(REPO / "locale"), **extra}  # fmt: skip
 
 
 def subjects(smtp: SMTPTestServer) -> list[tuple[str, str]]:
@@ -292,8 +284,6 @@ def test_a_confirmation_email_goes_to_a_pending_subscriber(engine: Engine, smtp:
 def test_send_due_sends_and_the_delivery_log_shows_the_servers_reply(
     database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, smtp: SMTPTestServer
 ) -> None:
-    from tests.test_cli import tracker
-
     write_timeline("hlpf", HLPF)
     env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url)
     assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
@@ -362,8 +352,6 @@ def test_moving_a_yearly_deadline_tells_members_about_the_next_occurrence(
 def test_plan_tells_which_notices_a_sync_would_send_and_to_how_many(
     database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path
 ) -> None:
-    from tests.test_cli import tracker
-
     write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2099-02-24"))
     env = cli_env(database_url, schedules)
     assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
@@ -399,7 +387,7 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
     import httpx
     import uvicorn
 
-    from tests.test_web import free_port
+    from tests.support.processes import free_port
     from tracker.config import Settings
     from tracker.feeds.calendars import Calendars
     from tracker.web.app import create_app

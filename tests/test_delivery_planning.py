@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from tests.delivery_kit import at
-from tests.factories import make_view
+from tests.support.delivery import at
+from tests.support.factories import make_view
 from tracker.delivery.planning import next_digest, plan_digests, plan_reminders, reminder_at
 from tracker.subscribers.readers import Reader
 from tracker.timelines.dates import parse_offset

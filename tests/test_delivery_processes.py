@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_URL
-from tests.processes import (
+from tests.support.database import PG_URL
+from tests.support.processes import (
     DeliveryRow,
     Job,
     MailCondition,
@@ -24,7 +24,7 @@ from tests.processes import (
     states,
     wait_for,
 )
-from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ import yaml
 from icalendar import Calendar, Event, Timezone
 from sqlalchemy import Engine
 
-from tests import factories
-from tests.conftest import HLPF, MEETING, WriteTimeline
-from tests.factories import REPO_SCHEDULES
+from tests.support import factories
+from tests.support.factories import REPO_SCHEDULES
+from tests.support.timelines import HLPF, MEETING, WriteTimeline
 from tracker import feeds
 from tracker.feeds import (
     CalendarInfo,

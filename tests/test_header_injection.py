@@ -17,7 +17,6 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default, strict
@@ -30,12 +29,21 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 from sqlalchemy import Engine
 
-from tests.conftest import NOW, WriteTimeline
-from tests.delivery_kit import Clock, at, deliver, make_dispatcher, subscribe, sync
-from tests.smtp_server import SMTPTestServer
-from tests.test_emails import DRAFT, LOCALES, PEOPLE, SENDER, TEMPLATES, make_request, make_view
-from tests.test_subscribe_http import running
-from tests.test_web import SECRET
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, subscribe, sync
+from tests.support.emails import (
+    DRAFT,
+    LOCALES,
+    PEOPLE,
+    SENDER,
+    TEMPLATES,
+    decoded,
+    display_name,
+    make_request,
+    make_view,
+)
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import NOW, WriteTimeline
+from tests.support.web import SECRET, running
 from tracker.config import Settings
 from tracker.emails import KINDS, EmailRequest, Kind, Recipient, Renderer
 from tracker.feeds.calendars import Calendars
@@ -98,21 +106,6 @@ def long_lines(head: str) -> list[str]:
     """Return the lines over 78 characters of a header section, but List-Unsubscribe's (its URLs stay whole)."""
     fields = [field for field in re.split(r"\r\n(?![ \t])", head) if not field.startswith("List-Unsubscribe:")]
     return [line for field in fields for line in field.split("\r\n") if len(line) > 78]
-
-
-def decoded(raw: str) -> str:
-    """Read an unstructured value as RFC 2047 says: encoded words decoded, the space between two dropped."""
-    return str(make_header(decode_header(raw)))
-
-
-def display_name(raw_to: str) -> str:
-    """Return the display name of a raw To value: a quoted string, atoms, or encoded words."""
-    if not raw_to.endswith(">"):
-        return ""
-    phrase = raw_to[: raw_to.rindex(" <")]
-    if phrase.startswith('"'):
-        return re.sub(r"\\(.)", r"\1", phrase[1:-1])
-    return decoded(phrase)
 
 
 def parts_of(data: bytes) -> list[tuple[str, list[str]]]:
@@ -228,11 +221,6 @@ def test_a_title_typed_as_an_encoded_word_reaches_the_subject_as_its_literal_tex
     assert decoded(raw["Subject"]) == str(message["Subject"]) == f"Due in 7 days: {title}"
     assert message.get_all("Bcc") is None
     assert_calendar_is_clean(message, "member-comments")
-
-
-@pytest.fixture(scope="module")
-def renderer() -> Renderer:
-    return Renderer(TEMPLATES, LOCALES, SENDER)
 
 
 @pytest.mark.parametrize("kind", ["reminder", "opened", "changed", "cancelled"])

@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.delivery_kit import Clock, at, deliver, make_dispatcher
-from tests.delivery_kit import subscribe as add_subscriber
-from tests.processes import TRACKER, free_port, wait_for
-from tests.smtp_server import SMTPTestServer
-from tests.test_subscribe_http import BASE, running, stored
-from tests.test_web import SECRET, subscribe, sync
+from tests.support.cli import TRACKER
+from tests.support.delivery import Clock, at, deliver, make_dispatcher
+from tests.support.delivery import subscribe as add_subscriber
+from tests.support.processes import free_port, wait_for
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.web import BASE, SECRET, running, stored, subscribe, sync
 from tracker.config import Settings
 from tracker.delivery.outbox import queue_confirm
 from tracker.feeds.calendars import Calendars

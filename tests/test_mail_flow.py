@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine
 
-from tests.conftest import HLPF, NOW, WriteTimeline
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
-from tests.test_web import SECRET, serving, subscribe, sync
+from tests.support.factories import REPO
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, NOW, WriteTimeline
+from tests.support.web import SECRET, serving, subscribe, sync
 from tracker.emails import EmailRequest, Recipient, Renderer, Sender
 from tracker.feeds import item_uid
 from tracker.mail.smtp import SMTPMailer

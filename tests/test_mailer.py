@@ -4,40 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
-import functools
 import ssl
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any
 
 import pytest
 import trustme
 
-from tests.smtp_server import (
+from tests.support.emails import LOCALES, SENDER, TEMPLATES, make_request
+from tests.support.mailer import in_loop, mailer_for, make_message
+from tests.support.smtp_server import (
     RemoteSMTPError,
     SMTPTestServer,
     closed_port,
     silent_listener,
 )
-from tests.test_emails import LOCALES, SENDER, TEMPLATES, make_request
 from tracker.emails import Renderer
 from tracker.mail import make_mailer
 from tracker.mail.directory import DirectoryMailer, eml_name
 from tracker.mail.smtp import DeliveryError, RateLimiter, SMTPMailer, SMTPServer, make_envelope, parse_smtp_url
-
-P = ParamSpec("P")
-TEST_TIMEOUT = 10.0
-
-
-def in_loop(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
-    """Run an async test on a fresh event loop, failing instead of hanging."""
-
-    @functools.wraps(test)
-    def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        asyncio.run(asyncio.wait_for(test(*args, **kwargs), TEST_TIMEOUT))
-
-    return run
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
@@ -63,34 +50,6 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
-
-
-def make_message(number: int = 1, *, calendar: bool = False, **headers: str) -> EmailMessage:
-    """A reminder-like message: multipart/alternative, non-ASCII text, a line with a leading dot."""
-    message = EmailMessage()
-    fields = {
-        "From": "Tracker <tracker@example.org>",
-        "To": "Ada Lovelace <ada@example.org>",
-        "Subject": "Rappel : commentaires attendus — 7 jours / تذكير / 提醒",
-        "Date": "Wed, 01 Feb 2017 09:00:00 +0000",
-        "Message-ID": f"<delivery-{number}@tracker.test>",
-    } | headers
-    for name, value in fields.items():
-        message[name] = value
-    message.set_content("Commentaires attendus avant le 24 février 2017.\n.\n.leading dot\nمع التحية\n")
-    message.add_alternative("<p dir='rtl'>مع التحية — 24 février</p>\n", subtype="html")
-    if calendar:
-        message.add_attachment(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", maintype="text", subtype="calendar")
-    # Fixed boundaries: otherwise each rendering of the message draws new random ones.
-    for index, part in enumerate(part for part in message.walk() if part.is_multipart()):
-        part.set_boundary(f"boundary-{number}-{index}")
-    return message
-
-
-def mailer_for(server: SMTPTestServer, **options: Any) -> SMTPMailer:
-    """A mailer on *server* with short, bounded timeouts."""
-    settings: dict[str, Any] = {"timeout": 5.0, "connect_timeout": 5.0, "local_hostname": "client.test"} | options
-    return SMTPMailer.from_url(settings.pop("url", server.url), **settings)
 
 
 def assert_same_message(received: EmailMessage, sent: EmailMessage) -> None:

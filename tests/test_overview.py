@@ -1,4 +1,3 @@
-# ruff: noqa: F811 (pytest passes the imported `client` fixture in as the argument of the same name)
 """GET /: what is due, the timelines by kind, every feed's buttons; and how a page picks its language."""
 
 from __future__ import annotations
@@ -10,8 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.factories import make_view
-from tests.test_pages import client  # noqa: F401 (the served store of the timeline page tests)
+from tests.support.factories import make_view
 from tracker.timelines.views import Occurrence
 from tracker.web.layout import accepted, choose, languages
 from tracker.web.pages import left_text
@@ -26,8 +24,8 @@ def feed_hrefs(page: str) -> dict[str, list[str]]:
     return found
 
 
-def test_the_overview_lists_what_is_due_soonest_first_with_the_time_left(client: httpx.Client) -> None:
-    page = client.get("/").text
+def test_the_overview_lists_what_is_due_soonest_first_with_the_time_left(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/").text
     due = page[page.index('class="items due"') : page.index("</ol>")]
 
     # NOW is 1 February 2017: the revised draft (24 Feb, already marked done in the file),
@@ -39,16 +37,16 @@ def test_the_overview_lists_what_is_due_soonest_first_with_the_time_left(client:
     assert "Secretariat documents" not in due
 
 
-def test_timelines_are_grouped_by_kind_and_each_says_what_comes_next(client: httpx.Client) -> None:
-    page = client.get("/").text
+def test_timelines_are_grouped_by_kind_and_each_says_what_comes_next(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/").text
 
     assert page.index("<h3>Meetings</h3>") < page.index("<h3>Drafting</h3>")
     assert "Next: Secretariat documents (Due in 327 days)" in page
     assert 'href="/timelines/cwg-wsis-32"' in page
 
 
-def test_every_feed_has_its_four_buttons_and_each_one_serves_a_calendar(client: httpx.Client) -> None:
-    hrefs = feed_hrefs(client.get("/").text)
+def test_every_feed_has_its_four_buttons_and_each_one_serves_a_calendar(pages_client: httpx.Client) -> None:
+    hrefs = feed_hrefs(pages_client.get("/").text)
     downloads = hrefs["download"]
 
     assert set(downloads) == {
@@ -65,32 +63,32 @@ def test_every_feed_has_its_four_buttons_and_each_one_serves_a_calendar(client: 
         assert webcal == f"webcal://tracker.example.org{path}"
         assert parse_qs(urlsplit(google).query)["cid"] == [webcal]
         assert parse_qs(urlsplit(outlook).query)["url"] == [f"https://tracker.example.org{path}"]
-        feed = client.get(path)
+        feed = pages_client.get(path)
         assert (feed.status_code, feed.headers["content-type"]) == (200, "text/calendar; charset=utf-8")
 
 
-def test_the_overview_notes_that_google_is_slow_and_email_is_on_time(client: httpx.Client) -> None:
-    assert "Google refreshes subscribed calendars only every several hours" in client.get("/").text
+def test_the_overview_notes_that_google_is_slow_and_email_is_on_time(pages_client: httpx.Client) -> None:
+    assert "Google refreshes subscribed calendars only every several hours" in pages_client.get("/").text
 
 
-def test_titles_are_escaped_everywhere_on_the_overview(client: httpx.Client) -> None:
-    page = client.get("/").text
+def test_titles_are_escaped_everywhere_on_the_overview(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/").text
 
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; ITU Council" in page
 
 
-def test_the_reader_s_zone_from_the_address_shows_their_own_clock(client: httpx.Client) -> None:
-    page = client.get("/", params={"tz": "America/New_York"}).text
-    wrong = client.get("/", params={"tz": "Mars/Olympus"})
+def test_the_reader_s_zone_from_the_address_shows_their_own_clock(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/", params={"tz": "America/New_York"}).text
+    wrong = pages_client.get("/", params={"tz": "Mars/Olympus"})
 
     assert "(your time: Thursday, 9 March 2017, 17:59)" in page
     assert wrong.status_code == 200 and "your time" not in wrong.text
 
 
-def test_the_browser_s_language_is_used_unless_the_address_names_one(client: httpx.Client) -> None:
-    french = client.get("/", headers={"Accept-Language": "de-CH, fr;q=0.8, en;q=0.5"})
-    arabic = client.get("/", params={"lang": "ar"}, headers={"Accept-Language": "fr"})
+def test_the_browser_s_language_is_used_unless_the_address_names_one(pages_client: httpx.Client) -> None:
+    french = pages_client.get("/", headers={"Accept-Language": "de-CH, fr;q=0.8, en;q=0.5"})
+    arabic = pages_client.get("/", params={"lang": "ar"}, headers={"Accept-Language": "fr"})
 
     assert '<html lang="fr" dir="ltr">' in french.text
     assert french.headers["content-language"] == "fr" and french.headers["vary"] == "Accept-Language"
@@ -98,12 +96,12 @@ def test_the_browser_s_language_is_used_unless_the_address_names_one(client: htt
     assert "vary" not in arabic.headers  # the address alone decides
     # Links keep the chosen language; the switcher keeps the other parameters.
     assert 'href="/timelines/cwg-wsis-32?lang=ar"' in arabic.text
-    switched = client.get("/", params={"lang": "ar", "tz": "Asia/Tokyo"}).text
+    switched = pages_client.get("/", params={"lang": "ar", "tz": "Asia/Tokyo"}).text
     assert 'href="/?tz=Asia%2FTokyo&amp;lang=zh"' in switched
 
 
-def test_every_language_is_offered_in_its_own_name_with_the_current_one_marked(client: httpx.Client) -> None:
-    page = client.get("/", params={"lang": "ru"}).text
+def test_every_language_is_offered_in_its_own_name_with_the_current_one_marked(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/", params={"lang": "ru"}).text
     nav = page[page.index('<nav class="lang"') : page.index("</nav>", page.index('<nav class="lang"'))]
 
     assert [name for name in ("العربية", "中文", "English", "Français", "Русский", "Español") if name in nav] == [
@@ -118,10 +116,10 @@ def test_every_language_is_offered_in_its_own_name_with_the_current_one_marked(c
     assert 'lang="zh-Hans"' in nav
 
 
-def test_the_overview_is_written_in_the_language_chosen(client: httpx.Client) -> None:
-    english = client.get("/").text
+def test_the_overview_is_written_in_the_language_chosen(pages_client: httpx.Client) -> None:
+    english = pages_client.get("/").text
     for code in ("fr", "es", "ru", "zh", "ar"):
-        page = client.get("/", params={"lang": code}).text
+        page = pages_client.get("/", params={"lang": code}).text
         heading = re.search(r"<h1>(.*?)</h1>", page)
         assert heading is not None and heading.group(1) != "What is due", code
         assert "Google refreshes" not in page, code

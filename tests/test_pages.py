@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import NOW, WriteTimeline
-from tests.factories import DRAFTING, MEETING, YEARLY, make_view
-from tests.test_web import serving, sync
+from tests.support.factories import MEETING, YEARLY, make_view
+from tests.support.timelines import NOW, WriteTimeline
+from tests.support.web import sync
 from tracker.config import get_settings
 from tracker.i18n.languages import untranslated
 from tracker.store.engine import transaction
@@ -275,17 +275,8 @@ def test_feed_links_use_webcal_google_outlook_and_a_relative_download() -> None:
 # --- over HTTP ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
-    write_timeline("cwg-wsis-32", MEETING)
-    write_timeline("hlpf-2017", DRAFTING.replace("title: ITU Council", "title: <script>alert(1)</script> ITU Council"))
-    sync(engine, schedules)
-    with serving(engine, 0) as (http, _):
-        yield http
-
-
-def test_the_timeline_page_is_html_with_the_drawing_inline(client: httpx.Client) -> None:
-    response = client.get("/timelines/cwg-wsis-32")
+def test_the_timeline_page_is_html_with_the_drawing_inline(pages_client: httpx.Client) -> None:
+    response = pages_client.get("/timelines/cwg-wsis-32")
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -295,21 +286,21 @@ def test_the_timeline_page_is_html_with_the_drawing_inline(client: httpx.Client)
     assert '<html lang="en" dir="ltr">' in response.text
 
 
-def test_the_feed_buttons_point_at_the_timelines_feed_which_serves_a_calendar(client: httpx.Client) -> None:
-    page = client.get("/timelines/cwg-wsis-32").text
+def test_the_feed_buttons_point_at_the_timelines_feed_which_serves_a_calendar(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/timelines/cwg-wsis-32").text
     hrefs = dict(re.findall(r'<a href="([^"]+)" data-feed="(\w+)"', page))
     by_kind = {kind: href.replace("&amp;", "&") for href, kind in hrefs.items()}
 
     assert by_kind["webcal"] == "webcal://tracker.example.org/feeds/cwg-wsis-32.ics"
     assert by_kind["google"].startswith("https://calendar.google.com/calendar/r?cid=webcal://")
     assert by_kind["outlook"].startswith("https://outlook.live.com/calendar/0/addfromweb?url=https%3A%2F%2F")
-    feed = client.get(by_kind["download"])
+    feed = pages_client.get(by_kind["download"])
     assert (feed.status_code, feed.headers["content-type"]) == (200, "text/calendar; charset=utf-8")
     assert by_kind["download"] == "/feeds/cwg-wsis-32.ics"
 
 
-def test_states_and_completion_notes_are_listed(client: httpx.Client) -> None:
-    page = client.get("/timelines/hlpf-2017").text
+def test_states_and_completion_notes_are_listed(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/timelines/hlpf-2017").text
 
     assert 'class="state state-done">done<' in page  # the revised draft, done in the file
     assert 'class="state state-cancelled">cancelled<' in page
@@ -317,9 +308,9 @@ def test_states_and_completion_notes_are_listed(client: httpx.Client) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; ITU Council" in page
 
 
-def test_an_unknown_timeline_is_a_404_page_listing_the_known_ones(client: httpx.Client) -> None:
-    response = client.get("/timelines/nope<b>")
-    in_french = client.get("/timelines/nope", params={"lang": "fr"})
+def test_an_unknown_timeline_is_a_404_page_listing_the_known_ones(pages_client: httpx.Client) -> None:
+    response = pages_client.get("/timelines/nope<b>")
+    in_french = pages_client.get("/timelines/nope", params={"lang": "fr"})
 
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
@@ -330,23 +321,23 @@ def test_an_unknown_timeline_is_a_404_page_listing_the_known_ones(client: httpx.
     assert 'href="/timelines/cwg-wsis-32?lang=fr"' in in_french.text
 
 
-def test_arabic_is_right_to_left_and_an_unknown_language_falls_back_to_english(client: httpx.Client) -> None:
-    arabic = client.get("/timelines/cwg-wsis-32", params={"lang": "ar"}).text
-    other = client.get("/timelines/cwg-wsis-32", params={"lang": "xx"}).text
+def test_arabic_is_right_to_left_and_an_unknown_language_falls_back_to_english(pages_client: httpx.Client) -> None:
+    arabic = pages_client.get("/timelines/cwg-wsis-32", params={"lang": "ar"}).text
+    other = pages_client.get("/timelines/cwg-wsis-32", params={"lang": "xx"}).text
 
     assert '<html lang="ar" dir="rtl">' in arabic
     assert '<html lang="en" dir="ltr">' in other
 
 
-def test_the_page_is_dated_by_the_servers_clock(client: httpx.Client) -> None:
-    page = client.get("/timelines/hlpf-2017").text
+def test_the_page_is_dated_by_the_servers_clock(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/timelines/hlpf-2017").text
 
     # NOW (1 February 2017) is inside the HLPF timeline: its today line is drawn there.
     assert f'data-at="{NOW.isoformat()}"' in page
 
 
-def test_no_page_asks_for_anything_from_another_site(client: httpx.Client) -> None:
-    page = client.get("/timelines/cwg-wsis-32").text
+def test_no_page_asks_for_anything_from_another_site(pages_client: httpx.Client) -> None:
+    page = pages_client.get("/timelines/cwg-wsis-32").text
 
     assert not re.search(r'(src|href)="https?://(?!tracker\.example\.org)[^"]*"[^>]*(rel="stylesheet"|>)<', page)
     assert "<script" not in page and "<link" not in page

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests import factories
+from tests.support import factories
 from tracker.timelines.views import CompletionView, MilestoneView, concerns, list_upcoming, nearest_occurrence
 
 NOW = datetime(2017, 2, 1, 8, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import GOOD_TIMELINES, MEETING, REPO_SCHEDULES, milestone_yaml, timeline_yaml
+from tests.support.factories import GOOD_TIMELINES, MEETING, REPO_SCHEDULES, milestone_yaml, timeline_yaml
 from tracker.timelines.pipeline import validate_paths
 
 SEEDS = [

@@ -23,14 +23,12 @@ from icalendar import Calendar
 from sqlalchemy import Engine, insert
 from sqlmodel import select
 
-from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import SECRET, Clock, at, deliver, make_dispatcher, rows, set_subscriber, subscribe, sync
-from tests.smtp_server import SMTPTestServer
-from tests.test_cli import tracker
-from tests.test_delivery import cli_env
-from tests.test_subscribe_http import AMINA, BASE, running, stored
-from tests.test_web import SECRET as SERVING_SECRET
-from tests.test_web import serving
+from tests.support.cli import cli_env, tracker
+from tests.support.delivery import SECRET, Clock, at, deliver, make_dispatcher, rows, set_subscriber, subscribe, sync
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, WriteTimeline
+from tests.support.web import AMINA, BASE, running, serving, stored
+from tests.support.web import SECRET as SERVING_SECRET
 from tracker.config import Settings
 from tracker.emails import EmailRequest
 from tracker.feeds.calendars import Calendars
@@ -420,7 +418,7 @@ def deadline(seconds: float) -> Iterator[None]:
     ],
 )
 def test_a_stored_rule_that_would_hold_a_core_is_refused_within_a_second(rule: str, first: str, problem: str) -> None:
-    from tests.factories import make_view
+    from tests.support.factories import make_view
     from tracker.timelines.views import expand
 
     view = make_view(repeat=rule, due_at=at(f"{first} 23:59:59"))

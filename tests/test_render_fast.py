@@ -17,17 +17,18 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.test_emails import (
+from tests.support.emails import (
     LOCALES,
     PEOPLE,
     SENDER,
+    SHOWN,
     SNAPSHOTS,
     TEMPLATES,
+    display_name,
     make_request,
     make_view,
 )
-from tests.test_emails import links as make_links
-from tests.test_header_injection import display_name
+from tests.support.emails import links as make_links
 from tracker.emails import KINDS, LRU, EmailRequest, Kind, Recipient, Renderer
 from tracker.emails.bodies import escape_quoted, make_text_body, wrap_quoted
 from tracker.emails.fields import encoded_word, header_line, mailbox_value, one_line, text_value
@@ -36,7 +37,6 @@ from tracker.emails.render import text_part
 from tracker.subscribers.links import Links
 from tracker.text import LANGUAGES
 
-SHOWN = ("en", "fr", "ar", "zh")
 # Names that take each path: atoms, a quoted string, encoded words.
 NAMES = (
     "Ms Janet Umutesi",
@@ -55,11 +55,6 @@ NAMES = (
     "Комитет\r\n\r\n<b>body</b>",
     "=?utf-8?q?=0D=0ABcc:_victim@example.net?=",  # looks like an encoded word: encoded, reads back as typed
 )
-
-
-@pytest.fixture(scope="module")
-def renderer() -> Renderer:
-    return Renderer(TEMPLATES, LOCALES, SENDER)
 
 
 def parse(data: bytes) -> EmailMessage:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import HLPF, WriteTimeline
-from tests.delivery_kit import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
-from tests.factories import REPO
-from tests.smtp_server import SMTPTestServer
-from tests.test_delivery import cli_env
+from tests.support.cli import TRACKER, cli_env, tracker
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.factories import REPO
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, WriteTimeline
 from tracker.delivery.dispatcher import Dispatcher
 from tracker.delivery.rendering import Recipe, Rendered, RenderHelper, prepare
 from tracker.emails import Sender
@@ -134,8 +134,6 @@ def test_marked_bytes_go_as_they_are_and_unmarked_ones_are_checked() -> None:
 def test_send_due_forks_a_helper_for_a_big_pass(
     members: Engine, database_url: str, schedules: Path, tmp_path: Path, smtp: SMTPTestServer
 ) -> None:
-    from tests.test_cli import tracker
-
     env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url, TRACKER_RENDER_HELPER_AFTER="10")
     result = tracker("send-due", "--now", "2017-02-10 09:05", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -154,8 +152,6 @@ def test_a_helper_does_not_outlive_a_killed_send_due(
 ) -> None:
     import subprocess
     import time
-
-    from tests.test_cli import TRACKER
 
     smtp.delay = 0.5  # a slow relay: the pass is still sending when it is killed
     env = cli_env(database_url, schedules, TRACKER_SMTP_URL=smtp.url, TRACKER_RENDER_HELPER_AFTER="10")

@@ -6,7 +6,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,12 +16,11 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, WriteTimeline
-from tests.test_web import free_port
+from tests.support.cli import TRACKER
+from tests.support.processes import free_port
+from tests.support.timelines import HLPF, MEETING, WriteTimeline
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Milestone
-
-TRACKER = str(Path(sys.executable).parent / "tracker")
 
 
 class Job:

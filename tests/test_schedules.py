@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
+from tests.support.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
 from tracker.timelines.files import find_files, load_schedules, load_text, read_files
 from tracker.timelines.pipeline import validate_paths
 

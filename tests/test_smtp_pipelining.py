@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.smtp_server import LOOPBACK, SMTPTestServer
-from tests.test_mailer import in_loop, mailer_for, make_message
+from tests.support.mailer import in_loop, mailer_for, make_message
+from tests.support.smtp_server import LOOPBACK, SMTPTestServer
 from tracker.mail.smtp import DeliveryError, SMTPMailer
 
 ENVELOPE_REPLIES = [b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n", b"354 End data with <CR><LF>.<CR><LF>\r\n"]

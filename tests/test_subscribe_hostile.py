@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.delivery_kit import SECRET, Clock, deliver, make_dispatcher, sync
-from tests.smtp_server import ReceivedMail, SMTPTestServer
-from tests.test_subscribe_http import running
+from tests.support.delivery import SECRET, Clock, deliver, make_dispatcher, sync
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.web import running
 from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction

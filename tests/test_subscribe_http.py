@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import select
-from starlette.types import ASGIApp
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.test_web import SECRET, free_port, subscribe, sync
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.web import AMINA, BASE, SECRET, running, stored, subscribe, sync
 from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
@@ -29,9 +25,6 @@ from tracker.web.app import create_app
 from tracker.web.ratelimit import SlidingWindow, client_key
 from tracker.web.signups import Signups
 
-BASE = "https://tracker.example.org"
-AMINA = {"email": "amina@mission.example.org", "name": "Amina Diallo", "language": "fr", "timezone": "Africa/Dakar",
-         "audiences": ["membership"], "timelines": ["hlpf"], "digest": "weekly"}  # fmt: skip
 MakeClient = Callable[..., httpx.Client]
 
 
@@ -73,30 +66,9 @@ def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, 
         yield make
 
 
-@contextmanager
-def running(app: ASGIApp) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def http(make_client: MakeClient) -> httpx.Client:
     return make_client()
-
-
-def stored(engine: Engine, email: str) -> Subscriber | None:
-    with transaction(engine) as session:
-        return session.exec(select(Subscriber).where(Subscriber.email_key == email.lower())).first()
 
 
 def confirm_rows(engine: Engine) -> list[Delivery]:

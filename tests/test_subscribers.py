@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, WriteTimeline
-from tests.delivery_kit import sync
-from tests.test_cli import tracker
+from tests.support.cli import tracker
+from tests.support.delivery import sync
+from tests.support.timelines import HLPF, MEETING, WriteTimeline
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Delivery, Event, Subscriber
 from tracker.subscribers.registry import Known, SubscriberError, check_input, find, known_names, parse_csv, rotate, save

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tracker.store.engine import transaction
 from tracker.store.models import CompletionRecord, Event, Milestone, Timeline
 from tracker.timelines import sync as sync_module

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.factories import milestone_yaml, timeline_yaml, validate, write
-
-TRACKER = str(Path(sys.executable).parent / "tracker")
+from tests.support.cli import TRACKER
+from tests.support.factories import milestone_yaml, timeline_yaml, validate, write
 
 
 def problems_in(folder: Path, text: str) -> list[str]:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -16,62 +12,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from icalendar import Calendar
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.conftest import HLPF, MEETING, NOW, WriteTimeline
-from tests.factories import REPO
-from tracker.config import Settings
-from tracker.feeds.calendars import Calendars
+from tests.support.factories import REPO
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
+from tests.support.web import SECRET, serving, subscribe, sync
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
-from tracker.subscribers.registry import Known, check_input, rotate, save
+from tracker.subscribers.registry import rotate
 from tracker.subscribers.tokens import make_token
-from tracker.timelines.pipeline import sync_folder
-from tracker.web.app import FeedFastPath, create_app
-
-SECRET = b"test-secret-" * 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def sync(engine: Engine, folder: Path) -> None:
-    outcome = sync_folder(engine, folder, zone="Europe/Zurich", reminders=["14d", "7d", "1d"], now=datetime.now(UTC))
-    assert outcome.ok, outcome.problems
-
-
-@contextmanager
-def serving(
-    engine: Engine, check_interval: float, locales: Path | None = None, settings: Settings | None = None
-) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
-    calendars = Calendars(
-        engine,
-        base_url="https://tracker.example.org",
-        cancelled_grace=timedelta(days=30),
-        clock=lambda: NOW,
-        check_interval=check_interval,
-        secret=SECRET,
-        locales=locales,
-    )
-    port = free_port()
-    app = create_app(engine, calendars, settings=settings)
-    assert isinstance(app, FeedFastPath)
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        yield http, app
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -176,16 +127,6 @@ def test_the_health_check_answers(client: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
-
-
-def subscribe(engine: Engine, email: str, *, confirmed: bool = True, **fields: object) -> tuple[int, str]:
-    """Save a subscriber; return its id and personal feed token."""
-    raw = {"email": email, **{k: str(v) for k, v in fields.items()}}
-    with transaction(engine, write=True) as session:
-        data = check_input(raw, zone="Europe/Zurich", known=Known(frozenset(), frozenset()))
-        subscriber, _ = save(session, data, confirmed=confirmed, now=NOW)
-        assert subscriber.id is not None
-        return subscriber.id, make_token(SECRET, "feed", subscriber.id, subscriber.feed_version)
 
 
 def test_a_personal_feed_holds_what_the_subscriber_follows_with_their_offsets(

@@ -24,7 +24,7 @@ from typing import cast
 import httpx
 import pytest
 
-from tests.processes import free_port, wait_for
+from tests.support.processes import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from tests.factories import REPO
+from tests.support.factories import REPO
 from tracker.delivery.dispatcher import DispatchConfig, Dispatcher, PassResult
 from tracker.emails import Renderer, Sender
 from tracker.mail.smtp import SMTPMailer

@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,10 +20,10 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.factories import REPO
-from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.cli import TRACKER
+from tests.support.factories import REPO
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 
-TRACKER = str(Path(sys.executable).parent / "tracker")
 ZONE = "Europe/Zurich"
 SECRET_KEY = "process-tests-secret-key-0f3c9a7e5d1b2468"
 START_TIMEOUT = 30.0

@@ -10,7 +10,7 @@ from typing import Any
 from tracker.timelines.pipeline import validate_paths
 from tracker.timelines.views import MilestoneView
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REPO_SCHEDULES = REPO / "schedules"
 
 

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import empty_database
-from tests.factories import DRAFTING, MEETING, REPO
-from tests.processes import Job, Site, free_port
-from tests.smtp_server import ReceivedMail, SMTPTestServer
+from tests.support.database import empty_database
+from tests.support.factories import DRAFTING, MEETING, REPO
+from tests.support.processes import Job, Site, free_port
+from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright

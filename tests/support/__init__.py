@@ -1,0 +1,1 @@
+"""Helpers the tests share. No tests here: test modules import these, never one another."""
