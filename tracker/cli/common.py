@@ -28,14 +28,20 @@ if TYPE_CHECKING:
     from tracker.feeds.calendars import Calendars
     from tracker.timelines.files import FileProblem
 
+# typer passes the value of every parameter through a pydantic TypeAdapter, --help's too, unless it
+# is a bool already, and --help's is None until it is given. With False for a default, a command
+# without other parameters (`tracker validate`) does not import pydantic, a large part of its time.
+HELP_DEFAULT = {"help": False}
+
 app = typer.Typer(
     help="Tracker: deadlines of a working group, as code, calendars and reminders.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     # Click's plain help and usage errors: typer's rich ones import rich's Markdown, Pygments and
-    # more, which made `tracker --help` take four times as long as all the rest of it.
+    # more, which took longer than all the rest of `tracker --help`.
     rich_markup_mode=None,
     add_completion=False,
+    context_settings={"default_map": HELP_DEFAULT},
 )
 out = TerminalConsole()
 err = TerminalConsole(stderr=True)

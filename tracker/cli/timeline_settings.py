@@ -1,6 +1,6 @@
 """The two settings `tracker validate` needs, the schedules folder and the default zone, read without pydantic.
 
-The settings (tracker/config.py) are read by pydantic-settings, whose import alone took longer than
+The settings (tracker/config.py) are read by pydantic-settings, whose import alone takes longer than
 all the rest of `tracker validate`, which runs in pre-commit hooks and CI on every save. These two
 are plain strings, so they are read here as pydantic-settings reads them: a `TRACKER_*` variable
 first, then `tracker.toml` in the working folder, then the default. Whenever anything is not

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tracker.cli.common import (
+    HELP_DEFAULT,
     app,
     err,
     fail,
@@ -29,13 +30,20 @@ if TYPE_CHECKING:
     from tracker.timelines.pipeline import SyncOutcome
 
 
-@app.command()
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the schedules folder)")] = None,
-) -> None:
-    """Check timeline files; print every problem as FILE:LINE: message."""
+# PATHS are the command's extra arguments, not a declared argument: typer would check a declared one
+# through pydantic (see HELP_DEFAULT), and this command runs in pre-commit hooks and CI on every save.
+# Options other than --help are refused as before.
+@app.command(
+    context_settings={"allow_extra_args": True, "default_map": HELP_DEFAULT}, options_metavar="[OPTIONS] [PATHS]..."
+)
+def validate(ctx: typer.Context) -> None:
+    """Check timeline files; print every problem as FILE:LINE: message.
+
+    PATHS: files or folders (default: the schedules folder).
+    """
     from tracker.timelines.validation import validate_paths
 
+    paths = [Path(arg) for arg in ctx.args]
     config = timeline_settings()
     specs, problems = validate_paths(paths or [config.schedules], config.schedules, config.timezone)
     if problems:

@@ -22,9 +22,9 @@ from sqlmodel import Session, select
 from tracker import __version__
 from tracker.store.engine import head_revision, transaction
 from tracker.store.models import Event, SyncState
-from tracker.timelines.diff import SyncPlan, rules_from_specs
+from tracker.timelines.diff import SyncPlan
 from tracker.timelines.files import FileProblem, UnreadableFileError, find_files, load_schedules, read_files
-from tracker.timelines.resolve import resolve_dates
+from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.sync import apply_plan, plan_sync
 from tracker.timelines.validation import incomplete_timelines, validate_paths
 

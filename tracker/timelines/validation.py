@@ -11,9 +11,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tracker.timelines.diff import rules_from_specs
 from tracker.timelines.files import FileProblem, TimelineSpec, find_files, load_schedules
-from tracker.timelines.resolve import resolve_dates
+from tracker.timelines.resolve import resolve_dates, rules_from_specs
 
 
 def validate_paths(
