@@ -100,9 +100,9 @@ def baseline() -> Case:
 
 def run_once(case: Case) -> tuple[float, float]:
     """Wall and CPU seconds of one run, start to exit."""
+    env = environment()
     started = time.perf_counter()
-    process = subprocess.Popen(case.command, cwd=ROOT, env=environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(case.command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -209,6 +209,14 @@ def markdown(all_cases: list[Case], base: Case, info: RunInfo) -> str:
         *("| " + " | ".join(row) + " |" for row in table_rows([base, *all_cases], base)),
         "",
         *info.notes,
+        *(
+            [
+                f"- Rows marked ({info.against}): that commit's tracker/ from git, compiled, run on the same venv by a "
+                "script like the console script"
+            ]
+            if info.against
+            else []
+        ),
     ]
     for case in all_cases:
         if case.goal is not None:
@@ -223,6 +231,7 @@ class RunInfo:
     command: str
     loads: tuple[str, str]
     notes: list[str]
+    against: str | None
 
 
 def current_rows(measured: list[Case], base: Case) -> list[Current]:
@@ -277,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("--quick: BENCHMARKS.md not updated")
         return 0
     command = shlex.join([".venv/bin/python", "bench/bench_startup.py", *raw_args])
-    info = RunInfo(rounds, command, (load, load_average()), notes)
+    info = RunInfo(rounds, command, (load, load_average()), notes, args.against)
     record(current_rows(measured, base), markdown([*measured, *others], base, info), script="bench_startup.py")
     console.print(f"Updated {BENCHMARKS}")
     return 0  # a missed goal is a result, not a failure; BenchError means the product misbehaved
