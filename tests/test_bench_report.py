@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_delivery, bench_feeds, bench_mail, bench_sync
+from bench import bench_delivery, bench_feeds, bench_mail, bench_startup, bench_sync
 from bench.report import BEGIN, END, Current, benchmark_of, record, split_row, update_current
 
 REPO = Path(__file__).resolve().parent.parent
-SECTION = "### 2026-12-08 10:00 UTC — Startup — Linux x86_64\n\nA report.\n"
+SECTION = "### 2026-12-08 10:00 UTC — Example — Linux x86_64\n\nA report.\n"
 
 
 @pytest.fixture
@@ -48,28 +48,28 @@ def test_a_new_case_goes_after_its_benchmarks_rows_and_a_new_benchmark_last(copy
     before = copy.read_text(encoding="utf-8")
     rows = [
         Current("sync", "cold sync of 10,000 files, SQLite", "2.50× parse", "≤ 3×", True),
-        Current("startup", "`tracker --help`", "2.10× import yaml", "≤ 4×", True),
-        Current("startup", "`tracker validate`", "6.50× import yaml", "≤ 6×", False),
+        Current("example", "first case", "2.10× baseline", "≤ 4×", True),
+        Current("example", "second case", "6.50× baseline", "≤ 6×", False),
     ]
 
-    after = table(update_current(before, rows, script="bench_startup.py"))
+    after = table(update_current(before, rows, script="bench_example.py"))
 
     labels = [cells[0] for cells in after]
     last_sync = max(i for i, label in enumerate(labels) if benchmark_of(label) == "sync")
     assert after[last_sync][1] == "cold sync of 10,000 files, SQLite"
-    assert labels[-2:] == ["startup (`bench_startup.py`)", "startup"]
-    assert after[-1][2:5] == ["6.50× import yaml", "≤ 6×", "**no**"]
+    assert labels[-2:] == ["example (`bench_example.py`)", "example"]
+    assert after[-1][2:5] == ["6.50× baseline", "≤ 6×", "**no**"]
 
 
 def test_record_appends_the_report_at_the_end_of_the_history(copy: Path) -> None:
     before = copy.read_text(encoding="utf-8")
 
-    record([Current("startup", "`tracker --help`", "2.10× import yaml", "≤ 4×", True)], SECTION, path=copy)
+    record([Current("example", "first case", "2.10× baseline", "≤ 4×", True)], SECTION, path=copy)
 
     after = copy.read_text(encoding="utf-8")
     assert after.endswith("\n\n" + SECTION)
     assert after.count("\n### ") == before.count("\n### ") + 1
-    assert ("startup", "`tracker --help`") in keys(after)
+    assert ("example", "first case") in keys(after)
 
 
 def test_a_report_without_its_heading_is_refused(copy: Path) -> None:
@@ -111,3 +111,12 @@ def test_the_delivery_benchmark_writes_onto_its_rows(copy: Path) -> None:
     cases = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2), ("postgresql", 3)]
     results = [{"case": f"{kind}, {n} process(es)", "ratio": 0.6} for kind, n in cases]
     existing_rows(copy, bench_delivery.current_rows(results, {"p99": 0.02}, 10_000))
+
+
+def test_the_startup_benchmark_writes_onto_its_rows(copy: Path) -> None:
+    base = bench_startup.baseline()
+    base.wall = [0.05]
+    measured = bench_startup.cases(["tracker"])
+    for case in measured:
+        case.wall = [0.15]
+    existing_rows(copy, bench_startup.current_rows(measured, base))
