@@ -56,6 +56,7 @@ pytest: install browser
 test: lint typecheck pytest
 
 bench: install
+	$(BIN)/python bench/bench_startup.py
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_feeds.py --install
 	$(BIN)/python bench/bench_mail.py --install

@@ -45,6 +45,7 @@ from sqlmodel import col, func, select
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.report import Current, record  # noqa: E402
 from tracker.store.bulk import insert_rows  # noqa: E402
 from tracker.store.engine import open_store, transaction  # noqa: E402
 from tracker.store.models import Delivery, Subscriber  # noqa: E402
@@ -273,7 +274,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--install", action="store_true", help="apt-get install postfix when smtp-sink is missing")
-    parser.add_argument("--quick", action="store_true", help="1,000 messages, append nothing")
+    parser.add_argument("--quick", action="store_true", help="1,000 messages, write nothing")
     args = parser.parse_args()
     if not Path("/usr/sbin/smtp-sink").exists():
         if not args.install:
@@ -291,7 +292,7 @@ def main() -> None:
         for processes in (1, 2, 3):
             results.append(fan_out("postgresql", count, port, processes, payload, runs))
     lines = [
-        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — Delivery: fan-out and lateness — {platform.system()} "
+        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — Delivery: fan-out and lateness — {platform.system()} "
         f"{platform.machine()}, {machine()}\n",
         f"Command: `make bench` (bench/bench_delivery.py), {count:,} messages, "
         f"{CONNECTIONS} SMTP connections, Postfix smtp-sink on 127.0.0.1. Each case {runs} time(s), the median shown; "
@@ -309,8 +310,21 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     if not args.quick:
-        with (REPO / "BENCHMARKS.md").open("a") as file:
-            file.write(report)
+        record(current_rows(results, late, count), report, script="bench_delivery.py")
+
+
+def current_rows(results: list[dict[str, Any]], late: dict[str, float], count: int) -> list[Current]:
+    """The run's figures for the table atop BENCHMARKS.md: each fan-out case, and lateness."""
+    rows = []
+    for r in results:
+        kind, processes = r["case"].split(", ")  # "postgresql, 2 process(es)"
+        number = int(processes.split()[0])
+        backend = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[kind]
+        case = f"send-due, {backend}, {number} process{'es' * (number != 1)}"
+        rows.append(Current("delivery", case, f"{r['ratio']:.2f}× bare aiosmtplib", "≥ 0.5×", r["ratio"] >= 0.5))
+    case = f"lateness p99, `tracker run`, {count:,} due over a minute"
+    rows.append(Current("delivery", case, f"{late['p99']:.3f} s", "≤ 1 s", late["p99"] <= 1))
+    return rows
 
 
 if __name__ == "__main__":

@@ -21,11 +21,11 @@ Measures, in one run:
 nginx (Debian `nginx-light`, or `nginx`) and `wrk` are needed for (c) and (d); with --install
 the script installs them with apt-get (services kept from starting), otherwise it says so
 and skips (c) and (d). nginx runs with a config of its own in a temporary folder, never the
-system's, and is stopped at the end like `tracker serve`. Results are appended to
-BENCHMARKS.md unless --quick.
+system's, and is stopped at the end like `tracker serve`. Results go to BENCHMARKS.md
+(bench/report.py) unless --quick.
 
-    .venv/bin/python bench/bench_feeds.py --install   # full size, appends to BENCHMARKS.md
-    .venv/bin/python bench/bench_feeds.py --quick     # 1,000 items, 3 s wrk runs, appends nothing
+    .venv/bin/python bench/bench_feeds.py --install   # full size, writes BENCHMARKS.md
+    .venv/bin/python bench/bench_feeds.py --quick     # 1,000 items, 3 s wrk runs, writes nothing
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ from bench.bench_sync import (
     sync_once,
     timed,
 )
+from bench.report import BENCHMARKS, Current, record
 from tracker.feeds import CalendarInfo, FeedCache, build_feed
 from tracker.feeds.calendars import FeedBody
 from tracker.store.engine import open_store
@@ -80,7 +81,6 @@ from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc, parse_of
 from tracker.timelines.views import MilestoneView
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 TRACKER = ROOT / ".venv" / "bin" / "tracker"
 
 FULL_ITEMS = 10_000
@@ -873,7 +873,7 @@ def markdown(rows: list[Row], builds: BuildResult, serving: ServeResult, info: R
     sizes = info.sizes
     command = shlex.join([".venv/bin/python", "bench/bench_feeds.py", *info.args])
     out = [
-        f"## {stamp} — calendar feeds — {host}",
+        f"### {stamp} — calendar feeds — {host}",
         "",
         "Benchmark `bench/bench_feeds.py` (issue 3): (a) full build of a 10,000-item feed vs a plain icalendar "
         "build of the same items; (b) rebuild after one changed milestone, goal ≤ 0.05× the plain build; "
@@ -948,15 +948,20 @@ def busy_notes(load: str) -> list[str]:
     ]
 
 
-INTRO = """# Benchmarks
-
-Results of `make bench`, oldest first; each run appends a section.
-"""
-
-
-def append_benchmarks(section: str) -> None:
-    existing = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else INTRO
-    BENCHMARKS.write_text(existing.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+def current_rows(rows: list[Row], serving: ServeResult, items: int) -> list[Current]:
+    """The run's figures for the table atop BENCHMARKS.md: the goals of (b) and (c)."""
+    found = [
+        Current("feeds", f"rebuild of a {items:,}-item feed after one change", f"{ratio_text(row.ratio)} plain build",
+                f"≤ {row.goal:g}×", row.met)
+        for row in rows
+        if row.goal is not None
+    ]  # fmt: skip
+    for serve_row in serving.rows:
+        if serve_row.goal is not None and serve_row.ratio is not None:
+            figure = f"{ratio_text(serve_row.ratio)} nginx req/s"
+            case = f"{serve_row.label} feed through `tracker serve`"
+            found.append(Current("feeds", case, figure, f"≥ {serve_row.goal:g}×", serve_row.met))
+    return found
 
 
 # --------------------------------------------------------------------------- main
@@ -1007,8 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print("--quick: BENCHMARKS.md not updated")
     else:
         info = RunInfo(sizes, raw_args, load, load_end, tool_versions())
-        append_benchmarks(markdown(rows, builds, serving, info))
-        console.print(f"Appended to {BENCHMARKS}")
+        record(current_rows(rows, serving, sizes.items), markdown(rows, builds, serving, info), script="bench_feeds.py")
+        console.print(f"Updated {BENCHMARKS}")
     return 0  # a missed goal is a result, not a failure; BenchError means the product misbehaved
 
 

@@ -11,9 +11,9 @@ Measures, in one run and on the same files:
 
 Goals (issue): cold ≤ 3× parse, no-op ≤ 1.5× parse. Runs on SQLite, and on
 PostgreSQL too when TRACKER_BENCH_POSTGRES_URL is set (a fresh schema per run,
-dropped afterwards). Results are appended to BENCHMARKS.md unless --quick.
+dropped afterwards). Results go to BENCHMARKS.md (bench/report.py) unless --quick.
 
-    .venv/bin/python bench/bench_sync.py            # full size, appends to BENCHMARKS.md
+    .venv/bin/python bench/bench_sync.py            # full size, writes BENCHMARKS.md
     .venv/bin/python bench/bench_sync.py --quick    # 100 files, smoke test, appends nothing
     TRACKER_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
         .venv/bin/python bench/bench_sync.py
@@ -46,11 +46,14 @@ from rich.table import Table
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import BENCHMARKS, Current, record
 from tracker.store.engine import open_store
 from tracker.timelines.pipeline import SyncOutcome, forget_earlier_syncs, sync_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 POSTGRES_ENV = "TRACKER_BENCH_POSTGRES_URL"
 
 FULL_FILES = 1_000
@@ -480,7 +483,7 @@ def markdown(rows: list[Row], backends: list[BackendResult], info: RunInfo) -> s
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     host = f"{platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores"
     out = [
-        f"## {stamp} — {host}",
+        f"### {stamp} — {host}",
         "",
         *machine_lines(info.postgres),
         f"- Load average (1, 5, 15 min) when the run started: {info.load}",
@@ -508,21 +511,17 @@ def markdown(rows: list[Row], backends: list[BackendResult], info: RunInfo) -> s
     return "\n".join(out) + "\n"
 
 
-INTRO = """# Benchmarks
-
-Results of `make bench` (`bench/bench_sync.py`), oldest first; each run appends a
-section. Times are wall-clock seconds; ratios are to parsing the same YAML files
-with PyYAML's LibYAML `CSafeLoader` in the same run, so they carry across machines
-better than the seconds do.
-
-Goals (sync benchmark issue): a cold sync of 1,000 timeline files × 10 milestones
-≤ 3× the parse time; a no-op re-sync ≤ 1.5×.
-"""
-
-
-def append_benchmarks(section: str) -> None:
-    existing = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else INTRO
-    BENCHMARKS.write_text(existing.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+def current_rows(rows: list[Row], files: int) -> list[Current]:
+    """The run's figures for the table atop BENCHMARKS.md; the first row says what was synced."""
+    found: list[Current] = []
+    for row in rows:
+        if row.ratio is None or row.goal is None:
+            continue
+        kind, backend = row.case.removesuffix(")").split(" (")  # "cold sync (SQLite)"
+        if not found:
+            kind += f" of {files:,} files × {MILESTONES_PER_FILE} milestones"
+        found.append(Current("sync", f"{kind}, {backend}", f"{row.ratio:.2f}× parse", f"≤ {row.goal:g}×", row.met))
+    return found
 
 
 # --------------------------------------------------------------------------- main
@@ -568,8 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         console.print("--quick: BENCHMARKS.md not updated")
     else:
-        append_benchmarks(markdown(rows, backends, RunInfo(files, postgres, raw_args, load)))
-        console.print(f"Appended to {BENCHMARKS}")
+        section = markdown(rows, backends, RunInfo(files, postgres, raw_args, load))
+        record(current_rows(rows, files), section, script="bench_sync.py")
+        console.print(f"Updated {BENCHMARKS}")
     return 0  # a missed goal is a result, not a failure; BenchError means the product misbehaved
 
 

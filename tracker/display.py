@@ -7,15 +7,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
 from rich.text import Text
 
 from tracker.text import BIDI_CONTROLS
 from tracker.timelines.dates import get_zone
-from tracker.timelines.views import Occurrence
 
-if TYPE_CHECKING:  # the delivery path prints no changes: no need to load the schedule parser
+if TYPE_CHECKING:  # the consoles print through this module on every command: it loads only what all need
+    from rich.table import Table
+
     from tracker.timelines.diff import Change
+    from tracker.timelines.views import Occurrence
 
 # Line and paragraph separators end a line in some terminals; bidi overrides and isolates
 # reorder what follows them, so a file name or title could show as something it is not.
@@ -99,6 +100,8 @@ def summarise(changes: Sequence[Change]) -> str:
 
 
 def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     for name in ("When", "", "Timeline", "Milestone", "Who acts", "State"):
         table.add_column(name, overflow="fold")

@@ -1,4 +1,10 @@
-"""What every command shares: the app, consoles, settings, the store, errors."""
+"""What every command shares: the app, consoles, settings, the store, errors.
+
+Every command pays for what this module and the command modules import before it starts, and
+`tracker validate` runs in pre-commit hooks and CI on every save: so the heavy libraries (pydantic,
+SQLAlchemy, icalendar, Jinja, Babel, aiosmtplib, FastAPI) are imported inside the functions
+that use them, never at the top of a command module. tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
-from rich.progress import Progress
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.cli.console import TerminalConsole, styled
-from tracker.config import Settings, get_settings
-from tracker.feeds.calendars import Calendars
-from tracker.store.engine import open_store
-from tracker.subscribers.tokens import SecretKeyError, load_secret_key
-from tracker.timelines.dates import DateError, parse_when
-from tracker.timelines.files import FileProblem, find_files
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tracker.cli.timeline_settings import TimelineSettings
+    from tracker.config import Settings
+    from tracker.feeds.calendars import Calendars
+    from tracker.timelines.files import FileProblem
+
+# typer passes the value of every parameter through a pydantic TypeAdapter, --help's too, unless it
+# is a bool already, and --help's is None until it is given. With False for a default, a command
+# without other parameters (`tracker validate`) does not import pydantic, a large part of its time.
+HELP_DEFAULT = {"help": False}
 
 app = typer.Typer(
     help="Tracker: deadlines of a working group, as code, calendars and reminders.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Click's plain help and usage errors: typer's rich ones import rich's Markdown, Pygments and
+    # more, which took longer than all the rest of `tracker --help`.
+    rich_markup_mode=None,
     add_completion=False,
+    context_settings={"default_map": HELP_DEFAULT},
 )
 out = TerminalConsole()
 err = TerminalConsole(stderr=True)
@@ -52,6 +65,10 @@ def print_json(data: object) -> None:
 
 
 def settings() -> Settings:
+    from pydantic import ValidationError
+
+    from tracker.config import get_settings
+
     try:
         return get_settings()
     except ValidationError as exc:
@@ -59,7 +76,23 @@ def settings() -> Settings:
         fail("bad settings (TRACKER_* variables or tracker.toml):\n  " + "\n  ".join(lines), 2)
 
 
+def timeline_settings() -> TimelineSettings:
+    """The schedules folder and the default zone: read without pydantic when they are plain values,
+    else by the full settings, which then also report any error (see timeline_settings.py)."""
+    from tracker.cli.timeline_settings import TimelineSettings, read_timeline_settings
+
+    quick = read_timeline_settings()
+    if quick is not None:
+        return quick
+    config = settings()
+    return TimelineSettings(config.schedules, config.timezone)
+
+
 def store() -> Engine:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tracker.store.engine import open_store
+
     try:
         return open_store(settings().database_url)
     except SQLAlchemyError as exc:
@@ -76,6 +109,10 @@ def print_problems(problems: list[FileProblem]) -> None:
 @contextmanager
 def file_progress(folder: Path, label: str) -> Iterator[Callable[[Path], None] | None]:
     """Show a progress bar when there are many files (large syncs take seconds)."""
+    from rich.progress import Progress
+
+    from tracker.timelines.files import find_files
+
     total = len(find_files([folder])) if folder.is_dir() else 0
     if total < 200 or not err.is_terminal:
         yield None
@@ -90,6 +127,8 @@ def now_utc() -> datetime:
 
 
 def when(text: str | None, zone: str, option: str) -> datetime:
+    from tracker.timelines.dates import DateError, parse_when
+
     if text is None:
         return now_utc()
     try:
@@ -99,6 +138,8 @@ def when(text: str | None, zone: str, option: str) -> datetime:
 
 
 def calendars(engine: Engine) -> Calendars:
+    from tracker.feeds.calendars import Calendars
+
     config = settings()
     grace = timedelta(days=config.cancelled_grace_days)
     return Calendars(engine, base_url=config.base_url, cancelled_grace=grace, reminder_hour=config.reminder_hour,
@@ -106,6 +147,8 @@ def calendars(engine: Engine) -> Calendars:
 
 
 def secret_key() -> bytes:
+    from tracker.subscribers.tokens import SecretKeyError, load_secret_key
+
     config = settings()
     try:
         return load_secret_key(config.secret_key, config.secret_key_file)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session, col, select
 
 from tracker.cli.common import app, err, fail, out, print_json, secret_key, settings, store, when
 from tracker.cli.console import styled
-from tracker.delivery.dispatcher import PassResult, make_dispatcher
-from tracker.delivery.outbox import Replan
 from tracker.display import format_at
-from tracker.store.engine import transaction
-from tracker.store.models import Delivery, Quarantine, Subscriber
-from tracker.store.quarantine import list_quarantine
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from tracker.delivery.dispatcher import PassResult
+    from tracker.delivery.outbox import Replan
+    from tracker.store.models import Delivery, Quarantine
 
 STATES = ("planned", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
 
@@ -29,6 +29,10 @@ def send_due(
     now: Annotated[str | None, typer.Option(help="Act as if it were this time (YYYY-MM-DD [HH:MM]).")] = None,
 ) -> None:
     """One delivery pass: plan, send everything due, record, exit (for cron)."""
+    import asyncio
+
+    from tracker.delivery.dispatcher import make_dispatcher
+
     config = settings()
     engine = store()
     start, began = when(now, config.timezone, "--now"), time.monotonic()
@@ -71,6 +75,11 @@ def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The delivery log: who was sent what, when, with the server's reply."""
+    from sqlmodel import col, select
+
+    from tracker.store.engine import transaction
+    from tracker.store.models import Delivery, Subscriber
+
     if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not one of {', '.join(STATES)}", 2)
     engine = store()
@@ -103,6 +112,11 @@ def deliveries(
 
 def quarantined(session: Session, milestone: str | None, to: str | None) -> list[tuple[Quarantine, str | None]]:
     """Subscribers and milestones set aside, with each subscriber's address; filtered as the log is."""
+    from sqlmodel import col, select
+
+    from tracker.store.models import Subscriber
+    from tracker.store.quarantine import list_quarantine
+
     entries = list_quarantine(session)
     ids = {int(e.key) for e in entries if e.what == "subscriber" and e.key.isdigit()}
     query = select(Subscriber.id, Subscriber.email).where(col(Subscriber.id).in_(ids))
@@ -127,6 +141,8 @@ def quarantine_dict(entry: Quarantine, email: str | None) -> dict[str, Any]:
 
 def quarantine_table(entries: list[tuple[Quarantine, str | None]], zone: str) -> Table:
     """What is set aside and why; everyone else is served meanwhile."""
+    from rich.table import Table
+
     table = Table(title="Quarantined: set aside until fixed, everyone else is served", title_justify="left",
                   show_edge=False, pad_edge=False)  # fmt: skip
     for name in ("what", "which", "since", "reason"):
@@ -155,6 +171,8 @@ def about(row: Delivery) -> str | None:
 
 
 def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
+    from rich.table import Table
+
     table = Table(show_edge=False, pad_edge=False)
     for name in ("to", "kind", "about", "planned for", "state", "tries", "sent", "server reply / reason"):
         table.add_column(name, overflow="fold")

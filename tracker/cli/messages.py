@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
-from sqlmodel import Session
 
 from tracker.cli.common import app, fail, now_utc, secret_key, settings, store
-from tracker.emails import KINDS, EmailRequest, Recipient, Renderer, Sender
-from tracker.store.engine import transaction
-from tracker.store.models import Subscriber
-from tracker.subscribers.links import LinkMaker
-from tracker.subscribers.registry import find
+from tracker.emails.requests import KINDS
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
-from tracker.timelines.stored import load_views
-from tracker.timelines.views import MilestoneView, expand, follows, list_upcoming
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from sqlmodel import Session
+
+    from tracker.store.models import Subscriber
+    from tracker.timelines.views import MilestoneView
 
 
 @app.command()
@@ -32,6 +32,9 @@ def preview(
     html: Annotated[bool, typer.Option("--html", help="Print only the HTML part, for a browser")] = False,
 ) -> None:
     """Print a message as it would be sent (RFC 5322, every MIME part); pipe it or save it as .eml."""
+    from tracker.store.engine import transaction
+    from tracker.timelines.stored import load_views
+
     if kind not in KINDS:
         fail(f"kind {kind!r} is not one of {', '.join(KINDS)}{suggest(kind, KINDS)}")
     if lang is not None and lang not in LANGUAGES:
@@ -51,6 +54,9 @@ def preview(
 
 def recipient_row(session: Session, to: str | None) -> Subscriber:
     """The subscriber *to*, or a sample one (nothing is saved)."""
+    from tracker.store.models import Subscriber
+    from tracker.subscribers.registry import find
+
     found = find(session, to) if to else None
     if to and found is None:
         fail(f"no subscriber {to!r}; leave --to out to preview for a sample recipient")
@@ -74,6 +80,10 @@ def pick_view(views: list[MilestoneView], reference: str | None, kind: str) -> M
 def build_preview(
     kind: str, view: MilestoneView | None, views: list[MilestoneView], subscriber: Subscriber, lang: str | None
 ) -> EmailMessage:
+    from tracker.emails import EmailRequest, Recipient, Renderer, Sender
+    from tracker.subscribers.links import LinkMaker
+    from tracker.timelines.views import expand, follows, list_upcoming
+
     config = settings()
     now = now_utc()
     host = urlsplit(config.base_url).hostname or "localhost"

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 
 from tracker.cli.common import app, calendars, err, fail, out, secret_key, settings, store
 from tracker.cli.console import styled
-from tracker.feeds.calendars import FeedRef
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on (default: TRACKER_HOST)")]
 PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: TRACKER_PORT)")]
@@ -24,6 +22,8 @@ def feed(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE (default: stdout)")] = None,
 ) -> None:
     """Write one calendar feed (.ics): all timelines, one timeline, or one audience."""
+    from tracker.feeds.calendars import FeedRef
+
     if timeline and audience:
         fail("give --timeline or --audience, not both")
     ref = (
@@ -50,6 +50,8 @@ def feed(
 @app.command()
 def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the static site into")]) -> None:
     """Write every public feed, byte for byte what `tracker serve` sends, and the public pages in six languages."""
+    from rich.progress import Progress
+
     from tracker.store.engine import transaction
     from tracker.timelines.stored import load_views
     from tracker.web.static import Site, SiteError, static_pages, write_pages

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
-from sqlmodel import Session, select
 
 from tracker.cli.common import app, err, fail, now_utc, out, print_json, print_problems, settings, store
 from tracker.cli.console import styled
-from tracker.delivery.outbox import queue_confirm
-from tracker.store.engine import transaction
-from tracker.store.models import Subscriber
-from tracker.subscribers.registry import (
-    Outcome,
-    SubscriberError,
-    check_input,
-    find,
-    known_names,
-    parse_csv,
-    rotate,
-    save,
-    unsubscribe,
-)
-from tracker.subscribers.tokens import Purpose
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from tracker.store.models import Subscriber
+    from tracker.subscribers.registry import Outcome
+    from tracker.subscribers.tokens import Purpose
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
 group = typer.Typer(help="Manage who receives reminders.", no_args_is_help=True)
@@ -46,6 +35,10 @@ def add(
     confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for the address")] = False,
 ) -> None:
     """Add or update one subscriber."""
+    from tracker.delivery.outbox import queue_confirm
+    from tracker.store.engine import transaction
+    from tracker.subscribers.registry import SubscriberError, check_input, known_names, save
+
     raw = {"email": email, "name": name, "language": language, "timezone": timezone,
            "audiences": ";".join(audience or ()), "timelines": ";".join(timeline or ())}  # fmt: skip
     now = now_utc()
@@ -81,6 +74,12 @@ def import_csv(
     confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for every address")] = False,
 ) -> None:
     """Import subscribers from CSV: good rows are saved, bad rows reported as FILE:LINE: message."""
+    from rich.progress import Progress
+
+    from tracker.delivery.outbox import queue_confirm
+    from tracker.store.engine import transaction
+    from tracker.subscribers.registry import known_names, parse_csv, save
+
     if not file.exists():
         fail(f"{file}: cannot read: no such file")
     if not file.is_file():  # a device such as /dev/zero, or a pipe, would be read forever
@@ -115,6 +114,12 @@ def list_subscribers(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """List subscribers."""
+    from rich.table import Table
+    from sqlmodel import select
+
+    from tracker.store.engine import transaction
+    from tracker.store.models import Subscriber
+
     if state is not None and state not in STATES:
         fail(f"--state: {state!r} is not one of {', '.join(STATES)}{suggest(state, STATES)}")
     with transaction(store()) as session:
@@ -143,6 +148,9 @@ def subscriber_json(s: Subscriber) -> dict[str, object]:
 @group.command("remove")
 def remove(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
     """Unsubscribe an address: it receives nothing more (the record stays for the delivery log)."""
+    from tracker.store.engine import transaction
+    from tracker.subscribers.registry import unsubscribe
+
     with transaction(store(), write=True) as session:
         subscriber = lookup(session, email)
         changed = unsubscribe(session, subscriber, now_utc())
@@ -155,7 +163,11 @@ def rotate_token(
     purpose: Annotated[str, typer.Option(help="manage, feed, confirm or all")] = "all",
 ) -> None:
     """Revoke a subscriber's links (preferences/unsubscribe, personal feed, confirm) and issue new ones."""
-    purposes: tuple[Purpose, ...] = get_args(Purpose)
+    from tracker.store.engine import transaction
+    from tracker.subscribers import tokens
+    from tracker.subscribers.registry import rotate
+
+    purposes: tuple[Purpose, ...] = get_args(tokens.Purpose)
     if purpose != "all":
         if purpose not in purposes:
             fail(f"--purpose must be one of {', '.join(purposes)} or all, not {purpose!r}")
@@ -167,6 +179,8 @@ def rotate_token(
 
 
 def lookup(session: Session, email: str) -> Subscriber:
+    from tracker.subscribers.registry import SubscriberError, find
+
     try:
         subscriber = find(session, email)
     except SubscriberError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tracker.cli.common import (
+    HELP_DEFAULT,
     app,
     err,
     fail,
@@ -19,27 +20,31 @@ from tracker.cli.common import (
     print_problems,
     settings,
     store,
+    timeline_settings,
     when,
 )
 from tracker.cli.console import styled
-from tracker.delivery.notices import preview
-from tracker.display import change_json, change_line, summarise, upcoming_json, upcoming_table
-from tracker.store.engine import transaction
-from tracker.store.quarantine import count_quarantine
-from tracker.timelines.completions import CompletionError, DoneRequest, record_done
-from tracker.timelines.dates import suggest
-from tracker.timelines.diff import Change
-from tracker.timelines.pipeline import SyncOutcome, sync_folder, validate_paths
-from tracker.timelines.stored import load_views
-from tracker.timelines.views import list_upcoming
+
+if TYPE_CHECKING:
+    from tracker.timelines.diff import Change
+    from tracker.timelines.pipeline import SyncOutcome
 
 
-@app.command()
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the schedules folder)")] = None,
-) -> None:
-    """Check timeline files; print every problem as FILE:LINE: message."""
-    config = settings()
+# PATHS are the command's extra arguments, not a declared argument: typer would check a declared one
+# through pydantic (see HELP_DEFAULT), and this command runs in pre-commit hooks and CI on every save.
+# Options other than --help are refused as before.
+@app.command(
+    context_settings={"allow_extra_args": True, "default_map": HELP_DEFAULT}, options_metavar="[OPTIONS] [PATHS]..."
+)
+def validate(ctx: typer.Context) -> None:
+    """Check timeline files; print every problem as FILE:LINE: message.
+
+    PATHS: files or folders (default: the schedules folder).
+    """
+    from tracker.timelines.validation import validate_paths
+
+    paths = [Path(arg) for arg in ctx.args]
+    config = timeline_settings()
     specs, problems = validate_paths(paths or [config.schedules], config.schedules, config.timezone)
     if problems:
         print_problems(problems)
@@ -49,6 +54,8 @@ def validate(
 
 
 def run_sync(dry_run: bool) -> SyncOutcome:
+    from tracker.timelines.pipeline import sync_folder
+
     config = settings()
     engine = store()
     with file_progress(config.schedules, "Reading timelines") as on_file:
@@ -59,6 +66,8 @@ def run_sync(dry_run: bool) -> SyncOutcome:
 
 
 def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
+    from tracker.display import change_json, change_line, summarise
+
     if not outcome.ok or outcome.plan is None:
         print_problems(outcome.problems)
         err.print("Nothing was changed in the store.")
@@ -82,6 +91,9 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
 
 def notices_of(changes: list[Change]) -> dict[tuple[str, str], tuple[str, int]]:
     """Notices the changes call for, as the store stands (before a dry run, after a sync)."""
+    from tracker.delivery.notices import preview
+    from tracker.store.engine import transaction
+
     if not any(c.kind in ("rescheduled", "cancelled", "removed", "completed") for c in changes):
         return {}
     with transaction(store()) as session:
@@ -113,6 +125,13 @@ def upcoming(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """List what is due in the next days."""
+    from tracker.display import upcoming_json, upcoming_table
+    from tracker.store.engine import transaction
+    from tracker.store.quarantine import count_quarantine
+    from tracker.timelines.dates import suggest
+    from tracker.timelines.stored import load_views
+    from tracker.timelines.views import list_upcoming
+
     config = settings()
     at = when(now, config.timezone, "--now")
     with transaction(store()) as session:
@@ -145,6 +164,11 @@ def done(
     link: Annotated[str, typer.Option(help="A link, e.g. to the posted document")] = "",
 ) -> None:
     """Record that a milestone is done; dates counted from it move accordingly."""
+    from tracker.display import change_line
+    from tracker.store.engine import transaction
+    from tracker.timelines.completions import CompletionError, DoneRequest, record_done
+    from tracker.timelines.stored import load_views
+
     config = settings()
     done_at = when(at, config.timezone, "--at")
     day = None

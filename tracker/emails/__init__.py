@@ -8,14 +8,34 @@ writes the same message as bytes: `content` renders each text once for all its r
 `headers` and `mime` write headers and parts without the email package's cost. On both paths
 `fields` writes every header value from plain text (cleaned, quoted or RFC 2047-encoded and
 folded by us): nothing from a name, a title or a setting is ever parsed as a header.
+
+The names below are loaded from their modules on first use, not when the package is imported:
+`tracker.emails.requests` (what the command line needs to word its help) then costs no Jinja,
+Babel or icalendar.
 """
 
-from tracker.emails.content import LRU
-from tracker.emails.headers import message_id
-from tracker.emails.inlining import inline_css, inline_template
-from tracker.emails.render import Renderer
-from tracker.emails.requests import KINDS, EmailRequest, Kind, Recipient, Sender
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from tracker.text import LANGUAGES
+
+if TYPE_CHECKING:
+    from tracker.emails.content import LRU
+    from tracker.emails.headers import message_id
+    from tracker.emails.inlining import inline_css, inline_template
+    from tracker.emails.render import Renderer
+    from tracker.emails.requests import KINDS, EmailRequest, Kind, Recipient, Sender
+
+_HOMES = {
+    "LRU": "content",
+    "message_id": "headers",
+    "inline_css": "inlining",
+    "inline_template": "inlining",
+    "Renderer": "render",
+    **dict.fromkeys(("KINDS", "EmailRequest", "Kind", "Recipient", "Sender"), "requests"),
+}
 
 __all__ = [
     "KINDS",
@@ -30,3 +50,12 @@ __all__ = [
     "inline_template",
     "message_id",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load *name* from its module on first use (PEP 562); see the docstring."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from tracker.subscribers.links import Links
-from tracker.timelines.views import MilestoneView, Occurrence
+
+if TYPE_CHECKING:  # annotations only: the command line reads KINDS for its help without loading views
+    from tracker.timelines.views import MilestoneView, Occurrence
 
 Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
 

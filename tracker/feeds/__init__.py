@@ -2,22 +2,36 @@
 
 `builder` turns milestone views into feed bytes; `timezones` writes the VTIMEZONEs
 (icalendar's own are wrong for zones with summer time: see docs/decisions.md).
+
+The names below are loaded from their modules on first use, not when the package is imported, so
+that a command that builds no feed imports no icalendar.
 """
 
-from tracker.feeds.builder import (
-    CalendarInfo,
-    FeedCache,
-    FeedKind,
-    ItemWords,
-    build_feed,
-    build_item_calendar,
-    feed_items,
-    is_shown,
-    item_uid,
-    select_views,
-)
-from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from tracker.links import timeline_page
+
+if TYPE_CHECKING:
+    from tracker.feeds.builder import (
+        CalendarInfo,
+        FeedCache,
+        FeedKind,
+        ItemWords,
+        build_feed,
+        build_item_calendar,
+        feed_items,
+        is_shown,
+        item_uid,
+        select_views,
+    )
+    from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
+
+_BUILDER = ("CalendarInfo", "FeedCache", "FeedKind", "ItemWords", "build_feed", "build_item_calendar", "feed_items",
+            "is_shown", "item_uid", "select_views")  # fmt: skip
+_HOMES = {**dict.fromkeys(_BUILDER, "builder"), "make_vtimezone": "timezones", "vtimezone_bytes": "timezones"}
 
 __all__ = [
     "CalendarInfo",
@@ -34,3 +48,12 @@ __all__ = [
     "timeline_page",
     "vtimezone_bytes",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load *name* from its module on first use (PEP 562); see the docstring."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

@@ -14,7 +14,7 @@ from typing import Any
 
 from tracker.timelines.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_stored_expr
 from tracker.timelines.files import FileProblem, MilestoneSpec, TimelineSpec, Titles
-from tracker.timelines.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates
+from tracker.timelines.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates, rules_from_specs
 
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
 # Bookkeeping, updated without an event or a new revision: the resolved dates are what
@@ -148,16 +148,6 @@ class SyncPlan:
         return [
             t for t, data in self.timelines.items() if stored.timelines.get(t) != data or t in stored.removed_timelines
         ]
-
-
-def rules_from_specs(specs: Sequence[TimelineSpec]) -> dict[Key, DateRule]:
-    return {
-        (tl.id, m.id): DateRule(
-            (tl.id, m.id), tl.timezone, m.due, m.starts, m.ends, m.repeat, tl.path, m.lines, m.opens_after
-        )
-        for tl in specs
-        for m in tl.milestones
-    }
 
 
 def file_completions(specs: Sequence[TimelineSpec]) -> dict[Key, Completion]:

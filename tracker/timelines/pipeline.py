@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.metadata
-import os
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -23,17 +22,14 @@ from sqlmodel import Session, select
 from tracker import __version__
 from tracker.store.engine import head_revision, transaction
 from tracker.store.models import Event, SyncState
-from tracker.timelines.diff import SyncPlan, rules_from_specs
-from tracker.timelines.files import (
-    FileProblem,
-    TimelineSpec,
-    UnreadableFileError,
-    find_files,
-    load_schedules,
-    read_files,
-)
-from tracker.timelines.resolve import resolve_dates
+from tracker.timelines.diff import SyncPlan
+from tracker.timelines.files import FileProblem, UnreadableFileError, find_files, load_schedules, read_files
+from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.sync import apply_plan, plan_sync
+from tracker.timelines.validation import incomplete_timelines, validate_paths
+
+# validate_paths lives in `validation`, apart from the store, and is still offered here with the rest.
+__all__ = ["SyncOutcome", "forget_earlier_syncs", "sync_folder", "validate_paths"]
 
 
 @dataclass
@@ -46,31 +42,6 @@ class SyncOutcome:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def validate_paths(
-    paths: Sequence[Path], folder: Path, zone: str, on_file: Callable[[Path], None] | None = None
-) -> tuple[list[TimelineSpec], list[FileProblem]]:
-    """Check *paths*; the rest of *folder* is loaded as context for cross-file references."""
-    missing = [FileProblem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
-    # Each file once, even when named both alone and through its folder.
-    files = list({real_path(p): p for p in find_files([p for p in paths if p.exists()])}.values())
-    wanted = {real_path(p) for p in files}
-    context = [p for p in find_files([folder]) if real_path(p) not in wanted] if folder.is_dir() else []
-    specs, problems = load_schedules([*files, *context], zone, on_file)
-    _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
-    found = [p for p in problems + date_problems if real_path(Path(p.path)) in wanted]
-    mine = [s for s in specs if real_path(Path(s.path)) in wanted]
-    return mine, sorted(missing + found)
-
-
-def real_path(path: Path) -> str:
-    """Name *path* by what it points at; unlike Path.resolve, a link to itself is no RuntimeError."""
-    return os.path.realpath(path)
-
-
-def incomplete_timelines(specs: Sequence[TimelineSpec]) -> frozenset[str]:
-    return frozenset(spec.id for spec in specs if not spec.complete)
 
 
 def sync_folder(

@@ -6,7 +6,7 @@ Pure: the rules and the completions come in, dates or problems go out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -23,7 +23,7 @@ from tracker.timelines.dates import (
     suggest,
     to_local,
 )
-from tracker.timelines.files import FileProblem
+from tracker.timelines.files import FileProblem, TimelineSpec
 
 Key = tuple[str, str]  # (timeline id, milestone id)
 
@@ -84,6 +84,17 @@ def label(key: Key, home: str) -> str:
 
 def reference_key(expr: Relative, home: str) -> Key:
     return (expr.timeline or home, expr.milestone)
+
+
+def rules_from_specs(specs: Sequence[TimelineSpec]) -> dict[Key, DateRule]:
+    """The date rule of every milestone in *specs*, as resolve_dates takes them."""
+    return {
+        (tl.id, m.id): DateRule(
+            (tl.id, m.id), tl.timezone, m.due, m.starts, m.ends, m.repeat, tl.path, m.lines, m.opens_after
+        )
+        for tl in specs
+        for m in tl.milestones
+    }
 
 
 def resolve_dates(
