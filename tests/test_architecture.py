@@ -70,3 +70,36 @@ def test_a_library_is_imported_by_its_package_alone(library: str, owner: str) ->
         if module.split(".")[0] == library and unit_of(file.removesuffix(".py").replace("/", ".")) != owner
     ]
     assert elsewhere == []
+
+
+def package_rows() -> dict[str, str]:
+    """docs/architecture.md's table: each package's row, by package name."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `") and "/` |" in line:
+            rows[line.split("`")[1].rstrip("/")] = line
+    return rows
+
+
+def modules_of(package: str) -> list[str]:
+    return sorted(p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__")
+
+
+def test_architecture_md_names_every_module_of_every_package() -> None:
+    rows = package_rows()
+    missing = [
+        f"{package}/{module}.py"
+        for package in sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+        if package != "cli"  # one module per group of commands: the command list is the CLI's own help
+        for module in modules_of(package)
+        if f"`{module}`" not in rows.get(package, "")
+    ]
+    assert missing == [], "name them in their package's row of docs/architecture.md"
+
+
+def test_readme_layout_names_every_package_and_module() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    names = [f"tracker/{unit}/" if (PACKAGE / unit).is_dir() else f"{unit}.py" for unit in sorted(RANK)]
+    assert [name for name in names if name not in layout] == []
