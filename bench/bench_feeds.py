@@ -67,13 +67,12 @@ from bench.bench_sync import (
     BenchError,
     check,
     code_version,
-    cpu_model,
     generate,
     load_average,
     sync_once,
     timed,
 )
-from bench.report import BENCHMARKS, Current, record
+from bench.report import BENCHMARKS, Current, cpu_model, record
 from tracker.feeds import CalendarInfo, FeedCache, build_feed
 from tracker.feeds.calendars import FeedBody
 from tracker.store.engine import open_store

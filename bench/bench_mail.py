@@ -53,8 +53,8 @@ if __package__ in (None, ""):  # run as a script: make the `bench` package impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_feeds import busy_notes, console, free_port, running, services_kept_down
-from bench.bench_sync import BenchError, check, code_version, cpu_model, load_average
-from bench.report import BENCHMARKS, Current, record
+from bench.bench_sync import BenchError, check, code_version, load_average
+from bench.report import BENCHMARKS, Current, cpu_model, record
 from tracker.emails import EmailRequest, Recipient, Renderer, Sender
 from tracker.mail.smtp import SMTPMailer, flatten
 from tracker.subscribers.tokens import make_token

@@ -49,7 +49,7 @@ from sqlalchemy.engine import make_url
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import BENCHMARKS, Current, record
+from bench.report import BENCHMARKS, Current, cpu_model, record
 from tracker.store.engine import open_store
 from tracker.timelines.pipeline import SyncOutcome, forget_earlier_syncs, sync_folder
 
@@ -416,16 +416,6 @@ def print_table(rows: list[Row], title: str) -> None:
             goal = f"≤ {row.goal:g}× {verdict}"
         table.add_row(case, best, median, runs, ratio, goal)
     console.print(table)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine_lines(postgres: str | None) -> list[str]:

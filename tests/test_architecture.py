@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tracker"
 
 # Lowest first. A package or top-level module may import those of lower layers and its own modules.
 LAYERS: list[set[str]] = [
-    {"text", "clock", "atomic"},
+    {"text", "clock", "atomic", "lazy"},
     {"store"},
     {"timelines"},
     {"links", "display", "mail", "subscribers"},

@@ -50,19 +50,10 @@ def serving(
         secret=SECRET,
         locales=locales,
     )
-    port = free_port()
     app = create_app(engine, calendars, settings=settings)
     assert isinstance(app, FeedFastPath)
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http, app
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @contextmanager

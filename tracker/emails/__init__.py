@@ -16,9 +16,9 @@ Babel or icalendar.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from tracker.lazy import loader
 from tracker.text import LANGUAGES
 
 if TYPE_CHECKING:
@@ -52,10 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Load *name* from its module on first use (PEP 562); see the docstring."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES)

@@ -9,10 +9,9 @@ that a command that builds no feed imports no icalendar.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from tracker.links import timeline_page
+from tracker.lazy import loader
 
 if TYPE_CHECKING:
     from tracker.feeds.builder import (
@@ -45,15 +44,8 @@ __all__ = [
     "item_uid",
     "make_vtimezone",
     "select_views",
-    "timeline_page",
     "vtimezone_bytes",
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Load *name* from its module on first use (PEP 562); see the docstring."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = loader(__name__, _HOMES)
