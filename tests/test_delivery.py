@@ -109,6 +109,16 @@ def test_a_late_reminder_says_the_time_actually_left(hlpf: Engine, smtp: SMTPTes
     assert "3 days" in text and "7 days" not in text
 
 
+def test_a_late_reminder_with_less_than_an_hour_left_says_due_today(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-04-27 09:00"))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    clock.now = at("2017-04-28 11:30")  # the 4h reminder fell due at 08:00; the text is due at 12:00
+    deliver(make_dispatcher(hlpf, smtp.url, clock))
+    [message] = [m.parse() for m in smtp.received]
+    assert str(message["Subject"]) == "Due today: Final text submitted to the UN"
+
+
 def test_a_moved_deadline_replans_reminders_keeps_sent_ones_and_notifies_once(
     hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
 ) -> None:

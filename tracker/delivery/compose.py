@@ -15,7 +15,7 @@ from tracker.delivery.outbox import Claimed
 from tracker.emails import EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
-from tracker.timelines.dates import format_offset
+from tracker.timelines.dates import Offset, format_offset
 from tracker.timelines.views import (
     MilestoneView,
     Problems,
@@ -106,8 +106,14 @@ def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: dat
         return Skip("milestone done")
     if due_at <= now:
         return Skip("deadline passed before it could be sent", state="skipped")
-    offset = row.slot if now - row.send_at < LATE else format_offset(time_left(view, due_at, now))
+    offset = row.slot if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
     return request(row, person, now, view=view, due_at=due_at, offset=offset)
+
+
+def late_offset(view: MilestoneView, due_at: datetime, now: datetime) -> Offset:
+    """What a late reminder states: whole days, else whole hours; under an hour, 'today' (as before issue 14)."""
+    left = time_left(view, due_at, now)
+    return Offset(days=0) if not left.days and left.minutes < 60 else left
 
 
 def compose_digest(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
