@@ -4,6 +4,7 @@ library that a single package owns is imported by that package alone."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,27 @@ def test_readme_layout_names_every_package_and_module() -> None:
     layout = readme.split("## Layout", 1)[1].split("```")[1]
     names = [f"tracker/{unit}/" if (PACKAGE / unit).is_dir() else f"{unit}.py" for unit in sorted(RANK)]
     assert [name for name in names if name not in layout] == []
+
+
+DOCS = [PACKAGE.parent / "README.md", *sorted((PACKAGE.parent / "docs").glob("*.md"))]
+NAMED_FILE = re.compile(r"`([^`\s]+\.py)`")
+
+
+def names_a_file(name: str) -> bool:
+    """Whether a `….py` a document names exists: from the repository's top or from tracker/ (a glob
+    must match), or, named bare, as a module somewhere in tracker/."""
+    top = PACKAGE.parent
+    if "/" in name or "*" in name:
+        return any(any(root.glob(name)) for root in (top, PACKAGE))
+    return (top / name).exists() or any(PACKAGE.rglob(name))
+
+
+def test_the_docs_name_only_modules_that_exist() -> None:
+    missing = [
+        f"{doc.relative_to(PACKAGE.parent)}:{number}: {name}"
+        for doc in DOCS
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1)
+        for name in NAMED_FILE.findall(line)
+        if not names_a_file(name)
+    ]
+    assert missing == [], "a module moved or was renamed: write where it is now"

@@ -47,7 +47,7 @@ def clock() -> Clock:
 def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, clock: Clock) -> Iterator[MakeClient]:
     """Start the app in a real server on a synced store; keywords are settings (e.g. subscribe_limit).
 
-    A subscription request is handled after its answer (tracker/web_signups.py): the client waits for
+    A subscription request is handled after its answer (tracker/web/signups.py): the client waits for
     that work after each answer, as a person would wait for the email before looking."""
     write_timeline("hlpf", HLPF)
     write_timeline("cwg-32", MEETING)

@@ -34,7 +34,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_COOKIE = "tracker_csrf"
 SUBSCRIBE_FIELDS = ("email", "name", "language", "timezone", "audiences", "timelines", "digest", "reminders")
 LIST_FIELDS = ("audiences", "timelines")
-# What a problem names the field at fault with; the problem itself stays in English (tracker/subscribers.py).
+# What a problem names the field at fault with; the problem itself stays in English (tracker/subscribers/registry.py).
 FIELD_LABELS = {
     "email": N_("Email"),
     "name": N_("Name"),
