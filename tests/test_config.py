@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tests.support.cli import cli_env, tracker
 from tracker.config import Settings
 
 
@@ -164,3 +165,19 @@ def test_an_empty_templates_setting_means_no_overrides(monkeypatch: pytest.Monke
     monkeypatch.setenv("TRACKER_TEMPLATES", "")
 
     assert Settings().templates is None
+
+
+def test_a_templates_folder_left_in_the_working_folder_is_named_as_unused(tmp_path: Path) -> None:
+    # Earlier versions read ./templates; a deployment that kept its wording there is told, not silently changed.
+    (tmp_path / "templates" / "emails").mkdir(parents=True)
+    (tmp_path / "templates" / "emails" / "reminder.txt.j2").write_text("Our own words\n")
+    (tmp_path / "schedules").mkdir()
+    env = cli_env(f"sqlite:///{tmp_path / 'tracker.db'}", tmp_path / "schedules")
+
+    told = tracker("plan", env=env, cwd=tmp_path)
+    overridden = tracker("plan", env={**env, "TRACKER_TEMPLATES": str(tmp_path / "templates")}, cwd=tmp_path)
+
+    assert told.returncode == overridden.returncode == 0
+    assert f"{tmp_path / 'templates'} is not used" in told.stderr
+    assert f"set TRACKER_TEMPLATES={tmp_path / 'templates'} to use it" in told.stderr
+    assert "is not used" not in overridden.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -186,4 +187,21 @@ def without_password(url: str) -> str:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    ignored = ignored_templates(settings, Path.cwd())
+    if ignored is not None:  # earlier versions used it: say so rather than drop an organisation's wording unseen
+        logging.getLogger(__name__).warning(
+            "%s is not used: Tracker uses its own templates unless TRACKER_TEMPLATES names a folder of overrides "
+            "(set TRACKER_TEMPLATES=%s to use it)",
+            ignored,
+            ignored,
+        )
+    return settings
+
+
+def ignored_templates(settings: Settings, folder: Path) -> Path | None:
+    """*folder*/templates if it holds templates this process will not use (no TRACKER_TEMPLATES), else None."""
+    found = folder / "templates"
+    if settings.templates is not None or not found.is_dir() or not any(found.glob("*/*.j2")):
+        return None
+    return None if found.resolve() == shipped("templates").resolve() else found
