@@ -427,6 +427,12 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
             done = http.post(url, headers=auth, json={"note": "posted", "link": "https://example.org/draft.pdf"})
             assert done.status_code == 200, done.text
             assert done.json()["changes"][0]["kind"] == "completed"
+            again = http.post(url, headers=auth, json={"note": "posted again"})
+            assert again.status_code == 409 and again.json()["done"]["note"] == "posted"
+            assert '"amend": true' in again.json()["detail"]
+            amended = http.post(url, headers=auth, json={"amend": True, "link": "https://example.org/v2.pdf"})
+            assert amended.status_code == 200, amended.text
+            assert amended.json()["changes"][0]["kind"] == "amended"
             assert "/api/milestones/{timeline}/{milestone}/done" in http.get("/openapi.json").json()["paths"]
     finally:
         server.should_exit = True

@@ -46,6 +46,7 @@ _SYMBOLS = {
     "updated": ("•", "cyan"),
     "removed": ("-", "red"),
     "completed": ("✓", "green"),
+    "amended": ("✎", "cyan"),
     "reopened": ("↺", "yellow"),
 }
 
@@ -85,7 +86,7 @@ def change_line(c: Change) -> Text:
         line.append(f"  {format_at(c.old_at, c.zone, c.all_day)} → {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind in ("added", "restored") and c.new_at:
         line.append(f"  {format_at(c.new_at, c.zone, c.all_day)}")
-    elif c.kind == "completed" and c.new_at:
+    elif c.kind in ("completed", "amended") and c.new_at:
         line.append(f"  done {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")

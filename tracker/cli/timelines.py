@@ -26,8 +26,10 @@ from tracker.cli.common import (
 from tracker.cli.console import styled
 
 if TYPE_CHECKING:
+    from tracker.timelines.completions import AlreadyDoneError
     from tracker.timelines.diff import Change
     from tracker.timelines.pipeline import SyncOutcome
+    from tracker.timelines.views import MilestoneView
 
 
 # PATHS are the command's extra arguments, not a declared argument: typer would check a declared one
@@ -160,13 +162,16 @@ def upcoming(
 def done(
     milestone: Annotated[str, typer.Argument(help="TIMELINE/MILESTONE")],
     at: Annotated[str | None, typer.Option(help="When it was done (default: now): YYYY-MM-DD[THH:MM]")] = None,
-    note: Annotated[str, typer.Option(help="A note shown with the completion")] = "",
-    link: Annotated[str, typer.Option(help="A link, e.g. to the posted document")] = "",
+    note: Annotated[str | None, typer.Option(help="A note shown with the completion")] = None,
+    link: Annotated[str | None, typer.Option(help="A link, e.g. to the posted document")] = None,
+    amend: Annotated[
+        bool, typer.Option("--amend", help="Change the recorded completion: what is not given stays")
+    ] = False,
 ) -> None:
     """Record that a milestone is done; dates counted from it move accordingly."""
     from tracker.display import change_line
     from tracker.store.engine import transaction
-    from tracker.timelines.completions import CompletionError, DoneRequest, record_done
+    from tracker.timelines.completions import AlreadyDoneError, CompletionError, DoneRequest, record_done
     from tracker.timelines.stored import load_views
 
     config = settings()
@@ -178,9 +183,23 @@ def done(
     try:
         with transaction(engine, write=True) as session:
             views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
-            request = DoneRequest(milestone, done_at, day, note, link)
+            keep = frozenset(name for name, given in (("at", at), ("note", note), ("link", link)) if given is None)
+            request = DoneRequest(milestone, done_at, day, note or "", link or "", amend=amend, keep=keep)
             changes = record_done(session, request, views.get(milestone), now=now_utc())
+    except AlreadyDoneError as exc:
+        fail(f"{already_done(exc, views.get(milestone))}; add --amend to change its time, note or link", 1)
     except CompletionError as exc:
         fail(str(exc))
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
+
+
+def already_done(exc: AlreadyDoneError, view: MilestoneView | None) -> str:
+    """'T/M is already done: Tue 20 Feb 2018 (note: …; link: …)', in the milestone's zone."""
+    from tracker.display import format_at, printable
+
+    when = format_at(exc.done_at, view.zone if view else "UTC", exc.day is not None)
+    details = "; ".join(
+        f"{name}: {printable(value)}" for name, value in (("note", exc.note), ("link", exc.link)) if value
+    )
+    return f"{exc.reference} is already done: {when}" + (f" ({details})" if details else "")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import insert
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from tracker.store.models import CompletionRecord
 from tracker.text import find_refused
@@ -20,6 +20,16 @@ from tracker.timelines.views import MilestoneView, nearest_occurrence
 
 class CompletionError(ValueError):
     """The milestone to complete does not exist (the message says what does)."""
+
+
+class AlreadyDoneError(CompletionError):
+    """The step is done already: a second completion would silently replace the first (amend it instead)."""
+
+    def __init__(self, reference: str, record: CompletionRecord) -> None:
+        super().__init__(f"{reference} is already done")
+        self.reference = reference
+        # Plain values: the row is gone with its session by the time a caller words the refusal.
+        self.done_at, self.day, self.note, self.link = record.done_at, record.done_day, record.note, record.link
 
 
 class CompletionInputError(CompletionError):
@@ -46,6 +56,8 @@ class DoneRequest:
     note: str = ""
     link: str = ""
     source: str = "cli"
+    amend: bool = False  # change a recorded completion instead of refusing a second one
+    keep: frozenset[str] = frozenset()  # amending: "at", "note", "link" not given, kept as recorded
 
 
 def find_milestone(stored: Stored, reference: str) -> Key:
@@ -69,16 +81,45 @@ def record_done(session: Session, request: DoneRequest, view: MilestoneView | No
     stored = load_stored(session)
     key = find_milestone(stored, request.reference)
     occurrence = nearest_occurrence(view, request.done_at) if view is not None else ""
+    request = with_recorded(request, recorded_completion(session, key, occurrence))
     delete_completion(session, key, occurrence)
     values = completion_columns(key, Completion(request.done_at, request.day), request.source, now,
                                 note=request.note, link=request.link)  # fmt: skip
     session.execute(insert(CompletionRecord.__table__).values({**values, "occurrence": occurrence}))  # type: ignore[attr-defined]
-    completed = change("completed", stored.milestones[key][2], new_at=request.done_at)
+    kind = "amended" if request.amend else "completed"  # an amendment opens nothing again: no second 'opened'
+    completed = change(kind, stored.milestones[key][2], new_at=request.done_at)
     if occurrence:
         return finish(session, stored, [completed], now)
     completions = {k: c for k, (c, _) in stored.completions.items()}
     completions[key] = Completion(request.done_at, request.day)
     return finish(session, stored, [completed], now, completions)
+
+
+def recorded_completion(session: Session, key: Key, occurrence: str) -> CompletionRecord | None:
+    table = CompletionRecord
+    found = session.exec(
+        select(table).where(table.timeline_id == key[0], table.milestone_key == key[1], table.occurrence == occurrence)
+    )
+    return found.first()
+
+
+def with_recorded(request: DoneRequest, record: CompletionRecord | None) -> DoneRequest:
+    """*request* as it will be stored: refused if the step is done and this is no amendment (or the other
+    way round); an amendment keeps what it does not give."""
+    if record is not None and not request.amend:
+        raise AlreadyDoneError(request.reference, record)
+    if record is None:
+        if request.amend:
+            raise CompletionError(f"{request.reference} is not done yet: there is no completion to amend")
+        return request
+    keep = request.keep
+    return replace(
+        request,
+        done_at=record.done_at if "at" in keep else request.done_at,
+        day=record.done_day if "at" in keep else request.day,
+        note=record.note if "note" in keep else request.note,
+        link=record.link if "link" in keep else request.link,
+    )
 
 
 def finish(

@@ -20,7 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from tracker.clock import Clock
 from tracker.display import change_json
 from tracker.store.engine import transaction
-from tracker.timelines.completions import CompletionError, CompletionInputError, DoneRequest, record_done
+from tracker.timelines.completions import (
+    AlreadyDoneError,
+    CompletionError,
+    CompletionInputError,
+    DoneRequest,
+    record_done,
+)
 from tracker.timelines.dates import DateError, parse_when
 from tracker.timelines.stored import load_views
 from tracker.web.forms import BodyError, json_object
@@ -37,6 +43,7 @@ class DoneBody(BaseModel):
     )
     note: str = Field(default="", max_length=2000, description="Shown with the completion")
     link: str = Field(default="", max_length=2000, description="e.g. the posted document")
+    amend: bool = Field(default=False, description="Change the recorded completion; fields not sent stay as they are")
 
 
 def has_bearer(authorization: str | None, token: str) -> bool:
@@ -66,8 +73,13 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
         try:
             with transaction(engine, write=True) as session:
                 views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
-                request = DoneRequest(reference, done_at, day, body.note, body.link, source="api")
+                keep = frozenset({"at", "note", "link"} - body.model_fields_set)
+                request = DoneRequest(reference, done_at, day, body.note, body.link, "api", body.amend, keep)
                 changes = record_done(session, request, views.get(reference), now=clock())
+        except AlreadyDoneError as exc:
+            recorded = {"at": exc.done_at.isoformat(), "note": exc.note, "link": exc.link}
+            fix = 'send "amend": true to change its time, note or link'
+            return JSONResponse({"detail": f"{exc} ({fix})", "done": recorded}, 409)
         except CompletionInputError as exc:
             return at_problem(str(exc).removeprefix("at: ")) if exc.field == "at" else field_problem(str(exc))
         except CompletionError as exc:
@@ -75,6 +87,7 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
 
     refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No or wrong token"},
+                                                 409: {"description": "Done already: amend it"},
                                                  422: {"description": "A field is wrong"}}  # fmt: skip
 
     @router.post("/milestones/{timeline}/{milestone}/done", openapi_extra=DONE_BODY, responses=refusals)
