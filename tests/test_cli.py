@@ -312,6 +312,23 @@ def test_preview_prints_the_message_as_it_would_be_sent(
     assert unknown.returncode == 2 and "did you mean 'hlpf/member-comments'?" in unknown.stderr
 
 
+@pytest.mark.parametrize("to", [(), ("--to", "amina@mission.example.org")], ids=["sample", "confirmed"])
+def test_preview_confirm_shows_the_confirmation_link_for_a_sample_or_a_subscriber(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, to: tuple[str, ...]
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    tracker("subscribers", "add", "amina@mission.example.org", "--confirmed", env=env, cwd=tmp_path)
+
+    result = subprocess.run([TRACKER, "preview", "confirm", *to], env=env, cwd=tmp_path, capture_output=True,
+                            check=False, timeout=120)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    message = email.message_from_bytes(result.stdout, policy=email.policy.default)
+    assert message["Subject"] == "Please confirm your subscription to deadline reminders"
+    assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
 def test_publish_removes_what_it_wrote_for_a_removed_timeline_and_nothing_else(
     env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, schedules: Path
 ) -> None:
