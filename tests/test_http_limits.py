@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from tests.support.cli import TRACKER
 from tests.support.delivery import Clock, at, deliver, make_dispatcher
 from tests.support.delivery import subscribe as add_subscriber
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import free_port, tracker_serve
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import BASE, SECRET, running, stored, subscribe, sync
@@ -76,22 +76,8 @@ def serving_process(tmp_path: Path, database_url: str, **settings: str) -> Itera
     env.update(TRACKER_DATABASE_URL=database_url, TRACKER_SECRET_KEY="http-limit-tests-secret-key-0f3c9a7e5d1b",
                TRACKER_ADMIN_TOKEN=ADMIN, TRACKER_PORT=str(port), TRACKER_SCHEDULES=str(tmp_path),
                TRACKER_OUTBOX_DIR=str(tmp_path / "outbox"), **settings)  # fmt: skip
-    process = subprocess.Popen([TRACKER, "serve"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert process.poll() is None, f"tracker serve exited with {process.returncode}"
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(healthy, 30, "tracker serve answering /healthz", interval=0.2)
-        yield Served(process, url, port)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with tracker_serve(TRACKER, tmp_path, env, port, tmp_path / "serve.log") as process:
+        yield Served(process, f"http://127.0.0.1:{port}", port)
 
 
 def post_streamed(url: str, size: int, headers: dict[str, str]) -> int | None:

@@ -29,10 +29,7 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +37,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.cli import TRACKER
+from tests.support.processes import free_port, tracker_serve
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-TRACKER = Path(sys.executable).parent / "tracker"
 TOUR_START = "## A five-minute tour"
 ELISION = "…"
 WIDTH = "100"
@@ -244,24 +243,6 @@ def test_the_tour_prints_what_the_readme_shows(tmp_path: Path) -> None:
         pytest.fail("\n\n".join(drifts), pytrace=False)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"tracker serve ended with status {server.returncode}:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"tracker serve did not answer /healthz within 30 s:\n{log.read_text()}")
-
-
 def tour_addresses() -> list[str]:
     """The paths of the http:// and webcal:// addresses the five-minute tour itself names (to the next heading)."""
     lines, _ = read_tour()
@@ -287,13 +268,9 @@ def test_the_tour_s_addresses_answer_while_tracker_serve_runs(tmp_path: Path) ->
     assert {"/", "/feeds/all.ics"} <= set(paths), f"the tour's addresses were not found: {paths}"
     # The commands table says `serve` also answers /metrics when a token is set.
     env = clean_env(folder) | {"TRACKER_METRICS_TOKEN": "readme-metrics-token-5b1e"}
-    port, log = free_port(), tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen([str(TRACKER), "serve", "--port", str(port)], cwd=folder, env=env,
-                                  stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, server, log)
+    with tracker_serve(TRACKER, folder, env, port, tmp_path / "serve.log"):
         for path in paths:
             answer = httpx.get(base + path, timeout=10)
             kind = "text/calendar" if path.endswith(".ics") else "text/html"
@@ -304,6 +281,3 @@ def test_the_tour_s_addresses_answer_while_tracker_serve_runs(tmp_path: Path) ->
             assert f"UID:{milestone}@" in everything, f"the feed has no {milestone}, from the file the tour saves"
         metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {env['TRACKER_METRICS_TOKEN']}"})
         assert metrics.status_code == 200
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

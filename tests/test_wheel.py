@@ -15,8 +15,6 @@ import site
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import cast
@@ -24,7 +22,7 @@ from typing import cast
 import httpx
 import pytest
 
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import free_port, tracker_serve
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +118,9 @@ def test_every_command_works_from_an_empty_folder(venv: Path, folder: Path, env:
     run(tracker, "sync", cwd=folder, env=env)
     french = preview(tracker, folder, env, "--lang", "fr")
     run(tracker, "publish", "--out", "site", cwd=folder, env=env)
-    with serving(tracker, folder, env, free_port()) as base:
+    port = free_port()
+    with tracker_serve(tracker, folder, env, port, folder / "serve.log"):
+        base = f"http://127.0.0.1:{port}"
         page = httpx.get(f"{base}/", headers={"Accept-Language": "fr"})
         feed = httpx.get(f"{base}/feeds/all.ics")
 
@@ -169,26 +169,3 @@ def text_part(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
     return cast(str, body.get_content())
-
-
-@contextmanager
-def serving(tracker: Path, folder: Path, env: dict[str, str], port: int) -> Iterator[str]:
-    """`tracker serve` on *port* until the block ends; its log is shown if it dies before answering."""
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([str(tracker), "serve", "--port", str(port)], cwd=folder, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"tracker serve exited {process.returncode}:\n{process.communicate()[1]}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(answers, 30, "tracker serve answering /healthz", interval=0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.communicate(timeout=15)

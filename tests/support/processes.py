@@ -11,9 +11,11 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from subprocess import Popen
 from typing import TypedDict, cast
 from zoneinfo import ZoneInfo
 
@@ -64,6 +66,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         time.sleep(interval)
+
+
+@contextmanager
+def tracker_serve(
+    tracker: str | Path, folder: Path, env: dict[str, str], port: int, log: Path
+) -> Iterator[Popen[bytes]]:
+    """`tracker serve` on *port* in its own process until the block ends; what it printed is in *log*,
+    and shown if it ends before answering /healthz."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen([str(tracker), "serve", "--port", str(port)], cwd=folder, env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def answers() -> bool:
+        assert process.poll() is None, f"tracker serve ended with status {process.returncode}:\n{log.read_text()}"
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(answers, START_TIMEOUT, "tracker serve answering /healthz", interval=0.2)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class Job:
