@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.factories import GOOD_TIMELINES, MEETING, REPO_SCHEDULES, milestone_yaml, timeline_yaml
-from tracker.timelines.pipeline import validate_paths
+from tracker.timelines.validation import validate_paths
 
 SEEDS = [
     *(path.read_text(encoding="utf-8") for path in sorted(REPO_SCHEDULES.glob("*.yaml"))),

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
 from tracker.timelines.files import find_files, load_schedules, load_text, read_files
-from tracker.timelines.pipeline import validate_paths
+from tracker.timelines.validation import validate_paths
 
 
 def problems_in(folder: Path, text: str, name: str = "prizes.yaml") -> list[str]:

@@ -36,9 +36,10 @@ from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
 from tracker.store.models import CompletionRecord, Event, Milestone, SyncState, Timeline
 from tracker.subscribers.readers import Reader
-from tracker.timelines.pipeline import sync_folder, validate_paths
+from tracker.timelines.pipeline import sync_folder
 from tracker.timelines.repeats import check_first_date, read_repeat
 from tracker.timelines.stored import load_views
+from tracker.timelines.validation import validate_paths
 from tracker.timelines.views import list_upcoming, nearest_occurrence
 from tracker.web.app import create_app
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from textwrap import dedent
 from typing import Any
 
-from tracker.timelines.pipeline import validate_paths
+from tracker.timelines.validation import validate_paths
 from tracker.timelines.views import MilestoneView
 
 REPO = Path(__file__).resolve().parents[2]

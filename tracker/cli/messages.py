@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
@@ -94,7 +93,7 @@ def build_preview(
     maker = LinkMaker(secret_key(), config.base_url, config.from_address)
     # A confirmation email exists for pending subscribers only: previewed for anyone else (or the
     # sample), it shows the link it would carry, not an error.
-    links = maker.of(replace_state(subscriber, "pending") if kind == "confirm" else subscriber)
+    links = maker.of(subscriber, pending=kind == "confirm")
     next_at = None
     if view is not None:
         coming = expand(view, now, now + timedelta(days=800))
@@ -106,9 +105,3 @@ def build_preview(
     request = EmailRequest(kind, recipient, links, key=f"preview:{kind}:{view.key if view else ''}", now=now,  # type: ignore[arg-type]
                            view=view, due_at=next_at, old_at=old_at, offset=offset, digest=digest)  # fmt: skip
     return renderer.render(request)
-
-
-def replace_state(subscriber: Subscriber, state: str) -> SimpleNamespace:
-    """What the link maker reads of *subscriber*, in *state* (the stored row is left as it is)."""
-    versions = {name: getattr(subscriber, name) for name in ("manage_version", "feed_version", "confirm_version")}
-    return SimpleNamespace(id=subscriber.id, state=state, **versions)

@@ -28,13 +28,14 @@ class LinkMaker:
         self.secret, self.base = secret, base_url.rstrip("/")
         self.mailbox = parseaddr(from_address)[1] or "tracker@localhost"
 
-    def of(self, subscriber: Any) -> Links:
-        """Links for *subscriber* (anything with id, state and the three token versions)."""
+    def of(self, subscriber: Any, *, pending: bool = False) -> Links:
+        """Links for *subscriber* (anything with id, state and the three token versions); *pending*: the
+        links they would have while pending, confirm link included, whatever their state (previews)."""
         base, secret, id_ = self.base, self.secret, subscriber.id
         manage = make_token(secret, "manage", id_, subscriber.manage_version)
         feed = make_token(secret, "feed", id_, subscriber.feed_version)
         confirm = None
-        if subscriber.state == "pending":
+        if pending or subscriber.state == "pending":
             confirm = f"{base}/confirm/{make_token(secret, 'confirm', id_, subscriber.confirm_version)}"
         return Links(
             unsubscribe=f"{base}/unsubscribe/{manage}",

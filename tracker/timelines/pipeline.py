@@ -26,10 +26,7 @@ from tracker.timelines.diff import SyncPlan
 from tracker.timelines.files import FileProblem, UnreadableFileError, find_files, load_schedules, read_files
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.sync import apply_plan, plan_sync
-from tracker.timelines.validation import incomplete_timelines, validate_paths
-
-# validate_paths lives in `validation`, apart from the store, and is still offered here with the rest.
-__all__ = ["SyncOutcome", "forget_earlier_syncs", "sync_folder", "validate_paths"]
+from tracker.timelines.validation import incomplete_timelines
 
 
 @dataclass
