@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Zurich"
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
+    # A step past due and not done is late; after this many days (or once a later step of its
+    # timeline is done or past) it is missed: no more escalation, shown apart (docs/architecture.md §6).
+    late_days: int = Field(default=30, ge=1, le=366)
     admin_token: str = ""
     metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
     # Seconds a client may take to send a request's head, and again its body: a client that

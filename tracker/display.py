@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the consoles print through this module on every command: it
     from rich.table import Table
 
     from tracker.timelines.diff import Change
+    from tracker.timelines.states import Process
     from tracker.timelines.views import Occurrence
 
 # Line and paragraph separators end a line in some terminals; bidi overrides and isolates
@@ -100,7 +101,7 @@ def summarise(changes: Sequence[Change]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "no changes"
 
 
-def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
+def upcoming_table(items: Sequence[Occurrence], process: Process) -> Table:
     from rich.table import Table
 
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
@@ -111,9 +112,23 @@ def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
         when = format_at(item.at, m.zone, m.all_day)
         if item.ends_at is not None and item.starts_at != item.ends_at:
             when += f" → {format_at(item.ends_at, m.zone, m.all_day)}"
-        state = "✓ done" if item.done_at else ("under way" if item.starts_at and item.starts_at <= now else "open")
-        table.add_row(when, format_distance(item.at, now), m.timeline_id, m.title, m.owner or "everyone", state)
+        state = STATE_LABELS[process.state(item)]
+        cells = (format_distance(item.at, process.now), m.timeline_id, m.title, m.owner or "everyone", state)
+        table.add_row(when, *(Text(printable(cell)) for cell in cells))  # Text: a title's [brackets] are not markup
     return table
+
+
+# The states of timelines/states.py as a terminal shows them (English, as the CLI is).
+STATE_LABELS = {
+    "late": "LATE",
+    "due_today": "due today",
+    "open": "open",
+    "waiting": "waiting",
+    "upcoming": "upcoming",
+    "missed": "missed",
+    "done": "✓ done",
+    "cancelled": "cancelled",
+}
 
 
 def instant(at: datetime | None, zone: str) -> dict[str, str] | None:
@@ -122,10 +137,10 @@ def instant(at: datetime | None, zone: str) -> dict[str, str] | None:
     return {"local": at.astimezone(get_zone(zone)).isoformat(), "utc": at.astimezone(UTC).isoformat()}
 
 
-def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
+def upcoming_json(items: Sequence[Occurrence], process: Process) -> list[dict[str, Any]]:
     rows = []
     for item in items:
-        m = item.milestone
+        m, standing = item.milestone, process.standing(item)
         local_day = item.at.astimezone(get_zone(m.zone)).date().isoformat()
         rows.append(
             {
@@ -144,6 +159,7 @@ def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
                 "due": instant(item.due_at, m.zone),
                 "starts": instant(item.starts_at, m.zone),
                 "ends": instant(item.ends_at, m.zone),
+                "state": standing.state,
                 "done_at": item.done_at.isoformat() if item.done_at else None,
                 "reminders": list(m.reminders),
             }

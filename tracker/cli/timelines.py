@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from tracker.timelines.completions import AlreadyDoneError
     from tracker.timelines.diff import Change
     from tracker.timelines.pipeline import SyncOutcome
-    from tracker.timelines.views import MilestoneView
+    from tracker.timelines.states import Process
+    from tracker.timelines.views import MilestoneView, Occurrence
 
 
 # PATHS are the command's extra arguments, not a declared argument: typer would check a declared one
@@ -118,24 +119,77 @@ def sync(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable 
     report_sync(run_sync(dry_run=False), as_json, " applied")
 
 
+OnlyTimeline = Annotated[str | None, typer.Option(help="Only this timeline")]
+OnlyAudience = Annotated[str | None, typer.Option(help="Only what concerns this audience")]
+SeenOn = Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
 @app.command()
 def upcoming(
     days: Annotated[int, typer.Option(min=0, max=3660, help="How many days ahead (at most 3660, ten years)")] = 30,
-    timeline: Annotated[str | None, typer.Option(help="Only this timeline")] = None,
-    audience: Annotated[str | None, typer.Option(help="Only what concerns this audience")] = None,
-    now: Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    timeline: OnlyTimeline = None,
+    audience: OnlyAudience = None,
+    now: SeenOn = None,
+    as_json: AsJson = False,
 ) -> None:
-    """List what is due in the next days."""
+    """List what is late, then what is due in the next days."""
     from tracker.display import upcoming_json, upcoming_table
+    from tracker.timelines.views import list_upcoming
+
+    process, late = late_steps(timeline, audience, now)
+    at = process.now
+    items = list_upcoming(process.views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
+    if as_json:
+        print_json(upcoming_json(late + items, process))
+        return
+    if late:
+        out.print(f"Late: {len(late)} step(s) past due and not done", style="bold red")
+        out.print(upcoming_table(late, process))
+        out.print()
+    if not items:
+        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
+        return
+    out.print(upcoming_table(items, process))
+
+
+@app.command()
+def late(
+    timeline: OnlyTimeline = None,
+    audience: OnlyAudience = None,
+    now: SeenOn = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the steps past due and not done (missed ones, past TRACKER_LATE_DAYS or overtaken, are left out)."""
+    from tracker.display import upcoming_json, upcoming_table
+
+    process, items = late_steps(timeline, audience, now)
+    if as_json:
+        print_json(upcoming_json(items, process))
+    elif not items:
+        out.print(f"Nothing is late on {process.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
+    else:
+        out.print(upcoming_table(items, process))
+
+
+def late_steps(timeline: str | None, audience: str | None, now: str | None) -> tuple[Process, list[Occurrence]]:
+    """The process as on *now* (default: now) and its late steps, for what the options select."""
+    from tracker.timelines.states import Process
+
+    config = settings()
+    process = Process(listed_views(timeline, audience), now=when(now, config.timezone, "--now"),
+                      late_days=config.late_days)  # fmt: skip
+    return process, process.late(timeline=timeline, audience=audience)
+
+
+def listed_views(timeline: str | None, audience: str | None) -> list[MilestoneView]:
+    """The stored milestones that read, after checking that *timeline* and *audience* exist."""
     from tracker.store.engine import transaction
     from tracker.store.quarantine import count_quarantine
     from tracker.timelines.dates import suggest
+    from tracker.timelines.screening import screen_views
     from tracker.timelines.stored import load_views
-    from tracker.timelines.views import list_upcoming
 
-    config = settings()
-    at = when(now, config.timezone, "--now")
     with transaction(store()) as session:
         views = load_views(session)
         set_aside = count_quarantine(session)["milestone"]
@@ -145,17 +199,10 @@ def upcoming(
     if audience is not None and audience not in audiences:
         hint = suggest(audience, audiences) or f" (known: {', '.join(audiences) or 'none'})"
         fail(f"--audience: no audience {audience!r}{hint}")
-    items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
     if set_aside:  # left out by the listing: said, so that nobody takes the list for all there is
         err.print(f"note: {set_aside} milestone(s) could not be read and are not listed; "
                   "see `tracker deliveries --status quarantined`", style="yellow")  # fmt: skip
-    if as_json:
-        print_json(upcoming_json(items))
-        return
-    if not items:
-        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
-        return
-    out.print(upcoming_table(items, at))
+    return screen_views(views)
 
 
 @app.command()

@@ -29,6 +29,23 @@ AUDIENCES = {
     "chair": N_("Chair"),
 }
 
+# The states of the process model (timelines/states.py), as every surface words them.
+STATE_WORDS = {
+    "late": N_("late"),
+    "due_today": N_("due today"),
+    "open": N_("open"),
+    "waiting": N_("waiting"),
+    "upcoming": N_("upcoming"),
+    "missed": N_("missed"),
+    "done": N_("done"),
+    "cancelled": N_("cancelled"),
+}
+
+
+def state_text(state: str, language: Language) -> str:
+    """Return a step's state ('late') in *language*."""
+    return language.translations.gettext(STATE_WORDS[state])
+
 
 @dataclass(frozen=True)
 class ItemText:
