@@ -88,7 +88,12 @@ def change_line(c: Change) -> Text:
     elif c.kind in ("added", "restored") and c.new_at:
         line.append(f"  {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind in ("completed", "amended") and c.new_at:
-        line.append(f"  done {format_at(c.new_at, c.zone, c.all_day)}")
+        was = f"{format_at(c.old_at, c.zone, c.all_day)} → " if c.kind == "amended" and c.old_at else ""
+        line.append(f"  done {was}{format_at(c.new_at, c.zone, c.all_day)}")
+        if c.fields:
+            line.append(f"  ({'; '.join(c.fields)})", style="dim")
+    elif c.kind == "reopened":
+        line.append(f"  done {format_at(c.old_at, c.zone, c.all_day)} removed")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")
     return line

@@ -152,6 +152,9 @@ def make_request(kind: Kind, language: str = "en", **overrides: Any) -> EmailReq
         values["old_at"] = datetime(2017, 3, 3, 22, 59, 59, tzinfo=UTC)  # moved a week later
     elif kind == "opened":
         values["predecessor"] = DRAFT
+    elif kind == "correction":
+        values["predecessor"] = DRAFT
+        values["note"] = "Recorded by mistake: the revised draft is still with the editors."
     values.update(overrides)
     return EmailRequest(**values)
 

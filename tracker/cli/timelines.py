@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -231,7 +232,7 @@ def done(
         with transaction(engine, write=True) as session:
             views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
             keep = frozenset(name for name, given in (("at", at), ("note", note), ("link", link)) if given is None)
-            request = DoneRequest(milestone, done_at, day, note or "", link or "", amend=amend, keep=keep)
+            request = DoneRequest(milestone, done_at, day, note or "", link or "", amend=amend, keep=keep, who=who())
             changes = record_done(session, request, views.get(milestone), now=now_utc())
     except AlreadyDoneError as exc:
         fail(f"{already_done(exc, views.get(milestone))}; add --amend to change its time, note or link", 1)
@@ -239,6 +240,37 @@ def done(
         fail(str(exc))
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
+
+
+@app.command()
+def reopen(
+    milestone: Annotated[str, typer.Argument(help="TIMELINE/MILESTONE")],
+    note: Annotated[str | None, typer.Option(help="Why (recorded; quoted to members told it had opened)")] = None,
+    occurrence: Annotated[str | None, typer.Option(help="A repeating milestone's occurrence, YYYY-MM-DD")] = None,
+) -> None:
+    """Remove a completion recorded by mistake; dates counted from it move back, and members told the
+    next step had opened get one correction."""
+    from tracker.display import change_line
+    from tracker.store.engine import transaction
+    from tracker.timelines.completions import CompletionError, ReopenRequest, record_reopen
+
+    try:
+        with transaction(store(), write=True) as session:
+            changes = record_reopen(session, ReopenRequest(milestone, note or "", occurrence, who=who()), now=now_utc())
+    except CompletionError as exc:
+        fail(str(exc), 1)
+    for c in changes:
+        out.print(change_line(c), soft_wrap=True)
+
+
+def who() -> str:
+    """Who runs this command, as events record it."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): the uid says enough
+        return f"cli:uid {os.getuid()}"
 
 
 def already_done(exc: AlreadyDoneError, view: MilestoneView | None) -> str:

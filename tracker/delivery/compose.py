@@ -59,6 +59,7 @@ class Store:
 
     views: Mapping[tuple[str, str], MilestoneView]
     event_milestones: Mapping[int, tuple[str, str]]  # event id → (timeline, milestone)
+    event_notes: Mapping[int, str] = field(default_factory=dict)  # event id → the note given with it
     set_aside: Problems = field(default_factory=dict)  # milestones that do not read ("timeline/key") → why
 
 
@@ -91,9 +92,11 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return compose_reminder(row, person, view, now)
     if row.kind == "changed":
         return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
-    if row.kind == "opened":
+    if row.kind in ("opened", "correction"):
         done = store.event_milestones.get(row.event_id or 0)
-        return request(row, person, now, view=view, predecessor=store.views.get(done) if done else None)
+        predecessor = store.views.get(done) if done else None
+        note = store.event_notes.get(row.event_id or 0, "") if row.kind == "correction" else ""
+        return request(row, person, now, view=view, predecessor=predecessor, note=note)
     return request(row, person, now, view=view)  # cancelled
 
 

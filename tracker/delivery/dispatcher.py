@@ -222,7 +222,7 @@ class Dispatcher:
             relax_durability(session.connection())
             rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
             if not rows:
-                return [], {}, Store({}, {})
+                return [], {}, Store({}, {}, {})
             self.held.update(row.id for row in rows)
             return rows, self.people(session, rows), self.store(session, rows)
 
@@ -245,15 +245,15 @@ class Dispatcher:
         if self._views is None or self._views[0] != newest:
             set_aside: Problems = {}
             loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
-            self._views = (newest, Store(loaded, {}, set_aside))
+            self._views = (newest, Store(loaded, {}, {}, set_aside))
         cached = self._views[1]
-        ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
+        ids = {row.event_id for row in rows if row.kind in ("opened", "correction") and row.event_id is not None}
         if not ids:
             return cached
-        events = session.exec(select(Event).where(col(Event.id).in_(ids)))
-        return Store(
-            cached.views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}, cached.set_aside
-        )
+        events = list(session.exec(select(Event).where(col(Event.id).in_(ids))))
+        milestones = {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}
+        notes = {e.id or 0: str((e.detail or {}).get("note", ""))[:2000] for e in events}
+        return Store(cached.views, milestones, notes, cached.set_aside)
 
     def write(self, done: list[Done]) -> None:
         """Record outcomes; retried, because a message the server took must not stay unrecorded."""

@@ -23,8 +23,9 @@ from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
 from tracker.timelines.diff import Change
 from tracker.timelines.screening import screen_views
+from tracker.timelines.states import Process
 from tracker.timelines.stored import load_views
-from tracker.timelines.views import UNREADABLE, MilestoneView, expand, follows
+from tracker.timelines.views import UNREADABLE, MilestoneView, expand, follows, reference
 
 log = logging.getLogger("tracker.delivery.notices")
 CURSOR = "notices"
@@ -48,6 +49,7 @@ class Snapshot:
     _views: list[MilestoneView] | None = None
     _readers: list[Reader] | None = None
     _by_key: dict[tuple[str, str], MilestoneView] = field(default_factory=dict)
+    _process: Process | None = None
 
     @property
     def views(self) -> list[MilestoneView]:
@@ -65,6 +67,13 @@ class Snapshot:
         if self._readers is None:
             self._readers = load_readers(self.session)
         return self._readers
+
+    def waiting(self, view: MilestoneView, now: datetime) -> bool:
+        """Whether *view* (its next occurrence) waits for an earlier step that is not done."""
+        if self._process is None or self._process.now != now:
+            self._process = Process(self.views, now=now)
+        coming = expand(view, now, now + timedelta(days=400))
+        return bool(coming) and self._process.is_waiting(coming[0])
 
     def routed(self, view: MilestoneView) -> list[Reader]:
         return [r for r in self.readers if follows(view, r.timelines, r.audiences)]
@@ -106,12 +115,19 @@ def handle(session: Session, event: Event, snapshot: Snapshot, now: datetime) ->
         return notice_cancelled(session, event, snapshot, now)
     if event.kind == "completed":
         return notice_opened(session, event, snapshot, now)
+    if event.kind == "reopened":
+        return notice_reopened(session, event, snapshot, now)
     return 0
 
 
 def notice_changed(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
-    """One 'changed' notice per change; a second move before it went out updates it (old → newest)."""
+    """One 'changed' notice per change; a second move before it went out updates it (old → newest).
+
+    A step still waiting for an earlier one is not news when it moves: its 'opened' notice will give its dates.
+    """
     view = snapshot.view(event.timeline_id, event.milestone_key)
+    if view is not None and snapshot.waiting(view, now):
+        return 0
     moved = None if view is None or view.status != "active" else coming_move(view, event.old_at, event.new_at, now)
     if view is None or moved is None:
         return 0
@@ -179,6 +195,37 @@ def notice_opened(session: Session, event: Event, snapshot: Snapshot, now: datet
         if view.main_at > now and "" not in view.completions:
             rows += [notice_row(r, view, "opened", event, now) for r in snapshot.routed(view)]
     return insert_new(session, rows)
+
+
+def notice_reopened(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
+    """A completion was removed: 'opened' notices not sent yet are cancelled, and whoever was told a
+    waiting step had opened gets one 'correction' (docs/architecture.md §6)."""
+    reopened = snapshot.view(event.timeline_id, event.milestone_key)
+    if reopened is None:
+        return 0
+    rows = []
+    for view in waiting_for(reopened, snapshot.views):
+        for row in planned_notices(session, view, "opened").values():
+            set_state(session, row.id, "cancelled", now, reason=f"{reference(reopened)} was reopened")
+        told = told_opened(session, view)
+        rows += [notice_row(r, view, "correction", event, now) for r in snapshot.routed(view) if r.id in told]
+    return insert_new(session, rows)
+
+
+def told_opened(session: Session, view: MilestoneView) -> set[int]:
+    """Subscribers whose latest word about *view* is an 'opened' notice sent (not corrected since)."""
+    latest: dict[str, Any] = {}
+    for kind in ("opened", "correction"):
+        query = (
+            select(Delivery.subscriber_id, func.max(Delivery.event_id))
+            .where(Delivery.timeline_id == view.timeline_id, Delivery.milestone_key == view.key)
+            .where(Delivery.kind == kind, col(Delivery.state).in_(("sent", "claimed") if kind == "opened" else
+                                                                  ("planned", "claimed", "sent")))
+            .group_by(col(Delivery.subscriber_id))
+        )  # fmt: skip
+        latest[kind] = dict(session.exec(query).all())
+    corrected = latest["correction"]
+    return {who for who, event_id in latest["opened"].items() if event_id > corrected.get(who, -1)}
 
 
 def notice_row(

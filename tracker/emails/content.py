@@ -143,6 +143,7 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         request.old_at,
         request.offset,
         identity(request.predecessor),
+        request.note,
         tuple((*identity(item.milestone), item.at) for item in request.digest),
         tuple(request.subscribed_to),
         request.links.confirm is None,

@@ -24,7 +24,7 @@ from tracker.i18n.wording import describe_item, describe_previous, due_text, gro
 from tracker.links import timeline_page
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
-from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in
+from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
 
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
@@ -188,6 +188,9 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
         values["old_when"] = when_text(occurrence_of(view, request.old_at), language, reader)
     elif request.kind == "opened":
         values["previous"] = describe_previous(request.predecessor, language)
+    elif request.kind == "correction":
+        values["reopened"] = title_in(request.predecessor, language.code) if request.predecessor else ""
+        values["why"] = request.note
     return values
 
 

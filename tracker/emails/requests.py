@@ -12,7 +12,7 @@ from tracker.subscribers.links import Links
 if TYPE_CHECKING:  # annotations only: the command line reads KINDS for its help without loading views
     from tracker.timelines.views import MilestoneView, Occurrence
 
-Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
+Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "correction", "digest"]
 
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -40,7 +40,10 @@ class EmailRequest:
     old_at: datetime | None = None  # "changed": the previous instant
     offset: str | None = None  # "reminder": "7d", "4h"
     digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
-    predecessor: MilestoneView | None = None  # "opened": the milestone whose completion opened this one
+    predecessor: MilestoneView | None = (
+        None  # "opened": the milestone whose completion opened this one; "correction": reopened
+    )
+    note: str = ""  # "correction": why the earlier step was reopened
     subscribed_to: Sequence[str] = ()  # "confirm": titles of the timelines followed (empty: all)
 
 

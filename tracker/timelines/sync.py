@@ -125,10 +125,13 @@ def write_file_completions(session: Session, plan: SyncPlan, now: datetime) -> N
     new = []
     for key, completion in plan.file_completions.items():
         old = stored.get(key)
-        if old is not None and old[0] == completion and old[1] == "file":
+        if old is not None and old[0] == completion:
+            continue  # the file agrees with what is recorded (a `tracker done` keeps its note and link)
+        if old is not None:  # the file's date wins; a note and link given to `tracker done` stay
+            where = (table.c.timeline_id == key[0]) & (table.c.milestone_key == key[1]) & (table.c.occurrence == "")
+            values = {"done_at": completion.done_at, "done_day": completion.day, "source": "file", "recorded_at": now}
+            session.execute(update(table).where(where).values(values))
             continue
-        if old is not None:
-            delete_completion(session, key)
         new.append(completion_columns(key, completion, "file", now))
     for key, (_, source) in stored.items():
         if source == "file" and key not in plan.file_completions:
@@ -167,6 +170,8 @@ def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | N
         detail = {"title": c.title, "zone": c.zone, "all_day": c.all_day}
         if c.fields:
             detail["fields"] = list(c.fields)
+        if c.who or c.note:  # a completion, amendment or reopening: who did it and why
+            detail.update(who=c.who, note=c.note)
         rows.append(
             {"at": now, "kind": c.kind, "timeline_id": c.timeline_id, "milestone_key": c.milestone_key,
              "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail}
