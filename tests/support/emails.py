@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from typing import Any
@@ -152,6 +153,11 @@ def make_request(kind: Kind, language: str = "en", **overrides: Any) -> EmailReq
         values["old_at"] = datetime(2017, 3, 3, 22, 59, 59, tzinfo=UTC)  # moved a week later
     elif kind == "opened":
         values["predecessor"] = DRAFT
+    elif kind == "overdue":  # the revised draft, due 24 February, still not posted a week later
+        values["view"] = replace(DRAFT, completions={})
+        values["due_at"] = DRAFT.due_at
+    elif kind == "delayed":
+        values["predecessor"] = replace(DRAFT, completions={})
     elif kind == "correction":
         values["predecessor"] = DRAFT
         values["note"] = "Recorded by mistake: the revised draft is still with the editors."

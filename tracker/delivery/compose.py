@@ -90,6 +90,8 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return Skip("milestone removed") if reason is None else Skip(f"milestone quarantined: {reason}", "quarantined")
     if row.kind == "reminder":
         return compose_reminder(row, person, view, now)
+    if row.kind in ("overdue", "delayed"):
+        return compose_late(row, person, view, store, now)
     if row.kind == "changed":
         return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
     if row.kind in ("opened", "correction"):
@@ -111,6 +113,24 @@ def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: dat
         return Skip("deadline passed before it could be sent", state="skipped")
     offset = row.slot if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
     return request(row, person, now, view=view, due_at=due_at, offset=offset)
+
+
+def compose_late(row: Claimed, person: Person, view: MilestoneView, store: Store, now: datetime) -> EmailRequest | Skip:
+    """An `overdue` notice of a step not done, or a `delayed` one of the window waiting for it."""
+    if view.status != "active":
+        return Skip(f"milestone {view.status}")
+    step = view if row.kind == "overdue" else step_before(view, store)
+    item = find_occurrence(step, row.occurrence) if step is not None and row.occurrence else None
+    if step is None or (item.occurrence if item else "") in step.completions:
+        return Skip("done since it was planned" if step is not None else "the step it waits for is gone")
+    if row.kind == "overdue":
+        return request(row, person, now, view=view, due_at=item.at if item else view.main_at)
+    return request(row, person, now, view=view, predecessor=step)
+
+
+def step_before(view: MilestoneView, store: Store) -> MilestoneView | None:
+    timeline, _, key = (view.opens_after or "").rpartition("/")
+    return store.views.get((timeline or view.timeline_id, key))
 
 
 def late_offset(view: MilestoneView, due_at: datetime, now: datetime) -> Offset:

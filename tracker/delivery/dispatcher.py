@@ -49,6 +49,7 @@ from tracker.delivery.outbox import (
     return_expired,
     skip_stale,
 )
+from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
@@ -80,6 +81,7 @@ class DispatchConfig:
     retry_max: timedelta = timedelta(hours=1)
     horizon: timedelta = timedelta(days=35)
     reminder_hour: int = 9
+    escalation: Escalation = field(default_factory=Escalation)
     suspend_after: int = 3
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "Tracker <tracker@localhost>"
@@ -93,6 +95,7 @@ class DispatchConfig:
             retry_max=timedelta(seconds=settings.retry_max),
             horizon=timedelta(days=settings.horizon_days),
             reminder_hour=settings.reminder_hour,
+            escalation=Escalation(settings.overdue_offsets, settings.late_days),
             suspend_after=settings.suspend_after,
             base_url=settings.base_url,
             from_address=settings.from_address,
@@ -201,7 +204,8 @@ class Dispatcher:
             result = None
             if handled.replan or replan_all:
                 config = self.config
-                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour)
+                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour,
+                                escalation=config.escalation)  # fmt: skip
         if handled.notices or (result and result.changed):
             log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
         return handled, result

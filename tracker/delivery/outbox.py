@@ -37,7 +37,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
-from tracker.delivery.planning import DeliveryKey, Key, Wanted, plan_digests, plan_reminders
+from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_late, plan_reminders
 from tracker.store.bulk import copy_rows
 from tracker.store.models import Delivery, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
@@ -88,7 +88,8 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
 
 # --- planning: make the outbox match what should be sent ---------------------------------
 
-REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
+# Planned from the milestones and the time; the other notices come from events and are never re-planned.
+REPLANNED_KINDS = ("reminder", "digest", "overdue", "delayed")
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
 
@@ -147,7 +148,9 @@ def recipients_statement(array: bool) -> Select[Any]:
     return statement
 
 
-def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int) -> Replan:
+def replan(
+    session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int, escalation: Escalation | None = None
+) -> Replan:
     """Bring the planned reminders and digests in line with the milestones and subscribers.
 
     Only planned rows change: a claimed row is being sent, a sent one stays sent. A row no
@@ -157,8 +160,10 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
     milestones: Problems = {}  # set aside, by timeline/milestone
     subscribers: Problems = {}  # by id
     views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
-    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour,
-                            set_aside=milestones)  # fmt: skip
+    wanted: list[Wanted] = []
+    for plan in (plan_reminders, plan_late):
+        wanted += plan(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour, set_aside=milestones,
+                       escalation=escalation)  # fmt: skip
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
@@ -166,7 +171,7 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
     current = session.execute(
         select(*(table.c[name] for name in (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason")))
         .where(table.c.kind.in_(REPLANNED_KINDS))
-        .where((table.c.state == "planned") | (table.c.deadline_at > now))
+        .where(table.c.state.in_(("planned", "held")) | (table.c.deadline_at > now))
     ).all()
     existing = {tuple(row[:6]): row for row in current}
     result, new_rows = Replan(), []
@@ -174,8 +179,10 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
         row = existing.get(item.key)
         if row is None:
             new_rows.append(new_row(item, now))
-        elif row.state == "planned" and (row.send_at, row.deadline_at) != (item.send_at, item.deadline_at):
-            result.moved += update_planned(session, row.id, item, now)
+        elif row.state in ("planned", "held") and (row.state == "held") != bool(item.held):
+            result.moved += update_planned(session, row.id, item, now, state=row.state)  # held, or let go
+        elif row.state in ("planned", "held") and (row.send_at, row.deadline_at) != (item.send_at, item.deadline_at):
+            result.moved += update_planned(session, row.id, item, now, state=row.state)
         elif row.state == "cancelled" and row.reason in REVIVABLE:
             result.revived += update_planned(session, row.id, item, now, state="cancelled")
         elif row.state == "quarantined" and row.reason.startswith(REVIVABLE_QUARANTINE):
@@ -185,7 +192,7 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
     wanted_keys = {item.key for item in wanted}
     context = Context(views, readers, milestones, subscribers)
     for key, row in existing.items():
-        if row.state == "planned" and key not in wanted_keys:
+        if row.state in ("planned", "held") and key not in wanted_keys:
             result.cancelled += cancel(session, row.id, context.why_not(key), now)
     return result
 
@@ -193,9 +200,10 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
 def new_row(item: Wanted, now: datetime) -> dict[str, Any]:
     return {
         "subscriber_id": item.subscriber_id, "timeline_id": item.timeline_id, "milestone_key": item.milestone_key,
-        "occurrence": item.occurrence, "kind": item.kind, "slot": item.slot, "state": "planned",
-        "send_at": item.send_at, "attempt_at": item.send_at, "deadline_at": item.deadline_at, "attempts": 0,
-        "last_error": "", "reply": "", "reason": "", "created_at": now, "updated_at": now,
+        "occurrence": item.occurrence, "kind": item.kind, "slot": item.slot,
+        "state": "held" if item.held else "planned", "send_at": item.send_at, "attempt_at": item.send_at,
+        "deadline_at": item.deadline_at, "attempts": 0, "last_error": "", "reply": "", "reason": item.held,
+        "created_at": now, "updated_at": now,
     }  # fmt: skip
 
 
@@ -245,11 +253,11 @@ def update_planned(session: Session, row_id: int, item: Wanted, now: datetime, s
         update(table)
         .where(table.c.id == row_id, table.c.state == state)
         .values(
-            state="planned",
+            state="held" if item.held else "planned",  # a held row waits for its step, with the reason
             send_at=item.send_at,
             attempt_at=item.send_at,
             deadline_at=item.deadline_at,
-            reason="",
+            reason=item.held,
             updated_at=now,
         )
     )
@@ -265,7 +273,7 @@ def cancel(session: Session, row_id: int, reason: str, now: datetime) -> int:
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
-        .where(table.c.id == row_id, table.c.state == "planned")
+        .where(table.c.id == row_id, table.c.state.in_(("planned", "held")))
         .values(state="cancelled", reason=reason, updated_at=now)
     )
     return changed(session.execute(statement))
@@ -283,6 +291,9 @@ REVIVABLE = frozenset(
         "milestone removed",
         "milestone quarantined",
         "subscriber quarantined",
+        "milestone done",  # reopened: its reminders and overdue notices come back
+        "no longer late",
+        "the step it waits for is done or moved",
     }
 )
 
@@ -318,6 +329,8 @@ class Context:
             return f"milestone {view.status if view else 'removed'}"
         if occurrence in view.completions:
             return "milestone done"
+        if kind in ("overdue", "delayed"):
+            return "no longer late" if kind == "overdue" else "the step it waits for is done or moved"
         if not follows(view, reader.timelines, reader.audiences):
             return "no longer concerns the subscriber"
         if slot not in (view.reminders if reader.reminders is None else reader.reminders):
@@ -389,24 +402,25 @@ def count_due(session: Session, now: datetime, limit: int) -> int:
 def skip_stale(session: Session, now: datetime) -> int:
     """Skip what is no use sending any more; return how many rows.
 
-    After downtime several reminders of one occurrence can be due at once: only the latest
-    goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its deadline,
-    nothing goes.
+    After downtime several reminders (or overdue notices) of one occurrence can be due at once:
+    only the latest goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its
+    deadline, nothing goes.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
     later = table.alias("later")
     newer_due = exists().where(
         *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
-        later.c.kind == "reminder",
+        later.c.kind == table.c.kind,  # an overdue step's escalations too: "late by 14 days", once
         later.c.send_at > table.c.send_at,
         later.c.send_at <= now,
         later.c.state.in_(("planned", "claimed", "sent")),
     )
-    superseded = (
+    superseded = [
         update(table)
-        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, newer_due)
-        .values(state="skipped", reason="a later reminder was due at the same time", updated_at=now)
-    )
+        .where(table.c.state == "planned", table.c.kind == kind, table.c.send_at <= now, newer_due)
+        .values(state="skipped", reason=f"a later {words} was due at the same time", updated_at=now)
+        for kind, words in (("reminder", "reminder"), ("overdue", "overdue notice"))
+    ]
     opened = table.alias("opened")
     just_opened = exists().where(
         *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
@@ -424,7 +438,7 @@ def skip_stale(session: Session, now: datetime) -> int:
         .where(table.c.state == "planned", table.c.deadline_at <= now)
         .values(state="skipped", reason="deadline passed before it could be sent", updated_at=now)
     )
-    return sum(changed(session.execute(statement)) for statement in (superseded, told, expired))
+    return sum(changed(session.execute(statement)) for statement in (*superseded, told, expired))
 
 
 def return_expired(session: Session, now: datetime) -> int:

@@ -20,7 +20,7 @@ from tracker.emails.requests import EmailRequest, Sender
 from tracker.feeds import CalendarInfo, build_item_calendar
 from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
-from tracker.i18n.wording import describe_item, describe_previous, due_text, group_weeks, when_text
+from tracker.i18n.wording import describe_item, describe_previous, due_text, group_weeks, late_text, when_text
 from tracker.links import timeline_page
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
@@ -188,6 +188,11 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
         values["old_when"] = when_text(occurrence_of(view, request.old_at), language, reader)
     elif request.kind == "opened":
         values["previous"] = describe_previous(request.predecessor, language)
+    elif request.kind == "overdue":
+        values["late"] = late_text(view, request.due_at or view.main_at, request.now, language)
+    elif request.kind == "delayed" and request.predecessor is not None:
+        step = request.predecessor
+        values["step"] = describe_item(occurrence_of(step, None), language, reader, base_url)
     elif request.kind == "correction":
         values["reopened"] = title_in(request.predecessor, language.code) if request.predecessor else ""
         values["why"] = request.note

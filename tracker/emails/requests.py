@@ -12,7 +12,7 @@ from tracker.subscribers.links import Links
 if TYPE_CHECKING:  # annotations only: the command line reads KINDS for its help without loading views
     from tracker.timelines.views import MilestoneView, Occurrence
 
-Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "correction", "digest"]
+Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "digest"]
 
 
 KINDS: tuple[Kind, ...] = get_args(Kind)

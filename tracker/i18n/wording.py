@@ -144,6 +144,16 @@ def due_text(view: MilestoneView, offset: Offset, language: Language) -> str:
     return language.ngettext("Due in {num} minute", "Due in {num} minutes", minutes)
 
 
+def late_text(view: MilestoneView, due_at: datetime, now: datetime, language: Language) -> str:
+    """Return 'Overdue by 3 days' (whole days in the timeline's zone; hours under a day)."""
+    zone = get_zone(view.zone)
+    days = (now.astimezone(zone).date() - due_at.astimezone(zone).date()).days
+    if days >= 1:
+        return language.ngettext("Overdue by {num} day", "Overdue by {num} days", days)
+    hours = max(1, int((now - due_at).total_seconds() // 3600))
+    return language.ngettext("Overdue by {num} hour", "Overdue by {num} hours", hours)
+
+
 def starts_text(offset: Offset, language: Language) -> str:
     days, minutes = offset.days, offset.minutes
     if offset.is_calendar and days <= 1:

@@ -196,9 +196,9 @@ class Delivery(SQLModel, table=True):
     timeline_id: str = Field(default="", max_length=100)  # '' for confirm and digest
     milestone_key: str = Field(default="", max_length=100)
     occurrence: str = Field(default="", max_length=40)
-    kind: str = Field(max_length=12)  # confirm | reminder | opened | changed | cancelled | digest
+    kind: str = Field(max_length=12)  # confirm reminder opened changed cancelled correction overdue delayed digest
     slot: str = Field(default="", max_length=40)
-    state: str = Field(default="planned", max_length=12)  # planned claimed sent failed skipped cancelled quarantined
+    state: str = Field(default="planned", max_length=12)  # planned held claimed sent failed skipped cancelled …
     send_at: datetime = _at(nullable=False)  # when it is meant to go
     attempt_at: datetime = _at(nullable=False)  # when it may next be claimed (later after a failure)
     deadline_at: datetime | None = _at()  # after this, sending is pointless: no more retries

@@ -56,6 +56,7 @@ class Process:
             self.timelines.setdefault(view.timeline_id, []).append(view)
             self.by_key[(view.timeline_id, view.key)] = view
         self._reached: dict[str, datetime | None] = {}
+        self._moments: dict[str, list[datetime]] = {}
 
     def standing(self, item: Occurrence) -> Standing:
         """Return where *item* stands now."""
@@ -120,6 +121,28 @@ class Process:
             return True
         reached = self.reached(item.milestone.timeline_id)
         return reached is not None and reached > item.at
+
+    def missed_at(self, item: Occurrence) -> datetime:
+        """When a step not done becomes missed: TRACKER_LATE_DAYS after it, or when a later step of its
+        timeline begins, if sooner (now, if it is missed already)."""
+        limit = item.at + self.late_after
+        if self.moved_on(item):
+            return min(limit, self.now)
+        return min([limit, *(at for at in self.moments(item.milestone.timeline_id) if item.at < at < limit)])
+
+    def moments(self, timeline_id: str) -> list[datetime]:
+        """Instants the timeline's steps begin (those not waiting), from *late_after* ago to a year on."""
+        if timeline_id not in self._moments:
+            found = []
+            start, end = self.now - self.late_after, self.now + timedelta(days=400)
+            for view in self.timelines.get(timeline_id, ()):
+                try:
+                    items = expand(view, start, end) if view.status == "active" else []
+                except UNREADABLE:
+                    continue
+                found += [item.at for item in items if not self.is_waiting(item)]
+            self._moments[timeline_id] = sorted(found)
+        return self._moments[timeline_id]
 
     def reached(self, timeline_id: str) -> datetime | None:
         """The latest instant the timeline has reached: a step past, or a step done (even early)."""
