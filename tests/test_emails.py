@@ -86,22 +86,25 @@ def attachments(message: EmailMessage) -> list[EmailMessage]:
 
 @pytest.mark.parametrize("language", SHOWN)
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_is_text_then_html_and_only_a_reminder_carries_a_calendar(
+def test_every_kind_is_text_then_html_and_each_about_a_milestone_carries_its_calendar(
     renderer: Renderer, kind: Kind, language: str
 ) -> None:
-    message = render(renderer, make_request(kind, language))
+    request = make_request(kind, language)
+    message = render(renderer, request)
 
-    alternative = message.get_payload(0) if kind == "reminder" else message
+    about_a_milestone = request.view is not None
+    alternative = message.get_payload(0) if about_a_milestone else message
     assert isinstance(alternative, EmailMessage)
     assert alternative.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
     assert [p.get_content_charset() for p in alternative.iter_parts()] == ["utf-8", "utf-8"]
-    if kind == "reminder":
+    if about_a_milestone:
+        assert request.view is not None
         assert message.get_content_type() == "multipart/mixed"
         (calendar,) = attachments(message)
         assert calendar.get_content_type() == "text/calendar"
         assert calendar.get_param("method") == "PUBLISH" and calendar.get_content_charset() == "utf-8"
-        assert calendar.get_filename() == "member-comments.ics"
+        assert calendar.get_filename() == f"{request.view.key}.ics"
     else:
         assert attachments(message) == []
     assert not message.defects and not any(part.defects for part in message.walk())

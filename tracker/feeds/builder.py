@@ -19,6 +19,7 @@ from icalendar import (
     Calendar,
     Component,
     Event,
+    vCalAddress,
     vDDDTypes,
     vDuration,
     vRecur,
@@ -83,6 +84,7 @@ class CalendarInfo:
     source: str = ""  # the feed's own .ics address (RFC 7986 SOURCE), when known
     reminder_hour: int = 9  # TRACKER_REMINDER_HOUR: when day-offset alarms of all-day items fire
     words: ItemWords = ENGLISH
+    organizer: tuple[str, str] = ("", "")  # (name, address) an emailed item is PUBLISHed by (RFC 5546 3.2.1)
 
 
 def select_views(views: Iterable[MilestoneView], kind: FeedKind, key: str | None = None) -> list[MilestoneView]:
@@ -220,7 +222,7 @@ def tzid_of(zone: str) -> str | None:
 
 
 def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: CalendarInfo, *, now: datetime) -> bytes:
-    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as a reminder attaches it.
+    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as an email about it attaches it.
 
     UID, SEQUENCE and DTSTAMP are the feed's: a client that imports the file and shows the feed
     sees one item, in one version. A repeating milestone comes whole (series and done occurrences),
@@ -234,8 +236,20 @@ def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: Calen
     for zone, since in zones_used([view]):
         calendar.add_component(make_vtimezone(zone, since))
     for component in make_components(view, info, now=now):
+        add_organizer(component, info.organizer)
         calendar.add_component(component)
     return ical_bytes(calendar)
+
+
+def add_organizer(event: Event, organizer: tuple[str, str]) -> None:
+    """Add ORGANIZER, which METHOD:PUBLISH requires: a mailto: address and its name as CN."""
+    name, address = organizer
+    if not address:
+        return
+    value = vCalAddress(f"mailto:{address}")
+    if name:
+        value.params["CN"] = vText(name)
+    event.add("organizer", value)
 
 
 # --- one milestone -----------------------------------------------------------------------
