@@ -7,6 +7,7 @@ the new dates or STATUS:CANCELLED. METHOD:PUBLISH wants an ORGANIZER (RFC 5546 3
 
 from __future__ import annotations
 
+import ctypes
 import email
 import email.policy
 from dataclasses import replace
@@ -18,6 +19,7 @@ import pytest
 from icalendar import Calendar
 
 from tests.support.emails import SUBMISSION, make_request, make_view
+from tests.support.libical import load_libical, restriction_errors
 from tracker.emails import EmailRequest, Renderer
 from tracker.feeds import item_uid
 
@@ -79,3 +81,27 @@ def test_a_cancelled_email_attaches_the_item_cancelled_without_alarms(renderer: 
     assert str(event["STATUS"]) == "CANCELLED"
     assert int(event["SEQUENCE"]) == 3
     assert event.walk("VALARM") == []
+
+
+@pytest.fixture(scope="module")
+def libical() -> ctypes.CDLL:
+    lib = load_libical()
+    if lib is None:
+        pytest.skip("libical is not installed (apt-get install libical3): RFC 5546 restrictions not checked")
+    return lib
+
+
+@pytest.mark.parametrize("kind", ["reminder", "changed", "cancelled", "opened"])
+def test_every_attachment_passes_libicals_rfc_5546_publish_check(
+    renderer: Renderer, libical: ctypes.CDLL, kind: str
+) -> None:
+    request: EmailRequest = make_request(kind)  # type: ignore[arg-type]
+    message = email.message_from_bytes(renderer.render_bytes(request), policy=email.policy.strict)
+    assert isinstance(message, EmailMessage)
+    (part,) = message.iter_attachments()
+    data = part.get_payload(decode=True)  # the bytes as attached, not as icalendar would write them again
+    assert isinstance(data, bytes)
+
+    assert restriction_errors(libical, data) == []
+    without = b"".join(line + b"\r\n" for line in data.split(b"\r\n") if line and not line.startswith(b"ORGANIZER"))
+    assert restriction_errors(libical, without) != []  # the check does look: PUBLISH without ORGANIZER fails
