@@ -13,6 +13,7 @@ from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, get_zone, local_to_utc, parse_offset
 from tracker.timelines.states import LATE_DAYS, Process
+from tracker.timelines.triggers import fire_at, reminder_trigger
 from tracker.timelines.views import (
     UNREADABLE,
     MilestoneView,
@@ -59,22 +60,13 @@ class Wanted(DeliveryKey):
 
 
 def reminder_at(item: Occurrence, offset: Offset, reminder_hour: int) -> datetime:
-    """When the reminder *offset* before *item* goes out; the same instant as the feed's alarm.
+    """When the reminder *offset* before *item* goes out: the instant its calendar alarm fires.
 
-    Day offsets go out at the reminder hour, local time of the timeline, N calendar days
-    before (so across a DST change 09:00 stays 09:00); hour and minute offsets are exact,
-    counted from the end of an all-day deadline's day and from the start of anything else.
+    Both come from one rule (tracker/timelines/triggers.py): day offsets at the reminder hour,
+    local time of the timeline, N calendar days before (so 09:00 stays 09:00 across DST), or
+    at the item's own time of day if that is earlier; hour and minute offsets exact.
     """
-    view, zone = item.milestone, item.milestone.zone
-    local = item.at.astimezone(get_zone(zone))
-    if offset.is_calendar:
-        return local_to_utc(local.date() - timedelta(days=offset.days), time(reminder_hour), zone)
-    edge = item.at
-    if view.all_day and item.due_at is not None:
-        edge = local_to_utc(local.date() + timedelta(days=1), time(0), zone)
-    elif view.all_day:
-        edge = local_to_utc(local.date(), time(0), zone)
-    return edge - timedelta(minutes=offset.minutes)
+    return fire_at(item, reminder_trigger(item.milestone, offset, reminder_hour))
 
 
 def route(views: Iterable[MilestoneView], readers: Sequence[Reader]) -> dict[tuple[str, str], list[Reader]]:

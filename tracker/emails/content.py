@@ -41,7 +41,7 @@ class Content:
     language_line: bytes
     text: TextBody
     html: TextBody
-    attachment: bytes | None  # a reminder's calendar part, headers and body
+    attachment: bytes | None  # the milestone's calendar part, headers and body
     shown: frozenset[int]  # the personal values either part shows
 
     def fits(self, values: Sequence[str]) -> bool:
@@ -148,7 +148,7 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         tuple(request.subscribed_to),
         request.links.confirm is None,
     )
-    dated = request.kind == "reminder" and view is not None and view.updated_at is None
+    dated = view is not None and view.updated_at is None  # the attached item's DTSTAMP is then `now`
     state = (view, request.predecessor, tuple(request.digest), request.now if dated else None)
     return slot, state
 

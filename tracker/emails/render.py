@@ -26,6 +26,8 @@ from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
 from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
 
+# Kinds about a milestone: each carries its .ics, as the feed has it.
+ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -60,7 +62,7 @@ class Renderer:
         subject, text, html = self.compose(request, language)
         message = make_message(request, self.sender, subject, language.tag)
         body = [text_part(text, "plain"), text_part(html, "html")]
-        attachments = [self.calendar_part(request)] if request.kind == "reminder" else []
+        attachments = [self.calendar_part(request)] if request.kind in ATTACHED else []
         set_body(message, body, attachments, boundary_of(request.key))
         return message
 
@@ -93,7 +95,7 @@ class Renderer:
         found = self.contents.get(slot, state)
         if found is None:
             subject, text, html = self.compose(self.placeholders.stand_in(request), language)
-            attachment = self.attachment(request) if request.kind == "reminder" else None
+            attachment = self.attachment(request) if request.kind in ATTACHED else None
             found = make_content(subject, language.tag, text, html, attachment, self.placeholders)
             self.contents.put(slot, state, found)
         return found
@@ -141,7 +143,8 @@ class Renderer:
 def build_calendar(
     view: MilestoneView, request: EmailRequest, sender: Sender, language: Language
 ) -> tuple[bytes, bytes]:
-    """Return the calendar item of the occurrence *request* reminds of, and its attachment part as bytes."""
+    """Return the calendar item of the occurrence *request* is about, and its attachment part as bytes."""
+    name, address = parseaddr(sender.from_address)
     info = CalendarInfo(
         words=item_words(language),
         name=timeline_title_in(view, language.code),
@@ -149,6 +152,7 @@ def build_calendar(
         url=timeline_page(view, sender.base_url),
         base_url=sender.base_url,
         reminder_hour=sender.reminder_hour,
+        organizer=(name, address),
     )
     data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
     return data, calendar_part(data, attachment_name(view)).as_bytes(policy=HEADERS_POLICY)
