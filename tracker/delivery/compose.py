@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tracker.delivery.changes import in_date_order, stored_lines
 from tracker.delivery.outbox import Claimed
-from tracker.emails import EmailRequest, Recipient
+from tracker.emails import ChangeLine, EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, format_offset
@@ -83,18 +84,33 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return Skip(f"subscriber is {person.state}")
     if row.kind == "digest":
         return compose_digest(row, person, store, now)
+    if row.kind == "changed":
+        return compose_changed(row, person, store, now)
     view = store.views.get((row.timeline_id, row.milestone_key))
     if view is None:
         reason = store.set_aside.get(f"{row.timeline_id}/{row.milestone_key}")
         return Skip("milestone removed") if reason is None else Skip(f"milestone quarantined: {reason}", "quarantined")
     if row.kind == "reminder":
         return compose_reminder(row, person, view, now)
-    if row.kind == "changed":
-        return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
     if row.kind == "opened":
         done = store.event_milestones.get(row.event_id or 0)
         return request(row, person, now, view=view, predecessor=store.views.get(done) if done else None)
     return request(row, person, now, view=view)  # cancelled
+
+
+def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
+    """One message for every milestone of the change set: a line whose milestone is gone or set aside is left out."""
+    lines, left_out = [], ""
+    for line in in_date_order(stored_lines(row.lines, row.timeline_id, row.milestone_key, row.old_at, row.new_at)):
+        view = store.views.get(line.milestone)
+        if view is None:
+            reason = store.set_aside.get(f"{line.timeline_id}/{line.key}")
+            left_out = left_out or ("milestone removed" if reason is None else f"milestone quarantined: {reason}")
+            continue
+        lines.append(ChangeLine(view, line.change, line.old_at, line.new_at))
+    if not lines:
+        return Skip(left_out, "quarantined" if left_out.startswith("milestone quarantined") else "cancelled")
+    return request(row, person, now, changes=tuple(lines))
 
 
 def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: datetime) -> EmailRequest | Skip:

@@ -140,7 +140,7 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         reader,
         identity(view),
         request.due_at,
-        request.old_at,
+        tuple((*identity(line.view), line.change, line.old_at, line.new_at) for line in request.changes),
         request.offset,
         identity(request.predecessor),
         tuple((*identity(item.milestone), item.at) for item in request.digest),
@@ -148,7 +148,8 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         request.links.confirm is None,
     )
     dated = request.kind == "reminder" and view is not None and view.updated_at is None
-    state = (view, request.predecessor, tuple(request.digest), request.now if dated else None)
+    changed = tuple(line.view for line in request.changes)
+    state = (view, request.predecessor, tuple(request.digest), changed, request.now if dated else None)
     return slot, state
 
 

@@ -20,7 +20,7 @@ from tracker.emails.requests import EmailRequest, Sender
 from tracker.feeds import CalendarInfo, build_item_calendar
 from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
-from tracker.i18n.wording import describe_item, describe_previous, due_text, group_weeks, when_text
+from tracker.i18n.wording import ItemText, describe_item, describe_previous, due_text, group_weeks, when_text
 from tracker.links import timeline_page
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
@@ -165,10 +165,11 @@ def check_request(request: EmailRequest) -> None:
         raise ValueError("now must be an aware datetime")
     if request.kind == "confirm" and request.links.confirm is None:
         raise ValueError("a confirm email needs links.confirm")
-    if request.kind not in ("confirm", "digest") and request.view is None:
+    if request.kind == "changed":
+        if not request.changes or any(line.at is None for line in request.changes):
+            raise ValueError("a changed email needs its changes, each with its date")
+    elif request.kind not in ("confirm", "digest") and request.view is None:
         raise ValueError(f"a {request.kind} email needs a view")
-    if request.kind == "changed" and request.old_at is None:
-        raise ValueError("a changed email needs old_at")
     if request.kind == "reminder" and request.offset is None:
         raise ValueError("a reminder email needs its offset")
 
@@ -179,16 +180,32 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
         return {"topics": list(request.subscribed_to)}
     if request.kind == "digest":
         return {"weeks": group_weeks(request.digest, language, reader, base_url)}
+    if request.kind == "changed":
+        return changes_values(request, language, reader, base_url)
     assert request.view is not None
     view = request.view
     values: dict[str, Any] = {"item": describe_item(occurrence_of(view, request.due_at), language, reader, base_url)}
     if request.kind == "reminder" and request.offset is not None:
         values["due"] = due_text(view, parse_offset(request.offset), language)
-    elif request.kind == "changed":
-        values["old_when"] = when_text(occurrence_of(view, request.old_at), language, reader)
     elif request.kind == "opened":
         values["previous"] = describe_previous(request.predecessor, language)
     return values
+
+
+def changes_values(request: EmailRequest, language: Language, reader: str, base_url: str) -> dict[str, Any]:
+    """Each line of a changed message: the milestone at its new date (or the one given up), and the old date."""
+    lines = []
+    for line in request.changes:
+        item = describe_item(occurrence_of(line.view, line.at), language, reader, base_url)
+        moved = line.change in ("moved", "restored") and line.old_at is not None
+        old_when = when_text(occurrence_of(line.view, line.old_at), language, reader) if moved else ""
+        lines.append({"item": item, "change": line.change, "old_when": old_when})
+    timelines = {describe.timeline for describe in (line["item"] for line in lines) if isinstance(describe, ItemText)}
+    return {
+        "changes": lines,
+        "timeline": timelines.pop() if len(timelines) == 1 else "",  # all about one timeline: said once
+        "moved": any(line.change in ("moved", "restored") for line in request.changes),
+    }
 
 
 def render_block(template: Template, name: str, context: dict[str, Any]) -> str:
@@ -255,4 +272,5 @@ def reader_zone(request: EmailRequest) -> str:
     try:
         return get_zone(request.recipient.timezone).key
     except DateError:
-        return request.view.zone if request.view is not None else "UTC"
+        view = request.view or (request.changes[0].view if request.changes else None)
+        return view.zone if view is not None else "UTC"
