@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from tests.support.cli import cli_env, tracker
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import WriteTimeline
+from tracker.delivery.changes import Change, Line, fold
 
 # A meeting and the three dates that count from it (CWG-WSIS: documents 30 days before, contributions
 # 12 days before, the summary a week after its end). Far ahead, so that `tracker sync` and `plan`,
@@ -276,3 +278,31 @@ def test_plan_says_how_many_subscribers_get_one_message_listing_how_many_changes
         "kind": "changed",
         "subscribers": 2,
     }
+
+
+# --- how a later change folds into a line not sent yet (pure) ---------------------------------
+
+A, B, C = (datetime(2099, 3, day, 22, 59, 59, tzinfo=UTC) for day in (10, 17, 24))
+
+
+def line(change: Change, old_at: datetime | None, new_at: datetime | None = None) -> Line:
+    return Line("cwg-40", "documents", change, old_at, new_at)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "told"),
+    [
+        (line("moved", A, B), line("moved", B, C), line("moved", A, C)),  # old → newest
+        (line("moved", A, B), line("moved", B, A), "moved back to its earlier date"),
+        (line("moved", A, B), line("cancelled", B), line("cancelled", A)),  # off, from the date they knew
+        (line("cancelled", A), line("restored", A, A), "back as it was"),
+        (line("cancelled", A), line("restored", A, B), line("moved", A, B)),
+        (line("restored", A, B), line("moved", B, C), line("restored", A, C)),
+        (line("restored", A, B), line("removed", B), "removed again"),
+    ],
+)
+def test_a_later_change_folds_into_the_unsent_line_from_what_the_member_last_heard(
+    earlier: Line, later: Line, told: Line | str
+) -> None:
+    folded, reason = fold(earlier, later)
+    assert (folded, reason) == ((None, told) if isinstance(told, str) else (told, ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 Change = Literal["moved", "cancelled", "removed", "restored"]
@@ -58,8 +59,14 @@ def stored_lines(
 ) -> list[Line]:
     """The lines of a stored changed row; a row planned before change sets tells of its one milestone's move."""
     if lines is not None:
-        return [read_line(value) for value in lines]
+        return [read_stored(tuple(value)) for value in lines]
     return [Line(timeline_id, key, "moved", old_at, new_at)]
+
+
+@lru_cache(maxsize=4096)
+def read_stored(value: tuple[Any, ...]) -> Line:
+    """read_line, once for each line: a change set's lines repeat in the messages of all its readers."""
+    return read_line(list(value))
 
 
 def fold(earlier: Line, later: Line) -> tuple[Line | None, str]:

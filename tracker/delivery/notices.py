@@ -216,9 +216,11 @@ def tell(
     holding = pending.holding(line.milestone)
     for message in list(holding.values()):
         pending.fold(message, line)
-    for reader in snapshot.routed(view):
-        if reader.id not in holding and reader.id not in opening:
-            pending.add(reader.id, change_set, line)
+    pending.add(
+        [reader.id for reader in snapshot.routed(view) if reader.id not in holding and reader.id not in opening],
+        change_set,
+        line,
+    )
 
 
 @dataclass
@@ -234,20 +236,21 @@ class Message:
     reason: str = ""  # why its last line went, should none be left
 
     def row(self, now: datetime) -> dict[str, Any]:
-        lines = in_date_order(list(self.lines.values()))
+        lines, deadline_at = stored_form(frozenset(self.lines.values()))
         return {
             "subscriber_id": self.subscriber_id, "timeline_id": "", "milestone_key": "", "occurrence": "",
             "kind": "changed", "slot": self.change_set, "state": "planned", "send_at": now, "attempt_at": now,
-            "deadline_at": lines[-1].at, "attempts": 0, "old_at": None, "new_at": None, "event_id": self.event_id,
-            "lines": [line_json(line) for line in lines], "last_error": "", "reply": "", "reason": "",
+            "deadline_at": deadline_at, "attempts": 0, "old_at": None, "new_at": None, "event_id": self.event_id,
+            "lines": lines, "last_error": "", "reply": "", "reason": "",
             "created_at": now, "updated_at": now,
         }  # fmt: skip
 
 
-@lru_cache(maxsize=4096)
-def line_json(line: Line) -> list[Any]:
-    """A line as stored; one line object goes to every subscriber it concerns, so it is written once."""
-    return line.to_json()
+@lru_cache(maxsize=1024)
+def stored_form(lines: frozenset[Line]) -> tuple[list[list[Any]], datetime]:
+    """Lines as stored, in date order, and the last date they tell of: made once for all who get the same lines."""
+    ordered = in_date_order(list(lines))
+    return [line.to_json() for line in ordered], ordered[-1].at
 
 
 @dataclass
@@ -293,12 +296,16 @@ class Pending:
         else:
             message.lines[line.milestone] = folded
 
-    def add(self, subscriber_id: int, change_set: tuple[str, int | None], line: Line) -> None:
-        message = self.messages.get((subscriber_id, change_set[0]))
-        if message is None:
-            message = Message(subscriber_id, change_set[0], change_set[1], {})
-            self.messages[(subscriber_id, change_set[0])] = message
-        self.put(message, line)
+    def add(self, subscriber_ids: list[int], change_set: tuple[str, int | None], line: Line) -> None:
+        """Put *line* in each subscriber's message of *change_set* (a loop run for every reader of every line)."""
+        key, (set_id, event_id) = line.milestone, change_set
+        holders, messages = self.by_line.setdefault(key, {}), self.messages
+        for subscriber_id in subscriber_ids:
+            message = messages.get((subscriber_id, set_id))
+            if message is None:
+                message = messages[(subscriber_id, set_id)] = Message(subscriber_id, set_id, event_id, {})
+            message.lines[key] = line
+            holders[subscriber_id] = message
 
     def write(self, session: Session, now: datetime) -> int:
         """Insert the new messages, update the folded ones, cancel those left with no line; return how many."""
