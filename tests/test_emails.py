@@ -558,7 +558,7 @@ def test_the_text_part_reads_alone_with_links_written_out(renderer: Renderer) ->
         ("confirm", {"links": replace(links(), confirm=None)}, "links.confirm"),
         ("reminder", {"view": None}, "needs a view"),
         ("reminder", {"offset": None}, "offset"),
-        ("changed", {"old_at": None}, "old_at"),
+        ("changed", {"changes": ()}, "needs its changes"),
         ("digest", {"now": datetime(2017, 3, 3, 8, 0)}, "aware"),
     ],
 )

@@ -99,6 +99,20 @@ def change_line(c: Change) -> Text:
     return line
 
 
+def notice_line(kind: str, count: int) -> str:
+    if kind == "changed":
+        return f"      → listed in the 'changed' message of {count} subscriber{'s' * (count != 1)}"
+    return f"      → '{kind}' notice to {count} subscriber{'s' * (count != 1)}"
+
+
+def messages_lines(messages: list[tuple[int, int]]) -> list[str]:
+    """'2 subscribers get one message listing 4 changes': one changed message per subscriber for the whole sync."""
+    return [
+        f"{n} subscriber{'s get' if n != 1 else ' gets'} one message listing {m} change{'s' * (m != 1)}"
+        for n, m in messages
+    ]
+
+
 def summarise(changes: Sequence[Change]) -> str:
     counts: dict[str, int] = {}
     for c in changes:

@@ -27,6 +27,7 @@ from tracker.cli.common import (
 from tracker.cli.console import styled
 
 if TYPE_CHECKING:
+    from tracker.delivery.notices import NoticePreview
     from tracker.timelines.completions import AlreadyDoneError
     from tracker.timelines.diff import Change
     from tracker.timelines.pipeline import SyncOutcome
@@ -70,7 +71,7 @@ def run_sync(dry_run: bool) -> SyncOutcome:
 
 
 def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
-    from tracker.display import change_json, change_line, summarise
+    from tracker.display import change_json, change_line, messages_lines, notice_line, summarise
 
     if not outcome.ok or outcome.plan is None:
         print_problems(outcome.problems)
@@ -79,27 +80,30 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
     changes = outcome.plan.changes
     notices = notices_of(changes)
     if as_json:
-        listed = [{**change_json(c), "notice": notice_json(notices.get((c.timeline_id, c.milestone_key or "")))}
+        by_change = notices.by_change
+        listed = [{**change_json(c), "notice": notice_json(by_change.get((c.timeline_id, c.milestone_key or "")))}
                   for c in changes]  # fmt: skip
-        print_json({"changes": listed})
+        messages = [{"subscribers": n, "changes": m} for n, m in notices.messages]
+        print_json({"changes": listed, "messages": messages})
         return
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
-        notice = notices.get((c.timeline_id, c.milestone_key or ""))
+        notice = notices.by_change.get((c.timeline_id, c.milestone_key or ""))
         if notice is not None:
-            kind, count = notice
-            out.print(f"      → '{kind}' notice to {count} subscriber{'s' * (count != 1)}", style="dim")
+            out.print(notice_line(*notice), style="dim")
+    for line in messages_lines(notices.messages):
+        out.print(line)
     head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
     out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
 
 
-def notices_of(changes: list[Change]) -> dict[tuple[str, str], tuple[str, int]]:
+def notices_of(changes: list[Change]) -> NoticePreview:
     """Notices the changes call for, as the store stands (before a dry run, after a sync)."""
-    from tracker.delivery.notices import preview
+    from tracker.delivery.notices import NoticePreview, preview
     from tracker.store.engine import transaction
 
-    if not any(c.kind in ("rescheduled", "cancelled", "removed", "completed") for c in changes):
-        return {}
+    if not any(c.kind in ("rescheduled", "cancelled", "removed", "restored", "completed") for c in changes):
+        return NoticePreview({}, [])
     with transaction(store()) as session:
         return preview(session, changes, now_utc())
 

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tracker.delivery.changes import stored_lines
 from tracker.delivery.outbox import Claimed
-from tracker.emails import EmailRequest, Recipient
+from tracker.emails import ChangeLine, EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, format_offset
@@ -84,6 +85,8 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return Skip(f"subscriber is {person.state}")
     if row.kind == "digest":
         return compose_digest(row, person, store, now)
+    if row.kind == "changed":
+        return compose_changed(row, person, store, now)
     view = store.views.get((row.timeline_id, row.milestone_key))
     if view is None:
         reason = store.set_aside.get(f"{row.timeline_id}/{row.milestone_key}")
@@ -92,14 +95,28 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return compose_reminder(row, person, view, now)
     if row.kind in ("overdue", "delayed"):
         return compose_late(row, person, view, store, now)
-    if row.kind == "changed":
-        return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
     if row.kind in ("opened", "correction"):
         done = store.event_milestones.get(row.event_id or 0)
         predecessor = store.views.get(done) if done else None
         note = store.event_notes.get(row.event_id or 0, "") if row.kind == "correction" else ""
         return request(row, person, now, view=view, predecessor=predecessor, note=note)
     return request(row, person, now, view=view)  # cancelled
+
+
+def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
+    """One message for every milestone of the change set: a line whose milestone is gone or set aside is left out."""
+    lines, left_out = [], ""
+    # Stored in date order (notices.stored_form): a batch of thousands need not sort them again.
+    for line in stored_lines(row.lines, row.timeline_id, row.milestone_key, row.old_at, row.new_at):
+        view = store.views.get(line.milestone)
+        if view is None:
+            reason = store.set_aside.get(f"{line.timeline_id}/{line.key}")
+            left_out = left_out or ("milestone removed" if reason is None else f"milestone quarantined: {reason}")
+            continue
+        lines.append(ChangeLine(view, line.change, line.old_at, line.new_at))
+    if not lines:
+        return Skip(left_out, "quarantined" if left_out.startswith("milestone quarantined") else "cancelled")
+    return request(row, person, now, changes=tuple(lines))
 
 
 def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: datetime) -> EmailRequest | Skip:

@@ -352,6 +352,7 @@ class Claimed(DeliveryKey):
     old_at: datetime | None
     new_at: datetime | None
     event_id: int | None
+    lines: list[list[Any]] | None  # changed: what it lists (notices.Message)
 
 
 _CLAIMED_COLUMNS = list(Claimed.__dataclass_fields__)

@@ -6,6 +6,7 @@ caller's transaction, so a sync either happens whole or not at all.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -160,7 +161,16 @@ def completion_columns(key: Key, completion: Completion, source: str, now: datet
     }
 
 
-def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | None, now: datetime) -> None:
+def new_change_set() -> str:
+    """Return a fresh change-set id: what one sync, one completion or one API call changes together."""
+    return uuid.uuid4().hex
+
+
+def write_events(
+    session: Session, changes: Iterable[Change], plan: SyncPlan | None, now: datetime, change_set: str | None = None
+) -> None:
+    """Write one event per change, all of one change set (a new one unless given): members hear of it once."""
+    change_set = change_set or new_change_set()
     rows = []
     for c in changes:
         revision = None
@@ -174,7 +184,8 @@ def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | N
             detail.update(who=c.who, note=c.note)
         rows.append(
             {"at": now, "kind": c.kind, "timeline_id": c.timeline_id, "milestone_key": c.milestone_key,
-             "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail}
+             "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail,
+             "change_set": change_set}
         )  # fmt: skip
     if rows:
         insert_rows(session, Event.__table__, rows)  # type: ignore[attr-defined]
