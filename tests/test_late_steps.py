@@ -6,10 +6,15 @@ draft (due 24 February) is late; the members' comment window opens 14 days after
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import pytest
+from sqlalchemy import Engine
+
 from tests.support.cli import tracker
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
 
@@ -100,3 +105,69 @@ def test_a_timelines_own_overdue_offsets_replace_tracker_overdue(
     overdue = [s for s in inbox(smtp, SECRETARIAT) if s.startswith("Overdue")]
     # The morning after the due day, then two days after it; not three days after (the setting's 3d).
     assert overdue == ["Overdue by 1 day: Revised draft posted", "Overdue by 2 days: Revised draft posted"]
+
+
+def secretariat_only(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> dict[str, str]:
+    """The HLPF chain, the secretariat subscribed, a first pass on 20 February; the environment to go on with."""
+    env = {**env, "TRACKER_SMTP_URL": smtp.url, "TRACKER_SECRET_KEY": "s" * 40}
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    tracker("subscribers", "add", SECRETARIAT, "--audience", "secretariat", "--confirmed", env=env, cwd=tmp_path)
+    tracker("send-due", "--now", "2017-02-20T09:00", env=env, cwd=tmp_path)
+    return env
+
+
+def test_a_late_step_moved_and_late_again_is_chased_again(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    # Found in review: the overdue rows of the first due date were sent, and a new due date reused their keys.
+    env = secretariat_only(env, tmp_path, write_timeline, smtp)
+    tracker("send-due", "--now", "2017-02-25T09:00", env=env, cwd=tmp_path)
+
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-03-01"))  # more time given
+    tracker("sync", env=env, cwd=tmp_path)
+    tracker("send-due", "--now", "2017-03-02T09:00", env=env, cwd=tmp_path)
+
+    overdue = [s for s in inbox(smtp, SECRETARIAT) if s.startswith("Overdue")]
+    assert overdue == ["Overdue by 1 day: Revised draft posted"] * 2
+
+
+def test_after_downtime_only_the_latest_overdue_notice_goes(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    env = secretariat_only(env, tmp_path, write_timeline, smtp)
+
+    tracker("send-due", "--now", "2017-03-01T09:00", env=env, cwd=tmp_path)  # nothing ran for nine days
+
+    assert [s for s in inbox(smtp, SECRETARIAT) if s.startswith("Overdue")] == [
+        "Overdue by 5 days: Revised draft posted"
+    ]
+
+
+def test_an_overdue_notice_claimed_after_its_step_moved_ahead_is_not_sent(
+    hlpf_engine: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    # A long pass claims without re-planning: the row still says "late" when the step no longer is.
+    clock = Clock(at("2017-02-20 09:00"))
+    subscribe(hlpf_engine, SECRETARIAT, clock.now, audiences=("secretariat",))
+    deliver(make_dispatcher(hlpf_engine, smtp.url, clock))
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-03-10"))
+    sync(hlpf_engine, schedules, clock.now)
+    clock.now = at("2017-02-25 09:00")
+
+    dispatcher = make_dispatcher(hlpf_engine, smtp.url, clock)
+    asyncio.run(dispatcher.run_pass())  # no re-planning first
+    asyncio.run(dispatcher.mailer.close())
+
+    assert [s for s in inbox(smtp, SECRETARIAT) if s.startswith("Overdue")] == []
+    (row,) = rows(hlpf_engine, kind="overdue", slot="due@2017-02-24")
+    assert (row.state, row.reason) == ("cancelled", "no longer late: its date moved")
+
+
+@pytest.fixture
+def hlpf_engine(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engine:
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    return engine

@@ -102,3 +102,21 @@ def test_late_lists_only_late_steps_longest_overdue_first() -> None:
     process = Process([second, DRAFT, COMMENTS, MEETING], now=at(10))
     assert [item.milestone.key for item in process.late()] == ["annex", "revised-draft"]
     assert [item.milestone.key for item in process.late(timeline="cwg")] == ["annex"]
+
+
+def test_a_late_step_that_another_waits_for_stays_late_when_an_unrelated_step_begins() -> None:
+    # Found in review: a consultation meeting on 10 March made the late draft "missed" on 11 March,
+    # while the comment window still waited for it; the process cannot go on without the draft.
+    meeting = make_view(key="consultation", title="Consultation", kind="span", all_day=False, owner=None, due_at=None,
+                        starts_at=at(10, 9), ends_at=at(10, 13))  # fmt: skip
+    assert state(DRAFT, at(11), COMMENTS, meeting) == "late"
+    missed_at = Process([DRAFT, COMMENTS, meeting], now=at(11)).missed_at(only(DRAFT))
+    assert missed_at == datetime(2017, 4, 7, 22, 59, 59, tzinfo=UTC)  # thirty days on: TRACKER_LATE_DAYS
+    assert state(DRAFT, at(11), meeting) == "missed"  # nothing waits for it: the timeline moved on
+
+
+def test_a_meeting_whose_earlier_step_is_done_is_upcoming_until_it_starts() -> None:
+    meeting = make_view(key="meeting", title="Meeting", kind="span", all_day=False, owner=None, due_at=None,
+                        opens_after="revised-draft", starts_at=at(20, 9), ends_at=at(20, 17))  # fmt: skip
+    assert state(meeting, at(12), done(DRAFT, at(7))) == "upcoming"
+    assert state(meeting, at(20, 10), done(DRAFT, at(7))) == "open"

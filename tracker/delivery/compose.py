@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from tracker.delivery.changes import stored_lines
 from tracker.delivery.outbox import Claimed
+from tracker.delivery.planning import local_day
 from tracker.emails import ChangeLine, EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
@@ -23,6 +24,7 @@ from tracker.timelines.views import (
     find_occurrence,
     follows,
     list_upcoming,
+    occurrence_of,
     time_left,
     timeline_title_in,
 )
@@ -137,11 +139,16 @@ def compose_late(row: Claimed, person: Person, view: MilestoneView, store: Store
     if view.status != "active":
         return Skip(f"milestone {view.status}")
     step = view if row.kind == "overdue" else step_before(view, store)
-    item = find_occurrence(step, row.occurrence) if step is not None and row.occurrence else None
-    if step is None or (item.occurrence if item else "") in step.completions:
-        return Skip("done since it was planned" if step is not None else "the step it waits for is gone")
+    if step is None or step.status != "active":
+        return Skip("the step it waits for is gone or cancelled")
+    item = find_occurrence(step, row.occurrence) if row.occurrence else occurrence_of(step, None)
+    if item is None or item.occurrence in step.completions:
+        return Skip("done since it was planned")
+    # Planned for a due day (in the slot): a step moved since, or no longer past due, is not late as said.
+    if item.at > now or row.slot.rpartition("@")[2] != local_day(item):
+        return Skip("no longer late: its date moved")
     if row.kind == "overdue":
-        return request(row, person, now, view=view, due_at=item.at if item else view.main_at)
+        return request(row, person, now, view=view, due_at=item.at)
     return request(row, person, now, view=view, predecessor=step)
 
 

@@ -392,7 +392,8 @@ def told_opened(session: Session, view: MilestoneView) -> set[int]:
         query = (
             select(Delivery.subscriber_id, func.max(Delivery.event_id))
             .where(Delivery.timeline_id == view.timeline_id, Delivery.milestone_key == view.key)
-            .where(Delivery.kind == kind, col(Delivery.state).in_(("sent", "claimed") if kind == "opened" else
+            # Told: an 'opened' notice that went (one still going may yet fail); corrected: one planned or sent.
+            .where(Delivery.kind == kind, col(Delivery.state).in_(("sent",) if kind == "opened" else
                                                                   ("planned", "claimed", "sent")))
             .group_by(col(Delivery.subscriber_id))
         )  # fmt: skip

@@ -37,7 +37,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
-from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_late, plan_reminders
+from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
 from tracker.store.bulk import copy_rows
 from tracker.store.models import Delivery, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
@@ -160,10 +160,8 @@ def replan(
     milestones: Problems = {}  # set aside, by timeline/milestone
     subscribers: Problems = {}  # by id
     views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
-    wanted: list[Wanted] = []
-    for plan in (plan_reminders, plan_late):
-        wanted += plan(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour, set_aside=milestones,
-                       escalation=escalation)  # fmt: skip
+    # Reminders, overdue and delayed notices planned in one go: one reading of the process's state.
+    wanted = plan_each(views, readers, ("reminders", "late"), now, horizon, reminder_hour, escalation, milestones)
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)

@@ -108,7 +108,7 @@ def plan_reminders(
     waiting for an earlier step are held (docs/architecture.md §6). Given *set_aside*, a
     milestone that cannot be planned is left out and recorded there; without, it raises.
     """
-    return plan_each(views, readers, "reminders", now, horizon, reminder_hour, escalation, set_aside)
+    return plan_each(views, readers, ("reminders",), now, horizon, reminder_hour, escalation, set_aside)
 
 
 def plan_late(
@@ -122,13 +122,13 @@ def plan_late(
     escalation: Escalation | None = None,
 ) -> list[Wanted]:
     """`overdue` notices of steps not done, `delayed` ones of the windows waiting for them, before *now + horizon*."""
-    return plan_each(views, readers, "late", now, horizon, reminder_hour, escalation, set_aside)
+    return plan_each(views, readers, ("late",), now, horizon, reminder_hour, escalation, set_aside)
 
 
 def plan_each(
     views: Iterable[MilestoneView],
     readers: Sequence[Reader],
-    what: str,
+    what: Sequence[str],
     now: datetime,
     horizon: timedelta,
     reminder_hour: int,
@@ -138,17 +138,17 @@ def plan_each(
     escalation = escalation or Escalation()
     active = [view for view in views if view.status == "active"]
     routes = route(active, readers)
-    plan = Planning(Process(active, now=now, late_days=escalation.late_days), now + horizon, reminder_hour,
-                    escalation.overdue)  # fmt: skip
+    process = Process(active, now=now, late_days=escalation.late_days, ahead=horizon)
+    plan = Planning(process, now + horizon, reminder_hour, escalation.overdue)
     wanted: list[Wanted] = []
     for view in active:
         members = routes[(view.timeline_id, view.key)]
         if not members:
             continue
         try:
-            if what == "reminders":
+            if "reminders" in what:
                 wanted.extend(plan.reminders(view, members))
-            else:
+            if "late" in what:
                 wanted.extend(plan.overdue(view, members) + plan.delayed(view, members))
         except UNREADABLE as exc:  # one milestone that cannot be planned must not stop everyone's reminders
             if set_aside is None:
@@ -192,7 +192,9 @@ class Planning:
             missed_at = process.missed_at(item)
             if missed_at <= process.now:
                 continue  # missed already: shown as such, no longer chased
-            for slot, send_at in overdue_times(item, offsets, self.reminder_hour):
+            due_day = local_day(item)  # in the slot: a step moved and late again is chased again
+            for offset, send_at in overdue_times(item, offsets, self.reminder_hour):
+                slot = f"{offset}@{due_day}"
                 if send_at <= self.until and send_at < missed_at:
                     wanted += [Wanted(r.id, view.timeline_id, view.key, item.occurrence, "overdue", slot, send_at,
                                       missed_at) for r in members]  # fmt: skip
@@ -210,8 +212,13 @@ class Planning:
         until = min(window.at, self.process.missed_at(late))
         if send_at > self.until or send_at >= until or until <= self.process.now:
             return []
-        slot = late.at.astimezone(get_zone(step.zone)).date().isoformat()  # a new due date, a new notice
+        slot = local_day(late)  # a new due date, a new notice
         return [Wanted(r.id, view.timeline_id, view.key, "", "delayed", slot, send_at, until) for r in members]
+
+
+def local_day(item: Occurrence) -> str:
+    """The local date of *item*, as a slot names the due date it was planned for."""
+    return item.at.astimezone(get_zone(item.milestone.zone)).date().isoformat()
 
 
 def overdue_times(item: Occurrence, offsets: Sequence[str], reminder_hour: int) -> list[tuple[str, datetime]]:

@@ -32,6 +32,10 @@ class AlreadyDoneError(CompletionError):
         self.done_at, self.day, self.note, self.link = record.done_at, record.done_day, record.note, record.link
 
 
+class NothingToReopenError(CompletionError):
+    """The step has no completion to withdraw, or its completion is written in its file."""
+
+
 class CompletionInputError(CompletionError):
     """A completion's time, note or link that cannot be recorded; *field* names it."""
 
@@ -112,10 +116,10 @@ def record_reopen(session: Session, request: ReopenRequest, *, now: datetime) ->
     occurrence = request.occurrence if request.occurrence is not None else latest_done(session, key)
     record = recorded_completion(session, key, occurrence)
     if record is None:
-        raise CompletionError(f"{request.reference} is not done: there is no completion to reopen")
+        raise NothingToReopenError(f"{request.reference} is not done: there is no completion to reopen")
     if record.source == "file":
         path = stored.timelines[key[0]].path
-        raise CompletionError(f"{request.reference} is done in its file ({path}: done:); remove it there and sync")
+        raise NothingToReopenError(f"{request.reference} is done in its file ({path}: done:); remove it there and sync")
     delete_completion(session, key, occurrence)
     reopened = change("reopened", stored.milestones[key][2], old_at=record.done_at, who=request.who, note=request.note)
     if occurrence:

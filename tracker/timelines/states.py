@@ -45,18 +45,31 @@ class Standing:
 class Process:
     """The milestones of every timeline at one instant, read for the states of their steps."""
 
-    def __init__(self, views: Iterable[MilestoneView], *, now: datetime, late_days: int = LATE_DAYS) -> None:
+    def __init__(
+        self,
+        views: Iterable[MilestoneView],
+        *,
+        now: datetime,
+        late_days: int = LATE_DAYS,
+        ahead: timedelta = timedelta(days=400),
+    ) -> None:
+        """*ahead*: how far past now the states of steps are asked for (planning: its horizon)."""
         self.now = now
         self.late_days = late_days
         self.late_after = timedelta(days=late_days)
+        self.ahead = ahead
         self.views = list(views)
         self.timelines: dict[str, list[MilestoneView]] = {}
         self.by_key: dict[tuple[str, str], MilestoneView] = {}
         for view in self.views:
             self.timelines.setdefault(view.timeline_id, []).append(view)
             self.by_key[(view.timeline_id, view.key)] = view
+        # Steps an active step waits for: late, they stay late (and chased) for TRACKER_LATE_DAYS
+        # whatever else of the timeline moves on, since the process cannot go on without them.
+        self.awaited = {self.step_key(v) for v in self.views if v.opens_after and v.status == "active"}
         self._reached: dict[str, datetime | None] = {}
         self._moments: dict[str, list[datetime]] = {}
+        self._waiting: dict[tuple[str, str, str], bool] = {}
 
     def standing(self, item: Occurrence) -> Standing:
         """Return where *item* stands now."""
@@ -76,7 +89,8 @@ class Process:
             return Standing("open")
         if item.due_at is not None and same_day(item.due_at, now, view.zone):
             return Standing("due_today")
-        return Standing("open" if view.opens_after else "upcoming")
+        # A deadline whose earlier step is done may be worked on now; a window or meeting opens at its start.
+        return Standing("open" if view.opens_after and item.due_at is not None else "upcoming")
 
     def state(self, item: Occurrence) -> str:
         return self.standing(item).state
@@ -85,23 +99,31 @@ class Process:
         """The state of *view*'s current occurrence: a late one, else the next, else the last one."""
         try:
             late = [item for item in expand(view, self.now - self.late_after, self.now) if self.state(item) == "late"]
-            ahead = late or expand(view, self.now, self.now + timedelta(days=3660))
+            ahead = late or expand(view, self.now, self.now + timedelta(days=400))
             if ahead:
                 return self.state(ahead[0])
-            past = expand(view, self.now - timedelta(days=3660), self.now)
+            past = [] if view.repeat else expand(view, view.main_at, view.main_at)
         except UNREADABLE:
             return "cancelled" if view.status != "active" else "upcoming"
         return self.state(past[-1]) if past else ("cancelled" if view.status != "active" else "done")
 
     def step_before(self, view: MilestoneView) -> MilestoneView | None:
         """Return the step *view* opens after, if it names one that exists."""
-        if view.opens_after is None:
-            return None
-        timeline, _, key = view.opens_after.rpartition("/")
-        return self.by_key.get((timeline or view.timeline_id, key))
+        return self.by_key.get(self.step_key(view)) if view.opens_after else None
+
+    @staticmethod
+    def step_key(view: MilestoneView) -> tuple[str, str]:
+        timeline, _, key = (view.opens_after or "").rpartition("/")
+        return (timeline or view.timeline_id, key)
 
     def is_waiting(self, item: Occurrence) -> bool:
         """Whether the step *item* opens after is not done yet (a removed or cancelled one holds nothing)."""
+        key = (item.milestone.timeline_id, item.milestone.key, item.occurrence)
+        if key not in self._waiting:
+            self._waiting[key] = self.waits(item)
+        return self._waiting[key]
+
+    def waits(self, item: Occurrence) -> bool:
         before = self.step_before(item.milestone)
         if before is None or before.status != "active":
             return False
@@ -119,6 +141,8 @@ class Process:
         """Whether a late step is missed: long past, or a later step of its timeline is done or past."""
         if self.now - item.at > self.late_after:
             return True
+        if (item.milestone.timeline_id, item.milestone.key) in self.awaited:
+            return False
         reached = self.reached(item.milestone.timeline_id)
         return reached is not None and reached > item.at
 
@@ -128,13 +152,16 @@ class Process:
         limit = item.at + self.late_after
         if self.moved_on(item):
             return min(limit, self.now)
+        if (item.milestone.timeline_id, item.milestone.key) in self.awaited:
+            return limit
         return min([limit, *(at for at in self.moments(item.milestone.timeline_id) if item.at < at < limit)])
 
     def moments(self, timeline_id: str) -> list[datetime]:
-        """Instants the timeline's steps begin (those not waiting), from *late_after* ago to a year on."""
+        """Instants the timeline's steps begin (those not waiting), from *late_after* ago to as far ahead
+        as a step a state is asked of can be missed (*ahead* and *late_after* on)."""
         if timeline_id not in self._moments:
             found = []
-            start, end = self.now - self.late_after, self.now + timedelta(days=400)
+            start, end = self.now - self.late_after, self.now + self.ahead + self.late_after
             for view in self.timelines.get(timeline_id, ()):
                 try:
                     items = expand(view, start, end) if view.status == "active" else []

@@ -26,6 +26,7 @@ from tracker.timelines.completions import (
     CompletionError,
     CompletionInputError,
     DoneRequest,
+    NothingToReopenError,
     ReopenRequest,
     record_done,
     record_reopen,
@@ -105,9 +106,10 @@ class Secretariat:
                 changes = record_reopen(session, request, now=self.clock())
         except CompletionInputError as exc:
             return field_problem(str(exc))
+        except NothingToReopenError as exc:
+            return JSONResponse({"detail": str(exc)}, 409)
         except CompletionError as exc:
-            status = 409 if "no completion" in str(exc) or "in its file" in str(exc) else 404
-            return JSONResponse({"detail": str(exc)}, status)
+            return JSONResponse({"detail": str(exc)}, 404)
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
 
 
