@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tracker.delivery.outbox import Claimed
+from tracker.delivery.outbox import Claimed, slot_offset
 from tracker.emails import EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
@@ -106,7 +106,7 @@ def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: dat
         return Skip("milestone done")
     if due_at <= now:
         return Skip("deadline passed before it could be sent", state="skipped")
-    offset = row.slot if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
+    offset = slot_offset(row.slot) if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
     return request(row, person, now, view=view, due_at=due_at, offset=offset)
 
 

@@ -179,7 +179,9 @@ class Delivery(SQLModel, table=True):
 
     The unique key makes planning idempotent: the same reminder can never be planned twice.
     `slot` tells apart the messages of one kind about one occurrence: the offset of a
-    reminder ('7d'), the first event of a change notice, the week of a digest.
+    reminder ('7d'), the first event of a change notice, the week of a digest. A reminder
+    planned again for a deadline that moved after its first was sent names that deadline
+    ('7d@20170224T120000Z'): one reminder per offset per deadline (docs/architecture.md §3).
     """
 
     __tablename__ = "deliveries"
@@ -208,6 +210,7 @@ class Delivery(SQLModel, table=True):
     old_at: datetime | None = _at()  # changed: the date before the first move of this notice
     new_at: datetime | None = _at()  # changed: the date after the last move
     event_id: int | None = None  # the event a notice answers
+    revision: int | None = None  # reminders: the milestone's revision they were planned for (None: not checked)
     last_error: str = ""
     reply: str = ""  # the server's answer to the accepted message
     reason: str = ""  # why it was skipped or cancelled
