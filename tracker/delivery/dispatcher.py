@@ -76,7 +76,7 @@ NO_TIME_LEFT = "the next retry would come after the deadline"
 # A last attempt goes this long before the deadline, when the next backoff would end after it:
 # time to send and record it, and for the message to be of use.
 LAST_ATTEMPT = timedelta(seconds=30)
-FRESH = 0.25  # seconds: how old the milestone revisions a message's content is checked against may be
+FRESH = 0.1  # seconds: how old the milestone revisions a message's content is checked against may be
 HELPER_START = 10.0  # seconds send-due waits for its forked render helper (it takes milliseconds)
 
 
