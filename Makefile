@@ -22,16 +22,17 @@ install: $(STAMP)
 CHROMIUM ?= /usr/bin/chromium
 SKIPPING := browser tests will skip (or fail, with TRACKER_REQUIRE_BROWSER=1)
 # fonts-noto-cjk: without a CJK font the Chinese pages (and the switcher's 中文) screenshot as empty boxes.
+# libical3: the calendar library of Evolution; tests check every email's .ics against its RFC 5546 rules.
 browser:
-	@if [ -x "$(CHROMIUM)" ] && fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	@if [ -x "$(CHROMIUM)" ] && fc-list :lang=zh 2>/dev/null | grep -q . && ldconfig -p 2>/dev/null | grep -q libical.so; then \
 	  :; \
 	elif [ "$$(id -u)" != 0 ]; then \
 	  echo "browser: no $(CHROMIUM) or CJK font, and not root, so not installing them: $(SKIPPING)"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 	  echo "browser: no $(CHROMIUM) and no apt-get to install chromium: $(SKIPPING)"; \
 	else \
-	  echo "browser: installing Debian chromium, chromium-driver and fonts-noto-cjk"; \
-	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-noto-cjk; } \
+	  echo "browser: installing Debian chromium, chromium-driver, fonts-noto-cjk and libical3"; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-noto-cjk libical3; } \
 	    >/tmp/tracker-browser-apt.log 2>&1 \
 	    || echo "browser: apt-get failed (see /tmp/tracker-browser-apt.log): $(SKIPPING)"; \
 	fi

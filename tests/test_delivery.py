@@ -18,6 +18,7 @@ from tests.support.delivery import (
     Clock,
     at,
     deliver,
+    lines_of,
     make_dispatcher,
     mark_done,
     rows,
@@ -132,15 +133,16 @@ def test_a_moved_deadline_replans_reminders_keeps_sent_ones_and_notifies_once(
     reminders = {r.slot: r for r in rows(hlpf, milestone_key="revised-draft", kind="reminder")}
     assert reminders["14d"].state == "sent" and reminders["14d"].attempts == 1  # not resent
     assert reminders["7d"].state == "planned" and reminders["7d"].send_at == at("2017-02-24 09:00")
-    [notice] = rows(hlpf, kind="changed", milestone_key="revised-draft")
-    assert (notice.state, notice.old_at, notice.new_at) == (
+    [notice] = rows(hlpf, kind="changed")  # one message for the whole sync
+    lines = lines_of(notice)
+    assert (notice.state, lines["revised-draft"].old_at, lines["revised-draft"].new_at) == (
         "sent",
         at("2017-02-24 23:59:59"),
         at("2017-03-03 23:59:59"),
     )
     # The final draft follows the comments, which follow the revised draft: it moved too.
-    assert {r.milestone_key for r in rows(hlpf, kind="changed", state="sent")} == {"revised-draft", "final-draft"}
-    assert len(smtp.received) == 3
+    assert set(lines) == {"revised-draft", "final-draft"}
+    assert len(smtp.received) == 2
     assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0
 
 
@@ -155,18 +157,19 @@ def test_two_moves_before_the_notice_went_out_fold_into_one(
         write_timeline("hlpf", HLPF.replace("due: 2017-02-24", f"due: {due}"))
         sync(hlpf, schedules, clock.now)
         dispatcher.refresh()
-    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber, milestone_key="revised-draft")
-    assert (notice.old_at, notice.new_at) == (at("2017-02-24 23:59:59"), at("2017-03-10 23:59:59"))
+    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber)
+    line = lines_of(notice)["revised-draft"]
+    assert (line.old_at, line.new_at) == (at("2017-02-24 23:59:59"), at("2017-03-10 23:59:59"))
     write_timeline("hlpf", HLPF)  # and back to where it was: nothing to tell any more
     sync(hlpf, schedules, clock.now)
     dispatcher.refresh()
-    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber, milestone_key="revised-draft")
-    assert notice.state == "cancelled"
+    [notice] = rows(hlpf, kind="changed", subscriber_id=subscriber)
+    assert (notice.state, notice.reason) == ("cancelled", "nothing left to tell: moved back to its earlier date")
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     assert [m for m in smtp.received if "Revised draft" in str(m.parse()["Subject"])] == []
 
 
-def test_a_cancelled_deadline_sends_a_cancelled_notice_and_no_more_reminders(
+def test_a_cancelled_deadline_is_listed_as_cancelled_and_gets_no_more_reminders(
     hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
 ) -> None:
     clock = Clock(at("2017-02-02 09:00"))
@@ -178,8 +181,8 @@ def test_a_cancelled_deadline_sends_a_cancelled_notice_and_no_more_reminders(
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     [message] = [m.parse() for m in smtp.received]
     assert "Revised draft posted" in str(message["Subject"])
-    [notice] = rows(hlpf, kind="cancelled")
-    assert notice.state == "sent"
+    [notice] = rows(hlpf, kind="changed")
+    assert notice.state == "sent" and lines_of(notice)["revised-draft"].change == "cancelled"
     reminders = rows(hlpf, kind="reminder", milestone_key="revised-draft")
     assert reminders and {(r.state, r.reason) for r in reminders} == {("cancelled", "milestone cancelled")}
 
@@ -197,7 +200,8 @@ def test_completing_a_step_tells_the_audience_waiting_for_it(hlpf: Engine, smtp:
     # Done four days early, the comments are due four days earlier: the 'opened' notice says
     # so, without a separate 'changed' one; the secretariat hears that the final draft moved.
     assert [to for to, _ in subjects(smtp)] == ["member@example.org", "sec@example.org"]
-    assert [r.milestone_key for r in rows(hlpf, kind="changed")] == ["final-draft"]
+    [changed] = rows(hlpf, kind="changed")
+    assert list(lines_of(changed)) == ["final-draft"]
     # Done + 14 days, minus the 14-day reminder, is today: that reminder would repeat the notice.
     [reminder] = rows(hlpf, kind="reminder", milestone_key="member-comments", slot="14d")
     assert (reminder.state, reminder.reason) == ("skipped", "the 'opened' notice gave the date")
@@ -355,7 +359,8 @@ def test_moving_a_yearly_deadline_tells_members_about_the_next_occurrence(
     sync(engine, schedules, clock.now)
     deliver(make_dispatcher(engine, smtp.url, clock))
     [notice] = rows(engine, kind="changed")
-    assert (notice.old_at, notice.new_at) == (at("2027-01-02 23:59:59"), at("2027-01-05 23:59:59"))
+    line = lines_of(notice)["nominations"]
+    assert (line.old_at, line.new_at) == (at("2027-01-02 23:59:59"), at("2027-01-05 23:59:59"))
     assert notice.state == "sent" and len(smtp.received) == 1
 
 
@@ -370,7 +375,8 @@ def test_plan_tells_which_notices_a_sync_would_send_and_to_how_many(
                 env=env, cwd=tmp_path)  # fmt: skip
     write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2099-03-03"))
     planned = tracker("plan", env=env, cwd=tmp_path)
-    assert "→ 'changed' notice to 3 subscribers" in planned.stdout, planned.stdout
+    assert "→ listed in the 'changed' message of 3 subscribers" in planned.stdout, planned.stdout
+    assert "3 subscribers get one message listing 2 changes" in planned.stdout
     listed = json.loads(tracker("plan", "--json", env=env, cwd=tmp_path).stdout)["changes"]
     notices = {c["milestone"]: c["notice"] for c in listed}
     assert notices["revised-draft"] == {"kind": "changed", "subscribers": 3}

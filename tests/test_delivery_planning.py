@@ -36,6 +36,14 @@ def test_hour_offsets_are_exact_across_dst() -> None:
     assert when(timed, "1d") == at("2017-03-25 09:00").isoformat()  # a day offset: the reminder hour
 
 
+def test_a_day_offset_goes_at_the_reminder_hour_or_at_the_items_own_earlier_time() -> None:
+    noon = {"all_day": False, "due_at": at("2026-03-31 12:00")}  # summer time starts on 29 March
+    assert when(noon, "7d") == at("2026-03-24 09:00").isoformat()  # what the feed's -P7DT3H fires at
+    early = {"all_day": False, "due_at": at("2026-03-31 08:00")}
+    assert when(early, "7d") == at("2026-03-24 08:00").isoformat()  # 09:00 would be less than 7 days
+    assert when(early, "1d", hour=7) == at("2026-03-30 07:00").isoformat()
+
+
 def test_hours_before_an_all_day_deadline_count_from_the_end_of_its_day() -> None:
     assert when({}, "4h") == at("2017-03-10 20:00").isoformat()
 

@@ -417,18 +417,26 @@ def test_the_reminder_hour_is_the_feed_s_setting() -> None:
     assert alarm_times(event) == [datetime(2017, 3, 9, 8, 0)]
 
 
-def test_alarms_of_a_timed_deadline_count_back_from_its_time_in_calendar_days() -> None:
-    view = deadline(date(2017, 4, 28), "Europe/Zurich", time(12, 0), reminders=("7d", "2d", "4h", "30m"))
+def test_alarms_of_a_timed_deadline_go_at_the_reminder_hour_in_calendar_days_and_hours_before_it() -> None:
+    view = deadline(date(2017, 4, 28), "Europe/Zurich", time(12, 0), reminders=("7d", "2d", "4h", "30m", "36h"))
+    early = deadline(date(2017, 4, 28), "Europe/Zurich", time(8, 0), reminders=("7d",))
 
-    event = only_event(feed(view))
+    data = feed(view)
+    event = only_event(data)
 
-    assert [a["TRIGGER"].to_ical() for a in event.walk("VALARM")] == [b"-P7D", b"-P2D", b"-PT4H", b"-PT30M"]
+    # Nominal days, then the daytime hours from the reminder hour to noon: never elapsed time over a
+    # night. As written: parsed back, icalendar would make 36 hours a nominal day and 12 hours.
+    triggers = [line for line in lines(data) if line.startswith(b"TRIGGER:")]
+    assert triggers == [b"TRIGGER:" + t for t in (b"-P7DT3H", b"-P2DT3H", b"-PT4H", b"-PT30M", b"-PT36H")]
     zurich = get_zone("Europe/Zurich")
     expected = [
-        datetime(2017, 4, d, h, m, tzinfo=zurich) for d, h, m in ((21, 12, 0), (26, 12, 0), (28, 8, 0), (28, 11, 30))
+        datetime(2017, 4, d, h, m, tzinfo=zurich)
+        for d, h, m in ((21, 9, 0), (26, 9, 0), (28, 8, 0), (28, 11, 30), (27, 0, 0))
     ]
     assert alarm_times(event) == expected
     assert text(event.walk("VALARM")[3], "DESCRIPTION").endswith("(due in 30 minutes)")
+    # An item earlier in the day than the reminder hour is reminded at its own time.
+    assert [a["TRIGGER"].to_ical() for a in only_event(feed(early)).walk("VALARM")] == [b"-P7D"]
 
 
 def test_a_meeting_has_alarms_only_when_it_sets_reminders_and_they_count_from_its_start() -> None:

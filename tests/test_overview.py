@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.factories import make_view
+from tracker.timelines.states import Process
 from tracker.timelines.views import Occurrence
 from tracker.web.layout import accepted, choose, languages
 from tracker.web.pages import left_text
@@ -168,4 +169,5 @@ def test_time_left_counts_calendar_days_in_the_timeline_s_zone(
 ) -> None:
     view = make_view(due_at=due, all_day=all_day, zone="Europe/Zurich")
 
-    assert left_text(Occurrence(view, "", due, None, None), now, languages()["en"]) == left
+    item = Occurrence(view, "", due, None, None)
+    assert left_text(item, Process([view], now=now).state(item), now, languages()["en"]) == left

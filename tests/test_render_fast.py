@@ -313,7 +313,7 @@ def test_an_encoded_word_decodes_to_its_text_or_is_too_long(text: str) -> None:
 def test_a_line_is_wrapped_as_quoted_printable_as_the_email_package_wraps_it(line: str) -> None:
     data = line.encode("utf-8")
 
-    assert wrap_quoted(escape_quoted(data)) == quoprimime.body_encode(data.decode("latin-1"), 78, "\r\n")
+    assert wrap_quoted(escape_quoted(data)) == quoprimime.body_encode(data.decode("latin-1"), 76, "\r\n")
 
 
 MARKS = re.compile(rb"\x00(\d)\x00")

@@ -38,6 +38,7 @@ from tracker.store.models import CompletionRecord, Event, Milestone, SyncState, 
 from tracker.subscribers.readers import Reader
 from tracker.timelines.pipeline import sync_folder
 from tracker.timelines.repeats import check_first_date, read_repeat
+from tracker.timelines.states import Process
 from tracker.timelines.stored import load_views
 from tracker.timelines.validation import validate_paths
 from tracker.timelines.views import list_upcoming, nearest_occurrence
@@ -349,9 +350,10 @@ def check_pages(client: TestClient, timelines: list[str]) -> None:
 def check_upcoming_and_planning(engine: Engine, now: datetime) -> None:
     with transaction(engine) as session:
         views = load_views(session)
-    items = list_upcoming(views, now=now, window=timedelta(days=400))
-    json.dumps(upcoming_json(items))
-    Console(file=io.StringIO(), width=120).print(upcoming_table(items, now))
+    process = Process(views, now=now)
+    items = process.late() + list_upcoming(views, now=now, window=timedelta(days=400))
+    json.dumps(upcoming_json(items, process))
+    Console(file=io.StringIO(), width=120).print(upcoming_table(items, process))
     reader = Reader(1, AUDIENCES, None, None, "Asia/Tokyo")
     plan_reminders(views, [reader], now=now, horizon=timedelta(days=400), reminder_hour=9)
     for view in views:

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Zurich"
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
+    # A step past due and not done is late; after this many days (or once a later step of its
+    # timeline is done or past) it is missed: no more escalation, shown apart (docs/architecture.md §6).
+    late_days: int = Field(default=30, ge=1, le=366)
+    # A late step's owner gets an `overdue` notice at the first reminder hour after it, then after each of
+    # these; empty: no overdue notices.
+    overdue: str = "1d,3d"
     admin_token: str = ""
     metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
     # Seconds a client may take to send a request's head, and again its body: a client that
@@ -143,7 +149,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{reason}; write smtp://user:pass@host:port[?starttls=true] or smtps://…") from None
         return value
 
-    @field_validator("reminders")
+    @field_validator("reminders", "overdue")
     @classmethod
     def _offsets(cls, value: str) -> str:
         parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -169,6 +175,10 @@ class Settings(BaseSettings):
 
     def default_reminders(self) -> list[str]:
         return [p.strip() for p in self.reminders.split(",") if p.strip()]
+
+    @property
+    def overdue_offsets(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.overdue.split(",") if p.strip())
 
     def template_folders(self, kind: Literal["emails", "pages"]) -> list[Path]:
         """Where *kind*'s templates are looked for, the first found winning: the overrides, then the shipped."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the consoles print through this module on every command: it
     from rich.table import Table
 
     from tracker.timelines.diff import Change
+    from tracker.timelines.states import Process
     from tracker.timelines.views import Occurrence
 
 # Line and paragraph separators end a line in some terminals; bidi overrides and isolates
@@ -87,10 +88,29 @@ def change_line(c: Change) -> Text:
     elif c.kind in ("added", "restored") and c.new_at:
         line.append(f"  {format_at(c.new_at, c.zone, c.all_day)}")
     elif c.kind in ("completed", "amended") and c.new_at:
-        line.append(f"  done {format_at(c.new_at, c.zone, c.all_day)}")
+        was = f"{format_at(c.old_at, c.zone, c.all_day)} → " if c.kind == "amended" and c.old_at else ""
+        line.append(f"  done {was}{format_at(c.new_at, c.zone, c.all_day)}")
+        if c.fields:
+            line.append(f"  ({'; '.join(c.fields)})", style="dim")
+    elif c.kind == "reopened":
+        line.append(f"  done {format_at(c.old_at, c.zone, c.all_day)} removed")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")
     return line
+
+
+def notice_line(kind: str, count: int) -> str:
+    if kind == "changed":
+        return f"      → listed in the 'changed' message of {count} subscriber{'s' * (count != 1)}"
+    return f"      → '{kind}' notice to {count} subscriber{'s' * (count != 1)}"
+
+
+def messages_lines(messages: list[tuple[int, int]]) -> list[str]:
+    """'2 subscribers get one message listing 4 changes': one changed message per subscriber for the whole sync."""
+    return [
+        f"{n} subscriber{'s get' if n != 1 else ' gets'} one message listing {m} change{'s' * (m != 1)}"
+        for n, m in messages
+    ]
 
 
 def summarise(changes: Sequence[Change]) -> str:
@@ -100,7 +120,7 @@ def summarise(changes: Sequence[Change]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "no changes"
 
 
-def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
+def upcoming_table(items: Sequence[Occurrence], process: Process) -> Table:
     from rich.table import Table
 
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
@@ -111,9 +131,23 @@ def upcoming_table(items: Sequence[Occurrence], now: datetime) -> Table:
         when = format_at(item.at, m.zone, m.all_day)
         if item.ends_at is not None and item.starts_at != item.ends_at:
             when += f" → {format_at(item.ends_at, m.zone, m.all_day)}"
-        state = "✓ done" if item.done_at else ("under way" if item.starts_at and item.starts_at <= now else "open")
-        table.add_row(when, format_distance(item.at, now), m.timeline_id, m.title, m.owner or "everyone", state)
+        state = STATE_LABELS[process.state(item)]
+        cells = (format_distance(item.at, process.now), m.timeline_id, m.title, m.owner or "everyone", state)
+        table.add_row(when, *(Text(printable(cell)) for cell in cells))  # Text: a title's [brackets] are not markup
     return table
+
+
+# The states of timelines/states.py as a terminal shows them (English, as the CLI is).
+STATE_LABELS = {
+    "late": "LATE",
+    "due_today": "due today",
+    "open": "open",
+    "waiting": "waiting",
+    "upcoming": "upcoming",
+    "missed": "missed",
+    "done": "✓ done",
+    "cancelled": "cancelled",
+}
 
 
 def instant(at: datetime | None, zone: str) -> dict[str, str] | None:
@@ -122,10 +156,10 @@ def instant(at: datetime | None, zone: str) -> dict[str, str] | None:
     return {"local": at.astimezone(get_zone(zone)).isoformat(), "utc": at.astimezone(UTC).isoformat()}
 
 
-def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
+def upcoming_json(items: Sequence[Occurrence], process: Process) -> list[dict[str, Any]]:
     rows = []
     for item in items:
-        m = item.milestone
+        m, standing = item.milestone, process.standing(item)
         local_day = item.at.astimezone(get_zone(m.zone)).date().isoformat()
         rows.append(
             {
@@ -144,6 +178,7 @@ def upcoming_json(items: Sequence[Occurrence]) -> list[dict[str, Any]]:
                 "due": instant(item.due_at, m.zone),
                 "starts": instant(item.starts_at, m.zone),
                 "ends": instant(item.ends_at, m.zone),
+                "state": standing.state,
                 "done_at": item.done_at.isoformat() if item.done_at else None,
                 "reminders": list(m.reminders),
             }

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 
 from tests.support.factories import REPO
 from tests.support.smtp_server import ReceivedMail
+from tracker.delivery.changes import Line, read_line
 from tracker.delivery.dispatcher import DispatchConfig, Dispatcher, PassResult
 from tracker.delivery.planning import DeliveryKey
 from tracker.emails import Renderer, Sender
@@ -107,6 +108,11 @@ def rows(engine: Engine, **where: object) -> list[Delivery]:
         query = query.where(getattr(Delivery, name) == value)
     with transaction(engine) as session:
         return list(session.exec(query))
+
+
+def lines_of(row: Delivery) -> dict[str, Line]:
+    """The lines of a changed message, by milestone."""
+    return {line.key: line for line in map(read_line, row.lines or [])}
 
 
 def at(text: str, zone: str = ZONE) -> datetime:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from typing import Any
 
 from tests.support import factories
 from tests.support.factories import REPO
-from tracker.emails import EmailRequest, Kind, Recipient, Sender
+from tracker.emails import ChangeLine, EmailRequest, Kind, Recipient, Sender
 from tracker.subscribers.links import Links
 from tracker.timelines.views import CompletionView, MilestoneView, Occurrence, list_upcoming
 
@@ -109,6 +110,16 @@ MEETING = make_view(
 )
 
 
+def changed_lines() -> tuple[ChangeLine, ...]:
+    """The lines of a changed message: two milestones of one timeline moved a week later, in date order."""
+    week = timedelta(days=7)
+    comments = make_view()
+    return (
+        ChangeLine(comments, "moved", comments.main_at - week, comments.main_at),
+        ChangeLine(SUBMISSION, "moved", SUBMISSION.main_at - week, SUBMISSION.main_at),
+    )
+
+
 def links(token: str = "tok") -> Links:
     return Links(
         unsubscribe=f"{BASE}/unsubscribe/{token}",
@@ -149,9 +160,18 @@ def make_request(kind: Kind, language: str = "en", **overrides: Any) -> EmailReq
     if kind == "reminder":
         values["offset"] = "7d"
     elif kind == "changed":
-        values["old_at"] = datetime(2017, 3, 3, 22, 59, 59, tzinfo=UTC)  # moved a week later
+        values["view"] = None  # a change set: the comments and the submission both moved a week later
+        values["changes"] = changed_lines()
     elif kind == "opened":
         values["predecessor"] = DRAFT
+    elif kind == "overdue":  # the revised draft, due 24 February, still not posted a week later
+        values["view"] = replace(DRAFT, completions={})
+        values["due_at"] = DRAFT.due_at
+    elif kind == "delayed":
+        values["predecessor"] = replace(DRAFT, completions={})
+    elif kind == "correction":
+        values["predecessor"] = DRAFT
+        values["note"] = "Recorded by mistake: the revised draft is still with the editors."
     values.update(overrides)
     return EmailRequest(**values)
 

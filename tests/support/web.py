@@ -39,13 +39,17 @@ def sync(engine: Engine, folder: Path) -> None:
 
 @contextmanager
 def serving(
-    engine: Engine, check_interval: float, locales: Path | None = None, settings: Settings | None = None
+    engine: Engine,
+    check_interval: float,
+    locales: Path | None = None,
+    settings: Settings | None = None,
+    now: datetime = NOW,
 ) -> Iterator[tuple[httpx.Client, FeedFastPath]]:
     calendars = Calendars(
         engine,
         base_url="https://tracker.example.org",
         cancelled_grace=timedelta(days=30),
-        clock=lambda: NOW,
+        clock=lambda: now,
         check_interval=check_interval,
         secret=SECRET,
         locales=locales,

@@ -80,7 +80,7 @@ def pick_view(views: list[MilestoneView], reference: str | None, kind: str) -> M
 def build_preview(
     kind: str, view: MilestoneView | None, views: list[MilestoneView], subscriber: Subscriber, lang: str | None
 ) -> EmailMessage:
-    from tracker.emails import EmailRequest, Recipient, Renderer, Sender
+    from tracker.emails import ChangeLine, EmailRequest, Recipient, Renderer, Sender
     from tracker.subscribers.links import LinkMaker
     from tracker.timelines.views import expand, follows, list_upcoming
 
@@ -99,9 +99,14 @@ def build_preview(
         coming = expand(view, now, now + timedelta(days=800))
         next_at = coming[0].at if coming else view.main_at
     offset = (view.reminders[0] if view and view.reminders else "7d") if kind == "reminder" else None
-    old_at = next_at - timedelta(days=7) if kind == "changed" and next_at else None
+    # A changed preview shows the milestone moved a week later than it was.
+    changes = (
+        [ChangeLine(view, "moved", next_at - timedelta(days=7), next_at)]
+        if kind == "changed" and view and next_at
+        else []
+    )
     followed = [v for v in views if follows(v, subscriber.timelines, subscriber.audiences or ())]
     digest = list_upcoming(followed, now=now, window=timedelta(weeks=4)) if kind == "digest" else []
     request = EmailRequest(kind, recipient, links, key=f"preview:{kind}:{view.key if view else ''}", now=now,  # type: ignore[arg-type]
-                           view=view, due_at=next_at, old_at=old_at, offset=offset, digest=digest)  # fmt: skip
+                           view=view, due_at=next_at, offset=offset, digest=digest, changes=changes)  # fmt: skip
     return renderer.render(request)

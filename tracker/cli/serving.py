@@ -73,7 +73,7 @@ def publish(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write
                 site.write(ref.path.lstrip("/"), body.body)
             task = progress.add_task("Writing pages", total=len(pages))
             written = write_pages(views, site, base_url=settings().base_url, now=feeds.clock(),
-                                  advance=lambda: progress.advance(task))  # fmt: skip
+                                  advance=lambda: progress.advance(task), late_days=settings().late_days)  # fmt: skip
         removed = site.finish()
     except SiteError as exc:
         fail(str(exc), 1)

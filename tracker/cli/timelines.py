@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,10 +27,12 @@ from tracker.cli.common import (
 from tracker.cli.console import styled
 
 if TYPE_CHECKING:
+    from tracker.delivery.notices import NoticePreview
     from tracker.timelines.completions import AlreadyDoneError
     from tracker.timelines.diff import Change
     from tracker.timelines.pipeline import SyncOutcome
-    from tracker.timelines.views import MilestoneView
+    from tracker.timelines.states import Process
+    from tracker.timelines.views import MilestoneView, Occurrence
 
 
 # PATHS are the command's extra arguments, not a declared argument: typer would check a declared one
@@ -68,7 +71,7 @@ def run_sync(dry_run: bool) -> SyncOutcome:
 
 
 def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
-    from tracker.display import change_json, change_line, summarise
+    from tracker.display import change_json, change_line, messages_lines, notice_line, summarise
 
     if not outcome.ok or outcome.plan is None:
         print_problems(outcome.problems)
@@ -77,27 +80,30 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
     changes = outcome.plan.changes
     notices = notices_of(changes)
     if as_json:
-        listed = [{**change_json(c), "notice": notice_json(notices.get((c.timeline_id, c.milestone_key or "")))}
+        by_change = notices.by_change
+        listed = [{**change_json(c), "notice": notice_json(by_change.get((c.timeline_id, c.milestone_key or "")))}
                   for c in changes]  # fmt: skip
-        print_json({"changes": listed})
+        messages = [{"subscribers": n, "changes": m} for n, m in notices.messages]
+        print_json({"changes": listed, "messages": messages})
         return
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
-        notice = notices.get((c.timeline_id, c.milestone_key or ""))
+        notice = notices.by_change.get((c.timeline_id, c.milestone_key or ""))
         if notice is not None:
-            kind, count = notice
-            out.print(f"      → '{kind}' notice to {count} subscriber{'s' * (count != 1)}", style="dim")
+            out.print(notice_line(*notice), style="dim")
+    for line in messages_lines(notices.messages):
+        out.print(line)
     head = f"{outcome.timelines} timelines, {outcome.milestones} milestones"
     out.print(f"{head}: {summarise(changes)}{verb if changes else ''}.")
 
 
-def notices_of(changes: list[Change]) -> dict[tuple[str, str], tuple[str, int]]:
+def notices_of(changes: list[Change]) -> NoticePreview:
     """Notices the changes call for, as the store stands (before a dry run, after a sync)."""
-    from tracker.delivery.notices import preview
+    from tracker.delivery.notices import NoticePreview, preview
     from tracker.store.engine import transaction
 
-    if not any(c.kind in ("rescheduled", "cancelled", "removed", "completed") for c in changes):
-        return {}
+    if not any(c.kind in ("rescheduled", "cancelled", "removed", "restored", "completed") for c in changes):
+        return NoticePreview({}, [])
     with transaction(store()) as session:
         return preview(session, changes, now_utc())
 
@@ -118,24 +124,77 @@ def sync(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable 
     report_sync(run_sync(dry_run=False), as_json, " applied")
 
 
+OnlyTimeline = Annotated[str | None, typer.Option(help="Only this timeline")]
+OnlyAudience = Annotated[str | None, typer.Option(help="Only what concerns this audience")]
+SeenOn = Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
 @app.command()
 def upcoming(
     days: Annotated[int, typer.Option(min=0, max=3660, help="How many days ahead (at most 3660, ten years)")] = 30,
-    timeline: Annotated[str | None, typer.Option(help="Only this timeline")] = None,
-    audience: Annotated[str | None, typer.Option(help="Only what concerns this audience")] = None,
-    now: Annotated[str | None, typer.Option(help="See it as on another day: YYYY-MM-DD[THH:MM]")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    timeline: OnlyTimeline = None,
+    audience: OnlyAudience = None,
+    now: SeenOn = None,
+    as_json: AsJson = False,
 ) -> None:
-    """List what is due in the next days."""
+    """List what is late, then what is due in the next days."""
     from tracker.display import upcoming_json, upcoming_table
+    from tracker.timelines.views import list_upcoming
+
+    process, late = late_steps(timeline, audience, now)
+    at = process.now
+    items = list_upcoming(process.views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
+    if as_json:
+        print_json(upcoming_json(late + items, process))
+        return
+    if late:
+        out.print(f"Late: {len(late)} step(s) past due and not done", style="bold red")
+        out.print(upcoming_table(late, process))
+        out.print()
+    if not items:
+        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
+        return
+    out.print(upcoming_table(items, process))
+
+
+@app.command()
+def late(
+    timeline: OnlyTimeline = None,
+    audience: OnlyAudience = None,
+    now: SeenOn = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the steps past due and not done (missed ones, past TRACKER_LATE_DAYS or overtaken, are left out)."""
+    from tracker.display import upcoming_json, upcoming_table
+
+    process, items = late_steps(timeline, audience, now)
+    if as_json:
+        print_json(upcoming_json(items, process))
+    elif not items:
+        out.print(f"Nothing is late on {process.now.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")
+    else:
+        out.print(upcoming_table(items, process))
+
+
+def late_steps(timeline: str | None, audience: str | None, now: str | None) -> tuple[Process, list[Occurrence]]:
+    """The process as on *now* (default: now) and its late steps, for what the options select."""
+    from tracker.timelines.states import Process
+
+    config = settings()
+    process = Process(listed_views(timeline, audience), now=when(now, config.timezone, "--now"),
+                      late_days=config.late_days)  # fmt: skip
+    return process, process.late(timeline=timeline, audience=audience)
+
+
+def listed_views(timeline: str | None, audience: str | None) -> list[MilestoneView]:
+    """The stored milestones that read, after checking that *timeline* and *audience* exist."""
     from tracker.store.engine import transaction
     from tracker.store.quarantine import count_quarantine
     from tracker.timelines.dates import suggest
+    from tracker.timelines.screening import screen_views
     from tracker.timelines.stored import load_views
-    from tracker.timelines.views import list_upcoming
 
-    config = settings()
-    at = when(now, config.timezone, "--now")
     with transaction(store()) as session:
         views = load_views(session)
         set_aside = count_quarantine(session)["milestone"]
@@ -145,17 +204,10 @@ def upcoming(
     if audience is not None and audience not in audiences:
         hint = suggest(audience, audiences) or f" (known: {', '.join(audiences) or 'none'})"
         fail(f"--audience: no audience {audience!r}{hint}")
-    items = list_upcoming(views, now=at, window=timedelta(days=days), timeline=timeline, audience=audience)
     if set_aside:  # left out by the listing: said, so that nobody takes the list for all there is
         err.print(f"note: {set_aside} milestone(s) could not be read and are not listed; "
                   "see `tracker deliveries --status quarantined`", style="yellow")  # fmt: skip
-    if as_json:
-        print_json(upcoming_json(items))
-        return
-    if not items:
-        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
-        return
-    out.print(upcoming_table(items, at))
+    return screen_views(views)
 
 
 @app.command()
@@ -184,7 +236,7 @@ def done(
         with transaction(engine, write=True) as session:
             views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
             keep = frozenset(name for name, given in (("at", at), ("note", note), ("link", link)) if given is None)
-            request = DoneRequest(milestone, done_at, day, note or "", link or "", amend=amend, keep=keep)
+            request = DoneRequest(milestone, done_at, day, note or "", link or "", amend=amend, keep=keep, who=who())
             changes = record_done(session, request, views.get(milestone), now=now_utc())
     except AlreadyDoneError as exc:
         fail(f"{already_done(exc, views.get(milestone))}; add --amend to change its time, note or link", 1)
@@ -192,6 +244,37 @@ def done(
         fail(str(exc))
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
+
+
+@app.command()
+def reopen(
+    milestone: Annotated[str, typer.Argument(help="TIMELINE/MILESTONE")],
+    note: Annotated[str | None, typer.Option(help="Why (recorded; quoted to members told it had opened)")] = None,
+    occurrence: Annotated[str | None, typer.Option(help="A repeating milestone's occurrence, YYYY-MM-DD")] = None,
+) -> None:
+    """Remove a completion recorded by mistake; dates counted from it move back, and members told the
+    next step had opened get one correction."""
+    from tracker.display import change_line
+    from tracker.store.engine import transaction
+    from tracker.timelines.completions import CompletionError, ReopenRequest, record_reopen
+
+    try:
+        with transaction(store(), write=True) as session:
+            changes = record_reopen(session, ReopenRequest(milestone, note or "", occurrence, who=who()), now=now_utc())
+    except CompletionError as exc:
+        fail(str(exc), 1)
+    for c in changes:
+        out.print(change_line(c), soft_wrap=True)
+
+
+def who() -> str:
+    """Who runs this command, as events record it."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): the uid says enough
+        return f"cli:uid {os.getuid()}"
 
 
 def already_done(exc: AlreadyDoneError, view: MilestoneView | None) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tracker.delivery.changes import stored_lines
 from tracker.delivery.outbox import Claimed, slot_offset
-from tracker.emails import EmailRequest, Recipient
+from tracker.emails import ChangeLine, EmailRequest, Recipient
 from tracker.subscribers.links import Links
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, format_offset
@@ -59,6 +60,7 @@ class Store:
 
     views: Mapping[tuple[str, str], MilestoneView]
     event_milestones: Mapping[int, tuple[str, str]]  # event id → (timeline, milestone)
+    event_notes: Mapping[int, str] = field(default_factory=dict)  # event id → the note given with it
     set_aside: Problems = field(default_factory=dict)  # milestones that do not read ("timeline/key") → why
 
 
@@ -83,18 +85,38 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         return Skip(f"subscriber is {person.state}")
     if row.kind == "digest":
         return compose_digest(row, person, store, now)
+    if row.kind == "changed":
+        return compose_changed(row, person, store, now)
     view = store.views.get((row.timeline_id, row.milestone_key))
     if view is None:
         reason = store.set_aside.get(f"{row.timeline_id}/{row.milestone_key}")
         return Skip("milestone removed") if reason is None else Skip(f"milestone quarantined: {reason}", "quarantined")
     if row.kind == "reminder":
         return compose_reminder(row, person, view, now)
-    if row.kind == "changed":
-        return request(row, person, now, view=view, due_at=row.new_at, old_at=row.old_at)
-    if row.kind == "opened":
+    if row.kind in ("overdue", "delayed"):
+        return compose_late(row, person, view, store, now)
+    if row.kind in ("opened", "correction"):
         done = store.event_milestones.get(row.event_id or 0)
-        return request(row, person, now, view=view, predecessor=store.views.get(done) if done else None)
+        predecessor = store.views.get(done) if done else None
+        note = store.event_notes.get(row.event_id or 0, "") if row.kind == "correction" else ""
+        return request(row, person, now, view=view, predecessor=predecessor, note=note)
     return request(row, person, now, view=view)  # cancelled
+
+
+def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
+    """One message for every milestone of the change set: a line whose milestone is gone or set aside is left out."""
+    lines, left_out = [], ""
+    # Stored in date order (notices.stored_form): a batch of thousands need not sort them again.
+    for line in stored_lines(row.lines, row.timeline_id, row.milestone_key, row.old_at, row.new_at):
+        view = store.views.get(line.milestone)
+        if view is None:
+            reason = store.set_aside.get(f"{line.timeline_id}/{line.key}")
+            left_out = left_out or ("milestone removed" if reason is None else f"milestone quarantined: {reason}")
+            continue
+        lines.append(ChangeLine(view, line.change, line.old_at, line.new_at))
+    if not lines:
+        return Skip(left_out, "quarantined" if left_out.startswith("milestone quarantined") else "cancelled")
+    return request(row, person, now, changes=tuple(lines))
 
 
 def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: datetime) -> EmailRequest | Skip:
@@ -108,6 +130,24 @@ def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: dat
         return Skip("deadline passed before it could be sent", state="skipped")
     offset = slot_offset(row.slot) if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
     return request(row, person, now, view=view, due_at=due_at, offset=offset)
+
+
+def compose_late(row: Claimed, person: Person, view: MilestoneView, store: Store, now: datetime) -> EmailRequest | Skip:
+    """An `overdue` notice of a step not done, or a `delayed` one of the window waiting for it."""
+    if view.status != "active":
+        return Skip(f"milestone {view.status}")
+    step = view if row.kind == "overdue" else step_before(view, store)
+    item = find_occurrence(step, row.occurrence) if step is not None and row.occurrence else None
+    if step is None or (item.occurrence if item else "") in step.completions:
+        return Skip("done since it was planned" if step is not None else "the step it waits for is gone")
+    if row.kind == "overdue":
+        return request(row, person, now, view=view, due_at=item.at if item else view.main_at)
+    return request(row, person, now, view=view, predecessor=step)
+
+
+def step_before(view: MilestoneView, store: Store) -> MilestoneView | None:
+    timeline, _, key = (view.opens_after or "").rpartition("/")
+    return store.views.get((timeline or view.timeline_id, key))
 
 
 def late_offset(view: MilestoneView, due_at: datetime, now: datetime) -> Offset:

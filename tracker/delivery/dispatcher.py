@@ -51,6 +51,7 @@ from tracker.delivery.outbox import (
     return_expired,
     skip_stale,
 )
+from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
@@ -88,6 +89,7 @@ class DispatchConfig:
     retry_max: timedelta = timedelta(hours=1)
     horizon: timedelta = timedelta(days=35)
     reminder_hour: int = 9
+    escalation: Escalation = field(default_factory=Escalation)
     suspend_after: int = 3
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "Tracker <tracker@localhost>"
@@ -101,6 +103,7 @@ class DispatchConfig:
             retry_max=timedelta(seconds=settings.retry_max),
             horizon=timedelta(days=settings.horizon_days),
             reminder_hour=settings.reminder_hour,
+            escalation=Escalation(settings.overdue_offsets, settings.late_days),
             suspend_after=settings.suspend_after,
             base_url=settings.base_url,
             from_address=settings.from_address,
@@ -231,7 +234,8 @@ class Dispatcher:
             result = None
             if handled.replan or replan_all:
                 config = self.config
-                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour)
+                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour,
+                                escalation=config.escalation)  # fmt: skip
         if handled.notices or (result and result.changed):
             log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
         return handled, result
@@ -254,7 +258,7 @@ class Dispatcher:
             relax_durability(session.connection())
             rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
             if not rows:
-                return [], {}, Store({}, {})
+                return [], {}, Store({}, {}, {})
             self.held.update(row.id for row in rows)
             return rows, self.people(session, rows), self.store(session, rows)
 
@@ -284,15 +288,15 @@ class Dispatcher:
         if self._views is None or self._views[0] != newest:
             set_aside: Problems = {}
             loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
-            self._views = (newest, Store(loaded, {}, set_aside))
+            self._views = (newest, Store(loaded, {}, {}, set_aside))
         cached = self._views[1]
-        ids = {row.event_id for row in rows if row.kind == "opened" and row.event_id is not None}
+        ids = {row.event_id for row in rows if row.kind in ("opened", "correction") and row.event_id is not None}
         if not ids:
             return cached
-        events = session.exec(select(Event).where(col(Event.id).in_(ids)))
-        return Store(
-            cached.views, {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}, cached.set_aside
-        )
+        events = list(session.exec(select(Event).where(col(Event.id).in_(ids))))
+        milestones = {e.id or 0: (e.timeline_id, e.milestone_key or "") for e in events}
+        notes = {e.id or 0: str((e.detail or {}).get("note", ""))[:2000] for e in events}
+        return Store(cached.views, milestones, notes, cached.set_aside)
 
     def write(self, done: list[Done]) -> None:
         """Record outcomes; retried, because a message the server took must not stay unrecorded."""

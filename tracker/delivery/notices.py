@@ -8,14 +8,18 @@ concerns, through the outbox like every other message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, func, select
 
+from tracker.delivery.changes import OFF, Line, fold, in_date_order, stored_lines
+from tracker.delivery.changes import Change as LineChange
 from tracker.delivery.outbox import insert_new, load_readers
 from tracker.delivery.planning import waiting_for
 from tracker.store.models import Cursor, Delivery, Event
@@ -23,10 +27,12 @@ from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
 from tracker.timelines.diff import Change
 from tracker.timelines.screening import screen_views
+from tracker.timelines.states import Process
 from tracker.timelines.stored import load_views
-from tracker.timelines.views import UNREADABLE, MilestoneView, expand, follows
+from tracker.timelines.views import UNREADABLE, MilestoneView, expand, follows, reference
 
 log = logging.getLogger("tracker.delivery.notices")
+LINE_EVENTS = ("rescheduled", "cancelled", "removed", "restored")  # what a changed message lists
 CURSOR = "notices"
 BATCH = 2000  # events read per pass: a huge first sync is handled over a few passes
 
@@ -48,6 +54,7 @@ class Snapshot:
     _views: list[MilestoneView] | None = None
     _readers: list[Reader] | None = None
     _by_key: dict[tuple[str, str], MilestoneView] = field(default_factory=dict)
+    _process: Process | None = None
 
     @property
     def views(self) -> list[MilestoneView]:
@@ -66,6 +73,13 @@ class Snapshot:
             self._readers = load_readers(self.session)
         return self._readers
 
+    def waiting(self, view: MilestoneView, now: datetime) -> bool:
+        """Whether *view* (its next occurrence) waits for an earlier step that is not done."""
+        if self._process is None or self._process.now != now:
+            self._process = Process(self.views, now=now)
+        coming = expand(view, now, now + timedelta(days=400))
+        return bool(coming) and self._process.is_waiting(coming[0])
+
     def routed(self, view: MilestoneView) -> list[Reader]:
         return [r for r in self.readers if follows(view, r.timelines, r.audiences)]
 
@@ -79,62 +93,249 @@ def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = N
         newest = session.exec(select(func.max(Event.id))).one() or 0
         session.add(Cursor(name=CURSOR, event_id=newest, updated_at=now))
         return Handled(replan=True)
-    events = list(
-        session.exec(select(Event).where(col(Event.id) > cursor.event_id).order_by(col(Event.id)).limit(BATCH))
-    )
+    events = read_events(session, cursor.event_id)
     handled = Handled(events=len(events))
     # Completions first: a step done early moves its dependents in the same breath, and
-    # the 'opened' notice then stands for the 'changed' one (it states the new date).
-    for event in sorted(events, key=lambda e: (e.kind != "completed", e.id)):
-        try:
-            handled.notices += handle(session, event, snapshot, now)
-        except UNREADABLE as exc:  # its milestone does not read (the planner quarantines it): the rest go on
-            log.warning("event %s (%s of %s/%s) gave no notice: %s", event.id, event.kind, event.timeline_id,
-                        event.milestone_key, describe_error(exc))  # fmt: skip
-        handled.replan = handled.replan or not event.kind.startswith("delivery_")
+    # the 'opened' notice then stands for the 'changed' line (it states the new date).
+    for event in events:
+        if event.kind == "completed":
+            handled.notices += guarded(lambda e: notice_opened(session, e, snapshot, now), event)
+        elif event.kind == "reopened":
+            handled.notices += guarded(lambda e: notice_reopened(session, e, snapshot, now), event)
+    handled.notices += plan_changed(session, [e for e in events if e.kind in LINE_EVENTS], snapshot, now)
+    handled.replan = any(not event.kind.startswith("delivery_") for event in events)
     if events:
         cursor.event_id, cursor.updated_at = events[-1].id or cursor.event_id, now
         session.add(cursor)
     return handled
 
 
-def handle(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
-    """Plan the notices one event calls for; return how many."""
-    if event.kind == "rescheduled":
-        return notice_changed(session, event, snapshot, now)
-    if event.kind in ("cancelled", "removed"):
-        return notice_cancelled(session, event, snapshot, now)
-    if event.kind == "completed":
-        return notice_opened(session, event, snapshot, now)
-    return 0
+def read_events(session: Session, after: int) -> list[Event]:
+    """The next BATCH events, and the rest of the last one's change set: one change set, one message."""
+    events = list(session.exec(select(Event).where(col(Event.id) > after).order_by(col(Event.id)).limit(BATCH)))
+    last = events[-1] if len(events) == BATCH else None
+    if last is None or last.change_set is None:
+        return events
+    end = session.exec(select(func.max(Event.id)).where(Event.change_set == last.change_set)).one() or 0
+    rest = select(Event).where(col(Event.id) > (last.id or 0), col(Event.id) <= end).order_by(col(Event.id))
+    return events + list(session.exec(rest))
 
 
-def notice_changed(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
-    """One 'changed' notice per change; a second move before it went out updates it (old → newest)."""
-    view = snapshot.view(event.timeline_id, event.milestone_key)
-    moved = None if view is None or view.status != "active" else coming_move(view, event.old_at, event.new_at, now)
-    if view is None or moved is None:
+def guarded(handle: Callable[[Event], int], event: Event) -> int:
+    """Handle one event; one whose milestone does not read (the planner quarantines it) gives no notice."""
+    try:
+        return handle(event)
+    except UNREADABLE as exc:
+        unreadable(event, exc)
         return 0
-    old_at, new_at = moved
-    pending = planned_notices(session, view, "changed")
-    opening = planned_notices(session, view, "opened")  # an 'opened' notice states the new date itself
-    rows, count = [], 0
-    for reader in snapshot.routed(view):
-        if reader.id in opening:
+
+
+def unreadable(event: Changed, exc: Exception) -> None:
+    log.warning("event %s (%s of %s/%s) gave no notice: %s", getattr(event, "id", "-"), event.kind, event.timeline_id,
+                event.milestone_key, describe_error(exc))  # fmt: skip
+
+
+# --- changed: one message per change set and subscriber --------------------------------------
+
+
+def plan_changed(session: Session, events: list[Event], snapshot: Snapshot, now: datetime) -> int:
+    """Plan one 'changed' message per change set and subscriber, folding into unsent ones; return rows touched."""
+    if not events:
+        return 0
+    sets: dict[str, list[Event]] = {}
+    for event in events:  # events written before change sets existed are each their own
+        sets.setdefault(event.change_set or str(event.id), []).append(event)
+    pending = Pending.load(session)
+    for change_set, group in sets.items():
+        for line, view in set_lines(group, snapshot, now):
+            tell(session, pending, (change_set, group[0].id), line, view, snapshot, now)
+    return pending.write(session, now)
+
+
+class Changed(Protocol):
+    """A stored event or a planned change: what a line is made of."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def timeline_id(self) -> str: ...
+    @property
+    def milestone_key(self) -> str | None: ...
+    @property
+    def old_at(self) -> datetime | None: ...
+    @property
+    def new_at(self) -> datetime | None: ...
+
+
+def set_lines(events: Iterable[Changed], snapshot: Snapshot, now: datetime) -> list[tuple[Line, MilestoneView]]:
+    """The line each milestone of one change set gets (a restore and a move of one edit make one line)."""
+    found: dict[tuple[str, str], tuple[Line, MilestoneView]] = {}
+    for event in events:
+        if event.kind not in LINE_EVENTS:
             continue
-        row = pending.get(reader.id)
-        if row is None:
-            rows.append(notice_row(reader, view, "changed", event, now, old_at=old_at, new_at=new_at))
-        elif row.old_at == new_at:
-            count += set_state(session, row.id, "cancelled", now, reason="moved back to its earlier date")
+        view = snapshot.view(event.timeline_id, event.milestone_key)
+        revision = getattr(event, "revision", None)
+        try:
+            line = None if view is None else line_of(view, event.kind, event.old_at, event.new_at, now, revision)
+        except UNREADABLE as exc:
+            unreadable(event, exc)
+            continue
+        if line is None or view is None:
+            continue
+        if line.change in ("moved", "restored") and snapshot.waiting(view, now):
+            continue  # a step still waiting for an earlier one: its 'opened' notice will give its dates
+        earlier = found.pop(line.milestone, None)
+        folded = line if earlier is None else fold(earlier[0], line)[0]
+        if folded is not None:
+            found[line.milestone] = (folded, view)
+    return list(found.values())
+
+
+def line_of(
+    view: MilestoneView, kind: str, old_at: datetime | None, new_at: datetime | None, now: datetime,
+    revision: int | None = None,
+) -> Line | None:  # fmt: skip
+    """The line a change of *view* gives in a changed message, or None when members need not hear of it."""
+    if kind in OFF:
+        # A date already past that is called off changes nothing for anyone.
+        off: LineChange = "cancelled" if kind == "cancelled" else "removed"
+        if old_at is None or old_at <= now:
+            return None
+        return Line(view.timeline_id, view.key, off, old_at, None, revision)
+    if view.status != "active":
+        return None
+    moved = coming_move(view, old_at, new_at, now)
+    if moved is None:
+        return None
+    change: LineChange = "moved" if kind == "rescheduled" else "restored"
+    return Line(view.timeline_id, view.key, change, moved[0], moved[1], revision)
+
+
+def tell(
+    session: Session,
+    pending: Pending,
+    change_set: tuple[str, int | None],
+    line: Line,
+    view: MilestoneView,
+    snapshot: Snapshot,
+    now: datetime,
+) -> None:
+    """Put *line* in the messages of the subscribers it concerns: folded into an unsent one, else in this set's."""
+    opening = planned_notices(session, view, "opened")  # an 'opened' notice states the new date itself
+    if line.change in OFF:
+        for row in opening.values():
+            set_state(session, row.id, "cancelled", now, reason=f"milestone {line.change}")
+        opening = {}
+    holding = pending.holding(line.milestone)
+    for message in list(holding.values()):
+        pending.fold(message, line)
+    pending.add(
+        [reader.id for reader in snapshot.routed(view) if reader.id not in holding and reader.id not in opening],
+        change_set,
+        line,
+    )
+
+
+@dataclass
+class Message:
+    """A changed message to one subscriber about one change set: stored (row_id) or to be planned."""
+
+    subscriber_id: int
+    change_set: str
+    event_id: int | None
+    lines: dict[tuple[str, str], Line]
+    row_id: int | None = None
+    touched: bool = False
+    reason: str = ""  # why its last line went, should none be left
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        lines, deadline_at = stored_form(frozenset(self.lines.values()))
+        return {
+            "subscriber_id": self.subscriber_id, "timeline_id": "", "milestone_key": "", "occurrence": "",
+            "kind": "changed", "slot": self.change_set, "state": "planned", "send_at": now, "attempt_at": now,
+            "deadline_at": deadline_at, "attempts": 0, "old_at": None, "new_at": None, "event_id": self.event_id,
+            "lines": lines, "last_error": "", "reply": "", "reason": "",
+            "created_at": now, "updated_at": now,
+        }  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def stored_form(lines: frozenset[Line]) -> tuple[list[list[Any]], datetime]:
+    """Lines as stored, in date order, and the last date they tell of: made once for all who get the same lines."""
+    ordered = in_date_order(list(lines))
+    return [line.to_json() for line in ordered], ordered[-1].at
+
+
+@dataclass
+class Pending:
+    """The changed messages not sent yet, by subscriber and change set, and who holds a line of which milestone."""
+
+    messages: dict[tuple[int, str], Message] = field(default_factory=dict)
+    by_line: dict[tuple[str, str], dict[int, Message]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> Pending:
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        names = ("id", "subscriber_id", "slot", "event_id", "lines", "timeline_id", "milestone_key", "old_at", "new_at")
+        query = select(*(table.c[n] for n in names)).where(table.c.kind == "changed", table.c.state == "planned")
+        pending = cls()
+        for row in session.execute(query):
+            try:
+                lines = stored_lines(row.lines, row.timeline_id, row.milestone_key, row.old_at, row.new_at)
+            except (ValueError, TypeError) as exc:  # compose quarantines it; nothing folds into it meanwhile
+                log.warning("changed notice %s does not read: %s", row.id, describe_error(exc))
+                continue
+            message = Message(row.subscriber_id, row.slot, row.event_id, {}, row.id)
+            pending.messages[(row.subscriber_id, row.slot)] = message
+            for line in lines:
+                pending.put(message, line)
+        return pending
+
+    def holding(self, milestone: tuple[str, str]) -> dict[int, Message]:
+        return dict(self.by_line.get(milestone, {}))
+
+    def put(self, message: Message, line: Line) -> None:
+        message.lines[line.milestone] = line
+        self.by_line.setdefault(line.milestone, {})[message.subscriber_id] = message
+
+    def fold(self, message: Message, line: Line) -> None:
+        """Change *message*'s line about *line*'s milestone to tell both; drop it if nothing is left to tell."""
+        folded, reason = fold(message.lines[line.milestone], line)
+        message.touched = True
+        if folded is None:
+            del message.lines[line.milestone]
+            del self.by_line[line.milestone][message.subscriber_id]
+            message.reason = reason
         else:
-            session.execute(
-                update(Delivery.__table__)  # type: ignore[attr-defined]
-                .where(col(Delivery.id) == row.id, col(Delivery.state) == "planned")
-                .values(new_at=new_at, deadline_at=new_at, event_id=event.id, updated_at=now)
-            )
-            count += 1
-    return count + insert_new(session, rows)
+            message.lines[line.milestone] = folded
+
+    def add(self, subscriber_ids: list[int], change_set: tuple[str, int | None], line: Line) -> None:
+        """Put *line* in each subscriber's message of *change_set* (a loop run for every reader of every line)."""
+        key, (set_id, event_id) = line.milestone, change_set
+        holders, messages = self.by_line.setdefault(key, {}), self.messages
+        for subscriber_id in subscriber_ids:
+            message = messages.get((subscriber_id, set_id))
+            if message is None:
+                message = messages[(subscriber_id, set_id)] = Message(subscriber_id, set_id, event_id, {})
+            message.lines[key] = line
+            holders[subscriber_id] = message
+
+    def write(self, session: Session, now: datetime) -> int:
+        """Insert the new messages, update the folded ones, cancel those left with no line; return how many."""
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        new = [m.row(now) for m in self.messages.values() if m.row_id is None and m.lines]
+        folded = [m for m in self.messages.values() if m.row_id is not None and m.touched]
+        kept = [{"row": m.row_id, "lines_": (r := m.row(now))["lines"], "deadline": r["deadline_at"]}
+                for m in folded if m.lines]  # fmt: skip
+        emptied = [{"row": m.row_id, "why": f"nothing left to tell: {m.reason}"} for m in folded if not m.lines]
+        planned = (table.c.id == bindparam("row"), table.c.state == "planned")
+        if kept:
+            values = {"lines": bindparam("lines_"), "deadline_at": bindparam("deadline"), "updated_at": now}
+            session.execute(update(table).where(*planned).values(values), kept)
+        if emptied:
+            values = {"state": "cancelled", "reason": bindparam("why"), "updated_at": now}
+            session.execute(update(table).where(*planned).values(values), emptied)
+        return insert_new(session, new) + len(kept) + len(emptied)
 
 
 def coming_move(
@@ -157,18 +358,6 @@ def coming_move(
     return coming[0].at - (new_at - old_at), coming[0].at
 
 
-def notice_cancelled(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
-    """Tell who waited for it that a future deadline is off; drop the notices that no longer matter."""
-    view = snapshot.view(event.timeline_id, event.milestone_key)
-    if view is None or event.old_at is None or event.old_at <= now:
-        return 0
-    for kind in ("changed", "opened"):
-        for row in planned_notices(session, view, kind).values():
-            set_state(session, row.id, "cancelled", now, reason=f"milestone {event.kind}")
-    rows = [notice_row(r, view, "cancelled", event, now, old_at=event.old_at) for r in snapshot.routed(view)]
-    return insert_new(session, rows)
-
-
 def notice_opened(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
     """A step was completed: tell the audience of each milestone that was waiting for it."""
     done = snapshot.view(event.timeline_id, event.milestone_key)
@@ -179,6 +368,37 @@ def notice_opened(session: Session, event: Event, snapshot: Snapshot, now: datet
         if view.main_at > now and "" not in view.completions:
             rows += [notice_row(r, view, "opened", event, now) for r in snapshot.routed(view)]
     return insert_new(session, rows)
+
+
+def notice_reopened(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
+    """A completion was removed: 'opened' notices not sent yet are cancelled, and whoever was told a
+    waiting step had opened gets one 'correction' (docs/architecture.md §6)."""
+    reopened = snapshot.view(event.timeline_id, event.milestone_key)
+    if reopened is None:
+        return 0
+    rows = []
+    for view in waiting_for(reopened, snapshot.views):
+        for row in planned_notices(session, view, "opened").values():
+            set_state(session, row.id, "cancelled", now, reason=f"{reference(reopened)} was reopened")
+        told = told_opened(session, view)
+        rows += [notice_row(r, view, "correction", event, now) for r in snapshot.routed(view) if r.id in told]
+    return insert_new(session, rows)
+
+
+def told_opened(session: Session, view: MilestoneView) -> set[int]:
+    """Subscribers whose latest word about *view* is an 'opened' notice sent (not corrected since)."""
+    latest: dict[str, Any] = {}
+    for kind in ("opened", "correction"):
+        query = (
+            select(Delivery.subscriber_id, func.max(Delivery.event_id))
+            .where(Delivery.timeline_id == view.timeline_id, Delivery.milestone_key == view.key)
+            .where(Delivery.kind == kind, col(Delivery.state).in_(("sent", "claimed") if kind == "opened" else
+                                                                  ("planned", "claimed", "sent")))
+            .group_by(col(Delivery.subscriber_id))
+        )  # fmt: skip
+        latest[kind] = dict(session.exec(query).all())
+    corrected = latest["correction"]
+    return {who for who, event_id in latest["opened"].items() if event_id > corrected.get(who, -1)}
 
 
 def notice_row(
@@ -216,24 +436,33 @@ def set_state(session: Session, row_id: int | None, state: str, now: datetime, *
     return 1
 
 
-def preview(session: Session, changes: Iterable[Change], now: datetime) -> dict[tuple[str, str], tuple[str, int]]:
-    """The notice each change would send and to how many subscribers, for `tracker plan`.
+@dataclass(frozen=True)
+class NoticePreview:
+    """What `tracker plan` tells of the notices a sync would send."""
 
-    Read-only and approximate in one way: routing uses the stored milestone (an owner
-    changed in the same edit is seen as it was).
+    by_change: dict[tuple[str, str], tuple[str, int]]  # (timeline, milestone) → the notice and to how many
+    messages: list[tuple[int, int]]  # changed messages: (subscribers, the changes each lists), most changes first
+
+
+def preview(session: Session, changes: Iterable[Change], now: datetime) -> NoticePreview:
+    """The notices the changes would send and to how many subscribers, for `tracker plan`.
+
+    Read-only and approximate in two ways: routing uses the stored milestone (an owner
+    changed in the same edit is seen as it was), and unsent messages the lines would fold into
+    are not looked at (each subscriber is counted as getting a new message).
     """
     snapshot = Snapshot(session)
+    changes = list(changes)
     found: dict[tuple[str, str], tuple[str, int]] = {}
+    listed: Counter[int] = Counter()  # subscriber → lines in their message
+    for line, view in set_lines(changes, snapshot, now):
+        readers = snapshot.routed(view)
+        found[line.milestone] = ("changed", len(readers))
+        listed.update(reader.id for reader in readers)
     for change in changes:
-        key = (change.timeline_id, change.milestone_key or "")
-        view = snapshot.view(*key)
-        if view is None:
-            continue
-        if change.kind == "rescheduled" and coming_move(view, change.old_at, change.new_at, now) is not None:
-            found[key] = ("changed", len(snapshot.routed(view)))
-        elif change.kind in ("cancelled", "removed") and change.old_at is not None and change.old_at > now:
-            found[key] = ("cancelled", len(snapshot.routed(view)))
-        elif change.kind == "completed":
-            waiting = [v for v in waiting_for(view, snapshot.views) if v.main_at > now]
-            found[key] = ("opened", sum(len(snapshot.routed(v)) for v in waiting))
-    return found
+        done = snapshot.view(change.timeline_id, change.milestone_key)
+        if change.kind == "completed" and done is not None:
+            waiting = [v for v in waiting_for(done, snapshot.views) if v.main_at > now]
+            found[(done.timeline_id, done.key)] = ("opened", sum(len(snapshot.routed(v)) for v in waiting))
+    sizes = Counter(listed.values())
+    return NoticePreview(found, [(sizes[size], size) for size in sorted(sizes, reverse=True)])

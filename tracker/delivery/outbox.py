@@ -38,7 +38,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
-from tracker.delivery.planning import DeliveryKey, Key, Wanted, plan_digests, plan_reminders
+from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_late, plan_reminders
 from tracker.store.bulk import copy_rows
 from tracker.store.models import Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
@@ -89,7 +89,9 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
 
 # --- planning: make the outbox match what should be sent ---------------------------------
 
-REPLANNED_KINDS = ("reminder", "digest")  # notices come from events and are never re-planned
+# Planned from the milestones and the time; the other notices come from events and are never re-planned.
+REPLANNED_KINDS = ("reminder", "digest", "overdue", "delayed")
+PENDING = ("planned", "held")  # not sent yet, and re-planning may still change them
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
 
@@ -148,7 +150,9 @@ def recipients_statement(array: bool) -> Select[Any]:
     return statement
 
 
-def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int) -> Replan:
+def replan(
+    session: Session, *, now: datetime, horizon: timedelta, reminder_hour: int, escalation: Escalation | None = None
+) -> Replan:
     """Bring the planned reminders and digests in line with the milestones and subscribers.
 
     Only planned rows change: a claimed row is being sent, a sent one stays sent. A row no
@@ -159,8 +163,10 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
     milestones: Problems = {}  # set aside, by timeline/milestone
     subscribers: Problems = {}  # by id
     views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
-    wanted = plan_reminders(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour,
-                            set_aside=milestones)  # fmt: skip
+    wanted: list[Wanted] = []
+    for plan in (plan_reminders, plan_late):
+        wanted += plan(views, readers, now=now, horizon=horizon, reminder_hour=reminder_hour, set_aside=milestones,
+                       escalation=escalation)  # fmt: skip
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
@@ -178,7 +184,7 @@ def replan(session: Session, *, now: datetime, horizon: timedelta, reminder_hour
         result.added += plan_again_past(session, new_rows, now)
     context = Context(views, readers, milestones, subscribers)
     for row in outbox.rows:
-        if row.state == "planned" and row.id not in outbox.used:
+        if row.state in PENDING and row.id not in outbox.used:
             result.cancelled += cancel(session, row.id, context.why_not(tuple(row[:6])), now)
     outbox.mark_checked(session, now)
     return result
@@ -191,7 +197,7 @@ def load_replannable(session: Session, now: datetime) -> Sequence[Row[Any]]:
     return session.execute(
         select(*(table.c[name] for name in names))
         .where(table.c.kind.in_(REPLANNED_KINDS))
-        .where((table.c.state == "planned") | (table.c.deadline_at > now))
+        .where(table.c.state.in_(PENDING) | (table.c.deadline_at > now))
     ).all()
 
 
@@ -243,7 +249,7 @@ class Outbox:
         for row in rows:
             if row.deadline_at == item.deadline_at:
                 return row, row.slot
-        movable = [row for row in rows if row.state == "planned"] or [row for row in rows if revivable(row)]
+        movable = [row for row in rows if row.state in PENDING] or [row for row in rows if revivable(row)]
         if movable:
             row = movable[0]
             return row, row.slot if row.slot == item.slot else reminder_slot(item.slot, item.deadline_at)
@@ -257,9 +263,11 @@ class Outbox:
         self.used.add(row.id)
         revision = self.revision_of(item)
         slot = slot or row.slot
-        if row.state == "planned":
-            if (row.send_at, row.deadline_at, row.slot) != (item.send_at, item.deadline_at, slot):
-                result.moved += update_planned(session, row.id, item, self.now, slot=slot, revision=revision)
+        if row.state in PENDING:
+            wanted = (item.send_at, item.deadline_at, slot, "held" if item.held else "planned")
+            if (row.send_at, row.deadline_at, row.slot, row.state) != wanted:  # moved, held, or let go
+                result.moved += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
+                                               revision=revision)  # fmt: skip
             elif row.revision != revision:
                 self.unchecked.add((item.timeline_id, item.milestone_key))
         elif revivable(row):
@@ -267,13 +275,13 @@ class Outbox:
                                              revision=revision)  # fmt: skip
 
     def mark_checked(self, session: Session, now: datetime) -> None:
-        """Planned reminders found right for a newer revision of their milestone carry that revision now."""
+        """Pending reminders found right for a newer revision of their milestone carry that revision now."""
         table = Delivery.__table__  # type: ignore[attr-defined]
         for timeline_id, milestone_key in sorted(self.unchecked):
             revision = self.revisions[(timeline_id, milestone_key)]
             session.execute(
                 update(table)
-                .where(table.c.kind == "reminder", table.c.state == "planned", table.c.timeline_id == timeline_id,
+                .where(table.c.kind == "reminder", table.c.state.in_(PENDING), table.c.timeline_id == timeline_id,
                        table.c.milestone_key == milestone_key)
                 .where(table.c.revision.is_(None) | (table.c.revision != revision))
                 .values(revision=revision, updated_at=now)
@@ -314,9 +322,10 @@ def plan_again_past(session: Session, tried: list[dict[str, Any]], now: datetime
 def new_row(item: Wanted, now: datetime, *, slot: str, revision: int | None) -> dict[str, Any]:
     return {
         "subscriber_id": item.subscriber_id, "timeline_id": item.timeline_id, "milestone_key": item.milestone_key,
-        "occurrence": item.occurrence, "kind": item.kind, "slot": slot, "state": "planned",
-        "send_at": item.send_at, "attempt_at": item.send_at, "deadline_at": item.deadline_at, "attempts": 0,
-        "last_error": "", "reply": "", "reason": "", "revision": revision, "created_at": now, "updated_at": now,
+        "occurrence": item.occurrence, "kind": item.kind, "slot": slot,
+        "state": "held" if item.held else "planned", "send_at": item.send_at, "attempt_at": item.send_at,
+        "deadline_at": item.deadline_at, "attempts": 0, "last_error": "", "reply": "", "reason": item.held,
+        "revision": revision, "created_at": now, "updated_at": now,
     }  # fmt: skip
 
 
@@ -369,13 +378,13 @@ def update_planned(
         update(table)
         .where(table.c.id == row_id, table.c.state == state)
         .values(
-            state="planned",
+            state="held" if item.held else "planned",  # a held row waits for its step, with the reason
             slot=slot,
             send_at=item.send_at,
             attempt_at=item.send_at,
             deadline_at=item.deadline_at,
             revision=revision,
-            reason="",
+            reason=item.held,
             updated_at=now,
         )
     )
@@ -391,7 +400,7 @@ def cancel(session: Session, row_id: int, reason: str, now: datetime) -> int:
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
-        .where(table.c.id == row_id, table.c.state == "planned")
+        .where(table.c.id == row_id, table.c.state.in_(("planned", "held")))
         .values(state="cancelled", reason=reason, updated_at=now)
     )
     return changed(session.execute(statement))
@@ -409,6 +418,9 @@ REVIVABLE = frozenset(
         "milestone removed",
         "milestone quarantined",
         "subscriber quarantined",
+        "milestone done",  # reopened: its reminders and overdue notices come back
+        "no longer late",
+        "the step it waits for is done or moved",
     }
 )
 
@@ -444,6 +456,8 @@ class Context:
             return f"milestone {view.status if view else 'removed'}"
         if occurrence in view.completions:
             return "milestone done"
+        if kind in ("overdue", "delayed"):
+            return "no longer late" if kind == "overdue" else "the step it waits for is done or moved"
         if not follows(view, reader.timelines, reader.audiences):
             return "no longer concerns the subscriber"
         if slot_offset(slot) not in (view.reminders if reader.reminders is None else reader.reminders):
@@ -465,6 +479,7 @@ class Claimed(DeliveryKey):
     old_at: datetime | None
     new_at: datetime | None
     event_id: int | None
+    lines: list[list[Any]] | None  # changed: what it lists (notices.Message)
     revision: int | None = None  # a reminder's: its milestone's revision when claimed (§3)
 
 
@@ -534,24 +549,25 @@ def count_due(session: Session, now: datetime, limit: int) -> int:
 def skip_stale(session: Session, now: datetime) -> int:
     """Skip what is no use sending any more; return how many rows.
 
-    After downtime several reminders of one occurrence can be due at once: only the latest
-    goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its deadline,
-    nothing goes.
+    After downtime several reminders (or overdue notices) of one occurrence can be due at once:
+    only the latest goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its
+    deadline, nothing goes.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
     later = table.alias("later")
     newer_due = exists().where(
         *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
-        later.c.kind == "reminder",
+        later.c.kind == table.c.kind,  # an overdue step's escalations too: "late by 14 days", once
         later.c.send_at > table.c.send_at,
         later.c.send_at <= now,
         later.c.state.in_(("planned", "claimed", "sent")),
     )
-    superseded = (
+    superseded = [
         update(table)
-        .where(table.c.state == "planned", table.c.kind == "reminder", table.c.send_at <= now, newer_due)
-        .values(state="skipped", reason="a later reminder was due at the same time", updated_at=now)
-    )
+        .where(table.c.state == "planned", table.c.kind == kind, table.c.send_at <= now, newer_due)
+        .values(state="skipped", reason=f"a later {words} was due at the same time", updated_at=now)
+        for kind, words in (("reminder", "reminder"), ("overdue", "overdue notice"))
+    ]
     opened = table.alias("opened")
     just_opened = exists().where(
         *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
@@ -569,7 +585,7 @@ def skip_stale(session: Session, now: datetime) -> int:
         .where(table.c.state == "planned", table.c.deadline_at <= now)
         .values(state="skipped", reason="deadline passed before it could be sent", updated_at=now)
     )
-    return sum(changed(session.execute(statement)) for statement in (superseded, told, expired))
+    return sum(changed(session.execute(statement)) for statement in (*superseded, told, expired))
 
 
 def return_expired(session: Session, now: datetime) -> int:

@@ -12,7 +12,18 @@ from datetime import date, datetime, time, timedelta
 from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, get_zone, local_to_utc, parse_offset
-from tracker.timelines.views import UNREADABLE, MilestoneView, Occurrence, Problems, expand, follows, reference
+from tracker.timelines.states import LATE_DAYS, Process
+from tracker.timelines.triggers import fire_at, reminder_trigger
+from tracker.timelines.views import (
+    UNREADABLE,
+    MilestoneView,
+    Occurrence,
+    Problems,
+    expand,
+    follows,
+    occurrence_of,
+    reference,
+)
 
 Key = tuple[int, str, str, str, str, str]  # a DeliveryKey's fields, in order
 
@@ -45,25 +56,17 @@ class Wanted(DeliveryKey):
 
     send_at: datetime
     deadline_at: datetime | None
+    held: str = ""  # why it may not go yet: its window waits for an earlier step (the row is 'held')
 
 
 def reminder_at(item: Occurrence, offset: Offset, reminder_hour: int) -> datetime:
-    """When the reminder *offset* before *item* goes out; the same instant as the feed's alarm.
+    """When the reminder *offset* before *item* goes out: the instant its calendar alarm fires.
 
-    Day offsets go out at the reminder hour, local time of the timeline, N calendar days
-    before (so across a DST change 09:00 stays 09:00); hour and minute offsets are exact,
-    counted from the end of an all-day deadline's day and from the start of anything else.
+    Both come from one rule (tracker/timelines/triggers.py): day offsets at the reminder hour,
+    local time of the timeline, N calendar days before (so 09:00 stays 09:00 across DST), or
+    at the item's own time of day if that is earlier; hour and minute offsets exact.
     """
-    view, zone = item.milestone, item.milestone.zone
-    local = item.at.astimezone(get_zone(zone))
-    if offset.is_calendar:
-        return local_to_utc(local.date() - timedelta(days=offset.days), time(reminder_hour), zone)
-    edge = item.at
-    if view.all_day and item.due_at is not None:
-        edge = local_to_utc(local.date() + timedelta(days=1), time(0), zone)
-    elif view.all_day:
-        edge = local_to_utc(local.date(), time(0), zone)
-    return edge - timedelta(minutes=offset.minutes)
+    return fire_at(item, reminder_trigger(item.milestone, offset, reminder_hour))
 
 
 def route(views: Iterable[MilestoneView], readers: Sequence[Reader]) -> dict[tuple[str, str], list[Reader]]:
@@ -80,6 +83,14 @@ def route(views: Iterable[MilestoneView], readers: Sequence[Reader]) -> dict[tup
     return routes
 
 
+@dataclass(frozen=True)
+class Escalation:
+    """What late steps get: `overdue` notices at these offsets after the due day (TRACKER_OVERDUE)."""
+
+    overdue: tuple[str, ...] = ("1d", "3d")
+    late_days: int = LATE_DAYS  # TRACKER_LATE_DAYS: a step later than this is missed, no longer chased
+
+
 def plan_reminders(
     views: Iterable[MilestoneView],
     readers: Sequence[Reader],
@@ -88,23 +99,57 @@ def plan_reminders(
     horizon: timedelta,
     reminder_hour: int,
     set_aside: Problems | None = None,
+    escalation: Escalation | None = None,
 ) -> list[Wanted]:
     """Reminders whose time is before *now + horizon* and whose deadline is still ahead.
 
     Reminders already due are included: after downtime the dispatcher sends the latest
-    of them and skips the rest. Done occurrences need no reminder. Given *set_aside*, a
+    of them and skips the rest. Done occurrences need no reminder; those of a window still
+    waiting for an earlier step are held (docs/architecture.md §6). Given *set_aside*, a
     milestone that cannot be planned is left out and recorded there; without, it raises.
     """
+    return plan_each(views, readers, "reminders", now, horizon, reminder_hour, escalation, set_aside)
+
+
+def plan_late(
+    views: Iterable[MilestoneView],
+    readers: Sequence[Reader],
+    *,
+    now: datetime,
+    horizon: timedelta,
+    reminder_hour: int,
+    set_aside: Problems | None = None,
+    escalation: Escalation | None = None,
+) -> list[Wanted]:
+    """`overdue` notices of steps not done, `delayed` ones of the windows waiting for them, before *now + horizon*."""
+    return plan_each(views, readers, "late", now, horizon, reminder_hour, escalation, set_aside)
+
+
+def plan_each(
+    views: Iterable[MilestoneView],
+    readers: Sequence[Reader],
+    what: str,
+    now: datetime,
+    horizon: timedelta,
+    reminder_hour: int,
+    escalation: Escalation | None,
+    set_aside: Problems | None,
+) -> list[Wanted]:
+    escalation = escalation or Escalation()
     active = [view for view in views if view.status == "active"]
     routes = route(active, readers)
+    plan = Planning(Process(active, now=now, late_days=escalation.late_days), now + horizon, reminder_hour,
+                    escalation.overdue)  # fmt: skip
     wanted: list[Wanted] = []
-    until = now + horizon
     for view in active:
         members = routes[(view.timeline_id, view.key)]
         if not members:
             continue
         try:
-            wanted.extend(plan_milestone(view, members, now=now, until=until, reminder_hour=reminder_hour))
+            if what == "reminders":
+                wanted.extend(plan.reminders(view, members))
+            else:
+                wanted.extend(plan.overdue(view, members) + plan.delayed(view, members))
         except UNREADABLE as exc:  # one milestone that cannot be planned must not stop everyone's reminders
             if set_aside is None:
                 raise
@@ -112,17 +157,80 @@ def plan_reminders(
     return wanted
 
 
-def plan_milestone(
-    view: MilestoneView, members: Sequence[Reader], *, now: datetime, until: datetime, reminder_hour: int
-) -> list[Wanted]:
-    """The reminders of one milestone to the *members* it concerns."""
-    longest = max((parse_offset(o).exact() for o in offsets_in_use(view, members)), default=timedelta(0))
-    wanted = []
-    for item in expand(view, now, until + longest + timedelta(days=1)):
-        if item.at <= now or item.done_at is not None:
-            continue
-        wanted.extend(reminders_of(item, members, until, reminder_hour))
-    return wanted
+@dataclass(frozen=True)
+class Planning:
+    """One pass's planning of what milestones send: the process state, the horizon, the hours."""
+
+    process: Process
+    until: datetime
+    reminder_hour: int
+    overdue_offsets: tuple[str, ...]
+
+    def reminders(self, view: MilestoneView, members: Sequence[Reader]) -> list[Wanted]:
+        """The reminders of one milestone to the *members* it concerns; held while it waits for its step."""
+        now = self.process.now
+        longest = max((parse_offset(o).exact() for o in offsets_in_use(view, members)), default=timedelta(0))
+        wanted = []
+        for item in expand(view, now, self.until + longest + timedelta(days=1)):
+            if item.at <= now or item.done_at is not None:
+                continue
+            held = f"waiting for {view.opens_after}" if self.process.is_waiting(item) else ""
+            wanted.extend(reminders_of(item, members, self.until, self.reminder_hour, held))
+        return wanted
+
+    def overdue(self, view: MilestoneView, members: Sequence[Reader]) -> list[Wanted]:
+        """`overdue` notices of a deadline not done: at the first reminder hour after it, then at each
+        escalation offset, until it is missed (a done, moved or cancelled step is re-planned away)."""
+        process = self.process
+        if view.due_at is None or not self.overdue_offsets:
+            return []  # TRACKER_OVERDUE= (empty): late steps are shown, never chased
+        wanted = []
+        for item in expand(view, process.now - process.late_after, self.until):
+            if item.done_at is not None or process.is_waiting(item):
+                continue  # a step still waiting for an earlier one is not its owner's delay
+            missed_at = process.missed_at(item)
+            if missed_at <= process.now:
+                continue  # missed already: shown as such, no longer chased
+            for slot, send_at in overdue_times(item, self.overdue_offsets, self.reminder_hour):
+                if send_at <= self.until and send_at < missed_at:
+                    wanted += [Wanted(r.id, view.timeline_id, view.key, item.occurrence, "overdue", slot, send_at,
+                                      missed_at) for r in members]  # fmt: skip
+        return wanted
+
+    def delayed(self, view: MilestoneView, members: Sequence[Reader]) -> list[Wanted]:
+        """One `delayed` notice to a waiting window's audience once the step it waits for is late."""
+        step = self.process.step_before(view)
+        if step is None or step.due_at is None or step.status != "active" or view.repeat or step.repeat:
+            return []  # repeating chains: each occurrence opens on its own; not announced as delayed
+        window, late = occurrence_of(view, None), occurrence_of(step, None)
+        if not self.process.is_waiting(window):
+            return []
+        send_at = overdue_times(late, (), self.reminder_hour)[0][1]
+        until = min(window.at, self.process.missed_at(late))
+        if send_at > self.until or send_at >= until or until <= self.process.now:
+            return []
+        slot = late.at.astimezone(get_zone(step.zone)).date().isoformat()  # a new due date, a new notice
+        return [Wanted(r.id, view.timeline_id, view.key, "", "delayed", slot, send_at, until) for r in members]
+
+
+def overdue_times(item: Occurrence, offsets: Sequence[str], reminder_hour: int) -> list[tuple[str, datetime]]:
+    """When an overdue step is chased: the first reminder hour after it ('due'), then each offset after
+    its due day, at the reminder hour (day offsets) or exactly (hours); one instant, one notice."""
+    zone = item.milestone.zone
+    local = item.at.astimezone(get_zone(zone))
+    first = local_to_utc(local.date(), time(reminder_hour), zone)
+    if first <= item.at:
+        first = local_to_utc(local.date() + timedelta(days=1), time(reminder_hour), zone)
+    found = [("due", first)]
+    for text in offsets:
+        offset = parse_offset(text)
+        if offset.is_calendar:
+            at = local_to_utc(local.date() + timedelta(days=offset.days), time(reminder_hour), zone)
+        else:
+            at = item.at + timedelta(minutes=offset.minutes)
+        if all(at != seen for _, seen in found) and at > item.at:
+            found.append((text, at))
+    return found
 
 
 def offsets_in_use(view: MilestoneView, readers: Iterable[Reader]) -> set[str]:
@@ -132,7 +240,9 @@ def offsets_in_use(view: MilestoneView, readers: Iterable[Reader]) -> set[str]:
     return found
 
 
-def reminders_of(item: Occurrence, readers: Iterable[Reader], until: datetime, reminder_hour: int) -> list[Wanted]:
+def reminders_of(
+    item: Occurrence, readers: Iterable[Reader], until: datetime, reminder_hour: int, held: str = ""
+) -> list[Wanted]:
     view = item.milestone
     times: dict[str, datetime] = {}  # many readers share an offset: compute each time once
     found = []
@@ -142,9 +252,8 @@ def reminders_of(item: Occurrence, readers: Iterable[Reader], until: datetime, r
                 times[offset] = reminder_at(item, parse_offset(offset), reminder_hour)
             send_at = times[offset]
             if send_at <= until:
-                found.append(
-                    Wanted(reader.id, view.timeline_id, view.key, item.occurrence, "reminder", offset, send_at, item.at)
-                )
+                where = (view.timeline_id, view.key, item.occurrence)
+                found.append(Wanted(reader.id, *where, "reminder", offset, send_at, item.at, held))
     return found
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tracker.emails.headers import message_id
     from tracker.emails.inlining import inline_css, inline_template
     from tracker.emails.render import Renderer
-    from tracker.emails.requests import KINDS, EmailRequest, Kind, Recipient, Sender
+    from tracker.emails.requests import KINDS, ChangeLine, EmailRequest, Kind, Recipient, Sender
 
 _HOMES = {
     "LRU": "content",
@@ -34,13 +34,14 @@ _HOMES = {
     "inline_css": "inlining",
     "inline_template": "inlining",
     "Renderer": "render",
-    **dict.fromkeys(("KINDS", "EmailRequest", "Kind", "Recipient", "Sender"), "requests"),
+    **dict.fromkeys(("KINDS", "ChangeLine", "EmailRequest", "Kind", "Recipient", "Sender"), "requests"),
 }
 
 __all__ = [
     "KINDS",
     "LANGUAGES",
     "LRU",
+    "ChangeLine",
     "EmailRequest",
     "Kind",
     "Recipient",

@@ -41,7 +41,7 @@ class Content:
     language_line: bytes
     text: TextBody
     html: TextBody
-    attachment: bytes | None  # a reminder's calendar part, headers and body
+    attachments: tuple[bytes, ...]  # the calendar part of each milestone it is about, headers and body
     shown: frozenset[int]  # the personal values either part shows
 
     def fits(self, values: Sequence[str]) -> bool:
@@ -59,10 +59,11 @@ class Content:
         html = self.html.render(pick(values, self.html.fields, lambda value: str(escape(value)).encode()))
         inner = boundary + "1"
         alternative = [multipart_header("alternative", inner), CRLF, *multipart(inner, ((text,), (html,)))]
-        if self.attachment is None:
+        if not self.attachments:
             return alternative
         outer = boundary + "0"
-        return [multipart_header("mixed", outer), CRLF, *multipart(outer, (alternative, (self.attachment,)))]
+        parts = (alternative, *((attachment,) for attachment in self.attachments))
+        return [multipart_header("mixed", outer), CRLF, *multipart(outer, parts)]
 
 
 def pick(values: Sequence[str], fields: frozenset[int], encode: Callable[[str], bytes]) -> list[bytes]:
@@ -111,7 +112,7 @@ def personal_values(request: EmailRequest) -> tuple[str, ...]:
 
 
 def make_content(
-    subject: str, tag: str, text: str, html: str, attachment: bytes | None, marks: Placeholders
+    subject: str, tag: str, text: str, html: str, attachments: tuple[bytes, ...], marks: Placeholders
 ) -> Content:
     """Return the content of a text rendered with *marks*; its subject must hold none of them."""
     if marks.holds(subject):
@@ -122,7 +123,7 @@ def make_content(
         language_line=text_header("Content-Language", tag),
         text=text_body,
         html=html_body,
-        attachment=attachment,
+        attachments=attachments,
         shown=text_body.fields | html_body.fields,
     )
 
@@ -140,15 +141,17 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         reader,
         identity(view),
         request.due_at,
-        request.old_at,
+        tuple((*identity(line.view), line.change, line.old_at, line.new_at) for line in request.changes),
         request.offset,
         identity(request.predecessor),
+        request.note,
         tuple((*identity(item.milestone), item.at) for item in request.digest),
         tuple(request.subscribed_to),
         request.links.confirm is None,
     )
-    dated = request.kind == "reminder" and view is not None and view.updated_at is None
-    state = (view, request.predecessor, tuple(request.digest), request.now if dated else None)
+    dated = view is not None and view.updated_at is None  # the attached item's DTSTAMP is then `now`
+    changed = tuple(line.view for line in request.changes)
+    state = (view, request.predecessor, tuple(request.digest), changed, request.now if dated else None)
     return slot, state
 
 

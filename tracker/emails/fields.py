@@ -22,7 +22,7 @@ from tracker.text import CONTROLS
 WIDTH = 78  # RFC 5322 2.1.1: a line SHOULD keep to 78 characters (998 is the MUST)
 WORD = 75  # RFC 2047 2: the longest encoded word
 PLAIN = 60  # a longer word is encoded (and so cut): "Content-Language: " and 60 make 78
-LONGEST = 900  # a List-Unsubscribe line up to this is left whole; a longer one is cut inside a URL
+LONGEST = 900  # a List-Unsubscribe URL up to this is left whole on its line; a longer one is cut
 _OVERHEAD = len("=?utf-8?q??=")
 CRLF_SPACE = "\r\n "  # a fold
 
@@ -100,13 +100,21 @@ def sender_value(from_address: str) -> str:
 
 
 def urls_value(name: str, urls: Sequence[str]) -> str:
-    """Return '<url>, <url>' (List-Unsubscribe), each URL printable ASCII; cut only when a line passes 900."""
-    value = ", ".join(f"<{safe_url(url)}>" for url in urls)
+    """Return '<url>, <url>' (List-Unsubscribe), each URL printable ASCII, folded between URLs past 78.
+
+    A URL is cut only when its own line passes 900: a URL folded at 78 is one no client follows.
+    """
+    written = [f"<{safe_url(url)}>" for url in urls]
+    value = ", ".join(written)
+    if len(name) + 2 + len(value) <= WIDTH:
+        return value
     room = LONGEST - len(name) - 2
-    if len(value) <= room:
-        return value  # one line, however long: a URL folded at 78 is one no client follows
     # RFC 2369 2: whitespace inside the angle brackets is ignored, so a URL may be cut anywhere.
-    return "\r\n ".join(value[start : start + room] for start in range(0, len(value), room))
+    lines: list[str] = []
+    for url in written:
+        lines += [url[start : start + room] for start in range(0, len(url), room)]
+        lines[-1] += ","
+    return CRLF_SPACE.join(lines)[:-1]
 
 
 def list_id_value(list_id: str) -> str:

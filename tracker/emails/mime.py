@@ -15,10 +15,11 @@ from email.utils import format_datetime
 from functools import lru_cache
 
 # 7bit: non-ASCII bodies go out quoted-printable or base64, never raw 8-bit (a relay without 8BITMIME).
-POLICY = SMTP.clone(cte_type="7bit")
-# The message's own headers are not refolded at 78 (a SHOULD; 998 is the MUST): `fields` folds
-# them itself and leaves a long List-Unsubscribe URL whole. Parts keep POLICY, whose 78 also sets
-# the quoted-printable line length of the bodies.
+# 76: the email package wraps quoted-printable at the policy's line length, and RFC 2045 6.7 allows
+# encoded lines of 76 characters at most (its 78 would give lines a strict reader may refuse).
+POLICY = SMTP.clone(cte_type="7bit", max_line_length=76)
+# The message's own headers are not refolded (78 is a SHOULD, 998 the MUST): `fields` folds them
+# itself and never cuts a List-Unsubscribe URL below 900. Parts keep POLICY.
 HEADERS_POLICY = POLICY.clone(max_line_length=998)
 
 CRLF = b"\r\n"

@@ -20,12 +20,22 @@ from tracker.emails.requests import EmailRequest, Sender
 from tracker.feeds import CalendarInfo, build_item_calendar
 from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
-from tracker.i18n.wording import describe_item, describe_previous, due_text, group_weeks, when_text
+from tracker.i18n.wording import (
+    ItemText,
+    describe_item,
+    describe_previous,
+    due_text,
+    group_weeks,
+    late_text,
+    when_text,
+)
 from tracker.links import timeline_page
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
-from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in
+from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
 
+# Kinds about a milestone: each carries its .ics, as the feed has it.
+ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -60,7 +70,7 @@ class Renderer:
         subject, text, html = self.compose(request, language)
         message = make_message(request, self.sender, subject, language.tag)
         body = [text_part(text, "plain"), text_part(html, "html")]
-        attachments = [self.calendar_part(request)] if request.kind == "reminder" else []
+        attachments = [self.calendar_part(request, view) for view in attached(request)]
         set_body(message, body, attachments, boundary_of(request.key))
         return message
 
@@ -93,8 +103,8 @@ class Renderer:
         found = self.contents.get(slot, state)
         if found is None:
             subject, text, html = self.compose(self.placeholders.stand_in(request), language)
-            attachment = self.attachment(request) if request.kind == "reminder" else None
-            found = make_content(subject, language.tag, text, html, attachment, self.placeholders)
+            attachments = tuple(self.calendar_item(request, view)[1] for view in attached(request))
+            found = make_content(subject, language.tag, text, html, attachments, self.placeholders)
             self.contents.put(slot, state, found)
         return found
 
@@ -112,18 +122,12 @@ class Renderer:
         values.update(kind_values(request, language, reader_zone(request), self.sender.base_url))
         return values
 
-    def calendar_part(self, request: EmailRequest) -> MIMEPart:
-        assert request.view is not None
-        return calendar_part(self.calendar(request, request.view), attachment_name(request.view))
+    def calendar_part(self, request: EmailRequest, view: MilestoneView) -> MIMEPart:
+        return calendar_part(self.calendar(request, view), attachment_name(view))
 
     def calendar(self, request: EmailRequest, view: MilestoneView) -> bytes:
         """Return the milestone's calendar item, built once for all who get a reminder of it."""
         return self.calendar_item(request, view)[0]
-
-    def attachment(self, request: EmailRequest) -> bytes:
-        """Return the calendar part of a reminder as bytes, headers and body."""
-        assert request.view is not None
-        return self.calendar_item(request, request.view)[1]
 
     def calendar_item(self, request: EmailRequest, view: MilestoneView) -> tuple[bytes, bytes]:
         # The whole view is compared, as FeedCache does: a completion changes the item, not the revision.
@@ -138,10 +142,20 @@ class Renderer:
         return found
 
 
+def attached(request: EmailRequest) -> list[MilestoneView]:
+    """The milestones whose .ics *request*'s message carries: its own, or each one a changed message lists."""
+    if request.kind not in ATTACHED:
+        return []
+    if request.changes:
+        return [line.view for line in request.changes]
+    return [request.view] if request.view is not None else []
+
+
 def build_calendar(
     view: MilestoneView, request: EmailRequest, sender: Sender, language: Language
 ) -> tuple[bytes, bytes]:
-    """Return the calendar item of the occurrence *request* reminds of, and its attachment part as bytes."""
+    """Return the calendar item of the occurrence *request* is about, and its attachment part as bytes."""
+    name, address = parseaddr(sender.from_address)
     info = CalendarInfo(
         words=item_words(language),
         name=timeline_title_in(view, language.code),
@@ -149,6 +163,7 @@ def build_calendar(
         url=timeline_page(view, sender.base_url),
         base_url=sender.base_url,
         reminder_hour=sender.reminder_hour,
+        organizer=(name, address),
     )
     data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
     return data, calendar_part(data, attachment_name(view)).as_bytes(policy=HEADERS_POLICY)
@@ -165,10 +180,11 @@ def check_request(request: EmailRequest) -> None:
         raise ValueError("now must be an aware datetime")
     if request.kind == "confirm" and request.links.confirm is None:
         raise ValueError("a confirm email needs links.confirm")
-    if request.kind not in ("confirm", "digest") and request.view is None:
+    if request.kind == "changed":
+        if not request.changes or any(line.at is None for line in request.changes):
+            raise ValueError("a changed email needs its changes, each with its date")
+    elif request.kind not in ("confirm", "digest") and request.view is None:
         raise ValueError(f"a {request.kind} email needs a view")
-    if request.kind == "changed" and request.old_at is None:
-        raise ValueError("a changed email needs old_at")
     if request.kind == "reminder" and request.offset is None:
         raise ValueError("a reminder email needs its offset")
 
@@ -179,16 +195,40 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
         return {"topics": list(request.subscribed_to)}
     if request.kind == "digest":
         return {"weeks": group_weeks(request.digest, language, reader, base_url)}
+    if request.kind == "changed":
+        return changes_values(request, language, reader, base_url)
     assert request.view is not None
     view = request.view
     values: dict[str, Any] = {"item": describe_item(occurrence_of(view, request.due_at), language, reader, base_url)}
     if request.kind == "reminder" and request.offset is not None:
         values["due"] = due_text(view, parse_offset(request.offset), language)
-    elif request.kind == "changed":
-        values["old_when"] = when_text(occurrence_of(view, request.old_at), language, reader)
     elif request.kind == "opened":
         values["previous"] = describe_previous(request.predecessor, language)
+    elif request.kind == "overdue":
+        values["late"] = late_text(view, request.due_at or view.main_at, request.now, language)
+    elif request.kind == "delayed" and request.predecessor is not None:
+        step = request.predecessor
+        values["step"] = describe_item(occurrence_of(step, None), language, reader, base_url)
+    elif request.kind == "correction":
+        values["reopened"] = title_in(request.predecessor, language.code) if request.predecessor else ""
+        values["why"] = request.note
     return values
+
+
+def changes_values(request: EmailRequest, language: Language, reader: str, base_url: str) -> dict[str, Any]:
+    """Each line of a changed message: the milestone at its new date (or the one given up), and the old date."""
+    lines = []
+    for line in request.changes:
+        item = describe_item(occurrence_of(line.view, line.at), language, reader, base_url)
+        moved = line.change in ("moved", "restored") and line.old_at is not None
+        old_when = when_text(occurrence_of(line.view, line.old_at), language, reader) if moved else ""
+        lines.append({"item": item, "change": line.change, "old_when": old_when})
+    timelines = {describe.timeline for describe in (line["item"] for line in lines) if isinstance(describe, ItemText)}
+    return {
+        "changes": lines,
+        "timeline": timelines.pop() if len(timelines) == 1 else "",  # all about one timeline: said once
+        "moved": any(line.change in ("moved", "restored") for line in request.changes),
+    }
 
 
 def render_block(template: Template, name: str, context: dict[str, Any]) -> str:
@@ -255,4 +295,5 @@ def reader_zone(request: EmailRequest) -> str:
     try:
         return get_zone(request.recipient.timezone).key
     except DateError:
-        return request.view.zone if request.view is not None else "UTC"
+        view = request.view or (request.changes[0].view if request.changes else None)
+        return view.zone if view is not None else "UTC"

@@ -12,7 +12,7 @@ from tracker.subscribers.links import Links
 if TYPE_CHECKING:  # annotations only: the command line reads KINDS for its help without loading views
     from tracker.timelines.views import MilestoneView, Occurrence
 
-Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "digest"]
+Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "digest"]
 
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -27,6 +27,21 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class ChangeLine:
+    """One milestone of a changed message: its view (its text, and its calendar item) and what happened to it."""
+
+    view: MilestoneView
+    change: str  # moved | cancelled | removed | restored
+    old_at: datetime | None  # moved, restored: the date before; cancelled, removed: the date given up
+    new_at: datetime | None  # moved, restored: the date now
+
+    @property
+    def at(self) -> datetime | None:
+        """The instant the line is about: the new date, or the one given up."""
+        return self.new_at if self.change in ("moved", "restored") else self.old_at
+
+
+@dataclass(frozen=True)
 class EmailRequest:
     """One message to render: its kind, for whom, about what."""
 
@@ -37,11 +52,14 @@ class EmailRequest:
     now: datetime  # aware; the Date header
     view: MilestoneView | None = None  # all kinds except confirm/digest
     due_at: datetime | None = None  # this occurrence's instant (repeating milestones)
-    old_at: datetime | None = None  # "changed": the previous instant
     offset: str | None = None  # "reminder": "7d", "4h"
     digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
-    predecessor: MilestoneView | None = None  # "opened": the milestone whose completion opened this one
+    predecessor: MilestoneView | None = (
+        None  # "opened": the milestone whose completion opened this one; "correction": reopened
+    )
+    note: str = ""  # "correction": why the earlier step was reopened
     subscribed_to: Sequence[str] = ()  # "confirm": titles of the timelines followed (empty: all)
+    changes: Sequence[ChangeLine] = ()  # "changed": every milestone of one change set for this reader, in date order
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from icalendar import (
     Calendar,
     Component,
     Event,
+    vCalAddress,
     vDDDTypes,
     vDuration,
     vRecur,
@@ -30,6 +31,7 @@ from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
 from tracker.links import timeline_page
 from tracker.text import describe_error
 from tracker.timelines.dates import Offset, get_zone, parse_offset
+from tracker.timelines.triggers import Trigger, reminder_trigger
 from tracker.timelines.views import (
     UNREADABLE,
     CompletionView,
@@ -82,6 +84,7 @@ class CalendarInfo:
     source: str = ""  # the feed's own .ics address (RFC 7986 SOURCE), when known
     reminder_hour: int = 9  # TRACKER_REMINDER_HOUR: when day-offset alarms of all-day items fire
     words: ItemWords = ENGLISH
+    organizer: tuple[str, str] = ("", "")  # (name, address) an emailed item is PUBLISHed by (RFC 5546 3.2.1)
 
 
 def select_views(views: Iterable[MilestoneView], kind: FeedKind, key: str | None = None) -> list[MilestoneView]:
@@ -219,7 +222,7 @@ def tzid_of(zone: str) -> str | None:
 
 
 def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: CalendarInfo, *, now: datetime) -> bytes:
-    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as a reminder attaches it.
+    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as an email about it attaches it.
 
     UID, SEQUENCE and DTSTAMP are the feed's: a client that imports the file and shows the feed
     sees one item, in one version. A repeating milestone comes whole (series and done occurrences),
@@ -233,8 +236,20 @@ def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: Calen
     for zone, since in zones_used([view]):
         calendar.add_component(make_vtimezone(zone, since))
     for component in make_components(view, info, now=now):
+        add_organizer(component, info.organizer)
         calendar.add_component(component)
     return ical_bytes(calendar)
+
+
+def add_organizer(event: Event, organizer: tuple[str, str]) -> None:
+    """Add ORGANIZER, which METHOD:PUBLISH requires: a mailto: address and its name as CN."""
+    name, address = organizer
+    if not address:
+        return
+    value = vCalAddress(f"mailto:{address}")
+    if name:
+        value.params["CN"] = vText(name)
+    event.add("organizer", value)
 
 
 # --- one milestone -----------------------------------------------------------------------
@@ -457,17 +472,36 @@ def make_alarm(view: MilestoneView, offset: Offset, summary: str, reminder_hour:
     return alarm
 
 
-def alarm_trigger(view: MilestoneView, offset: Offset, reminder_hour: int) -> timedelta:
-    """Return the TRIGGER, relative to DTSTART (the one relation every client supports)."""
-    if not view.all_day:
-        # iCalendar days are nominal, like ours: "-P7D" keeps 09:00 at 09:00 across DST.
-        return -offset.exact()
-    if offset.is_calendar:
-        # DTSTART of an all-day item is local midnight: fire at the reminder hour N days before.
-        return timedelta(days=-offset.days, hours=reminder_hour)
-    # Hours count from the end of a deadline's day but from the start of a meeting's.
-    edge = timedelta(days=1) if view.kind == "deadline" else timedelta(0)
-    return edge - timedelta(minutes=offset.minutes)
+def alarm_trigger(view: MilestoneView, offset: Offset, reminder_hour: int) -> TriggerValue:
+    """Return the TRIGGER, relative to DTSTART (the one relation every client supports).
+
+    The rule is the reminder email's (tracker/timelines/triggers.py), so both fire at one instant.
+    """
+    return TriggerValue(reminder_trigger(view, offset, reminder_hour))
+
+
+class TriggerValue(vDuration):
+    """A TRIGGER written as its rule splits it: nominal days, then elapsed time.
+
+    icalendar would write 36 hours as `-P1DT12H`, a nominal day that is 23 or 25 hours across DST.
+    """
+
+    def __init__(self, trigger: Trigger) -> None:
+        super().__init__(timedelta(days=trigger.days) + trigger.exact)
+        self.trigger = trigger
+
+    def to_ical(self) -> bytes:
+        days, exact = self.trigger.days, self.trigger.exact
+        if self.trigger.floating:  # a date's start has no clock change: any split reads alike
+            total = timedelta(days=days) + exact
+            factor = -1 if total < timedelta(0) else 1
+            days, exact = factor * abs(total).days, factor * timedelta(seconds=abs(total).seconds)
+        sign = "-" if days < 0 or exact < timedelta(0) else ""
+        seconds = int(abs(exact).total_seconds())
+        hours, minutes = seconds // 3600, seconds % 3600 // 60
+        clock = f"{hours}H" * bool(hours) + f"{minutes}M" * bool(minutes) + f"{seconds % 60}S" * bool(seconds % 60)
+        text = f"{sign}P" + f"{abs(days)}D" * bool(days or not clock) + f"T{clock}" * bool(clock)
+        return text.encode("ascii")
 
 
 def alarm_words(view: MilestoneView, offset: Offset) -> str:

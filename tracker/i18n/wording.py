@@ -29,6 +29,23 @@ AUDIENCES = {
     "chair": N_("Chair"),
 }
 
+# The states of the process model (timelines/states.py), as every surface words them.
+STATE_WORDS = {
+    "late": N_("late"),
+    "due_today": N_("due today"),
+    "open": N_("open"),
+    "waiting": N_("waiting"),
+    "upcoming": N_("upcoming"),
+    "missed": N_("missed"),
+    "done": N_("done"),
+    "cancelled": N_("cancelled"),
+}
+
+
+def state_text(state: str, language: Language) -> str:
+    """Return a step's state ('late') in *language*."""
+    return language.translations.gettext(STATE_WORDS[state])
+
 
 @dataclass(frozen=True)
 class ItemText:
@@ -125,6 +142,16 @@ def due_text(view: MilestoneView, offset: Offset, language: Language) -> str:
     if minutes % 60 == 0:
         return language.ngettext("Due in {num} hour", "Due in {num} hours", minutes // 60)
     return language.ngettext("Due in {num} minute", "Due in {num} minutes", minutes)
+
+
+def late_text(view: MilestoneView, due_at: datetime, now: datetime, language: Language) -> str:
+    """Return 'Overdue by 3 days' (whole days in the timeline's zone; hours under a day)."""
+    zone = get_zone(view.zone)
+    days = (now.astimezone(zone).date() - due_at.astimezone(zone).date()).days
+    if days >= 1:
+        return language.ngettext("Overdue by {num} day", "Overdue by {num} days", days)
+    hours = max(1, int((now - due_at).total_seconds() // 3600))
+    return language.ngettext("Overdue by {num} hour", "Overdue by {num} hours", hours)
 
 
 def starts_text(offset: Offset, language: Language) -> str:

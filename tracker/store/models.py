@@ -135,6 +135,8 @@ class Event(SQLModel, table=True):
     new_at: datetime | None = _at()
     detail: dict[str, Any] | None = _json()
     subscriber_id: int | None = Field(default=None, index=True)  # subscriber events only
+    # What one sync, one `done`/`reopen` or one API call changed together: members get one message for it.
+    change_set: str | None = Field(default=None, max_length=32)
 
 
 class SyncState(SQLModel, table=True):
@@ -179,9 +181,10 @@ class Delivery(SQLModel, table=True):
 
     The unique key makes planning idempotent: the same reminder can never be planned twice.
     `slot` tells apart the messages of one kind about one occurrence: the offset of a
-    reminder ('7d'), the first event of a change notice, the week of a digest. A reminder
-    planned again for a deadline that moved after its first was sent names that deadline
-    ('7d@20170224T120000Z'): one reminder per offset per deadline (docs/architecture.md §3).
+    reminder ('7d'), the change set of a `changed` message (about no one milestone: its
+    `lines` list them), the week of a digest. A reminder planned again for a deadline that
+    moved after its first was sent names that deadline ('7d@20170224T120000Z'): one reminder
+    per offset per deadline (docs/architecture.md §3).
     """
 
     __tablename__ = "deliveries"
@@ -198,9 +201,9 @@ class Delivery(SQLModel, table=True):
     timeline_id: str = Field(default="", max_length=100)  # '' for confirm and digest
     milestone_key: str = Field(default="", max_length=100)
     occurrence: str = Field(default="", max_length=40)
-    kind: str = Field(max_length=12)  # confirm | reminder | opened | changed | cancelled | digest
+    kind: str = Field(max_length=12)  # confirm reminder opened changed cancelled correction overdue delayed digest
     slot: str = Field(default="", max_length=40)
-    state: str = Field(default="planned", max_length=12)  # planned claimed sent failed skipped cancelled quarantined
+    state: str = Field(default="planned", max_length=12)  # planned held claimed sent failed skipped cancelled …
     send_at: datetime = _at(nullable=False)  # when it is meant to go
     attempt_at: datetime = _at(nullable=False)  # when it may next be claimed (later after a failure)
     deadline_at: datetime | None = _at()  # after this, sending is pointless: no more retries
@@ -209,7 +212,11 @@ class Delivery(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=64)
     old_at: datetime | None = _at()  # changed: the date before the first move of this notice
     new_at: datetime | None = _at()  # changed: the date after the last move
-    event_id: int | None = None  # the event a notice answers
+    event_id: int | None = None  # the event a notice answers (a change set's first)
+    # changed: one line per milestone of the change set that concerns the subscriber, each
+    # [timeline, milestone, "moved" | "cancelled" | "removed" | "restored", old_at, new_at, revision]
+    # (instants as ISO text, UTC). Lists, not objects: a change set of 50 lines goes to thousands of rows.
+    lines: list[list[Any]] | None = _json()
     revision: int | None = None  # reminders: the milestone's revision they were planned for (None: not checked)
     last_error: str = ""
     reply: str = ""  # the server's answer to the accepted message

@@ -58,6 +58,15 @@ class DoneRequest:
     source: str = "cli"
     amend: bool = False  # change a recorded completion instead of refusing a second one
     keep: frozenset[str] = frozenset()  # amending: "at", "note", "link" not given, kept as recorded
+    who: str = ""  # "cli:USER" or "api": written on the event
+
+
+@dataclass(frozen=True)
+class ReopenRequest:
+    reference: str  # "timeline/milestone"
+    note: str = ""  # why, written on the event and quoted in a correction
+    occurrence: str | None = None  # a repeating step: the occurrence (its local date); None: the latest done
+    who: str = ""
 
 
 def find_milestone(stored: Stored, reference: str) -> Key:
@@ -87,12 +96,41 @@ def record_done(session: Session, request: DoneRequest, view: MilestoneView | No
                                 note=request.note, link=request.link)  # fmt: skip
     session.execute(insert(CompletionRecord.__table__).values({**values, "occurrence": occurrence}))  # type: ignore[attr-defined]
     kind = "amended" if request.amend else "completed"  # an amendment opens nothing again: no second 'opened'
-    completed = change(kind, stored.milestones[key][2], new_at=request.done_at)
+    completed = change(kind, stored.milestones[key][2], new_at=request.done_at, who=request.who, note=request.note)
     if occurrence:
         return finish(session, stored, [completed], now)
     completions = {k: c for k, (c, _) in stored.completions.items()}
     completions[key] = Completion(request.done_at, request.day)
     return finish(session, stored, [completed], now, completions)
+
+
+def record_reopen(session: Session, request: ReopenRequest, *, now: datetime) -> list[Change]:
+    """Remove a completion and move `.done` dependents back; return what changed (notices follow the events)."""
+    check_note(request.note)
+    stored = load_stored(session)
+    key = find_milestone(stored, request.reference)
+    occurrence = request.occurrence if request.occurrence is not None else latest_done(session, key)
+    record = recorded_completion(session, key, occurrence)
+    if record is None:
+        raise CompletionError(f"{request.reference} is not done: there is no completion to reopen")
+    if record.source == "file":
+        path = stored.timelines[key[0]].path
+        raise CompletionError(f"{request.reference} is done in its file ({path}: done:); remove it there and sync")
+    delete_completion(session, key, occurrence)
+    reopened = change("reopened", stored.milestones[key][2], old_at=record.done_at, who=request.who, note=request.note)
+    if occurrence:
+        return finish(session, stored, [reopened], now)
+    completions = {k: c for k, (c, _) in stored.completions.items() if k != key}
+    return finish(session, stored, [reopened], now, completions)
+
+
+def latest_done(session: Session, key: Key) -> str:
+    """The occurrence of *key* completed last ('' for a single milestone)."""
+    table = CompletionRecord
+    found = session.exec(
+        select(table.occurrence).where(table.timeline_id == key[0], table.milestone_key == key[1])
+    ).all()
+    return max(found, default="")
 
 
 def recorded_completion(session: Session, key: Key, occurrence: str) -> CompletionRecord | None:
@@ -151,15 +189,19 @@ def check_request(request: DoneRequest, now: datetime) -> None:
         )
     if request.done_at < EARLIEST_DONE:
         raise CompletionInputError("at", "a completion before 2000 cannot be recorded: give the date it was done")
-    if len(request.note) > LONGEST_NOTE or len(request.link) > LONGEST_NOTE:
-        raise CompletionInputError(
-            "note" if len(request.note) > LONGEST_NOTE else "link", f"at most {LONGEST_NOTE} characters"
-        )
-    refused = find_refused(request.note, allowed="\n")
-    if refused is not None:
-        raise CompletionInputError("note", f"character {refused[0]} is {refused[1]}; remove it")
+    if len(request.link) > LONGEST_NOTE:
+        raise CompletionInputError("link", f"at most {LONGEST_NOTE} characters")
+    check_note(request.note)
     if request.link and not is_web_link(request.link):
         raise CompletionInputError("link", "write a web address, https://… (no spaces or control characters)")
+
+
+def check_note(note: str) -> None:
+    if len(note) > LONGEST_NOTE:
+        raise CompletionInputError("note", f"at most {LONGEST_NOTE} characters")
+    refused = find_refused(note, allowed="\n")
+    if refused is not None:
+        raise CompletionInputError("note", f"character {refused[0]} is {refused[1]}; remove it")
 
 
 def is_web_link(link: str) -> bool:

@@ -109,6 +109,8 @@ class Change:
     all_day: bool = False
     zone: str = "UTC"
     fields: tuple[str, ...] = ()
+    who: str = ""  # completions: who recorded it ("cli:USER", "api", "file")
+    note: str = ""  # completions: the note given with it
 
 
 @dataclass
@@ -310,8 +312,14 @@ def diff_completions(
     changes = []
     for key, completion in from_files.items():
         old = stored.completions.get(key)
-        if old is None or old[0] != completion:
+        if old is None:
             changes.append(change("completed", desired[key], new_at=completion.done_at))
+        elif old[0] != completion:
+            # An amendment, not a second completion: the step opened already and nothing opens again.
+            # The file wins over `tracker done` (docs/timelines.md, "Completions"); plan says so.
+            replaces = () if old[1] == "file" else (f"the file's done: replaces the completion recorded by {old[1]}",)
+            changes.append(change("amended", desired[key], old_at=old[0].done_at, new_at=completion.done_at,
+                                  fields=replaces))  # fmt: skip
     for key, (completion, source) in stored.completions.items():
         if source == "file" and key not in from_files and key in desired:
             changes.append(change("reopened", desired[key], old_at=completion.done_at))

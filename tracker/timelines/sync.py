@@ -6,6 +6,7 @@ caller's transaction, so a sync either happens whole or not at all.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -125,10 +126,13 @@ def write_file_completions(session: Session, plan: SyncPlan, now: datetime) -> N
     new = []
     for key, completion in plan.file_completions.items():
         old = stored.get(key)
-        if old is not None and old[0] == completion and old[1] == "file":
+        if old is not None and old[0] == completion:
+            continue  # the file agrees with what is recorded (a `tracker done` keeps its note and link)
+        if old is not None:  # the file's date wins; a note and link given to `tracker done` stay
+            where = (table.c.timeline_id == key[0]) & (table.c.milestone_key == key[1]) & (table.c.occurrence == "")
+            values = {"done_at": completion.done_at, "done_day": completion.day, "source": "file", "recorded_at": now}
+            session.execute(update(table).where(where).values(values))
             continue
-        if old is not None:
-            delete_completion(session, key)
         new.append(completion_columns(key, completion, "file", now))
     for key, (_, source) in stored.items():
         if source == "file" and key not in plan.file_completions:
@@ -157,7 +161,16 @@ def completion_columns(key: Key, completion: Completion, source: str, now: datet
     }
 
 
-def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | None, now: datetime) -> None:
+def new_change_set() -> str:
+    """Return a fresh change-set id: what one sync, one completion or one API call changes together."""
+    return uuid.uuid4().hex
+
+
+def write_events(
+    session: Session, changes: Iterable[Change], plan: SyncPlan | None, now: datetime, change_set: str | None = None
+) -> None:
+    """Write one event per change, all of one change set (a new one unless given): members hear of it once."""
+    change_set = change_set or new_change_set()
     rows = []
     for c in changes:
         revision = None
@@ -167,9 +180,12 @@ def write_events(session: Session, changes: Iterable[Change], plan: SyncPlan | N
         detail = {"title": c.title, "zone": c.zone, "all_day": c.all_day}
         if c.fields:
             detail["fields"] = list(c.fields)
+        if c.who or c.note:  # a completion, amendment or reopening: who did it and why
+            detail.update(who=c.who, note=c.note)
         rows.append(
             {"at": now, "kind": c.kind, "timeline_id": c.timeline_id, "milestone_key": c.milestone_key,
-             "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail}
+             "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail,
+             "change_set": change_set}
         )  # fmt: skip
     if rows:
         insert_rows(session, Event.__table__, rows)  # type: ignore[attr-defined]

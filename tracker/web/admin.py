@@ -8,8 +8,9 @@ The token is checked before the body is read; the body is read within the Guard'
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
@@ -25,12 +26,27 @@ from tracker.timelines.completions import (
     CompletionError,
     CompletionInputError,
     DoneRequest,
+    ReopenRequest,
     record_done,
+    record_reopen,
 )
 from tracker.timelines.dates import DateError, parse_when
 from tracker.timelines.stored import load_views
 from tracker.web.forms import BodyError, json_object
 from tracker.web.limits import TextJSONResponse, validation_problem
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class ReopenBody(BaseModel):
+    """Why the completion is removed; optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(default="", max_length=2000, description="Why: recorded, and quoted to members told it opened")
+    occurrence: str | None = Field(
+        default=None, max_length=10, description="A repeating milestone's occurrence (YYYY-MM-DD); default: the latest"
+    )
 
 
 class DoneBody(BaseModel):
@@ -52,30 +68,26 @@ def has_bearer(authorization: str | None, token: str) -> bool:
     return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRouter:
-    """Routes that change the timelines' state; every one needs `Authorization: Bearer <TRACKER_ADMIN_TOKEN>`."""
-    router = APIRouter(prefix="/api", tags=["admin"])
+@dataclass(frozen=True)
+class Secretariat:
+    """What the admin routes do, once the token is checked and the body read."""
 
-    def refused(authorization: str | None) -> JSONResponse | None:
-        if not token:
-            return JSONResponse({"detail": "the admin API is off: set TRACKER_ADMIN_TOKEN to turn it on"}, 403)
-        if not has_bearer(authorization, token):
-            headers = {"WWW-Authenticate": 'Bearer realm="tracker"'}
-            return JSONResponse({"detail": "a valid bearer token is needed (TRACKER_ADMIN_TOKEN)"}, 401, headers)
-        return None
+    engine: Engine
+    zone: str
+    clock: Clock
 
-    def complete(reference: str, body: DoneBody) -> JSONResponse:
+    def complete(self, reference: str, body: DoneBody) -> JSONResponse:
         try:
-            done_at = done_time(body.at, zone) if body.at else clock()
+            done_at = done_time(body.at, self.zone) if body.at else self.clock()
         except DateError as exc:
             return at_problem(str(exc))
         day = datetime.fromisoformat(body.at.strip()).date() if body.at and len(body.at.strip()) == 10 else None
         try:
-            with transaction(engine, write=True) as session:
+            with transaction(self.engine, write=True) as session:
                 views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
                 keep = frozenset({"at", "note", "link"} - body.model_fields_set)
-                request = DoneRequest(reference, done_at, day, body.note, body.link, "api", body.amend, keep)
-                changes = record_done(session, request, views.get(reference), now=clock())
+                request = DoneRequest(reference, done_at, day, body.note, body.link, "api", body.amend, keep, who="api")
+                changes = record_done(session, request, views.get(reference), now=self.clock())
         except AlreadyDoneError as exc:
             recorded = {"at": exc.done_at.isoformat(), "note": exc.note, "link": exc.link}
             fix = 'send "amend": true to change its time, note or link'
@@ -85,6 +97,32 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
         except CompletionError as exc:
             return JSONResponse({"detail": str(exc)}, 404)
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
+
+    def reopen(self, reference: str, body: ReopenBody) -> JSONResponse:
+        try:
+            with transaction(self.engine, write=True) as session:
+                request = ReopenRequest(reference, body.note, body.occurrence, who="api")
+                changes = record_reopen(session, request, now=self.clock())
+        except CompletionInputError as exc:
+            return field_problem(str(exc))
+        except CompletionError as exc:
+            status = 409 if "no completion" in str(exc) or "in its file" in str(exc) else 404
+            return JSONResponse({"detail": str(exc)}, status)
+        return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
+
+
+def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRouter:
+    """Routes that change the timelines' state; every one needs `Authorization: Bearer <TRACKER_ADMIN_TOKEN>`."""
+    router = APIRouter(prefix="/api", tags=["admin"])
+    secretariat = Secretariat(engine, zone, clock)
+
+    def refused(authorization: str | None) -> JSONResponse | None:
+        if not token:
+            return JSONResponse({"detail": "the admin API is off: set TRACKER_ADMIN_TOKEN to turn it on"}, 403)
+        if not has_bearer(authorization, token):
+            headers = {"WWW-Authenticate": 'Bearer realm="tracker"'}
+            return JSONResponse({"detail": "a valid bearer token is needed (TRACKER_ADMIN_TOKEN)"}, 401, headers)
+        return None
 
     refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No or wrong token"},
                                                  409: {"description": "Done already: amend it"},
@@ -98,13 +136,23 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
         refusal = refused(authorization)
         if refusal is not None:
             return refusal
-        try:
-            body = read_done_body(await request.body())
-        except ValidationError as exc:
-            return validation_problem([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
-        except BodyError as exc:
-            return validation_problem([{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error"}])
-        return await run_in_threadpool(complete, f"{timeline}/{milestone}", body)
+        body = read_body(DoneBody, await request.body())
+        if isinstance(body, JSONResponse):
+            return body
+        return await run_in_threadpool(secretariat.complete, f"{timeline}/{milestone}", body)
+
+    @router.post("/milestones/{timeline}/{milestone}/reopen", openapi_extra=REOPEN_BODY, responses=refusals)
+    async def milestone_reopen(
+        timeline: str, milestone: str, request: Request, authorization: str | None = Header(default=None)
+    ) -> JSONResponse:
+        """Remove a completion made by mistake; `.done` dependents move back; members told it opened are corrected."""
+        refusal = refused(authorization)
+        if refusal is not None:
+            return refusal
+        body = read_body(ReopenBody, await request.body())
+        if isinstance(body, JSONResponse):
+            return body
+        return await run_in_threadpool(secretariat.reopen, f"{timeline}/{milestone}", body)
 
     return router
 
@@ -115,11 +163,19 @@ DONE_BODY: dict[str, Any] = {
 }
 
 
-def read_done_body(raw: bytes) -> DoneBody:
-    """The completion a request body describes (an empty body: now, no note); raise naming the field at fault."""
-    if not raw.strip():
-        return DoneBody()
-    return DoneBody.model_validate(json_object(raw))
+REOPEN_BODY: dict[str, Any] = {
+    "requestBody": {"required": False, "content": {"application/json": {"schema": ReopenBody.model_json_schema()}}}
+}
+
+
+def read_body(model: type[Body], raw: bytes) -> Body | JSONResponse:
+    """The body a request sends (an empty one: every default), or a 422 naming the field at fault."""
+    try:
+        return model.model_validate(json_object(raw)) if raw.strip() else model()
+    except ValidationError as exc:
+        return validation_problem([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+    except BodyError as exc:
+        return validation_problem([{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error"}])
 
 
 def done_time(at: str, zone: str) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -24,6 +25,8 @@ from tracker.display import instant, upcoming_json
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
 from tracker.store.models import Milestone, Timeline
+from tracker.timelines.screening import screen_views
+from tracker.timelines.states import LATE_DAYS, STATES, Process
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, list_upcoming, timeline_title_in, title_in
 from tracker.web.embed import Days, embed_routes
@@ -87,6 +90,7 @@ class MilestoneOut(BaseModel):
     status: str = Field(description="active | cancelled | removed")
     repeat: str | None = Field(description="RRULE when the milestone repeats")
     opens_after: str | None
+    state: str = Field(description="Of its current occurrence (the late one, else the next): " + " | ".join(STATES))
     expressions: Expressions
     completions: list[CompletionOut]
 
@@ -113,6 +117,7 @@ class UpcomingItem(BaseModel):
     due: Instant | None
     starts: Instant | None
     ends: Instant | None
+    state: str = Field(description=" | ".join(STATES) + "; late steps come first")
     done_at: str | None
     reminders: list[str]
 
@@ -122,7 +127,7 @@ class UnknownId(BaseModel):
     known: list[str] = Field(description="The ids that exist")
 
 
-def api_routes(engine: Engine, calendars: Calendars, base_url: str) -> APIRouter:
+def api_routes(engine: Engine, calendars: Calendars, base_url: str, late_days: int = LATE_DAYS) -> APIRouter:
     """Public read-only routes: /api/timelines, /api/timelines/{id}, /api/upcoming, and the embed."""
     router = APIRouter(tags=["api"], route_class=OpenRoute)
     base = base_url.rstrip("/")
@@ -138,7 +143,8 @@ def api_routes(engine: Engine, calendars: Calendars, base_url: str) -> APIRouter
     @router.get("/api/timelines/{timeline}", response_model=TimelineDetail, responses=missing)
     async def timeline_detail(timeline: str) -> TimelineDetail | JSONResponse:
         """One timeline with its milestones, their dates (local and UTC), states and completions."""
-        found = await run_in_threadpool(read_timeline, engine, base, timeline)
+        process = partial(Process, now=calendars.clock(), late_days=late_days)
+        found = await run_in_threadpool(read_timeline, engine, base, timeline, process)
         return found if isinstance(found, TimelineDetail) else unknown_timeline(timeline, found.known)
 
     @router.get("/api/upcoming", response_model=list[UpcomingItem], responses=missing)
@@ -146,11 +152,11 @@ def api_routes(engine: Engine, calendars: Calendars, base_url: str) -> APIRouter
         days: Days = 30, timeline: str | None = None, audience: str | None = None, lang: Lang = "en"
     ) -> list[UpcomingItem] | JSONResponse:
         """What is due (or under way) in the next *days*, earliest first, at most 1,000; open to every origin (CORS)."""
-        query = UpcomingQuery(days, timeline, audience, lang)
+        query = UpcomingQuery(days, timeline, audience, lang, late_days)
         found = await run_in_threadpool(read_upcoming, engine, calendars, query)
         return found if isinstance(found, list) else unknown_timeline(query.timeline or "", found.known)
 
-    router.include_router(embed_routes(engine, calendars, base))
+    router.include_router(embed_routes(engine, calendars, base, late_days))
     return router
 
 
@@ -183,6 +189,7 @@ class UpcomingQuery:
     timeline: str | None
     audience: str | None
     lang: str
+    late_days: int = LATE_DAYS
 
 
 @dataclass(frozen=True)
@@ -206,16 +213,20 @@ def list_timelines(engine: Engine, base: str) -> list[TimelineOut]:
     return [describe_timeline(t, [v for v in views if v.timeline_id == t.id], base) for t in live]
 
 
-def read_timeline(engine: Engine, base: str, timeline: str) -> TimelineDetail | Unknown:
+def read_timeline(
+    engine: Engine, base: str, timeline: str, process_of: Callable[[list[MilestoneView]], Process]
+) -> TimelineDetail | Unknown:
     """The timeline, or the ids of the live ones when it is not one of them."""
     with transaction(engine) as session:
         live = {t.id: t for t in live_timelines(session)}
         if timeline not in live:
             return Unknown(known=sorted(live))
-        views = [v for v in load_views(session) if v.timeline_id == timeline]
+        everything = screen_views(load_views(session))
         expressions = read_expressions(session, timeline)
+    views = [v for v in everything if v.timeline_id == timeline]
     summary = describe_timeline(live[timeline], views, base)
-    milestones = [describe_milestone(v, expressions.get(v.key, Expressions())) for v in views]
+    process = process_of(everything)
+    milestones = [describe_milestone(v, expressions.get(v.key, Expressions()), process) for v in views]
     return TimelineDetail(**summary.model_dump(), milestones=milestones)
 
 
@@ -246,7 +257,7 @@ def describe_timeline(timeline: Timeline, views: Sequence[MilestoneView], base: 
     )
 
 
-def describe_milestone(view: MilestoneView, expressions: Expressions) -> MilestoneOut:
+def describe_milestone(view: MilestoneView, expressions: Expressions, process: Process) -> MilestoneOut:
     completions = [
         CompletionOut(occurrence=key, done_at=c.done_at.isoformat(), note=c.note, link=c.link)
         for key, c in sorted(view.completions.items())
@@ -264,6 +275,7 @@ def describe_milestone(view: MilestoneView, expressions: Expressions) -> Milesto
         status=view.status,
         repeat=view.repeat,
         opens_after=view.opens_after,
+        state=process.current_state(view),
         expressions=expressions,
         completions=completions,
     )
@@ -279,10 +291,14 @@ def read_upcoming(engine: Engine, calendars: Calendars, query: UpcomingQuery) ->
         known = [t.id for t in live_timelines(session)]
         if query.timeline is not None and query.timeline not in known:
             return Unknown(known=known)
-        views = load_views(session)
-    window = timedelta(days=query.days)
-    items = list_upcoming(views, now=calendars.clock(), window=window, timeline=query.timeline, audience=query.audience)
-    rows = upcoming_json(items[:MAX_ITEMS])
+        views = screen_views(load_views(session))
+    timeline, audience = query.timeline, query.audience
+    process = Process(views, now=calendars.clock(), late_days=query.late_days)
+    ahead = list_upcoming(
+        views, now=process.now, window=timedelta(days=query.days), timeline=timeline, audience=audience
+    )
+    items = process.late(timeline=timeline, audience=audience) + ahead
+    rows = upcoming_json(items[:MAX_ITEMS], process)
     for row, item in zip(rows, items[:MAX_ITEMS], strict=True):
         row["title"] = title_in(item.milestone, query.lang)
         row["timeline_title"] = timeline_title_in(item.milestone, query.lang)

@@ -74,8 +74,8 @@ def create_api(
     if config.metrics_token:  # without a token there is no /metrics: counts of this kind are nobody else's
         app.include_router(metrics_routes(metrics or Metrics(engine), config.metrics_token))
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
-    app.include_router(api_routes(engine, calendars, calendars.base_url))
-    app.include_router(page_routes(engine, calendars.base_url, calendars.clock))
+    app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days))
+    app.include_router(page_routes(engine, calendars.base_url, calendars.clock, config.late_days))
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
         site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address,

@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from tracker.config import get_settings
 from tracker.feeds.calendars import Calendars, load_languages
 from tracker.i18n.languages import Language, choose_language, untranslated
-from tracker.i18n.wording import audience_text, when_text
+from tracker.i18n.wording import audience_text, state_text, when_text
 from tracker.links import timeline_page
 from tracker.store.engine import transaction
+from tracker.timelines.screening import screen_views
+from tracker.timelines.states import LATE_DAYS, Process
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import Occurrence, list_upcoming, timeline_title_in, title_in
 
@@ -45,10 +47,11 @@ class EmbedItem:
     when: str
     owner: str
     page: str
-    done: bool
+    state: str
+    state_words: str
 
 
-def embed_routes(engine: Engine, calendars: Calendars, base: str) -> APIRouter:
+def embed_routes(engine: Engine, calendars: Calendars, base: str, late_days: int = LATE_DAYS) -> APIRouter:
     """GET /embed/upcoming: the upcoming list as HTML, in one of the six languages."""
     router = APIRouter(tags=["embed"])
     languages = calendars.languages or load_languages(get_settings().locales)
@@ -58,7 +61,8 @@ def embed_routes(engine: Engine, calendars: Calendars, base: str) -> APIRouter:
     async def embed_upcoming(timeline: str | None = None, lang: str = "en", days: Days = 30) -> Response:
         """A self-contained HTML list of what is due, to put in an <iframe>; `lang` falls back to English."""
         language = languages.get(choose_language(lang)) or untranslated()
-        return await run_in_threadpool(render_embed, engine, calendars, template, language, (timeline, days, base))
+        ask = (timeline, days, base, late_days)
+        return await run_in_threadpool(render_embed, engine, calendars, template, language, ask)
 
     return router
 
@@ -71,22 +75,24 @@ def load_template() -> Template:
 
 
 def render_embed(
-    engine: Engine, calendars: Calendars, template: Template, language: Language, ask: tuple[str | None, int, str]
+    engine: Engine, calendars: Calendars, template: Template, language: Language, ask: tuple[str | None, int, str, int]
 ) -> Response:
-    timeline, days, base = ask
+    timeline, days, base, late_days = ask
     with transaction(engine) as session:
-        views = load_views(session)
+        views = screen_views(load_views(session))
     known = sorted({v.timeline_id for v in views if v.status != "removed"})
     if timeline is not None and timeline not in known:
         message = f"No timeline {timeline!r} here. The timelines are: {', '.join(known) or 'none yet'}\n"
         return PlainTextResponse(message, 404, headers=EMBED_HEADERS)
-    items = list_upcoming(views, now=calendars.clock(), window=timedelta(days=days), timeline=timeline)
-    entries = [describe(item, language, base) for item in items[:MAX_EMBED_ITEMS]]
+    process = Process(views, now=calendars.clock(), late_days=late_days)
+    items = process.late(timeline=timeline) + list_upcoming(views, now=process.now, window=timedelta(days=days),
+                                                            timeline=timeline)  # fmt: skip
+    entries = [describe(item, process.state(item), language, base) for item in items[:MAX_EMBED_ITEMS]]
     html = template.render(language=language, entries=entries, _=language.gettext)
     return HTMLResponse(html, headers=EMBED_HEADERS)
 
 
-def describe(item: Occurrence, language: Language, base: str) -> EmbedItem:
+def describe(item: Occurrence, state: str, language: Language, base: str) -> EmbedItem:
     view = item.milestone
     return EmbedItem(
         title=title_in(view, language.code),
@@ -94,5 +100,6 @@ def describe(item: Occurrence, language: Language, base: str) -> EmbedItem:
         when=when_text(item, language, view.zone),  # the timeline's own zone: a widget has no reader
         owner=audience_text(view.owner, language) if view.owner else "",
         page=timeline_page(view, base),
-        done=item.done_at is not None,
+        state=state,
+        state_words=state_text(state, language),
     )

@@ -22,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from tracker.clock import Clock
 from tracker.feeds.calendars import FeedRef, feed_refs
 from tracker.i18n.languages import N_, Language
-from tracker.i18n.wording import audience_text, due_text, when_text
+from tracker.i18n.wording import audience_text, day_text, due_text, state_text, when_text
 from tracker.store.engine import transaction
 from tracker.text import describe_error
 from tracker.timelines.dates import DateError, Offset, get_zone
 from tracker.timelines.screening import screen_views
+from tracker.timelines.states import LATE_DAYS, Process
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import (
     UNREADABLE,
@@ -39,7 +40,7 @@ from tracker.timelines.views import (
     title_in,
 )
 from tracker.web.layout import PageLanguage, choose, html, render
-from tracker.web.picture import Mark, Picture, describe, link_words, plan_picture, render_svg, state_words, titles_of
+from tracker.web.picture import Mark, Picture, describe, link_words, plan_picture, render_svg, titles_of
 
 log = logging.getLogger("tracker.web.pages")
 OUTLOOK = "https://outlook.live.com/calendar/0/addfromweb"
@@ -77,6 +78,7 @@ class Line:
     state_words: str
     owner: str
     wording: str
+    done_on: str  # the day it was done, in the timeline's zone
     note: str
     link: str
 
@@ -93,7 +95,8 @@ class Due:
     owner: str
     at: str  # ISO instant, for the reader's own clock in the browser
     zone: str  # the zone `when` is written in
-    done: bool
+    state: str
+    state_words: str
 
 
 @dataclass(frozen=True)
@@ -160,26 +163,35 @@ def list_lines(picture: Picture, language: Language) -> list[Line]:
 
 def line_of(mark: Mark, title: str, wording: str, language: Language) -> Line:
     view = mark.item.milestone
-    completion = view.completions.get(mark.item.occurrence)
+    completion, done_at = mark.standing.completion, mark.standing.done_at
     when, _, _ = describe(mark, language).rpartition(", ")
     return Line(
         title=title,
         when=when,
         state=mark.state,
-        state_words=state_words(mark.state, language),
+        state_words=state_text(mark.state, language),
         owner=audience_text(view.owner, language) if view.owner else language.gettext("Everyone"),
         wording=wording,
+        done_on=day_text(done_at, view.zone, language) if completion and done_at else "",
         note=completion.note if completion else "",
         link=web_url(completion.link) if completion else "",
     )
 
 
 def render_timeline(
-    views: Sequence[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where
+    views: Sequence[MilestoneView],
+    *,
+    base_url: str,
+    now: datetime,
+    chosen: PageLanguage,
+    where: Where,
+    process: Process | None = None,
 ) -> str:
-    """The HTML page of one timeline (*views* are its milestones, at least one); what cannot be drawn is left out."""
+    """The HTML page of one timeline (*views* are its milestones, at least one); what cannot be drawn is left out.
+
+    *process* knows every timeline's steps (one of these may wait for a step of another)."""
     first, language = views[0], chosen.language
-    picture = picture_of(screen_views(views), now)
+    picture = picture_of(screen_views(views), process or Process(views, now=now))
     title = timeline_title_in(first, language.code)
     return render(
         "timeline.html.j2",
@@ -194,25 +206,26 @@ def render_timeline(
     )
 
 
-def picture_of(views: Sequence[MilestoneView], now: datetime) -> Picture:
+def picture_of(views: Sequence[MilestoneView], process: Process) -> Picture:
     """The timeline's picture; a milestone that cannot be drawn is left out (and logged once), not the page."""
+    now = process.now
     try:
-        return plan_picture(views, now=now)
+        return plan_picture(views, now=now, process=process)
     except UNREADABLE:
         drawable = []
         for view in views:
             try:
-                plan_picture([view], now=now)
+                plan_picture([view], now=now, process=process)
             except UNREADABLE as exc:
                 report(view, describe_error(exc))
             else:
                 drawable.append(view)
     try:
-        return plan_picture(drawable, now=now)
+        return plan_picture(drawable, now=now, process=process)
     except UNREADABLE as exc:  # only together they fail (the range they span): draw none
         for view in drawable:
             report(view, describe_error(exc))
-        return plan_picture([], now=now)
+        return plan_picture([], now=now, process=process)
 
 
 _reported: dict[str, str] = {}  # what the pages left out and this process logged
@@ -239,47 +252,49 @@ def render_unknown(views: Sequence[MilestoneView], asked: str, chosen: PageLangu
 # --- the overview ---------------------------------------------------------------------------
 
 
-def left_text(item: Occurrence, now: datetime, language: Language) -> str:
-    """'Due in 5 days', 'Due today', 'Starts in 3 hours', 'Under way', counted in the timeline's zone."""
+def left_text(item: Occurrence, state: str, now: datetime, language: Language) -> str:
+    """'Due in 5 days', 'Due today', 'Starts in 3 hours', counted in the timeline's zone; else the state."""
     view = item.milestone
-    if item.done_at is not None:
-        return language.gettext("Done")
-    if item.due_at is None and item.at <= now:
-        return language.gettext("Under way")
+    if state in ("done", "cancelled", "missed") or item.at <= now:
+        words = state_text(state, language)
+        return words[:1].upper() + words[1:]  # it starts the line, as 'Due in 5 days' does
     left = time_left(view, item.at, now)
     return due_text(view, Offset(days=0) if view.all_day and not left.days else left, language)
 
 
-def due_soon(views: Sequence[MilestoneView], now: datetime, language: Language, zone: str | None) -> list[Due]:
-    items = list_upcoming(views, now=now, window=timedelta(weeks=WEEKS_AHEAD))
-    return [
-        Due(
-            title=title_in(item.milestone, language.code),
-            timeline=timeline_title_in(item.milestone, language.code),
-            timeline_id=item.milestone.timeline_id,
-            when=when_text(item, language, zone or item.milestone.zone),
-            left=left_text(item, now, language),
-            owner=audience_text(item.milestone.owner, language) if item.milestone.owner else "",
-            at=item.at.isoformat(),
-            zone=zone or item.milestone.zone,
-            done=item.done_at is not None,
-        )
-        for item in items
-    ]
+def due_soon(process: Process, views: Sequence[MilestoneView], language: Language, zone: str | None) -> list[Due]:
+    items = list_upcoming(views, now=process.now, window=timedelta(weeks=WEEKS_AHEAD))
+    return [due_of(item, process, language, zone) for item in items]
 
 
-def next_of(views: Sequence[MilestoneView], now: datetime, language: Language) -> tuple[str, datetime | None]:
+def due_of(item: Occurrence, process: Process, language: Language, zone: str | None) -> Due:
+    state = process.state(item)
+    return Due(
+        title=title_in(item.milestone, language.code),
+        timeline=timeline_title_in(item.milestone, language.code),
+        timeline_id=item.milestone.timeline_id,
+        when=when_text(item, language, zone or item.milestone.zone),
+        left=left_text(item, state, process.now, language),
+        owner=audience_text(item.milestone.owner, language) if item.milestone.owner else "",
+        at=item.at.isoformat(),
+        zone=zone or item.milestone.zone,
+        state=state,
+        state_words=state_text(state, language),
+    )
+
+
+def next_of(views: Sequence[MilestoneView], process: Process, language: Language) -> tuple[str, datetime | None]:
     """What comes next in one timeline, in words, and when; or that nothing does."""
-    ahead = list_upcoming(views, now=now, window=timedelta(days=3660))
+    ahead = list_upcoming(views, now=process.now, window=timedelta(days=3660))
     if not ahead:
         return language.gettext("Nothing ahead"), None
     item = ahead[0]
     title = title_in(item.milestone, language.code)
-    left = left_text(item, now, language)
+    left = left_text(item, process.state(item), process.now, language)
     return language.gettext("Next: {title} ({left})", title=title, left=left), item.at
 
 
-def timeline_groups(views: Sequence[MilestoneView], base_url: str, now: datetime, language: Language) -> list[Group]:
+def timeline_groups(views: Sequence[MilestoneView], base_url: str, process: Process, language: Language) -> list[Group]:
     shown = sorted((v for v in views if v.status != "removed"), key=lambda v: v.timeline_id)
     entries: dict[str, list[Entry]] = {}
     for timeline_id, own in groupby(shown, key=lambda v: v.timeline_id):
@@ -287,7 +302,7 @@ def timeline_groups(views: Sequence[MilestoneView], base_url: str, now: datetime
         title = timeline_title_in(mine[0], language.code)
         feeds = feed_links(base_url, FeedRef("timeline", timeline_id).path, title)
         kind = mine[0].timeline_kind if mine[0].timeline_kind in KINDS else ""
-        entries.setdefault(kind, []).append(Entry(timeline_id, title, *next_of(mine, now, language), feeds))
+        entries.setdefault(kind, []).append(Entry(timeline_id, title, *next_of(mine, process, language), feeds))
     order = [*KINDS, ""]
     groups = []
     for kind in sorted(entries, key=order.index):
@@ -310,19 +325,28 @@ def other_feeds(views: list[MilestoneView], base_url: str, language: Language) -
 
 
 def render_overview(
-    views: list[MilestoneView], *, base_url: str, now: datetime, chosen: PageLanguage, where: Where, zone: str | None
+    views: list[MilestoneView],
+    *,
+    base_url: str,
+    now: datetime,
+    chosen: PageLanguage,
+    where: Where,
+    zone: str | None,
+    late_days: int = LATE_DAYS,
 ) -> str:
-    """GET /: what is due in the coming weeks, the timelines by kind, and every feed's buttons."""
+    """GET /: late steps, what is due in the coming weeks, the timelines by kind, and every feed's buttons."""
     language, views = chosen.language, screen_views(views)
+    process = Process(views, now=now, late_days=late_days)
     return render(
         "overview.html.j2",
         chosen,
         where,
         title=language.gettext("What is due"),
-        due=due_soon(views, now, language, zone),
+        late=[due_of(item, process, language, zone) for item in process.late()],
+        due=due_soon(process, views, language, zone),
         zone=zone,
         weeks=WEEKS_AHEAD,
-        groups=timeline_groups(views, base_url, now, language),
+        groups=timeline_groups(views, base_url, process, language),
         feeds=other_feeds(views, base_url, language),
     )
 
@@ -330,7 +354,7 @@ def render_overview(
 # --- routes ---------------------------------------------------------------------------------
 
 
-def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
+def page_routes(engine: Engine, base_url: str, clock: Clock, late_days: int = LATE_DAYS) -> APIRouter:
     """GET / and GET /timelines/{id}."""
     router = APIRouter(tags=["pages"])
 
@@ -343,11 +367,13 @@ def page_routes(engine: Engine, base_url: str, clock: Clock) -> APIRouter:
         mine = [v for v in views if v.timeline_id == timeline_id and v.status != "removed"]
         if not mine:
             return html(render_unknown(views, timeline_id, chosen, where), chosen, 404)
-        body = render_timeline(mine, base_url=base_url, now=clock(), chosen=chosen, where=where)
+        process = Process(screen_views(views), now=clock(), late_days=late_days)
+        body = render_timeline(mine, base_url=base_url, now=process.now, chosen=chosen, where=where, process=process)
         return html(body, chosen, headers=PUBLIC)
 
     def overview_answer(chosen: PageLanguage, where: Where, zone: str | None) -> HTMLResponse:
-        body = render_overview(stored(), base_url=base_url, now=clock(), chosen=chosen, where=where, zone=zone)
+        body = render_overview(stored(), base_url=base_url, now=clock(), chosen=chosen, where=where, zone=zone,
+                               late_days=late_days)  # fmt: skip
         return html(body, chosen, headers=PUBLIC)
 
     @router.get("/", response_class=HTMLResponse)

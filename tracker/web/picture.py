@@ -16,7 +16,9 @@ from babel.dates import format_date, format_time
 from babel.lists import format_list
 
 from tracker.i18n.languages import N_, Language, untranslated
+from tracker.i18n.wording import state_text
 from tracker.timelines.dates import Absolute, DateError, get_zone, parse_expr
+from tracker.timelines.states import Process, Standing
 from tracker.timelines.views import MilestoneView, Occurrence, expand, timeline_title_in, title_in
 
 WIDTH = 400  # viewBox units: at 360 px on a phone 13-unit text still reads at about 11 px
@@ -26,7 +28,6 @@ ROW = 60
 TITLE_CHARS = 40
 LINK_CHARS = 66  # 11-unit italic text across the 376-unit track
 YEAR = timedelta(days=365)
-STATES = {"done": N_("done"), "late": N_("late"), "cancelled": N_("cancelled"), "upcoming": N_("upcoming")}
 NO_MARKS = N_("none in range")
 # Where a relative date counts from, by its anchor.
 PLACES = {
@@ -43,6 +44,7 @@ STYLE = (
     ".tl-today-label{font-size:11px;fill:#8a3700;font-weight:600}"
     ".tl-link{stroke:#555;stroke-width:1.2;stroke-dasharray:4 3;fill:none}"
     ".tl-upcoming{fill:#0b4f8a}.tl-done{fill:#1b6e20}.tl-late{fill:#b00020}.tl-cancelled{fill:#595959}"
+    ".tl-due_today{fill:#8a3700}.tl-open{fill:#0b5e5e}.tl-waiting{fill:#6b4e00}.tl-missed{fill:#6d1a36}"
     ".tl-mark.tl-cancelled .tl-shape{fill:#fff;stroke:#595959;stroke-width:2}"
     ".tl-cancelled-title{text-decoration:line-through}"
 )
@@ -62,7 +64,11 @@ class Link:
 @dataclass(frozen=True)
 class Mark:
     item: Occurrence
-    state: str  # done | late | cancelled | upcoming
+    standing: Standing
+
+    @property
+    def state(self) -> str:
+        return self.standing.state
 
 
 @dataclass(frozen=True)
@@ -91,18 +97,6 @@ class Picture:
     now: datetime
 
 
-def state_of(item: Occurrence, now: datetime) -> str:
-    """done, late, cancelled or upcoming; a span that is over took place, so it counts as done."""
-    if item.milestone.status == "cancelled":
-        return "cancelled"
-    if item.done_at is not None:
-        return "done"
-    if item.due_at is not None:
-        return "late" if item.due_at < now else "upcoming"
-    assert item.ends_at is not None
-    return "done" if item.ends_at < now else "upcoming"
-
-
 def month_start(at: datetime, months_later: int = 0) -> datetime:
     at = at.astimezone(UTC)
     index = at.year * 12 + at.month - 1 + months_later
@@ -121,8 +115,10 @@ def visible_range(views: Sequence[MilestoneView], now: datetime) -> Scale:
     return Scale(month_start(min(points)), month_start(max(points), 1))
 
 
-def plan_picture(views: Sequence[MilestoneView], *, now: datetime) -> Picture:
-    """Decide what is drawn: the rows, the marks and their states, the scale."""
+def plan_picture(views: Sequence[MilestoneView], *, now: datetime, process: Process | None = None) -> Picture:
+    """Decide what is drawn: the rows, the marks and their states (from *process*, which may know
+    the steps of other timelines these wait for), the scale."""
+    process = process or Process(views, now=now)
     shown = [view for view in views if view.status != "removed"]
     scale = visible_range(shown, now)
     rows = []
@@ -131,7 +127,7 @@ def plan_picture(views: Sequence[MilestoneView], *, now: datetime) -> Picture:
             items = [Occurrence(view, "", view.due_at, view.starts_at, view.ends_at)]
         else:
             items = expand(view, scale.start_at, scale.end_at)
-        marks = tuple(Mark(item, state_of(item, now)) for item in items)
+        marks = tuple(Mark(item, process.standing(item)) for item in items)
         rows.append(Row(view, marks, read_link(view)))
     return Picture(tuple(rows), scale, now)
 
@@ -183,10 +179,6 @@ def format_day(at: datetime, zone: str, all_day: bool, language: Language) -> st
     return day if all_day else f"{day} {format_time(local, 'short', locale=language.locale)} {local.tzname()}"
 
 
-def state_words(state: str, language: Language) -> str:
-    return language.translations.gettext(STATES[state])
-
-
 def describe(mark: Mark, language: Language) -> str:
     """The dates and state of a mark in words, for its tooltip and the picture's description."""
     item, view = mark.item, mark.item.milestone
@@ -197,7 +189,7 @@ def describe(mark: Mark, language: Language) -> str:
         assert item.starts_at is not None and item.ends_at is not None
         start, end = (format_day(at, view.zone, view.all_day, language) for at in (item.starts_at, item.ends_at))
         when = gettext(N_("%(start)s to %(end)s")) % {"start": start, "end": end}
-    return f"{when}, {state_words(mark.state, language)}"
+    return f"{when}, {state_text(mark.state, language)}"
 
 
 def shorten(text: str, limit: int) -> str:
@@ -303,7 +295,7 @@ def draw_row(row: Row, top: int, scale: Scale, language: Language, titles: dict[
     view = row.view
     title = titles[view.key]
     states = sorted({mark.state for mark in row.marks})
-    state = ", ".join(state_words(one, language) for one in states)
+    state = ", ".join(state_text(one, language) for one in states)
     struck = " tl-cancelled-title" if view.status == "cancelled" else ""
     parts = [
         f'<text class="tl-label{struck}" x="{LEFT}" y="{top + 16}"><title>{escape(title)}</title>'

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tracker.atomic import write_atomically
 from tracker.text import CONTROLS, LANGUAGES
+from tracker.timelines.screening import screen_views
+from tracker.timelines.states import LATE_DAYS, Process
 from tracker.timelines.views import MilestoneView
 from tracker.web.layout import PageLanguage, Static, languages
 from tracker.web.pages import render_overview, render_timeline
@@ -40,25 +42,33 @@ def static_pages(views: list[MilestoneView]) -> Iterator[StaticPage]:
             yield StaticPage(path, code, file)
 
 
-def render_static(page: StaticPage, views: list[MilestoneView], base_url: str, now: datetime) -> str:
+def render_static(page: StaticPage, views: list[MilestoneView], base_url: str, process: Process) -> str:
     chosen = PageLanguage(
         languages()[page.code], explicit=page.code != "en", static=Static(base_url, page.file.count("/"))
     )
     where: tuple[str, dict[str, str]] = (page.path, {})
     if page.path == "/":
-        return render_overview(views, base_url=base_url, now=now, chosen=chosen, where=where, zone=None)
+        return render_overview(views, base_url=base_url, now=process.now, chosen=chosen, where=where, zone=None,
+                               late_days=process.late_days)  # fmt: skip
     timeline_id = page.path.removeprefix("/timelines/")
     mine = [v for v in views if v.timeline_id == timeline_id and v.status != "removed"]
-    return render_timeline(mine, base_url=base_url, now=now, chosen=chosen, where=where)
+    return render_timeline(mine, base_url=base_url, now=process.now, chosen=chosen, where=where, process=process)
 
 
 def write_pages(
-    views: list[MilestoneView], site: Site, *, base_url: str, now: datetime, advance: Callable[[], None]
+    views: list[MilestoneView],
+    site: Site,
+    *,
+    base_url: str,
+    now: datetime,
+    advance: Callable[[], None],
+    late_days: int = LATE_DAYS,
 ) -> int:
     """Write every page into *site*; return how many. *advance* is called after each one."""
     count = 0
+    process = Process(screen_views(views), now=now, late_days=late_days)
     for page in static_pages(views):
-        site.write(page.file, render_static(page, views, base_url, now).encode())
+        site.write(page.file, render_static(page, views, base_url, process).encode())
         count += 1
         advance()
     return count

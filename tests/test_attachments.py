@@ -1,0 +1,118 @@
+"""Every email about a milestone carries its .ics, true to the feed (issue 15, point 6).
+
+A member who imported a reminder's file and then opens a `changed` or `cancelled` one must see
+the same calendar item updated: same UID, a higher SEQUENCE (the milestone's stored revision),
+the new dates or STATUS:CANCELLED. METHOD:PUBLISH wants an ORGANIZER (RFC 5546 3.2.1).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import email
+import email.policy
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from icalendar import Calendar
+
+from tests.support.emails import SUBMISSION, make_request, make_view
+from tests.support.libical import load_libical, restriction_errors
+from tracker.emails import ChangeLine, EmailRequest, Renderer
+from tracker.feeds import item_uid
+from tracker.timelines.views import MilestoneView
+
+BASE = "https://tracker.example.org"
+ABOUT_A_MILESTONE = ["reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"]
+MOVED = make_view(revision=5, due_at=datetime(2017, 3, 17, 22, 59, 59, tzinfo=UTC))  # a week later than 10 March
+
+
+def calendars(renderer: Renderer, request: EmailRequest) -> list[Any]:
+    """Return the calendars attached to the message, parsed, from both rendering paths (they must agree):
+    one for the milestone it is about, one per milestone a changed message lists."""
+    found = []
+    for data in (bytes(renderer.render(request)), renderer.render_bytes(request)):
+        message = email.message_from_bytes(data, policy=email.policy.strict)
+        assert isinstance(message, EmailMessage)
+        parts = [part for part in message.iter_attachments() if part.get_content_type() == "text/calendar"]
+        assert parts, f"a {request.kind} email carries its .ics"
+        assert all(part.get_param("method") == "PUBLISH" for part in parts)
+        found.append([Calendar.from_ical(part.get_content()) for part in parts])
+    assert [c.to_ical() for c in found[0]] == [c.to_ical() for c in found[1]]
+    return found[0]
+
+
+def about(request: EmailRequest) -> list[MilestoneView]:
+    """The milestones a message is about, in the order it lists them."""
+    return [line.view for line in request.changes] if request.changes else [request.view] if request.view else []
+
+
+@pytest.mark.parametrize("kind", ABOUT_A_MILESTONE)
+def test_every_email_about_a_milestone_attaches_it_with_the_feeds_uid_sequence_and_an_organizer(
+    renderer: Renderer, kind: str
+) -> None:
+    request: EmailRequest = make_request(kind)  # type: ignore[arg-type]
+    views = about(request)
+
+    found = calendars(renderer, request)
+
+    assert len(found) == len(views) >= 1
+    for calendar, view in zip(found, views, strict=True):
+        (event,) = calendar.walk("VEVENT")
+        assert str(calendar["METHOD"]) == "PUBLISH"
+        assert str(event["UID"]) == item_uid(view, BASE)
+        assert int(event["SEQUENCE"]) == view.revision
+        organizer = event["ORGANIZER"]
+        assert str(organizer) == "mailto:tracker@tracker.example.org"
+        assert organizer.params["CN"] == "WSIS deadlines"
+
+
+def test_a_changed_email_attaches_the_new_dates_under_the_reminders_uid_with_a_higher_sequence(
+    renderer: Renderer,
+) -> None:
+    before = make_view(revision=4)
+    (reminded,) = calendars(renderer, make_request("reminder", view=before))
+    moved = ChangeLine(MOVED, "moved", before.due_at, MOVED.due_at)
+    (changed,) = calendars(renderer, make_request("changed", view=None, changes=(moved,)))
+
+    (old,), (new,) = reminded.walk("VEVENT"), changed.walk("VEVENT")
+    assert new["UID"] == old["UID"]
+    assert int(new["SEQUENCE"]) == 5 > int(old["SEQUENCE"])
+    assert (old["DTSTART"].dt.isoformat(), new["DTSTART"].dt.isoformat()) == ("2017-03-10", "2017-03-17")
+
+
+def test_a_cancelled_email_attaches_the_item_cancelled_without_alarms(renderer: Renderer) -> None:
+    cancelled = replace(SUBMISSION, status="cancelled", revision=3, reminders=("7d",))
+
+    (calendar,) = calendars(renderer, make_request("cancelled", view=cancelled))
+
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["STATUS"]) == "CANCELLED"
+    assert int(event["SEQUENCE"]) == 3
+    assert event.walk("VALARM") == []
+
+
+@pytest.fixture(scope="module")
+def libical() -> ctypes.CDLL:
+    lib = load_libical()
+    if lib is None:
+        pytest.skip("libical is not installed (apt-get install libical3): RFC 5546 restrictions not checked")
+    return lib
+
+
+@pytest.mark.parametrize("kind", ABOUT_A_MILESTONE)
+def test_every_attachment_passes_libicals_rfc_5546_publish_check(
+    renderer: Renderer, libical: ctypes.CDLL, kind: str
+) -> None:
+    request: EmailRequest = make_request(kind)  # type: ignore[arg-type]
+    message = email.message_from_bytes(renderer.render_bytes(request), policy=email.policy.strict)
+    assert isinstance(message, EmailMessage)
+    part = next(message.iter_attachments())
+    data = part.get_payload(decode=True)  # the bytes as attached, not as icalendar would write them again
+    assert isinstance(data, bytes)
+
+    assert restriction_errors(libical, data) == []
+    without = b"".join(line + b"\r\n" for line in data.split(b"\r\n") if line and not line.startswith(b"ORGANIZER"))
+    assert restriction_errors(libical, without) != []  # the check does look: PUBLISH without ORGANIZER fails
