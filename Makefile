@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/bench_feeds.py --install
 	$(BIN)/python bench/bench_mail.py --install
 	$(BIN)/python bench/bench_delivery.py --install
+	$(BIN)/python bench/bench_changes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

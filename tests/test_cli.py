@@ -91,6 +91,23 @@ def test_plan_shows_a_translation_edit_as_a_title_update(
     assert "1 updated (dry run: nothing applied)" in result.stdout
 
 
+def test_plan_shows_a_changed_overdue_list_as_an_update(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    chased = HLPF.replace(
+        "        reminders: [7d, 2d, 4h]\n", "        reminders: [7d, 2d, 4h]\n        overdue: [1d]\n"
+    )
+    write_timeline("hlpf", chased)
+    tracker("sync", env=env, cwd=tmp_path)
+    write_timeline("hlpf", chased.replace("overdue: [1d]", "overdue: [1d, 3d, 7d]"))
+
+    result = tracker("plan", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "• updated     hlpf/submission  Final text submitted to the UN  (overdue)" in result.stdout
+    assert "1 updated (dry run: nothing applied)" in result.stdout
+
+
 def test_a_failed_sync_says_nothing_changed(env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline) -> None:
     write_timeline("cwg-32", MEETING.replace("due: meeting - 30d", "due: documents - 30d"))
 

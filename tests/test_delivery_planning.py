@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from tests.support.delivery import at
 from tests.support.factories import make_view
-from tracker.delivery.planning import next_digest, plan_digests, plan_reminders, reminder_at
+from tracker.delivery.planning import Escalation, next_digest, plan_digests, plan_late, plan_reminders, reminder_at
 from tracker.subscribers.readers import Reader
 from tracker.timelines.dates import parse_offset
 from tracker.timelines.views import Occurrence
@@ -99,3 +99,37 @@ def test_the_weekly_digest_goes_on_monday_at_the_readers_hour_in_their_zone() ->
     assert (monday.isoformat(), send_at.isoformat()) == ("2026-11-30", "2026-11-30T14:00:00+00:00")
     [wanted] = plan_digests([reader, MEMBER], now=at("2026-11-28 12:00"), horizon=timedelta(days=7), reminder_hour=9)
     assert (wanted.subscriber_id, wanted.kind, wanted.slot) == (6, "digest", "2026-11-30")
+
+
+def overdue_notices(overdue: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """The overdue notices a late all-day deadline (10 March, Geneva) gets until 5 April, TRACKER_OVERDUE=1d,3d."""
+    view = make_view(owner="secretariat", overdue=overdue)
+    planned = plan_late([view], [SECRETARIAT], now=at("2017-03-10 12:00"), horizon=timedelta(days=26),
+                        reminder_hour=9, escalation=Escalation(("1d", "3d"), late_days=30))  # fmt: skip
+    return [(w.slot, w.send_at.isoformat()) for w in planned if w.kind == "overdue"]
+
+
+def test_a_milestones_own_overdue_offsets_replace_the_setting() -> None:
+    # The first reminder hour after the due day (09:00 in Geneva, which 1d falls on too), then each offset.
+    assert overdue_notices(None) == [("due", "2017-03-11T08:00:00+00:00"), ("3d", "2017-03-13T08:00:00+00:00")]
+    assert overdue_notices(("2d",)) == [("due", "2017-03-11T08:00:00+00:00"), ("2d", "2017-03-12T08:00:00+00:00")]
+    assert overdue_notices(("12h",)) == [("due", "2017-03-11T08:00:00+00:00"), ("12h", "2017-03-11T10:59:59+00:00")]
+
+
+def test_overdue_offsets_set_to_none_in_the_file_turn_overdue_notices_off() -> None:
+    assert overdue_notices(()) == []
+
+
+def test_a_stored_overdue_offset_out_of_range_is_left_out_and_said_and_none_left_means_the_setting() -> None:
+    from tracker.timelines.screening import screen_views
+
+    set_aside: dict[str, str] = {}
+    [some, none] = screen_views(
+        [make_view(overdue=("99999w", "2d")), make_view(key="late", overdue=("0d",))], set_aside
+    )
+
+    assert (some.overdue, none.overdue) == (("2d",), None)
+    assert set_aside == {
+        "hlpf/member-comments": "overdue ['99999w'] cannot be used (from 1h to 366d): left out",
+        "hlpf/late": "overdue ['0d'] cannot be used (from 1h to 366d): left out, TRACKER_OVERDUE used",
+    }

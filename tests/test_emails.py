@@ -92,19 +92,20 @@ def test_every_kind_is_text_then_html_and_each_about_a_milestone_carries_its_cal
     request = make_request(kind, language)
     message = render(renderer, request)
 
-    about_a_milestone = request.view is not None
+    views = [line.view for line in request.changes] or ([request.view] if request.view else [])
+    about_a_milestone = bool(views)
     alternative = message.get_payload(0) if about_a_milestone else message
     assert isinstance(alternative, EmailMessage)
     assert alternative.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
     assert [p.get_content_charset() for p in alternative.iter_parts()] == ["utf-8", "utf-8"]
     if about_a_milestone:
-        assert request.view is not None
         assert message.get_content_type() == "multipart/mixed"
-        (calendar,) = attachments(message)
-        assert calendar.get_content_type() == "text/calendar"
-        assert calendar.get_param("method") == "PUBLISH" and calendar.get_content_charset() == "utf-8"
-        assert calendar.get_filename() == f"{request.view.key}.ics"
+        calendars = attachments(message)  # one per milestone: a changed message may list several
+        assert [c.get_filename() for c in calendars] == [f"{view.key}.ics" for view in views]
+        for calendar in calendars:
+            assert calendar.get_content_type() == "text/calendar"
+            assert calendar.get_param("method") == "PUBLISH" and calendar.get_content_charset() == "utf-8"
     else:
         assert attachments(message) == []
     assert not message.defects and not any(part.defects for part in message.walk())

@@ -46,6 +46,7 @@ from tests.support.timelines import NOW, WriteTimeline
 from tests.support.web import SECRET, running
 from tracker.config import Settings
 from tracker.emails import KINDS, EmailRequest, Kind, Recipient, Renderer
+from tracker.emails.render import ATTACHED
 from tracker.feeds.calendars import Calendars
 from tracker.web.app import create_app
 from tracker.web.signups import Signups
@@ -122,9 +123,11 @@ def assert_well_formed(data: bytes, kind: Kind) -> EmailMessage:
     assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
     assert max(map(len, lines)) <= 998
     texts = [("text/plain", TEXT_PART), ("text/html", TEXT_PART)]
-    if kind == "reminder":
+    if kind in ATTACHED:  # about a milestone: its .ics (a changed message: one per milestone it lists)
+        calendars = [t for t, _ in parts_of(data)].count("text/calendar")
+        assert calendars >= 1, kind
         expected = [("multipart/mixed", HEADERS), ("multipart/alternative", ["Content-Type"]), *texts]
-        expected.append(("text/calendar", CALENDAR_PART))
+        expected += [("text/calendar", CALENDAR_PART)] * calendars
     else:
         expected = [("multipart/alternative", HEADERS), *texts]
     assert [(t, sorted(n)) for t, n in parts_of(data)] == [(t, sorted(n)) for t, n in expected]
@@ -228,7 +231,7 @@ def test_a_title_with_line_breaks_and_encoded_words_adds_no_header_on_either_pat
     renderer: Renderer, kind: Kind
 ) -> None:
     title = "Comments\r\n=?utf-8?b?DQpCY2M6IHZpY3RpbUBleGFtcGxlLm5ldA==?=\r\nX-Injected: yes\u2028\x00"
-    request = make_request(kind, view=make_view(title=title))
+    request = titled(make_request(kind), title)
 
     fast, slow = renderer.render_bytes(request), bytes(renderer.render(request))
 
@@ -279,12 +282,22 @@ def hostile_request(kind: Kind, language: str, name: str, title: str) -> EmailRe
         return replace(request, digest=[replace(item, milestone=view) for item in request.digest])
     if kind == "confirm":
         return request
-    return replace(request, view=view, predecessor=replace(DRAFT, title=title) if kind == "opened" else None)
+    return titled(request, title)
+
+
+def titled(request: EmailRequest, title: str) -> EmailRequest:
+    """*request* about milestones titled *title*: its own, the step before it, or (a changed message,
+    whose subject names the timeline) each listed one and its timeline."""
+    if request.changes:
+        lines = [replace(line, view=replace(line.view, title=title, timeline_title=title)) for line in request.changes]
+        return replace(request, changes=tuple(lines))
+    before = replace(DRAFT, title=title) if request.kind in ("opened", "delayed", "correction") else None
+    return replace(request, view=make_view(title=title), predecessor=before)
 
 
 def expected_subject(renderer: Renderer, request: EmailRequest, title: str) -> str:
     """Return the subject the request's template makes, with *title* put in as text."""
-    marked = request if request.view is None else replace(request, view=replace(request.view, title=TITLE_MARK))
+    marked = request if request.view is None and not request.changes else titled(request, TITLE_MARK)
     subject = renderer.compose(marked, renderer.language_of(marked))[0]
     return as_text(subject.replace(TITLE_MARK, title))
 

@@ -83,3 +83,20 @@ def test_a_late_step_is_listed_as_late_then_missed_and_no_longer_chased(
     late = json.loads(tracker("late", "--now", "2017-02-27", "--json", env=env, cwd=tmp_path).stdout)
     assert [row["milestone"] for row in late] == ["revised-draft"]
     assert json.loads(tracker("late", "--now", "2017-03-03", "--json", env=env, cwd=tmp_path).stdout) == []
+
+
+def test_a_timelines_own_overdue_offsets_replace_tracker_overdue(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    env = {**env, "TRACKER_SMTP_URL": smtp.url, "TRACKER_SECRET_KEY": "s" * 40}  # TRACKER_OVERDUE: 1d,3d
+    write_timeline("hlpf", HLPF.replace("    reminders: [14d, 7d, 1d]\n", "    overdue: [2d]\n"))
+    synced = tracker("sync", env=env, cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    tracker("subscribers", "add", SECRETARIAT, "--audience", "secretariat", "--confirmed", env=env, cwd=tmp_path)
+
+    for day in ("2017-02-25", "2017-02-26", "2017-02-27", "2017-03-03"):
+        assert tracker("send-due", "--now", f"{day}T09:00", env=env, cwd=tmp_path).returncode == 0
+
+    overdue = [s for s in inbox(smtp, SECRETARIAT) if s.startswith("Overdue")]
+    # The morning after the due day, then two days after it; not three days after (the setting's 3d).
+    assert overdue == ["Overdue by 1 day: Revised draft posted", "Overdue by 2 days: Revised draft posted"]

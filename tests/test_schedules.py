@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.factories import GOOD_TIMELINES, REPO_SCHEDULES, milestone_yaml, timeline_yaml, validate, write
+from tracker.timelines.dates import Offset
 from tracker.timelines.files import find_files, load_schedules, load_text, read_files
 from tracker.timelines.validation import validate_paths
 
@@ -874,4 +875,57 @@ def test_files_read_ahead_load_exactly_as_files_read_here(folder: Path) -> None:
         ("schedules/crlf.yaml", 8, "due"),
         ("schedules/gone.yaml", 1, "cannot read file"),
         ("schedules/latin1.yaml", 1, "cannot read file"),
+    ]
+
+
+# Escalation offsets of late steps (`overdue:`)
+
+
+def test_it_accepts_overdue_offsets_on_a_timeline_and_a_milestone_and_none_as_off(folder: Path) -> None:
+    text = timeline_yaml(
+        milestone_yaml(owner="membership", due="2027-03-10", overdue="[2d, 12h]"),
+        milestone_yaml("results", owner="secretariat", due="2027-04-10", overdue="[]"),
+        overdue="[1d, 3d, 7d]",
+    )
+
+    assert problems_in(folder, text) == []
+    specs, _ = load_schedules([folder], "Europe/Zurich")
+    assert [str(o) for o in specs[0].overdue or ()] == ["7d", "3d", "1d"]
+    assert [m.overdue for m in specs[0].milestones] == [(Offset(days=2), Offset(minutes=720)), ()]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "[1d, 2 days]",
+            "overdue: bad offset '2 days': write a number and a unit, d (days), w (weeks), h (hours) or m (minutes),"
+            " e.g. 14d",
+        ),
+        ("[1d, 400d]", "overdue: '400d' is out of range: chase from 1h to 366d (about a year) after the due day"),
+        ("[1d, 2d, 3d, 4d, 5d, 6d]", "overdue: 6 offsets; list at most 5, e.g. [1d, 3d, 7d]"),
+        (
+            "{1d: x, 3d: y}",
+            "overdue: must be a list of offsets after the due day such as [1d, 3d, 7d], or [] for no overdue notices",
+        ),
+        (
+            "",
+            "overdue: is empty: list offsets after the due day such as [1d, 3d, 7d], or [] for no overdue notices",
+        ),
+    ],
+    ids=["bad-offset", "out-of-range", "too-many", "mapping", "empty"],
+)
+def test_it_rejects_bad_overdue_offsets_at_their_line_with_the_fix(folder: Path, value: str, message: str) -> None:
+    on_milestone = timeline_yaml(milestone_yaml(owner="membership", due="2027-03-10", overdue=value))
+    on_timeline = timeline_yaml(overdue=value)
+
+    assert problems_in(folder, on_milestone) == [f"schedules/prizes.yaml:10: {message}"]
+    assert problems_in(folder, on_timeline) == [f"schedules/prizes.yaml:5: {message}"]
+
+
+def test_it_rejects_overdue_offsets_on_a_span_which_is_never_late(folder: Path) -> None:
+    text = timeline_yaml(milestone_yaml("meeting", starts="2027-03-10", overdue="[1d]"))
+
+    assert problems_in(folder, text) == [
+        "schedules/prizes.yaml:9: overdue: only deadlines ('due') are late and chased; remove it from this span"
     ]

@@ -137,3 +137,5 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
     assert "revision" in {column["name"] for column in inspect(engine).get_columns("deliveries")}
+    assert "overdue" in {c["name"] for c in inspect(engine).get_columns("milestones")}
+    assert "change_set" in {c["name"] for c in inspect(engine).get_columns("events")}

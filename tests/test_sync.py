@@ -271,6 +271,35 @@ def test_a_timeline_reminder_change_updates_the_effective_offsets(
     assert milestone(engine, "hlpf", "submission").reminders == ["7d", "2d", "4h"]
 
 
+def test_overdue_offsets_are_stored_the_milestones_over_the_timelines_and_a_change_is_an_update(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    chased = HLPF.replace("reminders: [14d, 7d, 1d]\n", "reminders: [14d, 7d, 1d]\n    overdue: [1d, 3d, 7d]\n")
+    write_timeline("hlpf", chased.replace("reminders: [7d, 2d, 4h]", "reminders: [7d, 2d, 4h]\n        overdue: []"))
+    write_timeline("cwg-32", MEETING)
+    run_sync(engine, schedules)
+
+    assert milestone(engine, "hlpf", "revised-draft").overdue == ["7d", "3d", "1d"]
+    assert milestone(engine, "hlpf", "submission").overdue == []  # never chased
+    assert milestone(engine, "cwg-32", "documents").overdue is None  # TRACKER_OVERDUE applies
+    assert milestone(engine, "cwg-32", "meeting").overdue is None
+
+    write_timeline("hlpf", chased.replace("overdue: [1d, 3d, 7d]", "overdue: [2d]"))
+    outcome = run_sync(engine, schedules)
+
+    assert outcome.plan is not None
+    assert sorted((c.kind, c.milestone_key, c.fields) for c in outcome.plan.changes) == [
+        ("updated", "final-draft", ("overdue",)),
+        ("updated", "member-comments", ("overdue",)),
+        ("updated", "revised-draft", ("overdue",)),
+        ("updated", "submission", ("overdue",)),  # its own [] is gone: the timeline's now
+    ]
+    assert milestone(engine, "hlpf", "submission").overdue == ["2d"]
+    assert milestone(engine, "hlpf", "revised-draft").revision == 1
+    again = run_sync(engine, schedules)
+    assert again.plan is not None and not again.plan.changes
+
+
 def test_unchanged_files_are_recognised_but_a_changed_setting_or_a_completion_is_not_missed(
     engine: Engine, schedules: Path, write_timeline: WriteTimeline
 ) -> None:

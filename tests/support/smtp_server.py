@@ -190,6 +190,10 @@ class SMTPTestServer:
             if not self._changed.wait_for(lambda: condition(self), timeout):
                 raise AssertionError(f"server never reached the expected state within {timeout}s")
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
         """Listen (on the same port as before after a restart) and return once connections are accepted."""
         assert self._thread is None, "already running"

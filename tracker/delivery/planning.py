@@ -182,8 +182,9 @@ class Planning:
         """`overdue` notices of a deadline not done: at the first reminder hour after it, then at each
         escalation offset, until it is missed (a done, moved or cancelled step is re-planned away)."""
         process = self.process
-        if view.due_at is None or not self.overdue_offsets:
-            return []  # TRACKER_OVERDUE= (empty): late steps are shown, never chased
+        offsets = view.overdue if view.overdue is not None else self.overdue_offsets  # the file's, else the setting
+        if view.due_at is None or not offsets:
+            return []  # `overdue: []` or TRACKER_OVERDUE= (empty): late steps are shown, never chased
         wanted = []
         for item in expand(view, process.now - process.late_after, self.until):
             if item.done_at is not None or process.is_waiting(item):
@@ -191,7 +192,7 @@ class Planning:
             missed_at = process.missed_at(item)
             if missed_at <= process.now:
                 continue  # missed already: shown as such, no longer chased
-            for slot, send_at in overdue_times(item, self.overdue_offsets, self.reminder_hour):
+            for slot, send_at in overdue_times(item, offsets, self.reminder_hour):
                 if send_at <= self.until and send_at < missed_at:
                     wanted += [Wanted(r.id, view.timeline_id, view.key, item.occurrence, "overdue", slot, send_at,
                                       missed_at) for r in members]  # fmt: skip

@@ -206,9 +206,9 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
         values["previous"] = describe_previous(request.predecessor, language)
     elif request.kind == "overdue":
         values["late"] = late_text(view, request.due_at or view.main_at, request.now, language)
-    elif request.kind == "delayed" and request.predecessor is not None:
+    elif request.kind == "delayed":
         step = request.predecessor
-        values["step"] = describe_item(occurrence_of(step, None), language, reader, base_url)
+        values["step"] = describe_item(occurrence_of(step, None), language, reader, base_url) if step else None
     elif request.kind == "correction":
         values["reopened"] = title_in(request.predecessor, language.code) if request.predecessor else ""
         values["why"] = request.note
@@ -223,10 +223,12 @@ def changes_values(request: EmailRequest, language: Language, reader: str, base_
         moved = line.change in ("moved", "restored") and line.old_at is not None
         old_when = when_text(occurrence_of(line.view, line.old_at), language, reader) if moved else ""
         lines.append({"item": item, "change": line.change, "old_when": old_when})
-    timelines = {describe.timeline for describe in (line["item"] for line in lines) if isinstance(describe, ItemText)}
+    ids = {line.view.timeline_id for line in request.changes}
+    first = lines[0]["item"] if lines else None
     return {
         "changes": lines,
-        "timeline": timelines.pop() if len(timelines) == 1 else "",  # all about one timeline: said once
+        # All about one timeline (told by its id: a title may be blank): said once, in the subject.
+        "timeline": first.timeline if len(ids) == 1 and isinstance(first, ItemText) else None,
         "moved": any(line.change in ("moved", "restored") for line in request.changes),
     }
 

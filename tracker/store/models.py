@@ -99,6 +99,7 @@ class Milestone(SQLModel, table=True):
     status: str = Field(default="active", max_length=10)  # active | cancelled | removed
     opens_after: str | None = None
     reminders: list[str] | None = _json()  # effective offsets, e.g. ["14d", "7d", "1d"]
+    overdue: list[str] | None = _json()  # escalation offsets of a late step, e.g. ["3d", "1d"]; None: TRACKER_OVERDUE
     revision: int = 0
     updated_at: datetime | None = _at()
 

@@ -195,6 +195,14 @@ def parse_reminder(text: str) -> Offset:
     return offset
 
 
+def parse_escalation(text: str) -> Offset:
+    """Parse an overdue offset ('3d', '12h') after a due day; raise DateError unless it is from 1 hour to 1 year."""
+    offset = parse_offset(text)
+    if not SHORTEST_REMINDER <= offset.exact() <= LONGEST_REMINDER:
+        raise DateError(f"{text.strip()!r} is out of range: chase from 1h to 366d (about a year) after the due day")
+    return offset
+
+
 def _make_offset(amount: int, unit: str) -> Offset:
     if unit == "d":
         return Offset(days=amount)

@@ -49,6 +49,7 @@ class MilestoneData:
     status: str = "active"
     opens_after: str | None = None
     reminders: tuple[str, ...] = ()
+    overdue: tuple[str, ...] | None = None  # escalation offsets of a late step; None: TRACKER_OVERDUE
 
     @property
     def main_at(self) -> datetime | None:
@@ -57,6 +58,7 @@ class MilestoneData:
     def columns(self) -> dict[str, Any]:
         values = dict(self.__dict__)  # the fields in order: a cold sync asks this of every milestone
         values["reminders"] = list(self.reminders)
+        values["overdue"] = None if self.overdue is None else list(self.overdue)
         values["titles"] = titles_column(self.titles)
         return values
 
@@ -223,6 +225,12 @@ def effective_reminders(tl: TimelineSpec, m: MilestoneSpec, defaults: Sequence[s
     return tuple(defaults)
 
 
+def effective_overdue(tl: TimelineSpec, m: MilestoneSpec) -> tuple[str, ...] | None:
+    """Milestone offsets override the timeline's; None leaves it to TRACKER_OVERDUE, read when planning."""
+    own = m.overdue if m.overdue is not None else tl.overdue
+    return None if own is None or m.is_span else format_offsets(own)  # a span is never late
+
+
 @lru_cache(maxsize=4096)  # a few reminder lists serve every milestone
 def format_offsets(offsets: tuple[Offset, ...]) -> tuple[str, ...]:
     return tuple(format_offset(o) for o in offsets)
@@ -255,6 +263,7 @@ def milestone_data(
         status=m.status,
         opens_after=m.opens_after,
         reminders=effective_reminders(tl, m, defaults),
+        overdue=effective_overdue(tl, m),
     )
 
 

@@ -29,6 +29,7 @@ from tracker.timelines.dates import (
     Offset,
     Relative,
     get_zone,
+    parse_escalation,
     parse_expr,
     parse_reminder,
     shorten,
@@ -40,10 +41,12 @@ from tracker.timelines.repeats import RepeatError, check_first_date, read_repeat
 Titles = tuple[tuple[str, str], ...]  # (language, text) pairs sorted by language, `en` left out
 KINDS = ("consultation", "drafting", "nomination", "meeting", "forum", "other")
 STATUSES = ("active", "cancelled")
-TIMELINE_KEYS = ("id", "title", "summary", "timezone", "kind", "source", "url", "audiences", "reminders", "milestones")
+TIMELINE_KEYS = (
+    "id", "title", "summary", "timezone", "kind", "source", "url", "audiences", "reminders", "overdue", "milestones",
+)  # fmt: skip
 MILESTONE_KEYS = (
     "id", "title", "summary", "owner", "due", "starts", "ends", "opens_after",
-    "reminders", "repeat", "status", "done", "url", "location",
+    "reminders", "overdue", "repeat", "status", "done", "url", "location",
 )  # fmt: skip
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _REQUIRED_KEYS = (("id", "title", "milestones"), ("id", "title"))
@@ -57,6 +60,7 @@ MAX_NESTING = 100  # a timeline file needs 4; PyYAML's C composer overflows the 
 MAX_MILESTONES = 1000
 MAX_REPEATING = 100  # each rule is checked by expanding it (a millisecond or two at worst)
 MAX_REMINDERS = 10
+MAX_OVERDUE = 5  # escalations after the first overdue notice: more would be noise to the owners
 MAX_AUDIENCES = 50
 MAX_KEYS = 50
 # Text shown in emails, calendars and pages: a title is a line, a summary a paragraph or two.
@@ -116,6 +120,7 @@ class MilestoneSpec:
     ends: Expr | None = None
     opens_after: str | None = None
     reminders: tuple[Offset, ...] | None = None
+    overdue: tuple[Offset, ...] | None = None  # None: the timeline's, else TRACKER_OVERDUE; (): never chased
     repeat: str | None = None
     status: str = "active"
     done: Absolute | None = None
@@ -144,6 +149,7 @@ class TimelineSpec:
     url: str = ""
     audiences: tuple[str, ...] = ()
     reminders: tuple[Offset, ...] | None = None
+    overdue: tuple[Offset, ...] | None = None  # None: TRACKER_OVERDUE
     milestones: tuple[MilestoneSpec, ...] = ()
     titles: Titles = ()
     complete: bool = field(default=True, compare=False)  # False when a milestone could not be read
@@ -468,16 +474,37 @@ class _Reader:
         if is_null(node):
             self.report(node, "'reminders' is empty: list offsets such as [14d, 7d, 1d], or write [] for none")
             return None
+        return self.offset_items(self.items(node, "reminders", MAX_REMINDERS), "reminders", parse_reminder)
+
+    def offset_items(
+        self, items: list[yaml.Node], key: str, parse: Callable[[str], Offset], prefix: str = ""
+    ) -> tuple[Offset, ...]:
+        """The offsets of *items*, latest first, each bad one reported at its line."""
         offsets = []
-        for item in self.items(node, "reminders", MAX_REMINDERS):
-            text = self.scalar(item, "reminders")
+        for item in items:
+            text = self.scalar(item, key)
             if text is None:
                 continue
             try:
-                offsets.append(parse_reminder(text))
+                offsets.append(parse(text))
             except DateError as exc:
-                self.report(item, str(exc))
+                self.report(item, f"{prefix}{exc}")
         return tuple(sorted(set(offsets), reverse=True))
+
+    def overdue(self, node: yaml.Node | None) -> tuple[Offset, ...] | None:
+        """Read the escalation offsets of late steps; None when not given, () for none (`overdue: []`)."""
+        if node is None:
+            return None
+        if not isinstance(node, yaml.SequenceNode):
+            # Neither a mapping nor an empty value may silently stand for "never chase".
+            problem = "is empty: list" if is_null(node) else "must be a list of"
+            fix = "offsets after the due day such as [1d, 3d, 7d], or [] for no overdue notices"
+            self.report(node, f"overdue: {problem} {fix}")
+            return None
+        if len(node.value) > MAX_OVERDUE:
+            self.report(node, f"overdue: {len(node.value)} offsets; list at most {MAX_OVERDUE}, e.g. [1d, 3d, 7d]")
+            return None
+        return self.offset_items(list(node.value), "overdue", parse_escalation, "overdue: ")
 
     def expr(self, node: yaml.Node | None, key: str) -> Expr | None:
         text = self.scalar(node, key)
@@ -518,6 +545,7 @@ class _Reader:
             url=self.optional_text(keys, "url"),
             audiences=audiences,
             reminders=self.offsets(keys.get("reminders")),
+            overdue=self.overdue(keys.get("overdue")),
             milestones=specs,
             titles=titles,
             complete=len(specs) == len(milestones),
@@ -617,6 +645,7 @@ class _Reader:
             ends=self.expr(keys.get("ends"), "ends"),
             opens_after=self.reference(keys.get("opens_after")),
             reminders=self.offsets(keys.get("reminders")),
+            overdue=self.overdue(keys.get("overdue")),
             repeat=self.rrule(keys.get("repeat")),
             status=self.choice(keys.get("status"), "status", STATUSES, "active"),
             done=self.done(keys.get("done")),
@@ -672,6 +701,10 @@ class _Reader:
             self.report(node, "milestone needs 'due' (a deadline) or 'starts' (a span such as a meeting)")
         if "ends" in keys and "starts" not in keys:
             self.report(keys["ends"], "'ends' needs 'starts': only spans end")
+        if "overdue" in keys and "starts" in keys and "due" not in keys:
+            self.report(
+                keys["overdue"], "overdue: only deadlines ('due') are late and chased; remove it from this span"
+            )
         first = spec.due or spec.starts
         if spec.repeat is not None and isinstance(first, Relative):
             self.report(keys["repeat"], "a repeating milestone needs an absolute first date, not a relative one")

@@ -15,15 +15,15 @@ from tracker.timelines.dates import DateError, get_zone, parse_reminder
 from tracker.timelines.views import MilestoneView, Problems, reference, repeat_problem
 
 
-def readable_offsets(stored: object) -> tuple[tuple[str, ...], str]:
-    """The reminder offsets of a stored list that read back within bounds, and what was wrong ('' if nothing)."""
+def readable_offsets(stored: object, field: str = "reminders") -> tuple[tuple[str, ...], str]:
+    """The offsets of a stored list that read back within bounds, and what was wrong ('' if nothing)."""
     if not isinstance(stored, list | tuple) or not all(isinstance(o, str) for o in stored):
-        return (), describe_value("reminders", stored, "is not a list of offsets")
-    return read_offsets(tuple(stored))
+        return (), describe_value(field, stored, "is not a list of offsets")
+    return read_offsets(tuple(stored), field)
 
 
 @lru_cache(maxsize=4096)  # thousands of subscribers share a few lists of offsets
-def read_offsets(stored: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+def read_offsets(stored: tuple[str, ...], field: str = "reminders") -> tuple[tuple[str, ...], str]:
     kept, wrong = [], []
     for offset in stored:
         try:
@@ -34,7 +34,7 @@ def read_offsets(stored: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
             kept.append(offset)
     if not wrong:
         return tuple(kept), ""
-    return tuple(kept), describe_value("reminders", wrong, "cannot be used (from 1h to 366d)")
+    return tuple(kept), describe_value(field, wrong, "cannot be used (from 1h to 366d)")
 
 
 def describe_value(field: str, value: object, problem: str) -> str:
@@ -65,12 +65,26 @@ def screen_views(views: Iterable[MilestoneView], set_aside: Problems | None = No
     for view in views:
         problem = view_problem(view)
         if problem is None:
-            offsets, wrong = readable_offsets(list(view.reminders))
-            usable.append(replace(view, reminders=offsets) if wrong else view)
-            problem = wrong and f"{wrong}: left out"
+            readable, problem = readable_view(view)
+            usable.append(readable)
         if problem and set_aside is not None:
             set_aside[reference(view)] = problem
     return usable
+
+
+def readable_view(view: MilestoneView) -> tuple[MilestoneView, str]:
+    """*view* without the offsets that do not read, and what was left out ('' if nothing)."""
+    reminders, wrong = readable_offsets(list(view.reminders))
+    problems = [f"{wrong}: left out"] if wrong else []
+    overdue = view.overdue
+    if overdue is not None:
+        kept, wrong = readable_offsets(list(overdue), "overdue")
+        # Nothing left that reads: the setting's offsets, not silence, for a step that may be late.
+        overdue = kept if kept or not wrong else None
+        problems += [f"{wrong}: left out{'' if kept else ', TRACKER_OVERDUE used'}"] if wrong else []
+    if not problems:
+        return view, ""
+    return replace(view, reminders=reminders, overdue=overdue), "; ".join(problems)
 
 
 @lru_cache(maxsize=512)

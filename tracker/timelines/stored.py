@@ -35,6 +35,7 @@ def load_views(session: Session) -> list[MilestoneView]:
                 audiences=tuple(timeline.audiences or ()),
                 location=m.location,
                 reminders=tuple(m.reminders or ()),
+                overdue=None if m.overdue is None else tuple(m.overdue),
                 completions=done.get((m.timeline_id, m.key), {}),
                 summary=m.summary,
                 url=m.url,

@@ -50,6 +50,7 @@ def load_stored(session: Session) -> Stored:
     for row in session.execute(select(Milestone.__table__)).mappings():  # type: ignore[attr-defined]
         values = {name: row[name] for name in names}
         values["reminders"] = tuple(values["reminders"] or ())
+        values["overdue"] = None if values["overdue"] is None else tuple(values["overdue"])
         values["titles"] = titles_from_column(values["titles"])
         milestones[(row["timeline_id"], row["key"])] = (row["id"], row["revision"], MilestoneData(**values))
     completions = {}

@@ -48,6 +48,7 @@ class MilestoneView:
     audiences: tuple[str, ...] = ()
     location: str = ""
     reminders: tuple[str, ...] = ()
+    overdue: tuple[str, ...] | None = None  # escalation offsets if late; None: TRACKER_OVERDUE, (): never chased
     completions: Mapping[str, CompletionView] = field(default_factory=dict)  # by occurrence, "" if single
     summary: str = ""
     url: str = ""

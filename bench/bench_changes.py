@@ -1,0 +1,135 @@
+"""Benchmark: one change set moving 50 milestones, told to 10,000 subscribers (issue 15).
+
+Measures, in one run, on SQLite, into Postfix's smtp-sink:
+
+* fan-out  - `tracker send-due` sending one due reminder to the 10,000 (bench_delivery's case (a)):
+             the baseline, a whole process, start to exit.
+* changes  - a sync moves the 50 milestones of a timeline the 10,000 follow by a week; then
+             `tracker send-due` plans the change messages (one per subscriber, 50 lines each) and
+             sends them: the whole process, start to exit. The sync itself is not timed.
+
+Ratio = changes / fan-out, each the median of RUNS runs. Goal ≤ 1.3.
+
+    .venv/bin/python bench/bench_changes.py            # 10,000 subscribers, records BENCHMARKS.md
+    .venv/bin/python bench/bench_changes.py --quick    # 1,000, one run, records nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.bench_delivery import (  # noqa: E402
+    TRACKER,
+    environment,
+    fresh_url,
+    machine,
+    prepare,
+    send_due,
+    sent_count,
+    smtp_sink,
+)
+from bench.report import Current, record  # noqa: E402
+
+MILESTONES = 50
+RUNS = 3
+GOAL = 1.3
+
+
+def timeline(first: datetime) -> str:
+    """Fifty membership deadlines a day apart from *first*, without reminders of their own."""
+    lines = ["id: moves", "title: A timeline that moves", "timezone: Europe/Zurich", "audiences: [membership]",
+             "reminders: []", "milestones:"]  # fmt: skip
+    for n in range(MILESTONES):
+        day = (first + timedelta(days=n)).date().isoformat()
+        lines += [f"  - id: step-{n:02d}", f"    title: Step {n + 1} of the consultation", "    owner: membership",
+                  f"    due: {day}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def change_set(count: int, port: int) -> float:
+    """Seconds of the send-due that tells *count* subscribers of 50 moved milestones."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = fresh_url("sqlite", folder)
+        prepare(folder, url, count, datetime.now(UTC) + timedelta(days=400))  # followers; its one reminder is far
+        first = datetime.now(UTC) + timedelta(days=60)
+        schedule = folder / "schedules" / "moves.yaml"
+        schedule.write_text(timeline(first))
+        env = {**environment(folder, url, port), "TRACKER_OVERDUE": ""}
+        subprocess.run([TRACKER, "sync"], env=env, check=True, capture_output=True, cwd=folder)
+        subprocess.run([TRACKER, "send-due"], env=env, check=True, capture_output=True, cwd=folder)  # history
+        schedule.write_text(timeline(first + timedelta(days=7)))
+        subprocess.run([TRACKER, "sync"], env=env, check=True, capture_output=True, cwd=folder)
+        before = sent_count(url)
+        seconds = send_due_with(folder, env)
+        told = sent_count(url) - before
+        if told != count:
+            raise RuntimeError(f"{told} change messages sent to {count} subscribers")
+        return seconds
+
+
+def send_due_with(folder: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run([TRACKER, "send-due"], check=False, env=env, cwd=folder, capture_output=True, text=True,
+                            timeout=1800)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(result.stdout + result.stderr)
+    return time.perf_counter() - started
+
+
+def fan_out(count: int, port: int) -> float:
+    """Seconds of the send-due that sends one due reminder to *count* subscribers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = fresh_url("sqlite", folder)
+        prepare(folder, url, count, datetime.now(UTC) + timedelta(hours=2))  # its 3h reminder is due
+        seconds = send_due(folder, url, port, 1)
+        if sent_count(url) != count:
+            raise RuntimeError(f"{sent_count(url)} reminders sent to {count} subscribers")
+        return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1,000 subscribers, one run, record nothing")
+    args = parser.parse_args()
+    count, runs = (1000, 1) if args.quick else (10_000, RUNS)
+    pairs = []
+    with smtp_sink() as port:
+        for _ in range(runs):  # alternated, so that a slow minute of the machine hits both
+            pairs.append((fan_out(count, port), change_set(count, port)))
+    base = statistics.median(p[0] for p in pairs)
+    changes = statistics.median(p[1] for p in pairs)
+    ratio = changes / base
+    report = "\n".join([
+        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — Change messages: one change set of {MILESTONES} moves — "
+        f"{platform.system()} {platform.machine()}, {machine()}\n",
+        f"Command: `make bench` (bench/bench_changes.py), {count:,} subscribers in six languages, SQLite, "
+        f"Postfix smtp-sink on 127.0.0.1; each case {runs} time(s), alternated, the median shown.\n",
+        "| case | seconds | runs |",
+        "|---|---:|---|",
+        f"| fan-out: one reminder to each (`send-due`) | {base:.2f} | {', '.join(f'{p[0]:.2f}' for p in pairs)} |",
+        f"| change set: {MILESTONES} moved, one message each (`send-due`) | {changes:.2f} | "
+        f"{', '.join(f'{p[1]:.2f}' for p in pairs)} |",
+        f"\nRatio change set / fan-out: **{ratio:.2f}** (goal ≤ {GOAL}).\n",
+    ])  # fmt: skip
+    print(report)
+    if not args.quick:
+        case = f"{MILESTONES} moves told to {count:,} subscribers, `send-due`"
+        record([Current("changes", case, f"{ratio:.2f}× a reminder fan-out", f"≤ {GOAL}×", ratio <= GOAL)], report,
+               script="bench_changes.py")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
