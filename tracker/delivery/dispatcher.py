@@ -470,11 +470,8 @@ class Dispatcher:
         held until it is done (and not sent at all if it failed).
         """
         now = self.clock()
-        try:
-            if await self.revisions.changed(row):  # no envelope for a row known stale already
-                return await self.stale(row, hold)
-        except RevisionsUnread as exc:
-            return await self.retry_after_hold(row, hold, str(exc))
+        if self.revisions.known_changed(row):  # no envelope for a row known stale already (no read: no wait)
+            return await self.stale(row, hold)
         prepared = ready
         if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
             # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
@@ -682,6 +679,13 @@ class Revisions:
                 self.reading = asyncio.ensure_future(self.read_all())
             await asyncio.shield(self.reading)
         current = self.known[key]
+        return current is not None and current != row.revision
+
+    def known_changed(self, row: Claimed) -> bool:
+        """Tell, from the revisions read already, whether *row* is a reminder whose milestone changed."""
+        if row.kind != "reminder" or row.revision is None:
+            return False
+        current = self.known.get((row.timeline_id, row.milestone_key))
         return current is not None and current != row.revision
 
     async def read_all(self) -> None:
