@@ -130,11 +130,12 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         command.downgrade(config, "-1")
         connection.commit()
     assert stored_revision(engine) not in (None, HEAD_REVISION)
-    # What the newest migration adds: a timeline file's own overdue offsets on each milestone.
-    assert "overdue" not in {c["name"] for c in inspect(engine).get_columns("milestones")}
+    # What the newest migration adds: the milestone revision a delivery was planned for.
+    assert "revision" not in {column["name"] for column in inspect(engine).get_columns("deliveries")}
     engine.dispose()
 
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
+    assert "revision" in {column["name"] for column in inspect(engine).get_columns("deliveries")}
     assert "overdue" in {c["name"] for c in inspect(engine).get_columns("milestones")}
     assert "change_set" in {c["name"] for c in inspect(engine).get_columns("events")}

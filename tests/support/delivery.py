@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.support.factories import REPO
+from tests.support.smtp_server import ReceivedMail
 from tracker.delivery.changes import Line, read_line
 from tracker.delivery.dispatcher import DispatchConfig, Dispatcher, PassResult
+from tracker.delivery.planning import DeliveryKey
 from tracker.emails import Renderer, Sender
 from tracker.mail.smtp import SMTPMailer
 from tracker.store.engine import transaction
@@ -117,3 +120,17 @@ def at(text: str, zone: str = ZONE) -> datetime:
     from zoneinfo import ZoneInfo
 
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def kinds_sent(engine: Engine) -> dict[str, str]:
+    """The kind of each message the outbox says was sent, by the digest its Message-ID starts with."""
+    with transaction(engine) as session:
+        sent = session.exec(select(Delivery).where(Delivery.state == "sent")).all()
+        keys = [DeliveryKey(*(getattr(row, name) for name in DeliveryKey.__dataclass_fields__)) for row in sent]
+    return {hashlib.sha256(key.key_text.encode()).hexdigest()[:32]: key.kind for key in keys}
+
+
+def kind_of(mail: ReceivedMail, kinds: dict[str, str]) -> str:
+    """The kind of a received message, found by its Message-ID (the emails' wording may change)."""
+    found = mail.parse()["Message-ID"]
+    return kinds.get(str(found).strip("<>").partition("@")[0], "unknown")

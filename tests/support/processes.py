@@ -280,9 +280,12 @@ class Site:
         self.cli("subscribers", "import", str(path), "--confirmed", timeout=120)
         return addresses
 
-    def write_deadline(self, timeline_id: str, due_at: datetime, reminders: Sequence[str]) -> None:
-        """Write a timeline with one membership deadline at *due_at* (to the minute) and its reminder offsets."""
+    def write_deadline(
+        self, timeline_id: str, due_at: datetime, reminders: Sequence[str], *, seconds: bool = False
+    ) -> None:
+        """Write a timeline with one membership deadline at *due_at* (to the minute, or the second) and its offsets."""
         due = due_at.astimezone(ZoneInfo(ZONE))
+        when = f"{due:%Y-%m-%d %H:%M:%S}" if seconds else f"{due:%Y-%m-%d %H:%M}"
         body = f"""\
 id: {timeline_id}
 title: Deadline tests ({timeline_id})
@@ -293,7 +296,7 @@ milestones:
   - id: comments
     title: Comments on the draft
     owner: membership
-    due: {due:%Y-%m-%d %H:%M}
+    due: {when}
     reminders: [{", ".join(reminders)}]
 """
         (self.schedules / f"{timeline_id}.yaml").write_text(body, encoding="utf-8")

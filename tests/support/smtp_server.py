@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class ReceivedMail:
     session: int
     tls: bool
     login: str | None
+    content_at: float = 0.0  # time.time() when its content had arrived (before the relay's delay)
 
     def parse(self) -> EmailMessage:
         """Parse the received bytes as a mail client would."""
@@ -86,9 +88,10 @@ class _Handler:
         reply = await self.owner._fault_reply(server, "DATA", None)
         if reply is not None:
             return reply
+        content_at = time.time()
         if self.owner.delay:  # a slow relay: lets a test catch a sender mid-send
             await asyncio.sleep(self.owner.delay)
-        number = self.owner._record(server, session, envelope)
+        number = self.owner._record(server, session, envelope, content_at)
         return f"250 2.0.0 Ok: queued as M{number}"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
@@ -299,7 +302,7 @@ class SMTPTestServer:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    def _record(self, server: SMTP, session: Session, envelope: Envelope) -> int:
+    def _record(self, server: SMTP, session: Session, envelope: Envelope, content_at: float) -> int:
         content = envelope.original_content
         assert envelope.mail_from is not None and isinstance(content, bytes)
         assert isinstance(server, _CountingSMTP)
@@ -311,6 +314,7 @@ class SMTPTestServer:
             session=server.number,
             tls=session.ssl is not None,
             login=session.auth_data if isinstance(session.auth_data, str) else None,
+            content_at=content_at,
         )
         with self._changed:
             self.received.append(mail)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tracker.delivery.changes import stored_lines
-from tracker.delivery.outbox import Claimed
+from tracker.delivery.outbox import Claimed, slot_offset
 from tracker.delivery.planning import local_day
 from tracker.emails import ChangeLine, EmailRequest, Recipient
 from tracker.subscribers.links import Links
@@ -130,7 +130,7 @@ def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: dat
         return Skip("milestone done")
     if due_at <= now:
         return Skip("deadline passed before it could be sent", state="skipped")
-    offset = row.slot if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
+    offset = slot_offset(row.slot) if now - row.send_at < LATE else format_offset(late_offset(view, due_at, now))
     return request(row, person, now, view=view, due_at=due_at, offset=offset)
 
 

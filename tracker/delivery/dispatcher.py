@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
@@ -44,6 +45,7 @@ from tracker.delivery.outbox import (
     count_due,
     extend,
     load_recipients,
+    milestone_revisions,
     release,
     replan,
     return_expired,
@@ -58,7 +60,7 @@ from tracker.metrics import Metrics
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, Subscriber
 from tracker.subscribers.links import LinkMaker
-from tracker.text import describe_text
+from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import Problems
@@ -70,6 +72,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 REJECTED = "rejected by the recipient's server"
 WITH_EVENT = frozenset({"failed", "quarantined"})  # outcomes recorded with an event (delivery_failed, …)
+STALE = "its milestone changed after it was claimed: left to re-planning"
+NO_TIME_LEFT = "the next retry would come after the deadline"
+# A last attempt goes this long before the deadline, when the next backoff would end after it:
+# time to send and record it, and for the message to be of use.
+LAST_ATTEMPT = timedelta(seconds=30)
+FRESH = 0.1  # seconds: how old the milestone revisions a message's content is checked against may be
 HELPER_START = 10.0  # seconds send-due waits for its forked render helper (it takes milliseconds)
 
 
@@ -107,28 +115,47 @@ class PassResult:
     """What one pass did."""
 
     sent: int = 0
-    retrying: int = 0
+    retrying: int = 0  # planned again for a later attempt (a refusal, or trouble on the way)
     failed: int = 0
-    skipped: int = 0
+    skipped: int = 0  # no use sending any more (composed as such, or found so before the pass)
     released: int = 0
     rendered_ahead: int = 0  # rows composed and rendered by the helper process
     quarantined: int = 0  # rows that could not be composed or rendered: set aside, the rest went on
+    refused: int = 0  # answers of the server that were not an acceptance, temporary or permanent
+    replanned: int = 0  # claimed for a milestone that changed since: left to re-planning, not sent as they were
+    returned: int = 0  # rows of expired leases (a dead or stalled worker) given back to the pool
 
-    def add(self, outcome: Outcome) -> None:
-        if outcome.state == "sent":
+    def add(self, done: Done) -> None:
+        state = done.outcome.state
+        self.refused += done.refused
+        if state == "sent":
             self.sent += 1
-        elif outcome.state == "planned":
+        elif done.stale:
+            self.replanned += 1
+        elif state == "planned":
             self.retrying += 1
-        elif outcome.state == "failed":
+        elif state == "failed":
             self.failed += 1
-        elif outcome.state == "quarantined":
+        elif state == "quarantined":
             self.quarantined += 1
         else:
             self.skipped += 1
 
     @property
     def total(self) -> int:
-        return self.sent + self.retrying + self.failed + self.skipped + self.quarantined
+        return self.sent + self.retrying + self.failed + self.skipped + self.quarantined + self.replanned
+
+    def line(self) -> str | None:
+        """The pass in one line of counts; None when it did nothing."""
+        if not (self.total or self.returned or self.released):
+            return None
+        extra = [f"quarantined {self.quarantined}"] * bool(self.quarantined)
+        extra += [f"released {self.released} on stopping"] * bool(self.released)
+        return (
+            f"pass: sent {self.sent}, refused {self.refused}, retrying {self.retrying}, failed {self.failed}, "
+            f"skipped {self.skipped}, re-planned {self.replanned}, returned {self.returned} expired lease(s)"
+            + "".join(f", {part}" for part in extra)
+        )
 
 
 @dataclass(frozen=True)
@@ -138,6 +165,8 @@ class Done:
     row: Claimed
     outcome: Outcome
     permanent_rejection: bool = False
+    refused: bool = False  # the server answered with a refusal
+    stale: bool = False  # its milestone changed since it was claimed: not sent, left to re-planning
 
 
 def backoff(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
@@ -179,6 +208,7 @@ class Dispatcher:
         # more than they save, as the loop's socket writes and the thread take turns at the GIL.
         self.offload = offload
         self.helper = helper  # renders big passes ahead on another core
+        self.revisions = Revisions(self.current_revisions)
 
     # --- the store side (see in_store) -----------------------------------------------------
 
@@ -216,19 +246,28 @@ class Dispatcher:
         with transaction(self.engine, write=True, exclusive=False) as session:
             return skip_stale(session, now), return_expired(session, now)
 
-    def claim_batch(self, limit: int) -> Batch:
+    def claim_batch(self, limit: int, result: PassResult | None = None) -> Batch:
         now = self.clock()
         with transaction(self.engine, write=True, exclusive=False) as session:
             if time.monotonic() - self._returned_at > 1.0:
                 # During a long pass too: a dead instance's rows come back within seconds.
                 self._returned_at = time.monotonic()
-                return_expired(session, now)
+                returned = return_expired(session, now)
+                if result is not None:
+                    result.returned += returned
             relax_durability(session.connection())
             rows = claim(session, now=now, limit=limit, lease=self.config.lease, worker=self.worker)
             if not rows:
                 return [], {}, Store({}, {}, {})
             self.held.update(row.id for row in rows)
             return rows, self.people(session, rows), self.store(session, rows)
+
+    async def current_revisions(self, milestones: Collection[MilestoneKey]) -> dict[MilestoneKey, int]:
+        return await self.in_store(self.read_revisions, milestones)
+
+    def read_revisions(self, milestones: Collection[MilestoneKey]) -> dict[MilestoneKey, int]:
+        with transaction(self.engine) as session:
+            return milestone_revisions(session, milestones)
 
     def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
         found = load_recipients(session, {row.subscriber_id for row in rows})
@@ -318,9 +357,8 @@ class Dispatcher:
     async def run_pass(self) -> PassResult:
         """Send everything due now; return when nothing due is left (or on stop)."""
         result = PassResult()
-        skipped, returned = await self.in_store(self.prepare)
-        if skipped or returned:
-            log.info("%d stale row(s) skipped, %d expired lease(s) returned", skipped, returned)
+        result.skipped, result.returned = await self.in_store(self.prepare)
+        self.revisions = Revisions(self.current_revisions)
         size = self.config.connections
         backlog = Backlog(low=2 * size, high=64 * size)
         leftovers: list[int] = []
@@ -340,11 +378,13 @@ class Dispatcher:
                 self.helper.close()
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
+        if (line := result.line()) is not None:
+            log.info("%s", line)
         return result
 
     async def feed(self, backlog: Backlog, result: PassResult) -> None:
         while not (self.stopping or self.store_lost):
-            rows, people, store = await self.in_store(self.claim_batch, backlog.claim_size())
+            rows, people, store = await self.in_store(self.claim_batch, backlog.claim_size(), result)
             if not rows:
                 return
             batch = [(row, people.get(row.subscriber_id)) for row in rows]
@@ -401,7 +441,7 @@ class Dispatcher:
                 leftovers.append(row.id)
                 continue
             previous = recorder.submit(done)
-            previous.add_done_callback(partial(count_recorded, result, done.outcome))
+            previous.add_done_callback(partial(count_recorded, result, done))
             # Noticed even if no hold of this worker waits for it (its next row failed before its content).
             previous.add_done_callback(self.note_unrecorded)
         if previous is not None:
@@ -430,6 +470,8 @@ class Dispatcher:
         held until it is done (and not sent at all if it failed).
         """
         now = self.clock()
+        if self.revisions.known_changed(row):  # no envelope for a row known stale already (no read: no wait)
+            return await self.stale(row, hold)
         prepared = ready
         if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
             # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
@@ -447,14 +489,45 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             receipt = await self.mailer.send_bytes(
-                prepared.data, sender=self.envelope_from, recipients=[prepared.recipient], before_data=hold
-            )
+                prepared.data, sender=self.envelope_from, recipients=[prepared.recipient],
+                before_data=partial(self.before_content, row, hold),
+            )  # fmt: skip
         except DeliveryError as exc:
             self.metrics.smtp_error(exc, row.kind)
             return self.failure(row, exc)
+        except Stale:
+            return self.stale_done(row)
+        except RevisionsUnread as exc:
+            return self.retry_later(row, str(exc))
         sent_at = self.clock()
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
         return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
+
+    async def before_content(self, row: Claimed, hold: Hold | None) -> None:
+        """Wait for this worker's last outcome to be committed; raise Stale if *row*'s milestone changed since.
+
+        The last moment before the content goes: a change stored before it reaches the row
+        (within FRESH seconds), whether it was claimed or rendered ahead before the change.
+        """
+        if hold is not None:
+            await hold()
+        if await self.revisions.changed(row):
+            raise Stale(row.id)
+
+    async def stale(self, row: Claimed, hold: Hold | None) -> Done:
+        if hold is not None:
+            await hold()  # outcomes of one worker are recorded in order
+        return self.stale_done(row)
+
+    def stale_done(self, row: Claimed) -> Done:
+        """Not sent: back to planned as it was, for re-planning to move it or plan it again (§3)."""
+        outcome = Outcome(row.id, "planned", self.clock(), reason=STALE, tried=False)
+        return Done(row, outcome, stale=True)
+
+    async def retry_after_hold(self, row: Claimed, hold: Hold | None, error: str) -> Done:
+        if hold is not None:
+            await hold()
+        return self.retry_later(row, error)
 
     def quarantine(self, row: Claimed, error: str, *, logged: bool = False) -> Done:
         """Set aside a row that cannot be composed or rendered (bad data, or a bug), with the reason; one log line."""
@@ -466,19 +539,28 @@ class Dispatcher:
     def failure(self, row: Claimed, exc: DeliveryError) -> Done:
         now = self.clock()
         error = exc.message  # it says the server's code and words already
+        refused = exc.code is not None  # an answer, not a broken connection
         if exc.permanent:
             rejected = exc.stage in ("rcpt", "data")
             reason = REJECTED if rejected else "refused by the relay"
-            return Done(row, Outcome(row.id, "failed", now, error=error, reason=reason), permanent_rejection=rejected)
-        return self.retry_later(row, error)
+            outcome = Outcome(row.id, "failed", now, error=error, reason=reason)
+            return Done(row, outcome, permanent_rejection=rejected, refused=refused)
+        return replace(self.retry_later(row, error), refused=refused)
 
     def retry_later(self, row: Claimed, error: str) -> Done:
-        """Plan the row again after a backoff, as for a refused message; failed once its deadline passes."""
+        """Plan the row again after a backoff, as for a refused message.
+
+        A backoff that would end after the row's deadline becomes one last attempt just before
+        it, if there is time for one; else the row fails, saying so.
+        """
         now = self.clock()
         retry_at = now + backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
+        reason = ""
         if row.deadline_at is not None and retry_at >= row.deadline_at:
-            return Done(row, Outcome(row.id, "failed", now, error=error, reason="deadline passed while retrying"))
-        return Done(row, Outcome(row.id, "planned", now, error=error, retry_at=retry_at))
+            retry_at, reason = row.deadline_at - LAST_ATTEMPT, "last attempt before the deadline"
+            if retry_at <= now:
+                return Done(row, Outcome(row.id, "failed", now, error=error, reason=NO_TIME_LEFT))
+        return Done(row, Outcome(row.id, "planned", now, error=error, reason=reason, retry_at=retry_at))
 
 
 def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
@@ -496,9 +578,9 @@ async def recorded(outcome: asyncio.Future[None]) -> None:
     outcome.result()
 
 
-def count_recorded(result: PassResult, outcome: Outcome, recorded: asyncio.Future[None]) -> None:
+def count_recorded(result: PassResult, done: Done, recorded: asyncio.Future[None]) -> None:
     if not recorded.cancelled() and recorded.exception() is None:
-        result.add(outcome)
+        result.add(done)
 
 
 def relax_durability(connection: Connection) -> None:
@@ -558,6 +640,64 @@ def suspend_if_rejected(session: Session, subscriber_id: int, limit: int, now: d
 
 
 Item = tuple[Claimed, Person | None, Store, Prepared | None]
+MilestoneKey = tuple[str, str]  # timeline, milestone
+
+
+class Stale(Exception):  # noqa: N818  # a state of the row, not a failure
+    """A claimed reminder's milestone changed since its claim: its content must not go."""
+
+
+class RevisionsUnread(Exception):  # noqa: N818
+    """The milestones' revisions could not be read: a row that cannot be checked is not sent now."""
+
+
+class Revisions:
+    """The current revision of each milestone whose reminders this pass sends, read again once FRESH seconds old.
+
+    One read for every worker, of every milestone the pass has met, never a query per row: a
+    change stored during a pass reaches the rows claimed or rendered before it within FRESH seconds.
+    """
+
+    def __init__(
+        self, read: Callable[[Collection[MilestoneKey]], Awaitable[dict[MilestoneKey, int]]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.read, self.clock = read, clock
+        self.watched: set[MilestoneKey] = set()
+        self.known: dict[MilestoneKey, int | None] = {}
+        self.read_at = -math.inf  # when the read that gave *known* began
+        self.reading: asyncio.Future[None] | None = None
+
+    async def changed(self, row: Claimed) -> bool:
+        """Tell whether *row* is a reminder whose milestone has a revision other than the one it was claimed for."""
+        if row.kind != "reminder" or row.revision is None:
+            return False
+        key, asked = (row.timeline_id, row.milestone_key), self.clock()
+        while key not in self.known or self.read_at < asked - FRESH:
+            self.watched.add(key)
+            if self.reading is None:
+                self.reading = asyncio.ensure_future(self.read_all())
+            await asyncio.shield(self.reading)
+        current = self.known[key]
+        return current is not None and current != row.revision
+
+    def known_changed(self, row: Claimed) -> bool:
+        """Tell, from the revisions read already, whether *row* is a reminder whose milestone changed."""
+        if row.kind != "reminder" or row.revision is None:
+            return False
+        current = self.known.get((row.timeline_id, row.milestone_key))
+        return current is not None and current != row.revision
+
+    async def read_all(self) -> None:
+        keys, started = set(self.watched), self.clock()
+        try:
+            found = await self.read(keys)
+        except Exception as exc:
+            raise RevisionsUnread(f"could not read its milestone's revision: {describe_error(exc)}") from exc
+        finally:
+            self.reading = None
+        self.known = {key: found.get(key) for key in keys}
+        self.read_at = started
 
 
 class Backlog:

@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     CursorResult,
     Engine,
@@ -39,7 +40,7 @@ from sqlmodel import Session, col, func, select
 
 from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
 from tracker.store.bulk import copy_rows
-from tracker.store.models import Delivery, Subscriber, UTCDateTime
+from tracker.store.models import Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
 from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.screening import screen_views
@@ -90,6 +91,7 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
 
 # Planned from the milestones and the time; the other notices come from events and are never re-planned.
 REPLANNED_KINDS = ("reminder", "digest", "overdue", "delayed")
+PENDING = ("planned", "held")  # not sent yet, and re-planning may still change them
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
 
@@ -155,7 +157,8 @@ def replan(
 
     Only planned rows change: a claimed row is being sent, a sent one stays sent. A row no
     longer wanted is cancelled with the reason; wanted again (a subscriber back, a date
-    back inside the horizon), it is planned again.
+    back inside the horizon), it is planned again. A reminder sent for a deadline that has
+    moved since is planned again for the new one, if its time is still ahead (§3).
     """
     milestones: Problems = {}  # set aside, by timeline/milestone
     subscribers: Problems = {}  # by id
@@ -165,43 +168,162 @@ def replan(
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    current = session.execute(
-        select(*(table.c[name] for name in (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason")))
-        .where(table.c.kind.in_(REPLANNED_KINDS))
-        .where(table.c.state.in_(("planned", "held")) | (table.c.deadline_at > now))
-    ).all()
-    existing = {tuple(row[:6]): row for row in current}
+    outbox = Outbox(load_replannable(session, now), {(v.timeline_id, v.key): v.revision for v in views}, now)
     result, new_rows = Replan(), []
     for item in wanted:
-        row = existing.get(item.key)
+        row, slot = outbox.match(item)
         if row is None:
-            new_rows.append(new_row(item, now))
-        elif row.state in ("planned", "held") and (row.state == "held") != bool(item.held):
-            result.moved += update_planned(session, row.id, item, now, state=row.state)  # held, or let go
-        elif row.state in ("planned", "held") and (row.send_at, row.deadline_at) != (item.send_at, item.deadline_at):
-            result.moved += update_planned(session, row.id, item, now, state=row.state)
-        elif row.state == "cancelled" and row.reason in REVIVABLE:
-            result.revived += update_planned(session, row.id, item, now, state="cancelled")
-        elif row.state == "quarantined" and row.reason.startswith(REVIVABLE_QUARANTINE):
-            # Set aside with its milestone or subscriber, which read again (it is wanted): planned again.
-            result.revived += update_planned(session, row.id, item, now, state="quarantined")
+            if slot is not None:
+                new_rows.append(new_row(item, now, slot=slot, revision=outbox.revision_of(item)))
+        else:
+            outbox.update(session, row, item, slot, result)
     result.added = insert_new(session, new_rows)
-    wanted_keys = {item.key for item in wanted}
+    if result.added < len(new_rows):
+        result.added += plan_again_past(session, new_rows, now)
     context = Context(views, readers, milestones, subscribers)
-    for key, row in existing.items():
-        if row.state in ("planned", "held") and key not in wanted_keys:
-            result.cancelled += cancel(session, row.id, context.why_not(key), now)
+    for row in outbox.rows:
+        if row.state in PENDING and row.id not in outbox.used:
+            result.cancelled += cancel(session, row.id, context.why_not(tuple(row[:6])), now)
+    outbox.mark_checked(session, now)
     return result
 
 
-def new_row(item: Wanted, now: datetime) -> dict[str, Any]:
+def load_replannable(session: Session, now: datetime) -> Sequence[Row[Any]]:
+    """The reminders and digests planning may change or must know of: planned, or for a deadline ahead."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    names = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
+    return session.execute(
+        select(*(table.c[name] for name in names))
+        .where(table.c.kind.in_(REPLANNED_KINDS))
+        .where(table.c.state.in_(PENDING) | (table.c.deadline_at > now))
+    ).all()
+
+
+def reminder_slot(offset: str, deadline_at: datetime | None) -> str:
+    """The slot of a reminder planned again for a moved deadline: the offset and the deadline it is for."""
+    return f"{offset}@{deadline_at:%Y%m%dT%H%M%SZ}" if deadline_at is not None else offset
+
+
+def slot_offset(slot: str) -> str:
+    """The offset a reminder's slot names ('7d' of '7d' and of '7d@20170224T110000Z')."""
+    return slot.partition("@")[0]
+
+
+Family = tuple[int, str, str, str, str]  # a reminder's key without its slot, plus its offset
+
+
+def family(key: Key) -> Family:
+    subscriber_id, timeline_id, milestone_key, occurrence, _, slot = key
+    return (subscriber_id, timeline_id, milestone_key, occurrence, slot_offset(slot))
+
+
+class Outbox:
+    """The rows planning found, and which of them each wanted message is (docs/architecture.md §3).
+
+    A reminder is one per offset *per deadline*: the first of an offset is keyed by the offset
+    alone ('7d'), whatever its deadline; planned and not sent, it moves with the deadline. Once
+    sent, a moved deadline gets a row of its own, keyed by the offset and that deadline, if its
+    time is still ahead; the unique key keeps each exactly once, whichever instance plans it.
+    """
+
+    def __init__(self, rows: Sequence[Row[Any]], revisions: dict[tuple[str, str], int], now: datetime) -> None:
+        self.rows, self.revisions, self.now = rows, revisions, now
+        self.by_key = {tuple(row[:6]): row for row in rows}
+        self.families: dict[Family, list[Row[Any]]] = {}
+        for row in rows:
+            if row.kind == "reminder":
+                self.families.setdefault(family(tuple(row[:6])), []).append(row)
+        self.used: set[int] = set()
+        self.unchecked: set[tuple[str, str]] = set()  # milestones with planned rows of an older revision
+
+    def revision_of(self, item: Wanted) -> int | None:
+        return self.revisions.get((item.timeline_id, item.milestone_key)) if item.kind == "reminder" else None
+
+    def match(self, item: Wanted) -> tuple[Row[Any] | None, str | None]:
+        """The row that is *item*, and the slot it has or gets; no row and no slot: not planned (again)."""
+        if item.kind != "reminder":
+            return self.by_key.get(item.key), item.slot
+        rows = self.families.get(family(item.key), [])
+        for row in rows:
+            if row.deadline_at == item.deadline_at:
+                return row, row.slot
+        movable = [row for row in rows if row.state in PENDING] or [row for row in rows if revivable(row)]
+        if movable:
+            row = movable[0]
+            return row, row.slot if row.slot == item.slot else reminder_slot(item.slot, item.deadline_at)
+        if not rows:
+            return None, item.slot
+        # Sent (or given up) for another deadline: the new one is reminded of too, unless its time has passed.
+        return None, reminder_slot(item.slot, item.deadline_at) if item.send_at > self.now else None
+
+    def update(self, session: Session, row: Row[Any], item: Wanted, slot: str | None, result: Replan) -> None:
+        """Make *row* what *item* wants, if it may change (planned, or cancelled or set aside for a passing reason)."""
+        self.used.add(row.id)
+        revision = self.revision_of(item)
+        slot = slot or row.slot
+        if row.state in PENDING:
+            wanted = (item.send_at, item.deadline_at, slot, "held" if item.held else "planned")
+            if (row.send_at, row.deadline_at, row.slot, row.state) != wanted:  # moved, held, or let go
+                result.moved += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
+                                               revision=revision)  # fmt: skip
+            elif row.revision != revision:
+                self.unchecked.add((item.timeline_id, item.milestone_key))
+        elif revivable(row):
+            result.revived += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
+                                             revision=revision)  # fmt: skip
+
+    def mark_checked(self, session: Session, now: datetime) -> None:
+        """Pending reminders found right for a newer revision of their milestone carry that revision now."""
+        table = Delivery.__table__  # type: ignore[attr-defined]
+        for timeline_id, milestone_key in sorted(self.unchecked):
+            revision = self.revisions[(timeline_id, milestone_key)]
+            session.execute(
+                update(table)
+                .where(table.c.kind == "reminder", table.c.state.in_(PENDING), table.c.timeline_id == timeline_id,
+                       table.c.milestone_key == milestone_key)
+                .where(table.c.revision.is_(None) | (table.c.revision != revision))
+                .values(revision=revision, updated_at=now)
+            )  # fmt: skip
+
+
+def revivable(row: Row[Any]) -> bool:
+    """A row cancelled or set aside for a reason that can pass: planned again when wanted again."""
+    if row.state == "cancelled":
+        return row.reason in REVIVABLE
+    # Set aside with its milestone or subscriber, which read again (it is wanted): planned again.
+    return bool(row.state == "quarantined" and row.reason.startswith(REVIVABLE_QUARANTINE))
+
+
+def plan_again_past(session: Session, tried: list[dict[str, Any]], now: datetime) -> int:
+    """Plan again the reminders whose first key a row for a deadline now past holds (the deadline moved after it).
+
+    Rare (a deadline moved after it had passed), so looked for only when an insert found its key taken.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    firsts = [row for row in tried if row["kind"] == "reminder" and "@" not in row["slot"] and row["send_at"] > now]
+    if not firsts:
+        return 0
+    found = session.execute(
+        select(*(table.c[name] for name in _KEY)).where(
+            table.c.kind == "reminder",
+            table.c.deadline_at <= now,
+            table.c.timeline_id.in_({row["timeline_id"] for row in firsts}),
+            table.c.milestone_key.in_({row["milestone_key"] for row in firsts}),
+        )
+    )
+    taken = {tuple(row) for row in found}
+    again = [{**row, "slot": reminder_slot(row["slot"], row["deadline_at"])} for row in firsts
+             if tuple(row[name] for name in _KEY) in taken]  # fmt: skip
+    return insert_new(session, again)
+
+
+def new_row(item: Wanted, now: datetime, *, slot: str, revision: int | None) -> dict[str, Any]:
     return {
         "subscriber_id": item.subscriber_id, "timeline_id": item.timeline_id, "milestone_key": item.milestone_key,
-        "occurrence": item.occurrence, "kind": item.kind, "slot": item.slot,
+        "occurrence": item.occurrence, "kind": item.kind, "slot": slot,
         "state": "held" if item.held else "planned", "send_at": item.send_at, "attempt_at": item.send_at,
         "deadline_at": item.deadline_at, "attempts": 0, "last_error": "", "reply": "", "reason": item.held,
-        "created_at": now, "updated_at": now,
+        "revision": revision, "created_at": now, "updated_at": now,
     }  # fmt: skip
 
 
@@ -245,16 +367,21 @@ def insert_copied(session: Session, table: Table, rows: list[dict[str, Any]], ke
     return count
 
 
-def update_planned(session: Session, row_id: int, item: Wanted, now: datetime, state: str = "planned") -> int:
+def update_planned(
+    session: Session, row_id: int, item: Wanted, now: datetime, *, state: str = "planned", slot: str,
+    revision: int | None,
+) -> int:  # fmt: skip
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
         .where(table.c.id == row_id, table.c.state == state)
         .values(
             state="held" if item.held else "planned",  # a held row waits for its step, with the reason
+            slot=slot,
             send_at=item.send_at,
             attempt_at=item.send_at,
             deadline_at=item.deadline_at,
+            revision=revision,
             reason=item.held,
             updated_at=now,
         )
@@ -331,7 +458,7 @@ class Context:
             return "no longer late" if kind == "overdue" else "the step it waits for is done or moved"
         if not follows(view, reader.timelines, reader.audiences):
             return "no longer concerns the subscriber"
-        if slot not in (view.reminders if reader.reminders is None else reader.reminders):
+        if slot_offset(slot) not in (view.reminders if reader.reminders is None else reader.reminders):
             return "offset no longer used"
         return "date moved"
 
@@ -351,6 +478,7 @@ class Claimed(DeliveryKey):
     new_at: datetime | None
     event_id: int | None
     lines: list[list[Any]] | None  # changed: what it lists (notices.Message)
+    revision: int | None = None  # a reminder's: its milestone's revision when claimed (§3)
 
 
 _CLAIMED_COLUMNS = list(Claimed.__dataclass_fields__)
@@ -363,7 +491,7 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
     other; SQLite serialises writers, so the conditional update alone is enough.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
-    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now).limit(limit)
+    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now, current(table)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # In the claim index's order (state, attempt_at), so the scan stops at *limit* rows: a
         # tie-break on id made PostgreSQL sort every due row for each claim of 32.
@@ -389,6 +517,24 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
     )
     rows = [Claimed(*row) for row in session.execute(statement)]
     return sorted(rows, key=lambda row: (row.send_at, row.id))
+
+
+def current(table: Table) -> ColumnElement[bool]:
+    """A row planned for its milestone's current revision (or not a reminder): it may be claimed.
+
+    A reminder whose milestone changed since it was planned (a deadline moved) is left to the
+    next re-planning, which moves it or plans it again (docs/architecture.md §3). One index
+    lookup of the milestone per row claimed, in the claim itself.
+    """
+    milestones = Milestone.__table__  # type: ignore[attr-defined]
+    now_at = (
+        select(milestones.c.revision)
+        .where(milestones.c.timeline_id == table.c.timeline_id, milestones.c.key == table.c.milestone_key)
+        .scalar_subquery()
+    )
+    # A milestone row that is gone leaves its reminders to compose (which skips them as removed).
+    revision = table.c.revision
+    return (table.c.kind != "reminder") | revision.is_(None) | (func.coalesce(now_at, revision) == revision)
 
 
 def count_due(session: Session, now: datetime, limit: int) -> int:
@@ -471,6 +617,20 @@ def extend(session: Session, ids: list[int], worker: str, until: datetime) -> in
         .values(lease_until=until)
     )
     return changed(session.execute(statement))
+
+
+def milestone_revisions(session: Session, milestones: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The current revision of each of *milestones* (timeline, key) that is stored."""
+    wanted = set(milestones)
+    if not wanted:
+        return {}
+    table = Milestone.__table__  # type: ignore[attr-defined]
+    found = session.execute(
+        select(table.c.timeline_id, table.c.key, table.c.revision).where(
+            table.c.timeline_id.in_({timeline for timeline, _ in wanted}), table.c.key.in_({key for _, key in wanted})
+        )
+    )
+    return {(timeline, key): revision for timeline, key, revision in found if (timeline, key) in wanted}
 
 
 def next_attempt(session: Session) -> datetime | None:

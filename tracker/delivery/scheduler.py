@@ -14,7 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tracker.delivery.dispatcher import Dispatcher, PassResult
+from tracker.delivery.dispatcher import Dispatcher
 from tracker.delivery.outbox import next_attempt
 from tracker.store.engine import transaction
 
@@ -68,8 +68,10 @@ class DeliveryScheduler:
                 replan_all, self.replan_due = self.replan_due, False
                 await asyncio.to_thread(self.dispatcher.refresh, replan_all=replan_all)
                 result = await self.dispatcher.run_pass()
-                report(result)
-                if not self.again or self.dispatcher.stopping:
+                # Rows left to re-planning (their milestone changed), or come back from a dead
+                # worker maybe as such: re-planned now, so that they go at their new time (§3).
+                self.replan_due = self.replan_due or bool(result.replanned or result.returned)
+                if not (self.again or result.replanned or result.returned) or self.dispatcher.stopping:
                     break
             await self.schedule_wake()
         except Exception:  # a cycle that fails is retried by the next sweep; the loop must live on
@@ -97,13 +99,3 @@ class DeliveryScheduler:
         if self.running is not None:
             await self.running
         await self.dispatcher.mailer.close()
-
-
-def report(result: PassResult) -> None:
-    if not (result.total or result.released):
-        return
-    # A pass that only pushed retries further is routine during an outage: no INFO line for it.
-    level = logging.INFO if result.sent or result.failed or result.skipped or result.released else logging.DEBUG
-    released = f", released {result.released}" if result.released else ""
-    log.log(level, "sent %d, retrying %d, failed %d, skipped %d%s", result.sent, result.retrying, result.failed,
-            result.skipped, released)  # fmt: skip

@@ -183,7 +183,9 @@ class Delivery(SQLModel, table=True):
     The unique key makes planning idempotent: the same reminder can never be planned twice.
     `slot` tells apart the messages of one kind about one occurrence: the offset of a
     reminder ('7d'), the change set of a `changed` message (about no one milestone: its
-    `lines` list them), the week of a digest.
+    `lines` list them), the week of a digest. A reminder planned again for a deadline that
+    moved after its first was sent names that deadline ('7d@20170224T120000Z'): one reminder
+    per offset per deadline (docs/architecture.md §3).
     """
 
     __tablename__ = "deliveries"
@@ -216,6 +218,7 @@ class Delivery(SQLModel, table=True):
     # [timeline, milestone, "moved" | "cancelled" | "removed" | "restored", old_at, new_at, revision]
     # (instants as ISO text, UTC). Lists, not objects: a change set of 50 lines goes to thousands of rows.
     lines: list[list[Any]] | None = _json()
+    revision: int | None = None  # reminders: the milestone's revision they were planned for (None: not checked)
     last_error: str = ""
     reply: str = ""  # the server's answer to the accepted message
     reason: str = ""  # why it was skipped or cancelled
