@@ -7,7 +7,7 @@ states, so a step is never "late" in one place and "upcoming" in another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,10 +36,6 @@ class Standing:
     state: str
     completion: CompletionView | None = None
     done_at: datetime | None = None  # the completion's time, or the end of a span that took place
-
-    @property
-    def needs_action(self) -> bool:
-        return self.state in ("late", "due_today")
 
 
 class Process:
@@ -221,9 +217,3 @@ class Process:
 def same_day(at: datetime, now: datetime, zone: str) -> bool:
     local = get_zone(zone)
     return at.astimezone(local).date() == now.astimezone(local).date()
-
-
-def first_needing_action(items: Sequence[Occurrence], process: Process) -> list[Occurrence]:
-    """*items* with the late ones first, each group in its own order (for lists of what is coming)."""
-    late = [item for item in items if process.state(item) == "late"]
-    return late + [item for item in items if process.state(item) != "late"]

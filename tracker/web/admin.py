@@ -8,6 +8,7 @@ The token is checked before the body is read; the body is read within the Guard'
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -126,6 +127,19 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
             return JSONResponse({"detail": "a valid bearer token is needed (TRACKER_ADMIN_TOKEN)"}, 401, headers)
         return None
 
+    async def act(
+        action: Callable[[str, Body], JSONResponse], model: type[Body], reference: str, request: Request,
+        authorization: str | None,
+    ) -> JSONResponse:  # fmt: skip
+        """Check the token, then read the body (never before), then do *action*."""
+        refusal = refused(authorization)
+        if refusal is not None:
+            return refusal
+        body = read_body(model, await request.body())
+        if isinstance(body, JSONResponse):
+            return body
+        return await run_in_threadpool(action, reference, body)
+
     refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No or wrong token"},
                                                  409: {"description": "Done already: amend it"},
                                                  422: {"description": "A field is wrong"}}  # fmt: skip
@@ -135,26 +149,14 @@ def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRout
         timeline: str, milestone: str, request: Request, authorization: str | None = Header(default=None)
     ) -> JSONResponse:
         """Record that a milestone is done; members waiting for it are told (an `opened` notice)."""
-        refusal = refused(authorization)
-        if refusal is not None:
-            return refusal
-        body = read_body(DoneBody, await request.body())
-        if isinstance(body, JSONResponse):
-            return body
-        return await run_in_threadpool(secretariat.complete, f"{timeline}/{milestone}", body)
+        return await act(secretariat.complete, DoneBody, f"{timeline}/{milestone}", request, authorization)
 
     @router.post("/milestones/{timeline}/{milestone}/reopen", openapi_extra=REOPEN_BODY, responses=refusals)
     async def milestone_reopen(
         timeline: str, milestone: str, request: Request, authorization: str | None = Header(default=None)
     ) -> JSONResponse:
         """Remove a completion made by mistake; `.done` dependents move back; members told it opened are corrected."""
-        refusal = refused(authorization)
-        if refusal is not None:
-            return refusal
-        body = read_body(ReopenBody, await request.body())
-        if isinstance(body, JSONResponse):
-            return body
-        return await run_in_threadpool(secretariat.reopen, f"{timeline}/{milestone}", body)
+        return await act(secretariat.reopen, ReopenBody, f"{timeline}/{milestone}", request, authorization)
 
     return router
 
