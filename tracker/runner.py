@@ -230,6 +230,8 @@ def sync_and_report(engine: Engine, settings: Settings) -> None:
             log.error("%s", problem)
         log.error("sync refused: %d problem(s); nothing was changed", len(outcome.problems))
         return
+    for problem in outcome.warnings:
+        log.warning("%s", problem)
     for change in outcome.plan.changes:
         log.info("%s", change_line(change).plain.strip())
     log.info("synced %d timelines, %d milestones: %s", outcome.timelines, outcome.milestones,

@@ -103,7 +103,12 @@ def print_problems(problems: list[FileProblem]) -> None:
     for problem in problems:
         err.print(str(problem), soft_wrap=True)
     files = len({p.path for p in problems})
-    err.print(f"✗ {len(problems)} problem{'s' * (len(problems) != 1)} in {files} file{'s' * (files != 1)}", style="red")
+    warnings = sum(p.warning for p in problems)
+    errors = len(problems) - warnings
+    counts = [f"{errors} problem{'s' * (errors != 1)}"] * bool(errors)
+    counts += [f"{warnings} warning{'s' * (warnings != 1)}"] * bool(warnings)
+    mark, style = ("✗", "red") if errors else ("!", "yellow")
+    err.print(f"{mark} {' and '.join(counts)} in {files} file{'s' * (files != 1)}", style=style)
 
 
 @contextmanager

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 @app.command(
     context_settings={"allow_extra_args": True, "default_map": HELP_DEFAULT}, options_metavar="[OPTIONS] [PATHS]..."
 )
-def validate(ctx: typer.Context) -> None:
+def validate(
+    ctx: typer.Context,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too")] = False,
+) -> None:
     """Check timeline files; print every problem as FILE:LINE: message.
 
     PATHS: files or folders (default: the schedules folder).
@@ -53,9 +56,11 @@ def validate(ctx: typer.Context) -> None:
     specs, problems = validate_paths(paths or [config.schedules], config.schedules, config.timezone)
     if problems:
         print_problems(problems)
+    if any(strict or not p.warning for p in problems):
         raise typer.Exit(1)
     milestones = sum(len(s.milestones) for s in specs)
-    out.print(styled(("✓", "green"), f" {len(specs)} timelines, {milestones} milestones: all valid"))
+    verdict = "valid, with warnings" if problems else "all valid"
+    out.print(styled(("✓", "green"), f" {len(specs)} timelines, {milestones} milestones: {verdict}"))
 
 
 def run_sync(dry_run: bool) -> SyncOutcome:
@@ -77,6 +82,8 @@ def report_sync(outcome: SyncOutcome, as_json: bool, verb: str) -> None:
         print_problems(outcome.problems)
         err.print("Nothing was changed in the store.")
         raise typer.Exit(1)
+    if outcome.warnings:
+        print_problems(outcome.warnings)
     changes = outcome.plan.changes
     notices = notices_of(changes)
     if as_json:

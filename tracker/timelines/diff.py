@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from tracker.timelines.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_stored_expr
-from tracker.timelines.files import FileProblem, MilestoneSpec, TimelineSpec, Titles
+from tracker.timelines.files import FileProblem, MilestoneSpec, TimelineSpec, Titles, errors_in
 from tracker.timelines.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates, rules_from_specs
 
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
@@ -172,7 +172,7 @@ def plan_changes(
     completions = {key: c for key, (c, source) in stored.completions.items() if source != "file"}
     completions.update(from_files)
     dates, problems = resolve_dates(rules_from_specs(specs), completions)
-    if problems:
+    if errors_in(problems):
         return None, sorted(problems)
     timelines = {tl.id: timeline_data(tl) for tl in specs}
     desired = {
@@ -182,7 +182,7 @@ def plan_changes(
     }
     changes = diff_milestones(desired, stored) + diff_completions(from_files, stored, desired)
     changes += diff_timelines(timelines, stored, desired, changes)
-    return SyncPlan(changes, timelines, desired, from_files, stored), []
+    return SyncPlan(changes, timelines, desired, from_files, stored), sorted(problems)
 
 
 TIMELINE_SHOWN = ("title", "titles", "summary", "source", "url", "kind", "audiences")

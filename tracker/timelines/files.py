@@ -97,14 +97,24 @@ _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # YAML's line breaks, 
 
 @dataclass(frozen=True, order=True)
 class FileProblem:
-    """One thing wrong in one file, at one line."""
+    """One thing wrong in one file, at one line.
+
+    A warning (a deadline on a non-working day, a time in the repeated hour) is printed with the
+    errors but blocks nothing: `validate` fails on it only with `--strict`, and sync applies.
+    """
 
     path: str
     line: int
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {'warning: ' * self.warning}{self.message}"
+
+
+def errors_in(problems: Iterable[FileProblem]) -> list[FileProblem]:
+    """The problems that stop a sync: all but warnings."""
+    return [p for p in problems if not p.warning]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,14 @@ from tracker import __version__
 from tracker.store.engine import head_revision, transaction
 from tracker.store.models import Event, SyncState
 from tracker.timelines.diff import SyncPlan
-from tracker.timelines.files import FileProblem, UnreadableFileError, find_files, load_schedules, read_files
+from tracker.timelines.files import (
+    FileProblem,
+    UnreadableFileError,
+    errors_in,
+    find_files,
+    load_schedules,
+    read_files,
+)
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.sync import apply_plan, plan_sync
 from tracker.timelines.validation import incomplete_timelines
@@ -38,7 +45,11 @@ class SyncOutcome:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not errors_in(self.problems)
+
+    @property
+    def warnings(self) -> list[FileProblem]:
+        return [p for p in self.problems if p.warning]
 
 
 def sync_folder(
@@ -80,12 +91,13 @@ def load_and_apply(
     on_file: Callable[[Path], None] | None,
 ) -> SyncOutcome:
     specs, problems = load_schedules(files, zone, on_file, contents)
-    if problems:  # report the date problems of the same files too: all problems at once
+    if errors_in(problems):  # report the date problems of the same files too: all problems at once
         _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
         return SyncOutcome(None, sorted(problems + date_problems))
     # The files are read before the write lock is taken; only diffing and writing hold it.
     with transaction(engine, write=not dry_run) as session:
-        plan, problems = plan_sync(session, specs, reminders)
+        plan, date_problems = plan_sync(session, specs, reminders)
+        problems = sorted(problems + date_problems)
         count = sum(len(s.milestones) for s in specs)
         if plan is not None and not dry_run:
             apply_plan(session, plan, now=now)
