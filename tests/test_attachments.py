@@ -30,8 +30,7 @@ MOVED = make_view(revision=5, due_at=datetime(2017, 3, 17, 22, 59, 59, tzinfo=UT
 
 
 def calendars(renderer: Renderer, request: EmailRequest) -> list[Any]:
-    """Return the calendars attached to the message, parsed, from both rendering paths (they must agree):
-    one for the milestone it is about, one per milestone a changed message lists."""
+    """Return the calendars attached to the message, parsed, from both rendering paths (they must agree)."""
     found = []
     for data in (bytes(renderer.render(request)), renderer.render_bytes(request)):
         message = email.message_from_bytes(data, policy=email.policy.strict)
@@ -56,12 +55,12 @@ def test_every_email_about_a_milestone_attaches_it_with_the_feeds_uid_sequence_a
     request: EmailRequest = make_request(kind)  # type: ignore[arg-type]
     views = about(request)
 
-    found = calendars(renderer, request)
+    (calendar,) = calendars(renderer, request)  # one file, whatever the number of milestones
 
-    assert len(found) == len(views) >= 1
-    for calendar, view in zip(found, views, strict=True):
-        (event,) = calendar.walk("VEVENT")
-        assert str(calendar["METHOD"]) == "PUBLISH"
+    events = calendar.walk("VEVENT")
+    assert str(calendar["METHOD"]) == "PUBLISH"
+    assert len(events) == len(views) >= 1
+    for event, view in zip(events, views, strict=True):
         assert str(event["UID"]) == item_uid(view, BASE)
         assert int(event["SEQUENCE"]) == view.revision
         organizer = event["ORGANIZER"]
@@ -116,3 +115,20 @@ def test_every_attachment_passes_libicals_rfc_5546_publish_check(
     assert restriction_errors(libical, data) == []
     without = b"".join(line + b"\r\n" for line in data.split(b"\r\n") if line and not line.startswith(b"ORGANIZER"))
     assert restriction_errors(libical, without) != []  # the check does look: PUBLISH without ORGANIZER fails
+
+
+def test_a_changed_email_listing_several_milestones_attaches_one_file_with_each_zone_once(renderer: Renderer) -> None:
+    timed = [make_view(key=f"step-{n}", revision=2, all_day=False, due_at=datetime(2017, 3, 10 + n, 11, tzinfo=UTC))
+             for n in range(3)]  # fmt: skip
+    lines = tuple(ChangeLine(view, "moved", view.due_at, view.due_at) for view in timed)
+    message = email.message_from_bytes(
+        renderer.render_bytes(make_request("changed", view=None, changes=lines)), policy=email.policy.strict
+    )
+    assert isinstance(message, EmailMessage)
+
+    (part,) = message.iter_attachments()
+    calendar = Calendar.from_ical(part.get_content())
+
+    assert part.get_filename() == "changes.ics"  # one import for the whole change set
+    assert [str(e["UID"]) for e in calendar.walk("VEVENT")] == [item_uid(v, BASE) for v in timed]
+    assert [str(z["TZID"]) for z in calendar.walk("VTIMEZONE")] == ["Europe/Zurich"]

@@ -54,7 +54,7 @@ from tracker.emails import (
     message_id,
 )
 from tracker.emails import render as render_module
-from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, item_uid
+from tracker.feeds import CalendarInfo, build_feed, build_item_calendar, build_items_calendar, item_uid
 from tracker.subscribers.links import Links
 from tracker.text import LANGUAGES
 from tracker.timelines.views import CompletionView, MilestoneView, Occurrence, list_upcoming
@@ -101,8 +101,8 @@ def test_every_kind_is_text_then_html_and_each_about_a_milestone_carries_its_cal
     assert [p.get_content_charset() for p in alternative.iter_parts()] == ["utf-8", "utf-8"]
     if about_a_milestone:
         assert message.get_content_type() == "multipart/mixed"
-        calendars = attachments(message)  # one per milestone: a changed message may list several
-        assert [c.get_filename() for c in calendars] == [f"{view.key}.ics" for view in views]
+        calendars = attachments(message)  # one file: a changed message listing several puts them all in it
+        assert [c.get_filename() for c in calendars] == [f"{views[0].key}.ics" if len(views) == 1 else "changes.ics"]
         for calendar in calendars:
             assert calendar.get_content_type() == "text/calendar"
             assert calendar.get_param("method") == "PUBLISH" and calendar.get_content_charset() == "utf-8"
@@ -244,11 +244,11 @@ def test_the_calendar_of_a_milestone_is_built_once_per_language_for_all_its_remi
 ) -> None:
     built: list[str] = []
 
-    def counting(view: MilestoneView, *args: Any, **kwargs: Any) -> bytes:
-        built.append(view.key)
-        return build_item_calendar(view, *args, **kwargs)
+    def counting(items: list[tuple[MilestoneView, Any, Any]], **kwargs: Any) -> bytes:
+        built.extend(view.key for view, _, _ in items)
+        return build_items_calendar(items, **kwargs)
 
-    monkeypatch.setattr(render_module, "build_item_calendar", counting)
+    monkeypatch.setattr(render_module, "build_items_calendar", counting)
     fresh = Renderer(TEMPLATES, LOCALES, SENDER)
     for _ in range(3):
         for language in LANGUAGES:

@@ -17,7 +17,7 @@ from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
 from tracker.emails.mime import HEADERS_POLICY, POLICY
 from tracker.emails.requests import EmailRequest, Sender
-from tracker.feeds import CalendarInfo, build_item_calendar
+from tracker.feeds import CalendarInfo, build_items_calendar
 from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
 from tracker.i18n.wording import (
@@ -38,6 +38,7 @@ from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title
 ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
+CHANGES_NAME = "changes.ics"  # the one file of a changed message that lists several milestones
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -70,7 +71,7 @@ class Renderer:
         subject, text, html = self.compose(request, language)
         message = make_message(request, self.sender, subject, language.tag)
         body = [text_part(text, "plain"), text_part(html, "html")]
-        attachments = [self.calendar_part(request, view) for view in attached(request)]
+        attachments = [calendar_part(data, name) for name, (data, _) in self.calendar_files(request)]
         set_body(message, body, attachments, boundary_of(request.key))
         return message
 
@@ -103,7 +104,7 @@ class Renderer:
         found = self.contents.get(slot, state)
         if found is None:
             subject, text, html = self.compose(self.placeholders.stand_in(request), language)
-            attachments = tuple(self.calendar_item(request, view)[1] for view in attached(request))
+            attachments = tuple(part for _, (_, part) in self.calendar_files(request))
             found = make_content(subject, language.tag, text, html, attachments, self.placeholders)
             self.contents.put(slot, state, found)
         return found
@@ -122,22 +123,27 @@ class Renderer:
         values.update(kind_values(request, language, reader_zone(request), self.sender.base_url))
         return values
 
-    def calendar_part(self, request: EmailRequest, view: MilestoneView) -> MIMEPart:
-        return calendar_part(self.calendar(request, view), attachment_name(view))
+    def calendar_files(self, request: EmailRequest) -> list[tuple[str, tuple[bytes, bytes]]]:
+        """Return the .ics files *request*'s message carries, each as (name, (item, attachment part))."""
+        views = attached(request)
+        if len(views) > 1:  # a changed message listing several: one file, one import, shared zones once
+            return [(CHANGES_NAME, self.calendar_of(request, views))]
+        return [(attachment_name(view), self.calendar_of(request, [view])) for view in views]
 
     def calendar(self, request: EmailRequest, view: MilestoneView) -> bytes:
         """Return the milestone's calendar item, built once for all who get a reminder of it."""
-        return self.calendar_item(request, view)[0]
+        return self.calendar_of(request, [view])[0]
 
-    def calendar_item(self, request: EmailRequest, view: MilestoneView) -> tuple[bytes, bytes]:
+    def calendar_of(self, request: EmailRequest, views: Sequence[MilestoneView]) -> tuple[bytes, bytes]:
         # The whole view is compared, as FeedCache does: a completion changes the item, not the revision.
         # One item per language: the attachment reads like the message it comes with.
         language = self.language_of(request)
-        state = (view, request.due_at, request.now if view.updated_at is None else None)
-        key = (view.timeline_id, view.key, language.code)
+        undated = any(view.updated_at is None for view in views)
+        state = (tuple(views), request.due_at, request.now if undated else None)
+        key = (tuple((view.timeline_id, view.key) for view in views), language.code)
         found = self.calendars.get(key, state)
         if found is None:
-            found = build_calendar(view, request, self.sender, language)
+            found = build_calendar(views, request, self.sender, language)
             self.calendars.put(key, state, found)
         return found
 
@@ -152,21 +158,25 @@ def attached(request: EmailRequest) -> list[MilestoneView]:
 
 
 def build_calendar(
-    view: MilestoneView, request: EmailRequest, sender: Sender, language: Language
+    views: Sequence[MilestoneView], request: EmailRequest, sender: Sender, language: Language
 ) -> tuple[bytes, bytes]:
-    """Return the calendar item of the occurrence *request* is about, and its attachment part as bytes."""
+    """Return the calendar item of the milestones *request* is about, and its attachment part as bytes."""
     name, address = parseaddr(sender.from_address)
-    info = CalendarInfo(
-        words=item_words(language),
-        name=timeline_title_in(view, language.code),
-        description=view.timeline_summary,
-        url=timeline_page(view, sender.base_url),
-        base_url=sender.base_url,
-        reminder_hour=sender.reminder_hour,
-        organizer=(name, address),
-    )
-    data = build_item_calendar(view, occurrence_of(view, request.due_at), info, now=request.now)
-    return data, calendar_part(data, attachment_name(view)).as_bytes(policy=HEADERS_POLICY)
+    items = []
+    for view in views:
+        info = CalendarInfo(
+            words=item_words(language),
+            name=timeline_title_in(view, language.code),
+            description=view.timeline_summary,
+            url=timeline_page(view, sender.base_url),
+            base_url=sender.base_url,
+            reminder_hour=sender.reminder_hour,
+            organizer=(name, address),
+        )
+        items.append((view, occurrence_of(view, request.due_at), info))
+    data = build_items_calendar(items, now=request.now)
+    filename = attachment_name(views[0]) if len(views) == 1 else CHANGES_NAME
+    return data, calendar_part(data, filename).as_bytes(policy=HEADERS_POLICY)
 
 
 def attachment_name(view: MilestoneView) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ItemWords,
         build_feed,
         build_item_calendar,
+        build_items_calendar,
         feed_items,
         is_shown,
         item_uid,
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     )
     from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
 
-_BUILDER = ("CalendarInfo", "FeedCache", "FeedKind", "ItemWords", "build_feed", "build_item_calendar", "feed_items",
-            "is_shown", "item_uid", "select_views")  # fmt: skip
+_BUILDER = ("CalendarInfo", "FeedCache", "FeedKind", "ItemWords", "build_feed", "build_item_calendar",
+            "build_items_calendar", "feed_items", "is_shown", "item_uid", "select_views")  # fmt: skip
 _HOMES = {**dict.fromkeys(_BUILDER, "builder"), "make_vtimezone": "timezones", "vtimezone_bytes": "timezones"}
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ItemWords",
     "build_feed",
     "build_item_calendar",
+    "build_items_calendar",
     "feed_items",
     "is_shown",
     "item_uid",

@@ -228,16 +228,27 @@ def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: Calen
     sees one item, in one version. A repeating milestone comes whole (series and done occurrences),
     as in the feed: an occurrence alone, a RECURRENCE-ID without its series, does not import well.
     """
-    if (occurrence.milestone.timeline_id, occurrence.milestone.key) != (view.timeline_id, view.key):
-        raise ValueError(f"occurrence of {occurrence.milestone.key!r} given for {view.key!r}")
+    return build_items_calendar([(view, occurrence, info)], now=now)
+
+
+def build_items_calendar(items: Sequence[tuple[MilestoneView, Occurrence, CalendarInfo]], *, now: datetime) -> bytes:
+    """Return the feed items of several milestones in one VCALENDAR, as a changed message attaches them.
+
+    RFC 5546 lets one PUBLISH object carry components with different UIDs: calendars import them
+    all at once, and the zones they share are written once.
+    """
     calendar = Calendar()
     for name, value in (("prodid", PRODID), ("version", "2.0"), ("calscale", "GREGORIAN"), ("method", "PUBLISH")):
         calendar.add(name, value)
-    for zone, since in zones_used([view]):
+    for view, occurrence, _ in items:
+        if (occurrence.milestone.timeline_id, occurrence.milestone.key) != (view.timeline_id, view.key):
+            raise ValueError(f"occurrence of {occurrence.milestone.key!r} given for {view.key!r}")
+    for zone, since in zones_used([view for view, _, _ in items]):
         calendar.add_component(make_vtimezone(zone, since))
-    for component in make_components(view, info, now=now):
-        add_organizer(component, info.organizer)
-        calendar.add_component(component)
+    for view, _, info in items:
+        for component in make_components(view, info, now=now):
+            add_organizer(component, info.organizer)
+            calendar.add_component(component)
     return ical_bytes(calendar)
 
 
