@@ -55,6 +55,7 @@ class Snapshot:
     _readers: list[Reader] | None = None
     _by_key: dict[tuple[str, str], MilestoneView] = field(default_factory=dict)
     _process: Process | None = None
+    _groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[Reader]] | None = None
 
     @property
     def views(self) -> list[MilestoneView]:
@@ -81,7 +82,22 @@ class Snapshot:
         return bool(coming) and self._process.is_waiting(coming[0])
 
     def routed(self, view: MilestoneView) -> list[Reader]:
-        return [r for r in self.readers if follows(view, r.timelines, r.audiences)]
+        """The readers *view* concerns: asked once per choice of timelines and audiences.
+
+        Thousands of subscribers make a few such choices; a change set of 50 lines would otherwise
+        ask each subscriber 50 times.
+        """
+        if self._groups is None:
+            self._groups = {}
+            for reader in self.readers:
+                self._groups.setdefault((reader.timelines, reader.audiences), []).append(reader)
+        groups = self._groups.items()
+        return [
+            reader
+            for (timelines, audiences), group in groups
+            if follows(view, timelines, audiences)
+            for reader in group
+        ]
 
 
 def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = None) -> Handled:
