@@ -22,6 +22,8 @@ from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
 from tracker.i18n.wording import (
     ItemText,
+    brief_when,
+    city_text,
     describe_item,
     describe_previous,
     due_text,
@@ -36,6 +38,7 @@ from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title
 
 # Kinds about a milestone: each carries its .ics, as the feed has it.
 ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
+BRIEF = 4  # a changed message listing more lines shows them as a table, a row each
 CONTENTS = 1024  # texts kept for render_bytes: a batch's milestones × languages × reader zones
 CALENDARS = 1024  # calendar items kept: a batch's milestones
 CHANGES_NAME = "changes.ics"  # the one file of a changed message that lists several milestones
@@ -226,20 +229,34 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
 
 
 def changes_values(request: EmailRequest, language: Language, reader: str, base_url: str) -> dict[str, Any]:
-    """Each line of a changed message: the milestone at its new date (or the one given up), and the old date."""
+    """Each line of a changed message: the milestone at its new date (or the one given up), and the old date.
+
+    A long list (a meeting moved with its cascade, a whole timeline shifted) is a table: a row per
+    milestone with its dates in brief, on the reader's clock, who acts said once when it is the same.
+    """
     lines = []
     for line in request.changes:
-        item = describe_item(occurrence_of(line.view, line.at), language, reader, base_url)
+        new = occurrence_of(line.view, line.at)
+        item = describe_item(new, language, reader, base_url)
         moved = line.change in ("moved", "restored") and line.old_at is not None
-        old_when = when_text(occurrence_of(line.view, line.old_at), language, reader) if moved else ""
-        lines.append({"item": item, "change": line.change, "old_when": old_when})
+        old = occurrence_of(line.view, line.old_at) if moved else None
+        lines.append({
+            "item": item, "change": line.change,
+            "old_when": "" if old is None else when_text(old, language, reader),
+            "brief": brief_when(new, language, reader),
+            "old_brief": "" if old is None else brief_when(old, language, reader),
+        })  # fmt: skip
     ids = {line.view.timeline_id for line in request.changes}
     first = lines[0]["item"] if lines else None
+    acts = {line["item"].acts for line in lines}
     return {
         "changes": lines,
         # All about one timeline (told by its id: a title may be blank): said once, in the subject.
         "timeline": first.timeline if len(ids) == 1 and isinstance(first, ItemText) else None,
         "moved": any(line.change in ("moved", "restored") for line in request.changes),
+        "brief": len(lines) > BRIEF,
+        "acts": acts.pop() if len(acts) == 1 else None,  # the same for every line: said once
+        "clock": city_text(reader, language) if not all(line.view.all_day for line in request.changes) else "",
     }
 
 

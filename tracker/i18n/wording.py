@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from babel.dates import format_date, format_interval, format_time, get_timezone_location
+from babel.dates import format_date, format_interval, format_skeleton, format_time, get_timezone_location
 from babel.lists import format_list
 
 from tracker.i18n.languages import N_, Language
@@ -238,6 +238,20 @@ def clock_range(start: datetime, end: datetime, zone: str, language: Language) -
         last_day=last,
         last_time=end_time,
     )
+
+
+def brief_when(item: Occurrence, language: Language, reader: str) -> str:
+    """Return 'Fri, 12 Feb 2027' (or '…, 14:00' on the reader's clock): a line of a long list of changes."""
+    view, first = item.milestone, item.due_at or item.starts_at
+    assert first is not None
+    if not view.all_day:
+        day = format_skeleton("yMMMEd", first.astimezone(get_zone(reader)), locale=language.locale)
+        return language.gettext("{day}, {time}", day=day, time=time_text(first, reader, language))
+    last = item.ends_at or first
+    days = [at.astimezone(get_zone(view.zone)).date() for at in (first, last)]
+    if days[0] == days[1]:
+        return format_skeleton("yMMMEd", days[0], locale=language.locale)
+    return format_interval(days[0], days[1], "yMMMEd", locale=language.locale)
 
 
 def day_text(at: datetime, zone: str, language: Language) -> str:
