@@ -20,7 +20,7 @@ from itertools import takewhile
 from dateutil.rrule import rrulestr
 
 from tracker.timelines.dates import LAST_YEAR, shorten
-from tracker.timelines.views import REPEAT_STEPS
+from tracker.timelines.views import DAY_PARTS, REPEAT_STEPS
 
 MAX_RULE_LENGTH = 200
 MAX_COUNT = 1000
@@ -253,33 +253,33 @@ def check_first_date(repeat: Repeat, first: datetime) -> list[str]:
 def missing_day_problems(repeat: Repeat, first: date) -> list[str]:
     """Refuse a rule that takes its day from a first date some of its months lack (29 February, the 31st).
 
-    RFC 5545 skips such a month, but calendars differ: ical.js (Thunderbird) moves the date to the
-    next day, node-ical to the month's last. The rule must say which it means, in a form every
-    calendar reads alike (BYSETPOS over BYMONTHDAY is not one: ical.js ignores it).
+    RFC 5545 skips such a month, but calendars differ: ical.js (Thunderbird) moves 29 February to
+    1 March. The rule must say which it means, in a form every calendar reads alike (BYSETPOS over
+    BYMONTHDAY is not one: ical.js ignores it).
     """
     parts = dict(part.split("=", 1) for part in repeat.text.split(";"))
-    if repeat.freq not in ("MONTHLY", "YEARLY") or any(name in parts for name in _DAY_PARTS):
+    if repeat.freq not in ("MONTHLY", "YEARLY") or any(name in parts for name in DAY_PARTS):
         return []
     lacking = [month for month in visited_months(repeat, parts, first.month) if first.day > _SHORTEST[month - 1]]
     if not lacking:
         return []
-    leap_day = (first.month, first.day) == (2, 29)
-    names = [calendar.month_name[month] for month in lacking]
-    if leap_day:
-        what, lack = "29 February", "common years have no 29 February"
-    else:
-        months = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-        what, lack = (
-            f"the {ordinal(first.day)}",
-            f"{months} {'has' if len(names) == 1 else 'have'} no {ordinal(first.day)}",
-        )
-        lack += " in common years" if first.day == 29 else ""
+    what, lack = lacking_words(first, lacking)
     return [f"{repeat.text} from {what}: {lack}, and calendars differ there (some skip the date, others move it); "
             f"say which: {day_choices(repeat, parts, first)}"]  # fmt: skip
 
 
-_DAY_PARTS = ("BYMONTHDAY", "BYDAY", "BYYEARDAY", "BYWEEKNO")  # a rule with none takes its day from the first date
 _SHORTEST = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # days in each month, in any year
+
+
+def lacking_words(first: date, lacking: list[int]) -> tuple[str, str]:
+    """Name the first date's day and the months that lack it: ('the 31st', 'April has no 31st')."""
+    if (first.month, first.day) == (2, 29):
+        return "29 February", "common years have no 29 February"
+    names = [calendar.month_name[month] for month in lacking]
+    months = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    day = ordinal(first.day)
+    common = " in common years" if first.day == 29 else ""
+    return f"the {day}", f"{months} {'has' if len(names) == 1 else 'have'} no {day}{common}"
 
 
 def visited_months(repeat: Repeat, parts: dict[str, str], first_month: int) -> list[int]:
@@ -303,8 +303,9 @@ def day_choices(repeat: Repeat, parts: dict[str, str], first: date) -> str:
     return f"{skip}; {last}; {repeat.text};BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"
 
 
-def ordinal(number: int) -> str:
-    return f"{number}{'st' if number % 10 == 1 and number != 11 else 'th'}"
+def ordinal(day: int) -> str:
+    """Name a day that some months lack: only the 29th, 30th and 31st are."""
+    return f"{day}{'st' if day == 31 else 'th'}"
 
 
 def reach_problems(repeat: Repeat, first: datetime) -> list[str]:

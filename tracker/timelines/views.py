@@ -191,7 +191,7 @@ def repeat_problem(text: str) -> str | None:
     return None
 
 
-_DAY_PARTS = ("BYMONTHDAY", "BYDAY", "BYYEARDAY", "BYWEEKNO")  # a rule with none takes its day from DTSTART
+DAY_PARTS = ("BYMONTHDAY", "BYDAY", "BYYEARDAY", "BYWEEKNO")  # a rule with none takes its day from DTSTART
 
 
 @lru_cache(maxsize=1024)
@@ -199,13 +199,14 @@ def explicit_rule(text: str, first: date) -> str:
     """Return a monthly or yearly rule with the day (and a yearly one's month) of *first* written in.
 
     RFC 5545 takes them from DTSTART when a rule leaves them out, and calendars disagree where
-    that day is missing: from 29 February ical.js (Thunderbird) goes on 1 March, node-ical on 28
-    February, libical skips the year. Written out, every calendar skips such a month, as RFC
-    5545 (and dateutil, for `tracker upcoming`) reads it; elsewhere the dates do not change.
+    that day is missing: from 29 February ical.js (Thunderbird) goes on 1 March where libical
+    (Evolution) skips the year (issue 16 saw node-ical take 28 February). Written out, every
+    calendar skips such a month, as RFC 5545 (and dateutil, for `tracker upcoming`) reads it;
+    elsewhere the dates do not change.
     """
     parts = [part.strip() for part in text.strip().removeprefix("RRULE:").split(";") if part.strip()]
     names = {part.partition("=")[0].strip().upper(): part.partition("=")[2].strip().upper() for part in parts}
-    if names.get("FREQ") not in ("MONTHLY", "YEARLY") or any(name in names for name in _DAY_PARTS):
+    if names.get("FREQ") not in ("MONTHLY", "YEARLY") or any(name in names for name in DAY_PARTS):
         return text
     month = [f"BYMONTH={first.month}"] if names["FREQ"] == "YEARLY" and "BYMONTH" not in names else []
     return ";".join([*parts, *month, f"BYMONTHDAY={first.day}"])
