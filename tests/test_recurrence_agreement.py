@@ -24,10 +24,14 @@ from tests.support import factories
 from tests.support.alarms import install_icaljs
 from tests.support.browser import REQUIRED
 from tests.support.expansions import icaljs_starts, libical_starts, library_starts, tracker_starts, write_icaljs_script
+from tests.support.factories import REPO_SCHEDULES
 from tests.support.libical import load_libical
 from tracker.feeds import CalendarInfo, build_feed
-from tracker.timelines.dates import END_OF_DAY, local_to_utc
+from tracker.store.engine import open_store, transaction
+from tracker.timelines.dates import END_OF_DAY, get_zone, local_to_utc
+from tracker.timelines.pipeline import sync_folder
 from tracker.timelines.repeats import check_first_date, read_repeat
+from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView
 
 ZONE = "Europe/Zurich"
@@ -190,6 +194,44 @@ def test_libical_lists_the_dates_tracker_lists(
     theirs = libical_starts(libical, feed(view), *window(first), all_day=clock is None)
 
     assert ours == theirs, first_difference(ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def schedule_series(tmp_path_factory: pytest.TempPathFactory) -> list[MilestoneView]:
+    """Every repeating milestone of the repository's schedules, as synced into a store."""
+    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'tracker.db'}")
+    try:
+        outcome = sync_folder(engine, REPO_SCHEDULES, zone=ZONE, reminders=["14d", "7d", "1d"], now=NOW)
+        assert outcome.ok, outcome.problems
+        with transaction(engine) as session:
+            views = [view for view in load_views(session) if view.repeat is not None]
+    finally:
+        engine.dispose()
+    assert len(views) >= 5
+    return views
+
+
+def each_reader(views: list[MilestoneView], icaljs: Path, libical: ctypes.CDLL) -> Iterator[tuple[str, Any, Any]]:
+    """Yield, for each series and each calendar, what Tracker lists and what the calendar lists."""
+    for view in views:
+        first = view.main_at.astimezone(get_zone(view.zone)).date()
+        since, until = window(first)
+        ours, data = tracker_starts(view, since, until), feed(view)
+        yield f"{view.key} recurring_ical_events", ours, library_starts(data, since, until)
+        yield f"{view.key} ical.js", ours, icaljs_starts(icaljs, data, until)
+        yield f"{view.key} libical", ours, libical_starts(libical, data, since, until, all_day=view.all_day)
+
+
+def test_every_repeating_milestone_of_the_schedules_lists_the_same_dates_in_every_calendar(
+    schedule_series: list[MilestoneView], icaljs: Path, libical: ctypes.CDLL
+) -> None:
+    parted = [
+        f"{name}: {first_difference(ours, theirs)}"
+        for name, ours, theirs in each_reader(schedule_series, icaljs, libical)
+        if ours != theirs
+    ]
+
+    assert parted == []
 
 
 # --- validate: a missing day is the rule's to decide ----------------------------------------------
