@@ -539,10 +539,14 @@ def test_a_completed_occurrence_of_a_repeating_deadline_is_ticked_alone() -> Non
 @pytest.mark.parametrize(
     ("all_day", "rule", "written"),
     [
-        (True, "FREQ=YEARLY;UNTIL=20210130", b"RRULE:FREQ=YEARLY;UNTIL=20210130\r\n"),
-        (True, "FREQ=YEARLY;UNTIL=20210130T120000", b"RRULE:FREQ=YEARLY;UNTIL=20210130\r\n"),
-        (False, "FREQ=YEARLY;UNTIL=20210130T180000", b"RRULE:FREQ=YEARLY;UNTIL=20210130T170000Z\r\n"),
-        (False, "FREQ=YEARLY;UNTIL=20210130", b"RRULE:FREQ=YEARLY;UNTIL=20210129T230000Z\r\n"),
+        (True, "FREQ=YEARLY;UNTIL=20210130", b"RRULE:FREQ=YEARLY;UNTIL=20210130;BYMONTHDAY=30;BYMONTH=1\r\n"),
+        (True, "FREQ=YEARLY;UNTIL=20210130T120000", b"RRULE:FREQ=YEARLY;UNTIL=20210130;BYMONTHDAY=30;BYMONTH=1\r\n"),
+        (
+            False,
+            "FREQ=YEARLY;UNTIL=20210130T180000",
+            b"RRULE:FREQ=YEARLY;UNTIL=20210130T170000Z;BYMONTHDAY=30;BYMONTH=1\r\n",
+        ),
+        (False, "FREQ=YEARLY;UNTIL=20210130", b"RRULE:FREQ=YEARLY;UNTIL=20210129T230000Z;BYMONTHDAY=30;BYMONTH=1\r\n"),
     ],
 )
 def test_until_takes_the_form_its_dtstart_requires(all_day: bool, rule: str, written: bytes) -> None:

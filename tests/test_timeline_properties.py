@@ -404,7 +404,8 @@ def any_rules(draw: st.DrawFn) -> str:
         parts += [f"BYWEEKNO={draw(st.integers(-53, 53).filter(bool))}", f"BYDAY={','.join(draw(days))}"]
     elif draw(st.booleans()):
         parts.append(f"BYDAY={','.join(draw(days))}")
-    if freq in ("MONTHLY", "YEARLY") and len(parts) > 3 and draw(st.booleans()):
+    picks = len(parts) > 3 and not any(part.startswith("BYMONTHDAY=") for part in parts)  # ical.js ignores those
+    if freq in ("MONTHLY", "YEARLY") and picks and draw(st.booleans()):
         parts.append(f"BYSETPOS={draw(st.integers(-3, 3).filter(bool))}")
     if freq == "YEARLY" and draw(st.booleans()):
         parts = [*parts[:3], f"BYYEARDAY={draw(st.integers(-366, 366).filter(bool))}"]
@@ -429,7 +430,9 @@ def test_the_first_date_probe_agrees_with_a_full_walk_of_the_calendar(rule: str,
     repeat = read_repeat(rule)
     checked = check_first_date(repeat, datetime.combine(first, time(9, 0)))
     # How far a rule reaches (past 2200, more dates than planning walks) is checked once its first date is right.
-    problems = [p for p in checked if " runs past " not in p and " dates a year with no end" not in p]
+    # So is a day some months lack (29 February, the 31st), which the rule must then say what to do about.
+    ignored = (" runs past ", " dates a year with no end", "calendars differ there")
+    problems = [p for p in checked if not any(text in p for text in ignored)]
     truth = first_on_or_after(repeat.text, first)
 
     assert (problems == []) == (truth == first), problems

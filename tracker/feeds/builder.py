@@ -39,6 +39,7 @@ from tracker.timelines.views import (
     Occurrence,
     Problems,
     concerns,
+    explicit_rule,
     find_occurrence,
     reference,
     timeline_title_in,
@@ -328,9 +329,10 @@ def item_dates(view: MilestoneView, item: Occurrence) -> tuple[date | datetime, 
 
 
 def make_rrule(view: MilestoneView) -> vRecur:
-    """Return the milestone's RRULE with UNTIL in the form its DTSTART requires."""
+    """Return the milestone's RRULE, its day written out, with UNTIL in the form its DTSTART requires."""
     assert view.repeat is not None
-    rule: vRecur = vRecur.from_ical(view.repeat)
+    first = view.main_at.astimezone(get_zone(view.zone)).date()
+    rule: vRecur = vRecur.from_ical(explicit_rule(view.repeat, first))
     if "UNTIL" in rule:
         rule["UNTIL"] = [until_value(until, view) for until in rule["UNTIL"]]
     return rule

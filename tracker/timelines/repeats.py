@@ -20,7 +20,7 @@ from itertools import takewhile
 from dateutil.rrule import rrulestr
 
 from tracker.timelines.dates import LAST_YEAR, shorten
-from tracker.timelines.views import REPEAT_STEPS
+from tracker.timelines.views import DAY_PARTS, REPEAT_STEPS
 
 MAX_RULE_LENGTH = 200
 MAX_COUNT = 1000
@@ -218,6 +218,9 @@ def check_combinations(parts: dict[str, str]) -> Iterator[str]:
         yield "BYSETPOS needs another BY part to pick from, e.g. BYDAY=MO,TU,WE,TH,FR"
     if "COUNT" in parts and "UNTIL" in parts:
         yield "give COUNT or UNTIL, not both"
+    if "BYSETPOS" in parts and "BYMONTHDAY" in parts:
+        yield ("BYSETPOS with BYMONTHDAY: Thunderbird (ical.js) ignores BYSETPOS there and lists every "
+               "BYMONTHDAY; name one day (BYMONTHDAY=-1 is the last day of the month), or pick by BYDAY")  # fmt: skip
 
 
 def canonical_value(name: str, value: str) -> str:
@@ -242,9 +245,67 @@ def check_first_date(repeat: Repeat, first: datetime) -> list[str]:
         return [f"{repeat.text} yields no date at all: every step lands on {first:%A}, which its BYDAY leaves out"]
     found = first_occurrence(repeat, first.date())
     if found == first.date():
-        return reach_problems(repeat, first)
+        return missing_day_problems(repeat, found) or reach_problems(repeat, first)
     after = f" (its first date after that is {found})" if found is not None else ""
     return [f"{first.date()} is not a date of {repeat.text}{after}: start the milestone on a date the rule yields"]
+
+
+def missing_day_problems(repeat: Repeat, first: date) -> list[str]:
+    """Refuse a rule that takes its day from a first date some of its months lack (29 February, the 31st).
+
+    RFC 5545 skips such a month, but calendars differ: ical.js (Thunderbird) moves 29 February to
+    1 March. The rule must say which it means, in a form every calendar reads alike (BYSETPOS over
+    BYMONTHDAY is not one: ical.js ignores it).
+    """
+    parts = dict(part.split("=", 1) for part in repeat.text.split(";"))
+    if repeat.freq not in ("MONTHLY", "YEARLY") or any(name in parts for name in DAY_PARTS):
+        return []
+    lacking = [month for month in visited_months(repeat, parts, first.month) if first.day > _SHORTEST[month - 1]]
+    if not lacking:
+        return []
+    what, lack = lacking_words(first, lacking)
+    return [f"{repeat.text} from {what}: {lack}, and calendars differ there (some skip the date, others move it); "
+            f"say which: {day_choices(repeat, parts, first)}"]  # fmt: skip
+
+
+_SHORTEST = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # days in each month, in any year
+
+
+def lacking_words(first: date, lacking: list[int]) -> tuple[str, str]:
+    """Name the first date's day and the months that lack it: ('the 31st', 'April has no 31st')."""
+    if (first.month, first.day) == (2, 29):
+        return "29 February", "common years have no 29 February"
+    names = [calendar.month_name[month] for month in lacking]
+    months = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    day = ordinal(first.day)
+    common = " in common years" if first.day == 29 else ""
+    return f"the {day}", f"{months} {'has' if len(names) == 1 else 'have'} no {day}{common}"
+
+
+def visited_months(repeat: Repeat, parts: dict[str, str], first_month: int) -> list[int]:
+    """Return the months a monthly or yearly rule without a day part lands in, in calendar order."""
+    chosen = {int(month) for month in parts["BYMONTH"].split(",")} if "BYMONTH" in parts else set(range(1, 13))
+    if repeat.freq == "YEARLY":
+        return sorted(chosen if "BYMONTH" in parts else {first_month})
+    stepped = {(first_month - 1 + step * repeat.interval) % 12 + 1 for step in range(12)}
+    return sorted(stepped & chosen)
+
+
+def day_choices(repeat: Repeat, parts: dict[str, str], first: date) -> str:
+    """Say how to write each choice for a missing day: skip it, take the month's last day, or roll on."""
+    month = "" if repeat.freq == "MONTHLY" or "BYMONTH" in parts else f";BYMONTH={first.month}"
+    skip = f"{repeat.text}{month};BYMONTHDAY={first.day} skips {'those years' if month else 'those months'}"
+    last_rule = f"{repeat.text}{month};BYMONTHDAY=-1"
+    if (first.month, first.day) != (2, 29) or "BYMONTH" in parts:
+        start = "" if first.day == calendar.monthrange(first.year, first.month)[1] else ", from a month's last day,"
+        return f"{skip}; {last_rule}{start} takes the last day of every month"
+    last = f"{last_rule} takes 28 February in common years"
+    return f"{skip}; {last}; {repeat.text};BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"
+
+
+def ordinal(day: int) -> str:
+    """Name a day that some months lack: only the 29th, 30th and 31st are."""
+    return f"{day}{'st' if day == 31 else 'th'}"
 
 
 def reach_problems(repeat: Repeat, first: datetime) -> list[str]:

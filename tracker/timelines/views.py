@@ -146,11 +146,12 @@ def local_occurrences(milestone: MilestoneView, lower: datetime, upper: datetime
     if problem is not None:
         raise RepeatError(problem)
     first = milestone.main_at.astimezone(get_zone(milestone.zone)).replace(tzinfo=None)
+    text = explicit_rule(milestone.repeat, first.date())  # the rule the feeds carry, to the letter
     if not (milestone.all_day and milestone.due_at is not None):
-        return between(rrulestr(milestone.repeat, dtstart=first), lower, upper)
+        return between(rrulestr(text, dtstart=first), lower, upper)
     # An all-day deadline repeats on dates: expanding from midnight lets UNTIL=<date> include
     # its own day, as RFC 5545 (and so every calendar showing the feed) reads it.
-    rule = rrulestr(milestone.repeat, dtstart=datetime.combine(first.date(), time(0, 0)))
+    rule = rrulestr(text, dtstart=datetime.combine(first.date(), time(0, 0)))
     # A day that started before *lower* still ends after it: look from the day's start.
     since = datetime.combine(lower.date(), time(0, 0))
     return [datetime.combine(day.date(), END_OF_DAY) for day in between(rule, since, upper)]
@@ -188,6 +189,27 @@ def repeat_problem(text: str) -> str | None:
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         return f"repeat {text[:80]!r}: {exc}"
     return None
+
+
+DAY_PARTS = ("BYMONTHDAY", "BYDAY", "BYYEARDAY", "BYWEEKNO")  # a rule with none takes its day from DTSTART
+
+
+@lru_cache(maxsize=1024)
+def explicit_rule(text: str, first: date) -> str:
+    """Return a monthly or yearly rule with the day (and a yearly one's month) of *first* written in.
+
+    RFC 5545 takes them from DTSTART when a rule leaves them out, and calendars disagree where
+    that day is missing: from 29 February ical.js (Thunderbird) goes on 1 March where libical
+    (Evolution) skips the year (issue 16 saw node-ical take 28 February). Written out, every
+    calendar skips such a month, as RFC 5545 (and dateutil, for `tracker upcoming`) reads it;
+    elsewhere the dates do not change.
+    """
+    parts = [part.strip() for part in text.strip().removeprefix("RRULE:").split(";") if part.strip()]
+    names = {part.partition("=")[0].strip().upper(): part.partition("=")[2].strip().upper() for part in parts}
+    if names.get("FREQ") not in ("MONTHLY", "YEARLY") or any(name in names for name in DAY_PARTS):
+        return text
+    month = [f"BYMONTH={first.month}"] if names["FREQ"] == "YEARLY" and "BYMONTH" not in names else []
+    return ";".join([*parts, *month, f"BYMONTHDAY={first.day}"])
 
 
 def between(rule: Iterable[datetime], lower: datetime, upper: datetime) -> list[datetime]:
