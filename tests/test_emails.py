@@ -45,6 +45,7 @@ from tests.support.factories import REPO
 from tracker.config import Settings
 from tracker.emails import (
     KINDS,
+    ChangeLine,
     EmailRequest,
     Kind,
     Recipient,
@@ -653,3 +654,36 @@ def test_an_operator_s_template_wins_and_every_other_is_the_shipped_one(renderer
     html = body(reminder, "html")
     assert "Open the attached calendar file" in html and "Our own words" not in html  # the shipped HTML template
     assert bytes(ours.render(make_request("confirm"))) == bytes(renderer.render(make_request("confirm")))
+
+
+# --- a long list of changes ------------------------------------------------------------------
+
+
+def six_moved() -> tuple[Any, ...]:
+    """Six membership deadlines of one timeline, each moved a week later: a cascade."""
+    week = timedelta(days=7)
+    views = [make_view(key=f"step-{n}", title=f"Step {n}", owner="membership", opens_after=None,
+                       due_at=datetime(2017, 3, 10 + n, 22, 59, 59, tzinfo=UTC)) for n in range(1, 7)]  # fmt: skip
+    return tuple(ChangeLine(view, "moved", view.main_at - week, view.main_at) for view in views)
+
+
+@pytest.mark.parametrize(
+    ("language", "first", "acts"),
+    [
+        ("en", "Step 1: Sat, 11 Mar 2017 (previously Sat, 4 Mar 2017)", "Action by: Membership"),
+        ("fr", "Step 1 : sam. 11 mars 2017 (auparavant sam. 4 mars 2017)", "Responsable : Membres"),
+    ],
+)
+def test_a_long_list_of_changes_gives_a_line_each_with_both_dates_and_who_acts_once(
+    renderer: Renderer, language: str, first: str, acts: str
+) -> None:
+    message = render(renderer, make_request("changed", language, view=None, changes=six_moved()))
+
+    text = body(message, "plain").replace("\xa0", " ")  # French puts a no-break space before a colon
+    rows = [line for line in text.splitlines() if line.startswith("Step ")]
+    assert rows[0] == first
+    assert len(rows) == 6 and all(("2017" in row) for row in rows)
+    assert text.splitlines().count(acts) == 1  # the same for all six: said once, under the list
+    html = body(message, "html")
+    assert html.count('class="cell"') == 12  # a row per milestone: its title, its dates
+    assert render_module.BRIEF < 6

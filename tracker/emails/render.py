@@ -234,10 +234,11 @@ def changes_values(request: EmailRequest, language: Language, reader: str, base_
     A long list (a meeting moved with its cascade, a whole timeline shifted) is a table: a row per
     milestone with its dates in brief, on the reader's clock, who acts said once when it is the same.
     """
-    lines = []
+    lines, items = [], []
     for line in request.changes:
         new = occurrence_of(line.view, line.at)
         item = describe_item(new, language, reader, base_url)
+        items.append(item)
         moved = line.change in ("moved", "restored") and line.old_at is not None
         old = occurrence_of(line.view, line.old_at) if moved else None
         lines.append({
@@ -248,7 +249,7 @@ def changes_values(request: EmailRequest, language: Language, reader: str, base_
         })  # fmt: skip
     ids = {line.view.timeline_id for line in request.changes}
     first = lines[0]["item"] if lines else None
-    acts = {line["item"].acts for line in lines}
+    acts = {describe.acts for describe in items}
     return {
         "changes": lines,
         # All about one timeline (told by its id: a title may be blank): said once, in the subject.
