@@ -85,10 +85,10 @@ def test_validate_takes_files_and_folders_and_refuses_unknown_options(tmp_path: 
     (tmp_path / "bad.yaml").write_text(BAD_TIMELINE, encoding="utf-8")
 
     named, _ = run("validate", "bad.yaml", str(REPO / "schedules"), cwd=tmp_path)
-    unknown, _ = run("validate", "--strict", cwd=tmp_path)
+    unknown, _ = run("validate", "--strickt", cwd=tmp_path)
 
     assert named.returncode == 1 and "bad.yaml:7:" in named.stderr and "1 problem in 1 file" in named.stderr
-    assert unknown.returncode == 2 and "No such option: --strict" in unknown.stderr
+    assert unknown.returncode == 2 and "No such option: --strickt" in unknown.stderr
 
 
 def test_a_bad_zone_is_still_reported_as_bad_settings(tmp_path: Path) -> None:
