@@ -223,8 +223,9 @@ def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:
 def sync_and_report(engine: Engine, settings: Settings) -> None:
     now = datetime.now(UTC)
     outcome = sync_folder(
-        engine, settings.schedules, zone=settings.timezone, reminders=settings.default_reminders(), now=now
-    )
+        engine, settings.schedules, zone=settings.timezone, reminders=settings.default_reminders(), now=now,
+        calendar=settings.work_calendar(),
+    )  # fmt: skip
     if not outcome.ok or outcome.plan is None:
         for problem in outcome.problems:
             log.error("%s", problem)
