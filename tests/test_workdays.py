@@ -14,8 +14,11 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.cli import tracker
-from tests.support.factories import milestone_yaml, timeline_yaml, validate, write
-from tests.support.timelines import WriteTimeline
+from tests.support.factories import REPO, make_view, milestone_yaml, timeline_yaml, validate, write
+from tests.support.timelines import NOW, WriteTimeline
+from tracker.feeds.builder import item_description
+from tracker.i18n.languages import load_language
+from tracker.i18n.wording import describe_item
 from tracker.store.engine import transaction
 from tracker.timelines.completions import DoneRequest, record_done
 from tracker.timelines.dates import DateError, Offset, Relative, parse_expr, parse_stored_expr
@@ -24,7 +27,10 @@ from tracker.timelines.files import load_schedules
 from tracker.timelines.pipeline import sync_folder
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.stored import load_views
+from tracker.timelines.views import MilestoneView, Occurrence
 from tracker.timelines.workdays import WorkCalendar, WorkdayError, add_workdays, read_calendar, roll_day
+from tracker.web.layout import PageLanguage, languages
+from tracker.web.pages import render_timeline
 
 GENEVA = WorkCalendar(country="CH", subdivision="GE")
 GENEVA_CLOSED_24TH = WorkCalendar(country="CH", subdivision="GE", closed=frozenset({date(2018, 12, 24)}))
@@ -296,3 +302,92 @@ def test_plan_and_validate_say_why_a_date_moved(
     assert planned.returncode == 0, planned.stderr
     line = next(line for line in planned.stdout.splitlines() if "cwg-wsis-30/documents" in line)
     assert line.rstrip().endswith("Fri 06 Jan 2017  (moved from Sunday 8 January 2017, a non-working day)")
+
+
+# What members read: pages, feeds and emails say why the date moved
+
+
+ROLLED = {"rolled_from": date(2017, 3, 11), "summary": "Comments go to the secretariat."}
+
+
+def test_the_timeline_page_says_why_the_date_moved_in_the_reader_s_language() -> None:
+    view = make_view(**ROLLED)
+    chosen = PageLanguage(languages()["fr"], explicit=True)
+
+    page = render_timeline([view], base_url="https://tracker.example.org", now=NOW, chosen=chosen, where=("/", {}))
+
+    assert "Date déplacée : le samedi 11 mars 2017 est un jour non ouvré." in page
+
+
+def test_a_feed_item_says_why_the_date_moved_before_its_summary() -> None:
+    view = make_view(**ROLLED)
+
+    description = item_description(view, expand_once(view), "https://tracker.example.org")
+
+    assert description.startswith(
+        "Moved from Saturday 11 March 2017, a non-working day.\nComments go to the secretariat."
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("en", "Moved from Saturday, 11 March 2017, a non-working day."),
+        ("ru", "Дата перенесена: суббота, 11 марта 2017\u202fг. — нерабочий день."),  # Babel's narrow space
+        ("zh", "日期已调整：2017年3月11日星期六为非工作日。"),
+    ],
+)
+def test_an_email_says_why_the_date_moved_in_the_reader_s_language(code: str, expected: str) -> None:
+    view = make_view(**ROLLED)
+
+    text = describe_item(expand_once(view), load_language(REPO / "locale", code), "Europe/Zurich", "https://x.org")
+
+    assert text.summary == f"{expected}\nComments go to the secretariat."
+
+
+def expand_once(view: MilestoneView) -> Occurrence:
+    return Occurrence(view, "", view.due_at, view.starts_at, view.ends_at)
+
+
+def test_the_documented_example_moves_the_documents_to_the_friday_before(folder: Path) -> None:
+    docs = (REPO / "docs" / "timelines.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Working days") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
+
+    mains, rolled, problems = resolve_file(folder, example)
+
+    assert mains == {"meeting": "2017-02-07", "secretariat-documents": "2017-01-06", "documents-check": "2017-01-04"}
+    assert rolled["secretariat-documents"] == date(2017, 1, 8)
+    assert problems == []
+
+
+RESTORATION = timeline_yaml(milestone_yaml("closing", due="2018-12-31", roll="next"), id="closing", title="Closing")
+
+
+def test_tracker_toml_gives_every_timeline_its_holidays(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("closing", RESTORATION.replace("    roll: next\n", ""))
+    plain = tracker("validate", env=env, cwd=tmp_path)
+    (tmp_path / "tracker.toml").write_text('holidays = "CH-GE"\n', encoding="utf-8")
+    geneva = tracker("validate", env=env, cwd=tmp_path)
+    (tmp_path / "tracker.toml").write_text('holidays = "CH-XX"\n', encoding="utf-8")
+    unknown = tracker("validate", env=env, cwd=tmp_path)
+
+    assert plain.returncode == 0 and "warning" not in plain.stderr  # 31 December 2018 is a Monday
+    assert geneva.returncode == 0 and "closing.yaml:8: warning: due: Monday 31 December 2018" in geneva.stderr
+    assert unknown.returncode == 2 and "'CH-XX' is no country" in unknown.stderr
+
+
+def test_a_sync_with_other_default_holidays_is_no_no_op(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("closing", RESTORATION)
+    now = datetime(2018, 12, 1, tzinfo=UTC)
+    sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now)
+
+    again = sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now, calendar=GENEVA)
+
+    assert again.plan is not None
+    assert [(c.kind, c.rolled_from) for c in again.plan.changes] == [("rescheduled", date(2018, 12, 31))]
+    assert local_days(engine) == {"closing": "2019-01-02"}

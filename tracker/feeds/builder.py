@@ -398,7 +398,8 @@ def acting_title(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
 
 def item_description(view: MilestoneView, item: Occurrence, base_url: str) -> str:
     """Return the DESCRIPTION: state, summary, then one fact a line."""
-    moved = f"{moved_text(view.rolled_from).capitalize()}." if view.rolled_from else ""
+    moved = moved_text(view.rolled_from) if view.rolled_from else ""
+    moved = f"{moved[:1].upper()}{moved[1:]}." if moved else ""
     head = [line for line in (status_line(view), done_line(view, item), moved, view.summary) if line]
     return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url))]).strip()
 

@@ -20,7 +20,8 @@ from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
 # Bookkeeping, updated without an event or a new revision: the resolved dates are what
 # members see, so a rewritten expression that lands on the same date is not news.
-SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr", "roll")
+# `roll` and `rolled_from` are how a date came about: a move of the date itself is the news.
+SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr", "roll", "rolled_from")
 
 
 @dataclass(frozen=True)
