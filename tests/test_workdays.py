@@ -391,3 +391,65 @@ def test_a_sync_with_other_default_holidays_is_no_no_op(
     assert again.plan is not None
     assert [(c.kind, c.rolled_from) for c in again.plan.changes] == [("rescheduled", date(2018, 12, 31))]
     assert local_days(engine) == {"closing": "2019-01-02"}
+
+
+# A closures file shared by timelines
+
+CLOSURES = """\
+# ITU closures
+2018-12-24  Christmas Eve
+2018-12-27
+"""
+
+
+def shared_closures(name: str, due: str) -> str:
+    return timeline_yaml(milestone_yaml(due=due, roll="previous"), id=name, title=name, holidays="{file: closures.txt}")
+
+
+def test_timelines_share_a_file_of_closed_days(folder: Path) -> None:
+    write(folder, "closures.txt", CLOSURES)
+    write(folder, "other.yaml", shared_closures("other", "2018-12-24").replace("nominations", "eve"))
+    meeting = timeline_yaml(
+        milestone_yaml("meeting", starts="2018-12-28"),
+        milestone_yaml("documents", due="meeting - 1wd"),
+        holidays="{file: closures.txt}",
+    )
+
+    mains, rolled, problems = resolve_file(folder, meeting)
+
+    assert mains["documents"] == "2018-12-26"  # the 27th is closed (no country: the 25th is not a holiday here)
+    assert (mains["eve"], rolled["eve"]) == ("2018-12-21", date(2018, 12, 24))  # the closed 24th, rolled back
+    assert problems == []
+
+
+def test_a_bad_closures_file_is_reported_at_its_own_line_and_a_bad_name_at_the_timeline_s(folder: Path) -> None:
+    write(folder, "closures.txt", CLOSURES + "24.12.2018\n")
+    write(folder, "a.yaml", shared_closures("a", "2018-12-21"))
+    write(folder, "b.yaml", shared_closures("b", "2018-12-21"))
+    write(folder, "c.yaml", shared_closures("c", "2018-12-21").replace("closures.txt", "../closures.txt"))
+    write(folder, "d.yaml", shared_closures("d", "2018-12-21").replace("closures.txt", "missing.txt"))
+
+    problems = validate(folder)
+
+    assert problems[0] == (
+        "schedules/c.yaml:5: holidays: file '../closures.txt' must be the name of a .txt file in the schedules "
+        "folder, e.g. closures.txt"
+    )
+    assert problems[1].startswith("schedules/closures.txt:4: '24.12.2018' is not a date: write one closed day a line")
+    assert problems[2].startswith("schedules/d.yaml:5: holidays: missing.txt: cannot read file")
+    assert len(problems) == 3  # the closures file's problem once, though two timelines share it
+
+
+def test_a_new_closed_day_in_the_shared_file_moves_dates_at_the_next_sync(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    (schedules / "closures.txt").write_text(CLOSURES, encoding="utf-8")
+    write_timeline("meeting", shared_closures("meeting", "2018-12-20"))
+    now = datetime(2018, 12, 1, tzinfo=UTC)
+    sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now)
+
+    (schedules / "closures.txt").write_text(CLOSURES + "2018-12-20\n", encoding="utf-8")
+    again = sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now)
+
+    assert again.plan is not None and [c.kind for c in again.plan.changes] == ["rescheduled"]
+    assert local_days(engine) == {"nominations": "2018-12-19"}

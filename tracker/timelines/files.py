@@ -13,7 +13,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -58,7 +58,10 @@ MILESTONE_KEYS = (
     "id", "title", "summary", "owner", "due", "starts", "ends", "opens_after",
     "reminders", "overdue", "repeat", "status", "done", "url", "location", "roll",
 )  # fmt: skip
-HOLIDAY_KEYS = ("country", "subdivision", "dates")
+HOLIDAY_KEYS = ("country", "subdivision", "dates", "file")
+# A file of closures shared by timelines: a plain name in the schedules folder, so it cannot point elsewhere.
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+SHARED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.txt")
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _REQUIRED_KEYS = (("id", "title", "milestones"), ("id", "title"))
 _KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
@@ -175,6 +178,7 @@ class TimelineSpec:
     milestones: tuple[MilestoneSpec, ...] = ()
     titles: Titles = ()
     calendar: WorkCalendar = DEFAULT_CALENDAR  # its working days: `weekend` and `holidays`, else tracker.toml's
+    closures_file: tuple[str, int] | None = None  # `holidays: {file: …}` and its line; load_schedules adds its dates
     complete: bool = field(default=True, compare=False)  # False when a milestone could not be read
 
 
@@ -268,6 +272,7 @@ def load_schedules(
     """
     timelines: list[TimelineSpec] = []
     problems: list[FileProblem] = []
+    shared = SharedFiles(contents or {})
     for path in find_files(paths):
         if on_file is not None:
             on_file(path)
@@ -285,9 +290,77 @@ def load_schedules(
         spec, found = load_text(text, str(path), default_zone, calendar)
         problems.extend(found)
         if spec is not None:
-            timelines.append(spec)
+            timelines.append(with_shared_closures(spec, shared, problems))
     problems.extend(check_unique_ids(timelines))
     return timelines, sorted(problems)
+
+
+class SharedFiles:
+    """The closures files of one load, each read and checked once however many timelines name it."""
+
+    def __init__(self, contents: Mapping[Path, bytes | UnreadableFileError]) -> None:
+        self.contents = contents
+        self.read: dict[Path, frozenset[date] | str] = {}  # the dates, or why the file cannot be read
+
+    def dates(self, path: Path, problems: list[FileProblem]) -> frozenset[date] | str:
+        if path not in self.read:
+            try:
+                data = self.contents.get(path)
+                if isinstance(data, UnreadableFileError):
+                    raise data
+                found, self.read[path] = read_closures(decode_file(read_file(path) if data is None else data), path)
+                problems.extend(found)
+            except (UnreadableFileError, UnicodeDecodeError) as exc:
+                self.read[path] = str(exc)
+        return self.read[path]
+
+
+def with_shared_closures(spec: TimelineSpec, shared: SharedFiles, problems: list[FileProblem]) -> TimelineSpec:
+    """Add the dates of the timeline's shared closures file (`holidays: {file: closures.txt}`) to its calendar."""
+    if spec.closures_file is None:
+        return spec
+    name, line = spec.closures_file
+    closed = shared.dates(Path(spec.path).parent / name, problems)
+    if isinstance(closed, str):
+        problems.append(FileProblem(spec.path, line, f"holidays: {name}: {closed}"))
+        return spec
+    closed |= spec.calendar.closed
+    if len(closed) > MAX_CLOSED_DATES:
+        message = f"holidays: {len(closed)} closed days with {name}; list at most {MAX_CLOSED_DATES}"
+        problems.append(FileProblem(spec.path, line, message))
+        return spec
+    return replace(spec, calendar=replace(spec.calendar, closed=closed))
+
+
+def read_closures(text: str, path: Path) -> tuple[list[FileProblem], frozenset[date]]:
+    """Read one closed day a line ('2025-12-24  ITU closed'); '#' starts a comment line."""
+    problems: list[FileProblem] = []
+    closed: set[date] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        first = line.split(maxsplit=1)[0] if line.strip() and not line.lstrip().startswith("#") else ""
+        day = read_day(first) if first else None
+        if first and day is None:
+            fix = "write one closed day a line, as YYYY-MM-DD, maybe followed by its name"
+            problems.append(FileProblem(str(path), number, f"{shorten(first)!r} is not a date: {fix}"))
+        elif day is not None:
+            closed.add(day)
+        if len(closed) > MAX_CLOSED_DATES:
+            problems.append(FileProblem(str(path), number, f"more than {MAX_CLOSED_DATES} closed days: keep fewer"))
+            break
+    return problems, frozenset(closed)
+
+
+def read_day(text: str) -> date | None:
+    if not _ISO_DAY.fullmatch(text):
+        return None
+    with suppress(ValueError):
+        return date.fromisoformat(text)
+    return None
+
+
+def find_shared_files(folder: Path) -> list[Path]:
+    """The closures files timelines may share (`*.txt` in the schedules folder), sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix == ".txt" and not p.is_dir()) if folder.is_dir() else []
 
 
 def check_unique_ids(timelines: list[TimelineSpec]) -> list[FileProblem]:
@@ -413,6 +486,7 @@ class _Reader:
         self.path = path
         self.problems: list[FileProblem] = []
         self.repeating = 0  # rules checked against their first date so far
+        self.closures_file: tuple[str, int] | None = None
 
     def report(self, node: yaml.Node, message: str) -> None:
         self.problems.append(FileProblem(self.path, node.start_mark.line + 1, message))
@@ -582,6 +656,7 @@ class _Reader:
             milestones=specs,
             titles=titles,
             calendar=self.calendar(keys, default_calendar),
+            closures_file=self.closures_file,
             complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
@@ -774,7 +849,18 @@ class _Reader:
                 closed.add(expr.day)
             elif expr is not None:
                 self.report(item, "holidays: each date is a day (YYYY-MM-DD), without a time and not relative")
+        self.shared_file(keys.get("file"))
         return country, subdivision, frozenset(closed)
+
+    def shared_file(self, node: yaml.Node | None) -> None:
+        name = self.scalar(node, "file")
+        if name is None or node is None:
+            return
+        if not SHARED_FILE.fullmatch(name):
+            where = "the name of a .txt file in the schedules folder, e.g. closures.txt"
+            self.report(node, f"holidays: file {shorten(name)!r} must be {where}")
+            return
+        self.closures_file = (name, node.start_mark.line + 1)
 
     def country(self, node: yaml.Node | None) -> str | None:
         value = self.scalar(node, "country")

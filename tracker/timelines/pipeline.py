@@ -29,6 +29,7 @@ from tracker.timelines.files import (
     UnreadableFileError,
     errors_in,
     find_files,
+    find_shared_files,
     load_schedules,
     read_files,
 )
@@ -73,7 +74,8 @@ def sync_folder(
         return SyncOutcome(None, [FileProblem(str(folder), 1, "schedules folder not found")])
     files = find_files([folder])
     # Read once: the digest and the specs are then of the same bytes, even if a file is being saved.
-    contents = read_files(files)
+    # The closures files timelines may share are part of the input too (a new closed day moves dates).
+    contents = read_files([*files, *find_shared_files(folder)])
     digest = input_digest(files, zone, reminders, contents, calendar)
     with transaction(engine) as session:
         state = session.get(SyncState, 1)
@@ -139,7 +141,8 @@ def input_digest(
     holidays = importlib.metadata.version("holidays")
     for part in (__version__, head_revision(), zone_data_version(), zone, ",".join(reminders), default_days, holidays):
         digest.update(part.encode() + b"\0")
-    for path in files:
+    listed = set(files)
+    for path in [*files, *(p for p in contents if p not in listed)]:  # then the shared closures files
         digest.update(str(path).encode() + b"\0")
         data = contents.get(path)
         if isinstance(data, bytes):

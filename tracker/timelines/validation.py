@@ -31,6 +31,9 @@ def validate_paths(
     context = [p for p in find_files([folder]) if real_path(p) not in wanted] if folder.is_dir() else []
     specs, problems = load_schedules([*files, *context], zone, on_file, calendar=calendar)
     _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
+    # A closures file shared by a checked timeline is checked with it.
+    wanted |= {real_path(Path(s.path).parent / s.closures_file[0]) for s in specs
+               if s.closures_file and real_path(Path(s.path)) in wanted}  # fmt: skip
     found = [p for p in problems + date_problems if real_path(Path(p.path)) in wanted]
     mine = [s for s in specs if real_path(Path(s.path)) in wanted]
     return mine, sorted(missing + found)
