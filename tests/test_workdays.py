@@ -11,6 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from tests.support.cli import tracker
@@ -453,3 +455,22 @@ def test_a_new_closed_day_in_the_shared_file_moves_dates_at_the_next_sync(
 
     assert again.plan is not None and [c.kind for c in again.plan.changes] == ["rescheduled"]
     assert local_days(engine) == {"nominations": "2018-12-19"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day=st.dates(date(2015, 1, 1), date(2030, 12, 31)),
+    count=st.integers(-60, 60).filter(bool),
+    weekend=st.frozensets(st.integers(0, 6), max_size=6),
+)
+def test_a_working_day_offset_lands_on_a_working_day_that_many_working_days_away(
+    day: date, count: int, weekend: frozenset[int]
+) -> None:
+    calendar = WorkCalendar(weekend, "CH", "GE")
+
+    moved = add_workdays(calendar, day, count)
+
+    step = 1 if count > 0 else -1
+    passed = [day + timedelta(days=step * n) for n in range(1, abs((moved - day).days) + 1)]  # up to moved
+    assert calendar.is_working(moved) and (moved > day) == (count > 0)
+    assert sum(calendar.is_working(d) for d in passed) == abs(count)

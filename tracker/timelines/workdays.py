@@ -60,11 +60,10 @@ def calendar_from_column(value: dict[str, object] | None) -> WorkCalendar:
     """Rebuild a calendar written by WorkCalendar.describe."""
     if not value:
         return DEFAULT_CALENDAR
-    weekend = value.get("weekend") or []
-    closed = value.get("closed") or []
+    weekend, closed = value.get("weekend"), value.get("closed")
     country, subdivision = value.get("country"), value.get("subdivision")
     return WorkCalendar(
-        frozenset(WEEKDAYS.index(str(d)) for d in weekend if d in WEEKDAYS)
+        frozenset(WEEKDAYS.index(d) for d in weekend if d in WEEKDAYS)
         if isinstance(weekend, list)
         else DEFAULT_WEEKEND,
         str(country) if country else None,
@@ -78,7 +77,10 @@ def public_holidays(country: str, subdivision: str | None, year: int) -> frozens
     """Return the public holidays of *country* (and *subdivision*) in *year*."""
     import holidays  # here, not at the top: it loads every country's rules, which most commands never need
 
-    return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
+    try:
+        return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year).keys())
+    except NotImplementedError:  # a place a later release of the library dropped: said, not a crash
+        raise WorkdayError(f"the holidays library no longer knows {country} {subdivision or ''}".strip()) from None
 
 
 @lru_cache(maxsize=1)
