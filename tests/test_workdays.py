@@ -33,6 +33,7 @@ from tracker.timelines.views import MilestoneView, Occurrence
 from tracker.timelines.workdays import WorkCalendar, WorkdayError, add_workdays, read_calendar, roll_day
 from tracker.web.layout import PageLanguage, languages
 from tracker.web.pages import render_timeline
+from tracker.web.picture import link_words, read_link
 
 GENEVA = WorkCalendar(country="CH", subdivision="GE")
 GENEVA_CLOSED_24TH = WorkCalendar(country="CH", subdivision="GE", closed=frozenset({date(2018, 12, 24)}))
@@ -474,3 +475,17 @@ def test_a_working_day_offset_lands_on_a_working_day_that_many_working_days_away
     passed = [day + timedelta(days=step * n) for n in range(1, abs((moved - day).days) + 1)]  # up to moved
     assert calendar.is_working(moved) and (moved > day) == (count > 0)
     assert sum(calendar.is_working(d) for d in passed) == abs(count)
+
+
+@pytest.mark.parametrize(
+    ("expr", "code", "expected"),
+    [
+        ("meeting - 10wd", "en", "10 working days before “meeting”"),
+        ("meeting - 1wd", "fr", "1 jour ouvré avant « meeting »"),
+        ("meeting - 2wd - 4h", "en", "2 working days and 4 hours before “meeting”"),
+    ],
+)
+def test_the_page_words_a_working_day_rule(expr: str, code: str, expected: str) -> None:
+    link = read_link(make_view(due_expr=expr))
+
+    assert link is not None and link_words(link, languages()[code]) == expected
