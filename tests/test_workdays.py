@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from tests.support.cli import tracker
 from tests.support.factories import REPO, make_view, milestone_yaml, timeline_yaml, validate, write
 from tests.support.timelines import NOW, WriteTimeline
+from tests.support.web import serving, sync
 from tracker.feeds.builder import item_description
 from tracker.i18n.languages import load_language
 from tracker.i18n.wording import describe_item
@@ -489,3 +490,17 @@ def test_the_page_words_a_working_day_rule(expr: str, code: str, expected: str) 
     link = read_link(make_view(due_expr=expr))
 
     assert link is not None and link_words(link, languages()[code]) == expected
+
+
+def test_the_api_gives_the_date_a_roll_moved_from(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("cwg-wsis-30", SEED_MEETING)
+    sync(engine, schedules)
+
+    with serving(engine, 0, REPO / "locale") as (http, _):
+        milestones = {m["key"]: m for m in http.get("/api/timelines/cwg-wsis-30").json()["milestones"]}
+
+    documents = milestones["documents"]
+    assert documents["due"]["local"] == "2017-01-06T23:59:59+01:00"
+    assert (documents["rolled_from"], milestones["check"]["rolled_from"]) == ("2017-01-08", None)
