@@ -28,7 +28,7 @@ from tracker.timelines.dates import DateError, Offset, Relative, parse_expr, par
 from tracker.timelines.diff import expr_text
 from tracker.timelines.files import load_schedules
 from tracker.timelines.pipeline import sync_folder
-from tracker.timelines.resolve import resolve_dates, rules_from_specs
+from tracker.timelines.resolve import DateRule, resolve_dates, rules_from_specs
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, Occurrence
 from tracker.timelines.workdays import WorkCalendar, WorkdayError, add_workdays, read_calendar, roll_day
@@ -92,6 +92,17 @@ def test_a_calendar_without_working_days_is_an_error_not_a_hang() -> None:
 
     with pytest.raises(WorkdayError, match="no working day"):
         add_workdays(everything, date(2018, 9, 24), 1)
+
+
+def test_a_calendar_with_no_working_day_near_a_date_is_a_problem_at_its_line() -> None:
+    rule = DateRule(("t", "m"), "Europe/Zurich", due=parse_expr("2018-09-22"), path="t.yaml", lines={"due": 7},
+                    calendar=WorkCalendar(weekend=frozenset(range(7))), roll="next")  # fmt: skip
+
+    _, problems = resolve_dates({rule.key: rule}, {})
+
+    assert [str(p) for p in problems] == [
+        "t.yaml:7: due: no working day within 4000 days after 2018-09-22: check the weekend"
+    ]
 
 
 # Expressions

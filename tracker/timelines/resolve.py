@@ -24,7 +24,7 @@ from tracker.timelines.dates import (
     to_local,
 )
 from tracker.timelines.files import FileProblem, TimelineSpec
-from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar, roll_day
+from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar, WorkdayError, roll_day
 
 Key = tuple[str, str]  # (timeline id, milestone id)
 
@@ -152,6 +152,8 @@ def resolve_checked(
     try:
         dates = resolve_rule(rule, resolved, rules, completions)
         out_of_range = check_range(rule, dates)
+    except WorkdayError as exc:  # no working day near the date: said as such
+        return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {exc}")
     except (OverflowError, ValueError):
         return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
     if out_of_range:

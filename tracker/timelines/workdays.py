@@ -93,11 +93,12 @@ def supported_places() -> dict[str, tuple[str, ...]]:
 
 def step(calendar: WorkCalendar, day: date, direction: int) -> date:
     """Return the nearest working day strictly before (-1) or after (+1) *day*."""
-    for _ in range(_LONGEST_CLOSURE):
-        day += timedelta(days=direction)
-        if calendar.is_working(day):
-            return day
-    raise WorkdayError(f"no working day within {_LONGEST_CLOSURE} days of {day.isoformat()}")
+    for distance in range(1, _LONGEST_CLOSURE + 1):
+        found = day + timedelta(days=direction * distance)
+        if calendar.is_working(found):
+            return found
+    where = "before" if direction < 0 else "after"
+    raise WorkdayError(f"no working day within {_LONGEST_CLOSURE} days {where} {day.isoformat()}: check the weekend")
 
 
 @lru_cache(maxsize=65536)  # calendars are frozen; many milestones count the same days from the same meeting
