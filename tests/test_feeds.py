@@ -769,7 +769,10 @@ def expected_start(milestone: dict[str, str], siblings: dict[str, dict[str, str]
     written = milestone.get("due") or milestone["starts"]
     if ABSOLUTE.fullmatch(written) is None:  # the seed's only relative form: "meeting - 30d"
         other, days = re.fullmatch(r"(\S+) - (\d+)d", written).groups()  # type: ignore[union-attr]
-        return date.fromisoformat(siblings[other]["starts"]) - timedelta(days=int(days))
+        day = date.fromisoformat(siblings[other]["starts"]) - timedelta(days=int(days))
+        while milestone.get("roll") == "previous" and day.weekday() >= 5:  # the seed's timelines keep Sat-Sun off
+            day -= timedelta(days=1)
+        return day
     if " " in written:
         return datetime.fromisoformat(written).replace(tzinfo=get_zone(zone))
     return date.fromisoformat(written)

@@ -167,4 +167,5 @@ def test_every_seed_is_a_valid_timeline_on_its_own_or_only_misses_other_timeline
 
         _, problems = validate_paths([folder], folder, "Europe/Zurich")
 
-    assert [p.message for p in problems if "no timeline" not in p.message] == []
+    # Warnings (a deadline on a weekend) block nothing: the seed is valid with them.
+    assert [p.message for p in problems if "no timeline" not in p.message and not p.warning] == []

@@ -378,7 +378,7 @@ def test_it_rejects_an_owner_that_is_not_among_the_audiences(folder: Path) -> No
           - id: jury
             title: Jury decision
             owner: jury
-            due: 2027-04-10
+            due: 2027-04-09
         """
 
     assert problems_in(folder, text) == [
@@ -884,7 +884,7 @@ def test_files_read_ahead_load_exactly_as_files_read_here(folder: Path) -> None:
 def test_it_accepts_overdue_offsets_on_a_timeline_and_a_milestone_and_none_as_off(folder: Path) -> None:
     text = timeline_yaml(
         milestone_yaml(owner="membership", due="2027-03-10", overdue="[2d, 12h]"),
-        milestone_yaml("results", owner="secretariat", due="2027-04-10", overdue="[]"),
+        milestone_yaml("results", owner="secretariat", due="2027-04-09", overdue="[]"),
         overdue="[1d, 3d, 7d]",
     )
 

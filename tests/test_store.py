@@ -130,12 +130,15 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         command.downgrade(config, "-1")
         connection.commit()
     assert stored_revision(engine) not in (None, HEAD_REVISION)
-    # What the newest migration adds: the milestone revision a delivery was planned for.
-    assert "revision" not in {column["name"] for column in inspect(engine).get_columns("deliveries")}
+    # What the newest migration adds: a timeline's working days, a milestone's roll.
+    assert "calendar" not in {column["name"] for column in inspect(engine).get_columns("timelines")}
+    assert "rolled_from" not in {column["name"] for column in inspect(engine).get_columns("milestones")}
     engine.dispose()
 
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
+    assert "calendar" in {column["name"] for column in inspect(engine).get_columns("timelines")}
+    assert {"roll", "rolled_from"} <= {c["name"] for c in inspect(engine).get_columns("milestones")}
     assert "revision" in {column["name"] for column in inspect(engine).get_columns("deliveries")}
     assert "overdue" in {c["name"] for c in inspect(engine).get_columns("milestones")}
     assert "change_set" in {c["name"] for c in inspect(engine).get_columns("events")}

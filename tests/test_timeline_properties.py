@@ -371,7 +371,7 @@ def test_a_folder_that_validates_syncs_and_serves_everywhere_quickly(
     empty_store(engine)
 
     _, problems = validate_paths([folder], folder, "Europe/Zurich")
-    assert [str(p) for p in problems] == [], files
+    assert [str(p) for p in problems if not p.warning] == [], files  # a deadline on a weekend blocks nothing
     outcome = sync_folder(engine, folder, zone="Europe/Zurich", reminders=["14d", "7d", "1d"], now=datetime.now(UTC))
     assert outcome.ok, outcome.problems
     clock = Clock()

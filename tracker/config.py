@@ -8,11 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from tracker.text import CONTROLS
 from tracker.timelines.dates import DateError, get_zone, parse_reminder
+from tracker.timelines.workdays import WorkCalendar, WorkdayError, read_calendar
 
 MAX_DEFAULT_REMINDERS = 10  # offsets in TRACKER_REMINDERS, as in a timeline file
 
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
         default="Tracker <tracker@localhost>", validation_alias=AliasChoices("TRACKER_FROM", "from")
     )
     timezone: str = "Europe/Zurich"
+    # The working days of every timeline that does not declare its own (docs/timelines.md, "Working days").
+    weekend: str = "sat,sun"
+    holidays: str = ""  # public holidays of a place known to the `holidays` package: CH, or CH-GE for Geneva
+    closures: str = ""  # the organisation's own closed days: 2026-12-24,2026-12-31
     reminder_hour: int = Field(default=9, ge=0, le=23)
     reminders: str = "14d,7d,1d"
     # A step past due and not done is late; after this many days (or once a later step of its
@@ -91,6 +96,19 @@ class Settings(BaseSettings):
         except DateError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("closures")
+    @classmethod
+    def _calendar(cls, value: str, info: ValidationInfo) -> str:
+        # Validated last (fields validate in order): the other two are known by then.
+        try:
+            read_calendar(info.data.get("weekend", "sat,sun"), info.data.get("holidays", ""), value)
+        except WorkdayError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def work_calendar(self) -> WorkCalendar:
+        return read_calendar(self.weekend, self.holidays, self.closures)
 
     @field_validator("templates", mode="before")
     @classmethod

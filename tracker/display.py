@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -96,7 +96,14 @@ def change_line(c: Change) -> Text:
         line.append(f"  done {format_at(c.old_at, c.zone, c.all_day)} removed")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")
+    if c.rolled_from is not None and c.kind in ("added", "rescheduled", "restored"):
+        line.append(f"  ({moved_text(c.rolled_from)})", style="dim")
     return line
+
+
+def moved_text(day: date) -> str:
+    """Say why a date is not the one its expression gives: 'moved from Saturday 23 August 2025, a non-working day'."""
+    return f"moved from {day:%A} {day.day} {day:%B %Y}, a non-working day"
 
 
 def notice_line(kind: str, count: int) -> str:
@@ -195,4 +202,5 @@ def change_json(c: Change) -> dict[str, Any]:
         "old": instant(c.old_at, c.zone),
         "new": instant(c.new_at, c.zone),
         "fields": list(c.fields),
+        "rolled_from": c.rolled_from.isoformat() if c.rolled_from else None,
     }

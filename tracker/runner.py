@@ -31,7 +31,7 @@ from tracker.delivery.scheduler import DeliveryScheduler
 from tracker.display import change_line, format_at, format_distance, summarise
 from tracker.feeds.calendars import Calendars
 from tracker.store.engine import transaction
-from tracker.timelines.files import find_files
+from tracker.timelines.files import find_files, find_shared_files
 from tracker.timelines.pipeline import sync_folder
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import list_upcoming
@@ -212,7 +212,7 @@ def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:
     found = set()
     paths: list[Path] = []
     with suppress(OSError):  # a folder that cannot be listed looks empty until it can
-        paths = find_files([folder])
+        paths = [*find_files([folder]), *find_shared_files(folder)]
     for path in paths:
         with suppress(OSError):
             status = path.stat()
@@ -223,8 +223,9 @@ def fingerprint(folder: Path) -> frozenset[tuple[str, int, int]]:
 def sync_and_report(engine: Engine, settings: Settings) -> None:
     now = datetime.now(UTC)
     outcome = sync_folder(
-        engine, settings.schedules, zone=settings.timezone, reminders=settings.default_reminders(), now=now
-    )
+        engine, settings.schedules, zone=settings.timezone, reminders=settings.default_reminders(), now=now,
+        calendar=settings.work_calendar(),
+    )  # fmt: skip
     if not outcome.ok or outcome.plan is None:
         for problem in outcome.problems:
             log.error("%s", problem)

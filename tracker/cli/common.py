@@ -85,7 +85,7 @@ def timeline_settings() -> TimelineSettings:
     if quick is not None:
         return quick
     config = settings()
-    return TimelineSettings(config.schedules, config.timezone)
+    return TimelineSettings(config.schedules, config.timezone, config.work_calendar())
 
 
 def store() -> Engine:

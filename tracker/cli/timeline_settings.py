@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.timelines.dates import DateError, get_zone
+from tracker.timelines.workdays import DEFAULT_CALENDAR, WorkCalendar
 
 # As in tracker.config.Settings: its defaults and its `toml_file`.
 DEFAULTS = {"schedules": "schedules", "timezone": "Europe/Zurich"}
@@ -27,6 +28,7 @@ TOML_FILE = Path("tracker.toml")
 class TimelineSettings:
     schedules: Path
     timezone: str
+    calendar: WorkCalendar = DEFAULT_CALENDAR
 
 
 class _UndecidedError(Exception):
@@ -38,6 +40,8 @@ def read_timeline_settings() -> TimelineSettings | None:
     try:
         toml = _toml_values()
         schedules, zone = (_value(name, toml) for name in ("schedules", "timezone"))
+        if any(_given(name, toml) for name in ("weekend", "holidays", "closures")):
+            raise _UndecidedError  # a calendar of one's own: the full settings read and check it
         get_zone(zone)  # the check Settings makes; its error message is the full settings' to give
     except (_UndecidedError, DateError):
         return None
@@ -52,6 +56,10 @@ def _toml_values() -> dict[str, object]:
             return tomllib.load(file)
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         raise _UndecidedError from exc
+
+
+def _given(name: str, toml: dict[str, object]) -> bool:
+    return any(key.lower() == f"tracker_{name}" for key in os.environ) or any(key.lower() == name for key in toml)
 
 
 def _value(name: str, toml: dict[str, object]) -> str:

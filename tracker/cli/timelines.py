@@ -53,7 +53,9 @@ def validate(
 
     paths = [Path(arg) for arg in ctx.args]
     config = timeline_settings()
-    specs, problems = validate_paths(paths or [config.schedules], config.schedules, config.timezone)
+    specs, problems = validate_paths(
+        paths or [config.schedules], config.schedules, config.timezone, calendar=config.calendar
+    )
     if problems:
         print_problems(problems)
     if any(strict or not p.warning for p in problems):
@@ -71,7 +73,7 @@ def run_sync(dry_run: bool) -> SyncOutcome:
     with file_progress(config.schedules, "Reading timelines") as on_file:
         return sync_folder(
             engine, config.schedules, zone=config.timezone, reminders=config.default_reminders(),
-            now=now_utc(), dry_run=dry_run, on_file=on_file,
+            now=now_utc(), dry_run=dry_run, on_file=on_file, calendar=config.work_calendar(),
         )  # fmt: skip
 
 

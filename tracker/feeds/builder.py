@@ -26,7 +26,7 @@ from icalendar import (
     vText,
 )
 
-from tracker.display import format_at
+from tracker.display import format_at, moved_text
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
 from tracker.links import timeline_page
 from tracker.text import describe_error
@@ -411,7 +411,9 @@ def acting_title(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
 
 def item_description(view: MilestoneView, item: Occurrence, base_url: str) -> str:
     """Return the DESCRIPTION: state, summary, then one fact a line."""
-    head = [line for line in (status_line(view), done_line(view, item), view.summary) if line]
+    moved = moved_text(view.rolled_from) if view.rolled_from else ""
+    moved = f"{moved[:1].upper()}{moved[1:]}." if moved else ""
+    head = [line for line in (status_line(view), done_line(view, item), moved, view.summary) if line]
     return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url))]).strip()
 
 

@@ -94,7 +94,7 @@ def describe_item(item: Occurrence, language: Language, reader: str, base_url: s
         acts=audience_text(view.owner, language) if view.owner else "",
         audience=audiences_text(view.audiences, language),
         location=view.location,
-        summary=view.summary,
+        summary="\n".join(text for text in (moved_text(view, language), view.summary) if text),
         url=safe_link(view.url),
         page=timeline_page(view, base_url),
         span=item.due_at is None,
@@ -112,6 +112,14 @@ def describe_previous(view: MilestoneView | None, language: Language) -> Previou
     if done is None:
         return PreviousText(title, "", "", "")
     return PreviousText(title, day_text(done.done_at, view.zone, language), done.note, safe_link(done.link))
+
+
+def moved_text(view: MilestoneView, language: Language) -> str:
+    """Return 'Moved from Saturday, 23 August 2025, a non-working day.' when `roll` moved the date, else ''."""
+    if view.rolled_from is None:
+        return ""
+    day = format_date(view.rolled_from, "full", locale=language.locale)
+    return language.gettext("Moved from {day}, a non-working day.", day=day)
 
 
 def safe_link(url: str) -> str:

@@ -66,6 +66,7 @@ class Timeline(SQLModel, table=True):
     url: str = ""
     audiences: list[str] | None = _json()
     reminders: list[str] | None = _json()
+    calendar: dict[str, Any] | None = _json()  # weekend and holidays (workdays.WorkCalendar); None: Saturday-Sunday
     path: str = ""
     removed_at: datetime | None = _at()
     updated_at: datetime | None = _at()
@@ -100,6 +101,8 @@ class Milestone(SQLModel, table=True):
     opens_after: str | None = None
     reminders: list[str] | None = _json()  # effective offsets, e.g. ["14d", "7d", "1d"]
     overdue: list[str] | None = _json()  # escalation offsets of a late step, e.g. ["3d", "1d"]; None: TRACKER_OVERDUE
+    roll: str | None = Field(default=None, max_length=10)  # previous | next: off a day off to a working day
+    rolled_from: date | None = None  # the main date as written, when roll moved it (shown with the milestone)
     revision: int = 0
     updated_at: datetime | None = _at()
 

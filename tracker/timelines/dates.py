@@ -18,6 +18,8 @@ from functools import lru_cache
 from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from tracker.timelines.workdays import DEFAULT_CALENDAR, MAX_WORKDAYS, WorkCalendar, add_workdays
+
 Edge = Literal["start", "end"]
 Anchor = Literal["start", "end", "done"]
 
@@ -25,7 +27,7 @@ END_OF_DAY = time(23, 59, 59)
 # Every date a timeline yields stays in these years: far enough for any working group, and far
 # from year 1 and 9999, where a zone conversion or an offset would leave what datetime holds.
 FIRST_YEAR, LAST_YEAR = 1900, 2200
-_UNITS = {"d": "day", "w": "week", "h": "hour", "m": "minute"}
+_UNITS = {"d": "day", "w": "week", "h": "hour", "m": "minute", "wd": "working day"}
 _OFFSET = re.compile(r"(\d{1,6})\s*([dwhm])")
 _ABSOLUTE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _SLUG = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
@@ -49,10 +51,11 @@ class DateError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class Offset:
-    """A signed amount of calendar days or exact minutes."""
+    """A signed amount of calendar days, exact minutes or working days (in relative dates only)."""
 
     days: int = 0
     minutes: int = 0
+    workdays: int = 0
 
     @property
     def is_calendar(self) -> bool:
@@ -62,7 +65,7 @@ class Offset:
         return timedelta(days=self.days, minutes=self.minutes)
 
     def __neg__(self) -> Offset:
-        return Offset(-self.days, -self.minutes)
+        return Offset(-self.days, -self.minutes, -self.workdays)
 
     def __str__(self) -> str:
         return format_offset(self)
@@ -204,6 +207,8 @@ def parse_escalation(text: str) -> Offset:
 
 
 def _make_offset(amount: int, unit: str) -> Offset:
+    if unit == "wd":
+        return Offset(workdays=amount)
     if unit == "d":
         return Offset(days=amount)
     if unit == "w":
@@ -216,6 +221,8 @@ def _make_offset(amount: int, unit: str) -> Offset:
 def format_offset(offset: Offset) -> str:
     """Return canonical text that parses back to *offset* (sign dropped): days as 'Nd', else hours or minutes."""
     days, minutes = abs(offset.days), abs(offset.minutes)
+    if offset.workdays:
+        return f"{abs(offset.workdays)}wd"
     if minutes == 0:
         return f"{days}d"
     total = days * 1440 + minutes
@@ -332,7 +339,7 @@ class _Tokens:
         if not amount or not unit:
             raise self.bad()
         if unit not in _UNITS:
-            raise DateError(f"bad unit {shorten(unit, 20)!r} in {shorten(self.text, 60)!r}: use d, w, h or m")
+            raise DateError(f"bad unit {shorten(unit, 20)!r} in {shorten(self.text, 60)!r}: use d, w, h, m or wd")
         offset = self.offset(amount, unit)
         return -offset if sign == "-" else offset
 
@@ -343,6 +350,9 @@ class _Tokens:
         # Checked before int(): Python refuses to read a number of more than 4,300 digits.
         if len(amount) > (_MAX_DIGITS if self.limited else 4000):
             raise too_far
+        if unit == "wd" and int(amount) > MAX_WORKDAYS:
+            # Counted a day at a time: bounded so that a file's dates stay quick to work out.
+            raise DateError(f"the offset {shorten(amount + unit, 13)!r} is too far: at most {MAX_WORKDAYS}wd")
         offset = _make_offset(int(amount), unit)
         # Compared as whole seconds: a timedelta of a billion weeks would overflow first.
         if self.limited and offset.days * 86400 + offset.minutes * 60 > MAX_EXPRESSION_OFFSET.total_seconds():
@@ -350,9 +360,11 @@ class _Tokens:
         return offset
 
 
-def shift(point: LocalPoint, offsets: tuple[Offset, ...]) -> LocalPoint:
-    """Move *point* by calendar days and exact minutes, in its own zone."""
+def shift(point: LocalPoint, offsets: tuple[Offset, ...], calendar: WorkCalendar = DEFAULT_CALENDAR) -> LocalPoint:
+    """Move *point* by calendar days, working days of *calendar* and exact minutes, in its own zone."""
     for offset in offsets:
+        if offset.workdays:
+            point = LocalPoint(add_workdays(calendar, point.day, offset.workdays), point.clock, point.zone, point.edge)
         if offset.days:
             point = LocalPoint(point.day + timedelta(days=offset.days), point.clock, point.zone, point.edge)
         if offset.minutes:

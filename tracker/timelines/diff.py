@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
 from tracker.timelines.dates import Absolute, LocalPoint, Offset, Relative, format_offset, parse_stored_expr
 from tracker.timelines.files import FileProblem, MilestoneSpec, TimelineSpec, Titles, errors_in
 from tracker.timelines.resolve import Completion, DateRule, Key, ResolvedDates, resolve_dates, rules_from_specs
+from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar
 
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
 # Bookkeeping, updated without an event or a new revision: the resolved dates are what
 # members see, so a rewritten expression that lands on the same date is not news.
-SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr")
+# `roll` and `rolled_from` are how a date came about: a move of the date itself is the news.
+SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr", "roll", "rolled_from")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class MilestoneData:
     opens_after: str | None = None
     reminders: tuple[str, ...] = ()
     overdue: tuple[str, ...] | None = None  # escalation offsets of a late step; None: TRACKER_OVERDUE
+    roll: Roll | None = None  # kept to resolve the dates again when a completion moves them
+    rolled_from: date | None = None  # shown with the milestone: "moved from Saturday 23 August, a non-working day"
 
     @property
     def main_at(self) -> datetime | None:
@@ -79,9 +83,11 @@ class TimelineData:
     audiences: tuple[str, ...] = ()
     reminders: tuple[str, ...] | None = None
     titles: Titles = ()
+    calendar: WorkCalendar = DEFAULT_CALENDAR
 
     def columns(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["calendar"] = self.calendar.describe()
         values["audiences"] = list(self.audiences)
         values["reminders"] = None if self.reminders is None else list(self.reminders)
         values["titles"] = titles_column(self.titles)
@@ -113,6 +119,7 @@ class Change:
     fields: tuple[str, ...] = ()
     who: str = ""  # completions: who recorded it ("cli:USER", "api", "file")
     note: str = ""  # completions: the note given with it
+    rolled_from: date | None = None  # the date as written, when `roll` moved it off a non-working day
 
 
 @dataclass
@@ -210,7 +217,7 @@ def timeline_data(tl: TimelineSpec) -> TimelineData:
     reminders = None if tl.reminders is None else format_offsets(tl.reminders)
     return TimelineData(
         tl.id, tl.title, tl.timezone, tl.kind, tl.path, tl.summary, tl.source, tl.url, tl.audiences, reminders,
-        tl.titles,
+        tl.titles, tl.calendar,
     )  # fmt: skip
 
 
@@ -264,6 +271,8 @@ def milestone_data(
         opens_after=m.opens_after,
         reminders=effective_reminders(tl, m, defaults),
         overdue=effective_overdue(tl, m),
+        roll=m.roll,
+        rolled_from=dates.rolled_from,
     )
 
 
@@ -279,7 +288,7 @@ def expr_text(expr: object) -> str | None:
     ref = f"{expr.timeline}/{expr.milestone}" if expr.timeline else expr.milestone
     ref += f".{expr.anchor}" if expr.anchor else ""
     for offset in expr.offsets:
-        sign = "-" if offset.days < 0 or offset.minutes < 0 else "+"
+        sign = "-" if offset.days < 0 or offset.minutes < 0 or offset.workdays < 0 else "+"
         ref += f" {sign} {format_offset(offset)}"
     return ref
 
@@ -312,7 +321,10 @@ def diff_one(old: MilestoneData, new: MilestoneData) -> list[Change]:
 
 
 def change(kind: str, data: MilestoneData, **extra: Any) -> Change:
-    return Change(kind, data.timeline_id, data.key, data.title, all_day=data.all_day, zone=data.zone, **extra)
+    return Change(
+        kind, data.timeline_id, data.key, data.title, all_day=data.all_day, zone=data.zone,
+        rolled_from=data.rolled_from, **extra,
+    )  # fmt: skip
 
 
 def diff_completions(
@@ -335,7 +347,9 @@ def diff_completions(
     return changes
 
 
-def rules_from_rows(rows: Iterable[MilestoneData], paths: Mapping[str, str]) -> dict[Key, DateRule]:
+def rules_from_rows(
+    rows: Iterable[MilestoneData], paths: Mapping[str, str], calendars: Mapping[str, WorkCalendar]
+) -> dict[Key, DateRule]:
     """Rebuild date rules from stored expressions (used when a completion re-resolves dates)."""
     rules = {}
     for data in rows:
@@ -344,8 +358,9 @@ def rules_from_rows(rows: Iterable[MilestoneData], paths: Mapping[str, str]) -> 
                  (("due", data.due_expr), ("starts", data.starts_expr), ("ends", data.ends_expr))}  # fmt: skip
         key = (data.timeline_id, data.key)
         lines = {"id": data.line}
+        calendar = calendars.get(data.timeline_id, DEFAULT_CALENDAR)
         rules[key] = DateRule(key, data.zone, exprs["due"], exprs["starts"], exprs["ends"], data.repeat,
-                              paths.get(data.timeline_id, ""), lines)  # fmt: skip
+                              paths.get(data.timeline_id, ""), lines, None, calendar, data.roll)  # fmt: skip
     return rules
 
 
@@ -355,4 +370,5 @@ def with_dates(data: MilestoneData, dates: ResolvedDates) -> MilestoneData:
         due_at=dates.due.at() if dates.due else None,
         starts_at=dates.starts.at() if dates.starts else None,
         ends_at=dates.ends.at() if dates.ends else None,
+        rolled_from=dates.rolled_from,
     )

@@ -13,8 +13,8 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +36,15 @@ from tracker.timelines.dates import (
     suggest,
 )
 from tracker.timelines.repeats import RepeatError, check_first_date, read_repeat
+from tracker.timelines.workdays import (
+    DEFAULT_CALENDAR,
+    MAX_CLOSED_DATES,
+    ROLLS,
+    WEEKDAYS,
+    Roll,
+    WorkCalendar,
+    supported_places,
+)
 
 # The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
 Titles = tuple[tuple[str, str], ...]  # (language, text) pairs sorted by language, `en` left out
@@ -43,15 +52,20 @@ KINDS = ("consultation", "drafting", "nomination", "meeting", "forum", "other")
 STATUSES = ("active", "cancelled")
 TIMELINE_KEYS = (
     "id", "title", "summary", "timezone", "kind", "source", "url", "audiences", "reminders", "overdue", "milestones",
+    "weekend", "holidays",
 )  # fmt: skip
 MILESTONE_KEYS = (
     "id", "title", "summary", "owner", "due", "starts", "ends", "opens_after",
-    "reminders", "overdue", "repeat", "status", "done", "url", "location",
+    "reminders", "overdue", "repeat", "status", "done", "url", "location", "roll",
 )  # fmt: skip
+HOLIDAY_KEYS = ("country", "subdivision", "dates", "file")
+# A file of closures shared by timelines: a plain name in the schedules folder, so it cannot point elsewhere.
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+SHARED_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.txt")
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _REQUIRED_KEYS = (("id", "title", "milestones"), ("id", "title"))
 _KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
-    keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS, *_REQUIRED_KEYS)
+    keys: frozenset(keys) for keys in (TIMELINE_KEYS, MILESTONE_KEYS, HOLIDAY_KEYS, (), *_REQUIRED_KEYS)
 }
 # Limits that keep reading a file quick and small whatever it holds (YAML aliases let a short file
 # name one big list many times, so lists and mappings are bounded where they are read, too).
@@ -136,6 +150,7 @@ class MilestoneSpec:
     done: Absolute | None = None
     url: str = ""
     location: str = ""
+    roll: Roll | None = None
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     @property
@@ -162,6 +177,8 @@ class TimelineSpec:
     overdue: tuple[Offset, ...] | None = None  # None: TRACKER_OVERDUE
     milestones: tuple[MilestoneSpec, ...] = ()
     titles: Titles = ()
+    calendar: WorkCalendar = DEFAULT_CALENDAR  # its working days: `weekend` and `holidays`, else tracker.toml's
+    closures_file: tuple[str, int] | None = None  # `holidays: {file: …}` and its line; load_schedules adds its dates
     complete: bool = field(default=True, compare=False)  # False when a milestone could not be read
 
 
@@ -246,13 +263,16 @@ def load_schedules(
     default_zone: str,
     on_file: Callable[[Path], None] | None = None,
     contents: Mapping[Path, bytes | UnreadableFileError] | None = None,
+    calendar: WorkCalendar = DEFAULT_CALENDAR,
 ) -> tuple[list[TimelineSpec], list[FileProblem]]:
     """Load every timeline file under *paths*; return the good specs and all problems.
 
-    *contents* holds files already read (see `read_files`); the others are read here.
+    *contents* holds files already read (see `read_files`); the others are read here. *calendar*
+    is the working week and holidays of timelines that do not declare their own.
     """
     timelines: list[TimelineSpec] = []
     problems: list[FileProblem] = []
+    shared = SharedFiles(contents or {})
     for path in find_files(paths):
         if on_file is not None:
             on_file(path)
@@ -267,12 +287,80 @@ def load_schedules(
         except UnicodeDecodeError as exc:
             problems.append(FileProblem(str(path), 1, f"cannot read file: {exc}"))
             continue
-        spec, found = load_text(text, str(path), default_zone)
+        spec, found = load_text(text, str(path), default_zone, calendar)
         problems.extend(found)
         if spec is not None:
-            timelines.append(spec)
+            timelines.append(with_shared_closures(spec, shared, problems))
     problems.extend(check_unique_ids(timelines))
     return timelines, sorted(problems)
+
+
+class SharedFiles:
+    """The closures files of one load, each read and checked once however many timelines name it."""
+
+    def __init__(self, contents: Mapping[Path, bytes | UnreadableFileError]) -> None:
+        self.contents = contents
+        self.read: dict[Path, frozenset[date] | str] = {}  # the dates, or why the file cannot be read
+
+    def dates(self, path: Path, problems: list[FileProblem]) -> frozenset[date] | str:
+        if path not in self.read:
+            try:
+                data = self.contents.get(path)
+                if isinstance(data, UnreadableFileError):
+                    raise data
+                found, self.read[path] = read_closures(decode_file(read_file(path) if data is None else data), path)
+                problems.extend(found)
+            except (UnreadableFileError, UnicodeDecodeError) as exc:
+                self.read[path] = str(exc)
+        return self.read[path]
+
+
+def with_shared_closures(spec: TimelineSpec, shared: SharedFiles, problems: list[FileProblem]) -> TimelineSpec:
+    """Add the dates of the timeline's shared closures file (`holidays: {file: closures.txt}`) to its calendar."""
+    if spec.closures_file is None:
+        return spec
+    name, line = spec.closures_file
+    closed = shared.dates(Path(spec.path).parent / name, problems)
+    if isinstance(closed, str):
+        problems.append(FileProblem(spec.path, line, f"holidays: {name}: {closed}"))
+        return spec
+    closed |= spec.calendar.closed
+    if len(closed) > MAX_CLOSED_DATES:
+        message = f"holidays: {len(closed)} closed days with {name}; list at most {MAX_CLOSED_DATES}"
+        problems.append(FileProblem(spec.path, line, message))
+        return spec
+    return replace(spec, calendar=replace(spec.calendar, closed=closed))
+
+
+def read_closures(text: str, path: Path) -> tuple[list[FileProblem], frozenset[date]]:
+    """Read one closed day a line ('2025-12-24  ITU closed'); '#' starts a comment line."""
+    problems: list[FileProblem] = []
+    closed: set[date] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        first = line.split(maxsplit=1)[0] if line.strip() and not line.lstrip().startswith("#") else ""
+        day = read_day(first) if first else None
+        if first and day is None:
+            fix = "write one closed day a line, as YYYY-MM-DD, maybe followed by its name"
+            problems.append(FileProblem(str(path), number, f"{shorten(first)!r} is not a date: {fix}"))
+        elif day is not None:
+            closed.add(day)
+        if len(closed) > MAX_CLOSED_DATES:
+            problems.append(FileProblem(str(path), number, f"more than {MAX_CLOSED_DATES} closed days: keep fewer"))
+            break
+    return problems, frozenset(closed)
+
+
+def read_day(text: str) -> date | None:
+    if not _ISO_DAY.fullmatch(text):
+        return None
+    with suppress(ValueError):
+        return date.fromisoformat(text)
+    return None
+
+
+def find_shared_files(folder: Path) -> list[Path]:
+    """The closures files timelines may share (`*.txt` in the schedules folder), sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix == ".txt" and not p.is_dir()) if folder.is_dir() else []
 
 
 def check_unique_ids(timelines: list[TimelineSpec]) -> list[FileProblem]:
@@ -292,17 +380,21 @@ def check_unique_ids(timelines: list[TimelineSpec]) -> list[FileProblem]:
     return problems
 
 
-def load_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[FileProblem]]:
+def load_text(
+    text: str, path: str, default_zone: str, calendar: WorkCalendar = DEFAULT_CALENDAR
+) -> tuple[TimelineSpec | None, list[FileProblem]]:
     """Parse one file's text; return its spec (None when unusable) and its problems."""
-    spec, problems = _load_text_once(text, path, default_zone)
+    spec, problems = _load_text_once(text, path, default_zone, calendar)
     return spec, list(problems)
 
 
 # The main job re-syncs the whole folder after each save; remembering each file's result
 # by its exact text means only the saved file is read again. Specs are frozen, so sharing is safe.
 @lru_cache(maxsize=4096)
-def _load_text_once(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, tuple[FileProblem, ...]]:
-    spec, problems = _parse_text(text, path, default_zone)
+def _load_text_once(
+    text: str, path: str, default_zone: str, calendar: WorkCalendar
+) -> tuple[TimelineSpec | None, tuple[FileProblem, ...]]:
+    spec, problems = _parse_text(text, path, default_zone, calendar)
     return spec, tuple(problems)
 
 
@@ -318,7 +410,9 @@ def is_slug(value: str) -> bool:
     return SLUG.fullmatch(value) is not None
 
 
-def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec | None, list[FileProblem]]:
+def _parse_text(
+    text: str, path: str, default_zone: str, calendar: WorkCalendar = DEFAULT_CALENDAR
+) -> tuple[TimelineSpec | None, list[FileProblem]]:
     reader = _Reader(path)
     too_deep = nesting_problem(text, path)
     if too_deep is not None:
@@ -338,7 +432,7 @@ def _parse_text(text: str, path: str, default_zone: str) -> tuple[TimelineSpec |
         return None, [FileProblem(path, 1, f"YAML syntax: {' '.join(str(exc).split())}")]
     if root is None:
         return None, [FileProblem(path, 1, "empty file: a timeline needs at least id, title and milestones")]
-    spec = reader.timeline(root, default_zone)
+    spec = reader.timeline(root, default_zone, calendar)
     # A spec with problems is still returned (partial), so references and cycles in it can be
     # checked in the same run; callers never apply a spec that came with problems.
     return spec, reader.problems
@@ -392,6 +486,7 @@ class _Reader:
         self.path = path
         self.problems: list[FileProblem] = []
         self.repeating = 0  # rules checked against their first date so far
+        self.closures_file: tuple[str, int] | None = None
 
     def report(self, node: yaml.Node, message: str) -> None:
         self.problems.append(FileProblem(self.path, node.start_mark.line + 1, message))
@@ -526,7 +621,9 @@ class _Reader:
             self.report(node, f"{key}: {exc}")
             return None
 
-    def timeline(self, root: yaml.Node, default_zone: str) -> TimelineSpec | None:
+    def timeline(
+        self, root: yaml.Node, default_zone: str, default_calendar: WorkCalendar = DEFAULT_CALENDAR
+    ) -> TimelineSpec | None:
         keys = self.mapping(root, TIMELINE_KEYS, _REQUIRED_KEYS[0], "timeline")
         zone = self.scalar(keys.get("timezone"), "timezone") or default_zone
         if "timezone" in keys:
@@ -558,6 +655,8 @@ class _Reader:
             overdue=self.overdue(keys.get("overdue")),
             milestones=specs,
             titles=titles,
+            calendar=self.calendar(keys, default_calendar),
+            closures_file=self.closures_file,
             complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
@@ -661,6 +760,7 @@ class _Reader:
             done=self.done(keys.get("done")),
             url=self.optional_text(keys, "url"),
             location=self.optional_text(keys, "location"),
+            roll=self.roll(keys.get("roll")),
             lines=lines,
         )
         self.check_shape(node, keys, spec)
@@ -704,6 +804,88 @@ class _Reader:
             return None
         return expr if isinstance(expr, Absolute) else None
 
+    def roll(self, node: yaml.Node | None) -> Roll | None:
+        value = self.scalar(node, "roll")
+        if value is None or node is None:
+            return None
+        if value not in ROLLS:
+            fix = "previous (the working day before) or next (the working day after)"
+            self.report(node, f"roll {shorten(value)!r} is not {fix}{suggest(value, ROLLS)}")
+            return None
+        return "previous" if value == "previous" else "next"
+
+    def calendar(self, keys: dict[str, yaml.Node], default: WorkCalendar) -> WorkCalendar:
+        """Return the timeline's working days: its own `weekend` and `holidays`, each else the default's."""
+        weekend = self.weekend(keys["weekend"]) if "weekend" in keys else None
+        found = self.holidays(keys["holidays"]) if "holidays" in keys else None
+        country, subdivision, closed = found or (default.country, default.subdivision, default.closed)
+        return WorkCalendar(default.weekend if weekend is None else weekend, country, subdivision, closed)
+
+    def weekend(self, node: yaml.Node) -> frozenset[int] | None:
+        days: set[int] = set()
+        for item in self.items(node, "weekend days", len(WEEKDAYS) - 1, "a week needs a working day: list"):
+            name = (self.scalar(item, "weekend") or "").lower()
+            if name in WEEKDAYS:
+                days.add(WEEKDAYS.index(name))
+            elif name:
+                hint = suggest(name[:3], WEEKDAYS) or f" ({', '.join(WEEKDAYS)})"
+                self.report(item, f"weekend: {shorten(name)!r} is not a day of the week{hint}")
+        return frozenset(days) if isinstance(node, yaml.SequenceNode) else None
+
+    def holidays(self, node: yaml.Node) -> tuple[str | None, str | None, frozenset[date]] | None:
+        """Read `holidays: {country: CH, subdivision: GE, dates: [...]}`; None when unusable."""
+        if is_null(node):
+            self.report(node, "'holidays' is empty: give country (and subdivision) and/or dates, or {} for none")
+            return None
+        keys = self.mapping(node, HOLIDAY_KEYS, (), "holidays")
+        country = self.country(keys.get("country"))
+        subdivision = self.subdivision(keys.get("subdivision"), country)
+        if "subdivision" in keys and "country" not in keys:
+            self.report(keys["subdivision"], "holidays: a subdivision needs its country, e.g. country: CH")
+        closed = set()
+        for item in self.items(keys.get("dates"), "holiday dates", MAX_CLOSED_DATES):
+            expr = self.expr(item, "holidays")
+            if isinstance(expr, Absolute) and expr.clock is None:
+                closed.add(expr.day)
+            elif expr is not None:
+                self.report(item, "holidays: each date is a day (YYYY-MM-DD), without a time and not relative")
+        self.shared_file(keys.get("file"))
+        return country, subdivision, frozenset(closed)
+
+    def shared_file(self, node: yaml.Node | None) -> None:
+        name = self.scalar(node, "file")
+        if name is None or node is None:
+            return
+        if not SHARED_FILE.fullmatch(name):
+            where = "the name of a .txt file in the schedules folder, e.g. closures.txt"
+            self.report(node, f"holidays: file {shorten(name)!r} must be {where}")
+            return
+        self.closures_file = (name, node.start_mark.line + 1)
+
+    def country(self, node: yaml.Node | None) -> str | None:
+        value = self.scalar(node, "country")
+        if value is None or node is None:
+            return None
+        places = supported_places()
+        if value not in places:
+            hint = f" (did you mean {value.upper()!r}?)" if value.upper() in places else suggest(value, places)
+            where = "a country code known to the holidays library (ISO 3166, e.g. CH, FR, US)"
+            self.report(node, f"holidays: unknown country {shorten(value)!r}{hint}; write {where}")
+            return None
+        return value
+
+    def subdivision(self, node: yaml.Node | None, country: str | None) -> str | None:
+        value = self.scalar(node, "subdivision")
+        if value is None or node is None or country is None:
+            return None
+        known = supported_places()[country]
+        if value not in known:
+            hint = f" (did you mean {value.upper()!r}?)" if value.upper() in known else suggest(value, known)
+            listed = ", ".join(known[:30]) + (", …" if len(known) > 30 else "") if known else "none"
+            self.report(node, f"holidays: {country} has no subdivision {shorten(value)!r}{hint}; it has: {listed}")
+            return None
+        return value
+
     def check_shape(self, node: yaml.Node, keys: dict[str, yaml.Node], spec: MilestoneSpec) -> None:
         if "due" in keys and "starts" in keys:
             self.report(keys["starts"], "a milestone has either 'due' (a deadline) or 'starts' (a span), not both")
@@ -716,6 +898,10 @@ class _Reader:
                 keys["overdue"], "overdue: only deadlines ('due') are late and chased; remove it from this span"
             )
         first = spec.due or spec.starts
+        if spec.repeat is not None and spec.roll is not None:
+            self.report(
+                keys["roll"], "roll: a repeating milestone's dates are not rolled; give each date its own milestone"
+            )
         if spec.repeat is not None and isinstance(first, Relative):
             self.report(keys["repeat"], "a repeating milestone needs an absolute first date, not a relative one")
         elif spec.repeat is not None and isinstance(first, Absolute):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.metadata
+import json
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -28,12 +29,14 @@ from tracker.timelines.files import (
     UnreadableFileError,
     errors_in,
     find_files,
+    find_shared_files,
     load_schedules,
     read_files,
 )
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
 from tracker.timelines.sync import apply_plan, plan_sync
 from tracker.timelines.validation import incomplete_timelines
+from tracker.timelines.workdays import DEFAULT_CALENDAR, WorkCalendar
 
 
 @dataclass
@@ -61,21 +64,26 @@ def sync_folder(
     now: datetime,
     dry_run: bool = False,
     on_file: Callable[[Path], None] | None = None,
+    calendar: WorkCalendar = DEFAULT_CALENDAR,
 ) -> SyncOutcome:
-    """Load *folder* and apply it in one transaction, or report why nothing changed."""
+    """Load *folder* and apply it in one transaction, or report why nothing changed.
+
+    *calendar*: the working days of timelines that declare none (tracker.toml's weekend and holidays).
+    """
     if not folder.is_dir():
         return SyncOutcome(None, [FileProblem(str(folder), 1, "schedules folder not found")])
     files = find_files([folder])
     # Read once: the digest and the specs are then of the same bytes, even if a file is being saved.
-    contents = read_files(files)
-    digest = input_digest(files, zone, reminders, contents)
+    # The closures files timelines may share are part of the input too (a new closed day moves dates).
+    contents = read_files([*files, *find_shared_files(folder)])
+    digest = input_digest(files, zone, reminders, contents, calendar)
     with transaction(engine) as session:
         state = session.get(SyncState, 1)
         if state is not None and state.digest == digest and state.event_id == newest_event_id(session):
             return SyncOutcome(SyncPlan.nothing(), [], state.timelines, state.milestones)
     with paused_gc():
         return load_and_apply(engine, files, contents, digest, zone=zone, reminders=reminders, now=now,
-                              dry_run=dry_run, on_file=on_file)  # fmt: skip
+                              dry_run=dry_run, on_file=on_file, calendar=calendar)  # fmt: skip
 
 
 def load_and_apply(
@@ -89,8 +97,9 @@ def load_and_apply(
     now: datetime,
     dry_run: bool,
     on_file: Callable[[Path], None] | None,
+    calendar: WorkCalendar = DEFAULT_CALENDAR,
 ) -> SyncOutcome:
-    specs, problems = load_schedules(files, zone, on_file, contents)
+    specs, problems = load_schedules(files, zone, on_file, contents, calendar)
     if errors_in(problems):  # report the date problems of the same files too: all problems at once
         _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
         return SyncOutcome(None, sorted(problems + date_problems))
@@ -119,13 +128,21 @@ def forget_earlier_syncs() -> None:
 
 
 def input_digest(
-    files: Sequence[Path], zone: str, reminders: Sequence[str], contents: Mapping[Path, bytes | UnreadableFileError]
+    files: Sequence[Path],
+    zone: str,
+    reminders: Sequence[str],
+    contents: Mapping[Path, bytes | UnreadableFileError],
+    calendar: WorkCalendar = DEFAULT_CALENDAR,
 ) -> str:
-    """Hash everything a sync's result depends on: the files, the defaults, the code and zone data."""
+    """Hash everything a sync's result depends on: the files, the defaults, the code, zone and holiday data."""
     digest = hashlib.sha256()
-    for part in (__version__, head_revision(), zone_data_version(), zone, ",".join(reminders)):
+    # The holidays package's version: a new release may add or move a public holiday, and so a rolled date.
+    default_days = json.dumps(calendar.describe(), sort_keys=True)
+    holidays = importlib.metadata.version("holidays")
+    for part in (__version__, head_revision(), zone_data_version(), zone, ",".join(reminders), default_days, holidays):
         digest.update(part.encode() + b"\0")
-    for path in files:
+    listed = set(files)
+    for path in [*files, *(p for p in contents if p not in listed)]:  # then the shared closures files
         digest.update(str(path).encode() + b"\0")
         data = contents.get(path)
         if isinstance(data, bytes):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from tracker.timelines.dates import (
@@ -24,6 +24,7 @@ from tracker.timelines.dates import (
     to_local,
 )
 from tracker.timelines.files import FileProblem, TimelineSpec
+from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar, WorkdayError, roll_day
 
 Key = tuple[str, str]  # (timeline id, milestone id)
 
@@ -41,6 +42,9 @@ class DateRule:
     path: str = ""
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
     opens_after: str | None = None  # not a date, but a reference checked with the others
+    calendar: WorkCalendar = DEFAULT_CALENDAR  # the timeline's working days, for `wd` offsets and `roll`
+    roll: Roll | None = None  # a date on a day off moves to the previous or next working day
+    cancelled: bool = False  # no warning of a day off for what does not take place
     # (field, referenced milestone) for each relative date; asked for several times per sync
     dependencies: tuple[tuple[str, Key], ...] = field(init=False, compare=False, repr=False)
 
@@ -70,6 +74,7 @@ class ResolvedDates:
     due: LocalPoint | None = None
     starts: LocalPoint | None = None
     ends: LocalPoint | None = None
+    rolled_from: date | None = None  # the main date as written, when `roll` moved it off a day off
 
     @property
     def main(self) -> LocalPoint:
@@ -90,7 +95,18 @@ def rules_from_specs(specs: Sequence[TimelineSpec]) -> dict[Key, DateRule]:
     """The date rule of every milestone in *specs*, as resolve_dates takes them."""
     return {
         (tl.id, m.id): DateRule(
-            (tl.id, m.id), tl.timezone, m.due, m.starts, m.ends, m.repeat, tl.path, m.lines, m.opens_after
+            (tl.id, m.id),
+            tl.timezone,
+            m.due,
+            m.starts,
+            m.ends,
+            m.repeat,
+            tl.path,
+            m.lines,
+            m.opens_after,
+            calendar=tl.calendar,
+            roll=m.roll,
+            cancelled=m.status == "cancelled",
         )
         for tl in specs
         for m in tl.milestones
@@ -136,11 +152,13 @@ def resolve_checked(
     try:
         dates = resolve_rule(rule, resolved, rules, completions)
         out_of_range = check_range(rule, dates)
+    except WorkdayError as exc:  # no working day near the date: said as such
+        return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {exc}")
     except (OverflowError, ValueError):
         return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
     if out_of_range:
         return None, out_of_range
-    return dates, check_span(rule, dates)
+    return dates, check_span(rule, dates) or check_day_off(rule, dates)
 
 
 def dependencies(rule: DateRule) -> tuple[tuple[str, Key], ...]:
@@ -258,16 +276,31 @@ def resolve_rule(
             return LocalPoint(expr.day, expr.clock, rule.zone, edge)
         target = reference_key(expr, rule.key[0])
         base = anchor_point(resolved.get(target), expr, rules[target], completions.get(target))
-        moved = shift(move_to_zone(base, rule.zone), expr.offsets)
+        moved = shift(move_to_zone(base, rule.zone), expr.offsets, rule.calendar)
         return LocalPoint(moved.day, moved.clock, moved.zone, edge)
 
     if rule.due is not None:
-        return ResolvedDates(due=point(rule.due, "end"))
+        return rolled(rule, ResolvedDates(due=point(rule.due, "end")))
     starts = point(rule.starts, "start")
     ends = point(rule.ends, "end") if rule.ends is not None else None
     if ends is None and starts is not None:
         ends = LocalPoint(starts.day, starts.clock, starts.zone, "end")
-    return ResolvedDates(starts=starts, ends=ends)
+    return rolled(rule, ResolvedDates(starts=starts, ends=ends))
+
+
+def rolled(rule: DateRule, dates: ResolvedDates) -> ResolvedDates:
+    """Apply the rule's `roll` to each of its dates, after the expression, keeping what the main date was."""
+    if rule.roll is None:
+        return dates
+    roll = rule.roll
+
+    def move(point: LocalPoint | None) -> LocalPoint | None:
+        # Rolling is monotone: a span's start and end move the same way and keep their order.
+        return point and replace(point, day=roll_day(rule.calendar, point.day, roll))
+
+    moved = ResolvedDates(move(dates.due), move(dates.starts), move(dates.ends))
+    was = dates.main.day
+    return replace(moved, rolled_from=was if moved.main.day != was else None)
 
 
 def anchor_point(
@@ -302,6 +335,21 @@ def check_range(rule: DateRule, dates: ResolvedDates) -> FileProblem | None:
         if point is not None and not FIRST_YEAR <= point.day.year <= LAST_YEAR:
             return FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
     return None
+
+
+def check_day_off(rule: DateRule, dates: ResolvedDates) -> FileProblem | None:
+    """Warn of a deadline on a day off that no `roll` moves: it may well be a mistake, but may be meant."""
+    # A repeating milestone's occurrences fall on other weekdays each year: its first date alone says little.
+    if dates.due is None or rule.roll is not None or rule.repeat is not None or rule.cancelled:
+        return None
+    day = dates.due.day
+    if rule.calendar.is_working(day):
+        return None
+    message = (
+        f"due: {day:%A} {day.day} {day:%B %Y} is not a working day; add 'roll: previous' (or 'roll: next') "
+        "to move it to a working day, or count in working days ('meeting - 10wd')"
+    )
+    return FileProblem(rule.path, rule.line_of("due"), message, warning=True)
 
 
 def check_span(rule: DateRule, dates: ResolvedDates) -> FileProblem | None:

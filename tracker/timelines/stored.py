@@ -49,6 +49,7 @@ def load_views(session: Session) -> list[MilestoneView]:
                 titles=m.titles or {},
                 timeline_titles=timeline.titles or {},
                 due_expr=m.due_expr,
+                rolled_from=m.rolled_from,
             )
         )
     return views

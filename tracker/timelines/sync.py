@@ -28,6 +28,7 @@ from tracker.timelines.diff import (
 )
 from tracker.timelines.files import FileProblem, TimelineSpec
 from tracker.timelines.resolve import Completion, Key
+from tracker.timelines.workdays import calendar_from_column
 
 
 def plan_sync(
@@ -66,7 +67,7 @@ def row_to_timeline(row: Any) -> TimelineData:
     return TimelineData(
         row["id"], row["title"], row["timezone"], row["kind"], row["path"], row["summary"], row["source"],
         row["url"], tuple(row["audiences"] or ()), None if reminders is None else tuple(reminders),
-        titles_from_column(row["titles"]),
+        titles_from_column(row["titles"]), calendar_from_column(row["calendar"]),
     )  # fmt: skip
 
 

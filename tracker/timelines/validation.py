@@ -13,10 +13,15 @@ from pathlib import Path
 
 from tracker.timelines.files import FileProblem, TimelineSpec, find_files, load_schedules
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
+from tracker.timelines.workdays import DEFAULT_CALENDAR, WorkCalendar
 
 
 def validate_paths(
-    paths: Sequence[Path], folder: Path, zone: str, on_file: Callable[[Path], None] | None = None
+    paths: Sequence[Path],
+    folder: Path,
+    zone: str,
+    on_file: Callable[[Path], None] | None = None,
+    calendar: WorkCalendar = DEFAULT_CALENDAR,
 ) -> tuple[list[TimelineSpec], list[FileProblem]]:
     """Check *paths*; the rest of *folder* is loaded as context for cross-file references."""
     missing = [FileProblem(str(p), 1, "no such file or folder") for p in paths if not p.exists()]
@@ -24,8 +29,11 @@ def validate_paths(
     files = list({real_path(p): p for p in find_files([p for p in paths if p.exists()])}.values())
     wanted = {real_path(p) for p in files}
     context = [p for p in find_files([folder]) if real_path(p) not in wanted] if folder.is_dir() else []
-    specs, problems = load_schedules([*files, *context], zone, on_file)
+    specs, problems = load_schedules([*files, *context], zone, on_file, calendar=calendar)
     _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
+    # A closures file shared by a checked timeline is checked with it.
+    wanted |= {real_path(Path(s.path).parent / s.closures_file[0]) for s in specs
+               if s.closures_file and real_path(Path(s.path)) in wanted}  # fmt: skip
     found = [p for p in problems + date_problems if real_path(Path(p.path)) in wanted]
     mine = [s for s in specs if real_path(Path(s.path)) in wanted]
     return mine, sorted(missing + found)

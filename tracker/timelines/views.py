@@ -62,6 +62,7 @@ class MilestoneView:
     titles: Mapping[str, str] = field(default_factory=dict)  # translations of `title` by language code
     timeline_titles: Mapping[str, str] = field(default_factory=dict)  # translations of `timeline_title`
     due_expr: str | None = None  # the expression the due date came from, e.g. "meeting - 30d"
+    rolled_from: date | None = None  # the date as written, when `roll` moved it off a non-working day
 
     @property
     def main_at(self) -> datetime:

@@ -92,6 +92,10 @@ class MilestoneOut(BaseModel):
     opens_after: str | None
     state: str = Field(description="Of its current occurrence (the late one, else the next): " + " | ".join(STATES))
     expressions: Expressions
+    rolled_from: str | None = Field(
+        default=None,
+        description="The date as its rule gives it (YYYY-MM-DD), when `roll` moved it off a non-working day",
+    )
     completions: list[CompletionOut]
 
 
@@ -277,6 +281,7 @@ def describe_milestone(view: MilestoneView, expressions: Expressions, process: P
         opens_after=view.opens_after,
         state=process.current_state(view),
         expressions=expressions,
+        rolled_from=view.rolled_from.isoformat() if view.rolled_from else None,
         completions=completions,
     )
 

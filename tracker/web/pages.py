@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from tracker.clock import Clock
 from tracker.feeds.calendars import FeedRef, feed_refs
 from tracker.i18n.languages import N_, Language
-from tracker.i18n.wording import audience_text, day_text, due_text, state_text, when_text
+from tracker.i18n.wording import audience_text, day_text, due_text, moved_text, state_text, when_text
 from tracker.store.engine import transaction
 from tracker.text import describe_error
 from tracker.timelines.dates import DateError, Offset, get_zone
@@ -81,6 +81,7 @@ class Line:
     done_on: str  # the day it was done, in the timeline's zone
     note: str
     link: str
+    moved: str = ""  # why the date is not the one its rule gives: a non-working day
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def line_of(mark: Mark, title: str, wording: str, language: Language) -> Line:
         done_on=day_text(done_at, view.zone, language) if completion and done_at else "",
         note=completion.note if completion else "",
         link=web_url(completion.link) if completion else "",
+        moved=moved_text(view, language),
     )
 
 

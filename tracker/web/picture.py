@@ -59,6 +59,7 @@ class Link:
     minutes: int  # signed: before (< 0) or after the anchor
     milestone: str  # the key counted from
     timeline: str  # the other timeline's id, '' when in the same one
+    workdays: int = 0  # signed working days ('meeting - 10wd'), counted before the minutes
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ def read_link(view: MilestoneView) -> Link | None:
     local = expr.timeline in (None, view.timeline_id)
     minutes = sum(o.days * 1440 + o.minutes for o in expr.offsets)
     other = "" if local else (expr.timeline or "")
-    return Link(expr.milestone if local else "", expr.anchor, minutes, expr.milestone, other)
+    workdays = sum(o.workdays for o in expr.offsets)
+    return Link(expr.milestone if local else "", expr.anchor, minutes, expr.milestone, other, workdays)
 
 
 def link_words(link: Link, language: Language, titles: dict[str, str] | None = None) -> str:
@@ -153,18 +155,20 @@ def link_words(link: Link, language: Language, titles: dict[str, str] | None = N
     place = gettext(PLACES[link.anchor or ""]) % {"what": what}
     if link.timeline:
         place = gettext(N_("%(place)s in %(timeline)s")) % {"place": place, "timeline": link.timeline}
-    if link.minutes == 0:
+    if link.minutes == 0 and link.workdays == 0:
         return gettext(N_("at %(place)s")) % {"place": place}
-    amount = amount_words(abs(link.minutes), language)
-    wording = N_("%(amount)s before %(place)s") if link.minutes < 0 else N_("%(amount)s after %(place)s")
+    amount = amount_words(abs(link.minutes), language, abs(link.workdays))
+    before = (link.workdays or link.minutes) < 0  # working days lead: 'meeting - 10wd + 1d' is before the meeting
+    wording = N_("%(amount)s before %(place)s") if before else N_("%(amount)s after %(place)s")
     return gettext(wording) % {"amount": amount, "place": place}
 
 
-def amount_words(minutes: int, language: Language) -> str:
-    """'30 days', '1 day and 4 hours', '90 minutes'."""
+def amount_words(minutes: int, language: Language, workdays: int = 0) -> str:
+    """'30 days', '1 day and 4 hours', '90 minutes', '10 working days'."""
     days, rest = divmod(minutes, 1440)
     ngettext = language.translations.ngettext
-    parts = [ngettext("%(num)d day", "%(num)d days", days) % {"num": days}] if days else []
+    parts = [ngettext("%(num)d working day", "%(num)d working days", workdays) % {"num": workdays}] if workdays else []
+    parts += [ngettext("%(num)d day", "%(num)d days", days) % {"num": days}] if days else []
     if rest % 60 == 0 and rest:
         parts.append(ngettext("%(num)d hour", "%(num)d hours", rest // 60) % {"num": rest // 60})
     elif rest:
