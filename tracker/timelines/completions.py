@@ -13,6 +13,7 @@ from tracker.store.models import CompletionRecord
 from tracker.text import find_refused
 from tracker.timelines.dates import suggest
 from tracker.timelines.diff import Change, Stored, SyncPlan, change, diff_milestones, rules_from_rows, with_dates
+from tracker.timelines.files import errors_in
 from tracker.timelines.resolve import Completion, Key, resolve_dates
 from tracker.timelines.sync import completion_columns, delete_completion, load_stored, write_events, write_milestones
 from tracker.timelines.views import MilestoneView, nearest_occurrence
@@ -177,7 +178,7 @@ def finish(
     if completions is not None:
         paths = {t: data.path for t, data in stored.timelines.items()}
         dates, problems = resolve_dates(rules_from_rows(live.values(), paths), completions)
-        if not problems:  # the store only holds rules that resolved once; on doubt keep old dates
+        if not errors_in(problems):  # the store only holds rules that resolved once; on doubt keep old dates
             desired = {key: with_dates(data, dates[key]) for key, data in live.items()}
     plan = SyncPlan(changes + diff_milestones(desired, stored), stored.timelines, desired, {}, stored)
     write_milestones(session, plan, now)
