@@ -5,16 +5,23 @@ Pure: timeline files in a temporary folder, validated as `tracker validate` does
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import recurring_ical_events  # type: ignore[import-untyped]
+from icalendar import Calendar
 
-from tests.support.factories import milestone_yaml, timeline_yaml, validate, write
+from tests.support.factories import make_view, milestone_yaml, timeline_yaml, validate, write
+from tracker.feeds import CalendarInfo, build_feed
 from tracker.timelines.dates import DateError, get_zone
 from tracker.timelines.files import load_schedules
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
+from tracker.timelines.views import MilestoneView
 from tracker.timelines.zones import canonical_zone
+
+BASE = "https://tracker.example.org"
 
 # The night the clocks go forward in zones east and west of UTC, south and north, and by half an hour.
 GAPS = [
@@ -169,3 +176,40 @@ def test_old_names_map_to_the_zone_of_their_place() -> None:
     assert canonical_zone("Asia/Calcutta") == "Asia/Kolkata"
     assert canonical_zone("Europe/Zurich") == "Europe/Zurich"
     assert canonical_zone("UTC") == "UTC"
+
+
+# In calendars
+
+
+def feed_bytes(view: MilestoneView) -> bytes:
+    info = CalendarInfo(name="Night", description="", url=f"{BASE}/", base_url=BASE, source=f"{BASE}/feeds/all.ics")
+    return build_feed([view], info, now=datetime(2027, 1, 1, tzinfo=UTC), cancelled_grace=timedelta(days=30))
+
+
+def feed_of(view: MilestoneView) -> Any:
+    return recurring_ical_events.of(Calendar.from_ical(feed_bytes(view))).between(date(2027, 1, 1), date(2028, 1, 1))
+
+
+def test_a_meeting_the_clocks_moved_keeps_its_hour_in_calendars(folder: Path) -> None:
+    write(folder, "night.yaml", NIGHT)
+    specs, _ = load_schedules([folder], "Europe/Zurich")
+    dates, _ = resolve_dates(rules_from_specs(specs), {})
+    rehearsal = dates[("wsis-prizes", "rehearsal")]
+    assert rehearsal.starts is not None and rehearsal.ends is not None
+    view = make_view(kind="span", all_day=False, zone="America/New_York", due_at=None,
+                     starts_at=rehearsal.starts.at(), ends_at=rehearsal.ends.at())  # fmt: skip
+
+    (event,) = feed_of(view)
+
+    assert event["DTSTART"].dt == datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
+    assert event["DTEND"].dt - event["DTSTART"].dt == timedelta(hours=1)
+
+
+@pytest.mark.parametrize("due_at", [datetime(2027, 11, 7, 5, 30, tzinfo=UTC), datetime(2027, 11, 7, 6, 30, tzinfo=UTC)])
+def test_a_deadline_in_the_repeated_hour_is_read_at_its_own_instant(due_at: datetime) -> None:
+    view = make_view(all_day=False, zone="America/New_York", due_at=due_at)  # 01:30 EDT, then 01:30 EST
+
+    (event,) = Calendar.from_ical(feed_bytes(view)).walk("VEVENT")
+
+    # Written as a TZID wall time, icalendar (and RFC 5545) would read 01:30 EDT for both.
+    assert event["DTSTART"].dt.astimezone(UTC) == due_at
