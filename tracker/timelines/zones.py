@@ -89,7 +89,8 @@ def aliases_of() -> dict[str, tuple[str, ...]]:
     """The other names of each place's zone (browsers may report 'Asia/Calcutta' for 'Asia/Kolkata')."""
     found: dict[str, list[str]] = {}
     for name, target in links().items():
-        if target in place_zones():
+        # A link between two places' zones ('Pacific/Pohnpei' → 'Pacific/Guadalcanal') keeps both places.
+        if target in place_zones() and name not in place_zones():
             found.setdefault(target, []).append(name)
     return {zone: tuple(sorted(names)) for zone, names in found.items()}
 

@@ -1,0 +1,80 @@
+"""The time-zone list of the subscribe and preferences forms: places' zones, by region, in the reader's words.
+
+A real server on a synced store, as tests/test_subscribe_http.py runs it (its fixtures are reused).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.support.web import AMINA, stored
+
+# The server fixtures of the subscription tests: pytest finds fixtures imported here.
+from tests.test_subscribe_http import MakeClient, clock, make_client, selected_zones  # noqa: F401
+
+ISOLATED = "\u2066{}\u2069"  # the offset stays one left-to-right piece in a right-to-left label
+
+
+@pytest.fixture
+def site(make_client: MakeClient) -> httpx.Client:  # noqa: F811 (the fixture imported above)
+    return make_client()
+
+
+def zone_list(page: str) -> str:
+    found = re.search(r'<select id="f-timezone" name="timezone"[^>]*>(.*?)</select>', page, re.S)
+    assert found is not None, page[:300]
+    return found.group(1)
+
+
+def test_the_form_offers_places_zones_only_grouped_by_region(site: httpx.Client) -> None:
+    zones = zone_list(site.get("/subscribe?lang=en").text)
+
+    values = re.findall(r'<option value="([^"]+)"', zones)
+    assert "Europe/Zurich" in values and "America/New_York" in values and "UTC" in values
+    assert not {"Factory", "Navajo", "US/Eastern", "EST", "Etc/GMT+5", "posixrules"} & set(values)
+    assert len(values) < 450  # each place once, where the tz database has 600 names
+    assert re.findall(r'<optgroup label="([^"]+)">', zones) == [
+        "Africa", "Americas", "Antarctica", "Asia", "Atlantic Ocean", "Europe", "Indian Ocean", "Oceania",
+    ]  # fmt: skip
+    offset = ISOLATED.format("UTC+01:00")  # tests run on 1 February 2017: winter in Geneva
+    assert f'<option value="Europe/Zurich" selected>Switzerland (Zurich) — {offset}</option>' in zones
+
+
+def test_zone_names_are_in_the_reader_s_language_with_the_offset_kept_left_to_right(site: httpx.Client) -> None:
+    french = zone_list(site.get("/subscribe?lang=fr").text)
+    arabic = zone_list(site.get("/subscribe?lang=ar").text)
+
+    assert f'<option value="America/New_York">États-Unis (New York) — {ISOLATED.format("UTC-05:00")}</option>' in french
+    assert '<optgroup label="Océan Atlantique">' in french
+    assert f'<option value="Asia/Kolkata">الهند (كالكتا) — {ISOLATED.format("UTC+05:30")}</option>' in arabic
+    assert '<optgroup label="أوروبا">' in arabic
+
+
+def test_an_old_zone_name_sent_is_kept_as_its_place_s_zone(site: httpx.Client, engine: Engine) -> None:
+    response = site.post("/subscribe", json={**AMINA, "timezone": "US/Eastern"})
+
+    assert response.status_code == 202
+    subscriber = stored(engine, str(AMINA["email"]))
+    assert subscriber is not None and subscriber.timezone == "America/New_York"
+
+
+def test_a_city_sent_as_a_zone_is_refused_with_the_zone_to_choose(site: httpx.Client) -> None:
+    response = site.post("/subscribe", json={**AMINA, "timezone": "Geneva"})
+
+    assert response.status_code == 422
+    assert "unknown time zone 'Geneva' (did you mean 'Europe/Zurich'?)" in response.text
+
+
+def test_the_browser_s_zone_is_chosen_even_under_an_old_name(site: httpx.Client) -> None:
+    page = site.get("/subscribe?lang=en").text
+
+    assert selected_zones(page) == ["Europe/Zurich"]  # without JavaScript: the site's zone
+    found = re.search(r"var other = (\{.*?\});", page)
+    assert found is not None
+    other = json.loads(found.group(1))
+    assert other["Asia/Calcutta"] == "Asia/Kolkata" and other["Etc/UTC"] == "UTC"  # as Chrome may report them
