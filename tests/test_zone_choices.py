@@ -1,6 +1,6 @@
 """The time-zone list of the subscribe and preferences forms: places' zones, by region, in the reader's words.
 
-A real server on a synced store, as tests/test_subscribe_http.py runs it (its fixtures are reused).
+A real server on a synced store, as tests/test_subscribe_http.py runs it.
 """
 
 from __future__ import annotations
@@ -10,22 +10,41 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.support.web import AMINA, stored
-
-# The server fixtures of the subscription tests: pytest finds fixtures imported here.
-from tests.test_subscribe_http import MakeClient, clock, make_client, selected_zones  # noqa: F401
+from tests.support.delivery import Clock
+from tests.support.timelines import HLPF, NOW, WriteTimeline
+from tests.support.web import AMINA, BASE, SECRET, running, stored, sync
+from tracker.config import Settings
+from tracker.feeds.calendars import Calendars
+from tracker.web.app import create_app
+from tracker.web.signups import Signups
 
 ISOLATED = "\u2066{}\u2069"  # the offset stays one left-to-right piece in a right-to-left label
 
 
 @pytest.fixture
-def site(make_client: MakeClient) -> httpx.Client:  # noqa: F811 (the fixture imported above)
-    return make_client()
+def site(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Iterator[httpx.Client]:
+    """The app in a real server on a store with one timeline; a request's email work is done before the next."""
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules)
+    calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=Clock(NOW),
+                          check_interval=0, secret=SECRET)  # fmt: skip
+    signups = Signups()
+    app = create_app(engine, calendars, settings=Settings(base_url=BASE, timezone="Europe/Zurich"), signups=signups)
+    hooks = {"response": [lambda _: signups.drain()]}
+    with running(app) as url, httpx.Client(base_url=url, timeout=10, event_hooks=hooks) as client:
+        yield client
+
+
+def selected_zones(page: str) -> list[str]:
+    return re.findall(r'<option value="([^"]+)" selected>', zone_list(page))
 
 
 def zone_list(page: str) -> str:
