@@ -6,7 +6,6 @@ Pure code over the tz database the `tzdata` package ships (`zone.tab`, `iso3166.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -114,6 +113,8 @@ def _by_words() -> dict[str, tuple[str, ...]]:
 
 def zone_hint(name: str) -> str:
     """Return ' (did you mean …?)' naming the zones *name* may stand for, or ''."""
+    import difflib  # only when a zone is unknown: `tracker validate` starts without it
+
     name = name[:100]  # a hostile name of any length stays a quick look-up
     key = _key(name)
     if key in ABBREVIATIONS:
@@ -160,9 +161,15 @@ class Change:
     offset_after: timedelta
 
 
+@lru_cache(maxsize=512)  # ZoneInfo keeps only a few zones strongly: a sync across many would read files again
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=65536)  # a sync checks every timed point, and many share a day and a time
 def clock_change(day: date, clock: time, zone: str) -> Change | None:
     """Return the change that makes *clock* on *day* skipped (a gap) or repeated (a fold) in *zone*, or None."""
-    info = ZoneInfo(zone)
+    info = _zone(zone)
     wall = datetime.combine(day, clock)
     first = wall.replace(tzinfo=info, fold=0)
     second = wall.replace(tzinfo=info, fold=1)
