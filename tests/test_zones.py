@@ -74,8 +74,8 @@ def test_it_warns_of_a_time_in_the_repeated_hour_and_names_both_instants(
     day, clock = written.split()
     assert found == [
         f"schedules/night.yaml:8: warning: due: {clock} on {day} happens twice in {zone} (clocks go back from "
-        f"{clocks}): first at {first}, then at {second}; Tracker and RFC 5545 take the first, some calendars "
-        "the second: write another time"
+        f"{clocks}): first at {first}, then at {second}; Tracker takes the first, as RFC 5545 does: write another "
+        "time so no reader takes the other"
     ]
 
 

@@ -355,7 +355,8 @@ def clock_message(expr: Expr, point: LocalPoint, settled_point: LocalPoint, chan
     assert point.clock is not None
     if not is_gap(change):
         fold = fold_text(point.day, point.clock, point.zone, change)
-        return f"{fold}; Tracker and RFC 5545 take the first, some calendars the second: write another time", True
+        advice = "Tracker takes the first, as RFC 5545 does: write another time so no reader takes the other"
+        return f"{fold}; {advice}", True
     gap = gap_text(point.day, point.clock, point.zone, change)
     if isinstance(expr, Absolute):
         earlier, later = gap_choices(point.day, point.clock, change)
