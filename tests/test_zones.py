@@ -102,7 +102,7 @@ def test_a_relative_time_the_clocks_skip_is_read_forward_with_a_warning(folder: 
     assert validate(folder) == [
         "schedules/night.yaml:12: warning: starts: 'meeting - 1d' falls in the time the clocks skip: 02:30 on "
         "2027-03-14 does not exist in America/New_York (clocks go from 02:00 to 03:00); it is read as "
-        "2027-03-14 03:30, as calendars read it (RFC 5545)"
+        "2027-03-14 03:30, as calendars read it (RFC 5545); the span keeps its length and ends at 2027-03-14 04:30"
     ]
 
 
@@ -116,6 +116,19 @@ def test_a_meeting_moved_by_the_clocks_keeps_its_length(folder: Path) -> None:
     assert rehearsal.starts.at() == datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
     assert rehearsal.ends.at() - rehearsal.starts.at() == timedelta(hours=1)
     assert all(problem.warning for problem in problems)
+
+
+def test_a_span_moved_by_the_clocks_keeps_an_end_that_is_later_anyway(folder: Path) -> None:
+    write(folder, "night.yaml", timeline_yaml(
+        milestone_yaml("meeting", starts="2027-03-15 02:30", ends="2027-03-15 10:00"),
+        milestone_yaml("rehearsal", starts="meeting - 1d", ends="meeting.end - 1d"),
+        timezone="America/New_York",
+    ))  # fmt: skip
+    specs, _ = load_schedules([folder], "Europe/Zurich")
+    dates, _ = resolve_dates(rules_from_specs(specs), {})
+    rehearsal = dates[("wsis-prizes", "rehearsal")]
+    assert rehearsal.starts is not None and rehearsal.ends is not None
+    assert (rehearsal.starts.text(), rehearsal.ends.text()) == ("2027-03-14 03:30", "2027-03-14 10:00")
 
 
 # Zones as people name them
