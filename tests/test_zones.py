@@ -60,7 +60,8 @@ def zone_file(folder: Path, zone: str, *milestones: str) -> list[str]:
 def test_it_refuses_a_written_time_the_clocks_skip_and_names_the_nearest_valid_times(
     folder: Path, zone: str, written: str, when: str, clocks: str, choices: str
 ) -> None:
-    found = zone_file(folder, zone, milestone_yaml("meeting", starts=written))
+    day = written.split(maxsplit=1)[0]
+    found = zone_file(folder, zone, milestone_yaml("meeting", starts=written, ends=f"{day} 03:30"))
     assert found == [
         f"schedules/night.yaml:8: starts: {when} does not exist in {zone} (clocks go from {clocks}); write {choices}"
     ]

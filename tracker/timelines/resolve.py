@@ -346,7 +346,8 @@ def check_clocks(rule: DateRule, written: ResolvedDates, dates: ResolvedDates) -
         if change is None:
             continue
         message, warning = clock_message(expr, point, now_at, change)
-        if name == "starts" and written.ends and dates.ends and dates.ends.at() > written.ends.at():
+        moved = warning and is_gap(change) and name == "starts"  # a written gap is an error: nothing moves
+        if moved and written.ends and dates.ends and dates.ends.at() > written.ends.at():
             message += f"; the span keeps its length and ends at {dates.ends.text()}"
         found.append(FileProblem(rule.path, rule.line_of(name), f"{name}: {message}", warning=warning))
     return found
