@@ -324,8 +324,17 @@ def item_dates(view: MilestoneView, item: Occurrence) -> tuple[date | datetime, 
         last = (item.ends_at or item.at).astimezone(zone).date()
         return start.date(), last + timedelta(days=1)
     end = item.ends_at.astimezone(zone) if item.ends_at is not None else None
+    if view.repeat is None and (repeated_hour(start) or (end is not None and repeated_hour(end))):
+        # The wall time happens twice that night; calendars disagree on which one a TZID time means
+        # (RFC 5545 says the first, some take the second): UTC names the instant for all of them.
+        start, end = start.astimezone(UTC), end.astimezone(UTC) if end is not None else None
     # A timed deadline is an instant: no DTEND means it ends when it starts (RFC 5545 3.6.1).
     return start, end if end is not None and end > start else None
+
+
+def repeated_hour(local: datetime) -> bool:
+    """Whether the wall time of *local* happens twice (the hour the clocks go back)."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
 
 
 def make_rrule(view: MilestoneView) -> vRecur:

@@ -17,6 +17,7 @@ from tracker.subscribers.tokens import Purpose, read_token
 from tracker.text import LANGUAGES, find_refused
 from tracker.timelines.dates import DateError, format_offset, get_zone, parse_reminder, suggest
 from tracker.timelines.files import FileProblem
+from tracker.timelines.zones import canonical_zone
 
 DIGESTS = ("off", "weekly")
 COLUMNS = ("email", "name", "language", "audiences", "timelines")
@@ -168,7 +169,7 @@ def check_zone(text: str, default: str) -> str:
         get_zone(timezone)
     except DateError as exc:
         raise SubscriberError(str(exc), "timezone") from None
-    return timezone
+    return canonical_zone(timezone)  # 'US/Eastern' is kept as 'America/New_York', the name the forms list
 
 
 def check_reminders(raw: Raw) -> tuple[str, ...] | None:

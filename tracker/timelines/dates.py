@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.timelines.workdays import DEFAULT_CALENDAR, MAX_WORKDAYS, WorkCalendar, add_workdays
+from tracker.timelines.zones import zone_hint
 
 Edge = Literal["start", "end"]
 Anchor = Literal["start", "end", "done"]
@@ -149,12 +150,8 @@ def get_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise DateError(f"unknown time zone {shorten(name)!r}{suggest(name, _zone_names())}") from None
-
-
-@lru_cache(maxsize=1)
-def _zone_names() -> tuple[str, ...]:
-    return tuple(sorted(available_timezones()))
+        # Cities, countries and abbreviations are what people write first: name the zones they mean.
+        raise DateError(f"unknown time zone {shorten(name)!r}{zone_hint(name)}") from None
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

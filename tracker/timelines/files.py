@@ -45,6 +45,7 @@ from tracker.timelines.workdays import (
     WorkCalendar,
     supported_places,
 )
+from tracker.timelines.zones import zone_warning
 
 # The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
 Titles = tuple[tuple[str, str], ...]  # (language, text) pairs sorted by language, `en` left out
@@ -632,6 +633,8 @@ class _Reader:
             except DateError as exc:
                 self.report(keys["timezone"], str(exc))
                 zone = default_zone
+            else:
+                self.warn_zone(keys["timezone"], zone)
         audiences = self.slugs(keys.get("audiences"), "audience")
         nodes = self.items(keys.get("milestones"), "milestones", MAX_MILESTONES, SPLIT_MILESTONES)
         milestones = [self.milestone(node, audiences) for node in nodes]
@@ -660,6 +663,12 @@ class _Reader:
             complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
+
+    def warn_zone(self, node: yaml.Node, zone: str) -> None:
+        """A zone that works but is not a place's ('EST' has no summer time, 'US/Eastern' is an old name)."""
+        message = zone_warning(zone)
+        if message is not None:
+            self.problems.append(FileProblem(self.path, node.start_mark.line + 1, f"timezone: {message}", warning=True))
 
     def problems_at(self, node: yaml.Node) -> bool:
         return any(problem.line == node.start_mark.line + 1 for problem in self.problems)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from tracker.timelines.dates import (
     FIRST_YEAR,
@@ -25,6 +25,7 @@ from tracker.timelines.dates import (
 )
 from tracker.timelines.files import FileProblem, TimelineSpec
 from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar, WorkdayError, roll_day
+from tracker.timelines.zones import Change, clock_change, fold_text, gap_choices, gap_text, is_gap
 
 Key = tuple[str, str]  # (timeline id, milestone id)
 
@@ -133,9 +134,8 @@ def resolve_dates(
         # Undated rules (their date had its own problem) and rules in a cycle stay unresolved.
         if (rule.due or rule.starts) is None or any(t not in resolved for _, t in dependencies(rule)):
             continue
-        dates, problem = resolve_checked(rule, resolved, rules, completions)
-        if problem:
-            problems.append(problem)
+        dates, found = resolve_checked(rule, resolved, rules, completions)
+        problems.extend(found)
         if dates is not None:
             resolved[key] = dates
     return resolved, problems
@@ -146,19 +146,21 @@ def resolve_checked(
     resolved: Mapping[Key, ResolvedDates],
     rules: Mapping[Key, DateRule],
     completions: Mapping[Key, Completion],
-) -> tuple[ResolvedDates | None, FileProblem | None]:
-    """Resolve one rule; dates outside the calendar are a problem, not a crash."""
+) -> tuple[ResolvedDates | None, list[FileProblem]]:
+    """Resolve one rule; dates outside the calendar are a problem, not a crash; skipped or repeated times are told."""
     name = "due" if rule.due is not None else "starts"
     try:
-        dates = resolve_rule(rule, resolved, rules, completions)
-        out_of_range = check_range(rule, dates)
+        written = resolve_rule(rule, resolved, rules, completions)
+        out_of_range = check_range(rule, written)
+        if out_of_range:
+            return None, [out_of_range]
+        dates = settle_clocks(written)
     except WorkdayError as exc:  # no working day near the date: said as such
-        return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {exc}")
+        return None, [FileProblem(rule.path, rule.line_of(name), f"{name}: {exc}")]
     except (OverflowError, ValueError):
-        return None, FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")
-    if out_of_range:
-        return None, out_of_range
-    return dates, check_span(rule, dates) or check_day_off(rule, dates)
+        return None, [FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")]
+    span = check_span(rule, dates) or check_day_off(rule, dates)
+    return dates, check_clocks(rule, written, dates) + ([span] if span else [])
 
 
 def dependencies(rule: DateRule) -> tuple[tuple[str, Key], ...]:
@@ -350,6 +352,75 @@ def check_day_off(rule: DateRule, dates: ResolvedDates) -> FileProblem | None:
         "to move it to a working day, or count in working days ('meeting - 10wd')"
     )
     return FileProblem(rule.path, rule.line_of("due"), message, warning=True)
+
+
+def settle_clocks(dates: ResolvedDates) -> ResolvedDates:
+    """Read a time the clocks skip as RFC 5545 does (02:30 → 03:30); a span so moved keeps its length.
+
+    Without the second rule a meeting 02:30–03:30 on the night the clocks go forward would
+    start and end at 03:30, and calendars would show an instant instead of an hour.
+    """
+    starts, ends = settled(dates.starts), settled(dates.ends)
+    if dates.starts and dates.ends and starts and ends and starts.clock is not None and ends.at() <= starts.at():
+        length = wall_time(dates.ends) - wall_time(dates.starts)
+        if starts != dates.starts and length > timedelta(0):
+            ends = replace(to_local(starts.at() + length, ends.zone), edge=ends.edge)
+    return ResolvedDates(settled(dates.due), starts, ends)
+
+
+def settled(point: LocalPoint | None) -> LocalPoint | None:
+    """The point at the wall time its instant shows: itself, unless the clocks skip its time."""
+    if point is None or point.clock is None:
+        return point
+    change = clock_change(point.day, point.clock, point.zone)
+    if change is None or not is_gap(change):
+        return point
+    return replace(to_local(point.at(), point.zone), edge=point.edge)
+
+
+def wall_time(point: LocalPoint) -> datetime:
+    return datetime.combine(point.day, point.clock or time(0, 0))
+
+
+def check_clocks(rule: DateRule, written: ResolvedDates, dates: ResolvedDates) -> list[FileProblem]:
+    """Tell of each time the clocks skip (an error when written so, a warning when counted) or repeat (a warning)."""
+    found = []
+    fields = (("due", rule.due, written.due, dates.due), ("starts", rule.starts, written.starts, dates.starts),
+              ("ends", rule.ends, written.ends, dates.ends))  # fmt: skip
+    for name, expr, point, now_at in fields:
+        if expr is None or point is None or point.clock is None or now_at is None:
+            continue
+        change = clock_change(point.day, point.clock, point.zone)
+        if change is None:
+            continue
+        message, warning = clock_message(expr, point, now_at, change)
+        moved = warning and is_gap(change) and name == "starts"  # a written gap is an error: nothing moves
+        if moved and written.ends and dates.ends and dates.ends.at() > written.ends.at():
+            message += f"; the span keeps its length and ends at {dates.ends.text()}"
+        found.append(FileProblem(rule.path, rule.line_of(name), f"{name}: {message}", warning=warning))
+    return found
+
+
+def clock_message(expr: Expr, point: LocalPoint, settled_point: LocalPoint, change: Change) -> tuple[str, bool]:
+    """The message about a skipped or repeated local time, and whether it is only a warning."""
+    assert point.clock is not None
+    if not is_gap(change):
+        fold = fold_text(point.day, point.clock, point.zone, change)
+        advice = "Tracker takes the first, as RFC 5545 does: write another time so no reader takes the other"
+        return f"{fold}; {advice}", True
+    gap = gap_text(point.day, point.clock, point.zone, change)
+    if isinstance(expr, Absolute):
+        earlier, later = gap_choices(point.day, point.clock, change)
+        return f"{gap}; write {earlier} or {later}", False
+    moved = f"it is read as {settled_point.text()}, as calendars read it (RFC 5545)"
+    return f"{expr_text(expr)!r} falls in the time the clocks skip: {gap}; {moved}", True
+
+
+def expr_text(expr: Relative) -> str:
+    where = f"{expr.timeline}/" if expr.timeline else ""
+    anchor = f".{expr.anchor}" if expr.anchor else ""
+    terms = "".join(f" {'-' if o.days < 0 or o.minutes < 0 else '+'} {o}" for o in expr.offsets)
+    return f"{where}{expr.milestone}{anchor}{terms}"
 
 
 def check_span(rule: DateRule, dates: ResolvedDates) -> FileProblem | None:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs
-from zoneinfo import available_timezones
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -27,7 +26,9 @@ from tracker.i18n.wording import audience_text
 from tracker.store.models import Subscriber
 from tracker.subscribers.registry import DEFAULT_AUDIENCES, Known, Raw, SubscriberError
 from tracker.timelines.dates import suggest
+from tracker.timelines.zones import aliases_of, canonical_zone, links
 from tracker.web.layout import NAMES, PageLanguage, choose, html, languages, render
+from tracker.web.zone_choices import ZoneGroup, ZoneOption, zone_groups
 
 FORM_TOKEN_AGE = timedelta(hours=2)
 CSRF_FIELD = "csrf_token"
@@ -130,7 +131,10 @@ class Choices:
     """What the form's selects and boxes offer, labelled in the page's language."""
 
     languages: list[Choice]
-    zones: list[str]
+    zones: list[ZoneOption]  # outside any group: UTC, and a zone sent that no group has
+    zone_groups: list[ZoneGroup]
+    zone: str  # the zone to select: the one chosen, under its place's name ('US/Eastern' → 'America/New_York')
+    zone_aliases: Mapping[str, str]  # what a browser may call a listed zone → the zone listed
     audiences: list[Choice]
     timelines: list[Choice]
     default_audience: str
@@ -263,22 +267,28 @@ def choosable(known: Known, values: Mapping[str, object]) -> dict[str, list[str]
 
 
 @lru_cache(maxsize=1)
-def zone_names() -> tuple[str, ...]:
-    """Every IANA zone, sorted ('localtime' is the host's file, not a zone)."""
-    return tuple(sorted(available_timezones() - {"localtime"}))
+def browser_zones() -> dict[str, str]:
+    """Old names a browser may report ('Asia/Calcutta') and the zone the form lists for each."""
+    found = {alias: zone for zone, names in aliases_of().items() for alias in names}
+    return found | {alias: "UTC" for alias, zone in links().items() if zone == "Etc/UTC"} | {"Etc/UTC": "UTC"}
 
 
-def list_choices(known: Known, values: Mapping[str, object], titles: Mapping[str, str], language: Language) -> Choices:
-    """The options of the form in *language*: languages named in themselves, every zone (with the chosen
-    one even if unknown, so a form shows back what was sent), audiences and timelines (*titles* by id)."""
+def list_choices(
+    known: Known, values: Mapping[str, object], titles: Mapping[str, str], language: Language, now: datetime
+) -> Choices:
+    """The options of the form in *language*: languages named in themselves, places' zones by region with their
+    offset at *now* (and the chosen one even if unknown, so a form shows back what was sent), audiences and
+    timelines (*titles* by id)."""
     shown = choosable(known, values)
     zone = values.get("timezone")
-    zones = list(zone_names())
-    if isinstance(zone, str) and zone and zone not in zones:
-        zones.insert(0, zone)
+    chosen = zone if isinstance(zone, str) else ""
+    loose, groups = zone_groups(language, chosen, now)
     return Choices(
         languages=[Choice(code, NAMES[code], languages()[code].tag) for code in NAMES],
-        zones=zones,
+        zones=loose,
+        zone_groups=groups,
+        zone=canonical_zone(chosen),
+        zone_aliases=browser_zones(),
         audiences=labelled(shown["audiences"], lambda name: audience_text(name, language)),
         timelines=labelled(shown["timelines"], lambda name: titles.get(name) or name),
         default_audience=", ".join(audience_text(name, language) for name in DEFAULT_AUDIENCES),

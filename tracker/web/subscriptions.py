@@ -324,7 +324,8 @@ def subscribe_form(
     chosen = asked.language()
     language = chosen.language
     with transaction(site.engine) as session:
-        choices = list_choices(known_names(session), values, timeline_titles(session, chosen.code), language)
+        choices = list_choices(known_names(session), values, timeline_titles(session, chosen.code), language,
+                               site.clock())  # fmt: skip
     return answer("subscribe.html.j2", chosen, asked, 422 if error else 200, title=language.gettext("Subscribe"),
                   v=values, choices=choices, error=problem(error, language), guess_zone=guess_zone,
                   csrf=form_token(site.secret, nonce, site.clock()), action=chosen.link(asked.path))  # fmt: skip
@@ -392,7 +393,7 @@ def preferences_form(
     feeds = feed_links(site.base_url, urlsplit(links.feed).path, language.gettext(FEED_NAME)) if confirmed else None
     return answer("preferences.html.j2", chosen, asked, 422 if error else 200,
                   title=language.gettext("Your settings"), email=subscriber.email, state=subscriber.state, v=shown,
-                  choices=list_choices(known, shown, timeline_titles(session, chosen.code), language),
+                  choices=list_choices(known, shown, timeline_titles(session, chosen.code), language, site.clock()),
                   notice=language.gettext(notice) if notice else "", error=problem(error, language),
                   csrf=form_token(site.secret, token, site.clock()), action=chosen.link(asked.path),
                   feed=links.feed if confirmed else None, feeds=feeds,
