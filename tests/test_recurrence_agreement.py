@@ -280,7 +280,7 @@ def test_validate_refuses_a_day_some_periods_lack_and_each_fix_it_offers_validat
 
 
 def test_validate_refuses_bysetpos_over_bymonthday_which_ical_js_ignores(folder: Path) -> None:
-    factories.write(folder, "forum.yaml", repeating_file("FREQ=MONTHLY;BYMONTHDAY=28,29,30;BYSETPOS=-1", "2027-01-30"))
+    factories.write(folder, "forum.yaml", repeating_file("FREQ=MONTHLY;BYMONTHDAY=28,29,30;BYSETPOS=-1", "2027-01-29"))
 
     assert factories.validate(folder) == [
         "schedules/forum.yaml:7: repeat: BYSETPOS with BYMONTHDAY: Thunderbird (ical.js) ignores BYSETPOS there "

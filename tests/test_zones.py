@@ -52,8 +52,9 @@ FOLDS = [
 
 
 def zone_file(folder: Path, zone: str, *milestones: str) -> list[str]:
+    """Problems with the file, less the warning for a deadline on a weekend: the clocks change on Sundays."""
     write(folder, "night.yaml", timeline_yaml(*milestones, timezone=zone))
-    return validate(folder)
+    return [problem for problem in validate(folder) if "is not a working day" not in problem]
 
 
 @pytest.mark.parametrize(("zone", "written", "when", "clocks", "choices"), GAPS, ids=[g[0] for g in GAPS])

@@ -365,7 +365,7 @@ def settle_clocks(dates: ResolvedDates) -> ResolvedDates:
         length = wall_time(dates.ends) - wall_time(dates.starts)
         if starts != dates.starts and length > timedelta(0):
             ends = replace(to_local(starts.at() + length, ends.zone), edge=ends.edge)
-    return ResolvedDates(settled(dates.due), starts, ends)
+    return ResolvedDates(settled(dates.due), starts, ends, rolled_from=dates.rolled_from)
 
 
 def settled(point: LocalPoint | None) -> LocalPoint | None:
