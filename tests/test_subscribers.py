@@ -17,7 +17,8 @@ from tests.support.delivery import sync
 from tests.support.timelines import HLPF, MEETING, WriteTimeline
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Delivery, Event, Subscriber
-from tracker.subscribers.registry import Known, SubscriberError, check_input, find, known_names, parse_csv, rotate, save
+from tracker.subscribers.csvfiles import parse_csv
+from tracker.subscribers.registry import Known, SubscriberError, check_input, find, known_names, rotate, save
 from tracker.subscribers.tokens import make_token, read_token
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

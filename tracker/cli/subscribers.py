@@ -1,13 +1,16 @@
-"""`tracker subscribers …`: add, import, list, remove, rotate-token."""
+"""`tracker subscribers …`: add, import, export, list, remove, rotate-token."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, TextIO, get_args
 
 import typer
 
-from tracker.cli.common import app, err, fail, now_utc, out, print_json, print_problems, settings, store
+from tracker.cli.common import app, err, fail, now_utc, out, print_json, settings, store
 from tracker.cli.console import styled
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from tracker.store.models import Subscriber
-    from tracker.subscribers.registry import Outcome
+    from tracker.subscribers.registry import Outcome, SubscriberInput
     from tracker.subscribers.tokens import Purpose
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
@@ -68,44 +71,83 @@ def outcome_symbol(outcome: Outcome) -> tuple[str, str]:
     return {"added": ("+", "green"), "updated": ("~", "yellow"), "unchanged": ("=", "dim")}[outcome]
 
 
+IMPORTED = ("email", "name", "language", "timezone", "audiences", "timelines", "digest", "reminders")
+
+
 @group.command("import")
 def import_csv(
-    file: Annotated[Path, typer.Argument(help="CSV: email,name,language,audiences,timelines (lists ;-separated)")],
+    file: Annotated[Path, typer.Argument(help=f"CSV, header {','.join(IMPORTED)} in any order; lists ;-separated")],
     confirmed: Annotated[bool, typer.Option(help="The secretariat vouches for every address")] = False,
 ) -> None:
-    """Import subscribers from CSV: good rows are saved, bad rows reported as FILE:LINE: message."""
-    from rich.progress import Progress
+    """Import subscribers from CSV, a chunk at a time: good rows are saved, bad rows reported as FILE:LINE: message.
 
-    from tracker.delivery.outbox import queue_confirm
+    A column the file lacks leaves that choice as stored. Each chunk of rows is saved in its own
+    transaction: an import stopped half-way is completed by running it again (nothing is doubled).
+    """
     from tracker.store.engine import transaction
-    from tracker.subscribers.registry import known_names, parse_csv, save
+    from tracker.subscribers.csvfiles import read_chunks
+    from tracker.subscribers.registry import known_names
 
+    stream = open_csv(file)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "pending": 0, "queued": 0, "rejected": 0}
+    now = now_utc()
+    with transaction(store()) as session:
+        known = known_names(session)
+    with stream, import_progress(file) as advance:
+        try:
+            for chunk in read_chunks(stream, str(file), zone=settings().timezone, known=known):
+                for problem in chunk.problems:  # as they are found: a file of bad rows is not held in memory
+                    err.print(str(problem), soft_wrap=True)
+                counts["rejected"] += len(chunk.problems)
+                save_chunk([data for _, data in chunk.rows], counts, confirmed=confirmed, now=now)
+                advance(chunk.read)
+        except UnicodeDecodeError as exc:
+            fail(f"{file}: not UTF-8 text after the rows saved so far ({exc.reason}); save it as CSV UTF-8")
+    summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged", "rejected"))
+    out.print(f"{file}: {summary}")
+    if counts["pending"]:
+        out.print(invitations(counts["queued"], counts["pending"]))
+    if counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def open_csv(file: Path) -> TextIO:
     if not file.exists():
         fail(f"{file}: cannot read: no such file")
     if not file.is_file():  # a device such as /dev/zero, or a pipe, would be read forever
         fail(f"{file}: not a regular file; give the path of a CSV file")
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        return file.open(encoding="utf-8-sig")
+    except OSError as exc:
         fail(f"{file}: cannot read: {exc}")
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "pending": 0, "queued": 0}
-    now = now_utc()
+
+
+def save_chunk(rows: list[SubscriberInput], counts: dict[str, int], *, confirmed: bool, now: datetime) -> None:
+    """Save one chunk in its own transaction; invite its pending addresses."""
+    from tracker.delivery.outbox import queue_confirms
+    from tracker.store.engine import transaction
+    from tracker.subscribers.registry import save_many
+
+    if not rows:
+        return
     with transaction(store(), write=True) as session:
-        rows, problems = parse_csv(text, str(file), zone=settings().timezone, known=known_names(session))
-        with Progress(console=err, transient=True, disable=len(rows) < 500) as progress:
-            for _line, data in progress.track(rows, description="Importing"):
-                subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
-                counts[outcome] += 1
-                counts["pending"] += subscriber.state == "pending"
-                counts["queued"] += queue_confirm(session, subscriber, now) is not None
-    if problems:
-        print_problems(problems)
-    summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged"))
-    out.print(f"{file}: {summary}, {len(problems)} rejected")
-    if counts["pending"]:
-        out.print(invitations(counts["queued"], counts["pending"]))
-    if problems:
-        raise typer.Exit(1)
+        saved = save_many(session, rows, confirmed=confirmed, now=now)
+        pending = [(s.id, s.confirm_version) for s in saved if s.state == "pending"]
+        counts["queued"] += queue_confirms(session, pending, now)
+    counts["pending"] += len(pending)
+    for one in saved:
+        counts[one.outcome] += 1
+
+
+@contextmanager
+def import_progress(file: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar by characters read, for files large enough to take a while."""
+    from rich.progress import Progress
+
+    size = file.stat().st_size
+    with Progress(console=err, transient=True, disable=size < 100_000 or not err.is_terminal) as progress:
+        task = progress.add_task("Importing", total=size)
+        yield lambda read: progress.update(task, completed=read)
 
 
 @group.command("list")
@@ -143,6 +185,42 @@ def subscriber_json(s: Subscriber) -> dict[str, object]:
         "audiences": s.audiences or [], "timelines": s.timelines, "digest": s.digest, "state": s.state,
         "created_at": s.created_at.isoformat(), "confirmed_at": s.confirmed_at.isoformat() if s.confirmed_at else None,
     }  # fmt: skip
+
+
+@group.command("export")
+def export_csv(
+    file: Annotated[str, typer.Argument(help="Where to write the CSV ('-': standard output)")] = "-",
+    state: Annotated[str | None, typer.Option(help=f"Only subscribers in this state: {', '.join(STATES)}")] = None,
+) -> None:
+    """Write subscribers as CSV, streamed from the store; `import` reads it back (cells a spreadsheet would run as
+    formulas are written with a leading apostrophe)."""
+    import sys
+
+    from sqlalchemy import select
+
+    from tracker.store.engine import transaction
+    from tracker.store.models import Subscriber
+    from tracker.subscribers.csvfiles import EXPORTED, write_rows
+
+    if state is not None and state not in STATES:
+        fail(f"--state: {state!r} is not one of {', '.join(STATES)}{suggest(state, STATES)}")
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    query = select(*(table.c[name] for name in EXPORTED)).order_by(table.c.email_key)
+    if state is not None:
+        query = query.where(table.c.state == state)
+    try:
+        target = sys.stdout if file == "-" else open(file, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"{file}: cannot write: {exc}")
+    with transaction(store()) as session:
+        rows = session.execute(query.execution_options(yield_per=1000)).mappings()
+        try:
+            count = write_rows(target, (dict(row) for row in rows))
+        finally:
+            if target is not sys.stdout:
+                target.close()
+    if file != "-":
+        out.print(f"{file}: {count} subscriber{'s' * (count != 1)}")
 
 
 @group.command("remove")

@@ -39,7 +39,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
 from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
-from tracker.store.bulk import copy_rows
+from tracker.store.bulk import copy_rows, insert_rows
 from tracker.store.models import Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
 from tracker.subscribers.readers import Reader, read_reader
@@ -85,6 +85,33 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
     session.add(row)
     session.flush()
     return row
+
+
+def queue_confirms(session: Session, pending: Sequence[tuple[int, int]], now: datetime) -> int:
+    """Plan the confirmation emails of many pending subscribers (id, confirm version) at once; return how many.
+
+    The rule of `queue_confirm`, in two statements for a chunk of an import instead of three per address.
+    """
+    if not pending:
+        return 0
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    latest = type_coerce(func.max(table.c.created_at), UTCDateTime())
+    mine = table.c.subscriber_id.in_([id_ for id_, _ in pending])
+    today = table.c.created_at > now - timedelta(days=1)
+    recent = select(table.c.subscriber_id, func.count(), latest).where(mine, table.c.kind == "confirm", today)
+    recent = recent.group_by(table.c.subscriber_id)
+    held = {id_ for id_, count, latest in session.execute(recent)
+            if count >= CONFIRM_PER_DAY or (latest is not None and latest > now - CONFIRM_INTERVAL)}  # fmt: skip
+    rows = [confirm_row(id_, version, now) for id_, version in pending if id_ not in held]
+    insert_rows(session, table, rows)
+    return len(rows)
+
+
+def confirm_row(subscriber_id: int, version: int, now: datetime) -> dict[str, Any]:
+    return {"subscriber_id": subscriber_id, "kind": "confirm", "slot": f"{version}@{now:%Y%m%dT%H%M%S}",
+            "timeline_id": "", "milestone_key": "", "occurrence": "", "send_at": now, "attempt_at": now,
+            "deadline_at": now + CONFIRM_VALID, "created_at": now, "updated_at": now, "state": "planned",
+            "attempts": 0, "last_error": "", "reply": "", "reason": ""}  # fmt: skip
 
 
 # --- planning: make the outbox match what should be sent ---------------------------------
