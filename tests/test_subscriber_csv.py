@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.support.cli import TRACKER, cli_env, tracker
@@ -22,7 +24,7 @@ from tests.support.timelines import HLPF, WriteTimeline
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Event, Subscriber
 from tracker.subscribers.csvfiles import read_chunks
-from tracker.subscribers.registry import Known
+from tracker.subscribers.registry import Known, plain_address
 
 KNOWN = Known(frozenset({"hlpf"}), frozenset({"membership", "secretariat"}))
 
@@ -174,3 +176,35 @@ def test_reading_a_file_holds_one_chunk_of_rows_not_the_file() -> None:
     small, large = peak_of_reading(2_000), peak_of_reading(40_000)
     # Twenty times the rows: only the addresses seen (a hash and a line each, ~90 bytes) grow, not the rows.
     assert large < small + 40_000 * 300, (small, large)  # holding every row: about 56 MB more
+
+
+def validator_answer(address: str) -> tuple[str, str] | None:
+    """What email-validator itself says, as `normalise_email` read it before the quick path."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return None if valid.ascii_email is None else (valid.ascii_email, valid.normalized.lower())
+
+
+LOCAL_CHARS = "aZ09._!#$%&'*+-/=?^`{|}~\"(),:;<>@[\\] é"
+DOMAINS = ["mission.example.org", "Mission.Example.ORG", "bücher.example", "xn--bcher-kva.example", "localhost",
+           "example", "a..b.org", "-a.org", "[192.0.2.1]", "a.b", "x" * 63 + ".org", "x" * 64 + ".org",
+           ("y" * 60 + ".") * 4 + "org", "mission.example.org.", "ÉCOLE.example"]  # fmt: skip
+
+
+@given(local=st.text(LOCAL_CHARS, min_size=0, max_size=70), domain=st.sampled_from(DOMAINS))
+@settings(max_examples=600, deadline=None)
+def test_the_quick_path_for_plain_addresses_agrees_with_email_validator(local: str, domain: str) -> None:
+    address = f"{local}@{domain}"
+    quick = plain_address(address)
+    if quick is not None:  # anything it does not take, email-validator itself answers
+        assert quick == validator_answer(address)
+
+
+@pytest.mark.parametrize("address", ["Li.Wei@Mission.Example.org", "a+tag@bücher.example", "x@xn--bcher-kva.example",
+                                     "o'brien@mission.example.org", "a" * 64 + "@mission.example.org"])  # fmt: skip
+def test_plain_addresses_take_the_quick_path_with_email_validators_answer(address: str) -> None:
+    assert plain_address(address) == validator_answer(address) is not None

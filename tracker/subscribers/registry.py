@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import bindparam
@@ -69,6 +70,9 @@ def normalise_email(text: str) -> tuple[str, str]:
     """
     if "\r" in text or "\n" in text:
         raise SubscriberError("an email address cannot contain a line break", "email")
+    quick = plain_address(text.strip())
+    if quick is not None:
+        return quick
     # Here, not at the top: every command imports this module, few of them read an address.
     from email_validator import EmailNotValidError, validate_email
 
@@ -83,6 +87,44 @@ def normalise_email(text: str) -> tuple[str, str]:
             "email",
         )
     return valid.ascii_email, valid.normalized.lower()
+
+
+# RFC 5322 dot-atom in ASCII: what email-validator takes as it is (its DOT_ATOM_TEXT), nothing to normalise.
+PLAIN_LOCAL = re.compile(r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]+(?:\.[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]+)*")
+MAX_ADDRESS = 254  # octets (RFC 5321 4.5.3.1.3 as email-validator reads it); the local part at most 64
+
+
+def plain_address(address: str) -> tuple[str, str] | None:
+    """The common case of `normalise_email` without email-validator's per-character work; None: ask it.
+
+    An import of 100,000 addresses spent two thirds of its time validating the same few
+    domains again. An ASCII dot-atom local part is taken as it is, and the domain's verdict is
+    the one email-validator gave that domain (cached); anything else, and every limit close to
+    being reached, goes to email-validator itself, so the answer is always the one it gives.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or len(local) > 64 or not PLAIN_LOCAL.fullmatch(local):
+        return None
+    checked = checked_domain(domain)
+    if checked is None:
+        return None
+    ascii_domain, normalized = checked
+    ascii_email, key = f"{local}@{ascii_domain}", f"{local}@{normalized}"
+    if max(len(address.encode()), len(ascii_email), len(key.encode())) > MAX_ADDRESS:
+        return None
+    return ascii_email, key.lower()
+
+
+@lru_cache(maxsize=4096)
+def checked_domain(domain: str) -> tuple[str, str] | None:
+    """The domain as email-validator writes it (IDNA, and as normalised), or None when it refuses it."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return valid.ascii_domain, valid.domain
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
