@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/bench_mail.py --install
 	$(BIN)/python bench/bench_delivery.py --install
 	$(BIN)/python bench/bench_changes.py
+	$(BIN)/python bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
