@@ -1,0 +1,103 @@
+"""Every query a delivery pass runs finds its rows through an index at 100,000 outbox rows (issue 18, point 5).
+
+The statements are the real ones: captured as the pass's functions run them (in a transaction
+rolled back), then asked for their plan with the same parameters, on SQLite and, when the
+suite runs on it, PostgreSQL. A full scan of the outbox here is a pass that grows with a
+month of reminders to every subscriber instead of with what is due.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+
+from tracker.delivery import dispatcher, outbox
+from tracker.store.bulk import insert_rows
+from tracker.store.engine import transaction
+from tracker.store.models import Delivery
+
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+ROWS = 100_000
+# Statements that may read the claim index on its state alone: the minimum of a range is its
+# first entry, and claimed rows are only those in flight (a few batches), not the outbox.
+BY_STATE_ALONE = ("min(deliveries.attempt_at)", "deliveries.lease_until <")
+
+
+@pytest.fixture(scope="module")
+def outbox_rows() -> list[dict[str, Any]]:
+    """A month of reminders: a third sent, the rest planned, a few of those due now."""
+    rng = random.Random(18)
+    rows = []
+    for n in range(ROWS):
+        at = NOW + timedelta(minutes=rng.randint(-50, 60 * 24 * 35))
+        rows.append({"subscriber_id": n % 5000, "timeline_id": f"t{n % 50}", "milestone_key": f"m{n % 10}",
+                     "occurrence": "", "kind": "reminder", "slot": str(n), "state": "sent" if n % 3 == 0 else "planned",
+                     "send_at": at, "attempt_at": at, "deadline_at": at + timedelta(days=1), "attempts": 0,
+                     "created_at": NOW, "updated_at": NOW, "last_error": "", "reply": "", "reason": "",
+                     "revision": None})  # fmt: skip
+    return rows
+
+
+def captured(engine: Engine) -> list[tuple[str, Any]]:
+    """The statements of one pass's outbox work (claim, counts, skips, returns, suspension check)."""
+    seen: list[tuple[str, Any]] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        with transaction(engine, write=True) as session:
+            outbox.claim(session, now=NOW, limit=32, lease=timedelta(minutes=5), worker="w")
+            outbox.count_due(session, NOW, 1000)
+            outbox.next_attempt(session)
+            outbox.skip_stale(session, NOW)
+            outbox.return_expired(session, NOW)
+            dispatcher.suspend_if_rejected(session, 7, 5, NOW)
+            session.rollback()
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    return [(statement, parameters) for statement, parameters in seen if "deliveries" in statement]
+
+
+def plans(engine: Engine, statements: list[tuple[str, Any]]) -> Iterator[tuple[str, str]]:
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        for statement, parameters in statements:
+            cursor.execute(("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement, parameters)
+            yield statement, "\n".join(str(row[0] if postgres else row[-1]) for row in cursor.fetchall())
+
+
+def full_reads(engine: Engine, statement: str, plan: str) -> list[str]:
+    """The lines of *plan* that read the outbox whole (or walk all of one state)."""
+    if engine.dialect.name == "postgresql":
+        return re.findall(r"Seq Scan on deliveries\b.*", plan)
+    found = re.findall(r"^SCAN (?:deliveries|later|opened)\b.*", plan, re.MULTILINE)
+    if not any(allowed in statement for allowed in BY_STATE_ALONE):
+        found += re.findall(r".*ix_deliveries_claim \(state=\?\)$", plan, re.MULTILINE)
+    return found
+
+
+def test_a_pass_reads_the_outbox_through_its_indexes(engine: Engine, outbox_rows: list[dict[str, Any]]) -> None:
+    with transaction(engine, write=True) as session:
+        insert_rows(session, Delivery.__table__, outbox_rows)  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+
+    statements = captured(engine)
+    scans = {
+        " ".join(s.split())[:120]: lines
+        for s, plan in plans(engine, statements)
+        if (lines := full_reads(engine, s, plan))
+    }
+
+    assert len(statements) >= 8  # claim, count, next, four skips, return, suspension check
+    assert scans == {}
