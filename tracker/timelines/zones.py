@@ -219,6 +219,17 @@ def gap_choices(day: date, clock: time, change: Change) -> tuple[str, str]:
     return _wall(earlier, day), _wall(change.after, day)
 
 
+def gap_reading(day: date, clock: time, change: Change) -> str:
+    """The wall time a skipped *clock* is read as, forward by the gap, as RFC 5545 reads it ('03:30')."""
+    return _wall(datetime.combine(day, clock) + (change.after - change.before), day)
+
+
+def in_change(wall: datetime, zone: str) -> bool:
+    """Whether the clocks skip or repeat the naive local *wall* time (quicker than clock_change, no cache)."""
+    info = _zone(zone)
+    return wall.replace(tzinfo=info, fold=0).utcoffset() != wall.replace(tzinfo=info, fold=1).utcoffset()
+
+
 def fold_text(day: date, clock: time, zone: str, change: Change) -> str:
     """'01:30 on 2027-11-07 happens twice in America/New_York (…): at 05:30 UTC (UTC-04:00) and at 06:30 UTC (…)'."""
     wall = datetime.combine(day, clock)
