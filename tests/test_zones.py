@@ -81,6 +81,16 @@ def test_it_warns_of_a_time_in_the_repeated_hour_and_names_both_instants(
     ]
 
 
+@pytest.mark.parametrize(("zone", "written", "when", "clocks", "choices"), GAPS, ids=[g[0] for g in GAPS])
+def test_it_refuses_a_completion_time_the_clocks_skip_and_names_the_nearest_valid_times(
+    folder: Path, zone: str, written: str, when: str, clocks: str, choices: str
+) -> None:
+    found = zone_file(folder, zone, milestone_yaml("draft", due="2027-12-01", done=written))
+    assert found == [
+        f"schedules/night.yaml:9: done: {when} does not exist in {zone} (clocks go from {clocks}); write {choices}"
+    ]
+
+
 def test_a_time_just_outside_the_change_is_no_problem(folder: Path) -> None:
     found = zone_file(
         folder,

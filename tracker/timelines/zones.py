@@ -219,6 +219,15 @@ def gap_choices(day: date, clock: time, change: Change) -> tuple[str, str]:
     return _wall(earlier, day), _wall(change.after, day)
 
 
+def gap_problem(day: date, clock: time, zone: str) -> str | None:
+    """'02:30 on 2027-03-14 does not exist in … ; write 01:30 or 03:00' for a written time the clocks skip, or None."""
+    change = clock_change(day, clock, zone)
+    if change is None or not is_gap(change):
+        return None
+    earlier, later = gap_choices(day, clock, change)
+    return f"{gap_text(day, clock, zone, change)}; write {earlier} or {later}"
+
+
 def gap_reading(day: date, clock: time, change: Change) -> str:
     """The wall time a skipped *clock* is read as, forward by the gap, as RFC 5545 reads it ('03:30')."""
     return _wall(datetime.combine(day, clock) + (change.after - change.before), day)
