@@ -83,6 +83,17 @@ def canonical_zone(name: str) -> str:
     return target if target is not None and target in place_zones() else name
 
 
+def zone_meant(name: str) -> str:
+    """Return the place's zone *name* is meant as: 'EST' and 'US/Eastern' → 'America/New_York', else *name*.
+
+    An abbreviation is a zone of the tz database too ('EST' is UTC-05:00 all year), but who writes
+    it means New York's clock, summer time included.
+    """
+    if name in place_zones() or name in UNIVERSAL:
+        return name
+    return ABBREVIATIONS.get(_key(name[:100])) or canonical_zone(name)
+
+
 @lru_cache(maxsize=1)
 def aliases_of() -> dict[str, tuple[str, ...]]:
     """The other names of each place's zone (browsers may report 'Asia/Calcutta' for 'Asia/Kolkata')."""
