@@ -422,10 +422,13 @@ def clock_changes_text(text: str, first: datetime, zone: str) -> str | None:
     should not leave that to them. Bounded: ten years of a daily rule are 3,653 dates at most.
     """
     try:
+        # A rule refused for its first date may yield nothing: dateutil would walk to year 9999 (a second).
+        if check_first_date(read_repeat(text), first):
+            return None  # its own problem is told
         rule = rrulestr(explicit_rule(text, first.date()), dtstart=first)
         dates = between(rule, first + timedelta(seconds=1), years_after(first, CLOCK_YEARS))
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
-        return None  # the rule's own problems are told by check_first_date
+        return None  # told by read_repeat or check_first_date
     hits = [at for at in dates if in_change(at, zone)]
     if not hits:
         return None
