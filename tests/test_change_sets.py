@@ -162,6 +162,25 @@ def test_a_meeting_moved_by_a_week_sends_each_member_one_message_listing_its_fou
     ]
 
 
+def test_a_date_rolled_off_a_day_off_says_so_in_the_message(
+    env: dict[str, str], write_timeline: WriteTimeline, tmp_path: Path, smtp: SMTPTestServer
+) -> None:
+    # 30 days before the meeting is Sunday 8 February 2099: the roll moves the documents to Friday 6.
+    rolled = MEETING.replace("        due: meeting - 30d\n", "        due: meeting - 30d\n        roll: previous\n")
+    write_timeline("cwg-40", rolled)
+    run("sync", env=env, cwd=tmp_path)
+    run("send-due", "--now", NOW, env=env, cwd=tmp_path)
+
+    [english], [french] = messages(smtp)["en@example.org"], messages(smtp)["fr@example.org"]
+    lines = text_of(english).splitlines()
+    assert lines[lines.index("Secretariat documents available") + 1 :][:3] == [
+        "New date: Friday, 6 February 2099, end of day, Zurich time",
+        "Previously: Sunday, 8 February 2099, end of day, Zurich time",
+        "Moved from Sunday, 8 February 2099, a non-working day.",
+    ]
+    assert "Date déplacée : le dimanche 8 février 2099 est un jour non ouvré." in text_of(french).replace("\xa0", " ")
+
+
 def test_a_second_move_before_the_message_went_out_updates_its_lines(
     env: dict[str, str], write_timeline: WriteTimeline, tmp_path: Path, smtp: SMTPTestServer
 ) -> None:

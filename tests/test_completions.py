@@ -54,6 +54,25 @@ def test_a_second_done_is_refused_and_shows_the_first(
     assert dates(env, tmp_path)["member-comments"] == "2017-03-06"  # still 14 days after the first
 
 
+def test_a_completion_time_the_clocks_skip_is_refused_with_the_times_to_write(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, database_url: str
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    # 26 March 2017: the clocks go from 02:00 to 03:00 in Zurich (the default zone of --at).
+    skipped = tracker("done", "hlpf/revised-draft", "--at", "2017-03-26T02:30", env=env, cwd=tmp_path)
+    with_offset = tracker("done", "hlpf/final-draft", "--at", "2017-03-26T02:30+01:00", env=env, cwd=tmp_path)
+
+    assert skipped.returncode == 2
+    assert " ".join(skipped.stderr.split()) == (
+        "error: --at: 02:30 on 2017-03-26 does not exist in Europe/Zurich (clocks go from 02:00 to 03:00); "
+        "write 01:30 or 03:00"
+    )
+    assert with_offset.returncode == 0, with_offset.stderr  # an instant said with its offset is no wall time
+    assert recorded(database_url) == [("final-draft", "2017-03-26", "", "")]
+
+
 def test_amend_changes_what_it_is_given_and_keeps_the_rest(
     env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline, database_url: str
 ) -> None:

@@ -181,3 +181,23 @@ def test_a_templates_folder_left_in_the_working_folder_is_named_as_unused(tmp_pa
     assert f"{tmp_path / 'templates'} is not used" in told.stderr
     assert f"set TRACKER_TEMPLATES={tmp_path / 'templates'} to use it" in told.stderr
     assert "is not used" not in overridden.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "validate"])
+def test_a_default_zone_that_is_no_place_is_named_with_the_zone_to_write_at_start(tmp_path: Path, command: str) -> None:
+    (tmp_path / "schedules").mkdir()
+    env = cli_env(f"sqlite:///{tmp_path / 'tracker.db'}", tmp_path / "schedules")
+
+    abbreviation = tracker(command, env={**env, "TRACKER_TIMEZONE": "EST"}, cwd=tmp_path)
+    old_name = tracker(command, env={**env, "TRACKER_TIMEZONE": "Asia/Calcutta"}, cwd=tmp_path)
+    place = tracker(command, env={**env, "TRACKER_TIMEZONE": "America/New_York"}, cwd=tmp_path)
+
+    assert abbreviation.returncode == old_name.returncode == place.returncode == 0
+    assert (
+        "TRACKER_TIMEZONE: 'EST' is an abbreviation, not a place's zone, and may not follow summer time: "
+        "write 'America/New_York'" in " ".join(abbreviation.stderr.split())
+    )
+    assert "TRACKER_TIMEZONE: 'Asia/Calcutta' is an old name of 'Asia/Kolkata': write 'Asia/Kolkata'" in " ".join(
+        old_name.stderr.split()
+    )
+    assert "TRACKER_TIMEZONE" not in place.stderr

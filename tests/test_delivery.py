@@ -430,6 +430,11 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
             assert missing.status_code == 404 and "revised-draft" in missing.json()["detail"]
             bad = http.post(url, headers=auth, json={"at": "2017-02-30"})
             assert bad.status_code == 422 and "at:" in bad.json()["detail"]
+            skipped = http.post(url, headers=auth, json={"at": "2016-03-27T02:30"})  # Zurich's clocks skip it
+            assert skipped.status_code == 422 and skipped.json()["detail"] == (
+                "at: 02:30 on 2016-03-27 does not exist in Europe/Zurich (clocks go from 02:00 to 03:00); "
+                "write 01:30 or 03:00"
+            )
             done = http.post(url, headers=auth, json={"note": "posted", "link": "https://example.org/draft.pdf"})
             assert done.status_code == 200, done.text
             assert done.json()["changes"][0]["kind"] == "completed"

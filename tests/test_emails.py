@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -687,3 +687,28 @@ def test_a_long_list_of_changes_gives_a_line_each_with_both_dates_and_who_acts_o
     html = body(message, "html")
     assert html.count('class="cell"') == 12  # a row per milestone: its title, its dates
     assert render_module.BRIEF < 6
+
+
+@pytest.mark.parametrize(
+    ("language", "why"),
+    [
+        ("en", "Moved from Saturday, 11 March 2017, a non-working day."),
+        ("fr", "Date déplacée : le samedi 11 mars 2017 est un jour non ouvré."),
+    ],
+)
+def test_a_changed_message_says_the_new_date_was_rolled_off_a_non_working_day(
+    renderer: Renderer, language: str, why: str
+) -> None:
+    rolled = make_view(rolled_from=date(2017, 3, 11))  # Saturday 11 March, rolled to Friday 10
+    week = timedelta(days=7)
+    one = (ChangeLine(rolled, "moved", rolled.main_at - week, rolled.main_at),)
+    many = (*six_moved()[:5], *one)
+
+    full = render(renderer, make_request("changed", language, view=None, changes=one))
+    brief = render(renderer, make_request("changed", language, view=None, changes=many))
+
+    lines = body(full, "plain").replace("\xa0", " ").splitlines()
+    assert lines[lines.index(why) - 2].startswith(("New date: Friday, 10 March 2017", "Nouvelle date : vendredi"))
+    assert why in body(full, "html").replace("\xa0", " ")
+    for subtype in ("plain", "html"):  # the rolled one only, not the five others
+        assert body(brief, subtype).replace("\xa0", " ").count(why) == 1

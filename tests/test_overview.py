@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
-from tests.support.factories import make_view
+from tests.support.factories import make_view, milestone_yaml, timeline_yaml
+from tests.support.timelines import WriteTimeline
+from tests.support.web import serving, sync
 from tracker.timelines.states import Process
 from tracker.timelines.views import Occurrence
 from tracker.web.layout import accepted, choose, languages
-from tracker.web.pages import left_text
+from tracker.web.pages import left_text, reader_zone
 
 ZURICH_NOON = datetime(2017, 3, 10, 11, 0, tzinfo=UTC)
 
@@ -85,6 +89,24 @@ def test_the_reader_s_zone_from_the_address_shows_their_own_clock(pages_client: 
 
     assert "(your time: Thursday, 9 March 2017, 17:59)" in page
     assert wrong.status_code == 200 and "your time" not in wrong.text
+
+
+def test_an_old_name_or_an_abbreviation_in_the_address_reads_as_the_zone_of_its_place(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    # Noon in Zurich on 14 March 2017: New York is already on summer time (EDT, 07:00), EST is not.
+    write_timeline("call", timeline_yaml(milestone_yaml("call", due="2017-03-14 12:00"), id="call", title="Call"))
+    sync(engine, schedules)
+    asked = ("America/New_York", "US/Eastern", "EST", "est", "Asia/Calcutta")
+
+    with serving(engine, 0) as (http, _):
+        pages = {zone: http.get("/", params={"tz": zone}).text for zone in asked}
+
+    for zone in asked[:4]:
+        assert "(your time: Tuesday, 14 March 2017, 07:00)" in pages[zone], zone
+    assert "(your time: Tuesday, 14 March 2017, 16:30)" in pages["Asia/Calcutta"]
+    assert reader_zone("US/Eastern") == reader_zone("EST") == "America/New_York"
+    assert reader_zone("Asia/Calcutta") == "Asia/Kolkata" and reader_zone("Mars/Olympus") is None
 
 
 def test_the_browser_s_language_is_used_unless_the_address_names_one(pages_client: httpx.Client) -> None:

@@ -14,15 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from tests.support.cli import tracker
 from tests.support.factories import REPO, make_view, milestone_yaml, timeline_yaml, validate, write
 from tests.support.timelines import NOW, WriteTimeline
-from tests.support.web import serving, sync
+from tests.support.web import serving, subscribe, sync
+from tracker.delivery.notices import handle_events
 from tracker.feeds.builder import item_description
 from tracker.i18n.languages import load_language
 from tracker.i18n.wording import describe_item
 from tracker.store.engine import transaction
+from tracker.store.models import Delivery
 from tracker.timelines.completions import DoneRequest, record_done
 from tracker.timelines.dates import DateError, Offset, Relative, parse_expr, parse_stored_expr
 from tracker.timelines.diff import expr_text
@@ -406,6 +409,42 @@ def test_a_sync_with_other_default_holidays_is_no_no_op(
     assert again.plan is not None
     assert [(c.kind, c.rolled_from) for c in again.plan.changes] == [("rescheduled", date(2018, 12, 31))]
     assert local_days(engine) == {"closing": "2019-01-02"}
+
+
+def rolled_deadline(due: str) -> str:
+    return timeline_yaml(milestone_yaml("closing", due=due, roll="previous"), id="closing", title="Closing")
+
+
+def test_a_new_reason_for_the_same_date_reaches_the_feed_without_a_changed_notice(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    # Saturday 22, then Sunday 23 December 2018: both roll to Friday 21; only the reason changes.
+    write_timeline("closing", rolled_deadline("2018-12-22"))
+    now = datetime(2018, 12, 1, tzinfo=UTC)
+    sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now)
+    subscribe(engine, "amina@mission.example.org")
+    with transaction(engine, write=True) as session:
+        handle_events(session, now)  # the first pass: what came before is history
+
+    with serving(engine, 0, REPO / "locale") as (http, _):
+        before = unfold(http.get("/feeds/closing.ics").text)
+        write_timeline("closing", rolled_deadline("2018-12-23"))
+        again = sync_folder(engine, schedules, zone="Europe/Zurich", reminders=["1d"], now=now)
+        after = unfold(http.get("/feeds/closing.ics").text)
+    with transaction(engine, write=True) as session:
+        handle_events(session, now)
+        notices = session.exec(select(Delivery).where(Delivery.kind == "changed")).all()
+
+    assert again.plan is not None
+    assert [(c.kind, c.fields) for c in again.plan.changes] == [("updated", ("rolled_from",))]
+    assert "Moved from Saturday 22 December 2018" in before and "SEQUENCE:0" in before
+    assert "Moved from Sunday 23 December 2018" in after and "SEQUENCE:1" in after
+    assert "DTSTART;VALUE=DATE:20181221" in after
+    assert notices == []  # the date did not move: nothing to tell members by email
+
+
+def unfold(ics: str) -> str:
+    return ics.replace("\r\n ", "").replace("\r\n", "\n")
 
 
 # A closures file shared by timelines

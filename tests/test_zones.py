@@ -81,6 +81,16 @@ def test_it_warns_of_a_time_in_the_repeated_hour_and_names_both_instants(
     ]
 
 
+@pytest.mark.parametrize(("zone", "written", "when", "clocks", "choices"), GAPS, ids=[g[0] for g in GAPS])
+def test_it_refuses_a_completion_time_the_clocks_skip_and_names_the_nearest_valid_times(
+    folder: Path, zone: str, written: str, when: str, clocks: str, choices: str
+) -> None:
+    found = zone_file(folder, zone, milestone_yaml("draft", due="2027-12-01", done=written))
+    assert found == [
+        f"schedules/night.yaml:9: done: {when} does not exist in {zone} (clocks go from {clocks}); write {choices}"
+    ]
+
+
 def test_a_time_just_outside_the_change_is_no_problem(folder: Path) -> None:
     found = zone_file(
         folder,
@@ -90,6 +100,38 @@ def test_a_time_just_outside_the_change_is_no_problem(folder: Path) -> None:
         milestone_yaml("once", due="2027-11-07 02:00"),
     )
     assert found == []
+
+
+def test_a_repeat_warns_once_of_its_dates_the_clocks_skip_or_repeat(folder: Path) -> None:
+    # Every Sunday at 02:30 in Zurich: each spring the clocks skip that time, each autumn they repeat it.
+    sundays = milestone_yaml("call", starts="2027-01-03 02:30", ends="2027-01-03 03:30", repeat="FREQ=WEEKLY")
+
+    assert zone_file(folder, "Europe/Zurich", sundays) == [
+        "schedules/night.yaml:10: warning: repeat: 20 dates in the ten years from 2027-01-03 fall where the "
+        "clocks change: 02:30 on 2027-03-28 does not exist in Europe/Zurich (clocks go from 02:00 to 03:00), and "
+        "calendars read it forward, as 03:30, as RFC 5545 does; 02:30 on 2027-10-31 happens twice in Europe/Zurich "
+        "(clocks go back from 03:00 to 02:00): first at 00:30 UTC (UTC+02:00), then at 01:30 UTC (UTC+01:00), and "
+        "Tracker takes the first, as RFC 5545 does; write another time so that every date exists once"
+    ]
+
+
+def test_a_repeat_names_the_first_date_the_clocks_skip_after_its_first_date(folder: Path) -> None:
+    # The 14th at 02:30 in New York: 14 March is the night the clocks go forward in 2027 and 2032.
+    monthly = milestone_yaml("call", due="2027-01-14 02:30", repeat="FREQ=MONTHLY")
+
+    assert zone_file(folder, "America/New_York", monthly) == [
+        "schedules/night.yaml:9: warning: repeat: 2 dates in the ten years from 2027-01-14 fall where the clocks "
+        "change: 02:30 on 2027-03-14 does not exist in America/New_York (clocks go from 02:00 to 03:00), and "
+        "calendars read it forward, as 03:30, as RFC 5545 does; write another time so that every date exists once"
+    ]
+
+
+def test_a_repeat_looks_ten_years_ahead_and_no_further(folder: Path) -> None:
+    # The 8th at 02:30 in New York: 8 March is next the night the clocks go forward in 2037, past ten years.
+    monthly = milestone_yaml("call", due="2027-01-08 02:30", repeat="FREQ=MONTHLY")
+    daily = milestone_yaml("daily", due="2027-03-01 02:30", repeat="FREQ=DAILY;COUNT=13")  # ends 13 March
+
+    assert zone_file(folder, "America/New_York", monthly, daily) == []
 
 
 NIGHT = timeline_yaml(

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from tracker.text import CONTROLS
 from tracker.timelines.dates import DateError, get_zone, parse_reminder
 from tracker.timelines.workdays import WorkCalendar, WorkdayError, read_calendar
+from tracker.timelines.zones import zone_warning
 
 MAX_DEFAULT_REMINDERS = 10  # offsets in TRACKER_REMINDERS, as in a timeline file
 
@@ -216,6 +217,9 @@ def without_password(url: str) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     settings = Settings()
+    zone = zone_warning(settings.timezone)
+    if zone is not None:  # it works, but its clock is not the one people there read in summer
+        logging.getLogger(__name__).warning("TRACKER_TIMEZONE: %s", zone)
     ignored = ignored_templates(settings, Path.cwd())
     if ignored is not None:  # earlier versions used it: say so rather than drop an organisation's wording unseen
         logging.getLogger(__name__).warning(

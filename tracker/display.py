@@ -96,7 +96,7 @@ def change_line(c: Change) -> Text:
         line.append(f"  done {format_at(c.old_at, c.zone, c.all_day)} removed")
     elif c.kind == "updated":
         line.append(f"  ({', '.join(c.fields)})", style="dim")
-    if c.rolled_from is not None and c.kind in ("added", "rescheduled", "restored"):
+    if c.rolled_from is not None and (c.kind in ("added", "rescheduled", "restored") or "rolled_from" in c.fields):
         line.append(f"  ({moved_text(c.rolled_from)})", style="dim")
     return line
 

@@ -131,12 +131,16 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def when(text: str | None, zone: str, option: str) -> datetime:
-    from tracker.timelines.dates import DateError, parse_when
+def when(text: str | None, zone: str, option: str, *, skipped_times: bool = False) -> datetime:
+    """Read a --now/--at value; *skipped_times*: refuse a wall time the clocks skip (a completion's time)."""
+    from tracker.timelines.dates import DateError, parse_when, skipped_time
 
     if text is None:
         return now_utc()
     try:
+        problem = skipped_time(text, zone) if skipped_times else None
+        if problem is not None:
+            fail(f"{option}: {problem}")
         return parse_when(text, zone)
     except DateError as exc:
         fail(f"{option}: {exc}")

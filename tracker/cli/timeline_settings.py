@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tracker.timelines.dates import DateError, get_zone
 from tracker.timelines.workdays import DEFAULT_CALENDAR, WorkCalendar
+from tracker.timelines.zones import zone_warning
 
 # As in tracker.config.Settings: its defaults and its `toml_file`.
 DEFAULTS = {"schedules": "schedules", "timezone": "Europe/Zurich"}
@@ -43,6 +44,8 @@ def read_timeline_settings() -> TimelineSettings | None:
         if any(_given(name, toml) for name in ("weekend", "holidays", "closures")):
             raise _UndecidedError  # a calendar of one's own: the full settings read and check it
         get_zone(zone)  # the check Settings makes; its error message is the full settings' to give
+        if zone_warning(zone) is not None:
+            raise _UndecidedError  # 'EST', 'US/Eastern': the full settings warn of it at start
     except (_UndecidedError, DateError):
         return None
     return TimelineSettings(Path(schedules), zone)

@@ -236,7 +236,7 @@ def done(
     from tracker.timelines.stored import load_views
 
     config = settings()
-    done_at = when(at, config.timezone, "--at")
+    done_at = when(at, config.timezone, "--at", skipped_times=True)
     day = None
     if at is not None and len(at.strip()) == 10:
         day = datetime.fromisoformat(at.strip()).date()

@@ -29,6 +29,7 @@ from tracker.i18n.wording import (
     due_text,
     group_weeks,
     late_text,
+    moved_text,
     when_text,
 )
 from tracker.links import timeline_page
@@ -246,6 +247,8 @@ def changes_values(request: EmailRequest, language: Language, reader: str, base_
             "old_when": "" if old is None else when_text(old, language, reader),
             "brief": brief_when(new, language, reader),
             "old_brief": "" if old is None else brief_when(old, language, reader),
+            # Why the new date is not the one its rule gives, as pages and feeds say it.
+            "why": moved_text(line.view, language) if line.change in ("moved", "restored") else "",
         })  # fmt: skip
     ids = {line.view.timeline_id for line in request.changes}
     first = lines[0]["item"] if lines else None

@@ -19,7 +19,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.timelines.workdays import DEFAULT_CALENDAR, MAX_WORKDAYS, WorkCalendar, add_workdays
-from tracker.timelines.zones import zone_hint
+from tracker.timelines.zones import gap_problem, zone_hint
 
 Edge = Literal["start", "end"]
 Anchor = Literal["start", "end", "done"]
@@ -398,3 +398,15 @@ def parse_when(text: str, zone: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=get_zone(zone))
     return parsed.astimezone(UTC)
+
+
+def skipped_time(text: str, zone: str) -> str | None:
+    """Say why a --at wall time names no instant (the clocks skip it in *zone*), or None; bad text: parse_when's."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None or len(text.strip()) == 10 or not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        return None
+    get_zone(zone)  # an unknown zone is parse_when's DateError
+    return gap_problem(parsed.date(), parsed.time(), zone)

@@ -20,7 +20,9 @@ from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar
 DATE_FIELDS = ("due_at", "starts_at", "ends_at")
 # Bookkeeping, updated without an event or a new revision: the resolved dates are what
 # members see, so a rewritten expression that lands on the same date is not news.
-# `roll` and `rolled_from` are how a date came about: a move of the date itself is the news.
+# `roll` is how a date came about: a move of the date itself is the news. `rolled_from` is
+# shown with the date ("moved from Saturday…"), so a new reason alone is an update (a new
+# revision, feeds and pages refreshed) but no move: no `changed` email (docs/decisions.md).
 SILENT_FIELDS = ("position", "line", "due_expr", "starts_expr", "ends_expr", "roll", "rolled_from")
 
 
@@ -311,10 +313,13 @@ def diff_one(old: MilestoneData, new: MilestoneData) -> list[Change]:
     if old.status != new.status:
         kind = "cancelled" if new.status == "cancelled" else "restored"
         found.append(change(kind, new, old_at=old.main_at, new_at=new.main_at))
-    if any(getattr(old, f) != getattr(new, f) for f in DATE_FIELDS):
+    moved = any(getattr(old, f) != getattr(new, f) for f in DATE_FIELDS)
+    if moved:
         found.append(change("rescheduled", new, old_at=old.main_at, new_at=new.main_at))
     skip = {"status", *DATE_FIELDS, *SILENT_FIELDS}
     changed = tuple(f.name for f in fields(new) if f.name not in skip and getattr(old, f.name) != getattr(new, f.name))
+    if not moved and old.rolled_from != new.rolled_from:  # a move says its own reason
+        changed += ("rolled_from",)
     if changed:
         found.append(change("updated", new, fields=changed))
     return found

@@ -45,7 +45,7 @@ from tracker.timelines.workdays import (
     WorkCalendar,
     supported_places,
 )
-from tracker.timelines.zones import zone_warning
+from tracker.timelines.zones import gap_problem, zone_warning
 
 # The six UN languages a title may be written in: `en` is required (it is `title`), the others translate it.
 Titles = tuple[tuple[str, str], ...]  # (language, text) pairs sorted by language, `en` left out
@@ -642,6 +642,7 @@ class _Reader:
             self.report(keys["milestones"], "a timeline needs at least one milestone")
         specs = tuple(m for m in milestones if m is not None)
         self.check_milestone_ids(specs)
+        self.check_done_clocks(specs, zone)
         title, titles = self.title(keys.get("title"))
         spec = TimelineSpec(
             id=self.slug(keys.get("id"), "id") or "",
@@ -663,6 +664,14 @@ class _Reader:
             complete=len(specs) == len(milestones),
         )
         return spec if spec.id and spec.title else None
+
+    def check_done_clocks(self, specs: tuple[MilestoneSpec, ...], zone: str) -> None:
+        """A completion at a time the clocks skip names no instant: refused, as such a `due` is."""
+        for spec in specs:
+            if spec.done is not None and spec.done.clock is not None:
+                problem = gap_problem(spec.done.day, spec.done.clock, zone)
+                if problem is not None:
+                    self.problems.append(FileProblem(self.path, spec.line_of("done"), f"done: {problem}"))
 
     def warn_zone(self, node: yaml.Node, zone: str) -> None:
         """A zone that works but is not a place's ('EST' has no summer time, 'US/Eastern' is an old name)."""

@@ -20,7 +20,8 @@ from itertools import takewhile
 from dateutil.rrule import rrulestr
 
 from tracker.timelines.dates import LAST_YEAR, shorten
-from tracker.timelines.views import DAY_PARTS, REPEAT_STEPS
+from tracker.timelines.views import DAY_PARTS, REPEAT_STEPS, between, explicit_rule
+from tracker.timelines.zones import clock_change, fold_text, gap_reading, gap_text, in_change, is_gap
 
 MAX_RULE_LENGTH = 200
 MAX_COUNT = 1000
@@ -406,3 +407,41 @@ def twin_year(year: int) -> int:
 
 def year_layout(year: int) -> tuple[int, bool, bool, bool]:
     return date(year, 1, 1).weekday(), calendar.isleap(year - 1), calendar.isleap(year), calendar.isleap(year + 1)
+
+
+CLOCK_YEARS = 10  # how far a rule's dates are checked against the clocks: as far as calendars are compared
+
+
+@lru_cache(maxsize=1024)  # pure, and a sync asks again for every unchanged rule
+def clock_changes_text(text: str, first: datetime, zone: str) -> str | None:
+    """Say which dates of a timed rule fall where the clocks change in its first ten years, or None.
+
+    The first date is checked where it is written; the later ones keep its wall time, so a weekly
+    02:30 on Sundays meets the night the clocks skip it and the one they repeat it every year.
+    Calendars read the first forward and the second at its first instant (RFC 5545); the file
+    should not leave that to them. Bounded: ten years of a daily rule are 3,653 dates at most.
+    """
+    try:
+        # A rule refused for its first date may yield nothing: dateutil would walk to year 9999 (a second).
+        if check_first_date(read_repeat(text), first):
+            return None  # its own problem is told
+        rule = rrulestr(explicit_rule(text, first.date()), dtstart=first)
+        dates = between(rule, first + timedelta(seconds=1), years_after(first, CLOCK_YEARS))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return None  # told by read_repeat or check_first_date
+    hits = [at for at in dates if in_change(at, zone)]
+    if not hits:
+        return None
+    clock, told = first.time(), []
+    changes = [(at.date(), change) for at in hits if (change := clock_change(at.date(), clock, zone)) is not None]
+    gap = next(((day, change) for day, change in changes if is_gap(change)), None)
+    fold = next(((day, change) for day, change in changes if not is_gap(change)), None)
+    if gap is not None:
+        forward = gap_reading(gap[0], clock, gap[1])
+        told.append(f"{gap_text(gap[0], clock, zone, gap[1])}, and calendars read it forward, as {forward}, "
+                    "as RFC 5545 does")  # fmt: skip
+    if fold is not None:
+        told.append(f"{fold_text(fold[0], clock, zone, fold[1])}, and Tracker takes the first, as RFC 5545 does")
+    many = f"{len(hits)} dates in the ten years from {first.date()} fall" if len(hits) > 1 else \
+        f"1 date in the ten years from {first.date()} falls"  # fmt: skip
+    return f"{many} where the clocks change: {'; '.join(told)}; write another time so that every date exists once"

@@ -24,6 +24,7 @@ from tracker.timelines.dates import (
     to_local,
 )
 from tracker.timelines.files import FileProblem, TimelineSpec
+from tracker.timelines.repeats import clock_changes_text
 from tracker.timelines.workdays import DEFAULT_CALENDAR, Roll, WorkCalendar, WorkdayError, roll_day
 from tracker.timelines.zones import Change, clock_change, fold_text, gap_choices, gap_text, is_gap
 
@@ -160,7 +161,7 @@ def resolve_checked(
     except (OverflowError, ValueError):
         return None, [FileProblem(rule.path, rule.line_of(name), f"{name}: {RANGE_MESSAGE}")]
     span = check_span(rule, dates) or check_day_off(rule, dates)
-    return dates, check_clocks(rule, written, dates) + ([span] if span else [])
+    return dates, check_clocks(rule, written, dates) + check_repeat_clocks(rule, written) + ([span] if span else [])
 
 
 def dependencies(rule: DateRule) -> tuple[tuple[str, Key], ...]:
@@ -399,6 +400,15 @@ def check_clocks(rule: DateRule, written: ResolvedDates, dates: ResolvedDates) -
             message += f"; the span keeps its length and ends at {dates.ends.text()}"
         found.append(FileProblem(rule.path, rule.line_of(name), f"{name}: {message}", warning=warning))
     return found
+
+
+def check_repeat_clocks(rule: DateRule, written: ResolvedDates) -> list[FileProblem]:
+    """Warn once of the later dates of a timed repeat that the clocks skip or repeat (its first: check_clocks)."""
+    point = written.main
+    if rule.repeat is None or point.clock is None:
+        return []
+    message = clock_changes_text(rule.repeat, wall_time(point), point.zone)
+    return [FileProblem(rule.path, rule.line_of("repeat"), f"repeat: {message}", warning=True)] if message else []
 
 
 def clock_message(expr: Expr, point: LocalPoint, settled_point: LocalPoint, change: Change) -> tuple[str, bool]:

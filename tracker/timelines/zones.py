@@ -83,6 +83,17 @@ def canonical_zone(name: str) -> str:
     return target if target is not None and target in place_zones() else name
 
 
+def zone_meant(name: str) -> str:
+    """Return the place's zone *name* is meant as: 'EST' and 'US/Eastern' → 'America/New_York', else *name*.
+
+    An abbreviation is a zone of the tz database too ('EST' is UTC-05:00 all year), but who writes
+    it means New York's clock, summer time included.
+    """
+    if name in place_zones() or name in UNIVERSAL:
+        return name
+    return ABBREVIATIONS.get(_key(name[:100])) or canonical_zone(name)
+
+
 @lru_cache(maxsize=1)
 def aliases_of() -> dict[str, tuple[str, ...]]:
     """The other names of each place's zone (browsers may report 'Asia/Calcutta' for 'Asia/Kolkata')."""
@@ -217,6 +228,26 @@ def gap_choices(day: date, clock: time, change: Change) -> tuple[str, str]:
     """The valid times to write instead: as far before the gap as the clocks jump, and the gap's end."""
     earlier = datetime.combine(day, clock) - (change.after - change.before)
     return _wall(earlier, day), _wall(change.after, day)
+
+
+def gap_problem(day: date, clock: time, zone: str) -> str | None:
+    """'02:30 on 2027-03-14 does not exist in … ; write 01:30 or 03:00' for a written time the clocks skip, or None."""
+    change = clock_change(day, clock, zone)
+    if change is None or not is_gap(change):
+        return None
+    earlier, later = gap_choices(day, clock, change)
+    return f"{gap_text(day, clock, zone, change)}; write {earlier} or {later}"
+
+
+def gap_reading(day: date, clock: time, change: Change) -> str:
+    """The wall time a skipped *clock* is read as, forward by the gap, as RFC 5545 reads it ('03:30')."""
+    return _wall(datetime.combine(day, clock) + (change.after - change.before), day)
+
+
+def in_change(wall: datetime, zone: str) -> bool:
+    """Whether the clocks skip or repeat the naive local *wall* time (quicker than clock_change, no cache)."""
+    info = _zone(zone)
+    return wall.replace(tzinfo=info, fold=0).utcoffset() != wall.replace(tzinfo=info, fold=1).utcoffset()
 
 
 def fold_text(day: date, clock: time, zone: str, change: Change) -> str:

@@ -32,7 +32,7 @@ from tracker.timelines.completions import (
     record_done,
     record_reopen,
 )
-from tracker.timelines.dates import DateError, parse_when
+from tracker.timelines.dates import DateError, parse_when, skipped_time
 from tracker.timelines.stored import load_views
 from tracker.web.forms import BodyError, json_object
 from tracker.web.limits import TextJSONResponse, validation_problem
@@ -183,7 +183,10 @@ def read_body(model: type[Body], raw: bytes) -> Body | JSONResponse:
 
 
 def done_time(at: str, zone: str) -> datetime:
-    """*at* as an instant; raise DateError for text that is not a date or a year outside 1900–2200."""
+    """*at* as an instant; raise DateError for text that is not a date, a year outside 1900–2200, or a skipped time."""
+    skipped = skipped_time(at, zone)  # 02:30 the night the clocks go forward names no instant
+    if skipped is not None:
+        raise DateError(skipped)
     return parse_when(at, zone)  # it bounds the year: 0001-01-01 east of UTC would fall before year 1
 
 

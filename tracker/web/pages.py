@@ -39,6 +39,7 @@ from tracker.timelines.views import (
     timeline_title_in,
     title_in,
 )
+from tracker.timelines.zones import zone_meant
 from tracker.web.layout import PageLanguage, choose, html, render
 from tracker.web.picture import Mark, Picture, describe, link_words, plan_picture, render_svg, titles_of
 
@@ -140,14 +141,15 @@ def web_url(url: str) -> str:
 
 
 def reader_zone(asked: str | None) -> str | None:
-    """The viewer's zone if the URL names a real one (`?tz=Europe/Zurich`)."""
+    """The viewer's zone if the URL names a real one (`?tz=Europe/Zurich`; `US/Eastern` and `EST`: New York's)."""
     if not asked or len(asked) > 64:  # the longest IANA name has 32 characters; no look-alike search for junk
         return None
+    zone = zone_meant(asked)
     try:
-        get_zone(asked)
+        get_zone(zone)
     except DateError:
         return None
-    return asked
+    return zone
 
 
 # --- one timeline ---------------------------------------------------------------------------
