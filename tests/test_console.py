@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -15,7 +15,7 @@ from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
 from tracker.store.engine import transaction
-from tracker.store.models import ConsoleSession, SignInLink
+from tracker.store.models import ConsoleSession, Delivery, SignInLink, Subscriber
 from tracker.timelines.pipeline import sync_folder
 
 LATE = NOW.replace(month=2, day=27)  # the revised draft was due on 24 February, and is not posted
@@ -189,3 +189,37 @@ def test_a_viewer_sees_the_late_step_on_the_dashboard_in_every_language(
     late = english.text.split('id="late"')[1].split("</section>")[0]
     assert "Revised draft posted" in late
     assert 'dir="rtl"' in arabic.text and 'lang="ar"' in arabic.text
+
+
+def test_the_dashboard_counts_what_goes_out_and_lists_failures_and_suspended_addresses(site: ConsoleSite) -> None:
+    now = site.clock()
+    with transaction(site.engine, write=True) as session:
+        people = [Subscriber(email=f"m{n}@mission.example.org", email_key=f"m{n}@mission.example.org",
+                             state="suspended" if n == 2 else "confirmed", created_at=now, changed_at=now)
+                  for n in range(3)]  # fmt: skip
+        session.add_all(people)
+        session.flush()
+        for n, person in enumerate(people):
+            send_at = now + timedelta(days=2 if n < 2 else 9)  # the third is beyond the week
+            session.add(outbox_row(person.id, "reminder", "planned", send_at, slot="7d"))
+            session.add(outbox_row(person.id, "digest", "planned", now + timedelta(days=1), slot="w"))
+        refused = "550 <b>no such user</b>"
+        session.add(outbox_row(people[0].id, "opened", "failed", now - timedelta(days=1), error=refused))
+    browser = site.sign_in("amina@mission.example.org", "viewer")
+
+    page = browser.get("/console/").text
+
+    outgoing = page.split('id="outgoing"')[1].split("</section>")[0]
+    assert "<td><code>digest</code></td><td>3</td><td>3</td>" in outgoing
+    assert "<td><code>reminder</code></td><td>2</td><td>2</td>" in outgoing
+    failures = page.split('id="failures"')[1].split("</section>")[0]
+    assert "m0@mission.example.org" in failures and "550 &lt;b&gt;no such user&lt;/b&gt;" in failures
+    assert "m2@mission.example.org" in page.split('id="suspended"')[1]
+
+
+def outbox_row(subscriber_id: int | None, kind: str, state: str, send_at: datetime, *, slot: str = "",
+               error: str = "") -> Delivery:  # fmt: skip
+    assert subscriber_id is not None
+    return Delivery(subscriber_id=subscriber_id, timeline_id="hlpf", milestone_key="revised-draft", kind=kind,
+                    slot=slot, state=state, send_at=send_at, attempt_at=send_at, created_at=send_at,
+                    updated_at=send_at, last_error=error)  # fmt: skip
