@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from tests.support.cli import tracker
 from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
@@ -223,3 +225,29 @@ def outbox_row(subscriber_id: int | None, kind: str, state: str, send_at: dateti
     return Delivery(subscriber_id=subscriber_id, timeline_id="hlpf", milestone_key="revised-draft", kind=kind,
                     slot=slot, state=state, send_at=send_at, attempt_at=send_at, created_at=send_at,
                     updated_at=send_at, last_error=error)  # fmt: skip
+
+
+def test_the_delivery_log_shows_sign_in_emails_with_their_address(
+    site: ConsoleSite, env: dict[str, str], tmp_path: Path
+) -> None:
+    site.sign_in("amina@mission.example.org", "viewer")
+
+    listed = tracker("deliveries", "--to", "Amina@mission.example.org", "--json", env=env, cwd=tmp_path)
+
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    sent = [("amina@mission.example.org", "sign-in", "sent")]
+    assert [(row["to"], row["kind"], row["state"]) for row in rows] == sent
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(site: ConsoleSite) -> None:
+    browser = site.sign_in("amina@mission.example.org", "viewer")
+    before = dict(browser.cookies)
+
+    site.ask_link(browser, "amina@mission.example.org")
+    site.use_link(browser, site.emailed_link("amina@mission.example.org"))
+    old = site.browser()
+    old.cookies.update(before)
+
+    assert browser.get("/console/").status_code == 200
+    assert old.get("/console/").status_code == 303  # a copy of the earlier cookie is worth nothing now

@@ -193,6 +193,7 @@ def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, o
         outcome = redeem(session, token, visitor.browser, now)
         raw = None
         if isinstance(outcome, Redeemed):
+            close_session(session, visitor.session_id, now)  # a new sign-in, a new id: the old one is spent
             raw = open_session(session, outcome.user, now=now, lifetimes=console.lifetimes)
     if raw is None:
         text = OTHER_BROWSER if outcome == "other-browser" else LINK_SPENT
