@@ -160,9 +160,10 @@ def test_a_post_without_its_csrf_token_is_refused(site: ConsoleSite) -> None:
 
     forged = browser.post("/console/sign-out", data={"everywhere": "1"})
     wrong = browser.post("/console/sign-in", data={"csrf": "x", "email": "amina@mission.example.org"})
+    hostile = browser.post("/console/sign-out", data={"csrf": "é" * 5000, "everywhere": "1"})
 
     assert forged.status_code == 403 and browser.get("/console/").status_code == 200
-    assert wrong.status_code == 403
+    assert wrong.status_code == 403 and hostile.status_code == 403
 
 
 def test_every_console_answer_is_no_store_with_a_policy_that_runs_no_script(site: ConsoleSite) -> None:

@@ -69,7 +69,10 @@ class Console:
         return signature(self.secret, "csrf", browser)
 
     def csrf_ok(self, browser: str | None, sent: object) -> bool:
-        return bool(browser) and isinstance(sent, str) and hmac.compare_digest(sent, self.csrf_token(browser or ""))
+        # compare_digest refuses text that is not ASCII (a TypeError, a 500): no token of ours has any.
+        if not browser or not isinstance(sent, str) or not sent.isascii() or len(sent) > MAX_TOKEN:
+            return False
+        return hmac.compare_digest(sent, self.csrf_token(browser))
 
     def session_cookie(self, raw: str) -> str:
         return sign(self.secret, "session", raw)
