@@ -50,11 +50,11 @@ from tracker.delivery.outbox import (
     release,
     replan,
     return_expired,
-    sign_in_recipient,
     skip_stale,
 )
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
+from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
 from tracker.mail.smtp import DeliveryError, Mailer

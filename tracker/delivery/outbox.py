@@ -40,7 +40,7 @@ from sqlmodel import Session, col, func, select
 
 from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
 from tracker.store.bulk import copy_rows
-from tracker.store.models import Delivery, Milestone, SignInLink, Subscriber, UTCDateTime
+from tracker.store.models import Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
 from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.screening import screen_views
@@ -85,25 +85,6 @@ def queue_confirm(session: Session, subscriber: Subscriber, now: datetime) -> De
     session.add(row)
     session.flush()
     return row
-
-
-def queue_sign_in(session: Session, link: SignInLink, now: datetime) -> Delivery:
-    """Plan the email of a sign-in link, to go at once; pointless once the link has expired.
-
-    Its recipient is a console user, not a subscriber: the row names its link as a negative
-    subscriber id (no subscriber has one), so the outbox's unique key, claims and log serve it as they are.
-    """
-    assert link.id is not None
-    row = Delivery(subscriber_id=sign_in_recipient(link.id), kind="sign-in", send_at=now, attempt_at=now,
-                   deadline_at=link.expires_at, created_at=now, updated_at=now)  # fmt: skip
-    session.add(row)
-    session.flush()
-    return row
-
-
-def sign_in_recipient(link_id: int) -> int:
-    """The subscriber id a sign-in email's row carries: its link's, negated."""
-    return -link_id
 
 
 # --- planning: make the outbox match what should be sent ---------------------------------

@@ -22,7 +22,7 @@ from tracker.accounts.signin import Redeemed, make_link, redeem
 from tracker.accounts.users import UserError, find_user, normalise_email, revoke_all
 from tracker.clock import Clock
 from tracker.config import Settings
-from tracker.delivery.outbox import queue_sign_in
+from tracker.delivery.signins import queue_sign_in
 from tracker.i18n.languages import N_
 from tracker.store.engine import transaction
 from tracker.store.models import User
