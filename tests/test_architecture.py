@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"text", "clock", "atomic", "lazy"},
     {"store"},
     {"timelines"},
-    {"links", "display", "mail", "subscribers"},
+    {"links", "display", "mail", "subscribers", "accounts"},
     {"config", "i18n", "metrics"},
     {"feeds"},
     {"emails"},

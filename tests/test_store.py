@@ -130,13 +130,13 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         command.downgrade(config, "-1")
         connection.commit()
     assert stored_revision(engine) not in (None, HEAD_REVISION)
-    # What the newest migration adds: a timeline's working days, a milestone's roll.
-    assert "calendar" not in {column["name"] for column in inspect(engine).get_columns("timelines")}
-    assert "rolled_from" not in {column["name"] for column in inspect(engine).get_columns("milestones")}
+    # What the newest migration adds: the console's users, sign-in links and sessions.
+    assert "users" not in inspect(engine).get_table_names()
     engine.dispose()
 
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
+    assert {"users", "sign_in_links", "console_sessions"} <= set(inspect(engine).get_table_names())
     assert "calendar" in {column["name"] for column in inspect(engine).get_columns("timelines")}
     assert {"roll", "rolled_from"} <= {c["name"] for c in inspect(engine).get_columns("milestones")}
     assert "revision" in {column["name"] for column in inspect(engine).get_columns("deliveries")}

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     # confirmation emails have their own limit in the outbox.
     subscribe_limit: int = Field(default=20, ge=1)
     subscribe_window: int = Field(default=600, ge=1)
+    # The console (docs/console.md): a sign-in link works once for this many minutes; a session ends after
+    # this long without a request, and this many hours after signing in, whatever happens.
+    console_link_minutes: int = Field(default=15, ge=1, le=60)
+    console_idle_minutes: int = Field(default=120, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=12, ge=1, le=24 * 7)
+    # Sign-in requests in any console_sign_in_window seconds: per address (whoever asks), and per client.
+    console_address_limit: int = Field(default=3, ge=1)
+    console_client_limit: int = Field(default=10, ge=1)
+    console_sign_in_window: int = Field(default=900, ge=1)
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts

@@ -153,6 +153,9 @@ def make_request(kind: Kind, language: str = "en", **overrides: Any) -> EmailReq
         values["subscribed_to"] = (HLPF, "32nd meeting of the Council Working Group on WSIS")
     elif kind == "digest":
         values["digest"] = digest_items()
+    elif kind == "sign-in":
+        values["links"] = replace(links(), confirm=f"{BASE}/console/sign-in/tok")
+        values["offset"] = "15"
     elif kind == "cancelled":
         values["view"] = SIDE_EVENT
     else:

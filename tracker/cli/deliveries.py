@@ -75,15 +75,22 @@ def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The delivery log: who was sent what, when, with the server's reply."""
-    from sqlmodel import col, select
+    from sqlmodel import col, func, or_, select
 
     from tracker.store.engine import transaction
-    from tracker.store.models import Delivery, Subscriber
+    from tracker.store.models import Delivery, SignInLink, Subscriber, User
 
     if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not one of {', '.join(STATES)}", 2)
     engine = store()
-    query = select(Delivery, Subscriber.email).join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id)
+    # A sign-in email goes to a console user: its row names the link (a negative id), the link names the user.
+    query = (
+        select(Delivery, func.coalesce(Subscriber.email, User.email))
+        .join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id, isouter=True)
+        .join(SignInLink, col(SignInLink.id) == -col(Delivery.subscriber_id), isouter=True)
+        .join(User, col(User.id) == SignInLink.user_id, isouter=True)
+        .where(or_(col(Subscriber.id).is_not(None), col(User.id).is_not(None)))
+    )
     if status:
         query = query.where(Delivery.state == status)
     if milestone:
@@ -92,7 +99,7 @@ def deliveries(
             fail(f"--milestone: give it as TIMELINE/MILESTONE, not {milestone!r}", 2)
         query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
     if to:
-        query = query.where(Subscriber.email_key == to.strip().lower())
+        query = query.where(or_(Subscriber.email_key == to.strip().lower(), User.email_key == to.strip().lower()))
     query = query.order_by(col(Delivery.send_at).desc(), col(Delivery.id).desc()).limit(limit)
     with transaction(engine) as session:
         rows = [(row, email) for row, email in session.exec(query)]

@@ -67,7 +67,7 @@ def recipient_row(session: Session, to: str | None) -> Subscriber:
 
 
 def pick_view(views: list[MilestoneView], reference: str | None, kind: str) -> MilestoneView | None:
-    if kind in ("confirm", "digest"):
+    if kind in ("confirm", "digest", "sign-in"):
         return None
     if reference is None:
         fail(f"preview {kind} needs --milestone TIMELINE/MILESTONE")
@@ -81,7 +81,7 @@ def build_preview(
     kind: str, view: MilestoneView | None, views: list[MilestoneView], subscriber: Subscriber, lang: str | None
 ) -> EmailMessage:
     from tracker.emails import ChangeLine, EmailRequest, Recipient, Renderer, Sender
-    from tracker.subscribers.links import LinkMaker
+    from tracker.subscribers.links import LinkMaker, Links
     from tracker.timelines.views import expand, follows, list_upcoming
 
     config = settings()
@@ -99,6 +99,9 @@ def build_preview(
         coming = expand(view, now, now + timedelta(days=800))
         next_at = coming[0].at if coming else view.main_at
     offset = (view.reminders[0] if view and view.reminders else "7d") if kind == "reminder" else None
+    if kind == "sign-in":  # a sample link: a real one is made for one browser, when it asks
+        links = Links("", "", "", "", confirm=f"{config.base_url.rstrip('/')}/console/sign-in/SAMPLE")
+        offset = str(config.console_link_minutes)
     # A changed preview shows the milestone moved a week later than it was.
     changes = (
         [ChangeLine(view, "moved", next_at - timedelta(days=7), next_at)]

@@ -77,6 +77,8 @@ def compose(row: Claimed, person: Person | None, store: Store, now: datetime) ->
 
 
 def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
+    if row.kind == "sign-in":
+        return compose_sign_in(row, person, now)
     if person is None:
         return Skip("subscriber removed")
     if row.kind == "confirm":
@@ -103,6 +105,16 @@ def compose_row(row: Claimed, person: Person | None, store: Store, now: datetime
         note = store.event_notes.get(row.event_id or 0, "") if row.kind == "correction" else ""
         return request(row, person, now, view=view, predecessor=predecessor, note=note)
     return request(row, person, now, view=view)  # cancelled
+
+
+def compose_sign_in(row: Claimed, person: Person | None, now: datetime) -> EmailRequest | Skip:
+    """The email of a sign-in link, while the link may still be used."""
+    if person is None:
+        return Skip("sign-in link removed (or its user)")
+    if person.state != "unused" or person.links.confirm is None:
+        return Skip(f"sign-in link {person.state}")
+    minutes = round(((row.deadline_at or now) - row.send_at).total_seconds() / 60)
+    return request(row, person, now, offset=str(max(minutes, 1)))
 
 
 def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, text, update
 from sqlmodel import Session, col, func, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
+from tracker.accounts.signin import link_token
 from tracker.clock import Clock, utc_now
 from tracker.config import Settings
 from tracker.delivery.compose import Person, Skip, Store
@@ -53,13 +54,14 @@ from tracker.delivery.outbox import (
 )
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
+from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
 from tracker.mail.smtp import DeliveryError, Mailer
 from tracker.metrics import Metrics
 from tracker.store.engine import transaction
-from tracker.store.models import Delivery, Event, Subscriber
-from tracker.subscribers.links import LinkMaker
+from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
+from tracker.subscribers.links import LinkMaker, Links
 from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
 from tracker.timelines.stored import load_views
@@ -270,9 +272,11 @@ class Dispatcher:
             return milestone_revisions(session, milestones)
 
     def people(self, session: Session, rows: list[Claimed]) -> dict[int, Person]:
-        found = load_recipients(session, {row.subscriber_id for row in rows})
+        found = load_recipients(session, {row.subscriber_id for row in rows if row.subscriber_id > 0})
         links = self.links
-        return {
+        signing_in = [-row.subscriber_id for row in rows if row.kind == "sign-in"]
+        users = sign_in_people(session, signing_in, links, self.clock()) if signing_in else {}
+        return users | {
             s.id: Person(
                 s.id, s.email, s.name, s.language, readable_zone(s.timezone), s.state,
                 *followed(s.audiences, s.timelines), links.of(s),
@@ -561,6 +565,21 @@ class Dispatcher:
             if retry_at <= now:
                 return Done(row, Outcome(row.id, "failed", now, error=error, reason=NO_TIME_LEFT))
         return Done(row, Outcome(row.id, "planned", now, error=error, reason=reason, retry_at=retry_at))
+
+
+def sign_in_people(session: Session, link_ids: list[int], links: LinkMaker, now: datetime) -> dict[int, Person]:
+    """The users sign-in rows go to, keyed as the rows name them; the state says whether the link may be used."""
+    found = session.exec(
+        select(SignInLink, User).where(col(SignInLink.id).in_(link_ids), SignInLink.user_id == User.id)
+    ).all()
+    people = {}
+    for link, user in found:
+        assert link.id is not None
+        state = "used" if link.used_at is not None else "expired" if now >= link.expires_at else "unused"
+        url = f"{links.base}/console/sign-in/{link_token(links.secret, link.salt)}"
+        people[sign_in_recipient(link.id)] = Person(sign_in_recipient(link.id), user.email, "", user.language, "UTC",
+                                                    state, (), None, Links("", "", "", "", confirm=url))  # fmt: skip
+    return people
 
 
 def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:

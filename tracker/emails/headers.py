@@ -68,12 +68,14 @@ def make_message(request: EmailRequest, sender: Sender, subject: str, tag: str) 
         ("Date", date_value(request.now)),
         ("Message-ID", message_id(request.key, sender_domain(sender))),
         ("List-Id", list_id_value(sender.list_id)),
-        ("List-Unsubscribe", list_unsubscribe(request)),
+        ("List-Unsubscribe", list_unsubscribe(request) if request.links.unsubscribe else ""),
         *BULK_HEADERS,
         ("Content-Language", text_value("Content-Language", tag)),
         ("MIME-Version", "1.0"),
     )
     for name, value in values:
+        if name.startswith("List-Unsubscribe") and not request.links.unsubscribe:
+            continue  # a message to a console user (sign-in): there is no list to leave
         message.set_raw(name, value)
     return message
 
@@ -86,6 +88,8 @@ class Letterhead:
         self.from_line = header_line("From", sender_value(sender.from_address))
         self.list_line = header_line("List-Id", list_id_value(sender.list_id))
         self.bulk_lines = b"".join(header_line(name, value) for name, value in BULK_HEADERS)
+        # A message to a console user (sign-in) belongs to no list: nothing to unsubscribe from.
+        self.unlisted_lines = b"".join(header_line(name, value) for name, value in BULK_HEADERS[1:])
 
     def write(self, request: EmailRequest, subject_line: bytes, language_line: bytes) -> bytes:
         """Return the header lines of *request*, Subject and Content-Language as given, up to MIME-Version."""
@@ -97,9 +101,13 @@ class Letterhead:
                 date_header(request.now),
                 header_line("Message-ID", message_id(request.key, self.domain)),
                 self.list_line,
-                header_line("List-Unsubscribe", list_unsubscribe(request)),
-                self.bulk_lines,
+                *self.list_lines(request),
                 language_line,
                 b"MIME-Version: 1.0\r\n",
             )
         )
+
+    def list_lines(self, request: EmailRequest) -> tuple[bytes, ...]:
+        if not request.links.unsubscribe:
+            return (self.unlisted_lines,)
+        return header_line("List-Unsubscribe", list_unsubscribe(request)), self.bulk_lines

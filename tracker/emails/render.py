@@ -192,12 +192,12 @@ def check_request(request: EmailRequest) -> None:
     """Refuse a request that lacks what its kind needs, before anything is rendered."""
     if request.now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    if request.kind == "confirm" and request.links.confirm is None:
-        raise ValueError("a confirm email needs links.confirm")
+    if request.kind in ("confirm", "sign-in") and request.links.confirm is None:
+        raise ValueError(f"a {request.kind} email needs links.confirm")
     if request.kind == "changed":
         if not request.changes or any(line.at is None for line in request.changes):
             raise ValueError("a changed email needs its changes, each with its date")
-    elif request.kind not in ("confirm", "digest") and request.view is None:
+    elif request.kind not in ("confirm", "digest", "sign-in") and request.view is None:
         raise ValueError(f"a {request.kind} email needs a view")
     if request.kind == "reminder" and request.offset is None:
         raise ValueError("a reminder email needs its offset")
@@ -207,6 +207,8 @@ def kind_values(request: EmailRequest, language: Language, reader: str, base_url
     """Return the values one kind of message needs."""
     if request.kind == "confirm":
         return {"topics": list(request.subscribed_to)}
+    if request.kind == "sign-in":  # the link is links.confirm: a personal value, never in the shared text
+        return {"minutes": int(request.offset or 15)}
     if request.kind == "digest":
         return {"weeks": group_weeks(request.digest, language, reader, base_url)}
     if request.kind == "changed":

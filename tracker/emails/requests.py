@@ -12,7 +12,9 @@ from tracker.subscribers.links import Links
 if TYPE_CHECKING:  # annotations only: the command line reads KINDS for its help without loading views
     from tracker.timelines.views import MilestoneView, Occurrence
 
-Kind = Literal["confirm", "reminder", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "digest"]
+Kind = Literal[
+    "confirm", "reminder", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "digest", "sign-in"
+]
 
 
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -52,7 +54,7 @@ class EmailRequest:
     now: datetime  # aware; the Date header
     view: MilestoneView | None = None  # all kinds except confirm/digest
     due_at: datetime | None = None  # this occurrence's instant (repeating milestones)
-    offset: str | None = None  # "reminder": "7d", "4h"
+    offset: str | None = None  # "reminder": "7d", "4h"; "sign-in": the minutes its link works, "15"
     digest: Sequence[Occurrence] = ()  # "digest": what is due in the coming weeks
     predecessor: MilestoneView | None = (
         None  # "opened": the milestone whose completion opened this one; "correction": reopened

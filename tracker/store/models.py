@@ -253,3 +253,45 @@ class Cursor(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     event_id: int = 0
     updated_at: datetime | None = _at()
+
+
+class User(SQLModel, table=True):
+    """Someone of the secretariat who signs in to the console; there is no password to leak (docs/console.md)."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320)
+    email_key: str = Field(max_length=320, unique=True)  # lower-cased: one account per mailbox
+    role: str = Field(max_length=12)  # viewer | secretary | admin
+    language: str = Field(default="en", max_length=5)  # of the sign-in email
+    created_at: datetime = _at(nullable=False)
+
+
+class SignInLink(SQLModel, table=True):
+    """A one-time sign-in link: only hashes are stored, of the token and of the browser that asked for it."""
+
+    __tablename__ = "sign_in_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    salt: str = Field(max_length=64)  # with the secret key, makes the token when the email is composed
+    browser_hash: str = Field(max_length=64)
+    created_at: datetime = _at(nullable=False)
+    expires_at: datetime = _at(nullable=False)
+    used_at: datetime | None = _at()
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries a random id, the store its hash (revoked by a row update)."""
+
+    __tablename__ = "console_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(index=True)
+    id_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _at(nullable=False)
+    seen_at: datetime = _at(nullable=False)  # idle expiry counts from here
+    expires_at: datetime = _at(nullable=False)  # absolute expiry
+    revoked_at: datetime | None = _at()

@@ -25,6 +25,7 @@ from tracker.feeds.calendars import Calendars, FeedBody, FeedRef
 from tracker.metrics import Metrics
 from tracker.web.admin import admin_routes, has_bearer
 from tracker.web.api import api_routes
+from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
 from tracker.web.ratelimit import SlidingWindow
@@ -82,6 +83,7 @@ def create_api(
                     queue)  # fmt: skip
         app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
         app.include_router(preferences_routes(site))
+        install_console(app, make_console(config, engine, calendars.secret, calendars.clock, queue))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
