@@ -130,12 +130,27 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         command.downgrade(config, "-1")
         connection.commit()
     assert stored_revision(engine) not in (None, HEAD_REVISION)
-    # What the newest migration adds: the console's users, sign-in links and sessions.
-    assert "users" not in inspect(engine).get_table_names()
+    # What the newest migration adds: who did each event (the audit log).
+    assert "actor" not in {column["name"] for column in inspect(engine).get_columns("events")}
+    with engine.begin() as connection:  # the log as an older version wrote it
+        connection.exec_driver_sql(
+            "INSERT INTO events (at, kind, timeline_id, milestone_key, detail, change_set) VALUES "
+            "('2017-02-01 10:00:00.000000', 'added', 'hlpf', 'draft', '{}', 'a'),"
+            "('2017-02-20 10:00:00.000000', 'completed', 'hlpf', 'draft', '{\"who\": \"cli:alice\"}', 'b'),"
+            "('2017-02-20 10:00:00.000000', 'rescheduled', 'hlpf', 'comments', '{}', 'b'),"
+            "('2017-02-21 10:00:00.000000', 'delivery_failed', 'hlpf', 'draft', '{}', NULL),"
+            "('2017-02-21 10:00:00.000000', 'subscriber_added', '', NULL, '{}', NULL)"
+        )
     engine.dispose()
 
     engine = open_store(url)
     assert stored_revision(engine) == HEAD_REVISION
+    with engine.connect() as connection:
+        actors = connection.exec_driver_sql("SELECT kind, actor FROM events ORDER BY id").all()
+    assert [tuple(row) for row in actors] == [
+        ("added", "sync"), ("completed", "cli:alice"), ("rescheduled", "cli:alice"), ("delivery_failed", "mailer"),
+        ("subscriber_added", ""),
+    ]  # fmt: skip
     assert {"users", "sign_in_links", "console_sessions"} <= set(inspect(engine).get_table_names())
     assert "calendar" in {column["name"] for column in inspect(engine).get_columns("timelines")}
     assert {"roll", "rolled_from"} <= {c["name"] for c in inspect(engine).get_columns("milestones")}

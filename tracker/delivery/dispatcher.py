@@ -629,6 +629,7 @@ def failure_event(done: Done, now: datetime) -> Event:
         milestone_key=row.milestone_key or None,
         subscriber_id=row.subscriber_id,
         detail={"delivery": row.id, "kind": row.kind, "error": outcome.error, "reason": outcome.reason},
+        actor="mailer",
     )
 
 
@@ -648,7 +649,7 @@ def suspend_if_rejected(session: Session, subscriber_id: int, limit: int, now: d
     subscriber.state, subscriber.changed_at = "suspended", now
     session.add(subscriber)
     session.add(Event(at=now, kind="subscriber_suspended", subscriber_id=subscriber_id,
-                      detail={"email": subscriber.email, "after": limit}))  # fmt: skip
+                      detail={"email": subscriber.email, "after": limit}, actor="mailer"))  # fmt: skip
     session.execute(
         update(Delivery.__table__)  # type: ignore[attr-defined]
         .where(col(Delivery.subscriber_id) == subscriber_id, col(Delivery.state) == "planned")

@@ -141,6 +141,8 @@ class Event(SQLModel, table=True):
     subscriber_id: int | None = Field(default=None, index=True)  # subscriber events only
     # What one sync, one `done`/`reopen` or one API call changed together: members get one message for it.
     change_set: str | None = Field(default=None, max_length=32)
+    # Who: 'cli:USER', 'console:EMAIL', 'api', 'sync', 'mailer', 'subscriber' (docs/console.md, audit log).
+    actor: str = Field(default="", max_length=120, index=True)
 
 
 class SyncState(SQLModel, table=True):

@@ -103,10 +103,10 @@ def record_done(session: Session, request: DoneRequest, view: MilestoneView | No
     kind = "amended" if request.amend else "completed"  # an amendment opens nothing again: no second 'opened'
     completed = change(kind, stored.milestones[key][2], new_at=request.done_at, who=request.who, note=request.note)
     if occurrence:
-        return finish(session, stored, [completed], now)
+        return finish(session, stored, [completed], now, actor=request.who)
     completions = {k: c for k, (c, _) in stored.completions.items()}
     completions[key] = Completion(request.done_at, request.day)
-    return finish(session, stored, [completed], now, completions)
+    return finish(session, stored, [completed], now, completions, actor=request.who)
 
 
 def record_reopen(session: Session, request: ReopenRequest, *, now: datetime) -> list[Change]:
@@ -124,9 +124,9 @@ def record_reopen(session: Session, request: ReopenRequest, *, now: datetime) ->
     delete_completion(session, key, occurrence)
     reopened = change("reopened", stored.milestones[key][2], old_at=record.done_at, who=request.who, note=request.note)
     if occurrence:
-        return finish(session, stored, [reopened], now)
+        return finish(session, stored, [reopened], now, actor=request.who)
     completions = {k: c for k, (c, _) in stored.completions.items() if k != key}
-    return finish(session, stored, [reopened], now, completions)
+    return finish(session, stored, [reopened], now, completions, actor=request.who)
 
 
 def latest_done(session: Session, key: Key) -> str:
@@ -171,8 +171,10 @@ def finish(
     changes: list[Change],
     now: datetime,
     completions: dict[Key, Completion] | None = None,
+    *,
+    actor: str,
 ) -> list[Change]:
-    """Re-resolve every live milestone with *completions* and write the cascade."""
+    """Re-resolve every live milestone with *completions* and write the cascade, as done by *actor*."""
     live = {key: data for key, (_, _, data) in stored.milestones.items() if data.status != "removed"}
     desired = dict(live)
     if completions is not None:
@@ -184,7 +186,7 @@ def finish(
             desired = {key: with_dates(data, dates[key]) for key, data in live.items()}
     plan = SyncPlan(changes + diff_milestones(desired, stored), stored.timelines, desired, {}, stored)
     write_milestones(session, plan, now)
-    write_events(session, plan.changes, plan, now)
+    write_events(session, plan.changes, plan, now, actor=actor)
     return plan.changes
 
 

@@ -169,9 +169,16 @@ def new_change_set() -> str:
 
 
 def write_events(
-    session: Session, changes: Iterable[Change], plan: SyncPlan | None, now: datetime, change_set: str | None = None
+    session: Session,
+    changes: Iterable[Change],
+    plan: SyncPlan | None,
+    now: datetime,
+    change_set: str | None = None,
+    actor: str = "sync",
 ) -> None:
-    """Write one event per change, all of one change set (a new one unless given): members hear of it once."""
+    """Write one event per change, all of one change set (a new one unless given): members hear of it once.
+
+    *actor* is who made the change ('sync', 'cli:USER', 'console:EMAIL', 'api'): the audit log's who."""
     change_set = change_set or new_change_set()
     rows = []
     for c in changes:
@@ -187,7 +194,7 @@ def write_events(
         rows.append(
             {"at": now, "kind": c.kind, "timeline_id": c.timeline_id, "milestone_key": c.milestone_key,
              "revision": revision, "old_at": c.old_at, "new_at": c.new_at, "detail": detail,
-             "change_set": change_set}
+             "change_set": change_set, "actor": actor}
         )  # fmt: skip
     if rows:
         insert_rows(session, Event.__table__, rows)  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from tracker.accounts.sessions import Lifetimes, close_session, open_session
 from tracker.accounts.signin import Redeemed, make_link, redeem
 from tracker.accounts.users import UserError, find_user, normalise_email, revoke_all
+from tracker.audit import account_event
 from tracker.clock import Clock
 from tracker.config import Settings
 from tracker.delivery.signins import queue_sign_in
@@ -195,6 +196,7 @@ def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, o
         if isinstance(outcome, Redeemed):
             close_session(session, visitor.session_id, now)  # a new sign-in, a new id: the old one is spent
             raw = open_session(session, outcome.user, now=now, lifetimes=console.lifetimes)
+            session.add(account_event("console_signed_in", outcome.user, now, role=outcome.user.role))
     if raw is None:
         text = OTHER_BROWSER if outcome == "other-browser" else LINK_SPENT
         status = 403 if outcome == "other-browser" else 410
@@ -212,11 +214,12 @@ def end_sessions(console: Console, visitor: Visitor, fields: dict[str, object]) 
         return message(chosen, visitor.asked, N_("Form expired"), chosen.language.gettext(STALE_FORM), 403)
     now = console.clock()
     with transaction(console.engine, write=True) as session:
-        if fields.get("everywhere") and visitor.signed_in is not None:
-            user = session.get(User, visitor.signed_in.user.id)
-            if user is not None:
-                revoke_all(session, user, now)
+        user = session.get(User, visitor.signed_in.user.id) if visitor.signed_in is not None else None
+        if fields.get("everywhere") and user is not None:
+            revoke_all(session, user, now)
         close_session(session, visitor.session_id, now)
+        if user is not None:
+            session.add(account_event("console_signed_out", user, now, everywhere=bool(fields.get("everywhere"))))
     response = RedirectResponse(SIGN_IN, 303)
     console.end_session(response)
     return response

@@ -1,0 +1,79 @@
+"""The audit log: every event names who did it, and `tracker events` lists them, newest first, filtered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tests.support.cli import tracker
+from tests.support.console import console_site, csrf_of
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, NOW, WriteTimeline
+from tracker.audit import AuditQuery, list_events
+from tracker.store.engine import transaction
+
+
+def listed(env: dict[str, str], tmp_path: Path, *options: str) -> list[dict[str, object]]:
+    result = tracker("events", "--json", *options, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, object]] = json.loads(result.stdout)
+    return rows
+
+
+def test_tracker_events_says_who_synced_completed_and_reopened_newest_first(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+    tracker("done", "hlpf/revised-draft", "--at", "2017-02-20", "--note", "posted", env=env, cwd=tmp_path)
+    tracker("reopen", "hlpf/revised-draft", "--note", "wrong file", env=env, cwd=tmp_path)
+
+    everything = listed(env, tmp_path)
+    by_cli = listed(env, tmp_path, "--actor", "cli")
+    reopened = listed(env, tmp_path, "--kind", "reopened")
+
+    assert [row["id"] for row in everything] == sorted((row["id"] for row in everything), reverse=True)
+    assert {row["actor"] for row in everything if row["kind"] == "added"} == {"sync"}
+    kinds = [(row["kind"], row["subject"]) for row in by_cli]
+    assert kinds.index(("reopened", "hlpf/revised-draft")) < kinds.index(("completed", "hlpf/revised-draft"))
+    assert ("rescheduled", "hlpf/member-comments") in kinds  # the cascade is the completion's author's too
+    assert all(str(row["actor"]).startswith("cli:") for row in by_cli)
+    # A completion on a date counts from the day's start in Geneva.
+    assert [row["detail"] for row in reopened] == ["2017-02-19 23:00 UTC → —; note: wrong file"]
+    assert listed(env, tmp_path, "--actor", "console") == []
+    assert len(listed(env, tmp_path, "--limit", "2")) == 2
+
+
+def test_tracker_events_prints_a_bounded_table_and_refuses_a_bad_since(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    table = tracker("events", "--since", "2000-01-01", "--limit", "3", env=env, cwd=tmp_path)
+    future = tracker("events", "--since", "2199-01-01", env=env, cwd=tmp_path)
+    bad = tracker("events", "--since", "yesterday-ish", env=env, cwd=tmp_path)
+
+    assert table.returncode == 0, table.stderr
+    assert "sync" in table.stdout and "added" in table.stdout
+    assert len([line for line in table.stdout.splitlines() if " added " in line]) == 3
+    assert "no events match" in future.stderr
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_console_sign_ins_and_sign_outs_are_recorded_with_who(engine: Engine, smtp: SMTPTestServer) -> None:
+    with console_site(engine, smtp, NOW) as site:
+        browser = site.sign_in("amina@mission.example.org", "secretary")
+        page = browser.get("/console/")
+        browser.post("/console/sign-out", data={"csrf": csrf_of(page), "everywhere": "1"})
+
+    with transaction(engine) as session:
+        entries = list_events(session, AuditQuery(actor="console"))
+
+    assert [(e.kind, e.actor, e.subject) for e in entries] == [
+        ("console_signed_out", "console:amina@mission.example.org", "amina@mission.example.org"),
+        ("console_signed_in", "console:amina@mission.example.org", "amina@mission.example.org"),
+    ]
+    assert entries[0].detail == "everywhere" and entries[1].detail == "role: secretary"
