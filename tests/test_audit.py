@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -11,14 +12,14 @@ from tests.support.cli import tracker
 from tests.support.console import console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
-from tracker.audit import AuditQuery, list_events
+from tracker.store.audit import AuditQuery, list_events
 from tracker.store.engine import transaction
 
 
-def listed(env: dict[str, str], tmp_path: Path, *options: str) -> list[dict[str, object]]:
+def listed(env: dict[str, str], tmp_path: Path, *options: str) -> list[dict[str, Any]]:
     result = tracker("events", "--json", *options, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows: list[dict[str, object]] = json.loads(result.stdout)
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
 
 

@@ -36,6 +36,15 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/sign-in/{token}"): "anyone",
     ("GET", "/console/"): "viewer",
     ("POST", "/console/sign-out"): "viewer",
+    ("GET", "/console/timelines"): "viewer",
+    ("GET", "/console/timelines/{timeline_id}"): "viewer",
+    ("GET", "/console/timelines/{timeline_id}/{milestone}/done"): "secretary",
+    ("POST", "/console/timelines/{timeline_id}/{milestone}/done"): "secretary",
+    ("GET", "/console/timelines/{timeline_id}/{milestone}/amend"): "secretary",
+    ("POST", "/console/timelines/{timeline_id}/{milestone}/amend"): "secretary",
+    ("GET", "/console/timelines/{timeline_id}/{milestone}/reopen"): "secretary",
+    ("POST", "/console/timelines/{timeline_id}/{milestone}/reopen"): "secretary",
+    ("GET", "/console/audit"): "viewer",
     ("POST", "/api/milestones/{timeline}/{milestone}/done"): "admin token",
     ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "admin token",
 }
@@ -94,6 +103,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleSite
 def outcome(browser: httpx.Client, method: str, path: str) -> str:
     """What a browser gets: sent to sign in, refused, or let in (whatever the page then says)."""
     path = path.replace("{token}", "not-a-token").replace("{timeline}", "hlpf").replace("{milestone}", "x")
+    path = path.replace("{timeline_id}", "hlpf")
     if method == "GET":
         answer = browser.get(path)
     else:  # with a good CSRF token: what is checked here is the role
@@ -103,7 +113,8 @@ def outcome(browser: httpx.Client, method: str, path: str) -> str:
     return "refused" if answer.status_code in (401, 403) else "let in"
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(RULES))
+# Signing out ends the sessions the other cases use: it comes last.
+@pytest.mark.parametrize(("method", "path"), sorted(RULES, key=lambda key: (key == ("POST", "/console/sign-out"), key)))
 def test_each_rule_holds_for_the_signed_out_and_for_every_role(
     site: tuple[ConsoleSite, dict[str, httpx.Client]], method: str, path: str
 ) -> None:

@@ -13,7 +13,7 @@ from tracker.display import format_at
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from tracker.audit import AuditEntry
+    from tracker.store.audit import AuditEntry
 
 
 @app.command("events")
@@ -27,7 +27,7 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The audit log: every recorded change (sync, completion, subscriber, sign-in) with who, when and what."""
-    from tracker.audit import AuditQuery, list_events
+    from tracker.store.audit import AuditQuery, list_events
     from tracker.store.engine import transaction
 
     config = settings()

@@ -380,11 +380,19 @@ def notice_opened(session: Session, event: Event, snapshot: Snapshot, now: datet
     done = snapshot.view(event.timeline_id, event.milestone_key)
     if done is None:
         return 0
-    rows = []
-    for view in waiting_for(done, snapshot.views):
-        if view.main_at > now and "" not in view.completions:
-            rows += [notice_row(r, view, "opened", event, now) for r in snapshot.routed(view)]
+    rows = [
+        notice_row(r, view, "opened", event, now) for view, readers in to_open(done, snapshot, now) for r in readers
+    ]
     return insert_new(session, rows)
+
+
+def to_open(done: MilestoneView, snapshot: Snapshot, now: datetime) -> list[tuple[MilestoneView, list[Reader]]]:
+    """The steps *done* opens, each with who is told: still ahead and not done themselves."""
+    return [
+        (view, snapshot.routed(view))
+        for view in waiting_for(done, snapshot.views)
+        if view.main_at > now and "" not in view.completions
+    ]
 
 
 def notice_reopened(session: Session, event: Event, snapshot: Snapshot, now: datetime) -> int:
@@ -394,12 +402,24 @@ def notice_reopened(session: Session, event: Event, snapshot: Snapshot, now: dat
     if reopened is None:
         return 0
     rows = []
-    for view in waiting_for(reopened, snapshot.views):
-        for row in planned_notices(session, view, "opened").values():
+    for view, unsent, told in to_correct(session, reopened, snapshot):
+        for row in unsent:
             set_state(session, row.id, "cancelled", now, reason=f"{reference(reopened)} was reopened")
-        told = told_opened(session, view)
-        rows += [notice_row(r, view, "correction", event, now) for r in snapshot.routed(view) if r.id in told]
+        rows += [notice_row(r, view, "correction", event, now) for r in told]
     return insert_new(session, rows)
+
+
+def to_correct(
+    session: Session, reopened: MilestoneView, snapshot: Snapshot
+) -> list[tuple[MilestoneView, list[Delivery], list[Reader]]]:
+    """The steps *reopened* had opened, each with its 'opened' notices not sent yet (to withdraw) and
+    the readers already told (to correct)."""
+    found = []
+    for view in waiting_for(reopened, snapshot.views):
+        told = told_opened(session, view)
+        readers = [r for r in snapshot.routed(view) if r.id in told]
+        found.append((view, list(planned_notices(session, view, "opened").values()), readers))
+    return found
 
 
 def told_opened(session: Session, view: MilestoneView) -> set[int]:

@@ -20,11 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from tracker.accounts.sessions import Lifetimes, close_session, open_session
 from tracker.accounts.signin import Redeemed, make_link, redeem
 from tracker.accounts.users import UserError, find_user, normalise_email, revoke_all
-from tracker.audit import account_event
 from tracker.clock import Clock
 from tracker.config import Settings
 from tracker.delivery.signins import queue_sign_in
 from tracker.i18n.languages import N_
+from tracker.store.audit import account_event
 from tracker.store.engine import transaction
 from tracker.store.models import User
 from tracker.web.console_access import (
@@ -38,6 +38,8 @@ from tracker.web.console_access import (
     Visitor,
     local_path,
 )
+from tracker.web.console_audit import audit_routes
+from tracker.web.console_timelines import timeline_routes
 from tracker.web.dashboard import read_dashboard
 from tracker.web.forms import answer, form_fields, message
 from tracker.web.ratelimit import SlidingWindow, client_key
@@ -70,12 +72,15 @@ def make_console(settings: Settings, engine: Engine, secret: bytes, clock: Clock
         per_client=SlidingWindow(settings.console_client_limit, window),
         late_days=settings.late_days,
         signups=signups,
+        zone=settings.timezone,
     )
 
 
 def install_console(app: FastAPI, console: Console) -> None:
     """Add the console's routes, and the answers its role rules give instead (sign in, 403)."""
     app.include_router(console_routes(console))
+    app.include_router(timeline_routes(console))
+    app.include_router(audit_routes(console))
     app.add_middleware(ConsoleHeaders, console=console)
 
     async def refused(_: Request, exc: Exception) -> Response:

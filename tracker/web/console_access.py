@@ -56,6 +56,7 @@ class Console:
     per_client: SlidingWindow
     late_days: int
     signups: Signups
+    zone: str = "Europe/Zurich"  # TRACKER_TIMEZONE: the clock of a completion's time typed in a form
 
     @property
     def secure(self) -> bool:
