@@ -198,3 +198,14 @@ def test_a_viewer_sees_states_but_no_actions_and_is_refused_each_one(site: Conso
     assert 'href="/console/timelines/hlpf"' in listing.text
     assert form.status_code == posted.status_code == 403
     assert browser.get("/console/timelines/nope").status_code == 404
+
+
+def test_the_confirmation_speaks_the_reader_s_language(site: ConsoleSite) -> None:
+    browser = site.sign_in(SECRETARY, "secretary")
+
+    french = send(browser, f"{STEP}/done?lang=fr", at="2017-02-27")
+    arabic = send(browser, f"{STEP}/done?lang=ar", at="2017-02-27")
+
+    said = " ".join(french.text.split())
+    assert "Un avis « étape ouverte » au sujet de « Membership comments on the revised draft » à 2 abonnés" in said
+    assert 'dir="rtl"' in arabic.text and "إشعار «متاح الآن»" in arabic.text
