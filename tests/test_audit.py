@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
 from tracker.store.audit import AuditQuery, list_events
 from tracker.store.engine import transaction
+from tracker.store.models import Event
 
 
 def listed(env: dict[str, str], tmp_path: Path, *options: str) -> list[dict[str, Any]]:
@@ -78,3 +80,26 @@ def test_console_sign_ins_and_sign_outs_are_recorded_with_who(engine: Engine, sm
         ("console_signed_in", "console:amina@mission.example.org", "amina@mission.example.org"),
     ]
     assert entries[0].detail == "everywhere" and entries[1].detail == "role: secretary"
+
+
+def test_the_audit_page_filters_pages_on_and_escapes_what_it_shows(engine: Engine, smtp: SMTPTestServer) -> None:
+    with transaction(engine, write=True) as session:
+        for n in range(60):
+            session.add(Event(at=NOW + timedelta(minutes=n), kind="subscriber_added", actor="cli:ops",
+                              detail={"email": f"m{n}@mission.example.org"}))  # fmt: skip
+        session.add(Event(at=NOW, kind="completed", timeline_id="hlpf", milestone_key="draft", actor="api",
+                          detail={"note": "<script>alert(1)</script>"}))  # fmt: skip
+    with console_site(engine, smtp, NOW + timedelta(days=1)) as site:
+        browser = site.sign_in("amina@mission.example.org", "viewer")
+        first = browser.get("/console/audit", params={"actor": "cli"})
+        older = browser.get(first.text.split('<a href="')[-1].split('"')[0].replace("&amp;", "&"))
+        api = browser.get("/console/audit", params={"actor": "api", "kind": "completed", "since": "2017-01-01"})
+        bad = browser.get("/console/audit", params={"since": "yesterday"})
+
+    assert first.status_code == 200 and first.text.count("<tr>") == 1 + 50  # the head row and a page
+    assert "m59@mission.example.org" in first.text and "m9@mission.example.org" not in first.text
+    assert older.text.count("<tr>") == 1 + 10 and "m9@mission.example.org" in older.text
+    assert "Older events" not in older.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in api.text and "<script>" not in api.text
+    assert api.text.count("<tr>") == 2
+    assert bad.status_code == 422 and "Write the day as YYYY-MM-DD." in bad.text
