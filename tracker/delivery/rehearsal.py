@@ -74,4 +74,4 @@ def notices_of(session: Session, changes: list[Change], now: datetime) -> list[N
         view = snapshot.view(*key)
         if kind == "changed" and view is not None:
             found.append(Notice("changed", view, count))
-    return found
+    return [n for n in found if n.subscribers or n.withdrawn]  # a notice to nobody is nothing sent
