@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from tests.support.cli import tracker
 from tests.support.console import console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
 from tracker.store.audit import AuditQuery, list_events
-from tracker.store.engine import transaction
-from tracker.store.models import Event
+from tracker.store.engine import open_store, transaction
+from tracker.store.models import Event, Subscriber
+from tracker.subscribers.registry import unsubscribe
+from tracker.web.subscriptions import SELF
 
 
 def listed(env: dict[str, str], tmp_path: Path, *options: str) -> list[dict[str, Any]]:
@@ -103,3 +106,32 @@ def test_the_audit_page_filters_pages_on_and_escapes_what_it_shows(engine: Engin
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in api.text and "<script>" not in api.text
     assert api.text.count("<tr>") == 2
     assert bad.status_code == 422 and "Write the day as YYYY-MM-DD." in bad.text
+
+
+def test_subscriber_changes_name_the_cli_user_or_the_subscriber_themselves(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    csv = tmp_path / "members.csv"
+    csv.write_text("email,name\nli@mission.example.org,Li\n", encoding="utf-8")
+    tracker("subscribers", "add", "amina@mission.example.org", "--confirmed", env=env, cwd=tmp_path)
+    tracker("subscribers", "import", str(csv), "--confirmed", env=env, cwd=tmp_path)
+    tracker("subscribers", "remove", "amina@mission.example.org", env=env, cwd=tmp_path)
+    engine = open_store(database_url)
+    try:
+        with transaction(engine, write=True) as session:
+            li = session.exec(select(Subscriber).where(Subscriber.email_key == "li@mission.example.org")).one()
+            unsubscribe(session, li, NOW, SELF)  # as the one-click link in every email does
+        with transaction(engine) as session:
+            entries = list_events(session, AuditQuery())
+    finally:
+        engine.dispose()
+
+    found = [(e.kind, e.subject, e.actor.split(":")[0]) for e in reversed(entries)]
+    assert found == [
+        ("subscriber_added", "amina@mission.example.org", "cli"),
+        ("subscriber_confirmed", "amina@mission.example.org", "cli"),
+        ("subscriber_added", "li@mission.example.org", "cli"),
+        ("subscriber_confirmed", "li@mission.example.org", "cli"),
+        ("subscriber_unsubscribed", "amina@mission.example.org", "cli"),
+        ("subscriber_unsubscribed", "li@mission.example.org", "subscriber"),
+    ]

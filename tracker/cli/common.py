@@ -127,6 +127,17 @@ def file_progress(folder: Path, label: str) -> Iterator[Callable[[Path], None] |
         yield lambda _path: progress.advance(task)
 
 
+def who() -> str:
+    """Who runs this command, as events record it (the audit log's actor)."""
+    import getpass
+    import os
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container): the uid says enough
+        return f"cli:uid {os.getuid()}"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 

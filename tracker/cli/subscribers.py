@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO, get_args
 
 import typer
 
-from tracker.cli.common import app, err, fail, now_utc, out, print_json, settings, store
+from tracker.cli.common import app, err, fail, now_utc, out, print_json, settings, store, who
 from tracker.cli.console import styled
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
@@ -50,7 +50,7 @@ def add(
             data = check_input(raw, zone=settings().timezone, known=known_names(session))
         except SubscriberError as exc:
             fail(str(exc))
-        subscriber, outcome = save(session, data, confirmed=confirmed, now=now)
+        subscriber, outcome = save(session, data, confirmed=confirmed, now=now, actor=who())
         queued = queue_confirm(session, subscriber, now) is not None
     out.print(styled(outcome_symbol(outcome), f" {subscriber.email}: {outcome} ({subscriber.state})"))
     if subscriber.state == "pending":
@@ -131,7 +131,7 @@ def save_chunk(rows: list[SubscriberInput], counts: dict[str, int], *, confirmed
     if not rows:
         return
     with transaction(store(), write=True) as session:
-        saved = save_many(session, rows, confirmed=confirmed, now=now)
+        saved = save_many(session, rows, confirmed=confirmed, now=now, actor=who())
         pending = [(s.id, s.confirm_version) for s in saved if s.state == "pending"]
         counts["queued"] += queue_confirms(session, pending, now)
     counts["pending"] += len(pending)
@@ -231,7 +231,7 @@ def remove(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
 
     with transaction(store(), write=True) as session:
         subscriber = lookup(session, email)
-        changed = unsubscribe(session, subscriber, now_utc())
+        changed = unsubscribe(session, subscriber, now_utc(), who())
     out.print(f"{subscriber.email}: {'unsubscribed' if changed else 'was already unsubscribed'}")
 
 
@@ -252,7 +252,7 @@ def rotate_token(
         purposes = (purpose,)
     with transaction(store(), write=True) as session:
         subscriber = lookup(session, email)
-        rotate(session, subscriber, purposes, now_utc())
+        rotate(session, subscriber, purposes, now_utc(), who())
     out.print(f"{subscriber.email}: new {', '.join(purposes)} links; the old ones no longer work")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +22,7 @@ from tracker.cli.common import (
     store,
     timeline_settings,
     when,
+    who,
 )
 from tracker.cli.console import styled
 
@@ -274,16 +274,6 @@ def reopen(
         fail(str(exc), 1)
     for c in changes:
         out.print(change_line(c), soft_wrap=True)
-
-
-def who() -> str:
-    """Who runs this command, as events record it."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this uid (a container): the uid says enough
-        return f"cli:uid {os.getuid()}"
 
 
 def already_done(exc: AlreadyDoneError, view: MilestoneView | None) -> str:

@@ -266,8 +266,10 @@ def find(session: Session, email: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email_key == key)).first()
 
 
-def save(session: Session, data: SubscriberInput, *, confirmed: bool, now: datetime) -> tuple[Subscriber, Outcome]:
-    """Add or update one subscriber; saving the same data again changes nothing."""
+def save(
+    session: Session, data: SubscriberInput, *, confirmed: bool, now: datetime, actor: str = ""
+) -> tuple[Subscriber, Outcome]:
+    """Add or update one subscriber; saving the same data again changes nothing. *actor*: who, for the events."""
     subscriber = session.exec(select(Subscriber).where(Subscriber.email_key == data.key)).first()
     if subscriber is None:
         subscriber = Subscriber(email=data.email, email_key=data.key, created_at=now, changed_at=now)
@@ -283,9 +285,9 @@ def save(session: Session, data: SubscriberInput, *, confirmed: bool, now: datet
     session.add(subscriber)
     session.flush()
     if outcome != "unchanged":
-        record(session, f"subscriber_{outcome}", subscriber, now)
+        record(session, f"subscriber_{outcome}", subscriber, now, actor)
         if subscriber.confirmed_at == now:
-            record(session, "subscriber_confirmed", subscriber, now)
+            record(session, "subscriber_confirmed", subscriber, now, actor)
     return subscriber, outcome
 
 
@@ -299,7 +301,9 @@ class Saved:
     outcome: Outcome
 
 
-def save_many(session: Session, rows: Sequence[SubscriberInput], *, confirmed: bool, now: datetime) -> list[Saved]:
+def save_many(
+    session: Session, rows: Sequence[SubscriberInput], *, confirmed: bool, now: datetime, actor: str = ""
+) -> list[Saved]:
     """Add or update many subscribers as `save` does each, in a handful of statements; results in input order.
 
     An import of 100,000 rows spent nearly all its time in the ORM's per-row work (a query, an
@@ -329,7 +333,7 @@ def save_many(session: Session, rows: Sequence[SubscriberInput], *, confirmed: b
                         [{name: row[name] for name in ["_id", *names]} for row in changed])  # fmt: skip
     columns = (table.c.email_key, table.c.id, table.c.state, table.c.confirm_version)
     ids = {key: rest for key, *rest in session.execute(select(*columns).where(table.c.email_key.in_(list(outcomes))))}
-    insert_rows(session, Event.__table__, events_of(rows, outcomes, ids, now))  # type: ignore[attr-defined]
+    insert_rows(session, Event.__table__, events_of(rows, outcomes, ids, now, actor))  # type: ignore[attr-defined]
     return [Saved(ids[d.key][0], ids[d.key][1], ids[d.key][2], outcomes[d.key][0]) for d in rows]
 
 
@@ -360,27 +364,27 @@ def chosen(data: SubscriberInput) -> dict[str, Any]:
 
 
 def events_of(rows: Sequence[SubscriberInput], outcomes: Mapping[str, tuple[Outcome, bool]],
-              ids: Mapping[str, Sequence[Any]], now: datetime) -> list[dict[str, Any]]:  # fmt: skip
+              ids: Mapping[str, Sequence[Any]], now: datetime, actor: str = "") -> list[dict[str, Any]]:  # fmt: skip
     events = []
     for data in rows:
         outcome, confirmed_now = outcomes[data.key]
         kinds = [f"subscriber_{outcome}"] * (outcome != "unchanged") + ["subscriber_confirmed"] * confirmed_now
         events += [{"at": now, "kind": kind, "timeline_id": "", "subscriber_id": ids[data.key][0],
-                    "detail": {"email": data.email}} for kind in kinds]  # fmt: skip
+                    "detail": {"email": data.email}, "actor": actor} for kind in kinds]  # fmt: skip
     return events
 
 
-def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now: datetime) -> bool:
+def update(session: Session, subscriber: Subscriber, data: SubscriberInput, now: datetime, actor: str = "") -> bool:
     """Apply what a subscriber chose on their preferences page (not the address); return whether anything changed."""
     if not apply_input(subscriber, data):
         return False
     subscriber.changed_at = now
     session.add(subscriber)
-    record(session, "subscriber_updated", subscriber, now)
+    record(session, "subscriber_updated", subscriber, now, actor)
     return True
 
 
-def request_subscription(session: Session, data: SubscriberInput, now: datetime) -> Subscriber | None:
+def request_subscription(session: Session, data: SubscriberInput, now: datetime, actor: str = "") -> Subscriber | None:
     """Start (or restart) the double opt-in for *data*; return the pending subscriber to invite, if any.
 
     A confirmed (or suspended) subscription is left exactly as it is, and so are the choices of a
@@ -391,11 +395,11 @@ def request_subscription(session: Session, data: SubscriberInput, now: datetime)
     if subscriber is not None and subscriber.state in ("confirmed", "suspended"):
         return None
     if subscriber is None or subscriber.state == "unsubscribed":
-        subscriber, _ = save(session, data, confirmed=False, now=now)
+        subscriber, _ = save(session, data, confirmed=False, now=now, actor=actor)
     if subscriber.state == "unsubscribed":
         subscriber.state, subscriber.changed_at = "pending", now
         session.add(subscriber)
-        record(session, "subscriber_resubscribing", subscriber, now)
+        record(session, "subscriber_resubscribing", subscriber, now, actor)
     return subscriber
 
 
@@ -408,28 +412,30 @@ def apply_input(subscriber: Subscriber, data: SubscriberInput) -> bool:
     return changed
 
 
-def record(session: Session, kind: str, subscriber: Subscriber, now: datetime) -> None:
-    session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email}))
+def record(session: Session, kind: str, subscriber: Subscriber, now: datetime, actor: str = "") -> None:
+    session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email}, actor=actor))
 
 
-def unsubscribe(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+def unsubscribe(session: Session, subscriber: Subscriber, now: datetime, actor: str = "") -> bool:
     """Stop every message to *subscriber*; return False when already unsubscribed."""
     if subscriber.state == "unsubscribed":
         return False
     subscriber.state, subscriber.changed_at = "unsubscribed", now
     session.add(subscriber)
-    record(session, "subscriber_unsubscribed", subscriber, now)
+    record(session, "subscriber_unsubscribed", subscriber, now, actor)
     return True
 
 
-def rotate(session: Session, subscriber: Subscriber, purposes: Iterable[Purpose], now: datetime) -> None:
+def rotate(
+    session: Session, subscriber: Subscriber, purposes: Iterable[Purpose], now: datetime, actor: str = ""
+) -> None:
     """Revoke the subscriber's tokens of *purposes*; new links carry the next version."""
     for purpose in purposes:
         field = f"{purpose}_version"
         setattr(subscriber, field, getattr(subscriber, field) + 1)
     subscriber.changed_at = now
     session.add(subscriber)
-    record(session, "subscriber_tokens_rotated", subscriber, now)
+    record(session, "subscriber_tokens_rotated", subscriber, now, actor)
 
 
 def by_token(session: Session, secret: bytes, purpose: Purpose, token: str) -> Subscriber | None:
@@ -443,12 +449,12 @@ def by_token(session: Session, secret: bytes, purpose: Purpose, token: str) -> S
     return subscriber
 
 
-def confirm(session: Session, subscriber: Subscriber, now: datetime) -> bool:
+def confirm(session: Session, subscriber: Subscriber, now: datetime, actor: str = "") -> bool:
     """Confirm a pending subscription (double opt-in); return False when there was nothing to do."""
     if subscriber.state != "pending":
         return False
     subscriber.state, subscriber.confirmed_at, subscriber.changed_at = "confirmed", now, now
     subscriber.confirm_version += 1  # the link is spent: using it again changes nothing
     session.add(subscriber)
-    record(session, "subscriber_confirmed", subscriber, now)
+    record(session, "subscriber_confirmed", subscriber, now, actor)
     return True

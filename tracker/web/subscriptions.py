@@ -77,6 +77,7 @@ ACCEPTED = N_(
 )
 STALE_FORM = N_("This form has expired or did not come from this site: reload the page and send it again.")
 FORM = "application/x-www-form-urlencoded"
+SELF = "subscriber"  # the audit log's actor of what a member does through the pages and their own links
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def subscription_routes(engine: Engine, secret: bytes | None, clock: Clock | Non
                 return gone(asked)
             if not post:
                 return confirm_question(subscriber, asked)
-            confirm(session, subscriber, now())
+            confirm(session, subscriber, now(), SELF)
             return confirmed_page(subscriber, secret, base, asked)
 
     def unsubscribe_link(token: str, post: bool, asked: Asked, base: str) -> HTMLResponse:
@@ -113,7 +114,7 @@ def subscription_routes(engine: Engine, secret: bytes | None, clock: Clock | Non
             if secret is None or subscriber is None:
                 return gone(asked)
             if post:
-                unsubscribe(session, subscriber, now())
+                unsubscribe(session, subscriber, now(), SELF)
             return unsubscribe_page(subscriber, secret, base, asked)
 
     @router.get("/confirm/{token}", response_class=HTMLResponse)
@@ -297,7 +298,7 @@ def ask(site: Site, raw: Raw) -> BackgroundTask:
 
 def start_opt_in(engine: Engine, data: SubscriberInput, now: datetime) -> None:
     with transaction(engine, write=True) as session:
-        pending = request_subscription(session, data, now)
+        pending = request_subscription(session, data, now, SELF)
         if pending is not None:
             queue_confirm(session, pending, now)  # or not: the address had enough confirmation emails
 
@@ -354,7 +355,7 @@ def change_preferences(site: Site, token: str, fields: dict[str, object], asked:
             chosen = asked.language(subscriber)
             return message(chosen, asked, N_("Not accepted"), chosen.language.gettext(STALE_FORM), 403)
         if fields.get("action") == "rotate-feed":
-            rotate(session, subscriber, ["feed"], site.clock())
+            rotate(session, subscriber, ["feed"], site.clock(), SELF)
             notice = N_("Your new feed link is below; the old one no longer works.")
             return preferences_form(site, session, subscriber, token, asked, notice=notice)
         known = with_chosen(known_names(session), subscriber)
@@ -362,7 +363,7 @@ def change_preferences(site: Site, token: str, fields: dict[str, object], asked:
             data = check_input({**fields, "email": subscriber.email}, zone=subscriber.timezone, known=known)
         except SubscriberError as exc:
             return preferences_form(site, session, subscriber, token, asked, values=form_values(fields), error=exc)
-        changed = update(session, subscriber, data, site.clock())
+        changed = update(session, subscriber, data, site.clock(), SELF)
         notice = N_("Saved.") if changed else N_("Nothing to save: these were already your settings.")
         return preferences_form(site, session, subscriber, token, asked, notice=notice)
 
