@@ -135,3 +135,20 @@ def test_subscriber_changes_name_the_cli_user_or_the_subscriber_themselves(
         ("subscriber_unsubscribed", "amina@mission.example.org", "cli"),
         ("subscriber_unsubscribed", "li@mission.example.org", "subscriber"),
     ]
+
+
+def test_console_users_added_changed_and_removed_are_recorded_with_the_cli_user(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    tracker("users", "add", "salma@secretariat.example.org", "--role", "viewer", env=env, cwd=tmp_path)
+    tracker("users", "add", "salma@secretariat.example.org", "--role", "viewer", env=env, cwd=tmp_path)
+    tracker("users", "add", "salma@secretariat.example.org", "--role", "secretary", env=env, cwd=tmp_path)
+    tracker("users", "remove", "salma@secretariat.example.org", env=env, cwd=tmp_path)
+
+    rows = listed(env, tmp_path, "--actor", "cli")
+
+    assert [(row["kind"], row["subject"], row["detail"]) for row in reversed(rows)] == [
+        ("console_user_added", "salma@secretariat.example.org", "role: viewer"),
+        ("console_user_updated", "salma@secretariat.example.org", "role: secretary"),
+        ("console_user_removed", "salma@secretariat.example.org", "role: secretary"),
+    ]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracker.cli.common import app, fail, now_utc, out, print_json, store
+from tracker.cli.common import app, fail, now_utc, out, print_json, store, who
 from tracker.text import LANGUAGES
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def add(
     """Add a user, or change the role of one (a changed role signs them out everywhere)."""
     from tracker.accounts.roles import parse_role
     from tracker.accounts.users import UserError, save_user
+    from tracker.store.audit import account_event
     from tracker.store.engine import transaction
 
     try:
@@ -37,6 +38,8 @@ def add(
             user, outcome = save_user(session, email, chosen, language.strip().lower(), now_utc())
         except UserError as exc:
             fail(str(exc))
+        if outcome != "unchanged":
+            session.add(account_event(f"console_user_{outcome}", user, now_utc(), who(), role=user.role))
     out.print(f"{user.email}: {outcome} ({user.role}); they sign in at /console/ with a link sent by email")
 
 
@@ -72,6 +75,7 @@ def user_json(user: User) -> dict[str, object]:
 def remove(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
     """Remove a user: their sessions end and their unused sign-in links stop working at once."""
     from tracker.accounts.users import UserError, find_user, remove_user
+    from tracker.store.audit import account_event
     from tracker.store.engine import transaction
 
     with transaction(store(), write=True) as session:
@@ -81,5 +85,6 @@ def remove(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
             fail(str(exc))
         if user is None:
             fail(f"no user {email[:320]!r}: see `tracker users list`")
+        session.add(account_event("console_user_removed", user, now_utc(), who(), role=user.role))
         remove_user(session, user)
     out.print(f"{user.email}: removed; signed out everywhere")

@@ -97,6 +97,9 @@ def console_actor(email: str) -> str:
     return f"console:{email}"
 
 
-def account_event(kind: str, user: User, now: datetime, **detail: Any) -> Event:
-    """An event of a console account (signed in, signed out), by that user."""
-    return Event(at=now, kind=kind, actor=console_actor(user.email), detail={"email": user.email, **detail})
+def account_event(kind: str, user: User, now: datetime, actor: str | None = None, **detail: Any) -> Event:
+    """An event of a console account (signed in or out: by that user; added, changed, removed: by *actor*).
+
+    Its kind starts with 'console_': the notice handler re-plans nothing for it."""
+    who = console_actor(user.email) if actor is None else actor
+    return Event(at=now, kind=kind, actor=who, detail={"email": user.email, **detail})
