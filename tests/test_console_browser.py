@@ -77,6 +77,11 @@ def test_a_secretary_signs_in_sees_the_late_step_marks_it_done_and_finds_it_in_t
         assert "console:secretary@mission.example.org" in rows and "hlpf/revised-draft" in rows
         assert "Posted as C17/3" in rows
         tab.shoot("console-audit-en")
+        reopen(tab, site)
+        tab.open(f"{site.url}/console/timelines/hlpf/revised-draft/done?lang=ar")
+        tab.page.locator("form[method=post] button[type=submit]").last.click()
+        assert tab.document() == ("ar", "rtl") and "إشعار «متاح الآن»" in tab.page.inner_text("ul.notices")
+        tab.shoot("console-confirm-done-ar")
         assert blocked == []  # the pages need nothing the policy forbids
 
 
@@ -93,6 +98,20 @@ def mark_done(tab: Visitor, site: ConsoleSite) -> None:
     tab.page.get_by_role("button", name="Confirm").click()
     tab.page.locator("#revised-draft").get_by_text("Posted as C17/3").wait_for()
     assert "done" in tab.page.locator("#revised-draft .state").inner_text()
+
+
+def reopen(tab: Visitor, site: ConsoleSite) -> None:
+    """The member was told the window opened: reopening says a correction goes to them, and the step is late again."""
+    tab.page.get_by_role("link", name="Timelines").click()
+    tab.page.get_by_role("link", name="ITU Council contribution to HLPF-17").click()
+    tab.page.locator("#revised-draft").get_by_role("link", name="Reopen").click()
+    tab.page.get_by_label("Why (quoted to members told it had opened)").fill("The wrong file was posted.")
+    tab.page.get_by_role("button", name="Show what will happen").click()
+    told = " ".join(tab.page.locator("ul.notices").inner_text().split())
+    assert "A correction about “Membership comments on the revised draft” to 1 subscriber already told" in told
+    tab.page.get_by_role("button", name="Confirm").click()
+    tab.page.locator("#revised-draft .state-late").wait_for()
+    tab.shoot("console-timeline-en")
 
 
 def handle_notices(engine: Engine, now: datetime) -> None:
