@@ -4,6 +4,7 @@ says what will change and who is told; recorded as `tracker done`/`reopen` recor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -135,21 +136,21 @@ def test_reopening_withdraws_unsent_notices_and_corrects_those_told_as_tracker_r
 
 def test_amending_starts_from_the_record_keeps_the_time_and_opens_nothing_again(site: ConsoleSite) -> None:
     browser = site.sign_in(SECRETARY, "secretary")
-    mark_done(site, browser, at="2017-02-27T10:30", note="posted")
+    mark_done(site, browser, at="2017-02-26", note="posted")
     handle(site.engine, LATE)
 
     form = browser.get(f"{STEP}/amend")
-    confirm = browser.post(f"{STEP}/amend", data={"csrf": csrf_of(form), "at": "", "note": "posted as C17/3"})
-    amended = browser.post(f"{STEP}/amend", data={"csrf": csrf_of(confirm), "at": "", "note": "posted as C17/3",
-                                                  "confirm": "1"})  # fmt: skip
+    shown = {"at": "2017-02-26T00:00", "note": "posted as C17/3"}  # the time as the form shows it
+    confirm = browser.post(f"{STEP}/amend", data={"csrf": csrf_of(form), **shown})
+    amended = browser.post(f"{STEP}/amend", data={"csrf": csrf_of(confirm), **shown, "confirm": "1"})
     handle(site.engine, LATE)
 
-    assert 'value="2017-02-27T10:30"' in form.text and ">posted</textarea>" in form.text
+    assert 'value="2017-02-26T00:00"' in form.text and ">posted</textarea>" in form.text
     assert "Nothing will be sent." in confirm.text
     assert amended.status_code == 303
     with transaction(site.engine) as session:
         (record,) = session.exec(select(CompletionRecord)).all()
-    assert record.note == "posted as C17/3" and f"{record.done_at:%H:%M}" == "09:30"  # 10:30 in Geneva
+    assert record.note == "posted as C17/3" and record.done_day == date(2017, 2, 26)  # still a plain date
     assert ("amended", "revised-draft") in events_by(site.engine, f"console:{SECRETARY}")
     assert len(notices(site.engine, "opened")) == 2  # the two of the completion, no more
 

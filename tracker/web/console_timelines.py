@@ -192,7 +192,9 @@ def action_of(console: Console, visitor: Visitor, action: str, reference: str, v
     at = given.at.strip()
     done_at = done_time(at, console.zone) if at else now
     day = datetime.fromisoformat(at).date() if len(at) == 10 else None
-    keep = frozenset({"at"}) if action == "amend" and not at else frozenset()
+    # An amendment whose time is left as the form showed it keeps the recorded one (a plain date stays one).
+    kept = action == "amend" and at in ("", recorded_form(view, action, console.zone).at)
+    keep = frozenset({"at"}) if kept else frozenset()
     done = DoneRequest(reference, done_at, day, given.note, given.link, "console", action == "amend", keep, who=who)
     return lambda session: record_done(session, done, view, now=now)
 
