@@ -227,8 +227,8 @@ def check_names(what: str, names: Iterable[str], known: frozenset[str]) -> None:
     for name in names:
         if known and name not in known:
             hint = suggest(name, known) or " (known: " + ", ".join(sorted(known)) + ")"
-            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s", f"unknown-{what}", nearest(name, known),
-                                  value=name)  # fmt: skip
+            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s", f"unknown-{what}",
+                                  nearest(name[:100], known), value=name)  # fmt: skip
 
 
 def parse_csv(
