@@ -152,3 +152,30 @@ def test_a_timed_deadline_on_a_page_joins_day_and_time_in_the_locale_s_order(cod
     page = render_timeline([view], base_url=BASE, now=NOW, chosen=chosen, where=("/timelines/hlpf", {}))
 
     assert written in page
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [("fr", "Échéance dans 7 jours"), ("ru", "Срок истекает через 7 дней"), ("zh", None), ("ar", None), ("es", None)],
+)
+def test_a_personal_feed_s_alarm_says_when_in_the_reader_s_words(code: str, said: str | None) -> None:
+    lang = language(code)
+    info = CalendarInfo(name="Mine", description="", url=f"{BASE}/", base_url=BASE, words=item_words(lang))
+
+    data = build_feed([make_view(reminders=("7d", "1d"))], info, now=NOW, cancelled_grace=timedelta(days=30))
+
+    [event] = Calendar.from_ical(data).walk("VEVENT")
+    alarms = [str(alarm["DESCRIPTION"]) for alarm in event.walk("VALARM")]
+    week = lang.ngettext("Due in {num} day", "Due in {num} days", 7)
+    assert [text.rsplit(" (", 1)[1] for text in alarms] == [f"{week})", f"{lang.gettext('Due tomorrow')})"]
+    assert said is None or said == week
+
+
+def test_a_public_feed_s_alarm_stays_english() -> None:
+    info = CalendarInfo(name="All", description="", url=f"{BASE}/", base_url=BASE)
+
+    data = build_feed([make_view(reminders=("7d",))], info, now=NOW, cancelled_grace=timedelta(days=30))
+
+    [event] = Calendar.from_ical(data).walk("VEVENT")
+    [alarm] = event.walk("VALARM")
+    assert str(alarm["DESCRIPTION"]).endswith("(due in 7 days)")

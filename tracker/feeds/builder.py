@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -66,6 +66,9 @@ class ItemWords:
     audiences: tuple[tuple[str, str], ...] = ()  # (audience, its name); others show their id, capitalised
     locale: str = CLI_LOCALE  # the CLDR locale of the DESCRIPTION's dates
     lines: tuple[tuple[str, str], ...] = ()  # (a DESCRIPTION line of LINES, as the language says it)
+    # An alarm's 'Due in 7 days' in the language (plural forms need its catalog); None: English's 'due in 7 days'.
+    # Not compared: it follows from `language`, and the item cache compares words (FeedCache._item).
+    alarm: Callable[[MilestoneView, Offset], str] | None = field(default=None, compare=False)
 
     def audience(self, audience: str) -> str:
         return next((name for key, name in self.audiences if key == audience), None) or audience_name(audience)
@@ -327,7 +330,7 @@ def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now
     add_details(event, view, item, info.base_url, info.words)
     if view.status == "active" and completion_of(view, item) is None:
         for offset in view.reminders:
-            event.add_component(make_alarm(view, parse_offset(offset), summary, info.reminder_hour))
+            event.add_component(make_alarm(view, parse_offset(offset), summary, info.reminder_hour, info.words))
     return event
 
 
@@ -533,11 +536,14 @@ def repeat_words(rule: str | None) -> str:
 # --- alarms --------------------------------------------------------------------------------
 
 
-def make_alarm(view: MilestoneView, offset: Offset, summary: str, reminder_hour: int) -> Alarm:
+def make_alarm(
+    view: MilestoneView, offset: Offset, summary: str, reminder_hour: int, words: ItemWords = ENGLISH
+) -> Alarm:
     """Return a display alarm *offset* before the item, as its reminder email is timed."""
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", f"{summary} ({alarm_words(view, offset)})")
+    said = words.alarm(view, offset) if words.alarm else alarm_words(view, offset)
+    alarm.add("description", f"{summary} ({said})")
     alarm.add("trigger", alarm_trigger(view, offset, reminder_hour))
     return alarm
 

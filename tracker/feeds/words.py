@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from tracker.feeds import ItemWords
 from tracker.feeds.builder import LINES
 from tracker.i18n.languages import N_, Language
-from tracker.i18n.wording import AUDIENCES
+from tracker.i18n.wording import AUDIENCES, due_text
+from tracker.timelines.dates import Offset
+from tracker.timelines.views import MilestoneView
 
 
 def item_words(language: Language) -> ItemWords:
@@ -18,4 +22,10 @@ def item_words(language: Language) -> ItemWords:
         audiences=tuple((audience, gettext(msgid)) for audience, msgid in AUDIENCES.items()),
         locale=str(language.locale),
         lines=tuple((line, gettext(line)) for line in LINES),
+        alarm=partial(alarm_text, language),
     )
+
+
+def alarm_text(language: Language, view: MilestoneView, offset: Offset) -> str:
+    """Return what an alarm adds to the SUMMARY, as the reminder email's first line says it: 'Due in 7 days'."""
+    return due_text(view, offset, language)
