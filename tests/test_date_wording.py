@@ -179,3 +179,33 @@ def test_a_public_feed_s_alarm_stays_english() -> None:
     [event] = Calendar.from_ical(data).walk("VEVENT")
     [alarm] = event.walk("VALARM")
     assert str(alarm["DESCRIPTION"]).endswith("(due in 7 days)")
+
+
+@pytest.mark.parametrize(
+    ("code", "rule", "said"),
+    [
+        ("fr", "FREQ=YEARLY", "Se répète chaque année"),
+        ("ru", "FREQ=WEEKLY;INTERVAL=2", "Повторяется каждые 2 недели"),
+        ("ru", "FREQ=MONTHLY;INTERVAL=5", "Повторяется каждые 5 месяцев"),
+        ("ar", "FREQ=WEEKLY;INTERVAL=2", "يتكرر كل أسبوعين"),
+        ("zh", "FREQ=DAILY;INTERVAL=3", "每 3 天重复"),
+        ("es", "FREQ=MONTHLY", "Se repite cada mes"),
+        ("en", "FREQ=WEEKLY;INTERVAL=2", "Repeats every 2 weeks"),
+    ],
+)
+def test_a_personal_feed_says_how_an_item_repeats_in_the_reader_s_words(code: str, rule: str, said: str) -> None:
+    info = CalendarInfo(name="Mine", description="", url=f"{BASE}/", base_url=BASE, words=item_words(language(code)))
+
+    data = build_feed([make_view(repeat=rule)], info, now=NOW, cancelled_grace=timedelta(days=30))
+
+    [event] = Calendar.from_ical(data).walk("VEVENT")
+    assert said in str(event["DESCRIPTION"]).splitlines()
+
+
+def test_a_public_feed_says_how_an_item_repeats_in_english() -> None:
+    info = CalendarInfo(name="All", description="", url=f"{BASE}/", base_url=BASE)
+
+    data = build_feed([make_view(repeat="FREQ=WEEKLY;INTERVAL=2")], info, now=NOW, cancelled_grace=timedelta(days=30))
+
+    [event] = Calendar.from_ical(data).walk("VEVENT")
+    assert "Repeats: every 2 weeks" in str(event["DESCRIPTION"]).splitlines()

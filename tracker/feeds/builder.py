@@ -69,6 +69,8 @@ class ItemWords:
     # An alarm's 'Due in 7 days' in the language (plural forms need its catalog); None: English's 'due in 7 days'.
     # Not compared: it follows from `language`, and the item cache compares words (FeedCache._item).
     alarm: Callable[[MilestoneView, Offset], str] | None = field(default=None, compare=False)
+    # 'Repeats every 2 weeks' from (FREQ, INTERVAL), likewise; None: English's 'Repeats: every 2 weeks'.
+    repeats: Callable[[str, int], str] | None = field(default=None, compare=False)
 
     def audience(self, audience: str) -> str:
         return next((name for key, name in self.audiences if key == audience), None) or audience_name(audience)
@@ -488,7 +490,7 @@ def facts(view: MilestoneView, item: Occurrence, base_url: str, words: ItemWords
     series, line = view.repeat is not None and not item.occurrence, words.line
     when = when_line(view, item, words)
     lines = [who_line(view, words), line("%(when)s (the first time)", when=when) if series else when]
-    lines += [f"Repeats: {repeat_words(view.repeat)}"] * series
+    lines += [repeat_line(view.repeat, words)] * series
     lines += [line("Where: %(place)s", place=view.location)] * bool(view.location)
     lines += [line("Opens after: %(step)s", step=view.opens_after or "")] * bool(view.opens_after)
     lines.append(line("Timeline: %(title)s (%(kind)s)", title=timeline_title_in(view, words.language),
@@ -527,10 +529,22 @@ def when_line(view: MilestoneView, item: Occurrence, words: ItemWords = ENGLISH)
 
 def repeat_words(rule: str | None) -> str:
     """Return 'every year' or 'every 2 weeks' for an RRULE (clients show the exact dates)."""
-    parts = dict(part.split("=", 1) for part in (rule or "").upper().split(";") if "=" in part)
-    unit = _FREQUENCIES.get(parts.get("FREQ", ""), "time")
-    interval = int(parts.get("INTERVAL", "1") or 1)
+    freq, interval = repeat_parts(rule)
+    unit = _FREQUENCIES.get(freq, "time")
     return f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
+
+
+def repeat_parts(rule: str | None) -> tuple[str, int]:
+    """Return an RRULE's FREQ and INTERVAL: ('WEEKLY', 2)."""
+    parts = dict(part.split("=", 1) for part in (rule or "").upper().split(";") if "=" in part)
+    return parts.get("FREQ", ""), int(parts.get("INTERVAL", "1") or 1)
+
+
+def repeat_line(rule: str | None, words: ItemWords = ENGLISH) -> str:
+    freq, interval = repeat_parts(rule)
+    if words.repeats is None or freq not in _FREQUENCIES:
+        return f"Repeats: {repeat_words(rule)}"
+    return words.repeats(freq, interval)
 
 
 # --- alarms --------------------------------------------------------------------------------

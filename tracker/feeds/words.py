@@ -23,9 +23,29 @@ def item_words(language: Language) -> ItemWords:
         locale=str(language.locale),
         lines=tuple((line, gettext(line)) for line in LINES),
         alarm=partial(alarm_text, language),
+        repeats=partial(repeats_text, language),
     )
 
 
 def alarm_text(language: Language, view: MilestoneView, offset: Offset) -> str:
     """Return what an alarm adds to the SUMMARY, as the reminder email's first line says it: 'Due in 7 days'."""
     return due_text(view, offset, language)
+
+
+def repeats_text(language: Language, freq: str, interval: int) -> str:
+    """Return 'Repeats every 2 weeks' for an RRULE's FREQ (YEARLY, MONTHLY, WEEKLY or DAILY) and INTERVAL."""
+    if freq == "YEARLY":
+        if interval == 1:
+            return language.gettext("Repeats every year")
+        return language.ngettext("Repeats every {num} year", "Repeats every {num} years", interval)
+    if freq == "MONTHLY":
+        if interval == 1:
+            return language.gettext("Repeats every month")
+        return language.ngettext("Repeats every {num} month", "Repeats every {num} months", interval)
+    if freq == "WEEKLY":
+        if interval == 1:
+            return language.gettext("Repeats every week")
+        return language.ngettext("Repeats every {num} week", "Repeats every {num} weeks", interval)
+    if interval == 1:
+        return language.gettext("Repeats every day")
+    return language.ngettext("Repeats every {num} day", "Repeats every {num} days", interval)
