@@ -444,7 +444,8 @@ def test_a_new_reason_for_the_same_date_reaches_the_feed_without_a_changed_notic
 
 
 def unfold(ics: str) -> str:
-    return ics.replace("\r\n ", "").replace("\r\n", "\n")
+    """The feed's lines unfolded, with its escaped commas read as commas."""
+    return ics.replace("\r\n ", "").replace("\r\n", "\n").replace("\\,", ",")
 
 
 # A closures file shared by timelines
