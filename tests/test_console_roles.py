@@ -27,6 +27,7 @@ from tracker.web.console_access import RoleRule
 
 ADMIN_TOKEN = "an-admin-token-for-the-role-tests-0123456789"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+PLACEHOLDERS = {"{row_id}": "1", "{action}": "hold", "{subscriber_id}": "1", "{upload}": "not-an-upload"}
 # (method, path) → who may: anyone, a role and those above it, or the admin token (TRACKER_ADMIN_TOKEN).
 RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/sign-in"): "anyone",
@@ -36,6 +37,9 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/sign-in/{token}"): "anyone",
     ("GET", "/console/"): "viewer",
     ("POST", "/console/sign-out"): "viewer",
+    ("GET", "/console/outbox"): "viewer",
+    ("GET", "/console/outbox/{row_id}"): "viewer",
+    ("POST", "/console/outbox/{row_id}/{action}"): "secretary",
     ("POST", "/api/milestones/{timeline}/{milestone}/done"): "admin token",
     ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "admin token",
 }
@@ -94,6 +98,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleSite
 def outcome(browser: httpx.Client, method: str, path: str) -> str:
     """What a browser gets: sent to sign in, refused, or let in (whatever the page then says)."""
     path = path.replace("{token}", "not-a-token").replace("{timeline}", "hlpf").replace("{milestone}", "x")
+    for name, value in PLACEHOLDERS.items():
+        path = path.replace(name, value)
     if method == "GET":
         answer = browser.get(path)
     else:  # with a good CSRF token: what is checked here is the role
