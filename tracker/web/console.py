@@ -38,6 +38,7 @@ from tracker.web.console_access import (
     local_path,
 )
 from tracker.web.console_outbox import add_outbox_routes
+from tracker.web.console_subscribers import add_subscriber_routes
 from tracker.web.dashboard import read_dashboard
 from tracker.web.forms import answer, form_fields, message
 from tracker.web.ratelimit import SlidingWindow, client_key
@@ -138,6 +139,7 @@ def console_routes(console: Console) -> APIRouter:
 
     settings = console.settings or get_settings()
     add_outbox_routes(router, console, settings)
+    add_subscriber_routes(router, console, settings)
     return router
 
 
