@@ -177,3 +177,18 @@ def test_actions_need_the_form_token_and_the_secretary_role(site: ConsoleSite) -
     with transaction(site.engine) as session:
         stored = session.get(Delivery, row)
         assert stored is not None and stored.state == "planned"
+
+
+def test_numbers_past_the_stores_integers_are_refused_not_a_crash(site: ConsoleSite) -> None:
+    browser = site.sign_in("sec@un.example.org", "secretary")
+    token = csrf_of(browser.get("/console/outbox"))
+
+    answers = [
+        browser.get("/console/outbox/99999999999999999999"),
+        browser.post("/console/outbox/99999999999999999999/hold", data={"csrf": token}),
+        browser.get("/console/subscribers/99999999999999999999"),
+        browser.get("/console/outbox", params={"before": "9" * 18}),
+        browser.get("/console/outbox/7"),
+    ]
+
+    assert [a.status_code for a in answers] == [422, 422, 422, 200, 404]

@@ -197,3 +197,28 @@ def test_a_viewer_reads_but_cannot_change_import_or_export(site: ConsoleSite) ->
 
     assert [a.status_code for a in answers] == [403] * 5
     assert list(stored(site)) == ["ken@mission.example.org"]
+
+
+def test_unsuspending_an_address_plans_its_reminders_again(site: ConsoleSite) -> None:
+    secretary = site.sign_in("sec@un.example.org", "secretary")
+    added = add(secretary, email="ken@mission.example.org", audiences="membership;secretariat", confirmed="1")
+    person = added.headers["location"].split("?")[0]
+    token = csrf_of(secretary.get(person))
+    planned = plan(site)
+
+    secretary.post(f"{person}/suspend", data={"csrf": token})
+    while_suspended = plan(site)
+    secretary.post(f"{person}/unsuspend", data={"csrf": token})
+    after = plan(site)
+
+    assert planned and while_suspended == [] and after == planned
+
+
+def plan(site: ConsoleSite) -> list[int]:
+    """Run planning; the ids of the reminders it leaves planned."""
+    from tracker.delivery.outbox import replan
+
+    with transaction(site.engine, write=True) as session:
+        replan(session, now=site.clock(), horizon=timedelta(days=60), reminder_hour=9)
+        query = select(Delivery.id).where(Delivery.kind == "reminder", Delivery.state == "planned")
+        return sorted(i for i in session.exec(query) if i is not None)

@@ -451,6 +451,7 @@ REVIVABLE = frozenset(
         "milestone done",  # reopened: its reminders and overdue notices come back
         "no longer late",
         "the step it waits for is done or moved",
+        "address suspended",  # unsuspended: a suspended subscriber is no reader, so only then wanted again
     }
 )
 

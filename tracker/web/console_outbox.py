@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,7 @@ from tracker.web.console_access import CSRF_FIELD, PREFIX, Console, RoleRule, Vi
 from tracker.web.forms import answer, form_fields, message
 
 ACTIONS: tuple[Action, ...] = ("retry", "hold", "release")
+Id = Annotated[int, Path(ge=1, lt=2**31)]  # a row id: larger numbers overflow the store's integers (a 500, not a 404)
 MAX_FIELD = 320
 STALE_FORM = N_("This form has expired. Go back, reload the page and send it again.")
 DONE = {
@@ -48,12 +49,12 @@ def add_outbox_routes(router: APIRouter, console: Console, settings: Settings) -
         return await run_in_threadpool(show_outbox, console, visitor)
 
     @router.get("/outbox/{row_id}", response_class=HTMLResponse)
-    async def outbox_row(row_id: int, visitor: Viewer) -> Response:
+    async def outbox_row(row_id: Id, visitor: Viewer) -> Response:
         """One message: its rendered text and headers, its state, the server's reply or last error."""
         return await run_in_threadpool(show_row, console, visitor, row_id, renderer)
 
     @router.post("/outbox/{row_id}/{action}", response_class=HTMLResponse)
-    async def outbox_action(row_id: int, action: str, request: Request, visitor: Secretary) -> Response:
+    async def outbox_action(row_id: Id, action: str, request: Request, visitor: Secretary) -> Response:
         """Retry a failed message, hold a planned one, release one held by hand."""
         fields = form_fields(await request.body())
         return await run_in_threadpool(do_action, console, visitor, row_id, action, fields)
@@ -82,7 +83,7 @@ def read_query(asked: Mapping[str, str]) -> tuple[LogQuery, list[str]]:
         state=state,
         since_at=start_of(since),
         until_at=start_of(until, 1),
-        before_id=int(before) if before.isdigit() and len(before) < 19 else None,
+        before_id=int(before) if before.isdigit() and len(before) <= 10 and int(before) < 2**31 else None,
     )
     return query, problems
 

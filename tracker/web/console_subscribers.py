@@ -36,6 +36,7 @@ from tracker.subscribers.roster import (
     set_suspended,
 )
 from tracker.web.console_access import CSRF_FIELD, PREFIX, Console, RoleRule, Visitor
+from tracker.web.console_outbox import Id
 from tracker.web.forms import FIELD_LABELS, answer, form_fields, message
 from tracker.web.uploads import MAX_UPLOAD, Uploads, UploadTooLargeError
 
@@ -99,18 +100,18 @@ def add_subscriber_routes(router: APIRouter, console: Console, settings: Setting
         return await run_in_threadpool(apply_import, console, visitor, upload, fields, uploads, zone)
 
     @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
-    async def subscriber(subscriber_id: int, visitor: Viewer) -> Response:
+    async def subscriber(subscriber_id: Id, visitor: Viewer) -> Response:
         """One subscriber: their choices, state and latest messages."""
         return await run_in_threadpool(show_one, console, visitor, subscriber_id)
 
     @router.post("/subscribers/{subscriber_id}", response_class=HTMLResponse)
-    async def edit(subscriber_id: int, request: Request, visitor: Secretary) -> Response:
+    async def edit(subscriber_id: Id, request: Request, visitor: Secretary) -> Response:
         """Change a subscriber's choices (not the address)."""
         fields = form_fields(await request.body())
         return await run_in_threadpool(edit_subscriber, console, visitor, subscriber_id, fields, zone)
 
     @router.post("/subscribers/{subscriber_id}/{action}", response_class=HTMLResponse)
-    async def act(subscriber_id: int, action: str, request: Request, visitor: Secretary) -> Response:
+    async def act(subscriber_id: Id, action: str, request: Request, visitor: Secretary) -> Response:
         """Suspend, unsuspend, or send the confirmation email again."""
         fields = form_fields(await request.body())
         return await run_in_threadpool(act_on, console, visitor, subscriber_id, action, fields)
