@@ -22,6 +22,7 @@ KINDS = ("reminder", "digest", "opened", "changed", "cancelled", "correction", "
 PAGE = 50
 
 Action = Literal["retry", "hold", "release"]
+DONE_WORDS: dict[Action, str] = {"retry": "retried", "hold": "held", "release": "released"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def act(session: Session, action: Action, row_id: int, by: str, now: datetime) -
     if changed(session.execute(statement.values(**values_of(action, row, by, now)))) != 1:
         return False
     detail: dict[str, Any] = {"delivery": row_id, "kind": row.kind, "by": by}
-    session.add(Event(at=now, kind=f"delivery_{action}", timeline_id=row.timeline_id,
+    # Not a delivery_* event: those plan nothing, and a released row may wait for a step, which the
+    # re-planning this event brings (before the next claim) says by holding it again.
+    session.add(Event(at=now, kind=f"outbox_{DONE_WORDS[action]}", timeline_id=row.timeline_id,
                       milestone_key=row.milestone_key or None, detail=detail))  # fmt: skip
     return True
 
