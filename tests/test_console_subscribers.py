@@ -222,3 +222,17 @@ def plan(site: ConsoleSite) -> list[int]:
         replan(session, now=site.clock(), horizon=timedelta(days=60), reminder_hour=9)
         query = select(Delivery.id).where(Delivery.kind == "reminder", Delivery.state == "planned")
         return sorted(i for i in session.exec(query) if i is not None)
+
+
+def test_a_file_that_is_not_utf8_is_named_and_nothing_is_saved(site: ConsoleSite) -> None:
+    secretary = site.sign_in("sec@un.example.org", "secretary")
+
+    preview = upload(secretary, "email\n", name="../../etc/Liste<b>.csv")
+
+    assert preview.status_code == 200
+    assert "Liste_b_.csv" in preview.text and "<b>" not in preview.text.split("<h1>")[1].split("</h1>")[0]
+    latin = secretary.post("/console/subscribers/import", data={"csrf": csrf_of(preview)},
+                           files={"file": ("latin.csv", "email,name\nzoe@mission.example.org,Zoë\n".encode("latin-1"),
+                                           "text/csv")})  # fmt: skip
+    assert "latin.csv:0: not UTF-8 text" in latin.text
+    assert stored(site) == {}
