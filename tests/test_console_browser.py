@@ -99,6 +99,12 @@ def test_a_secretary_imports_a_csv_with_one_bad_row_sees_it_reported_and_exports
         with tab.page.expect_download() as download:
             tab.page.get_by_role("link", name="Export as CSV").click()
         exported = Path(download.value.path()).read_text(encoding="utf-8")
+        tab.open(f"{site.url}/console/subscribers?lang=ar")
+        assert tab.document() == ("ar", "rtl")
+        tab.shoot("console-subscribers-ar")
+        tab.open(f"{site.url}/console/outbox?lang=ar")
+        tab.page.get_by_role("link", name="1", exact=True).click()
+        tab.shoot("console-outbox-row-ar")
 
         assert "Saving would add 2, update 0 and leave 0 unchanged. Bad rows left out: 1." in outcome
         assert problems.startswith("members.csv:3: ")

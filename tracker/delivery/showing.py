@@ -34,12 +34,13 @@ class Shown:
     text: str
     html: str
     not_sent: str = ""  # why the row gives no message (the dispatcher's reason), else ''
+    hidden: bool = False  # a sign-in email: it carries a live one-time link
 
 
 def show_message(session: Session, renderer: Renderer, row: Delivery, base_url: str, now: datetime) -> Shown:
     """The message *row* gives now, as the dispatcher would compose and render it."""
     if row.kind == "sign-in":  # it carries a one-time link to someone's session: never shown
-        return Shown([], "", "", "sign-in emails carry a one-time link and are not shown")
+        return Shown([], "", "", hidden=True)
     composed = compose(claimed_of(row), person_of(session, row, base_url), store_of(session, row), now)
     if isinstance(composed, Skip):
         return Shown([], "", "", f"{composed.state}: {composed.reason}")
