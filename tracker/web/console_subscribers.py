@@ -41,7 +41,6 @@ from tracker.web.forms import FIELD_LABELS, answer, form_fields, message
 from tracker.web.uploads import MAX_UPLOAD, Uploads, UploadTooLargeError
 
 HERE = f"{PREFIX}/subscribers"
-IMPORT = f"{HERE}/import"
 ACTIONS = ("suspend", "unsuspend", "confirm")
 EDITED = ("name", "language", "timezone", "audiences", "timelines", "digest", "reminders")
 STALE_FORM = N_("This form has expired. Go back, reload the page and send it again.")
