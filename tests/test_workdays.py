@@ -319,7 +319,7 @@ def test_plan_and_validate_say_why_a_date_moved(
     assert strict.returncode == 1
     assert planned.returncode == 0, planned.stderr
     line = next(line for line in planned.stdout.splitlines() if "cwg-wsis-30/documents" in line)
-    assert line.rstrip().endswith("Fri 06 Jan 2017  (moved from Sunday 8 January 2017, a non-working day)")
+    assert line.rstrip().endswith("Fri, 6 Jan 2017  (moved from Sunday, 8 January 2017, a non-working day)")
 
 
 # What members read: pages, feeds and emails say why the date moved
@@ -343,7 +343,7 @@ def test_a_feed_item_says_why_the_date_moved_before_its_summary() -> None:
     description = item_description(view, expand_once(view), "https://tracker.example.org")
 
     assert description.startswith(
-        "Moved from Saturday 11 March 2017, a non-working day.\nComments go to the secretariat."
+        "Moved from Saturday, 11 March 2017, a non-working day.\nComments go to the secretariat."
     )
 
 
@@ -437,14 +437,15 @@ def test_a_new_reason_for_the_same_date_reaches_the_feed_without_a_changed_notic
 
     assert again.plan is not None
     assert [(c.kind, c.fields) for c in again.plan.changes] == [("updated", ("rolled_from",))]
-    assert "Moved from Saturday 22 December 2018" in before and "SEQUENCE:0" in before
-    assert "Moved from Sunday 23 December 2018" in after and "SEQUENCE:1" in after
+    assert "Moved from Saturday, 22 December 2018" in before and "SEQUENCE:0" in before
+    assert "Moved from Sunday, 23 December 2018" in after and "SEQUENCE:1" in after
     assert "DTSTART;VALUE=DATE:20181221" in after
     assert notices == []  # the date did not move: nothing to tell members by email
 
 
 def unfold(ics: str) -> str:
-    return ics.replace("\r\n ", "").replace("\r\n", "\n")
+    """The feed's lines unfolded, with its escaped commas read as commas."""
+    return ics.replace("\r\n ", "").replace("\r\n", "\n").replace("\\,", ",")
 
 
 # A closures file shared by timelines
