@@ -152,3 +152,23 @@ def test_console_users_added_changed_and_removed_are_recorded_with_the_cli_user(
         ("console_user_updated", "salma@secretariat.example.org", "role: secretary"),
         ("console_user_removed", "salma@secretariat.example.org", "role: secretary"),
     ]
+
+
+def test_subscriber_changes_made_in_the_console_name_the_signed_in_user(engine: Engine, smtp: SMTPTestServer) -> None:
+    with console_site(engine, smtp, NOW) as site:
+        browser = site.sign_in("sec@un.example.org", "secretary")
+        page = browser.get("/console/subscribers")
+        added = browser.post("/console/subscribers", data={"csrf": csrf_of(page), "email": "ken@mission.example.org",
+                                                           "audiences": "membership", "confirmed": "1"})  # fmt: skip
+        person = added.headers["location"].split("?")[0]
+        browser.post(f"{person}/suspend", data={"csrf": csrf_of(page)})
+
+    with transaction(engine) as session:
+        entries = list_events(session, AuditQuery(actor="console:sec@un.example.org"))
+
+    assert [(e.kind, e.subject) for e in reversed(entries)] == [
+        ("console_signed_in", "sec@un.example.org"),
+        ("subscriber_added", "ken@mission.example.org"),
+        ("subscriber_confirmed", "ken@mission.example.org"),
+        ("subscriber_suspended", "ken@mission.example.org"),
+    ]

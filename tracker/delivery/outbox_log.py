@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from tracker.delivery.outbox import HELD_BY_HAND, changed
+from tracker.store.audit import console_actor
 from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
 
 STATES = ("planned", "held", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
@@ -120,7 +121,7 @@ def act(session: Session, action: Action, row_id: int, by: str, now: datetime) -
     # Not a delivery_* event: those plan nothing, and a released row may wait for a step, which the
     # re-planning this event brings (before the next claim) says by holding it again.
     session.add(Event(at=now, kind=f"outbox_{DONE_WORDS[action]}", timeline_id=row.timeline_id,
-                      milestone_key=row.milestone_key or None, detail=detail))  # fmt: skip
+                      milestone_key=row.milestone_key or None, detail=detail, actor=console_actor(by)))  # fmt: skip
     return True
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, or_, select
 
+from tracker.store.audit import console_actor
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, Subscriber
 from tracker.subscribers.csvfiles import Lines, read_chunks
@@ -64,7 +65,8 @@ def set_suspended(session: Session, subscriber: Subscriber, suspended: bool, by:
     subscriber.state, subscriber.changed_at = after, now
     session.add(subscriber)
     kind = "subscriber_suspended" if suspended else "subscriber_unsuspended"
-    session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email, "by": by}))
+    session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email, "by": by},
+                      actor=console_actor(by)))  # fmt: skip
     if suspended:
         session.execute(
             update(Delivery.__table__)  # type: ignore[attr-defined]
@@ -111,13 +113,22 @@ Invite = Callable[[Session, list[tuple[int, int]], datetime], int]  # delivery.o
 
 
 def save_import(
-    engine: Engine, stream: Lines, name: str, *, zone: str, confirmed: bool, now: datetime, invite: Invite
+    engine: Engine,
+    stream: Lines,
+    name: str,
+    *,
+    zone: str,
+    confirmed: bool,
+    now: datetime,
+    invite: Invite,
+    actor: str = "",
 ) -> ImportReport:
-    """Save the good rows of the file a chunk at a time; *invite* the pending addresses (id, confirm version)."""
+    """Save the good rows of the file a chunk at a time; *invite* the pending addresses (id, confirm version).
+    *actor*: who saves, for the events."""
     report = ImportReport()
 
     def save(session: Session, rows: list[SubscriberInput]) -> None:
-        saved: list[Saved] = save_many(session, rows, confirmed=confirmed, now=now)
+        saved: list[Saved] = save_many(session, rows, confirmed=confirmed, now=now, actor=actor)
         report.queued += invite(session, [(s.id, s.confirm_version) for s in saved if s.state == "pending"], now)
         for one in saved:
             setattr(report, one.outcome, getattr(report, one.outcome) + 1)

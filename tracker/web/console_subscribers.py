@@ -21,6 +21,7 @@ from starlette.formparsers import MultiPartException
 from tracker.config import Settings
 from tracker.delivery.outbox import queue_confirm, queue_confirms
 from tracker.i18n.languages import N_
+from tracker.store.audit import console_actor
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
 from tracker.subscribers.csvfiles import EXPORTED, write_rows
@@ -170,7 +171,9 @@ def add_subscriber(console: Console, visitor: Visitor, fields: dict[str, object]
         except SubscriberError as exc:
             error = problem_text(visitor, exc)
         else:
-            person, outcome = save(session, data, confirmed=fields.get("confirmed") == "1", now=now)
+            person, outcome = save(
+                session, data, confirmed=fields.get("confirmed") == "1", now=now, actor=actor_of(visitor)
+            )
             queue_confirm(session, person, now)
             return RedirectResponse(f"{HERE}/{person.id}?done={outcome}", 303)
     return show_list(console, visitor, error=error, status=422, typed=raw)
@@ -205,7 +208,7 @@ def edit_subscriber(console: Console, visitor: Visitor, subscriber_id: int, fiel
         except SubscriberError as exc:
             error = problem_text(visitor, exc)
         else:
-            _, outcome = save(session, data, confirmed=False, now=now)
+            _, outcome = save(session, data, confirmed=False, now=now, actor=actor_of(visitor))
             return RedirectResponse(f"{HERE}/{subscriber_id}?done={outcome}", 303)
     return show_one(console, visitor, subscriber_id, error=error, status=422)
 
@@ -257,13 +260,13 @@ def preview_import(console: Console, visitor: Visitor, form: Any, uploads: Uploa
 
 
 def read_upload(console: Console, path: Path | None, name: str, zone: str, confirmed: bool, *,
-                save: bool) -> ImportReport:  # fmt: skip
+                save: bool, actor: str = "") -> ImportReport:  # fmt: skip
     assert path is not None
     now = console.clock()
     with path.open(encoding="utf-8-sig", newline="") as stream:
         if save:
             return save_import(console.engine, stream, name, zone=zone, confirmed=confirmed, now=now,
-                               invite=queue_confirms)  # fmt: skip
+                               invite=queue_confirms, actor=actor)  # fmt: skip
         return check_import(console.engine, stream, name, zone=zone, confirmed=confirmed, now=now)
 
 
@@ -281,7 +284,9 @@ def apply_import(console: Console, visitor: Visitor, key: str, fields: dict[str,
     try:
         if fields.get("drop"):
             return RedirectResponse(HERE, 303)
-        report = read_upload(console, path, name, zone, fields.get("confirmed") == "1", save=True)
+        report = read_upload(
+            console, path, name, zone, fields.get("confirmed") == "1", save=True, actor=actor_of(visitor)
+        )
     finally:
         path.unlink(missing_ok=True)
     return page("console/subscribers_import.html.j2", console, visitor, N_("Import subscribers"), report=report,
@@ -313,3 +318,9 @@ def export_lines(console: Console, state: str) -> Iterator[str]:
         if len(rows) < EXPORT_CHUNK:
             return
         after = str(rows[-1]["email_key"])
+
+
+def actor_of(visitor: Visitor) -> str:
+    """Who acts, as the audit log records it."""
+    assert visitor.signed_in is not None  # the route's role rule let only a signed-in user in
+    return console_actor(visitor.signed_in.user.email)
