@@ -139,7 +139,10 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
             "('2017-02-20 10:00:00.000000', 'completed', 'hlpf', 'draft', '{\"who\": \"cli:alice\"}', 'b'),"
             "('2017-02-20 10:00:00.000000', 'rescheduled', 'hlpf', 'comments', '{}', 'b'),"
             "('2017-02-21 10:00:00.000000', 'delivery_failed', 'hlpf', 'draft', '{}', NULL),"
-            "('2017-02-21 10:00:00.000000', 'subscriber_added', '', NULL, '{}', NULL)"
+            "('2017-02-21 10:00:00.000000', 'subscriber_added', '', NULL, '{}', NULL),"
+            "('2017-02-22 10:00:00.000000', 'subscriber_suspended', '', NULL, '{\"by\": \"sec@un.example.org\"}',"
+            " NULL),"
+            "('2017-02-22 10:00:00.000000', 'outbox_held', 'hlpf', 'draft', '{\"by\": \"sec@un.example.org\"}', NULL)"
         )
     engine.dispose()
 
@@ -149,7 +152,8 @@ def test_a_store_one_revision_behind_is_brought_up_to_date(tmp_path: Path) -> No
         actors = connection.exec_driver_sql("SELECT kind, actor FROM events ORDER BY id").all()
     assert [tuple(row) for row in actors] == [
         ("added", "sync"), ("completed", "cli:alice"), ("rescheduled", "cli:alice"), ("delivery_failed", "mailer"),
-        ("subscriber_added", ""),
+        ("subscriber_added", ""), ("subscriber_suspended", "console:sec@un.example.org"),
+        ("outbox_held", "console:sec@un.example.org"),
     ]  # fmt: skip
     assert {"users", "sign_in_links", "console_sessions"} <= set(inspect(engine).get_table_names())
     assert "calendar" in {column["name"] for column in inspect(engine).get_columns("timelines")}

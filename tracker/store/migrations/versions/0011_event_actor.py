@@ -35,12 +35,18 @@ def backfill(connection: sa.Connection) -> None:
         sa.select(events.c.change_set, events.c.detail).where(events.c.kind.in_(COMPLETIONS))
     ).all()
     for change_set, detail in found:
-        data = json.loads(detail) if isinstance(detail, str) else (detail or {})
-        who = str(data.get("who") or "")[:120]
+        who = str(read(detail).get("who") or "")[:120]
         if who and change_set:
             connection.execute(sa.update(events).where(events.c.change_set == change_set).values(actor=who))
+    # The console's outbox and subscriber actions wrote the user's address as `by`.
+    by_hand = events.c.kind.like("outbox_%") | events.c.kind.in_(("subscriber_suspended", "subscriber_unsuspended"))
+    for event_id, detail in connection.execute(sa.select(events.c.id, events.c.detail).where(by_hand)).all():
+        by = str(read(detail).get("by") or "")
+        if by:
+            connection.execute(sa.update(events).where(events.c.id == event_id).values(actor=f"console:{by}"[:120]))
     connection.execute(
-        sa.update(events).where(events.c.actor == "", events.c.timeline_id != "", ~events.c.kind.like("delivery_%"))
+        sa.update(events).where(events.c.actor == "", events.c.timeline_id != "", ~events.c.kind.like("delivery_%"),
+                                ~events.c.kind.like("outbox_%"))
         .values(actor="sync")
     )  # fmt: skip
     connection.execute(
@@ -48,6 +54,12 @@ def backfill(connection: sa.Connection) -> None:
         .where(events.c.actor == "", events.c.kind.like("delivery_%") | (events.c.kind == "subscriber_suspended"))
         .values(actor="mailer")
     )
+
+
+def read(detail: object) -> dict[str, object]:
+    """An event's detail as a dict: JSON text on SQLite, already a dict on PostgreSQL."""
+    data = json.loads(detail) if isinstance(detail, str) else detail
+    return data if isinstance(data, dict) else {}
 
 
 def downgrade() -> None:
