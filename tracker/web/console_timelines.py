@@ -232,7 +232,8 @@ def confirm_page(console: Console, visitor: Visitor, action: str, view: Mileston
                  rehearsal: Rehearsal) -> Response:  # fmt: skip
     chosen = visitor.asked.language()
     language = chosen.language
-    changes = [(title_of(c, rehearsal, language), c.kind, when_of(c.old_at, c, language),
+    titles = {(v.timeline_id, v.key): title_in(v, language.code) for v in stored_views(console)}
+    changes = [(titles.get((c.timeline_id, c.milestone_key or ""), c.title), c.kind, when_of(c.old_at, c, language),
                 when_of(c.new_at, c, language)) for c in rehearsal.changes]  # fmt: skip
     notices = [(n.kind, title_in(n.about, language.code), n.subscribers, n.withdrawn, audience_of(n.about, language))
                for n in rehearsal.notices]  # fmt: skip
@@ -249,12 +250,6 @@ def action_title(action: str, view: MilestoneView, language: Language) -> str:
     if action == "amend":
         return language.gettext("Amend the completion of “{title}”", title=title)
     return language.gettext("Mark “{title}” done", title=title)
-
-
-def title_of(change: Change, rehearsal: Rehearsal, language: Language) -> str:
-    views = {(n.about.timeline_id, n.about.key): n.about for n in rehearsal.notices}
-    view = views.get((change.timeline_id, change.milestone_key or ""))
-    return title_in(view, language.code) if view is not None else change.title
 
 
 def when_of(at: datetime | None, change: Change, language: Language) -> str:
