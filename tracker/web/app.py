@@ -29,6 +29,7 @@ from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
 from tracker.web.ratelimit import SlidingWindow
+from tracker.web.rendered import Rendered
 from tracker.web.signups import Signups
 from tracker.web.subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
@@ -76,7 +77,8 @@ def create_api(
         app.include_router(metrics_routes(metrics or Metrics(engine), config.metrics_token))
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
     app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days))
-    app.include_router(page_routes(engine, calendars.base_url, calendars.clock, config.late_days))
+    rendered = Rendered(calendars)
+    app.include_router(page_routes(rendered, calendars.base_url, config.late_days))
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
         site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address,
