@@ -76,8 +76,8 @@ def create_api(
     if config.metrics_token:  # without a token there is no /metrics: counts of this kind are nobody else's
         app.include_router(metrics_routes(metrics or Metrics(engine), config.metrics_token))
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
-    app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days))
-    rendered = Rendered(calendars)
+    rendered = Rendered(calendars)  # the pages and /api/upcoming, kept until the store changes
+    app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days, rendered))
     app.include_router(page_routes(rendered, calendars.base_url, config.late_days))
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
