@@ -29,7 +29,7 @@ from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
 from tracker.web.ratelimit import SlidingWindow
-from tracker.web.rendered import Rendered
+from tracker.web.rendered import AnswerFront, Rendered
 from tracker.web.signups import Signups
 from tracker.web.subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
@@ -48,10 +48,11 @@ def create_app(
     settings: Settings | None = None,
     signups: Signups | None = None,
 ) -> ASGIApp:
-    """Build the app around one store and its feeds: the fast path for cached feeds, then the guard (body cap,
-    HEAD, security headers), then the routes."""
+    """Build the app around one store and its feeds: the fast path for cached feeds, the one for pages and
+    /api/upcoming asked before, then the guard (body cap, HEAD, security headers), then the routes."""
     timeout = settings.request_timeout if settings is not None else REQUEST_TIMEOUT
-    return FeedFastPath(Guard(create_api(engine, calendars, metrics, settings, signups), timeout=timeout), calendars)
+    guarded = Guard(create_api(engine, calendars, metrics, settings, signups), timeout=timeout)
+    return FeedFastPath(AnswerFront(guarded, calendars), calendars)
 
 
 def create_api(

@@ -5,7 +5,8 @@ out, the template filled); the same page asked again with nothing changed is ser
 An answer is keyed by the store's change marker (the newest event id, as the feeds use), the
 minute (states and "due in 3 hours" follow the clock; pages say `max-age=60` anyway) and what
 the request asked (path, language, zone, page). Looking one up does no I/O, so a request for a
-kept answer is served on the event loop, as a cached feed is.
+kept answer is served on the event loop, as a cached feed is; `AnswerFront` serves a request
+seen before (the same path, query and Accept-Language) from in front of the framework.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.feeds.calendars import Calendars
 from tracker.timelines.views import MilestoneView
@@ -54,6 +56,7 @@ class Rendered:
         self.kept = kept
         self._answers: OrderedDict[tuple[int, str, Hashable], Answer] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple[int, str, Hashable], threading.Lock] = {}
 
     def ready(self, asked: Hashable) -> Response | None:
         """The kept answer to *asked* if the store is known unchanged since, without any I/O; else None."""
@@ -75,13 +78,93 @@ class Rendered:
         now = self.calendars.clock()
         key = (marker, minute(now), asked)
         with self._lock:
-            found = self._answers.get(key)
-        if found is not None:
-            return found.response()
-        response = build(views, now)
-        if response.status_code < 500:
+            building = self._building.setdefault(key, threading.Lock())
+        # When the minute turns, every waiting request misses at once: one builds, the others wait for it.
+        with building:
             with self._lock:
-                self._answers[key] = Answer.of(response)
-                while len(self._answers) > self.kept:
-                    self._answers.popitem(last=False)
+                found = self._answers.get(key)
+            if found is not None:
+                return found.response()
+            response = build(views, now)
+            with self._lock:
+                if response.status_code < 500:
+                    self._answers[key] = Answer.of(response)
+                    while len(self._answers) > self.kept:
+                        self._answers.popitem(last=False)
+                self._building.pop(key, None)
         return response
+
+
+def kept_path(path: str) -> bool:
+    """The public answers the front keeps: the overview, a timeline's page, /api/upcoming."""
+    return path in ("/", "/api/upcoming") or (path.startswith("/timelines/") and path.count("/") == 2)
+
+
+class Recorder:
+    """The app's `send`, passed on, with a copy of what went: status, headers and the whole body."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.start: Message | None = None
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+        elif message["type"] == "http.response.body":
+            self.chunks.append(bytes(message.get("body", b"")))
+            self.complete = not message.get("more_body", False)
+        await self._send(message)
+
+
+class AnswerFront:
+    """ASGI front: a GET of a page or of /api/upcoming answered again, byte for byte as the app last
+    answered the same request, while the store and the minute are unchanged; without the framework.
+
+    The key is the request as sent (path, query, Accept-Language: what an answer may vary by),
+    so a kept answer is found without parsing anything; everything else goes to the app.
+    """
+
+    def __init__(self, app: ASGIApp, calendars: Calendars, kept: int = KEPT) -> None:
+        self.app = app
+        self.calendars = calendars
+        self.kept = kept
+        self.served = 0  # answers given without the app (tests look)
+        self._answers: OrderedDict[tuple[int, str, str, bytes, bytes], tuple[Message, bytes]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = self.key(scope)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        found = self._answers.get(key)
+        if found is not None:
+            self._answers.move_to_end(key)
+            self.served += 1
+            await send(found[0])
+            await send({"type": "http.response.body", "body": found[1]})
+            return
+        recorder = Recorder(send)
+        await self.app(scope, receive, recorder.send)
+        if recorder.complete and recorder.start is not None and recorder.start["status"] in (200, 404):
+            self._answers[key] = (recorder.start, b"".join(recorder.chunks))
+            while len(self._answers) > self.kept:
+                self._answers.popitem(last=False)
+
+    def key(self, scope: Scope) -> tuple[int, str, str, bytes, bytes] | None:
+        """What identifies the request's answer now; None when it is not one to keep or the store may have moved."""
+        if scope["type"] != "http" or scope["method"] != "GET" or not kept_path(scope["path"]):
+            return None
+        marker = self.calendars.marker()
+        if marker is None:
+            return None
+        language, sends_body = b"", False
+        for name, value in scope["headers"]:
+            if name == b"accept-language":
+                language = value
+            elif name in (b"content-length", b"transfer-encoding"):
+                sends_body = True
+        if sends_body:
+            return None
+        return (marker, minute(self.calendars.clock()), scope["path"], scope["query_string"], language)
