@@ -29,7 +29,6 @@ from tracker.store.engine import transaction
 from tracker.store.models import Milestone, Timeline
 from tracker.timelines.screening import screen_views
 from tracker.timelines.states import LATE_DAYS, STATES, Process
-from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, Occurrence, list_upcoming, timeline_title_in, title_in
 from tracker.web.embed import Days, embed_routes
 from tracker.web.limits import validation_problem
@@ -157,13 +156,13 @@ def api_routes(
     @router.get("/api/timelines", response_model=list[TimelineOut])
     async def timelines() -> list[TimelineOut]:
         """Every live timeline, with its feed and how many milestones it has."""
-        return await run_in_threadpool(list_timelines, engine, base)
+        return await run_in_threadpool(list_timelines, engine, base, calendars)
 
     @router.get("/api/timelines/{timeline}", response_model=TimelineDetail, responses=missing)
     async def timeline_detail(timeline: str) -> TimelineDetail | JSONResponse:
         """One timeline with its milestones, their dates (local and UTC), states and completions."""
         process = partial(Process, now=calendars.clock(), late_days=late_days)
-        found = await run_in_threadpool(read_timeline, engine, base, timeline, process)
+        found = await run_in_threadpool(read_timeline, engine, base, timeline, process, calendars)
         return found if isinstance(found, TimelineDetail) else unknown_timeline(timeline, found.known)
 
     @router.get("/api/upcoming", response_model=list[UpcomingItem], responses=missing | BAD_CURSOR)
@@ -243,22 +242,29 @@ def live_timelines(session: Session) -> list[Timeline]:
     return list(session.exec(query))
 
 
-def list_timelines(engine: Engine, base: str) -> list[TimelineOut]:
+def list_timelines(engine: Engine, base: str, calendars: Calendars) -> list[TimelineOut]:
     with transaction(engine) as session:
-        views, live = load_views(session), live_timelines(session)
-    return [describe_timeline(t, [v for v in views if v.timeline_id == t.id], base) for t in live]
+        live = live_timelines(session)
+    by_timeline: dict[str, list[MilestoneView]] = {}
+    for view in calendars.snapshot()[0]:  # read once per change of the store, shared with the feeds and pages
+        by_timeline.setdefault(view.timeline_id, []).append(view)
+    return [describe_timeline(t, by_timeline.get(t.id, []), base) for t in live]
 
 
 def read_timeline(
-    engine: Engine, base: str, timeline: str, process_of: Callable[[list[MilestoneView]], Process]
+    engine: Engine,
+    base: str,
+    timeline: str,
+    process_of: Callable[[list[MilestoneView]], Process],
+    calendars: Calendars,
 ) -> TimelineDetail | Unknown:
     """The timeline, or the ids of the live ones when it is not one of them."""
     with transaction(engine) as session:
         live = {t.id: t for t in live_timelines(session)}
         if timeline not in live:
             return Unknown(known=sorted(live))
-        everything = screen_views(load_views(session))
         expressions = read_expressions(session, timeline)
+    everything = screen_views(calendars.snapshot()[0])
     views = [v for v in everything if v.timeline_id == timeline]
     summary = describe_timeline(live[timeline], views, base)
     process = process_of(everything)
