@@ -85,6 +85,7 @@ def test_every_late_step_and_every_timeline_is_reached_by_following_plain_links(
     late = section(first, "late") + section(second, "late")
     assert sorted(set(re.findall(r"Report (\d{3})", late))) == [f"{n:03d}" for n in range(TIMELINES)]
     assert len(items(section(second, "late"))) == TIMELINES - PAGE_SIZE
+    assert f'<ol class="items due late" start="{PAGE_SIZE + 1}">' in second  # numbered on from the first page
     assert link(section(second, "late"), "next") is None and '<html lang="fr"' in second  # the language goes along
     back = link(section(second, "late"), "prev")
     assert back is not None and many.get(back).text == first

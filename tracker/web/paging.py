@@ -25,6 +25,7 @@ class Pager:
     total: int  # items in all
     previous: str
     next: str
+    first: int = 1  # the place in the whole list of the page's first item, for an <ol>'s start
 
     @property
     def shown(self) -> bool:
@@ -43,4 +44,4 @@ def paginate(
     shown = list(items[(number - 1) * size : number * size])
     previous = link(number - 1) if number > 1 else ""
     following = link(number + 1) if number < count else ""
-    return shown, Pager(number, count, len(items), previous, following)
+    return shown, Pager(number, count, len(items), previous, following, (number - 1) * size + 1)
