@@ -52,7 +52,7 @@ def test_plan_then_sync_then_a_no_op_sync(env: dict[str, str], tmp_path: Path, w
     again = tracker("sync", env=env, cwd=tmp_path)
 
     assert planned.returncode == 0, planned.stderr
-    assert "+ added       hlpf/revised-draft  Revised draft posted  Fri 24 Feb 2017" in planned.stdout
+    assert "+ added       hlpf/revised-draft  Revised draft posted  Fri, 24 Feb 2017" in planned.stdout
     assert "4 added (dry run: nothing applied)" in planned.stdout
     assert "4 added applied" in synced.stdout
     assert "no changes" in again.stdout
@@ -138,7 +138,7 @@ def test_upcoming_on_the_seed_shows_the_hlpf_chain(env: dict[str, str], tmp_path
     ]
     submission = next(row for row in data if row["milestone"] == "submission")
     assert submission["due"] == {"local": "2017-04-28T12:00:00+02:00", "utc": "2017-04-28T10:00:00+00:00"}
-    assert "Fri 28 Apr 2017 12:00 CEST" in table.stdout
+    assert "Fri, 28 Apr 2017, 12:00 CEST" in table.stdout
 
 
 def test_upcoming_filters_by_audience_and_timeline(

@@ -48,7 +48,7 @@ def test_a_second_done_is_refused_and_shows_the_first(
 
     assert second.returncode == 1
     said = " ".join(second.stderr.split())
-    assert f"hlpf/revised-draft is already done: Mon 20 Feb 2017 (note: posted; link: {link})" in said
+    assert f"hlpf/revised-draft is already done: Mon, 20 Feb 2017 (note: posted; link: {link})" in said
     assert "add --amend to change its time, note or link" in said
     assert recorded(database_url) == [("revised-draft", "2017-02-20", "posted", link)]
     assert dates(env, tmp_path)["member-comments"] == "2017-03-06"  # still 14 days after the first
@@ -243,7 +243,7 @@ def test_a_done_date_changed_in_the_file_amends_and_the_file_keeps_a_cli_note(
     # Then corrects its date in the file: an amendment (no second 'opened'), the file wins, the note stays.
     write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-02-24\n        done: 2017-02-21"))
     plan = " ".join(tracker("plan", env=env, cwd=tmp_path).stdout.split())
-    assert "✎ amended hlpf/revised-draft Revised draft posted done Mon 20 Feb 2017 → Tue 21 Feb 2017" in plan
+    assert "✎ amended hlpf/revised-draft Revised draft posted done Mon, 20 Feb 2017 → Tue, 21 Feb 2017" in plan
     assert "(the file's done: replaces the completion recorded by cli)" in plan
     assert "completed" not in plan
     tracker("sync", env=env, cwd=tmp_path)

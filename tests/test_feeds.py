@@ -315,7 +315,7 @@ def test_the_description_gives_summary_owner_date_source_links_and_the_timeline_
         "Members send their comments.",
         "",
         "Who acts: Membership",
-        "Due: by the end of Fri 10 Mar 2017, Europe/Zurich time",
+        "Due: by the end of Fri, 10 Mar 2017, Europe/Zurich time",
         "Opens after: revised-draft",
         "Timeline: HLPF-17 (drafting)",
         "Source: WG-WSIS-30/17, para 2.2 m)",
@@ -334,7 +334,7 @@ def test_a_timed_deadline_says_its_local_time_and_utc() -> None:
 
     description = text(only_event(feed(view)), "DESCRIPTION")
 
-    assert "Due: Fri 28 Apr 2017 12:00 CEST (Europe/Zurich; 10:00 UTC)" in description
+    assert "Due: Fri, 28 Apr 2017, 12:00 CEST (Europe/Zurich; 10:00 UTC)" in description
 
 
 def test_uid_sequence_stamp_and_last_modified_come_from_the_stored_milestone() -> None:
@@ -475,7 +475,7 @@ def test_a_completed_deadline_is_ticked_with_its_date_note_and_link_and_has_no_a
     event = only_event(feed(view))
 
     assert text(event, "SUMMARY") == "✓ Membership: comments on the revised draft — HLPF-17"
-    assert text(event, "DESCRIPTION").startswith("Done on Wed 08 Mar 2017. Sent by 41 members https://itu.int/c\n")
+    assert text(event, "DESCRIPTION").startswith("Done on Wed, 8 Mar 2017. Sent by 41 members https://itu.int/c\n")
     assert event.walk("VALARM") == []
 
 
@@ -960,7 +960,7 @@ def test_a_done_date_in_the_file_ticks_the_item(engine: Engine, schedules: Path,
     ]
 
     assert text(revised, "SUMMARY").startswith("✓ Secretariat: ")
-    assert "Done on Thu 23 Feb 2017." in text(revised, "DESCRIPTION")
+    assert "Done on Thu, 23 Feb 2017." in text(revised, "DESCRIPTION")
 
 
 BUILD_IN_ANOTHER_PROCESS = """

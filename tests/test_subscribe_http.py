@@ -240,7 +240,7 @@ def test_a_form_with_a_mistake_comes_back_with_the_problem_and_what_was_typed(ht
                                              "name": "<b>Olga</b>", "timelines": ["hlfp"]})  # fmt: skip
 
     assert response.status_code == 422
-    assert "did you mean &#39;hlpf&#39;?" in response.text
+    assert "There is no timeline “hlfp”. Did you mean “hlpf”?" in response.text
     assert 'value="olga@mission.example.org"' in response.text
     assert "&lt;b&gt;Olga&lt;/b&gt;" in response.text and "<b>Olga" not in response.text
 
@@ -309,7 +309,7 @@ def test_a_mistake_on_the_preferences_page_is_shown_with_422_and_changes_nothing
     response = http.post(link, data=settings_form(token, language="de", name="Li <Wei>"))
 
     assert response.status_code == 422
-    assert "language &#39;de&#39; is not one of" in response.text
+    assert "“de”不在可选语言之列。" in response.text  # in the subscriber's language, Chinese
     assert 'value="Li &lt;Wei&gt;"' in response.text
     subscriber = stored(engine, "li@mission.example.org")
     assert subscriber is not None and (subscriber.language, subscriber.name) == ("zh", "Li Wei")
@@ -527,7 +527,7 @@ def test_after_choosing_arabic_the_saved_page_is_arabic_right_to_left(http: http
     assert '<option value="ar" lang="ar" selected>' in saved.text
 
 
-def test_a_mistake_names_its_field_in_the_page_s_language_and_keeps_its_message_in_english(
+def test_a_mistake_names_its_field_and_says_what_is_wrong_in_the_page_s_language(
     http: httpx.Client, engine: Engine
 ) -> None:
     link = preferences_link(engine, "ghislain@mission.example.org", language="fr", audiences="membership")
@@ -539,9 +539,79 @@ def test_a_mistake_names_its_field_in_the_page_s_language_and_keeps_its_message_
     assert (language.status_code, zone.status_code) == (422, 422)
     alert = language.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
     assert '<a href="#f-language">Langue</a>' in alert
-    assert '<span lang="en" dir="ltr">language &#39;de&#39; is not one of' in alert
+    assert "« de » ne fait pas partie des langues proposées." in alert and 'lang="en"' not in alert
     assert 'name="timezone" aria-invalid="true"' in zone.text
     assert selected_zones(zone.text) == ["Europe/Geneva"]  # what was sent comes back
+
+
+def alert_of(page: str) -> str:
+    return page.split('role="alert"', 1)[1].split("</div>", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("asked", "said"),
+    [
+        ({"headers": {"Accept-Language": "fr-CH, en;q=0.5"}}, "Il n’y a pas de calendrier « &lt;b&gt;hlfp"),
+        ({"params": {"lang": "ar"}}, "لا يوجد جدول زمني باسم «&lt;b&gt;hlfp"),
+        ({"params": {"lang": "zh"}}, "没有名为“&lt;b&gt;hlfp"),
+        ({"params": {"lang": "es"}}, "No existe el cronograma «&lt;b&gt;hlfp"),
+        ({"params": {"lang": "ru"}}, "Графика «&lt;b&gt;hlfp"),
+        ({"params": {"lang": "en"}}, "There is no timeline “&lt;b&gt;hlfp"),
+    ],
+)
+def test_a_subscribe_form_with_a_mistake_says_it_in_the_reader_s_language_escaped(
+    http: httpx.Client, asked: dict[str, dict[str, str]], said: str
+) -> None:
+    token = csrf(http.get("/subscribe").text)
+    form = {"csrf_token": token, "email": "olga@mission.example.org", "timelines": ["<b>hlfp</b>" + "x" * 500]}
+
+    response = http.post("/subscribe", data=form, **asked)  # type: ignore[arg-type]
+
+    assert response.status_code == 422
+    alert = alert_of(response.text)
+    assert said in alert and "<b>" not in alert and 'lang="en"' not in alert
+    assert "x" * 40 not in alert  # a long value is shortened, not repeated whole
+
+
+@pytest.mark.parametrize(
+    ("code", "fields", "said"),
+    [
+        ("fr", {"email": "olga@"}, "Ce n’est pas une adresse électronique : vérifiez ce que vous avez saisi."),
+        ("ar", {"timezone": "Mars/Olympus"}, "«Mars/Olympus» ليست منطقة زمنية: اختر مكانًا من القائمة."),
+        ("zh", {"digest": "daily"}, "“daily”不是每周摘要的可选项。"),
+        ("ru", {"language": "de"}, "«de» нет среди предложенных языков."),
+        ("es", {"name": "x" * 201}, "Un nombre tiene como máximo 200 caracteres."),
+    ],
+)
+def test_each_language_says_what_is_wrong_with_a_field(
+    http: httpx.Client, code: str, fields: dict[str, str], said: str
+) -> None:
+    token = csrf(http.get("/subscribe").text)
+
+    response = http.post(f"/subscribe?lang={code}", data={"csrf_token": token, "email": "olga@mission.example.org",
+                                                           **fields})  # fmt: skip
+
+    assert response.status_code == 422 and said in alert_of(response.text)
+
+
+def test_a_preferences_form_with_too_many_reminders_says_so_in_the_subscriber_s_language(
+    http: httpx.Client, engine: Engine
+) -> None:
+    link = preferences_link(engine, "amina@mission.example.org", language="ar", audiences="membership")
+    token = csrf(http.get(link).text)
+
+    response = http.post(link, data=settings_form(token, language="ar", reminders="1d 2d 3d 4d 5d 6d"))
+
+    assert response.status_code == 422
+    assert "5 تذكيرات على الأكثر قبل كل موعد نهائي." in alert_of(response.text)
+    assert html_tag(response.text) == '<html lang="ar" dir="rtl">'
+
+
+def test_the_json_api_keeps_its_problems_in_english(http: httpx.Client) -> None:
+    response = http.post("/subscribe?lang=fr", json={"email": "olga@mission.example.org", "language": "de"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"].startswith("language 'de' is not one of ar, zh, en, fr, ru, es")
 
 
 def test_the_preferences_page_links_to_its_feed_and_to_unsubscribing(http: httpx.Client, engine: Engine) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from babel.dates import format_skeleton
 from icalendar import Calendar
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -193,6 +194,29 @@ def test_a_personal_feed_speaks_its_subscriber_s_language_and_the_public_feeds_s
             "Secretariat: Revised draft posted — ITU Council contribution to HLPF-17",
         ]
     )
+
+
+def test_a_personal_feed_describes_its_items_in_its_subscriber_s_words_and_dates(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", TRANSLATED_HLPF)
+    sync(engine, schedules)
+    _, french = subscribe(engine, "ghislain@mission.example.org", audiences="membership", language="fr")
+    _, russian = subscribe(engine, "vladimir@mission.example.org", audiences="membership", language="ru")
+
+    with serving(engine, 0, locales=REPO / "locale") as (http, _):
+        [mine] = Calendar.from_ical(http.get(f"/feeds/me/{french}.ics").content).walk("VEVENT")
+        [theirs] = Calendar.from_ical(http.get(f"/feeds/me/{russian}.ics").content).walk("VEVENT")
+        public = Calendar.from_ical(http.get("/feeds/hlpf.ics").content).walk("VEVENT")
+
+    day = mine.decoded("DTSTART")
+    french_day, russian_day = (format_skeleton("yMMMEd", day, locale=code) for code in ("fr", "ru"))
+    assert f"Échéance : fin de journée le {french_day}, heure de Europe/Zurich" in str(mine["DESCRIPTION"])
+    assert "Responsable : Membres" in str(mine["DESCRIPTION"])
+    # A title without a Russian translation keeps its words, but the lines around it are Russian.
+    assert f"Срок: до конца дня {russian_day}, время Europe/Zurich" in str(theirs["DESCRIPTION"])
+    english = format_skeleton("yMMMEd", day, locale="en_GB")
+    assert any(f"Due: by the end of {english}, Europe/Zurich time" in str(e["DESCRIPTION"]) for e in public)
 
 
 def test_a_wrong_revoked_or_unconfirmed_personal_feed_is_a_404(client: httpx.Client, engine: Engine) -> None:

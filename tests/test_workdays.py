@@ -319,7 +319,7 @@ def test_plan_and_validate_say_why_a_date_moved(
     assert strict.returncode == 1
     assert planned.returncode == 0, planned.stderr
     line = next(line for line in planned.stdout.splitlines() if "cwg-wsis-30/documents" in line)
-    assert line.rstrip().endswith("Fri 06 Jan 2017  (moved from Sunday 8 January 2017, a non-working day)")
+    assert line.rstrip().endswith("Fri, 6 Jan 2017  (moved from Sunday, 8 January 2017, a non-working day)")
 
 
 # What members read: pages, feeds and emails say why the date moved
@@ -343,7 +343,7 @@ def test_a_feed_item_says_why_the_date_moved_before_its_summary() -> None:
     description = item_description(view, expand_once(view), "https://tracker.example.org")
 
     assert description.startswith(
-        "Moved from Saturday 11 March 2017, a non-working day.\nComments go to the secretariat."
+        "Moved from Saturday, 11 March 2017, a non-working day.\nComments go to the secretariat."
     )
 
 

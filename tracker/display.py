@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -13,6 +14,7 @@ from tracker.text import BIDI_CONTROLS
 from tracker.timelines.dates import get_zone
 
 if TYPE_CHECKING:  # the consoles print through this module on every command: it loads only what all need
+    from babel import Locale
     from rich.table import Table
 
     from tracker.timelines.diff import Change
@@ -52,14 +54,44 @@ _SYMBOLS = {
 }
 
 
-def format_at(at: datetime | None, zone: str, all_day: bool) -> str:
-    """'Fri 10 Mar 2017' for all-day items, 'Fri 28 Apr 2017 12:00 CEST' for timed ones."""
+# The terminal's words are English, so are its dates: CLDR's British English, as the emails' "en" (i18n/languages.py).
+CLI_LOCALE = "en_GB"
+
+
+@lru_cache(maxsize=8)
+def cldr_locale(name: str) -> Locale:
+    from babel import Locale  # here: commands that print no date start without Babel's data
+
+    return Locale.parse(name)
+
+
+def format_at(at: datetime | None, zone: str, all_day: bool, locale: str = CLI_LOCALE) -> str:
+    """'Fri, 10 Mar 2017' for all-day items, 'Fri, 28 Apr 2017, 12:00 CEST' for timed ones, as CLDR
+    writes them in *locale* ('ven. 10 mars 2017', '2017年3月10日周五')."""
     if at is None:
         return "—"
     local = at.astimezone(get_zone(zone))
+    day = day_words(local.date(), locale)
     if all_day:
-        return local.strftime("%a %d %b %Y")
-    return local.strftime("%a %d %b %Y %H:%M %Z")
+        return day
+    return f"{clock_words(local.date(), local.time(), locale)} {local.tzname()}"
+
+
+# A feed of 10,000 items writes a few hundred distinct days and times: each is worded once (Babel takes ~20 µs).
+@lru_cache(maxsize=4096)
+def day_words(day: date, locale: str) -> str:
+    from babel.dates import format_skeleton
+
+    return format_skeleton("yMMMEd", day, locale=cldr_locale(locale))
+
+
+@lru_cache(maxsize=4096)
+def clock_words(day: date, clock: time, locale: str) -> str:
+    """The day and the wall-clock time joined as the locale joins them: 'Fri, 28 Apr 2017, 12:00'."""
+    from babel.dates import format_time
+
+    cldr = cldr_locale(locale)
+    return str(cldr.datetime_formats["medium"]).format(format_time(clock, "short", locale=cldr), day_words(day, locale))
 
 
 def format_distance(at: datetime, now: datetime) -> str:
@@ -102,8 +134,10 @@ def change_line(c: Change) -> Text:
 
 
 def moved_text(day: date) -> str:
-    """Say why a date is not the one its expression gives: 'moved from Saturday 23 August 2025, a non-working day'."""
-    return f"moved from {day:%A} {day.day} {day:%B %Y}, a non-working day"
+    """Say why a date is not the one its expression gives: 'moved from Saturday, 23 August 2025, a non-working day'."""
+    from babel.dates import format_date
+
+    return f"moved from {format_date(day, 'full', locale=cldr_locale(CLI_LOCALE))}, a non-working day"
 
 
 def notice_line(kind: str, count: int) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -26,7 +26,7 @@ from icalendar import (
     vText,
 )
 
-from tracker.display import format_at, moved_text
+from tracker.display import CLI_LOCALE, cldr_locale, format_at
 from tracker.feeds.timezones import make_vtimezone, vtimezone_bytes
 from tracker.links import timeline_page
 from tracker.text import describe_error
@@ -64,12 +64,51 @@ class ItemWords:
     acting: str = "%(who)s: %(title)s"  # a deadline's owner and title
     cancelled: str = "Cancelled: %(title)s"
     audiences: tuple[tuple[str, str], ...] = ()  # (audience, its name); others show their id, capitalised
+    locale: str = CLI_LOCALE  # the CLDR locale of the DESCRIPTION's dates
+    lines: tuple[tuple[str, str], ...] = ()  # (a DESCRIPTION line of LINES, as the language says it)
+    # An alarm's 'Due in 7 days' in the language (plural forms need its catalog); None: English's 'due in 7 days'.
+    # Not compared: it follows from `language`, and the item cache compares words (FeedCache._item).
+    alarm: Callable[[MilestoneView, Offset], str] | None = field(default=None, compare=False)
+    # 'Repeats every 2 weeks' from (FREQ, INTERVAL), likewise; None: English's 'Repeats: every 2 weeks'.
+    repeats: Callable[[str, int], str] | None = field(default=None, compare=False)
 
     def audience(self, audience: str) -> str:
         return next((name for key, name in self.audiences if key == audience), None) or audience_name(audience)
 
+    def line(self, english: str, **values: str) -> str:
+        """Return the DESCRIPTION line *english* (one of LINES) in the feed's language, filled with *values*."""
+        return next((said for key, said in self.lines if key == english), english) % values
+
 
 ENGLISH = ItemWords()  # what public feeds say
+
+
+def N_(message: str) -> str:  # noqa: N802 (the mark Babel's extractor looks for: babel.cfg reads this module)
+    """Mark *message* for the catalog; tracker/feeds/words.py translates it for personal feeds."""
+    return message
+
+
+# The DESCRIPTION's lines, as public feeds say them; tracker/feeds/words.py has them in the six languages.
+LINES = (
+    N_("Cancelled: this no longer takes place."),
+    N_("Removed from the timeline: treat it as cancelled."),
+    N_("Done on %(day)s."),
+    N_("Moved from %(day)s, a non-working day."),
+    N_("Who acts: %(who)s"),
+    N_("For: %(audiences)s"),
+    N_("everyone"),
+    N_("Due: by the end of %(day)s, %(zone)s time"),
+    N_("Due: %(when)s (%(zone)s; %(utc)s UTC)"),
+    N_("When: %(span)s, %(zone)s time"),
+    N_("%(when)s (the first time)"),
+    N_("Where: %(place)s"),
+    N_("Opens after: %(step)s"),
+    N_("Timeline: %(title)s (%(kind)s)"),
+    N_("Source: %(source)s"),
+    N_("Link: %(url)s"),
+    N_("Timeline link: %(url)s"),
+    N_("Timeline page: %(url)s"),
+)
 
 
 @dataclass(frozen=True)
@@ -290,10 +329,10 @@ def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now
     event.add("dtstamp", view.updated_at or now)
     event.add("uid", item_uid(view, info.base_url))
     event.add("sequence", view.revision)
-    add_details(event, view, item, info.base_url)
+    add_details(event, view, item, info.base_url, info.words)
     if view.status == "active" and completion_of(view, item) is None:
         for offset in view.reminders:
-            event.add_component(make_alarm(view, parse_offset(offset), summary, info.reminder_hour))
+            event.add_component(make_alarm(view, parse_offset(offset), summary, info.reminder_hour, info.words))
     return event
 
 
@@ -358,11 +397,11 @@ def until_value(until: date | datetime, view: MilestoneView) -> date | datetime:
     return until.astimezone(UTC)
 
 
-def add_details(event: Event, view: MilestoneView, item: Occurrence, base_url: str) -> None:
+def add_details(event: Event, view: MilestoneView, item: Occurrence, base_url: str, words: ItemWords = ENGLISH) -> None:
     """Add what the item says and how it shows: text, links, categories, status."""
     if view.updated_at is not None:
         event.add("last-modified", view.updated_at)
-    event.add("description", item_description(view, item, base_url))
+    event.add("description", item_description(view, item, base_url, words))
     event.add("url", timeline_page(view, base_url))
     event.add("categories", categories(view))
     if view.location:
@@ -418,80 +457,107 @@ def acting_title(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
     return words.acting % {"who": who, "title": title}
 
 
-def item_description(view: MilestoneView, item: Occurrence, base_url: str) -> str:
-    """Return the DESCRIPTION: state, summary, then one fact a line."""
-    moved = moved_text(view.rolled_from) if view.rolled_from else ""
-    moved = f"{moved[:1].upper()}{moved[1:]}." if moved else ""
-    head = [line for line in (status_line(view), done_line(view, item), moved, view.summary) if line]
-    return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url))]).strip()
+def item_description(view: MilestoneView, item: Occurrence, base_url: str, words: ItemWords = ENGLISH) -> str:
+    """Return the DESCRIPTION: state, summary, then one fact a line, in the feed's language and its CLDR dates."""
+    moved = ""
+    if view.rolled_from is not None:
+        from babel.dates import format_date
+
+        day = format_date(view.rolled_from, "full", locale=cldr_locale(words.locale))
+        moved = words.line("Moved from %(day)s, a non-working day.", day=day)
+    head = [line for line in (status_line(view, words), done_line(view, item, words), moved, view.summary) if line]
+    return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url, words))]).strip()
 
 
-def status_line(view: MilestoneView) -> str:
+def status_line(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
     if view.status == "cancelled":
-        return "Cancelled: this no longer takes place."
+        return words.line("Cancelled: this no longer takes place.")
     if view.status == "removed":
-        return "Removed from the timeline: treat it as cancelled."
+        return words.line("Removed from the timeline: treat it as cancelled.")
     return ""
 
 
-def done_line(view: MilestoneView, item: Occurrence) -> str:
+def done_line(view: MilestoneView, item: Occurrence, words: ItemWords = ENGLISH) -> str:
     done = completion_of(view, item)
     if done is None:
         return ""
-    parts = [f"Done on {format_at(done.done_at, view.zone, all_day=True)}.", done.note, done.link]
-    return " ".join(part for part in parts if part)
+    day = words.line("Done on %(day)s.", day=format_at(done.done_at, view.zone, True, words.locale))
+    return " ".join(part for part in (day, done.note, done.link) if part)
 
 
-def facts(view: MilestoneView, item: Occurrence, base_url: str) -> list[str]:
+def facts(view: MilestoneView, item: Occurrence, base_url: str, words: ItemWords = ENGLISH) -> list[str]:
     """Return the labelled lines: who, when, where, the timeline and every link."""
-    series = view.repeat is not None and not item.occurrence
-    lines = [who_line(view), when_line(view, item) + " (the first time)" * series]
-    lines += [f"Repeats: {repeat_words(view.repeat)}"] * series
-    lines += [f"Where: {view.location}"] * bool(view.location)
-    lines += [f"Opens after: {view.opens_after}"] * bool(view.opens_after)
-    lines.append(f"Timeline: {view.timeline_title} ({view.timeline_kind})")
-    lines += [f"Source: {view.timeline_source}"] * bool(view.timeline_source)
-    lines += [f"Link: {view.url}"] * bool(view.url)
-    lines += [f"Timeline link: {view.timeline_url}"] * bool(view.timeline_url and view.timeline_url != view.url)
-    lines.append(f"Timeline page: {timeline_page(view, base_url)}")
+    series, line = view.repeat is not None and not item.occurrence, words.line
+    when = when_line(view, item, words)
+    lines = [who_line(view, words), line("%(when)s (the first time)", when=when) if series else when]
+    lines += [repeat_line(view.repeat, words)] * series
+    lines += [line("Where: %(place)s", place=view.location)] * bool(view.location)
+    lines += [line("Opens after: %(step)s", step=view.opens_after or "")] * bool(view.opens_after)
+    lines.append(line("Timeline: %(title)s (%(kind)s)", title=timeline_title_in(view, words.language),
+                      kind=view.timeline_kind))  # fmt: skip
+    lines += [line("Source: %(source)s", source=view.timeline_source)] * bool(view.timeline_source)
+    lines += [line("Link: %(url)s", url=view.url)] * bool(view.url)
+    lines += [line("Timeline link: %(url)s", url=view.timeline_url)] * bool(view.timeline_url != view.url and
+                                                                            view.timeline_url)  # fmt: skip
+    lines.append(line("Timeline page: %(url)s", url=timeline_page(view, base_url)))
     return lines
 
 
-def who_line(view: MilestoneView) -> str:
+def who_line(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
     if view.owner is not None:
-        return f"Who acts: {audience_name(view.owner)}"
-    return f"For: {', '.join(audience_name(a) for a in view.audiences) or 'everyone'}"
+        return words.line("Who acts: %(who)s", who=words.audience(view.owner))
+    names = ", ".join(words.audience(a) for a in view.audiences) or words.line("everyone")
+    return words.line("For: %(audiences)s", audiences=names)
 
 
-def when_line(view: MilestoneView, item: Occurrence) -> str:
+def when_line(view: MilestoneView, item: Occurrence, words: ItemWords = ENGLISH) -> str:
     """Return 'Due: …' or 'When: …' in the milestone's own zone (clients show their own)."""
-    zone, at = view.zone, item.at
+    zone, at, locale = view.zone, item.at, words.locale
     if item.due_at is not None and view.all_day:
-        return f"Due: by the end of {format_at(at, zone, all_day=True)}, {zone} time"
+        return words.line("Due: by the end of %(day)s, %(zone)s time", day=format_at(at, zone, True, locale), zone=zone)
     if item.due_at is not None:
-        return f"Due: {format_at(at, zone, all_day=False)} ({zone}; {at.astimezone(UTC):%H:%M} UTC)"
+        from babel.dates import format_time
+
+        utc = format_time(at.astimezone(UTC), "short", locale=cldr_locale(locale))
+        return words.line("Due: %(when)s (%(zone)s; %(utc)s UTC)", when=format_at(at, zone, False, locale), zone=zone,
+                          utc=utc)  # fmt: skip
     end = item.ends_at or at
-    first, last = format_at(at, zone, view.all_day), format_at(end, zone, view.all_day)
+    first, last = format_at(at, zone, view.all_day, locale), format_at(end, zone, view.all_day, locale)
     span = first if first == last else f"{first} – {last}"
-    return f"When: {span}, {zone} time"
+    return words.line("When: %(span)s, %(zone)s time", span=span, zone=zone)
 
 
 def repeat_words(rule: str | None) -> str:
     """Return 'every year' or 'every 2 weeks' for an RRULE (clients show the exact dates)."""
-    parts = dict(part.split("=", 1) for part in (rule or "").upper().split(";") if "=" in part)
-    unit = _FREQUENCIES.get(parts.get("FREQ", ""), "time")
-    interval = int(parts.get("INTERVAL", "1") or 1)
+    freq, interval = repeat_parts(rule)
+    unit = _FREQUENCIES.get(freq, "time")
     return f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
+
+
+def repeat_parts(rule: str | None) -> tuple[str, int]:
+    """Return an RRULE's FREQ and INTERVAL: ('WEEKLY', 2)."""
+    parts = dict(part.split("=", 1) for part in (rule or "").upper().split(";") if "=" in part)
+    return parts.get("FREQ", ""), int(parts.get("INTERVAL", "1") or 1)
+
+
+def repeat_line(rule: str | None, words: ItemWords = ENGLISH) -> str:
+    freq, interval = repeat_parts(rule)
+    if words.repeats is None or freq not in _FREQUENCIES:
+        return f"Repeats: {repeat_words(rule)}"
+    return words.repeats(freq, interval)
 
 
 # --- alarms --------------------------------------------------------------------------------
 
 
-def make_alarm(view: MilestoneView, offset: Offset, summary: str, reminder_hour: int) -> Alarm:
+def make_alarm(
+    view: MilestoneView, offset: Offset, summary: str, reminder_hour: int, words: ItemWords = ENGLISH
+) -> Alarm:
     """Return a display alarm *offset* before the item, as its reminder email is timed."""
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", f"{summary} ({alarm_words(view, offset)})")
+    said = words.alarm(view, offset) if words.alarm else alarm_words(view, offset)
+    alarm.add("description", f"{summary} ({said})")
     alarm.add("trigger", alarm_trigger(view, offset, reminder_hour))
     return alarm
 

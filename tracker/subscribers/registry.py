@@ -32,11 +32,26 @@ Raw = Mapping[str, object]  # field → text, a list of texts (JSON, forms) or N
 
 
 class SubscriberError(ValueError):
-    """Input that cannot become a subscriber; the message says why, *field* names the input at fault."""
+    """Input that cannot become a subscriber; the message says why, *field* names the input at fault.
 
-    def __init__(self, message: str, field: str = "") -> None:
+    The message is English, for the terminal and the JSON API; *reason* and *values* let a form say the
+    same in its reader's language (tracker/web/forms.py, PROBLEMS). *hint* is the nearest known name, if any.
+    """
+
+    def __init__(self, message: str, field: str = "", reason: str = "", hint: str = "", **values: object) -> None:
         super().__init__(message)
         self.field = field
+        self.reason = reason
+        self.hint = hint
+        self.values = values
+
+
+def nearest(word: str, choices: Iterable[str]) -> str:
+    """Return the known name closest to *word* (as `suggest` picks it), or ''."""
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else ""
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ def normalise_email(text: str) -> tuple[str, str]:
     send: such an address is refused here rather than accepted and never mailed.
     """
     if "\r" in text or "\n" in text:
-        raise SubscriberError("an email address cannot contain a line break", "email")
+        raise SubscriberError("an email address cannot contain a line break", "email", "line-break")
     quick = plain_address(text.strip())
     if quick is not None:
         return quick
@@ -79,12 +94,13 @@ def normalise_email(text: str) -> tuple[str, str]:
     try:
         valid = validate_email(text.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SubscriberError(f"this is not an email address: {exc}", "email") from None  # not echoed back
+        raise SubscriberError(f"this is not an email address: {exc}", "email", "not-email") from None  # not echoed back
     if valid.ascii_email is None:
         raise SubscriberError(
             "the part of the address before the @ is not ASCII, so this address needs SMTPUTF8, which Tracker"
             " does not send; use an ASCII address",
             "email",
+            "not-ascii",
         )
     return valid.ascii_email, valid.normalized.lower()
 
@@ -152,7 +168,7 @@ def text_field(raw: Raw, field: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise SubscriberError(f"{field} must be text", field)
+        raise SubscriberError(f"{field} must be text", field, "unreadable")
     return value
 
 
@@ -162,7 +178,7 @@ def list_field(raw: Raw, field: str) -> tuple[str, ...]:
     if value is None or isinstance(value, str):
         return split_list(value)
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise SubscriberError(f"{field} must be a list of names", field)
+        raise SubscriberError(f"{field} must be a list of names", field, "unreadable")
     return tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
 
 
@@ -179,10 +195,12 @@ def check_name(text: str) -> str:
         raise SubscriberError(
             f"name: character {position} is {what}: write the name on one line, in letters, spaces and punctuation",
             "name",
+            "name-character",
+            position=position,
         )
     name = " ".join(text.split())
     if len(name) > MAX_NAME:
-        raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name")
+        raise SubscriberError(f"name is longer than {MAX_NAME} characters", "name", "name-long", num=MAX_NAME)
     return name
 
 
@@ -190,7 +208,11 @@ def check_language(text: str) -> str:
     language = text.strip().lower() or "en"
     if language not in LANGUAGES:
         raise SubscriberError(
-            f"language {language!r} is not one of {', '.join(LANGUAGES)}{suggest(language, LANGUAGES)}", "language"
+            f"language {language!r} is not one of {', '.join(LANGUAGES)}{suggest(language, LANGUAGES)}",
+            "language",
+            "language",
+            nearest(language, LANGUAGES),
+            value=language,
         )
     return language
 
@@ -199,7 +221,11 @@ def check_digest(text: str) -> str:
     digest = text.strip().lower() or "off"
     if digest not in DIGESTS:
         raise SubscriberError(
-            f"digest {digest!r} is not one of {', '.join(DIGESTS)}{suggest(digest, DIGESTS)}", "digest"
+            f"digest {digest!r} is not one of {', '.join(DIGESTS)}{suggest(digest, DIGESTS)}",
+            "digest",
+            "digest",
+            nearest(digest, DIGESTS),
+            value=digest,
         )
     return digest
 
@@ -209,7 +235,7 @@ def check_zone(text: str, default: str) -> str:
     try:
         get_zone(timezone)
     except DateError as exc:
-        raise SubscriberError(str(exc), "timezone") from None
+        raise SubscriberError(str(exc), "timezone", "zone", value=timezone) from None
     return canonical_zone(timezone)  # 'US/Eastern' is kept as 'America/New_York', the name the forms list
 
 
@@ -221,19 +247,20 @@ def check_reminders(raw: Raw) -> tuple[str, ...] | None:
     if isinstance(value, str):
         value = [] if value.strip().lower() == "none" else re.split(r"[\s,;]+", value.strip())
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise SubscriberError("reminders must be a list of offsets such as 7d or 4h", "reminders")
+        raise SubscriberError("reminders must be a list of offsets such as 7d or 4h", "reminders", "reminders")
     texts = {v.strip() for v in value if v.strip()}
     if len(texts) > MAX_OFFSETS:  # before reading any: a long list is refused as cheaply as a short one
-        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders")
+        raise SubscriberError(f"reminders: at most {MAX_OFFSETS} offsets", "reminders", "reminders-many",
+                              num=MAX_OFFSETS)  # fmt: skip
     for text in texts:
         if len(text) > MAX_OFFSET_TEXT:
             raise SubscriberError(f"reminders: {text[:MAX_OFFSET_TEXT]!r}… is not an offset such as 7d or 4h",
-                                  "reminders")  # fmt: skip
+                                  "reminders", "reminders")  # fmt: skip
     try:
         # Bounded, so that every stored offset reads back (format_offset ∘ parse_reminder) and can be planned.
         offsets = {parse_reminder(text) for text in texts}
     except DateError as exc:
-        raise SubscriberError(f"reminders: {exc}", "reminders") from None
+        raise SubscriberError(f"reminders: {exc}", "reminders", "reminders") from None
     return tuple(format_offset(o) for o in sorted(offsets, key=lambda o: o.exact(), reverse=True))
 
 
@@ -241,7 +268,8 @@ def check_names(what: str, names: Iterable[str], known: frozenset[str]) -> None:
     for name in names:
         if known and name not in known:
             hint = suggest(name, known) or " (known: " + ", ".join(sorted(known)) + ")"
-            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s")
+            raise SubscriberError(f"no {what} {name!r}{hint}", f"{what}s", f"unknown-{what}",
+                                  nearest(name[:100], known), value=name)  # fmt: skip
 
 
 def known_names(session: Session) -> Known:

@@ -46,6 +46,27 @@ FIELD_LABELS = {
     "digest": N_("Weekly digest"),
     "reminders": N_("Reminders before each deadline"),
 }
+# What a form says about a SubscriberError's *reason* in its reader's language; a reason not here (or none)
+# shows the English message. `{value}` is what was sent, shortened.
+PROBLEMS = {
+    "line-break": N_("An email address is one line: remove the line break."),
+    "not-email": N_("This is not an email address: check what you typed."),
+    "not-ascii": N_("Tracker cannot send to an address with letters other than ASCII before the @: "
+                    "use another address."),
+    "unreadable": N_("This field could not be read: choose again in the form."),
+    "name-character": N_("Character {position} of the name cannot be used: write the name on one line, "
+                         "in letters, spaces and punctuation."),
+    "name-long": N_("A name has at most {num} characters."),
+    "language": N_("“{value}” is not one of the languages offered."),
+    "digest": N_("“{value}” is not a choice for the weekly digest."),
+    "zone": N_("“{value}” is not a time zone: choose a place in the list."),
+    "reminders": N_("Write the reminders as offsets such as 14d, 7d, 1d or 4h, from 1h to 366d."),
+    "reminders-many": N_("At most {num} reminders before each deadline."),
+    "unknown-audience": N_("There is no audience “{value}”."),
+    "unknown-timeline": N_("There is no timeline “{value}”."),
+}  # fmt: skip
+HINT = N_("Did you mean “{name}”?")
+SHOWN_VALUE = 40  # characters of a sent value a message repeats: a hostile value does not fill the page
 GONE = N_("This link is not valid any more: it may be mistyped, or a newer email replaced it.")
 # Pages with secret links or form tokens: never cached, and their address never sent on as a Referer
 # (the templates say so too, in <meta name="referrer">).
@@ -142,11 +163,13 @@ class Choices:
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """A SubscriberError as a page shows it: the field (its id and label) and the English message."""
+    """A SubscriberError as a page shows it: the field (its id and label) and the message in the page's language
+    (*english* when there are no words for it in the catalog: the page marks it lang="en")."""
 
     field: str
     label: str
     message: str
+    english: bool = False
 
 
 def _sign(secret: bytes, binding: str, stamp: str) -> str:
@@ -307,7 +330,20 @@ def problem(error: SubscriberError | None, language: Language) -> FieldProblem |
         return None
     msgid = FIELD_LABELS.get(error.field)
     label = language.gettext(msgid) if msgid else error.field
-    return FieldProblem(error.field, label, str(error))
+    words = PROBLEMS.get(error.reason)
+    if words is None:
+        return FieldProblem(error.field, label, str(error), english=True)
+    values = {key: shown(value) for key, value in error.values.items()}
+    said = language.gettext(words, **values)
+    if error.hint:
+        said = f"{said} {language.gettext(HINT, name=shown(error.hint))}"
+    return FieldProblem(error.field, label, said)
+
+
+def shown(value: object) -> str:
+    """*value* as a message repeats it: on one line, at most SHOWN_VALUE characters (the page escapes it)."""
+    text = " ".join(printable(str(value)).split())
+    return text if len(text) <= SHOWN_VALUE else f"{text[: SHOWN_VALUE - 1]}…"
 
 
 # --- the bodies in /openapi.json (the routes read them by hand, after their own checks) --------------

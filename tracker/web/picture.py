@@ -177,10 +177,13 @@ def amount_words(minutes: int, language: Language, workdays: int = 0) -> str:
 
 
 def format_day(at: datetime, zone: str, all_day: bool, language: Language) -> str:
-    """'24 Feb 2017', or '28 Apr 2017 12:00 CEST', in *language*'s words whatever the host's locale."""
+    """'24 Feb 2017', or '28 Apr 2017, 12:00 CEST', in *language*'s words and CLDR order whatever the host's locale."""
     local = at.astimezone(get_zone(zone))
     day = format_date(local.date(), "medium", locale=language.locale)
-    return day if all_day else f"{day} {format_time(local, 'short', locale=language.locale)} {local.tzname()}"
+    if all_day:
+        return day
+    clock = format_time(local, "short", locale=language.locale)
+    return f"{language.locale.datetime_formats['medium'].format(clock, day)} {local.tzname()}"
 
 
 def describe(mark: Mark, language: Language) -> str:
