@@ -119,6 +119,7 @@ def confirm_row(subscriber_id: int, version: int, now: datetime) -> dict[str, An
 # Planned from the milestones and the time; the other notices come from events and are never re-planned.
 REPLANNED_KINDS = ("reminder", "digest", "overdue", "delayed")
 PENDING = ("planned", "held")  # not sent yet, and re-planning may still change them
+HELD_BY_HAND = "held in the console"  # a reason so: held by a person, kept held until released (outbox_log.py)
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
 _KEY = ("subscriber_id", "timeline_id", "milestone_key", "occurrence", "kind", "slot")
 
@@ -289,10 +290,12 @@ class Outbox:
         revision = self.revision_of(item)
         slot = slot or row.slot
         if row.state in PENDING:
-            wanted = (item.send_at, item.deadline_at, slot, "held" if item.held else "planned")
+            by_hand = row.state == "held" and row.reason.startswith(HELD_BY_HAND)  # stays held until released
+            wanted = (item.send_at, item.deadline_at, slot, "held" if item.held or by_hand else "planned")
             if (row.send_at, row.deadline_at, row.slot, row.state) != wanted:  # moved, held, or let go
+                held = row.reason if by_hand else item.held
                 result.moved += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
-                                               revision=revision)  # fmt: skip
+                                               revision=revision, held=held)  # fmt: skip
             elif row.revision != revision:
                 self.unchecked.add((item.timeline_id, item.milestone_key))
         elif revivable(row):
@@ -396,20 +399,22 @@ def insert_copied(session: Session, table: Table, rows: list[dict[str, Any]], ke
 
 def update_planned(
     session: Session, row_id: int, item: Wanted, now: datetime, *, state: str = "planned", slot: str,
-    revision: int | None,
+    revision: int | None, held: str | None = None,
 ) -> int:  # fmt: skip
+    """Move a row to what *item* wants; *held*, when given, is the reason it stays held (else the item's)."""
+    held = item.held if held is None else held
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
         .where(table.c.id == row_id, table.c.state == state)
         .values(
-            state="held" if item.held else "planned",  # a held row waits for its step, with the reason
+            state="held" if held else "planned",  # a held row waits for its step, with the reason
             slot=slot,
             send_at=item.send_at,
             attempt_at=item.send_at,
             deadline_at=item.deadline_at,
             revision=revision,
-            reason=item.held,
+            reason=held,
             updated_at=now,
         )
     )
@@ -446,6 +451,7 @@ REVIVABLE = frozenset(
         "milestone done",  # reopened: its reminders and overdue notices come back
         "no longer late",
         "the step it waits for is done or moved",
+        "address suspended",  # unsuspended: a suspended subscriber is no reader, so only then wanted again
     }
 )
 

@@ -21,7 +21,7 @@ from tracker.accounts.sessions import Lifetimes, close_session, open_session
 from tracker.accounts.signin import Redeemed, make_link, redeem
 from tracker.accounts.users import UserError, find_user, normalise_email, revoke_all
 from tracker.clock import Clock
-from tracker.config import Settings
+from tracker.config import Settings, get_settings
 from tracker.delivery.signins import queue_sign_in
 from tracker.i18n.languages import N_
 from tracker.store.engine import transaction
@@ -37,6 +37,8 @@ from tracker.web.console_access import (
     Visitor,
     local_path,
 )
+from tracker.web.console_outbox import add_outbox_routes
+from tracker.web.console_subscribers import add_subscriber_routes
 from tracker.web.dashboard import read_dashboard
 from tracker.web.forms import answer, form_fields, message
 from tracker.web.ratelimit import SlidingWindow, client_key
@@ -69,6 +71,7 @@ def make_console(settings: Settings, engine: Engine, secret: bytes, clock: Clock
         per_client=SlidingWindow(settings.console_client_limit, window),
         late_days=settings.late_days,
         signups=signups,
+        settings=settings,
     )
 
 
@@ -134,6 +137,9 @@ def console_routes(console: Console) -> APIRouter:
         """Late steps, due this week, what goes out in the next 7 days, failures, suspended addresses."""
         return await run_in_threadpool(show_dashboard, console, visitor)
 
+    settings = console.settings or get_settings()
+    add_outbox_routes(router, console, settings)
+    add_subscriber_routes(router, console, settings)
     return router
 
 

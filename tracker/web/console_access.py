@@ -25,6 +25,7 @@ from tracker.accounts.hashing import MAX_TOKEN, new_token, sign, signature, unsi
 from tracker.accounts.roles import Role, allows
 from tracker.accounts.sessions import Lifetimes, SignedIn, find_session
 from tracker.clock import Clock
+from tracker.config import Settings
 from tracker.i18n.languages import N_
 from tracker.store.engine import transaction
 from tracker.web.forms import Asked, message
@@ -56,6 +57,7 @@ class Console:
     per_client: SlidingWindow
     late_days: int
     signups: Signups
+    settings: Settings | None = None  # what the outbox and subscriber pages render and check with
 
     @property
     def secure(self) -> bool:
