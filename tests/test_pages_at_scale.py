@@ -16,7 +16,7 @@ from tests.support.factories import milestone_yaml, timeline_yaml
 from tests.support.timelines import WriteTimeline
 from tests.support.web import serving, sync
 from tracker.web.paging import PAGE_SIZE
-from tracker.web.rendered import AnswerFront
+from tracker.web.rendered import AnswerFront, keepable
 
 TIMELINES = PAGE_SIZE + 10  # one full page of each list and a second one of ten
 
@@ -159,3 +159,14 @@ def test_a_sync_changes_what_a_kept_overview_shows(
     assert "Comments 000" in before and "Renamed comments" in after and "Comments 000" not in after
     assert [row["title"] for row in api if row["milestone"] == "comments"] == ["Comments 000"]
     assert [row["title"] for row in renamed if row["milestone"] == "comments"] == ["Renamed comments"]
+
+
+def test_an_answer_that_sets_a_cookie_or_is_private_is_never_given_again_to_someone_else() -> None:
+    public = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"public, max-age=60")]
+
+    assert keepable({"status": 200, "headers": public})
+    assert keepable({"status": 404, "headers": public})
+    assert not keepable({"status": 200, "headers": [*public, (b"Set-Cookie", b"session=abc")]})
+    assert not keepable({"status": 200, "headers": [(b"cache-control", b"no-store")]})
+    assert not keepable({"status": 200, "headers": [(b"Cache-Control", b"private, max-age=300")]})
+    assert not keepable({"status": 303, "headers": public}) and not keepable({"status": 500, "headers": public})

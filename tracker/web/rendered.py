@@ -85,19 +85,33 @@ class Rendered:
                 found = self._answers.get(key)
             if found is not None:
                 return found.response()
-            response = build(views, now)
+            try:
+                response = build(views, now)
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
             with self._lock:
                 if response.status_code < 500:
                     self._answers[key] = Answer.of(response)
                     while len(self._answers) > self.kept:
                         self._answers.popitem(last=False)
-                self._building.pop(key, None)
         return response
 
 
 def kept_path(path: str) -> bool:
     """The public answers the front keeps: the overview, a timeline's page, /api/upcoming."""
     return path in ("/", "/api/upcoming") or (path.startswith("/timelines/") and path.count("/") == 2)
+
+
+def keepable(start: Message) -> bool:
+    """Whether an answer may be given again to others: a public 200 or 404 that sets no cookie."""
+    if start["status"] not in (200, 404):
+        return False
+    for raw, value in start.get("headers", []):
+        name = raw.lower()
+        if name == b"set-cookie" or (name == b"cache-control" and (b"private" in value or b"no-store" in value)):
+            return False
+    return True
 
 
 class Recorder:
@@ -147,8 +161,9 @@ class AnswerFront:
             return
         recorder = Recorder(send)
         await self.app(scope, receive, recorder.send)
-        if recorder.complete and recorder.start is not None and recorder.start["status"] in (200, 404):
-            self._answers[key] = (recorder.start, b"".join(recorder.chunks))
+        start = recorder.start
+        if recorder.complete and start is not None and keepable(start):
+            self._answers[key] = (start, b"".join(recorder.chunks))
             while len(self._answers) > self.kept:
                 self._answers.popitem(last=False)
 
