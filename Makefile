@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/bench_delivery.py --install
 	$(BIN)/python bench/bench_changes.py
 	$(BIN)/python bench/bench_import.py
+	$(BIN)/python bench/bench_pages.py --install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from tests.support.cli import cli_env, tracker
 from tests.support.delivery import (
@@ -28,8 +28,9 @@ from tests.support.delivery import (
 )
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
+from tracker.delivery import outbox
 from tracker.store.engine import transaction
-from tracker.store.models import Subscriber
+from tracker.store.models import Delivery, Subscriber
 from tracker.subscribers.registry import unsubscribe
 
 SECRET_TEXT = SECRET.decode()
@@ -97,6 +98,34 @@ def test_after_downtime_only_the_latest_due_reminder_goes(hlpf: Engine, smtp: SM
     assert states["7d"] == ("sent", "")
     assert states["14d"] == ("skipped", "a later reminder was due at the same time")
     assert states["1d"] == ("planned", "")
+
+
+def test_a_reminder_whose_retry_falls_due_during_a_pass_is_not_sent_after_a_later_one(hlpf: Engine) -> None:
+    """A pass skips stale rows when it starts and claims with later clocks: the claim must not take them either."""
+    start = at("2017-02-17 10:30")
+    subscribe(hlpf, "sec@example.org", at("2017-02-01 09:00"), audiences=("secretariat",))
+    make_dispatcher(hlpf, "smtp://127.0.0.1:1", Clock(at("2017-02-01 09:00"))).refresh(replan_all=True)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    mine = (table.c.milestone_key == "revised-draft") & (table.c.kind == "reminder")
+    with transaction(hlpf, write=True) as session:  # the 14d reminder was refused; its retry is 30 s after the start
+        session.execute(
+            update(table)
+            .where(mine, table.c.slot == "14d")
+            .values(attempt_at=start + timedelta(seconds=30), attempts=3, last_error="421 try later")
+        )
+        session.execute(update(table).where(mine, table.c.slot == "7d")  # the later one went a minute ago
+                        .values(state="sent", sent_at=start - timedelta(minutes=1)))  # fmt: skip
+    with transaction(hlpf, write=True) as session:
+        outbox.skip_stale(session, start)
+    with transaction(hlpf, write=True) as session:  # the same pass, 40 s on
+        claimed = outbox.claim(session, now=start + timedelta(seconds=40), limit=32, lease=timedelta(minutes=1),
+                               worker="w")  # fmt: skip
+    with transaction(hlpf, write=True) as session:
+        outbox.skip_stale(session, start + timedelta(minutes=1))  # the next pass
+
+    assert [row.slot for row in claimed if row.kind == "reminder" and row.milestone_key == "revised-draft"] == []
+    states = {row.slot: (row.state, row.reason) for row in rows(hlpf, milestone_key="revised-draft")}
+    assert states["14d"] == ("skipped", "a later reminder was due at the same time")
 
 
 def test_a_late_reminder_says_the_time_actually_left(hlpf: Engine, smtp: SMTPTestServer) -> None:

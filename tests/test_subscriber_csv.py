@@ -12,18 +12,19 @@ import subprocess
 import time
 import tracemalloc
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.support.cli import TRACKER, cli_env, tracker
 from tests.support.timelines import HLPF, WriteTimeline
 from tracker.store.engine import open_store, transaction
-from tracker.store.models import Event, Subscriber
-from tracker.subscribers.csvfiles import read_chunks
+from tracker.store.models import Delivery, Event, Subscriber
+from tracker.subscribers.csvfiles import neutral, read_chunks
 from tracker.subscribers.registry import Known, plain_address
 
 KNOWN = Known(frozenset({"hlpf"}), frozenset({"membership", "secretariat"}))
@@ -118,21 +119,23 @@ def test_an_import_killed_half_way_keeps_what_it_saved_and_a_rerun_adds_the_rest
 
 
 def test_an_export_neutralises_formulas_and_imports_back_as_it_was(env: dict[str, str], tmp_path: Path) -> None:
-    names = ['=HYPERLINK("http://evil.example","x")', "+41 22 730 5111", "-2+3", "@SUM(A1)", "Amina Diallo"]
-    lines = [f'm{n}@mission.example.org,"{name.replace(chr(34), chr(34) * 2)}",fr' for n, name in enumerate(names)]
+    names = ['=HYPERLINK("http://evil.example","x")', "+41 22 730 5111", "-2+3", "@SUM(A1)", "Amina Diallo", "'=x",
+             "'Tis"]  # fmt: skip
+    written = [neutral(name).replace('"', '""') for name in names]  # as a spreadsheet user writes them
+    lines = [f'm{n}@mission.example.org,"{cell}",fr' for n, cell in enumerate(written)]
     (tmp_path / "members.csv").write_text("email,name,language\n" + "\n".join(lines) + "\n")
     tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
 
     exported = tracker("subscribers", "export", "out.csv", env=env, cwd=tmp_path)
     again = tracker("subscribers", "import", "out.csv", "--confirmed", env=env, cwd=tmp_path)
 
-    assert "out.csv: 5 subscribers" in exported.stdout
+    assert "out.csv: 7 subscribers" in exported.stdout
     cells = {row["email"]: row["name"] for row in csv.DictReader((tmp_path / "out.csv").open())}
     assert cells["m0@mission.example.org"] == "'" + names[0]  # a spreadsheet shows it; it does not run it
     assert [cells[f"m{n}@mission.example.org"][0] for n in range(4)] == ["'"] * 4
     assert cells["m4@mission.example.org"] == "Amina Diallo"
-    assert "out.csv: 0 added, 0 updated, 5 unchanged, 0 rejected" in again.stdout
-    assert [listed(env, tmp_path)[f"m{n}@mission.example.org"]["name"] for n in range(5)] == names
+    assert "out.csv: 0 added, 0 updated, 7 unchanged, 0 rejected" in again.stdout
+    assert [listed(env, tmp_path)[f"m{n}@mission.example.org"]["name"] for n in range(7)] == names
 
 
 def test_export_to_standard_output_has_a_header_and_every_choice(env: dict[str, str], tmp_path: Path) -> None:
@@ -208,3 +211,69 @@ def test_the_quick_path_for_plain_addresses_agrees_with_email_validator(local: s
                                      "o'brien@mission.example.org", "a" * 64 + "@mission.example.org"])  # fmt: skip
 def test_plain_addresses_take_the_quick_path_with_email_validators_answer(address: str) -> None:
     assert plain_address(address) == validator_answer(address) is not None
+
+
+def test_bad_lines_after_the_first_chunk_are_reported_too(env: dict[str, str], tmp_path: Path) -> None:
+    rows_csv(tmp_path / "members.csv", 1_499)
+    lines = (tmp_path / "members.csv").read_text().splitlines()
+    lines[1200] = "lost1@mission.example.org," + "x" * 5_000
+    lines[1300] = 'lost2@mission.example.org,"Smith, Bob'
+    (tmp_path / "members.csv").write_text("\n".join(lines) + "\n")
+
+    result = tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert [line.split(":")[1] for line in result.stderr.splitlines() if line.startswith("members.csv:")] == [
+        "1201", "1301"]  # fmt: skip
+    assert "members.csv: 1497 added, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+
+
+def test_no_reminders_at_all_exports_as_none_and_reads_back_so(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "members.csv").write_text("email,reminders\nquiet@mission.example.org,none\n")
+    tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    tracker("subscribers", "export", "out.csv", env=env, cwd=tmp_path)
+    again = tracker("subscribers", "import", "out.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    [row] = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert row["reminders"] == "none"
+    assert "out.csv: 0 added, 0 updated, 1 unchanged, 0 rejected" in again.stdout
+
+
+def test_a_confirmed_import_leaves_an_address_that_unsubscribed_out(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "members.csv").write_text("email\nleft@mission.example.org\n")
+    tracker("subscribers", "import", "members.csv", "--confirmed", env=env, cwd=tmp_path)
+    tracker("subscribers", "remove", "left@mission.example.org", env=env, cwd=tmp_path)
+
+    tracker("subscribers", "export", "out.csv", env=env, cwd=tmp_path)
+    again = tracker("subscribers", "import", "out.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    assert "out.csv: 0 added, 0 updated, 1 unchanged, 0 rejected" in again.stdout
+    assert listed(env, tmp_path)["left@mission.example.org"]["state"] == "unsubscribed"
+
+
+def test_running_an_import_again_later_invites_nobody_twice(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / "members.csv").write_text("email\na@mission.example.org\nb@mission.example.org\n")
+    tracker("subscribers", "import", "members.csv", env=env, cwd=tmp_path)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    with transaction(open_store(database_url), write=True) as session:  # as if the first run were an hour ago
+        session.execute(update(table).values(created_at=datetime.now(UTC) - timedelta(hours=1)))
+
+    again = tracker("subscribers", "import", "members.csv", env=env, cwd=tmp_path)
+
+    assert "No confirmation email queued: 2 pending addresses were there before" in again.stdout.replace("\n", " ")
+    with transaction(open_store(database_url)) as session:
+        assert session.execute(select(func.count()).select_from(table)).scalar_one() == 2
+
+
+def test_a_row_shorter_than_the_header_is_refused_not_emptied(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "first.csv").write_text("email,name,language\nshort@mission.example.org,Jean,fr\n")
+    (tmp_path / "short.csv").write_text("email,name,language\nshort@mission.example.org\n")
+    tracker("subscribers", "import", "first.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    result = tracker("subscribers", "import", "short.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    assert result.stderr.startswith("short.csv:2: the row has 1 of the header's 3 fields")
+    assert (listed(env, tmp_path)["short@mission.example.org"]["name"], result.returncode) == ("Jean", 1)

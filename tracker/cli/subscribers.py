@@ -57,10 +57,14 @@ def add(
         out.print(invitations(int(queued), 1))
 
 
-def invitations(queued: int, pending: int) -> str:
+RATE_LIMITED = "had one in the last 5 minutes (or 3 today)"  # the outbox allows one per address per 5 minutes
+INVITED_BEFORE = "were there before: an import invites new addresses only (`subscribers add EMAIL` invites again)"
+
+
+def invitations(queued: int, pending: int, why_not: str = RATE_LIMITED) -> str:
     """Say how many confirmation emails were queued, and why some pending addresses got none."""
-    held = pending - queued  # the outbox allows one per address per 5 minutes, 3 a day
-    why = f"{held} pending address{'es' * (held != 1)} had one in the last 5 minutes (or 3 today)"
+    held = pending - queued
+    why = f"{held} pending address{'es' * (held != 1)} {why_not}"
     if queued == 0:
         return f"No confirmation email queued: {why}"
     emails = "1 confirmation email queued; it goes" if queued == 1 else f"{queued} confirmation emails queued; they go"
@@ -106,7 +110,7 @@ def import_csv(
     summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged", "rejected"))
     out.print(f"{file}: {summary}")
     if counts["pending"]:
-        out.print(invitations(counts["queued"], counts["pending"]))
+        out.print(invitations(counts["queued"], counts["pending"], INVITED_BEFORE))
     if counts["rejected"]:
         raise typer.Exit(1)
 
@@ -126,15 +130,14 @@ def save_chunk(rows: list[SubscriberInput], counts: dict[str, int], *, confirmed
     """Save one chunk in its own transaction; invite its pending addresses."""
     from tracker.delivery.outbox import queue_confirms
     from tracker.store.engine import transaction
-    from tracker.subscribers.registry import save_many
+    from tracker.subscribers.registry import save_many, to_invite
 
     if not rows:
         return
     with transaction(store(), write=True) as session:
         saved = save_many(session, rows, confirmed=confirmed, now=now, actor=who())
-        pending = [(s.id, s.confirm_version) for s in saved if s.state == "pending"]
-        counts["queued"] += queue_confirms(session, pending, now)
-    counts["pending"] += len(pending)
+        counts["queued"] += queue_confirms(session, to_invite(saved), now)
+    counts["pending"] += sum(s.state == "pending" for s in saved)
     for one in saved:
         counts[one.outcome] += 1
 

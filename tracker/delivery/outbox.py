@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Engine,
+    Exists,
     Integer,
     Result,
     Row,
@@ -524,7 +525,7 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
     other; SQLite serialises writers, so the conditional update alone is enough.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
-    due = select(table.c.id).where(table.c.state == "planned", table.c.attempt_at <= now, current(table)).limit(limit)
+    due = select(table.c.id).where(claimable(table, now), current(table), not_stale(table, now)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # In the claim index's order (state, attempt_at), so the scan stops at *limit* rows: a
         # tie-break on id made PostgreSQL sort every due row for each claim of 32.
@@ -582,33 +583,19 @@ def skip_stale(session: Session, now: datetime) -> int:
 
     After downtime several reminders (or overdue notices) of one occurrence can be due at once:
     only the latest goes ("1 day left"), not a burst of "14 days", "7 days", "1 day". Past its
-    deadline, nothing goes.
+    deadline, nothing goes. A row that becomes due later in a pass (a retry) is not taken by
+    the claim either (`not_stale`), and is skipped here at the next pass.
     """
     table = Delivery.__table__  # type: ignore[attr-defined]
-    later = table.alias("later")
-    newer_due = exists().where(
-        *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
-        later.c.kind == table.c.kind,  # an overdue step's escalations too: "late by 14 days", once
-        later.c.send_at > table.c.send_at,
-        later.c.send_at <= now,
-        later.c.state.in_(("planned", "claimed", "sent")),
-    )
     superseded = [
         update(table)
-        .where(claimable(table, now), table.c.kind == kind, table.c.send_at <= now, newer_due)
+        .where(claimable(table, now), table.c.kind == kind, table.c.send_at <= now, newer_due(table, now))
         .values(state="skipped", reason=f"a later {words} was due at the same time", updated_at=now)
         for kind, words in (("reminder", "reminder"), ("overdue", "overdue notice"))
     ]
-    opened = table.alias("opened")
-    just_opened = exists().where(
-        *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
-        opened.c.kind == "opened",
-        opened.c.created_at > now - timedelta(days=1),
-        opened.c.state.in_(("planned", "claimed", "sent")),
-    )
     told = (  # "X is open, due on …" just went out or is going: a reminder of X the same day is noise
         update(table)
-        .where(claimable(table, now), table.c.kind == "reminder", table.c.send_at <= now, just_opened)
+        .where(claimable(table, now), table.c.kind == "reminder", table.c.send_at <= now, just_opened(table, now))
         .values(state="skipped", reason="the 'opened' notice gave the date", updated_at=now)
     )
     expired = (
@@ -617,6 +604,41 @@ def skip_stale(session: Session, now: datetime) -> int:
         .values(state="skipped", reason="deadline passed before it could be sent", updated_at=now)
     )
     return sum(changed(session.execute(statement)) for statement in (*superseded, told, expired))
+
+
+def newer_due(table: Table, now: datetime) -> Exists:
+    """A later message of the row's kind about the same occurrence, for the same reader, is due or gone."""
+    later = table.alias("later")
+    return exists().where(
+        *(later.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key", "occurrence")),
+        later.c.kind == table.c.kind,  # an overdue step's escalations too: "late by 14 days", once
+        later.c.send_at > table.c.send_at,
+        later.c.send_at <= now,
+        later.c.state.in_(("planned", "claimed", "sent")),
+    )
+
+
+def just_opened(table: Table, now: datetime) -> Exists:
+    """The reader got (or is getting) the "now open" notice of the row's milestone in the last day."""
+    opened = table.alias("opened")
+    return exists().where(
+        *(opened.c[name] == table.c[name] for name in ("subscriber_id", "timeline_id", "milestone_key")),
+        opened.c.kind == "opened",
+        opened.c.created_at > now - timedelta(days=1),
+        opened.c.state.in_(("planned", "claimed", "sent")),
+    )
+
+
+def not_stale(table: Table, now: datetime) -> ColumnElement[bool]:
+    """What `skip_stale` would skip now is not claimed: a pass claims with later clocks than it skipped with.
+
+    A reminder whose retry falls due during a long pass (a relay outage, a large fan-out) was
+    not looked at by the pass's first skip; without this, it went out after a later one had.
+    One index lookup (the unique key, or ix_deliveries_milestone) per row claimed.
+    """
+    reminder, overdue = table.c.kind == "reminder", table.c.kind == "overdue"
+    stale = ((reminder | overdue) & newer_due(table, now)) | (reminder & just_opened(table, now))
+    return ~stale & ((table.c.deadline_at > now) | table.c.deadline_at.is_(None))
 
 
 def claimable(table: Table, now: datetime) -> ColumnElement[bool]:

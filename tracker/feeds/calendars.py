@@ -108,6 +108,7 @@ class Calendars:
         self.clock = clock or utc_now
         self._lock = threading.Lock()
         self._views: list[MilestoneView] = []
+        self._stored: list[MilestoneView] = []  # as read, unreadable ones included: pages name them
         self._views_event: int | None = None
         self._refs: list[FeedRef] = []
         self._checked_at: float | None = None  # monotonic time of the last look at the events table
@@ -133,6 +134,20 @@ class Calendars:
         if built is None or built.stamp != (self._views_event, self.clock().strftime("%Y%m%d%H")):
             return None
         return built.feed
+
+    def snapshot(self) -> tuple[list[MilestoneView], int]:
+        """Return the stored views (unreadable ones included) and the store's change marker (the newest
+        event id, 0 for none); the store is asked at most once per check interval."""
+        with self._lock:
+            self._current_views()
+            return self._stored, self._views_event or 0
+
+    def marker(self) -> int | None:
+        """The store's change marker when it is known to be current, without any I/O; else None."""
+        checked = self._checked_at
+        if checked is None or time.monotonic() - checked >= self.check_interval:
+            return None
+        return self._views_event or 0
 
     def feed(self, ref: FeedRef) -> FeedBody | None:
         """Return the feed's current bytes, or None when no such feed exists."""
@@ -241,7 +256,8 @@ class Calendars:
             newest = session.exec(select(func.max(Event.id))).one()
             if checked is None or newest != self._views_event:
                 set_aside: Problems = {}
-                self._views = screen_views(load_views(session), set_aside)
+                self._stored = load_views(session)
+                self._views = screen_views(self._stored, set_aside)
                 self._report(set_aside)
                 self._refs = feed_refs(self._views)
                 self._views_event = newest

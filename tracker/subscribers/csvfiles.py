@@ -53,8 +53,8 @@ class Chunk:
     read: int = 0  # characters of the file read so far, for progress
 
 
-def read_lines(stream: Lines, path: str, problems: list[FileProblem]) -> Iterator[tuple[int, list[str]]]:
-    """Yield each line's fields with its number; a line that cannot be read becomes a problem at that line.
+def read_lines(stream: Lines, path: str) -> Iterator[tuple[int, list[str] | FileProblem]]:
+    """Yield each line's fields with its number, or the problem that line has.
 
     One row per line: no field of ours may hold a line break, so a quote left open is an error
     of its own line, not a field that swallows the rows after it (and is reported where it ends).
@@ -66,14 +66,13 @@ def read_lines(stream: Lines, path: str, problems: list[FileProblem]) -> Iterato
         line += 1
         if len(chunk) > MAX_CSV_LINE and not chunk.endswith("\n"):
             length = len(chunk) + skip_rest(stream)
-            message = f"the line is {length:,} characters long; at most {MAX_CSV_LINE:,}"
-            problems.append(FileProblem(path, line, message))
+            yield line, FileProblem(path, line, f"the line is {length:,} characters long; at most {MAX_CSV_LINE:,}")
             continue
         try:
             yield line, next(csv.reader([chunk], strict=True), [])
         except csv.Error as exc:
             advice = 'a field with a comma or a quote goes in quotes, a quote inside it doubled: "Smith, ""Bob"""'
-            problems.append(FileProblem(path, line, f"{csv_problem(exc)} ({advice})"))
+            yield line, FileProblem(path, line, f"{csv_problem(exc)} ({advice})")
 
 
 def skip_rest(stream: Lines) -> int:
@@ -115,8 +114,8 @@ def is_header(values: list[str]) -> bool:
 
 
 def unquoted(value: str) -> str:
-    """A cell as the export wrote it, less the apostrophe that kept a spreadsheet from running it."""
-    return value[1:] if value.startswith("'") and value[1:2] in FORMULA else value
+    """A cell as the export wrote it, less the apostrophe put before a formula character or an apostrophe."""
+    return value[1:] if value.startswith("'") and value[1:2] in (*FORMULA, "'") else value
 
 
 def row_input(values: list[str], columns: tuple[str | None, ...], *, zone: str, known: Known) -> SubscriberInput:
@@ -148,8 +147,10 @@ def read_chunks(stream: Lines, path: str, *, zone: str, known: Known, size: int 
     """Check the file a chunk at a time; a bad header stops at line 1, a bad row is a problem at its line."""
     chunk, seen = Chunk(), Seen()
     columns: tuple[str | None, ...] = FIXED
-    problems = chunk.problems
-    for line, values in read_lines(stream, path, problems):
+    for line, values in read_lines(stream, path):
+        if isinstance(values, FileProblem):
+            chunk.problems.append(values)
+            continue
         if not any(value.strip() for value in values):
             continue
         if line == 1 and is_header(values):
@@ -159,12 +160,16 @@ def read_chunks(stream: Lines, path: str, *, zone: str, known: Known, size: int 
                 return
             columns = header
             continue
+        if columns is not FIXED and len(values) < len(columns):
+            fields = f"the row has {len(values)} of the header's {len(columns)} fields"
+            message = f"{fields}; an empty field still takes its ',' (a shorter row would empty the rest)"
+            chunk.problems.append(FileProblem(path, line, message))
+            continue
         check_row(chunk, seen, line, values, path, columns, zone=zone, known=known)
         if len(chunk.rows) >= size:
             chunk.read = stream.tell() if stream.seekable() else 0
             yield chunk
             chunk = Chunk()
-            problems = chunk.problems
     yield chunk
 
 
@@ -199,7 +204,8 @@ def neutral(value: object) -> str:
     if isinstance(value, datetime):
         value = value.isoformat(timespec="seconds")
     text = "" if value is None else ";".join(value) if isinstance(value, list | tuple) else str(value)
-    return "'" + text if text.startswith(FORMULA) else text
+    # A text that starts with an apostrophe gets one more, which `unquoted` takes off: it keeps its own.
+    return "'" + text if text.startswith((*FORMULA, "'")) else text
 
 
 def write_rows(out: TextIO, rows: Iterable[Mapping[str, object]]) -> int:
@@ -208,6 +214,8 @@ def write_rows(out: TextIO, rows: Iterable[Mapping[str, object]]) -> int:
     writer.writerow(EXPORTED)
     count = 0
     for row in rows:
-        writer.writerow([neutral(row.get(name)) for name in EXPORTED])
+        # No reminders at all is written `none`: an empty cell reads back as "the milestones' own".
+        writer.writerow([neutral("none" if name == "reminders" and row.get(name) == [] else row.get(name))
+                         for name in EXPORTED])  # fmt: skip
         count += 1
     return count

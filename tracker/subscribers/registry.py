@@ -373,9 +373,14 @@ def merged(before: dict[str, Any] | None, data: SubscriberInput, *, confirmed: b
                                "confirmed_at": None, "changed_at": now}  # fmt: skip
     else:
         row = {**before, **{k: v for k, v in chosen(data).items() if k not in data.keep}}
-    if confirmed and row["state"] in ("pending", "unsubscribed"):
+    if confirmed and row["state"] == "pending":  # an address that left stays out: a re-import is no new consent
         row["state"], row["confirmed_at"] = "confirmed", now
     return row
+
+
+def to_invite(saved: Sequence[Saved]) -> list[tuple[int, int]]:
+    """The new pending addresses of a chunk (id, confirm version): a re-run of an import invites nobody twice."""
+    return [(s.id, s.confirm_version) for s in saved if s.state == "pending" and s.outcome == "added"]
 
 
 def chosen(data: SubscriberInput) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tracker.store.audit import console_actor
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, Subscriber
 from tracker.subscribers.csvfiles import Lines, read_chunks
-from tracker.subscribers.registry import Saved, SubscriberInput, known_names, merged, save_many
+from tracker.subscribers.registry import Saved, SubscriberInput, known_names, merged, save_many, to_invite
 from tracker.timelines.files import FileProblem
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
@@ -129,7 +129,7 @@ def save_import(
 
     def save(session: Session, rows: list[SubscriberInput]) -> None:
         saved: list[Saved] = save_many(session, rows, confirmed=confirmed, now=now, actor=actor)
-        report.queued += invite(session, [(s.id, s.confirm_version) for s in saved if s.state == "pending"], now)
+        report.queued += invite(session, to_invite(saved), now)
         for one in saved:
             setattr(report, one.outcome, getattr(report, one.outcome) + 1)
 

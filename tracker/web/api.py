@@ -6,13 +6,15 @@ Everything here is public and read-only, so the upcoming list is open to every o
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -27,14 +29,23 @@ from tracker.store.engine import transaction
 from tracker.store.models import Milestone, Timeline
 from tracker.timelines.screening import screen_views
 from tracker.timelines.states import LATE_DAYS, STATES, Process
-from tracker.timelines.stored import load_views
-from tracker.timelines.views import MilestoneView, list_upcoming, timeline_title_in, title_in
+from tracker.timelines.views import MilestoneView, Occurrence, list_upcoming, timeline_title_in, title_in
 from tracker.web.embed import Days, embed_routes
 from tracker.web.limits import validation_problem
+from tracker.web.rendered import Rendered
 
 Lang = Literal["ar", "zh", "en", "fr", "ru", "es"]
 OPEN = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET"}
 MAX_ITEMS = 1000  # in one answer to /api/upcoming, earliest first: an anonymous request stays small
+CURSOR_PREFIX = "upcoming:"
+CURSOR_WORDS = 'Where to go on from: the `cursor` of the previous answer\'s `Link: <…>; rel="next"` header'
+CURSOR_PROBLEM = (
+    'not a cursor this API gave: use the link in the previous answer\'s Link header (rel="next"), '
+    "or leave cursor out for the first page"
+)
+BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A parameter out of range, or a cursor not given here"}
+}
 
 
 class Instant(BaseModel):
@@ -131,8 +142,11 @@ class UnknownId(BaseModel):
     known: list[str] = Field(description="The ids that exist")
 
 
-def api_routes(engine: Engine, calendars: Calendars, base_url: str, late_days: int = LATE_DAYS) -> APIRouter:
+def api_routes(
+    engine: Engine, calendars: Calendars, base_url: str, late_days: int = LATE_DAYS, rendered: Rendered | None = None
+) -> APIRouter:
     """Public read-only routes: /api/timelines, /api/timelines/{id}, /api/upcoming, and the embed."""
+    rendered = rendered or Rendered(calendars)
     router = APIRouter(tags=["api"], route_class=OpenRoute)
     base = base_url.rstrip("/")
     missing: dict[int | str, dict[str, Any]] = {
@@ -142,23 +156,40 @@ def api_routes(engine: Engine, calendars: Calendars, base_url: str, late_days: i
     @router.get("/api/timelines", response_model=list[TimelineOut])
     async def timelines() -> list[TimelineOut]:
         """Every live timeline, with its feed and how many milestones it has."""
-        return await run_in_threadpool(list_timelines, engine, base)
+        return await run_in_threadpool(list_timelines, engine, base, calendars)
 
     @router.get("/api/timelines/{timeline}", response_model=TimelineDetail, responses=missing)
     async def timeline_detail(timeline: str) -> TimelineDetail | JSONResponse:
         """One timeline with its milestones, their dates (local and UTC), states and completions."""
         process = partial(Process, now=calendars.clock(), late_days=late_days)
-        found = await run_in_threadpool(read_timeline, engine, base, timeline, process)
+        found = await run_in_threadpool(read_timeline, engine, base, timeline, process, calendars)
         return found if isinstance(found, TimelineDetail) else unknown_timeline(timeline, found.known)
 
-    @router.get("/api/upcoming", response_model=list[UpcomingItem], responses=missing)
+    @router.get("/api/upcoming", response_model=list[UpcomingItem], responses=missing | BAD_CURSOR)
     async def upcoming(
-        days: Days = 30, timeline: str | None = None, audience: str | None = None, lang: Lang = "en"
-    ) -> list[UpcomingItem] | JSONResponse:
-        """What is due (or under way) in the next *days*, earliest first, at most 1,000; open to every origin (CORS)."""
+        days: Days = 30,
+        timeline: str | None = None,
+        audience: str | None = None,
+        lang: Lang = "en",
+        limit: Annotated[int, Query(ge=1, le=MAX_ITEMS, description="Items in this answer (1–1000)")] = MAX_ITEMS,
+        cursor: Annotated[str | None, Query(max_length=64, description=CURSOR_WORDS)] = None,
+    ) -> Response:
+        """What is due (or under way) in the next *days*, late steps first, then earliest first; open to every origin
+        (CORS).
+
+        At most *limit* items an answer; when there are more, the `Link` header names the next page
+        (`rel="next"`, its `cursor`)."""
+        start = read_cursor(cursor)
+        if start is None:
+            return cursor_problem()
         query = UpcomingQuery(days, timeline, audience, lang, late_days)
-        found = await run_in_threadpool(read_upcoming, engine, calendars, query)
-        return found if isinstance(found, list) else unknown_timeline(query.timeline or "", found.known)
+        asked = ("/api/upcoming", query, limit, start)
+        found = rendered.ready(asked)
+        if found is None:
+            found = await run_in_threadpool(
+                rendered.answer, asked, partial(upcoming_answer, engine, base, query, limit, start)
+            )
+        return found
 
     router.include_router(embed_routes(engine, calendars, base, late_days))
     return router
@@ -211,22 +242,29 @@ def live_timelines(session: Session) -> list[Timeline]:
     return list(session.exec(query))
 
 
-def list_timelines(engine: Engine, base: str) -> list[TimelineOut]:
+def list_timelines(engine: Engine, base: str, calendars: Calendars) -> list[TimelineOut]:
     with transaction(engine) as session:
-        views, live = load_views(session), live_timelines(session)
-    return [describe_timeline(t, [v for v in views if v.timeline_id == t.id], base) for t in live]
+        live = live_timelines(session)
+    by_timeline: dict[str, list[MilestoneView]] = {}
+    for view in calendars.snapshot()[0]:  # read once per change of the store, shared with the feeds and pages
+        by_timeline.setdefault(view.timeline_id, []).append(view)
+    return [describe_timeline(t, by_timeline.get(t.id, []), base) for t in live]
 
 
 def read_timeline(
-    engine: Engine, base: str, timeline: str, process_of: Callable[[list[MilestoneView]], Process]
+    engine: Engine,
+    base: str,
+    timeline: str,
+    process_of: Callable[[list[MilestoneView]], Process],
+    calendars: Calendars,
 ) -> TimelineDetail | Unknown:
     """The timeline, or the ids of the live ones when it is not one of them."""
     with transaction(engine) as session:
         live = {t.id: t for t in live_timelines(session)}
         if timeline not in live:
             return Unknown(known=sorted(live))
-        everything = screen_views(load_views(session))
         expressions = read_expressions(session, timeline)
+    everything = screen_views(calendars.snapshot()[0])
     views = [v for v in everything if v.timeline_id == timeline]
     summary = describe_timeline(live[timeline], views, base)
     process = process_of(everything)
@@ -290,21 +328,68 @@ def as_instant(value: dict[str, str] | None) -> Instant | None:
     return Instant(**value) if value else None
 
 
-def read_upcoming(engine: Engine, calendars: Calendars, query: UpcomingQuery) -> list[UpcomingItem] | Unknown:
-    """What is due for *query*, or the known timelines when it names another."""
-    with transaction(engine) as session:
-        known = [t.id for t in live_timelines(session)]
-        if query.timeline is not None and query.timeline not in known:
-            return Unknown(known=known)
-        views = screen_views(load_views(session))
+def read_upcoming(
+    views: list[MilestoneView], now: datetime, query: UpcomingQuery, known: Sequence[str]
+) -> tuple[list[Occurrence], Process] | Unknown:
+    """Everything due for *query*, late steps first, and their process; or the known timelines when it names
+    another."""
+    if query.timeline is not None and query.timeline not in known:
+        return Unknown(known=list(known))
+    views = screen_views(views)
     timeline, audience = query.timeline, query.audience
-    process = Process(views, now=calendars.clock(), late_days=query.late_days)
+    process = Process(views, now=now, late_days=query.late_days)
     ahead = list_upcoming(
         views, now=process.now, window=timedelta(days=query.days), timeline=timeline, audience=audience
     )
-    items = process.late(timeline=timeline, audience=audience) + ahead
-    rows = upcoming_json(items[:MAX_ITEMS], process)
-    for row, item in zip(rows, items[:MAX_ITEMS], strict=True):
+    return process.late(timeline=timeline, audience=audience) + ahead, process
+
+
+def upcoming_answer(
+    engine: Engine, base: str, query: UpcomingQuery, limit: int, start: int, views: list[MilestoneView], now: datetime
+) -> Response:
+    """The JSON answer: items *start* to *start* + *limit* of what is due, and a link to the next ones."""
+    with transaction(engine) as session:
+        known = [t.id for t in live_timelines(session)]
+    found = read_upcoming(views, now, query, known)
+    if isinstance(found, Unknown):
+        return unknown_timeline(query.timeline or "", found.known)
+    items, process = found
+    page = items[start : start + limit]
+    rows = upcoming_json(page, process)
+    for row, item in zip(rows, page, strict=True):
         row["title"] = title_in(item.milestone, query.lang)
         row["timeline_title"] = timeline_title_in(item.milestone, query.lang)
-    return [UpcomingItem(**row) for row in rows]
+    body = [UpcomingItem(**row).model_dump(mode="json") for row in rows]
+    headers = {"Access-Control-Expose-Headers": "Link"}
+    if start + limit < len(items):
+        headers["Link"] = f'<{next_link(base, query, limit, start + limit)}>; rel="next"'
+    return JSONResponse(body, headers=headers)
+
+
+def next_link(base: str, query: UpcomingQuery, limit: int, start: int) -> str:
+    asked = {"days": query.days, "timeline": query.timeline, "audience": query.audience, "lang": query.lang}
+    values = {k: v for k, v in asked.items() if v is not None} | {"limit": limit, "cursor": make_cursor(start)}
+    return f"{base}/api/upcoming?{urlencode(values)}"
+
+
+def make_cursor(start: int) -> str:
+    """An opaque cursor for the item at *start* (what a client should not build or read)."""
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{start}".encode()).decode().rstrip("=")
+
+
+def read_cursor(cursor: str | None) -> int | None:
+    """The position *cursor* names (0 for none), or None when it is not one this API gave."""
+    if cursor is None or cursor == "":
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    number = text.removeprefix(CURSOR_PREFIX)
+    if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or len(number) > 7:
+        return None
+    return int(number)
+
+
+def cursor_problem() -> Response:
+    return validation_problem([{"loc": ("query", "cursor"), "msg": CURSOR_PROBLEM, "type": "value_error"}])

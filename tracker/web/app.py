@@ -29,6 +29,7 @@ from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
 from tracker.web.ratelimit import SlidingWindow
+from tracker.web.rendered import AnswerFront, Rendered
 from tracker.web.signups import Signups
 from tracker.web.subscriptions import Site, preferences_routes, signup_routes, subscription_routes
 
@@ -47,10 +48,11 @@ def create_app(
     settings: Settings | None = None,
     signups: Signups | None = None,
 ) -> ASGIApp:
-    """Build the app around one store and its feeds: the fast path for cached feeds, then the guard (body cap,
-    HEAD, security headers), then the routes."""
+    """Build the app around one store and its feeds: the fast path for cached feeds, the one for pages and
+    /api/upcoming asked before, then the guard (body cap, HEAD, security headers), then the routes."""
     timeout = settings.request_timeout if settings is not None else REQUEST_TIMEOUT
-    return FeedFastPath(Guard(create_api(engine, calendars, metrics, settings, signups), timeout=timeout), calendars)
+    guarded = Guard(create_api(engine, calendars, metrics, settings, signups), timeout=timeout)
+    return FeedFastPath(AnswerFront(guarded, calendars), calendars)
 
 
 def create_api(
@@ -75,8 +77,9 @@ def create_api(
     if config.metrics_token:  # without a token there is no /metrics: counts of this kind are nobody else's
         app.include_router(metrics_routes(metrics or Metrics(engine), config.metrics_token))
     app.include_router(subscription_routes(engine, calendars.secret, calendars.clock, base_url=calendars.base_url))
-    app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days))
-    app.include_router(page_routes(engine, calendars.base_url, calendars.clock, config.late_days))
+    rendered = Rendered(calendars)  # the pages and /api/upcoming, kept until the store changes
+    app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days, rendered))
+    app.include_router(page_routes(rendered, calendars.base_url, config.late_days))
     app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
         site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address,

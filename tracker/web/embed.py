@@ -21,10 +21,8 @@ from tracker.feeds.calendars import Calendars, load_languages
 from tracker.i18n.languages import Language, choose_language, untranslated
 from tracker.i18n.wording import audience_text, state_text, when_text
 from tracker.links import timeline_page
-from tracker.store.engine import transaction
 from tracker.timelines.screening import screen_views
 from tracker.timelines.states import LATE_DAYS, Process
-from tracker.timelines.stored import load_views
 from tracker.timelines.views import Occurrence, list_upcoming, timeline_title_in, title_in
 
 # What an anonymous request may ask for: two years ahead, and a bounded answer. A timeline that
@@ -78,8 +76,7 @@ def render_embed(
     engine: Engine, calendars: Calendars, template: Template, language: Language, ask: tuple[str | None, int, str, int]
 ) -> Response:
     timeline, days, base, late_days = ask
-    with transaction(engine) as session:
-        views = screen_views(load_views(session))
+    views = screen_views(calendars.snapshot()[0])  # read once per change of the store, shared with the feeds
     known = sorted({v.timeline_id for v in views if v.status != "removed"})
     if timeline is not None and timeline not in known:
         message = f"No timeline {timeline!r} here. The timelines are: {', '.join(known) or 'none yet'}\n"

@@ -7,28 +7,26 @@ pages a server answers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import groupby
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from tracker.clock import Clock
 from tracker.feeds.calendars import FeedRef, feed_refs
 from tracker.i18n.languages import N_, Language
 from tracker.i18n.wording import audience_text, day_text, due_text, moved_text, state_text, when_text
-from tracker.store.engine import transaction
 from tracker.text import describe_error
 from tracker.timelines.dates import DateError, Offset, get_zone
 from tracker.timelines.screening import screen_views
 from tracker.timelines.states import LATE_DAYS, Process
-from tracker.timelines.stored import load_views
 from tracker.timelines.views import (
     UNREADABLE,
     MilestoneView,
@@ -41,7 +39,9 @@ from tracker.timelines.views import (
 )
 from tracker.timelines.zones import zone_meant
 from tracker.web.layout import PageLanguage, choose, html, render
+from tracker.web.paging import MAX_PAGE, Pager, paginate
 from tracker.web.picture import Mark, Picture, describe, link_words, plan_picture, render_svg, titles_of
+from tracker.web.rendered import Rendered
 
 log = logging.getLogger("tracker.web.pages")
 OUTLOOK = "https://outlook.live.com/calendar/0/addfromweb"
@@ -56,6 +56,7 @@ KINDS = {
 }
 PUBLIC = {"Cache-Control": "public, max-age=60"}
 Where = tuple[str, Mapping[str, str]]  # the path and query of the page, for its language switcher
+PAGED = {"late": "late", "soon": "soon", "page": "timelines"}  # the overview's paged lists: parameter, section
 
 
 @dataclass(frozen=True)
@@ -266,11 +267,6 @@ def left_text(item: Occurrence, state: str, now: datetime, language: Language) -
     return due_text(view, Offset(days=0) if view.all_day and not left.days else left, language)
 
 
-def due_soon(process: Process, views: Sequence[MilestoneView], language: Language, zone: str | None) -> list[Due]:
-    items = list_upcoming(views, now=process.now, window=timedelta(weeks=WEEKS_AHEAD))
-    return [due_of(item, process, language, zone) for item in items]
-
-
 def due_of(item: Occurrence, process: Process, language: Language, zone: str | None) -> Due:
     state = process.state(item)
     return Due(
@@ -317,6 +313,30 @@ def timeline_groups(views: Sequence[MilestoneView], base_url: str, process: Proc
     return groups
 
 
+def page_of_groups(groups: Sequence[Group], number: int, link: Callable[[int], str]) -> tuple[list[Group], Pager]:
+    """Page *number* of the timelines, in the order the groups show them, each under its group's heading."""
+    flat = [(g.heading, False, e) for g in groups for e in g.active]
+    flat += [(g.heading, True, e) for g in groups for e in g.finished]
+    flat.sort(key=lambda item: [g.heading for g in groups].index(item[0]))  # stable: active before finished
+    shown, pager = paginate(flat, number, link)
+    kept: dict[str, Group] = {}
+    for heading, finished, entry in shown:
+        group = kept.setdefault(heading, Group(heading, [], []))
+        (group.finished if finished else group.active).append(entry)
+    return list(kept.values()), pager
+
+
+def page_links(chosen: PageLanguage, where: Where, name: str) -> Callable[[int], str]:
+    """The address of page N of list *name* of this page, the reader's other choices kept."""
+    path, query = where
+    kept = {k: v for k, v in query.items() if k in ("tz", *PAGED) and k != name}
+
+    def link(number: int) -> str:
+        return chosen.link(path, **kept, **{name: str(number) if number > 1 else None}) + f"#{PAGED[name]}"
+
+    return link
+
+
 def other_feeds(views: list[MilestoneView], base_url: str, language: Language) -> list[FeedLinks]:
     """The feed of everything, then one per audience."""
     found = []
@@ -337,20 +357,32 @@ def render_overview(
     where: Where,
     zone: str | None,
     late_days: int = LATE_DAYS,
+    pages: Mapping[str, int] | None = None,
 ) -> str:
-    """GET /: late steps, what is due in the coming weeks, the timelines by kind, and every feed's buttons."""
-    language, views = chosen.language, screen_views(views)
+    """GET /: late steps, what is due in the coming weeks, the timelines by kind, and every feed's buttons.
+
+    Each of the three lists shows at most `PAGE_SIZE` items; *pages* says which page of each
+    (`late`, `soon`, `page` for the timelines; the first by default)."""
+    language, views, asked = chosen.language, screen_views(views), pages or {}
     process = Process(views, now=now, late_days=late_days)
+    late, late_pager = paginate(process.late(), asked.get("late", 1), page_links(chosen, where, "late"))
+    items = list_upcoming(views, now=process.now, window=timedelta(weeks=WEEKS_AHEAD))
+    soon, soon_pager = paginate(items, asked.get("soon", 1), page_links(chosen, where, "soon"))
+    groups = timeline_groups(views, base_url, process, language)
+    shown, groups_pager = page_of_groups(groups, asked.get("page", 1), page_links(chosen, where, "page"))
     return render(
         "overview.html.j2",
         chosen,
         where,
         title=language.gettext("What is due"),
-        late=[due_of(item, process, language, zone) for item in process.late()],
-        due=due_soon(process, views, language, zone),
+        late=[due_of(item, process, language, zone) for item in late],
+        late_pager=late_pager,
+        due=[due_of(item, process, language, zone) for item in soon],
+        due_pager=soon_pager,
         zone=zone,
         weeks=WEEKS_AHEAD,
-        groups=timeline_groups(views, base_url, process, language),
+        groups=shown,
+        groups_pager=groups_pager,
         feeds=other_feeds(views, base_url, language),
     )
 
@@ -358,40 +390,60 @@ def render_overview(
 # --- routes ---------------------------------------------------------------------------------
 
 
-def page_routes(engine: Engine, base_url: str, clock: Clock, late_days: int = LATE_DAYS) -> APIRouter:
-    """GET / and GET /timelines/{id}."""
+def page_routes(rendered: Rendered, base_url: str, late_days: int = LATE_DAYS) -> APIRouter:
+    """GET / and GET /timelines/{id}, answered from *rendered* while the store and the minute are unchanged."""
     router = APIRouter(tags=["pages"])
 
-    def stored() -> list[MilestoneView]:
-        with transaction(engine) as session:
-            return load_views(session)  # unreadable ones are left out as each page is rendered
-
-    def timeline_answer(timeline_id: str, chosen: PageLanguage, where: Where) -> HTMLResponse:
-        views = stored()
+    def timeline_answer(timeline_id: str, chosen: PageLanguage, where: Where, views: list[MilestoneView],
+                        now: datetime) -> HTMLResponse:  # fmt: skip
         mine = [v for v in views if v.timeline_id == timeline_id and v.status != "removed"]
         if not mine:
             return html(render_unknown(views, timeline_id, chosen, where), chosen, 404)
-        process = Process(screen_views(views), now=clock(), late_days=late_days)
+        process = Process(screen_views(views), now=now, late_days=late_days)
         body = render_timeline(mine, base_url=base_url, now=process.now, chosen=chosen, where=where, process=process)
         return html(body, chosen, headers=PUBLIC)
 
-    def overview_answer(chosen: PageLanguage, where: Where, zone: str | None) -> HTMLResponse:
-        body = render_overview(stored(), base_url=base_url, now=clock(), chosen=chosen, where=where, zone=zone,
-                               late_days=late_days)  # fmt: skip
+    def overview_answer(chosen: PageLanguage, where: Where, zone: str | None, pages: Mapping[str, int],
+                        views: list[MilestoneView], now: datetime) -> HTMLResponse:  # fmt: skip
+        body = render_overview(views, base_url=base_url, now=now, chosen=chosen, where=where, zone=zone,
+                               late_days=late_days, pages=pages)  # fmt: skip
         return html(body, chosen, headers=PUBLIC)
 
     @router.get("/", response_class=HTMLResponse)
-    async def overview(request: Request, lang: str | None = None, tz: str | None = None) -> HTMLResponse:
-        """What is due in the coming weeks, every timeline by kind, and the buttons to subscribe to each feed."""
+    async def overview(
+        request: Request,
+        lang: str | None = None,
+        tz: str | None = None,
+        late: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page of the late steps")] = 1,
+        soon: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page of what is due in the coming weeks")] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page of the timelines")] = 1,
+    ) -> Response:
+        """What is due in the coming weeks, every timeline by kind, and the buttons to subscribe to each feed.
+
+        Each list shows at most 50 items; `late`, `soon` and `page` choose a page of each."""
         chosen = choose(lang, request.headers.get("accept-language"))
-        where = (request.url.path, dict(request.query_params))
-        return await run_in_threadpool(overview_answer, chosen, where, reader_zone(tz))
+        where = (request.url.path, kept_query(request, "lang", "tz", *PAGED))
+        zone, pages = reader_zone(tz), {"late": late, "soon": soon, "page": page}
+        asked = ("/", chosen.code, chosen.explicit, tuple(where[1].items()))
+        build = partial(overview_answer, chosen, where, zone, pages)
+        found = rendered.ready(asked)
+        return found if found is not None else await run_in_threadpool(rendered.answer, asked, build)
 
     @router.get("/timelines/{timeline_id}", response_class=HTMLResponse)
-    async def timeline_page(request: Request, timeline_id: str, lang: str | None = None) -> HTMLResponse:
+    async def timeline_page(request: Request, timeline_id: str, lang: str | None = None) -> Response:
         """One timeline: its picture, its milestones with their states, and its feed buttons."""
         chosen = choose(lang, request.headers.get("accept-language"))
-        where = (request.url.path, dict(request.query_params))
-        return await run_in_threadpool(timeline_answer, timeline_id, chosen, where)
+        where = (request.url.path, kept_query(request, "lang"))
+        asked = ("/timelines", timeline_id, chosen.code, chosen.explicit)
+        build = partial(timeline_answer, timeline_id, chosen, where)
+        found = rendered.ready(asked)
+        return found if found is not None else await run_in_threadpool(rendered.answer, asked, build)
 
     return router
+
+
+def kept_query(request: Request, *names: str) -> dict[str, str]:
+    """The parameters of *request* a page reads, in this order: others are not carried on by its links,
+    so one page is one kept answer whatever junk a URL adds."""
+    query = request.query_params
+    return {name: query[name] for name in names if name in query}
