@@ -196,6 +196,10 @@ def test_a_span_moved_by_the_clocks_keeps_an_end_that_is_later_anyway(folder: Pa
         ),
         ("Germany", "(did you mean 'Europe/Berlin' or 'Europe/Busingen'?)"),
         ("Zurch", "(did you mean 'Europe/Zurich'?)"),
+        ("Genève", "(did you mean 'Europe/Zurich'?)"),
+        ("Zürich", "(did you mean 'Europe/Zurich'?)"),
+        ("São Paulo", "(did you mean 'America/Sao_Paulo'?)"),
+        ("Brasília", "(did you mean 'America/Sao_Paulo'?)"),
     ],
 )
 def test_it_suggests_the_zone_of_a_city_country_or_abbreviation(written: str, hint: str) -> None:

@@ -6,6 +6,7 @@ Pure code over the tz database the `tzdata` package ships (`zone.tab`, `iso3166.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -116,7 +117,9 @@ def aliases_of() -> dict[str, tuple[str, ...]]:
 
 
 def _key(text: str) -> str:
-    return " ".join(text.casefold().replace("_", " ").replace("-", " ").replace(".", " ").split())
+    """How a name is matched: case, accents and separators aside ('Genève' and 'geneve' are one city)."""
+    plain = "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+    return " ".join(plain.casefold().replace("_", " ").replace("-", " ").replace(".", " ").split())
 
 
 @lru_cache(maxsize=1)
