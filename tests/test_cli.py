@@ -141,6 +141,21 @@ def test_upcoming_on_the_seed_shows_the_hlpf_chain(env: dict[str, str], tmp_path
     assert "Fri, 28 Apr 2017, 12:00 CEST" in table.stdout
 
 
+def test_upcoming_with_nothing_due_names_the_day_in_the_settings_zone(
+    env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
+) -> None:
+    env = {**env, "TRACKER_TIMEZONE": "Europe/Zurich"}
+    write_timeline("hlpf", HLPF)
+    tracker("sync", env=env, cwd=tmp_path)
+
+    three = tracker("upcoming", "--now", "2016-12-01", "--days", "3", env=env, cwd=tmp_path)
+    one = tracker("upcoming", "--now", "2016-12-01", "--days", "1", env=env, cwd=tmp_path)
+
+    assert three.returncode == 0, three.stderr
+    assert three.stdout.strip() == "Nothing due in the 3 days from 2016-12-01."  # midnight in Geneva, not UTC's 30th
+    assert one.stdout.strip() == "Nothing due in the 1 day from 2016-12-01."
+
+
 def test_upcoming_filters_by_audience_and_timeline(
     env: dict[str, str], tmp_path: Path, write_timeline: WriteTimeline
 ) -> None:

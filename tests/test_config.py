@@ -60,6 +60,28 @@ def test_a_bad_value_is_refused_with_its_reason(
 
 
 @pytest.mark.parametrize(
+    ("name", "value", "field", "message"),
+    [
+        ("TRACKER_WEEKEND", "sun,funday", "weekend", "write at most six of mon, tue, wed, thu, fri, sat, sun"),
+        ("TRACKER_HOLIDAYS", "CH-XX", "holidays", "CH has no subdivision 'XX'; it has: AG, AI, AR, BE, BL, BS"),
+        ("TRACKER_HOLIDAYS", "Narnia", "holidays", "'Narnia' is no country known to the holidays library"),
+        ("TRACKER_CLOSURES", "24.12.2018", "closures", "write dates as YYYY-MM-DD, comma-separated"),
+    ],
+)
+def test_a_bad_working_calendar_setting_is_named_with_what_to_write(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, field: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    [error] = refused.value.errors()
+    assert error["loc"] == (field,)  # not all three under 'closures'
+    assert message in error["msg"]
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("TRACKER_FROM", "Tracker <t@example.org>\r\nBcc: victim@example.net", "TRACKER_FROM.*one line"),

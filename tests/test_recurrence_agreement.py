@@ -259,6 +259,11 @@ def repeating_file(rule: str, first: str) -> str:
         ("FREQ=MONTHLY;COUNT=24", "2027-01-30", "February has no 30th"),
         ("FREQ=MONTHLY", "2027-01-29", "February has no 29th in common years"),
         ("FREQ=YEARLY;BYMONTH=1,4", "2027-01-31", "April has no 31st"),
+        ("FREQ=YEARLY;BYMONTH=2", "2028-02-29", "common years have no 29 February"),
+        ("FREQ=MONTHLY;INTERVAL=12", "2028-02-29", "common years have no 29 February"),
+        ("FREQ=MONTHLY;INTERVAL=5;BYMONTH=2", "2028-02-29", "common years have no 29 February"),
+        ("FREQ=MONTHLY", "2028-02-29", "February has no 29th in common years"),
+        ("FREQ=MONTHLY;INTERVAL=6;COUNT=10", "2028-02-29", "February has no 29th in common years"),
     ],
 )
 def test_validate_refuses_a_day_some_periods_lack_and_each_fix_it_offers_validates(
@@ -277,6 +282,32 @@ def test_validate_refuses_a_day_some_periods_lack_and_each_fix_it_offers_validat
         starts = "2027-01-31" if "from a month's last day" in option else first
         factories.write(folder, "forum.yaml", repeating_file(fix, starts))
         assert factories.validate(folder) == [], option
+
+
+@pytest.mark.parametrize(
+    ("rule", "first", "choices"),
+    [
+        ("FREQ=YEARLY;BYMONTH=2", "2028-02-29", ["FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29 skips those years",
+            "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1 takes 28 February in common years",
+            "FREQ=YEARLY;BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"]),
+        ("FREQ=MONTHLY;INTERVAL=24;COUNT=3", "2028-02-29", [
+            "FREQ=MONTHLY;INTERVAL=24;COUNT=3;BYMONTHDAY=29 skips those years",
+            "FREQ=MONTHLY;INTERVAL=24;COUNT=3;BYMONTHDAY=-1 takes 28 February in common years",
+            "FREQ=YEARLY;INTERVAL=2;COUNT=3;BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"]),
+        ("FREQ=MONTHLY", "2028-02-29", ["FREQ=MONTHLY;BYMONTHDAY=29 skips those months",
+            "FREQ=MONTHLY;BYMONTHDAY=-1 takes the last day of every month"]),
+        ("FREQ=YEARLY;BYMONTH=1,4", "2027-01-31", ["FREQ=YEARLY;BYMONTH=1,4;BYMONTHDAY=31 skips those months",
+            "FREQ=YEARLY;BYMONTH=1,4;BYMONTHDAY=-1 takes the last day of January and April"]),
+    ],
+)  # fmt: skip
+def test_each_fix_for_a_missing_day_says_what_it_does_in_the_rule_s_own_periods(
+    folder: Path, rule: str, first: str, choices: list[str]
+) -> None:
+    factories.write(folder, "forum.yaml", repeating_file(rule, first))
+
+    [problem] = factories.validate(folder)
+
+    assert problem.split("say which: ")[1].split("; ") == choices
 
 
 def test_validate_refuses_bysetpos_over_bymonthday_which_ical_js_ignores(folder: Path) -> None:

@@ -102,6 +102,45 @@ def test_the_browser_s_zone_is_chosen_even_under_an_old_name(site: httpx.Client)
     assert other["Asia/Calcutta"] == "Asia/Kolkata" and other["Etc/UTC"] == "UTC"  # as Chrome may report them
 
 
+def group_labels(page: str, group: str) -> list[str]:
+    found = re.search(rf'<optgroup label="{group}">(.*?)</optgroup>', zone_list(page), re.S)
+    assert found is not None, group
+    return [label.rsplit(" — ", 1)[0] for label in re.findall(r"<option [^>]*>([^<]+)</option>", found.group(1))]
+
+
+def in_order(labels: list[str], *starts: str) -> bool:
+    """Whether the first label starting with each of *starts* comes in that order."""
+    where = [next(i for i, label in enumerate(labels) if label.startswith(start)) for start in starts]
+    return where == sorted(where)
+
+
+def test_places_are_listed_in_the_reader_s_alphabetical_order_accents_aside(site: httpx.Client) -> None:
+    africa = group_labels(site.get("/subscribe?lang=fr").text, "Afrique")
+    americas = group_labels(site.get("/subscribe?lang=fr").text, "Amériques")
+    asia = group_labels(site.get("/subscribe?lang=ru").text, "Азия")
+    chinese = group_labels(site.get("/subscribe?lang=zh").text, "亚洲")
+
+    assert in_order(africa, "Angola", "Bénin", "Botswana", "Burundi", "Cameroun")
+    assert in_order(africa, "Djibouti", "Égypte", "Érythrée", "Espagne", "Eswatini", "Éthiopie", "Gabon")
+    assert in_order(americas, "Équateur", "États-Unis", "Grenade", "Îles Caïmans", "Jamaïque")
+    assert in_order(asia, "Израиль", "Иран", "Йемен", "Казахстан")  # й is a letter of its own, after и
+    # Han characters keep their order; a country's zones stay together ahead of its regions'.
+    assert chinese[2:4] == ["中国（上海）", "中国（乌鲁木齐）"]
+    assert chinese[4:6] == ["中国澳门特别行政区（澳门）", "中国香港特别行政区（香港）"]
+
+
+def test_an_old_name_the_browser_reports_selects_the_same_place_not_a_neighbour_on_its_clock(
+    site: httpx.Client,
+) -> None:
+    found = re.search(r"var other = (\{.*?\});", site.get("/subscribe?lang=en").text)
+    assert found is not None
+    other = json.loads(found.group(1))
+
+    assert other["Pacific/Truk"] == "Pacific/Chuuk"  # not Papua New Guinea's Port Moresby
+    assert other["America/Coral_Harbour"] == "America/Atikokan"  # Canada, not Panama
+    assert other["Africa/Asmera"] == "Africa/Asmara"  # Eritrea, not Kenya's Nairobi
+
+
 # The page's own script under node, whose Intl (ICU, as in Chrome) reports Asia/Kolkata as "Asia/Calcutta".
 PRESELECT = """
 const html = require("fs").readFileSync(0, "utf8");

@@ -196,6 +196,10 @@ def test_a_span_moved_by_the_clocks_keeps_an_end_that_is_later_anyway(folder: Pa
         ),
         ("Germany", "(did you mean 'Europe/Berlin' or 'Europe/Busingen'?)"),
         ("Zurch", "(did you mean 'Europe/Zurich'?)"),
+        ("Genève", "(did you mean 'Europe/Zurich'?)"),
+        ("Zürich", "(did you mean 'Europe/Zurich'?)"),
+        ("São Paulo", "(did you mean 'America/Sao_Paulo'?)"),
+        ("Brasília", "(did you mean 'America/Sao_Paulo'?)"),
     ],
 )
 def test_it_suggests_the_zone_of_a_city_country_or_abbreviation(written: str, hint: str) -> None:
@@ -233,6 +237,10 @@ def test_old_names_map_to_the_zone_of_their_place() -> None:
     assert canonical_zone("Asia/Calcutta") == "Asia/Kolkata"
     assert canonical_zone("Europe/Zurich") == "Europe/Zurich"
     assert canonical_zone("UTC") == "UTC"
+    # Renamed places whose zone the tz database links to another country's with the same clocks.
+    assert canonical_zone("Pacific/Truk") == "Pacific/Chuuk"
+    assert canonical_zone("America/Coral_Harbour") == "America/Atikokan"
+    assert canonical_zone("Africa/Asmera") == "Africa/Asmara"
 
 
 # In calendars

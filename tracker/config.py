@@ -13,7 +13,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from tracker.text import CONTROLS
 from tracker.timelines.dates import DateError, get_zone, parse_reminder
-from tracker.timelines.workdays import WorkCalendar, WorkdayError, read_calendar
+from tracker.timelines.workdays import (
+    WorkCalendar,
+    WorkdayError,
+    read_calendar,
+    read_closures,
+    read_holidays,
+    read_weekend,
+)
 from tracker.timelines.zones import zone_warning
 
 MAX_DEFAULT_REMINDERS = 10  # offsets in TRACKER_REMINDERS, as in a timeline file
@@ -107,12 +114,13 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
-    @field_validator("closures")
+    @field_validator("weekend", "holidays", "closures")
     @classmethod
     def _calendar(cls, value: str, info: ValidationInfo) -> str:
-        # Validated last (fields validate in order): the other two are known by then.
+        # Each read apart, so that an error is told under its own setting's name, not all under 'closures'.
+        read = {"weekend": read_weekend, "holidays": read_holidays, "closures": read_closures}[str(info.field_name)]
         try:
-            read_calendar(info.data.get("weekend", "sat,sun"), info.data.get("holidays", ""), value)
+            read(value)
         except WorkdayError as exc:
             raise ValueError(str(exc)) from None
         return value

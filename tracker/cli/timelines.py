@@ -149,6 +149,7 @@ def upcoming(
 ) -> None:
     """List what is late, then what is due in the next days."""
     from tracker.display import upcoming_json, upcoming_table
+    from tracker.timelines.dates import get_zone
     from tracker.timelines.views import list_upcoming
 
     process, late = late_steps(timeline, audience, now)
@@ -162,7 +163,9 @@ def upcoming(
         out.print(upcoming_table(late, process))
         out.print()
     if not items:
-        out.print(f"Nothing due in the {days} days from {at.astimezone(UTC):%Y-%m-%d}.")
+        # The day as the reader's --now names it: in the settings' zone, as --now itself is read.
+        local = at.astimezone(get_zone(settings().timezone))
+        out.print(f"Nothing due in the {days} day{'' if days == 1 else 's'} from {local:%Y-%m-%d}.")
         return
     out.print(upcoming_table(items, process))
 

@@ -11,6 +11,7 @@ within bounds when it is daily, yields its first date, and every number in it is
 from __future__ import annotations
 
 import calendar
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -264,23 +265,27 @@ def missing_day_problems(repeat: Repeat, first: date) -> list[str]:
     lacking = [month for month in visited_months(repeat, parts, first.month) if first.day > _SHORTEST[month - 1]]
     if not lacking:
         return []
-    what, lack = lacking_words(first, lacking)
+    once_a_year = visited_months(repeat, parts, first.month) == [first.month]
+    what, lack = lacking_words(first, lacking, once_a_year)
     return [f"{repeat.text} from {what}: {lack}, and calendars differ there (some skip the date, others move it); "
-            f"say which: {day_choices(repeat, parts, first)}"]  # fmt: skip
+            f"say which: {day_choices(repeat, parts, first, once_a_year)}"]  # fmt: skip
 
 
 _SHORTEST = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # days in each month, in any year
 
 
-def lacking_words(first: date, lacking: list[int]) -> tuple[str, str]:
-    """Name the first date's day and the months that lack it: ('the 31st', 'April has no 31st')."""
-    if (first.month, first.day) == (2, 29):
+def lacking_words(first: date, lacking: list[int], once_a_year: bool) -> tuple[str, str]:
+    """Name the first date's day and the periods that lack it: ('the 31st', 'April has no 31st')."""
+    if once_a_year and (first.month, first.day) == (2, 29):
         return "29 February", "common years have no 29 February"
-    names = [calendar.month_name[month] for month in lacking]
-    months = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     day = ordinal(first.day)
     common = " in common years" if first.day == 29 else ""
-    return f"the {day}", f"{months} {'has' if len(names) == 1 else 'have'} no {day}{common}"
+    return f"the {day}", f"{month_names(lacking)} {'has' if len(lacking) == 1 else 'have'} no {day}{common}"
+
+
+def month_names(months: list[int]) -> str:
+    names = [calendar.month_name[month] for month in months]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def visited_months(repeat: Repeat, parts: dict[str, str], first_month: int) -> list[int]:
@@ -292,16 +297,30 @@ def visited_months(repeat: Repeat, parts: dict[str, str], first_month: int) -> l
     return sorted(stepped & chosen)
 
 
-def day_choices(repeat: Repeat, parts: dict[str, str], first: date) -> str:
-    """Say how to write each choice for a missing day: skip it, take the month's last day, or roll on."""
+def day_choices(repeat: Repeat, parts: dict[str, str], first: date, once_a_year: bool) -> str:
+    """Say how to write each choice for a missing day: skip it, take the month's last day, or roll on.
+
+    Each choice is a rule validate accepts, and says what it does in the rule's own periods: a rule
+    landing in February alone (yearly, or monthly by twelve) lacks a day in some years, not months.
+    """
     month = "" if repeat.freq == "MONTHLY" or "BYMONTH" in parts else f";BYMONTH={first.month}"
-    skip = f"{repeat.text}{month};BYMONTHDAY={first.day} skips {'those years' if month else 'those months'}"
+    skip = f"{repeat.text}{month};BYMONTHDAY={first.day} skips {'those years' if once_a_year else 'those months'}"
     last_rule = f"{repeat.text}{month};BYMONTHDAY=-1"
-    if (first.month, first.day) != (2, 29) or "BYMONTH" in parts:
+    if not once_a_year:
+        months = visited_months(repeat, parts, first.month)
+        which = "every month" if len(months) == 12 else month_names(months)
         start = "" if first.day == calendar.monthrange(first.year, first.month)[1] else ", from a month's last day,"
-        return f"{skip}; {last_rule}{start} takes the last day of every month"
+        return f"{skip}; {last_rule}{start} takes the last day of {which}"
     last = f"{last_rule} takes 28 February in common years"
-    return f"{skip}; {last}; {repeat.text};BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"
+    day_60 = f"{yearly_rule(repeat, parts)};BYYEARDAY=60 takes 1 March in common years (the year's 60th day)"
+    return f"{skip}; {last}; {day_60}"
+
+
+def yearly_rule(repeat: Repeat, parts: dict[str, str]) -> str:
+    """Write a rule landing in one month a year as a yearly one without BYMONTH, as BYYEARDAY needs (RFC 5545)."""
+    step = repeat.interval if repeat.freq == "YEARLY" else math.lcm(repeat.interval, 12) // 12
+    rest = [f"{name}={value}" for name, value in parts.items() if name not in ("FREQ", "INTERVAL", "BYMONTH")]
+    return ";".join(["FREQ=YEARLY", *([f"INTERVAL={step}"] if step > 1 else []), *rest])
 
 
 def ordinal(day: int) -> str:

@@ -7,11 +7,13 @@ back from the meeting's day, and `roll` moves a date that falls on a day off to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 
+T = TypeVar("T")
 Roll = Literal["previous", "next"]
 ROLLS: tuple[Roll, ...] = ("previous", "next")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -126,21 +128,50 @@ def roll_day(calendar: WorkCalendar, day: date, roll: Roll) -> date:
 def read_calendar(weekend: str, holidays: str, closures: str) -> WorkCalendar:
     """Build the default calendar from settings text ('sat,sun', 'CH-GE', '2026-12-24,2026-12-31').
 
-    Raise WorkdayError saying what to write; the same bounds as in a timeline file.
+    Raise WorkdayError saying which setting is wrong and what to write; the same bounds as in a timeline file.
     """
-    days = [part.strip().lower() for part in weekend.split(",") if part.strip()]
-    unknown = [day for day in days if day not in WEEKDAYS]
-    if unknown or len(set(days)) > len(WEEKDAYS) - 1:
-        raise WorkdayError(f"weekend: write at most six of {', '.join(WEEKDAYS)}, comma-separated, e.g. sat,sun")
-    country, _, subdivision = holidays.strip().partition("-")
-    places = supported_places() if country else {}
-    if country and (country not in places or (subdivision and subdivision not in places[country])):
-        raise WorkdayError(f"holidays: {holidays.strip()!r} is no country (CH) or country-subdivision (CH-GE) known")
-    parts = [part.strip() for part in closures.split(",") if part.strip()]
-    if len(parts) > MAX_CLOSED_DATES:
-        raise WorkdayError(f"closures: at most {MAX_CLOSED_DATES} dates")
+    country, subdivision = _labelled("holidays", read_holidays, holidays)
+    return WorkCalendar(_labelled("weekend", read_weekend, weekend), country, subdivision,
+                        _labelled("closures", read_closures, closures))  # fmt: skip
+
+
+def _labelled(name: str, read: Callable[[str], T], text: str) -> T:
     try:
-        closed = frozenset(date.fromisoformat(part) for part in parts)
+        return read(text)
+    except WorkdayError as exc:
+        raise WorkdayError(f"{name}: {exc}") from None
+
+
+def read_weekend(text: str) -> frozenset[int]:
+    """Read the weekend setting ('sat,sun'); each setting is read apart so that its own name labels its error."""
+    days = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if any(day not in WEEKDAYS for day in days) or len(set(days)) > len(WEEKDAYS) - 1:
+        raise WorkdayError(f"write at most six of {', '.join(WEEKDAYS)}, comma-separated, e.g. sat,sun")
+    return frozenset(WEEKDAYS.index(day) for day in days)
+
+
+def read_holidays(text: str) -> tuple[str | None, str | None]:
+    """Read the holidays setting ('CH', 'CH-GE', or nothing) as a country and subdivision known to the library."""
+    country, _, subdivision = text.strip().partition("-")
+    if not country:
+        return None, None
+    places = supported_places()
+    if country not in places:
+        raise WorkdayError(f"{text.strip()[:40]!r} is no country known to the holidays library: write an ISO 3166 "
+                           "code (CH, FR, US), or country-subdivision (CH-GE)")  # fmt: skip
+    known = places[country]
+    if subdivision and subdivision not in known:
+        listed = ", ".join(known[:30]) + (", …" if len(known) > 30 else "") if known else "none"
+        raise WorkdayError(f"{country} has no subdivision {subdivision[:20]!r}; it has: {listed}")
+    return country, subdivision or None
+
+
+def read_closures(text: str) -> frozenset[date]:
+    """Read the closures setting: YYYY-MM-DD dates, comma-separated, at most MAX_CLOSED_DATES."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if len(parts) > MAX_CLOSED_DATES:
+        raise WorkdayError(f"at most {MAX_CLOSED_DATES} dates")
+    try:
+        return frozenset(date.fromisoformat(part) for part in parts)
     except ValueError:
-        raise WorkdayError("closures: write dates as YYYY-MM-DD, comma-separated") from None
-    return WorkCalendar(frozenset(WEEKDAYS.index(d) for d in days), country or None, subdivision or None, closed)
+        raise WorkdayError("write dates as YYYY-MM-DD, comma-separated") from None

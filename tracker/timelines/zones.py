@@ -6,6 +6,7 @@ Pure code over the tz database the `tzdata` package ships (`zone.tab`, `iso3166.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -41,6 +42,15 @@ ABBREVIATIONS = {
     "hkt": "Asia/Hong_Kong", "sgt": "Asia/Singapore", "aest": "Australia/Sydney", "aedt": "Australia/Sydney",
     "awst": "Australia/Perth", "nzst": "Pacific/Auckland", "nzdt": "Pacific/Auckland",
     "wat": "Africa/Lagos", "cat": "Africa/Maputo", "eat": "Africa/Nairobi", "sast": "Africa/Johannesburg",
+}  # fmt: skip
+# Old names of places the tz database now links to another country's zone with the same clocks
+# ('Pacific/Truk' → Port Moresby): its `backward` file names the place's own zone in a comment that
+# tzdata.zi drops. A browser reporting the old name means that place, listed under its new name.
+SAME_PLACE = {
+    "Africa/Asmera": "Africa/Asmara", "Africa/Timbuktu": "Africa/Bamako", "America/Coral_Harbour": "America/Atikokan",
+    "America/Virgin": "America/St_Thomas", "Antarctica/South_Pole": "Antarctica/McMurdo",
+    "Atlantic/Jan_Mayen": "Arctic/Longyearbyen", "Iceland": "Atlantic/Reykjavik", "Pacific/Truk": "Pacific/Chuuk",
+    "Pacific/Yap": "Pacific/Chuuk", "Pacific/Ponape": "Pacific/Pohnpei",
 }  # fmt: skip
 UNIVERSAL = ("UTC", "Etc/UTC")  # no place's zone, but a choice people make on purpose
 _MOST_NAMED = 3  # zones named when a country has several
@@ -79,7 +89,7 @@ def canonical_zone(name: str) -> str:
     """Return the place's zone an old or other name stands for ('US/Eastern' → 'America/New_York'), else *name*."""
     if name in place_zones() or name in UNIVERSAL:
         return name
-    target = links().get(name)
+    target = SAME_PLACE.get(name) if SAME_PLACE.get(name) in place_zones() else links().get(name)
     return target if target is not None and target in place_zones() else name
 
 
@@ -98,15 +108,18 @@ def zone_meant(name: str) -> str:
 def aliases_of() -> dict[str, tuple[str, ...]]:
     """The other names of each place's zone (browsers may report 'Asia/Calcutta' for 'Asia/Kolkata')."""
     found: dict[str, list[str]] = {}
-    for name, target in links().items():
+    for name in links():
         # A link between two places' zones ('Pacific/Pohnpei' → 'Pacific/Guadalcanal') keeps both places.
+        target = canonical_zone(name)
         if target in place_zones() and name not in place_zones():
             found.setdefault(target, []).append(name)
     return {zone: tuple(sorted(names)) for zone, names in found.items()}
 
 
 def _key(text: str) -> str:
-    return " ".join(text.casefold().replace("_", " ").replace("-", " ").replace(".", " ").split())
+    """How a name is matched: case, accents and separators aside ('Genève' and 'geneve' are one city)."""
+    plain = "".join(char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char))
+    return " ".join(plain.casefold().replace("_", " ").replace("-", " ").replace(".", " ").split())
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ offset from UTC now, so a reader finds "Suisse (Zurich) — UTC+01:00" without k
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -46,7 +47,7 @@ def zone_groups(language: Language, chosen: str, now: datetime) -> tuple[list[Zo
     for region, zones in named_zones(str(language.locale)).items():
         options = (ZoneOption(zone, f"{name} — {offset_text(now, zone)}", aliases) for zone, name, aliases in zones)
         groups.append(ZoneGroup(region_name(language, region), tuple(options)))
-    return loose, sorted(groups, key=lambda group: group.label.casefold())
+    return loose, sorted(groups, key=lambda group: reading_order(group.label))
 
 
 def region_name(language: Language, region: str) -> str:
@@ -70,7 +71,25 @@ def named_zones(locale_name: str) -> dict[str, tuple[tuple[str, str, str], ...]]
         if region is not None:
             item = (zone, place_name(locale, zone, country), " ".join(aliases_of().get(zone, ())))
             by_region.setdefault(region, []).append(item)
-    return {region: tuple(sorted(zones, key=lambda item: item[1].casefold())) for region, zones in by_region.items()}
+    return {
+        region: tuple(sorted(zones, key=lambda item: reading_order(item[1]))) for region, zones in by_region.items()
+    }
+
+
+def reading_order(name: str) -> tuple[str, str]:
+    """Sort key close to the reader's alphabet without ICU: letters first, their accents only to break ties.
+
+    'Égypte' files under E, between 'Djibouti' and 'Érythrée', not after 'Zimbabwe'. Russian й is a
+    letter of its own (after и) and keeps its mark; Han characters have no marks and keep their order.
+    """
+    folded = name.casefold()
+    letters = "".join(
+        char
+        if char == "й"
+        else "".join(part for part in unicodedata.normalize("NFKD", char) if not unicodedata.combining(part))
+        for char in folded
+    )
+    return letters, folded
 
 
 def place_name(locale: Locale, zone: str, country: str) -> str:
