@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO, get_args
 
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from tracker.store.models import Subscriber
-    from tracker.subscribers.registry import Outcome, SubscriberInput
+    from tracker.subscribers.registry import Outcome
     from tracker.subscribers.tokens import Purpose
 
 STATES = ("pending", "confirmed", "unsubscribed", "suspended")
@@ -88,30 +87,35 @@ def import_csv(
     A column the file lacks leaves that choice as stored. Each chunk of rows is saved in its own
     transaction: an import stopped half-way is completed by running it again (nothing is doubled).
     """
+    from tracker.delivery.outbox import queue_confirms
     from tracker.store.engine import transaction
     from tracker.subscribers.csvfiles import read_chunks
     from tracker.subscribers.registry import known_names
+    from tracker.subscribers.roster import ImportReport, save_rows
 
     stream = open_csv(file)
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "pending": 0, "queued": 0, "rejected": 0}
-    now = now_utc()
-    with transaction(store()) as session:
+    report, now, engine = ImportReport(), now_utc(), store()
+    with transaction(engine) as session:
         known = known_names(session)
     with stream, import_progress(file) as advance:
         try:
             for chunk in read_chunks(stream, str(file), zone=settings().timezone, known=known):
                 for problem in chunk.problems:  # as they are found: a file of bad rows is not held in memory
                     err.print(str(problem), soft_wrap=True)
-                counts["rejected"] += len(chunk.problems)
-                save_chunk([data for _, data in chunk.rows], counts, confirmed=confirmed, now=now)
+                report.rejected += len(chunk.problems)
+                if chunk.rows:
+                    with transaction(engine, write=True) as session:
+                        rows = [data for _, data in chunk.rows]
+                        save_rows(session, rows, report, confirmed=confirmed, now=now, invite=queue_confirms,
+                                  actor=who())  # fmt: skip
                 advance(chunk.read)
         except UnicodeDecodeError as exc:
             fail(f"{file}: not UTF-8 text after the rows saved so far ({exc.reason}); save it as CSV UTF-8")
-    summary = ", ".join(f"{counts[kind]} {kind}" for kind in ("added", "updated", "unchanged", "rejected"))
-    out.print(f"{file}: {summary}")
-    if counts["pending"]:
-        out.print(invitations(counts["queued"], counts["pending"], INVITED_BEFORE))
-    if counts["rejected"]:
+    counts = {kind: getattr(report, kind) for kind in ("added", "updated", "unchanged", "rejected")}
+    out.print(f"{file}: " + ", ".join(f"{count} {kind}" for kind, count in counts.items()))
+    if report.pending:
+        out.print(invitations(report.queued, report.pending, INVITED_BEFORE))
+    if report.rejected:
         raise typer.Exit(1)
 
 
@@ -124,22 +128,6 @@ def open_csv(file: Path) -> TextIO:
         return file.open(encoding="utf-8-sig")
     except OSError as exc:
         fail(f"{file}: cannot read: {exc}")
-
-
-def save_chunk(rows: list[SubscriberInput], counts: dict[str, int], *, confirmed: bool, now: datetime) -> None:
-    """Save one chunk in its own transaction; invite its pending addresses."""
-    from tracker.delivery.outbox import queue_confirms
-    from tracker.store.engine import transaction
-    from tracker.subscribers.registry import save_many, to_invite
-
-    if not rows:
-        return
-    with transaction(store(), write=True) as session:
-        saved = save_many(session, rows, confirmed=confirmed, now=now, actor=who())
-        counts["queued"] += queue_confirms(session, to_invite(saved), now)
-    counts["pending"] += sum(s.state == "pending" for s in saved)
-    for one in saved:
-        counts[one.outcome] += 1
 
 
 @contextmanager

@@ -1,5 +1,7 @@
 """Subscribers as the console reads and changes them: search, suspend, unsuspend, import in two steps.
 
+`save_rows` is also the step of `tracker subscribers import`, which prints its problems as it goes.
+
 An import is checked first (`check_import`: every bad row as FILE:LINE: message, and how many
 rows would be added, updated or left unchanged; nothing saved), then saved (`save_import`) a
 chunk at a time by the same `save_many` as `tracker subscribers import`. See docs/console.md.
@@ -85,6 +87,7 @@ class ImportReport:
     unchanged: int = 0
     rejected: int = 0
     queued: int = 0  # confirmation emails
+    pending: int = 0  # rows saved whose address waits for its confirmation
     problems: list[FileProblem] = field(default_factory=list)
 
     def note(self, problems: list[FileProblem]) -> None:
@@ -128,13 +131,20 @@ def save_import(
     report = ImportReport()
 
     def save(session: Session, rows: list[SubscriberInput]) -> None:
-        saved: list[Saved] = save_many(session, rows, confirmed=confirmed, now=now, actor=actor)
-        report.queued += invite(session, to_invite(saved), now)
-        for one in saved:
-            setattr(report, one.outcome, getattr(report, one.outcome) + 1)
+        save_rows(session, rows, report, confirmed=confirmed, now=now, invite=invite, actor=actor)
 
     walk(engine, stream, name, zone, report, save, write=True)
     return report
+
+
+def save_rows(session: Session, rows: list[SubscriberInput], report: ImportReport, *, confirmed: bool,
+              now: datetime, invite: Invite, actor: str = "") -> None:  # fmt: skip
+    """Save one chunk's good rows, invite the addresses it adds, and count what happened into *report*."""
+    saved: list[Saved] = save_many(session, rows, confirmed=confirmed, now=now, actor=actor)
+    report.queued += invite(session, to_invite(saved), now)
+    report.pending += sum(one.state == "pending" for one in saved)
+    for one in saved:
+        setattr(report, one.outcome, getattr(report, one.outcome) + 1)
 
 
 def walk(engine: Engine, stream: Lines, name: str, zone: str, report: ImportReport, each: Saver, *,
