@@ -21,6 +21,7 @@ from icalendar import Calendar
 from tests.support.emails import SUBMISSION, make_request, make_view
 from tests.support.libical import load_libical, restriction_errors
 from tracker.emails import ChangeLine, EmailRequest, Renderer
+from tracker.emails.render import base64_length, shortest_encoding
 from tracker.feeds import item_uid
 from tracker.timelines.views import MilestoneView
 
@@ -132,3 +133,36 @@ def test_a_changed_email_listing_several_milestones_attaches_one_file_with_each_
     assert part.get_filename() == "changes.ics"  # one import for the whole change set
     assert [str(e["UID"]) for e in calendar.walk("VEVENT")] == [item_uid(v, BASE) for v in timed]
     assert [str(z["TZID"]) for z in calendar.walk("VTIMEZONE")] == ["Europe/Zurich"]
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "zh", "ar", "ru"])
+def test_a_calendar_goes_in_its_shorter_encoding_and_reads_the_same(renderer: Renderer, language: str) -> None:
+    """Latin text stays readable and a third smaller than base64; Chinese or Arabic is not tripled by quoted-printable.
+
+    The email package would guess from the first ten lines, ASCII in every calendar, and send
+    a Chinese file quoted-printable at up to three times its size (a 50-line changed message: +40 KB).
+    """
+    views = [make_view(key=f"step-{n}", revision=2, due_at=datetime(2017, 3, 10 + n, 11, tzinfo=UTC),
+                       title=TITLES[language]) for n in range(8)]  # fmt: skip
+    lines = tuple(ChangeLine(view, "moved", view.due_at, view.due_at) for view in views)
+    request = make_request("changed", language, view=None, changes=lines)
+    message = email.message_from_bytes(renderer.render_bytes(request), policy=email.policy.strict)
+    assert isinstance(message, EmailMessage)
+
+    (part,) = message.iter_attachments()
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+
+    assert len(part.get_payload()) <= base64_length(len(data))  # never more than base64
+    assert part["Content-Transfer-Encoding"] == ("quoted-printable" if language in ("en", "fr") else "base64")
+    assert [str(e["UID"]) for e in Calendar.from_ical(data).walk("VEVENT")] == [item_uid(v, BASE) for v in views]
+
+
+TITLES = {"en": "Comments due", "fr": "Commentaires des membres", "zh": "成员对修订草案的意见",
+          "ar": "تعليقات الأعضاء على المشروع المنقح", "ru": "Замечания членов по пересмотренному проекту"}  # fmt: skip
+
+
+def test_an_ascii_calendar_goes_as_plain_7bit_text() -> None:
+    assert shortest_encoding("BEGIN:VCALENDAR\r\nSUMMARY:Comments due\r\nEND:VCALENDAR\r\n") == "7bit"
+    assert shortest_encoding("SUMMARY:Commentaires — échéance\r\n") == "quoted-printable"
+    assert shortest_encoding("SUMMARY:成员对修订草案的意见\r\n") == "base64"

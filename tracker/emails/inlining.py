@@ -16,7 +16,9 @@ _JINJA = re.compile(r"\{%[-+]?\s*trans\b.*?\{%[-+]?\s*endtrans\s*[-+]?%\}|\{\{.*
 # The HTML parser keeps comments where they are (even between table rows); in text it may escape them.
 _MARK = re.compile(r"(?:<|&lt;)!--jinja:(\d+)--(?:>|&gt;)")
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL)
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+# Minified: every element carries its style, so "color:#fff" rather than "color: #fff;" is a
+# tenth off a message's HTML (a changed message listing 50 dates: 2.5 KB per copy).
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, minify_css=True)
 
 
 def make_environment(folders: Path | Sequence[Path]) -> Environment:

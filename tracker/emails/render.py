@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from email import quoprimime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import parseaddr
 from pathlib import Path
@@ -298,10 +299,35 @@ def text_part(text: str, subtype: str) -> MIMEPart:
 
 
 def calendar_part(calendar: bytes, filename: str) -> MIMEPart:
+    """The .ics as a text part: 7bit when ASCII, else the shorter of quoted-printable and base64.
+
+    As text, not bytes (always base64, a third larger): a changed message's file of 50 items
+    is 30 KB, not 41 KB, and a reader without the calendar still sees what it says.
+    """
+    text = calendar.decode("utf-8")
     part = MIMEPart(policy=POLICY)
-    params = {"method": "PUBLISH", "charset": "utf-8"}
-    part.set_content(calendar, maintype="text", subtype="calendar", filename=filename, params=params)
+    params = {"method": "PUBLISH"}
+    part.set_content(text, subtype="calendar", charset="utf-8", cte=shortest_encoding(text), filename=filename,
+                     params=params)  # fmt: skip
     return part
+
+
+def shortest_encoding(text: str) -> str:
+    """7bit for ASCII; else quoted-printable or base64, whichever is shorter for this whole text.
+
+    The email package guesses from the first ten lines, which in a calendar are ASCII whatever the
+    language: Chinese or Arabic titles would go out quoted-printable at three times their size.
+    """
+    if text.isascii():
+        return "7bit"
+    data = text.encode("utf-8")
+    quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length)  # as the email package would
+    return "quoted-printable" if len(quoted) <= base64_length(len(data)) else "base64"
+
+
+def base64_length(size: int) -> int:
+    """Return the length of *size* bytes in base64 as a part carries it: 57 bytes a line of 76, and CRLF."""
+    return -(-size // 57) * 78
 
 
 def set_body(message: EmailMessage, body: list[MIMEPart], attachments: list[MIMEPart], boundary: str) -> None:
