@@ -321,7 +321,7 @@ def shortest_encoding(text: str) -> str:
     if text.isascii():
         return "7bit"
     data = text.encode("utf-8")
-    quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length)  # as the email package would
+    quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length or 76)  # as the email package
     return "quoted-printable" if len(quoted) <= base64_length(len(data)) else "base64"
 
 
