@@ -85,6 +85,27 @@ def test_console_sign_ins_and_sign_outs_are_recorded_with_who(engine: Engine, sm
     assert entries[0].detail == "everywhere" and entries[1].detail == "role: secretary"
 
 
+def test_a_page_or_action_refused_for_the_role_is_recorded_with_what_was_asked(
+    engine: Engine, smtp: SMTPTestServer
+) -> None:
+    with console_site(engine, smtp, NOW) as site:
+        browser = site.sign_in("olga@mission.example.org", "viewer")
+        page = browser.get("/console/subscribers")
+        export = browser.get("/console/subscribers/export")
+        hold = browser.post("/console/outbox/1/hold", data={"csrf": csrf_of(page)})
+
+    with transaction(engine) as session:
+        entries = list_events(session, AuditQuery(kind="console_refused"))
+
+    assert (export.status_code, hold.status_code) == (403, 403)
+    assert [(e.actor, e.subject, e.detail) for e in entries] == [
+        ("console:olga@mission.example.org", "olga@mission.example.org",
+         "role: viewer; reason: POST /console/outbox/1/hold needs secretary"),
+        ("console:olga@mission.example.org", "olga@mission.example.org",
+         "role: viewer; reason: GET /console/subscribers/export needs secretary"),
+    ]  # fmt: skip
+
+
 def test_the_audit_page_filters_pages_on_and_escapes_what_it_shows(engine: Engine, smtp: SMTPTestServer) -> None:
     with transaction(engine, write=True) as session:
         for n in range(60):

@@ -27,6 +27,7 @@ from tracker.accounts.sessions import Lifetimes, SignedIn, find_session
 from tracker.clock import Clock
 from tracker.config import Settings
 from tracker.i18n.languages import N_
+from tracker.store.audit import account_event
 from tracker.store.engine import transaction
 from tracker.web.forms import Asked, message
 from tracker.web.ratelimit import SlidingWindow
@@ -126,10 +127,22 @@ class RoleRule:
         if visitor.signed_in is None:
             raise ConsoleRefusal(RedirectResponse(sign_in_url(request), 303))
         if not allows(visitor.signed_in.user.role, self.minimum):
+            await run_in_threadpool(self.record_refusal, visitor.signed_in, request, self.minimum)
             chosen = visitor.asked.language()
             text = chosen.language.gettext(NOT_ALLOWED)
             raise ConsoleRefusal(message(chosen, visitor.asked, N_("Not allowed"), text, 403))
         return visitor
+
+    def record_refusal(self, signed_in: SignedIn, request: Request, minimum: Role) -> None:
+        """An action or page refused for the role: in the audit log, with what was asked and what it needs."""
+        asked = f"{request.method} {request.url.path}"[:PATH_KEPT]
+        user, console = signed_in.user, self.console
+        with transaction(console.engine, write=True) as session:
+            session.add(
+                account_event(
+                    "console_refused", user, console.clock(), role=user.role, reason=f"{asked} needs {minimum}"
+                )
+            )
 
     def visit(self, request: Request) -> Visitor:
         console, raw = self.console, self.console.session_id(request)
@@ -140,6 +153,7 @@ class RoleRule:
         return Visitor(browser_of(request), signed_in, raw, Asked.of(request))
 
 
+PATH_KEPT = 160  # characters of a refused request's method and path kept in its event
 NOT_ALLOWED = N_("Your role does not allow this page. An administrator can change it with `tracker users add`.")
 
 
