@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
@@ -20,6 +21,8 @@ from tests.support.console import ConsoleSite, console_site
 from tests.support.oidc import Provider, oidc_provider, sso_site
 from tests.support.processes import free_port
 from tests.support.smtp_server import SMTPTestServer
+from tracker.accounts.oidc import Identity, parse_role_map, read_identity
+from tracker.config import Settings
 from tracker.store.engine import transaction
 from tracker.store.models import Event, User
 
@@ -237,7 +240,7 @@ def test_the_provider_refusing_is_said_in_the_readers_language(site: ConsoleSite
     hostile = browser.get("/console/oidc/callback?error=%3Cscript%3Ealert(1)%3C/script%3E")
 
     assert "error=access_denied" in denied.headers["location"]
-    assert answer.status_code == 403 and "(access_denied)" in answer.text and 'lang="fr"' in answer.text
+    assert answer.status_code == 403 and "UN Login ne vous a pas connecté (access_denied)" in answer.text
     assert hostile.status_code == 403 and "<script>" not in hostile.text and "(error)" in hostile.text
 
 
@@ -272,3 +275,50 @@ def test_in_chromium_a_user_signs_in_with_the_provider(site: ConsoleSite, provid
     tab.page.get_by_role("heading", name="Dashboard").wait_for()
 
     assert tab.page.url == f"{site.url}/console/"
+
+
+def test_the_settings_refuse_an_issuer_that_is_not_https_and_a_mapping_that_names_no_role() -> None:
+    for wrong, said in [
+        ({"oidc_issuer": "http://login.example.org", "oidc_client_id": "x"}, "must start with https://"),
+        ({"oidc_issuer": "https://login.example.org"}, "TRACKER_OIDC_CLIENT_ID is empty"),
+        ({"oidc_issuer": "https://login.example.org?x=1", "oidc_client_id": "x"}, "issuer URL"),
+        ({"oidc_role_claim": "groups", "oidc_roles": "tracker-admins:boss"}, "'boss' is not a role"),
+        ({"oidc_role_claim": "groups", "oidc_roles": "tracker-admins"}, "write GROUP:ROLE"),
+        ({"oidc_role_claim": "groups"}, "set TRACKER_OIDC_ROLE_CLAIM and TRACKER_OIDC_ROLES together"),
+    ]:
+        with pytest.raises(ValidationError, match=re.escape(said)):
+            Settings(**wrong)  # type: ignore[arg-type]
+    Settings(oidc_issuer="https://login.example.org/realms/un", oidc_client_id="tracker")
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"email": AMINA, "email_verified": True}, Identity(AMINA, None)),
+        ({"email": AMINA, "email_verified": "true"}, Identity(AMINA, None)),
+        ({"email": AMINA}, "unverified"),
+        ({"email": AMINA, "email_verified": "yes"}, "unverified"),
+        ({"email": "not an address", "email_verified": True}, "no-email"),
+        ({"email": ["a@b.org"], "email_verified": True}, "no-email"),
+        ({"email_verified": True}, "no-email"),
+    ],
+)
+def test_only_a_verified_address_names_someone(claims: dict[str, object], expected: object) -> None:
+    assert read_identity(claims, role_claim="", roles={}) == expected
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        (["tracker-viewers", "tracker-admins"], "admin"),  # the highest wins
+        ("tracker-secretaries other", "secretary"),  # some providers send one string
+        (["Tracker-Admins"], None),  # names are compared as they are written
+        ([{"name": "tracker-admins"}], None),
+        (None, None),
+    ],
+)
+def test_the_role_claim_maps_to_the_highest_role_named(groups: object, expected: str | None) -> None:
+    roles = parse_role_map("tracker-admins:admin, tracker-secretaries:secretary,tracker-viewers:viewer")
+    identity = read_identity({"email": AMINA, "email_verified": True, "groups": groups}, role_claim="groups",
+                             roles=roles)  # fmt: skip
+    assert identity == (Identity(AMINA, expected) if expected else "no-role")  # type: ignore[arg-type]

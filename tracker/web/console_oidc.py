@@ -36,6 +36,7 @@ from tracker.web.ratelimit import SlidingWindow, client_key
 START = f"{PREFIX}/oidc/start"
 CALLBACK = f"{PREFIX}/oidc/callback"
 FLOW_COOKIE = "oidc"
+FLOW_PATH = "/"  # over https the cookie is __Host-tracker-oidc, which browsers accept only with Path=/
 FLOW_VALID = timedelta(minutes=10)  # from the button to the way back: time to type a password and a code
 MAX_FLOW = 2000  # characters of the flow cookie read
 ERROR_CODE = re.compile(r"[a-z_]{1,40}")
@@ -121,7 +122,7 @@ def add_oidc_routes(router: APIRouter, console: Console, sso: SingleSignOn | Non
         params = {key: request.query_params.get(key, "") for key in ("code", "state", "error")}
         flow = request.cookies.get(console.cookie_name(FLOW_COOKIE))
         response = await callback(console, sso, visitor, params, flow, client_of(request))
-        response.delete_cookie(console.cookie_name(FLOW_COOKIE), path=f"{PREFIX}/oidc", httponly=True,
+        response.delete_cookie(console.cookie_name(FLOW_COOKIE), path=FLOW_PATH, httponly=True,
                                samesite="lax", secure=console.secure)  # fmt: skip
         return response
 
@@ -155,7 +156,7 @@ async def start(
     flow = Flow(started.state, started.nonce, started.verifier, local_path(back), console.clock())
     response = RedirectResponse(started.url, 303)
     response.set_cookie(console.cookie_name(FLOW_COOKIE), seal(console, visitor.browser, flow),
-                        path=f"{PREFIX}/oidc", max_age=int(FLOW_VALID.total_seconds()), httponly=True,
+                        path=FLOW_PATH, max_age=int(FLOW_VALID.total_seconds()), httponly=True,
                         samesite="lax", secure=console.secure)  # fmt: skip
     return response
 
