@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import base64
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
+import authlib.deprecate  # first: importing it puts its "always show" filter first, before ours
 import httpx
-import oidc_provider_mock
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
@@ -25,6 +26,10 @@ from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
 from tracker.web.app import create_app
 from tracker.web.signups import Signups
+
+with warnings.catch_warnings():  # it imports authlib.jose, which Authlib now deprecates: its warning, not ours
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+    import oidc_provider_mock
 
 CLIENT_ID = "tracker-console"
 CLIENT_SECRET = "s3cret-of-the-console"
@@ -63,8 +68,8 @@ def basic(user: str, password: str) -> str:
 class Provider:
     """The running provider: its issuer URL, its people, and a switch to make it misbehave."""
 
-    def __init__(self, issuer: str, front: Misbehaving) -> None:
-        self.issuer, self.front = issuer, front
+    def __init__(self, issuer: str, front: Misbehaving, stop: Callable[[], None]) -> None:
+        self.issuer, self.front, self.stop = issuer, front, stop
 
     def add_person(self, sub: str, **claims: object) -> None:
         """Someone who can sign in at the provider, with these claims in their ID token."""
@@ -82,12 +87,20 @@ def oidc_provider() -> Iterator[Provider]:
     server = make_server("localhost", 0, front, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    stopped = threading.Event()
+
+    def stop() -> None:
+        """Stop answering and close the port: a provider gone down."""
+        if not stopped.is_set():
+            stopped.set()
+            server.shutdown()
+            thread.join(timeout=5)
+            server.server_close()
+
     try:
-        yield Provider(f"http://localhost:{server.server_port}", front)
+        yield Provider(f"http://localhost:{server.server_port}", front, stop)
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+        stop()
 
 
 @contextmanager

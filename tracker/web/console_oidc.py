@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -30,8 +30,10 @@ from tracker.store.audit import account_event, refusal_event
 from tracker.store.engine import transaction
 from tracker.web.console_access import PREFIX, Console, RoleRule, Visitor, local_path
 from tracker.web.forms import message
-from tracker.web.oidc import Provider, ProviderError
 from tracker.web.ratelimit import SlidingWindow, client_key
+
+if TYPE_CHECKING:  # Authlib is loaded only where single sign-on is set up: most sites never need it
+    from tracker.web.oidc import Provider
 
 START = f"{PREFIX}/oidc/start"
 CALLBACK = f"{PREFIX}/oidc/callback"
@@ -75,7 +77,7 @@ REFUSED = {
 class SingleSignOn:
     """The provider, how its claims map to roles, and the limit on its way back."""
 
-    provider: Provider
+    provider: "Provider"
     role_claim: str
     roles: dict[str, Role]
     callbacks: SlidingWindow  # per client, as many as sign-in requests: a way back costs a token request
@@ -85,6 +87,8 @@ class SingleSignOn:
         """Single sign-on as the settings describe it, or None when TRACKER_OIDC_ISSUER is empty."""
         if settings is None or not settings.oidc_issuer:
             return None
+        from tracker.web.oidc import Provider
+
         provider = Provider(issuer=settings.oidc_issuer, client_id=settings.oidc_client_id.strip(),
                             client_secret=settings.oidc_client_secret.strip(),
                             name=provider_name(settings))  # fmt: skip
@@ -144,6 +148,8 @@ async def start(
     chosen = visitor.asked.language()
     if sso is None:
         return message(chosen, visitor.asked, N_("Not found"), chosen.language.gettext(NO_SSO), 404)
+    from tracker.web.oidc import ProviderError
+
     wait = console.per_client.hit(client)  # the same count as asking for a link
     if wait > 0:
         text = chosen.language.gettext(SLOW_DOWN, minutes=math.ceil(wait / 60))
@@ -171,6 +177,8 @@ async def callback(
     chosen = visitor.asked.language()
     if sso is None:
         return message(chosen, visitor.asked, N_("Not found"), chosen.language.gettext(NO_SSO), 404)
+    from tracker.web.oidc import ProviderError
+
     gettext, provider = chosen.language.gettext, sso.provider.name
     wait = sso.callbacks.hit(client)
     if wait > 0:
