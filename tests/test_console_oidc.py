@@ -113,7 +113,7 @@ def test_a_user_signs_in_with_the_provider_and_works_with_their_role(site: Conso
 def test_the_sign_in_page_offers_the_provider_only_when_one_is_set_up(
     site: ConsoleSite, engine: Engine, smtp: SMTPTestServer
 ) -> None:
-    assert "Sign in with UN Login" in site.browser().get("/console/sign-in").text
+    assert "Sign in with <bdi>UN Login</bdi>" in site.browser().get("/console/sign-in").text
     with console_site(engine, smtp, AT) as plain:
         browser = plain.browser()
         assert "Sign in with" not in browser.get("/console/sign-in").text
@@ -296,7 +296,10 @@ def test_in_chromium_a_user_signs_in_with_the_provider(site: ConsoleSite, provid
     provider.add_person("amina", email=AMINA, email_verified=True)
     tab = visit()
 
+    tab.open(f"{site.url}/console/sign-in?lang=ar")
+    tab.shoot("console-sign-in-sso-ar")
     tab.open(f"{site.url}/console/")
+    tab.shoot("console-sign-in-sso-en")
     tab.page.get_by_role("link", name="Sign in with UN Login").click()
     tab.page.get_by_placeholder("sub").fill("amina")
     tab.page.get_by_role("button", name="Authorize").click()
