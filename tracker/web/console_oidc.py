@@ -108,7 +108,7 @@ class Flow:
 
 
 def add_oidc_routes(router: APIRouter, console: Console, sso: SingleSignOn | None) -> None:
-    """POST /console/oidc/start and GET /console/oidc/callback (404 when single sign-on is off)."""
+    """GET /console/oidc/start and GET /console/oidc/callback (404 when single sign-on is off)."""
     Anyone = Annotated[Visitor, Depends(RoleRule(console, None))]  # noqa: N806
 
     @router.get("/oidc/start", response_class=HTMLResponse)
