@@ -82,7 +82,7 @@ def test_console_sign_ins_and_sign_outs_are_recorded_with_who(engine: Engine, sm
         ("console_signed_out", "console:amina@mission.example.org", "amina@mission.example.org"),
         ("console_signed_in", "console:amina@mission.example.org", "amina@mission.example.org"),
     ]
-    assert entries[0].detail == "everywhere" and entries[1].detail == "role: secretary"
+    assert entries[0].detail == "everywhere" and entries[1].detail == "role: secretary; method: link"
 
 
 def test_a_page_or_action_refused_for_the_role_is_recorded_with_what_was_asked(

@@ -41,6 +41,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/sent"): "anyone",
     ("GET", "/console/sign-in/{token}"): "anyone",
     ("POST", "/console/sign-in/{token}"): "anyone",
+    ("GET", "/console/oidc/start"): "anyone",
+    ("GET", "/console/oidc/callback"): "anyone",
     ("GET", "/console/"): "viewer",
     ("POST", "/console/sign-out"): "viewer",
     ("GET", "/console/timelines"): "viewer",

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from tracker.text import CONTROLS
@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     console_address_limit: int = Field(default=3, ge=1)
     console_client_limit: int = Field(default=10, ge=1)
     console_sign_in_window: int = Field(default=900, ge=1)
+    # Single sign-on through OpenID Connect (docs/console.md, "Single sign-on"); no issuer: links only.
+    oidc_issuer: str = ""  # https://login.example.org/realms/un: discovery at ISSUER/.well-known/openid-configuration
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_name: str = ""  # the button says "Sign in with NAME"; empty: the issuer's host
+    # A claim listing the person's groups or roles, and which of them give which console role:
+    # 'tracker-admins:admin,tracker-viewers:viewer'. No claim: the email must be a user's (`tracker users add`).
+    oidc_role_claim: str = ""
+    oidc_roles: str = ""
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
@@ -184,6 +193,29 @@ class Settings(BaseSettings):
             reason = str(exc).replace(repr(value.strip()), repr(without_password(value.strip())))
             raise ValueError(f"{reason}; write smtp://user:pass@host:port[?starttls=true] or smtps://…") from None
         return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        from tracker.accounts.oidc import check_issuer  # here: only the console reads it
+
+        return check_issuer(value.strip())
+
+    @field_validator("oidc_roles")
+    @classmethod
+    def _role_map(cls, value: str) -> str:
+        from tracker.accounts.oidc import parse_role_map
+
+        parse_role_map(value)
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id.strip():
+            raise ValueError("TRACKER_OIDC_ISSUER is set but TRACKER_OIDC_CLIENT_ID is empty: set both, or neither")
+        if bool(self.oidc_role_claim.strip()) != bool(self.oidc_roles.strip()):
+            raise ValueError("set TRACKER_OIDC_ROLE_CLAIM and TRACKER_OIDC_ROLES together (the claim, and its mapping)")
+        return self
 
     @field_validator("reminders", "overdue")
     @classmethod

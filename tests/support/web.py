@@ -61,8 +61,8 @@ def serving(
 
 
 @contextmanager
-def running(app: ASGIApp) -> Iterator[str]:
-    port = free_port()
+def running(app: ASGIApp, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

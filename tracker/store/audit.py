@@ -75,7 +75,7 @@ def detail_of(event: Event, detail: dict[str, Any]) -> str:
     parts = []
     if event.old_at or event.new_at:
         parts.append(f"{stamp(event.old_at)} → {stamp(event.new_at)}" if event.old_at else stamp(event.new_at))
-    for name in ("note", "link", "role", "error", "reason"):
+    for name in ("note", "link", "role", "method", "error", "reason"):
         value = detail.get(name)
         if value:
             parts.append(f"{name}: {value}")
@@ -103,3 +103,9 @@ def account_event(kind: str, user: User, now: datetime, actor: str | None = None
     Its kind starts with 'console_': the notice handler re-plans nothing for it."""
     who = console_actor(user.email) if actor is None else actor
     return Event(at=now, kind=kind, actor=who, detail={"email": user.email, **detail})
+
+
+def refusal_event(now: datetime, email: str, reason: str, *, method: str) -> Event:
+    """A console sign-in refused (an address unknown or not verified, a token that failed a check)."""
+    return Event(at=now, kind="console_sign_in_refused", actor=method, detail={"email": email, "reason": reason,
+                 "method": method})  # fmt: skip

@@ -39,6 +39,7 @@ from tracker.web.console_access import (
     local_path,
 )
 from tracker.web.console_audit import audit_routes
+from tracker.web.console_oidc import SingleSignOn, add_oidc_routes, provider_name
 from tracker.web.console_outbox import add_outbox_routes
 from tracker.web.console_subscribers import add_subscriber_routes
 from tracker.web.console_timelines import timeline_routes
@@ -143,6 +144,7 @@ def console_routes(console: Console) -> APIRouter:
         return await run_in_threadpool(show_dashboard, console, visitor)
 
     settings = console.settings or get_settings()
+    add_oidc_routes(router, console, SingleSignOn.configured(console.settings))
     add_outbox_routes(router, console, settings)
     add_subscriber_routes(router, console, settings)
     return router
@@ -154,7 +156,7 @@ def sign_in_page(
     chosen = visitor.asked.language()
     return answer("console/sign_in.html.j2", chosen, visitor.asked, status, title=chosen.language.gettext("Sign in"),
                   csrf=console.csrf_token(visitor.browser), next=local_path(back), error=error,
-                  signed_in=visitor.signed_in)  # fmt: skip
+                  signed_in=visitor.signed_in, sso=provider_name(console.settings))  # fmt: skip
 
 
 def ask_link(console: Console, visitor: Visitor, fields: dict[str, object], client: str) -> Response:
@@ -206,7 +208,7 @@ def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, o
         if isinstance(outcome, Redeemed):
             close_session(session, visitor.session_id, now)  # a new sign-in, a new id: the old one is spent
             raw = open_session(session, outcome.user, now=now, lifetimes=console.lifetimes)
-            session.add(account_event("console_signed_in", outcome.user, now, role=outcome.user.role))
+            session.add(account_event("console_signed_in", outcome.user, now, role=outcome.user.role, method="link"))
     if raw is None:
         text = OTHER_BROWSER if outcome == "other-browser" else LINK_SPENT
         status = 403 if outcome == "other-browser" else 410
