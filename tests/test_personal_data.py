@@ -211,7 +211,9 @@ def test_a_secretary_downloads_and_erases_from_the_console_after_a_confirmation(
         event = session.execute(select(Event).where(col(Event.kind) == "subscriber_erased")).scalar_one()
     assert event.actor == "console:sec@un.example.org"
     audit = secretary.get("/console/audit").text
+    outbox = secretary.get("/console/outbox", params={"state": "sent"}).text
     assert f"erased:{person_reference(SECRET, KEN)}" in audit and KEN not in audit
+    assert f"erased:{person_reference(SECRET, KEN)}" in outbox and KEN not in outbox
 
 
 def test_an_erased_address_subscribes_again_as_a_new_person(site: ConsoleSite, tmp_path: Path) -> None:
