@@ -297,3 +297,17 @@ def test_in_a_browser_a_member_downloads_their_data_then_erases_it(site: Console
     assert pressed.value is not None and pressed.value.status == 200
     assert "effacés" in page.inner_text("body")  # her own language
     assert traces(site.engine, "amina", "diallo") == []
+
+
+def test_a_long_history_is_cut_with_a_note_and_the_totals(site: ConsoleSite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker.subscribers import personal
+
+    monkeypatch.setattr(personal, "MOST", 1)
+    with transaction(site.engine) as session:
+        person = session.get(Subscriber, subscriber_id(site.engine, AMINA))
+        assert person is not None
+        data = personal.export_person(session, person, at("2017-02-17 09:00"))
+
+    assert len(data["messages"]) == 1 and data["messages_total"] > 1
+    assert len(data["events"]) == 1 and data["events_total"] > 1
+    assert "Only the newest 1 messages" in data["note"]
