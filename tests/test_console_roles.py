@@ -64,6 +64,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/subscribers/import/{upload}"): "secretary",
     ("GET", "/console/subscribers/{subscriber_id}"): "viewer",
     ("POST", "/console/subscribers/{subscriber_id}"): "secretary",
+    ("GET", "/console/subscribers/{subscriber_id}/data"): "secretary",
     ("POST", "/console/subscribers/{subscriber_id}/{action}"): "secretary",
     ("POST", "/api/milestones/{timeline}/{milestone}/done"): "admin token",
     ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "admin token",

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from tracker.delivery import dispatcher, outbox
+from tracker.delivery import dispatcher, outbox, retention
 from tracker.store.bulk import insert_rows
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery
@@ -61,6 +61,7 @@ def captured(engine: Engine) -> list[tuple[str, Any]]:
             outbox.skip_stale(session, NOW)
             outbox.return_expired(session, NOW)
             dispatcher.suspend_if_rejected(session, 7, 5, NOW)
+            retention.prune_log(session, before=NOW - timedelta(days=365))
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -99,5 +100,5 @@ def test_a_pass_reads_the_outbox_through_its_indexes(engine: Engine, outbox_rows
         if (lines := full_reads(engine, s, plan))
     }
 
-    assert len(statements) >= 8  # claim, count, next, four skips, return, suspension check
+    assert len(statements) >= 9  # claim, count, next, four skips, return, suspension check, retention
     assert scans == {}

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     # Reminders are planned this far ahead, then re-planned; a year at most (offsets are at most 366 days).
     horizon_days: int = Field(default=35, ge=1, le=366)
     suspend_after: int = Field(default=3, ge=1)  # consecutive rejections that suspend an address
+    # Sent, failed, skipped and cancelled outbox rows older than this many days are deleted; 0: kept forever.
+    delivery_log_days: int = Field(default=365, ge=0, le=36500)
 
     @field_validator("timezone")
     @classmethod

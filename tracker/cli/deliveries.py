@@ -78,18 +78,20 @@ def deliveries(
     from sqlmodel import col, func, or_, select
 
     from tracker.store.engine import transaction
-    from tracker.store.models import Delivery, SignInLink, Subscriber, User
+    from tracker.store.models import Delivery, Erasure, SignInLink, Subscriber, User
 
     if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not one of {', '.join(STATES)}", 2)
     engine = store()
     # A sign-in email goes to a console user: its row names the link (a negative id), the link names the user.
+    # An erased subscriber's rows stay, named by the one-way reference (docs/security.md, "Erasure").
     query = (
-        select(Delivery, func.coalesce(Subscriber.email, User.email))
+        select(Delivery, func.coalesce(Subscriber.email, User.email, "erased:" + col(Erasure.ref)))
         .join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id, isouter=True)
         .join(SignInLink, col(SignInLink.id) == -col(Delivery.subscriber_id), isouter=True)
         .join(User, col(User.id) == SignInLink.user_id, isouter=True)
-        .where(or_(col(Subscriber.id).is_not(None), col(User.id).is_not(None)))
+        .join(Erasure, col(Erasure.subscriber_id) == Delivery.subscriber_id, isouter=True)
+        .where(or_(col(Subscriber.id).is_not(None), col(User.id).is_not(None), col(Erasure.ref).is_not(None)))
     )
     if status:
         query = query.where(Delivery.state == status)
@@ -99,7 +101,8 @@ def deliveries(
             fail(f"--milestone: give it as TIMELINE/MILESTONE, not {milestone!r}", 2)
         query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
     if to:
-        query = query.where(or_(Subscriber.email_key == to.strip().lower(), User.email_key == to.strip().lower()))
+        key = to.strip().lower()
+        query = query.where(or_(Subscriber.email_key == key, User.email_key == key, Erasure.ref == erased_ref(to)))
     query = query.order_by(col(Delivery.send_at).desc(), col(Delivery.id).desc()).limit(limit)
     with transaction(engine) as session:
         rows = [(row, email) for row, email in session.exec(query)]
@@ -115,6 +118,17 @@ def deliveries(
         out.print(log_table(rows, settings().timezone))
     if set_aside:
         out.print(quarantine_table(set_aside, settings().timezone))
+
+
+def erased_ref(address: str) -> str:
+    """The reference an erased subscriber of *address* is logged under ('' for text that is no address)."""
+    from tracker.subscribers.personal import person_reference
+    from tracker.subscribers.registry import SubscriberError, normalise_email
+
+    try:
+        return person_reference(secret_key(), normalise_email(address)[1])
+    except SubscriberError:
+        return ""
 
 
 def quarantined(session: Session, milestone: str | None, to: str | None) -> list[tuple[Quarantine, str | None]]:

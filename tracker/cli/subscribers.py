@@ -1,4 +1,4 @@
-"""`tracker subscribers …`: add, import, export, list, remove, rotate-token."""
+"""`tracker subscribers …`: add, import, export, list, remove, rotate-token, export-person, erase."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO, get_args
 
 import typer
 
-from tracker.cli.common import app, err, fail, now_utc, out, print_json, settings, store, who
+from tracker.cli.common import app, err, fail, now_utc, out, print_json, secret_key, settings, store, who
 from tracker.cli.console import styled
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import suggest
@@ -247,13 +247,45 @@ def rotate_token(
     out.print(f"{subscriber.email}: new {', '.join(purposes)} links; the old ones no longer work")
 
 
+@group.command("export-person")
+def export_person(email: Annotated[str, typer.Argument(help="Email address")]) -> None:
+    """Print everything held about one subscriber as JSON (what their preferences page downloads)."""
+    from tracker.store.engine import transaction
+    from tracker.subscribers import personal
+
+    with transaction(store()) as session:
+        print_json(personal.export_person(session, lookup(session, email), now_utc()))
+
+
+@group.command("erase")
+def erase(
+    email: Annotated[str, typer.Argument(help="Email address")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase a subscriber on request: deleted, nothing more sent; the logs keep counts and a one-way reference."""
+    from tracker.store.engine import transaction
+    from tracker.subscribers.personal import erase_person
+
+    with transaction(store(), write=True) as session:
+        subscriber = lookup(session, email)
+        if not yes:
+            typer.confirm(f"Erase {subscriber.email} and everything held about them? This cannot be undone",
+                          abort=True, err=True)  # fmt: skip
+        ref = erase_person(session, subscriber, secret_key(), now_utc(), who())
+    out.print(styled(("✓", "green"), f" erased; the logs keep the reference {ref}"))
+
+
 def lookup(session: Session, email: str) -> Subscriber:
-    from tracker.subscribers.registry import SubscriberError, find
+    from tracker.subscribers.personal import find_erasure
+    from tracker.subscribers.registry import SubscriberError, find, normalise_email
 
     try:
         subscriber = find(session, email)
     except SubscriberError as exc:
         fail(str(exc))
     if subscriber is None:
+        erased = find_erasure(session, secret_key(), normalise_email(email)[1])
+        if erased is not None:
+            fail(f"no subscriber {email!r}: erased on {erased.erased_at:%Y-%m-%d} (reference {erased.ref})")
         fail(f"no subscriber {email!r}")
     return subscriber

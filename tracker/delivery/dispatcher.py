@@ -54,6 +54,7 @@ from tracker.delivery.outbox import (
 )
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
+from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_log
 from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
@@ -95,6 +96,7 @@ class DispatchConfig:
     suspend_after: int = 3
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "Tracker <tracker@localhost>"
+    log_days: int = 365  # the delivery log's retention; 0: forever
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
@@ -109,6 +111,7 @@ class DispatchConfig:
             suspend_after=settings.suspend_after,
             base_url=settings.base_url,
             from_address=settings.from_address,
+            log_days=settings.delivery_log_days,
         )
 
 
@@ -222,11 +225,31 @@ class Dispatcher:
 
     def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
         """Turn new events into notices and re-plan reminders; a failure leaves what is planned to be sent."""
+        if replan_all:  # hourly, and on each `tracker send-due`: often enough for a count of days
+            try:
+                self.keep_log()
+            except Exception:  # the log is pruned at the next pass; sending must not wait for it
+                log.exception("pruning the delivery log failed")
         try:
             return self.plan(replan_all=replan_all)
         except Exception:  # what was planned before is still worth sending: the pass goes on
             log.exception("planning failed; sending what was planned before")
             return Handled(), None
+
+    def keep_log(self) -> int:
+        """Delete the delivery log's rows older than its retention, a batch per transaction; return how many."""
+        if not self.config.log_days:
+            return 0
+        before, deleted = self.clock() - timedelta(days=self.config.log_days), 0
+        for _ in range(PRUNE_BATCHES):  # the rest waits for the next pass: a pass is never held up for long
+            with transaction(self.engine, write=True, exclusive=False) as session:
+                done = prune_log(session, before=before, limit=PRUNE_BATCH)
+            deleted += done
+            if done < PRUNE_BATCH:
+                break
+        if deleted:
+            log.info("delivery log: %d row(s) older than %d days deleted", deleted, self.config.log_days)
+        return deleted
 
     def plan(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
         """Turn new events into notices and re-plan reminders if anything they depend on changed."""

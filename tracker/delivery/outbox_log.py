@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from tracker.delivery.outbox import HELD_BY_HAND, changed
 from tracker.store.audit import console_actor
-from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
+from tracker.store.models import Delivery, Erasure, Event, SignInLink, Subscriber, User
 
 STATES = ("planned", "held", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
 KINDS = ("reminder", "digest", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "confirm",
@@ -88,6 +88,9 @@ def addresses(session: Session, rows: list[Delivery]) -> dict[int, str]:
     if people:
         named = select(Subscriber.id, Subscriber.email).where(col(Subscriber.id).in_(people))
         found |= {id_: email for id_, email in session.exec(named) if id_ is not None}
+        if gone := people - found.keys():  # erased on request: shown by their one-way reference
+            erased = select(Erasure.subscriber_id, Erasure.ref).where(col(Erasure.subscriber_id).in_(gone))
+            found |= {id_: f"erased:{ref}" for id_, ref in session.exec(erased)}
     if links:
         users = select(SignInLink.id, User.email).join(User, col(User.id) == SignInLink.user_id)
         found |= {-link: email for link, email in session.exec(users.where(col(SignInLink.id).in_(links))) if link}

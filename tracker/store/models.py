@@ -162,6 +162,8 @@ class Subscriber(SQLModel, table=True):
     """A member who receives reminders; tokens are signed from the id and a version, never stored."""
 
     __tablename__ = "subscribers"
+    # An erased subscriber's number stays in the delivery log and the audit: never given to someone else.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320)  # as normalised by email-validator (domain lower-cased)
@@ -200,6 +202,7 @@ class Delivery(SQLModel, table=True):
         ),
         Index("ix_deliveries_claim", "state", "attempt_at"),
         Index("ix_deliveries_milestone", "timeline_id", "milestone_key", "subscriber_id"),
+        Index("ix_deliveries_done", "state", "updated_at"),  # the retention pass finds old rows through it
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -230,6 +233,20 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _at()
     created_at: datetime = _at(nullable=False)
     updated_at: datetime = _at(nullable=False)
+
+
+class Erasure(SQLModel, table=True):
+    """A subscriber erased on request: their number, as the delivery log and audit keep it, and a one-way reference.
+
+    The reference is an HMAC of the normalised address with the secret key (subscribers/personal.py):
+    a later request about the same address finds these rows; the address itself is not kept anywhere.
+    """
+
+    __tablename__ = "erasures"
+
+    subscriber_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    ref: str = Field(max_length=32, index=True)
+    erased_at: datetime = _at(nullable=False)
 
 
 class Quarantine(SQLModel, table=True):

@@ -28,6 +28,7 @@ from tracker.web.api import api_routes
 from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
+from tracker.web.personal import personal_routes
 from tracker.web.ratelimit import SlidingWindow
 from tracker.web.rendered import AnswerFront, Rendered
 from tracker.web.signups import Signups
@@ -86,6 +87,7 @@ def create_api(
                     queue)  # fmt: skip
         app.include_router(signup_routes(site, SlidingWindow(config.subscribe_limit, config.subscribe_window)))
         app.include_router(preferences_routes(site))
+        app.include_router(personal_routes(engine, calendars.secret, site.clock))
         install_console(app, make_console(config, engine, calendars.secret, calendars.clock, queue))
 
     @app.get("/healthz", tags=["operations"])

@@ -25,6 +25,7 @@ from tracker.store.audit import console_actor
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
 from tracker.subscribers.csvfiles import EXPORTED, write_rows
+from tracker.subscribers.personal import erase_person, export_person
 from tracker.subscribers.registry import SubscriberError, check_input, known_names, save
 from tracker.subscribers.roster import (
     PAGE,
@@ -39,6 +40,7 @@ from tracker.subscribers.roster import (
 from tracker.web.console_access import CSRF_FIELD, PREFIX, Console, RoleRule, Visitor
 from tracker.web.console_outbox import Id
 from tracker.web.forms import FIELD_LABELS, answer, form_fields, message
+from tracker.web.personal import download
 from tracker.web.uploads import MAX_UPLOAD, Uploads, UploadTooLargeError
 
 HERE = f"{PREFIX}/subscribers"
@@ -54,6 +56,7 @@ DONE = {
     "confirm": N_("A confirmation email is queued."),
     "none": N_("Nothing changed: the subscriber is not in a state that allows this."),
     "limit": N_("No confirmation email queued: this address had one in the last 5 minutes, or 3 today."),
+    "erased": N_("The subscriber is erased: nothing more is sent, and the logs keep only a reference."),
 }
 EXPORT_CHUNK = 1000
 GONE = N_("This upload is gone: it was saved or dropped already, or it is over an hour old.")
@@ -110,9 +113,14 @@ def add_subscriber_routes(router: APIRouter, console: Console, settings: Setting
         fields = form_fields(await request.body())
         return await run_in_threadpool(edit_subscriber, console, visitor, subscriber_id, fields, zone)
 
+    @router.get("/subscribers/{subscriber_id}/data")
+    async def data(subscriber_id: Id, visitor: Secretary) -> Response:
+        """Everything held about one subscriber, as the JSON file they get from their preferences page."""
+        return await run_in_threadpool(download_data, console, visitor, subscriber_id)
+
     @router.post("/subscribers/{subscriber_id}/{action}", response_class=HTMLResponse)
     async def act(subscriber_id: Id, action: str, request: Request, visitor: Secretary) -> Response:
-        """Suspend, unsuspend, or send the confirmation email again."""
+        """Suspend, unsuspend, send the confirmation email again, or erase (after a confirmation)."""
         fields = form_fields(await request.body())
         return await run_in_threadpool(act_on, console, visitor, subscriber_id, action, fields)
 
@@ -138,7 +146,10 @@ def show_list(console: Console, visitor: Visitor, *, error: str = "", status: in
     with transaction(console.engine) as session:
         found = search(session, text, state, query.get("after", "")[:320])
     after = found.subscribers[-1].email_key if found.more and found.subscribers else None
+    done = query.get("done", "")
+    notice = visitor.asked.language().language.gettext(DONE[done]) if done == "erased" else ""
     return page("console/subscribers.html.j2", console, visitor, N_("Subscribers"), status, found=found, q=text,
+                notice=notice,
                 state=state, states=STATES, after=after, error=error, typed=typed or {}, page_size=PAGE,
                 max_upload=MAX_UPLOAD // (1024 * 1024))  # fmt: skip
 
@@ -216,6 +227,8 @@ def edit_subscriber(console: Console, visitor: Visitor, subscriber_id: int, fiel
 def act_on(console: Console, visitor: Visitor, subscriber_id: int, action: str, fields: dict[str, object]) -> Response:
     if not console.csrf_ok(visitor.browser, fields.get(CSRF_FIELD)):
         return refuse(visitor, STALE_FORM, 403)
+    if action == "erase":
+        return erase_subscriber(console, visitor, subscriber_id, fields.get("confirm") == "erase")
     if action not in ACTIONS:
         return refuse(visitor, N_("There is no such action."), 404)
     assert visitor.signed_in is not None
@@ -231,6 +244,27 @@ def act_on(console: Console, visitor: Visitor, subscriber_id: int, action: str, 
         else:
             done = action if set_suspended(session, person, action == "suspend", by, now) else "none"
     return RedirectResponse(f"{HERE}/{subscriber_id}?done={done}", 303)
+
+
+def download_data(console: Console, visitor: Visitor, subscriber_id: int) -> Response:
+    with transaction(console.engine) as session:
+        person = session.get(Subscriber, subscriber_id)
+        if person is None:
+            return show_one(console, visitor, subscriber_id)
+        data = export_person(session, person, console.clock())
+    return download(data, f"subscriber-{subscriber_id}-data.json")
+
+
+def erase_subscriber(console: Console, visitor: Visitor, subscriber_id: int, confirmed: bool) -> Response:
+    """Ask first (the page says what goes and what stays); erase once the question's button is pressed."""
+    with transaction(console.engine, write=confirmed) as session:
+        person = session.get(Subscriber, subscriber_id)
+        if person is None:
+            return show_one(console, visitor, subscriber_id)
+        if not confirmed:
+            return page("console/subscriber_erase.html.j2", console, visitor, N_("Erase a subscriber"), person=person)
+        erase_person(session, person, console.secret, console.clock(), actor_of(visitor))
+    return RedirectResponse(f"{HERE}?done=erased", 303)
 
 
 SAFE_NAME = re.compile(r"[^\w.\- ]")

@@ -398,4 +398,5 @@ def preferences_form(
                   notice=language.gettext(notice) if notice else "", error=problem(error, language),
                   csrf=form_token(site.secret, token, site.clock()), action=chosen.link(asked.path),
                   feed=links.feed if confirmed else None, feeds=feeds,
-                  unsubscribe=chosen.link(links.unsubscribe))  # fmt: skip
+                  unsubscribe=chosen.link(links.unsubscribe), my_data=chosen.link(f"{asked.path}/data"),
+                  erase=chosen.link(f"{asked.path}/erase"))  # fmt: skip
