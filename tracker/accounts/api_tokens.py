@@ -29,7 +29,11 @@ Refusal = Literal["malformed", "unknown", "revoked", "expired", "owner-gone"]
 
 
 class TokenError(ValueError):
-    """A name, role or lifetime a token cannot have; the message says what to fix."""
+    """A name, role or lifetime a token cannot have; the message says what to fix, *reason* which field."""
+
+    def __init__(self, message: str, reason: Literal["name", "taken", "role", "days"]) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def check_name(text: str) -> str:
     name = " ".join(text.split())
     if not NAME.fullmatch(name):
         raise TokenError(
-            "the name is 1 to 60 letters, digits, spaces, '.', '-' or '_', starting with a letter or digit"
+            "the name is 1 to 60 letters, digits, spaces, '.', '-' or '_', starting with a letter or digit", "name"
         )
     return name
 
@@ -76,12 +80,12 @@ def create_token(
     assert owner.id is not None
     chosen = role or lower_role(owner.role, "admin")
     if not allows(owner.role, chosen):
-        raise TokenError(f"{owner.email} is {owner.role}: a token of theirs can be at most {owner.role}")
+        raise TokenError(f"{owner.email} is {owner.role}: a token of theirs can be at most {owner.role}", "role")
     if days is not None and not 1 <= days <= MAX_DAYS:
-        raise TokenError(f"days: a whole number from 1 to {MAX_DAYS}")
+        raise TokenError(f"days: a whole number from 1 to {MAX_DAYS}", "days")
     clean = check_name(name)
     if live_named(session, clean) is not None:
-        raise TokenError(f"a token named {clean!r} exists: revoke it first or choose another name")
+        raise TokenError(f"a token named {clean!r} exists: revoke it first or choose another name", "taken")
     public_id = secrets.token_hex(6)
     token = f"{TAG}_{public_id}_{new_token()}"
     row = ApiToken(user_id=owner.id, name=clean, public_id=public_id, secret_hash=digest(token), role=chosen,
