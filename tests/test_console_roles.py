@@ -122,7 +122,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleSite
         engine = open_store(url)
         at = datetime(2017, 2, 27, 9, 0, tzinfo=UTC)
         with console_site(engine, smtp, at, admin_token=ADMIN_TOKEN) as found:
-            browsers = {role: found.sign_in(f"{role}@mission.example.org", role) for role in ROLES}
+            browsers: dict[str, httpx.Client] = {r: found.sign_in(f"{r}@mission.example.org", r) for r in ROLES}
             with transaction(engine, write=True) as session:
                 for role in ROLES:
                     owner = find_user(session, f"{role}@mission.example.org")
