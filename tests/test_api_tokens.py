@@ -241,3 +241,21 @@ def test_the_old_shared_token_is_named_deprecated_when_the_app_starts(
 
     warnings = [r.getMessage() for r in caplog.records if "TRACKER_ADMIN_TOKEN is deprecated" in r.getMessage()]
     assert len(warnings) == 1 and "`tracker users token add EMAIL --name NAME --role secretary`" in warnings[0]
+
+
+def test_lowering_a_users_role_or_removing_them_with_the_cli_reaches_their_tokens(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    tracker("users", "add", AMINA, "--role", "admin", env=env, cwd=tmp_path)
+    tracker("users", "token", "add", AMINA, "--name", "ops", env=env, cwd=tmp_path)
+    tracker("users", "add", AMINA, "--role", "viewer", env=env, cwd=tmp_path)
+    lowered = json.loads(tracker("users", "token", "list", "--json", env=env, cwd=tmp_path).stdout)
+    removed = tracker("users", "remove", AMINA, env=env, cwd=tmp_path)
+    after = json.loads(tracker("users", "token", "list", "--json", env=env, cwd=tmp_path).stdout)
+    events = json.loads(tracker("events", "--json", env=env, cwd=tmp_path).stdout)
+
+    assert [(t["name"], t["role"], t["revoked_at"]) for t in lowered] == [("ops", "viewer", None)]
+    assert "their API tokens revoked" in removed.stdout
+    assert [(t["name"], t["owner"], t["revoked_at"] is not None) for t in after] == [("ops", None, True)]
+    created = next(e for e in events if e["kind"] == "api_token_created")
+    assert "name: ops" in created["detail"] and created["subject"] == AMINA
