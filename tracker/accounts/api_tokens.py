@@ -100,11 +100,10 @@ def live_named(session: Session, name: str) -> ApiToken | None:
 
 
 def find_token(session: Session, ref: str) -> ApiToken | None:
-    """The token *ref* names: its id (digits), else the live token of that name."""
+    """The token *ref* names: its id (digits), else the live token of that name (a name may be digits too)."""
     ref = ref.strip()
-    if ref.isdigit() and len(ref) < 12:
-        return session.get(ApiToken, int(ref))
-    return live_named(session, " ".join(ref.split())) if len(ref) <= 60 else None
+    found = session.get(ApiToken, int(ref)) if ref.isdigit() and len(ref) < 10 else None
+    return found or (live_named(session, " ".join(ref.split())) if len(ref) <= 60 else None)
 
 
 def list_tokens(session: Session) -> list[Listed]:

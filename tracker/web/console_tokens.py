@@ -90,26 +90,33 @@ def make_token(console: Console, visitor: Visitor, fields: dict[str, object]) ->
     days = int(typed["days"]) if typed["days"].isdigit() else None
     if (typed["days"] and days is None) or (days is not None and not 1 <= days <= MAX_DAYS):
         return show_tokens(console, visitor, typed, "days", 422)
-    now, owner = console.clock(), None
+    saved = save_token(console, visitor.signed_in.user.email, typed, role, days)
+    if isinstance(saved, str):
+        return show_tokens(console, visitor, typed, saved, 422)
+    row, token, owner = saved
+    return answer("console/token_created.html.j2", chosen, visitor.asked, 201, title=chosen.language.gettext(
+        "Token created"), token=token, row=row, owner=owner, user=visitor.signed_in.user,
+        csrf=console.csrf_token(visitor.browser))  # fmt: skip
+
+
+def save_token(
+    console: Console, by: str, typed: dict[str, str], role: Role | None, days: int | None
+) -> tuple[ApiToken, str, str] | str:
+    """Create the token the form asks for (owner: *by* when empty): its row, the token, its owner's address; or
+    the key of the problem in PROBLEMS."""
+    now = console.clock()
     with transaction(console.engine, write=True) as session:
         try:
-            owner = find_user(session, typed["owner"] or visitor.signed_in.user.email)
+            owner = find_user(session, typed["owner"] or by)
             if owner is None:
-                raise UserError("no such user")
+                return "owner"
             row, token = create_token(session, owner, typed["name"], role, days, now)
         except UserError:
-            problem = "owner"
+            return "owner"
         except TokenError as exc:
-            problem = exc.reason
-        else:
-            problem = ""
-            session.add(token_event("api_token_created", row, owner.email, console_actor(visitor.signed_in.user.email),
-                                    now))  # fmt: skip
-    if problem or owner is None:
-        return show_tokens(console, visitor, typed, problem or "owner", 422)
-    return answer("console/token_created.html.j2", chosen, visitor.asked, 201, title=chosen.language.gettext(
-        "Token created"), token=token, row=row, owner=owner.email, user=visitor.signed_in.user,
-        csrf=console.csrf_token(visitor.browser))  # fmt: skip
+            return exc.reason
+        session.add(token_event("api_token_created", row, owner.email, console_actor(by), now))
+    return row, token, owner.email
 
 
 def revoke(console: Console, visitor: Visitor, token_id: int, fields: dict[str, object]) -> Response:
