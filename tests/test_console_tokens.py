@@ -116,11 +116,18 @@ def test_creating_a_token_needs_the_form_token(site: ConsoleSite) -> None:
         assert session.exec(select(ApiToken)).all() == []
 
 
-@pytest.mark.parametrize(("language", "button"), [("fr", "Créer le jeton"), ("ar", "أنشئ الرمز"), ("zh", "创建此令牌")])
-def test_the_tokens_page_speaks_the_readers_language(site: ConsoleSite, language: str, button: str) -> None:
+@pytest.mark.parametrize(("language", "button", "created"),
+                         [("fr", "Créer le jeton", "Jeton créé"), ("ar", "أنشئ الرمز", "أُنشئ الرمز"),
+                          ("zh", "创建此令牌", "令牌已创建")])  # fmt: skip
+def test_the_tokens_page_and_its_answer_speak_the_readers_language(
+    site: ConsoleSite, language: str, button: str, created: str
+) -> None:
     admin = site.sign_in(ADMIN, "admin", language)
 
     page = admin.get(f"/console/tokens?lang={language}")
+    answer = admin.post(f"/console/tokens?lang={language}", data={"csrf": csrf_of(page), "name": "ci"})
 
     assert page.status_code == 200
     assert "Create the token" not in page.text and button in page.text
+    assert f'action="/console/tokens?lang={language}"' in page.text
+    assert answer.status_code == 201 and created in answer.text and TOKEN.search(answer.text) is not None

@@ -133,4 +133,4 @@ def revoke(console: Console, visitor: Visitor, token_id: int, fields: dict[str, 
     if row is None:
         text = chosen.language.gettext(N_("There is no such token."))
         return message(chosen, visitor.asked, N_("Not found"), text, 404)
-    return RedirectResponse(f"{PREFIX}/tokens", 303)
+    return RedirectResponse(chosen.link(f"{PREFIX}/tokens"), 303)
