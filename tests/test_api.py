@@ -264,7 +264,7 @@ def test_no_request_the_schema_allows_gets_a_server_error(
               "/preferences/{token}": manage, "/unsubscribe/{token}": manage}  # fmt: skip
     real = Real(tokens, form_token(SECRET, manage, NOW))
     config = Settings(base_url="https://tracker.example.org", admin_token=ADMIN, metrics_token=METRICS,
-                      subscribe_limit=100_000)  # fmt: skip
+                      subscribe_limit=100_000, api_token_failures=100_000)  # fmt: skip
     with serving(engine, 0, LOCALES, settings=config) as (client, _):
         document = client.get("/openapi.json").json()
         schema = schemathesis.openapi.from_dict(document)

@@ -19,9 +19,12 @@ from starlette.routing import BaseRoute
 from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.web import SECRET
+from tracker.accounts.api_tokens import create_token
 from tracker.accounts.roles import ROLES
+from tracker.accounts.users import find_user
 from tracker.config import Settings
 from tracker.feeds.calendars import Calendars
+from tracker.store.engine import transaction
 from tracker.web.app import create_api
 from tracker.web.console_access import RoleRule
 
@@ -33,8 +36,10 @@ PLACEHOLDERS = {
     "{subscriber_id}": "1",
     "{upload}": "not-an-upload",
     "{timeline_id}": "hlpf",
+    "{token_id}": "999999",  # no such token: revoking a real one would end another test's
 }
-# (method, path) → who may: anyone, a role and those above it, or the admin token (TRACKER_ADMIN_TOKEN).
+# (method, path) → who may: anyone, a role and those above it, or a personal API token of a role and those above it
+# (and, for one more release, the old TRACKER_ADMIN_TOKEN).
 RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/sign-in"): "anyone",
     ("POST", "/console/sign-in"): "anyone",
@@ -66,8 +71,11 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/subscribers/{subscriber_id}"): "secretary",
     ("GET", "/console/subscribers/{subscriber_id}/data"): "secretary",
     ("POST", "/console/subscribers/{subscriber_id}/{action}"): "secretary",
-    ("POST", "/api/milestones/{timeline}/{milestone}/done"): "admin token",
-    ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "admin token",
+    ("GET", "/console/tokens"): "admin",
+    ("POST", "/console/tokens"): "admin",
+    ("POST", "/console/tokens/{token_id}/revoke"): "admin",
+    ("POST", "/api/milestones/{timeline}/{milestone}/done"): "secretary token",
+    ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "secretary token",
 }
 
 
@@ -117,7 +125,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsoleSite
         engine = open_store(url)
         at = datetime(2017, 2, 27, 9, 0, tzinfo=UTC)
         with console_site(engine, smtp, at, admin_token=ADMIN_TOKEN) as found:
-            yield found, {role: found.sign_in(f"{role}@mission.example.org", role) for role in ROLES}
+            browsers: dict[str, httpx.Client] = {r: found.sign_in(f"{r}@mission.example.org", r) for r in ROLES}
+            with transaction(engine, write=True) as session:
+                for role in ROLES:
+                    owner = find_user(session, f"{role}@mission.example.org")
+                    assert owner is not None
+                    API_TOKENS[role] = create_token(session, owner, f"roles-{role}", None, None, at)[1]
+            yield found, browsers
         engine.dispose()
 
 
@@ -140,6 +154,7 @@ def signing_out_last(key: tuple[str, str]) -> tuple[bool, tuple[str, str]]:
     return key[1] == "/console/sign-out", key
 
 
+API_TOKENS: dict[str, str] = {}  # a personal token of each role, made by the site fixture
 ORDER: list[tuple[str, str]] = sorted(RULES, key=signing_out_last)
 
 
@@ -155,11 +170,17 @@ def test_each_rule_holds_for_the_signed_out_and_for_every_role(
 
     if rule == "anyone":
         assert set(seen.values()) == {"let in"}
-    elif rule == "admin token":  # a console session is no token
+    elif rule.endswith(" token"):  # a console session is no token
         assert set(seen.values()) == {"refused"}
         url = live.url + path.replace("{timeline}", "hlpf").replace("{milestone}", "x")
-        with_token = httpx.post(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, json={})
-        assert with_token.status_code not in (401, 403)
+        least = ROLES.index(rule.removesuffix(" token"))
+        with_tokens = {role: httpx.post(url, headers={"Authorization": f"Bearer {token}"}, json={}).status_code
+                       for role, token in API_TOKENS.items()}  # fmt: skip
+        assert {role: status not in (401, 403) for role, status in with_tokens.items()} == {
+            role: ROLES.index(role) >= least for role in ROLES
+        }
+        old = httpx.post(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, json={})
+        assert old.status_code not in (401, 403) and old.headers["deprecation"] == "true"
     else:
         least = ROLES.index(rule)
         assert seen == {"signed out": "sign in"} | {

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # A late step's owner gets an `overdue` notice at the first reminder hour after it, then after each of
     # these; empty: no overdue notices.
     overdue: str = "1d,3d"
-    admin_token: str = ""
+    admin_token: str = ""  # deprecated: personal tokens (`tracker users token add`) replace it; one more release
     metrics_token: str = ""  # bearer token for /metrics; empty: /metrics answers 404
     # Seconds a client may take to send a request's head, and again its body: a client that
     # trickles a byte at a time holds a connection no longer than this.
@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # 'tracker-admins:admin,tracker-viewers:viewer'. No claim: the email must be a user's (`tracker users add`).
     oidc_role_claim: str = ""
     oidc_roles: str = ""
+    # Refused API tokens per client (IP address, or IPv6 /64) in any api_token_window seconds; then 429.
+    api_token_failures: int = Field(default=10, ge=1)
+    api_token_window: int = Field(default=900, ge=1)
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts

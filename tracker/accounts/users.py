@@ -8,6 +8,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, delete, select
 
+from tracker.accounts.api_tokens import limit_tokens_of, revoke_tokens_of
 from tracker.accounts.roles import Role
 from tracker.store.models import ConsoleSession, SignInLink, User
 from tracker.text import LANGUAGES
@@ -53,8 +54,9 @@ def save_user(session: Session, email: str, role: Role, language: str, now: date
         return user, "added"
     if (user.role, user.language) == (role, language):
         return user, "unchanged"
-    if role != user.role:  # a role taken away must not live on in a signed-in browser
+    if role != user.role:  # a role taken away must not live on in a signed-in browser, nor in a token
         revoke_all(session, user, now)
+        limit_tokens_of(session, user, role)
     user.role, user.language = role, language
     return user, "updated"
 
@@ -63,8 +65,9 @@ def list_users(session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(col(User.email_key))).all()
 
 
-def remove_user(session: Session, user: User) -> None:
-    """Remove *user*: their sessions end and their unused links stop working at once."""
+def remove_user(session: Session, user: User, now: datetime) -> None:
+    """Remove *user*: their sessions end, their unused links and their API tokens stop working at once."""
+    revoke_tokens_of(session, user, now)
     session.exec(delete(ConsoleSession).where(col(ConsoleSession.user_id) == user.id))
     session.exec(delete(SignInLink).where(col(SignInLink.user_id) == user.id))
     session.delete(user)

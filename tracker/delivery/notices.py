@@ -120,7 +120,7 @@ def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = N
             handled.notices += guarded(lambda e: notice_reopened(session, e, snapshot, now), event)
     handled.notices += plan_changed(session, [e for e in events if e.kind in LINE_EVENTS], snapshot, now)
     # A delivery's outcome or a console sign-in changes no milestone nor subscriber: nothing to re-plan.
-    handled.replan = any(not event.kind.startswith(("delivery_", "console_")) for event in events)
+    handled.replan = any(not event.kind.startswith(("delivery_", "console_", "api_token_")) for event in events)
     if events:
         cursor.event_id, cursor.updated_at = events[-1].id or cursor.event_id, now
         session.add(cursor)

@@ -1,7 +1,8 @@
 """The audit log: who did what, read from the events table, newest first and bounded.
 
 `tracker events` and the console's audit page both read it here. Every event row names its
-actor: 'cli:USER', 'console:EMAIL', 'api', 'sync', 'mailer' ('' for events written before the
+actor: 'cli:USER', 'console:EMAIL', 'api:TOKEN (EMAIL)' (a personal API token), 'api' (the old
+shared admin token), 'sync', 'mailer' ('' for events written before the
 column existed and not attributable). See docs/console.md, "Audit log".
 """
 
@@ -77,7 +78,7 @@ def detail_of(event: Event, detail: dict[str, Any]) -> str:
     parts = []
     if event.old_at or event.new_at:
         parts.append(f"{stamp(event.old_at)} → {stamp(event.new_at)}" if event.old_at else stamp(event.new_at))
-    for name in ("note", "link", "role", "method", "error", "reason"):
+    for name in ("note", "link", "role", "method", "error", "reason", "name", "token", "client"):
         value = detail.get(name)
         if value:
             parts.append(f"{name}: {value}")

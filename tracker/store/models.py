@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
@@ -313,4 +313,26 @@ class ConsoleSession(SQLModel, table=True):
     created_at: datetime = _at(nullable=False)
     seen_at: datetime = _at(nullable=False)  # idle expiry counts from here
     expires_at: datetime = _at(nullable=False)  # absolute expiry
+    revoked_at: datetime | None = _at()
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token: a public id to find it, the hash of the whole token; never the token (docs/console.md)."""
+
+    __tablename__ = "api_tokens"
+    # A name names one live token (revoke NAME); a revoked token's name may be given again.
+    __table_args__ = (
+        Index("ux_api_tokens_live_name", "name", unique=True, sqlite_where=text("revoked_at IS NULL"),
+              postgresql_where=text("revoked_at IS NULL")),
+    )  # fmt: skip
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(index=True)  # the owner: the token never has more than their role
+    name: str = Field(max_length=60)
+    public_id: str = Field(max_length=16, unique=True)  # the token's visible part, for lookup
+    secret_hash: str = Field(max_length=64)  # SHA-256 of the whole token
+    role: str = Field(max_length=12)
+    created_at: datetime = _at(nullable=False)
+    expires_at: datetime | None = _at()
+    last_used_at: datetime | None = _at()  # written at most once a minute
     revoked_at: datetime | None = _at()

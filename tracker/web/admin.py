@@ -1,4 +1,4 @@
-"""The secretariat's API: record a completion over HTTP (bearer token), as `tracker done` does.
+"""The secretariat's API: record a completion over HTTP (a personal bearer token), as `tracker done` does.
 
 A completion is an event like any other: the running dispatcher turns it into `opened`
 notices for the audience that was waiting for it, and moves `.done` dependents.
@@ -34,8 +34,10 @@ from tracker.timelines.completions import (
 )
 from tracker.timelines.dates import DateError, parse_when, skipped_time
 from tracker.timelines.stored import load_views
+from tracker.web.api_auth import DEPRECATED, ApiGate, log
 from tracker.web.forms import BodyError, json_object
 from tracker.web.limits import TextJSONResponse, validation_problem
+from tracker.web.ratelimit import client_key
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -72,13 +74,13 @@ def has_bearer(authorization: str | None, token: str) -> bool:
 
 @dataclass(frozen=True)
 class Secretariat:
-    """What the admin routes do, once the token is checked and the body read."""
+    """What the admin routes do, once the token is checked and the body read; *actor* names who (the token)."""
 
     engine: Engine
     zone: str
     clock: Clock
 
-    def complete(self, reference: str, body: DoneBody) -> JSONResponse:
+    def complete(self, reference: str, body: DoneBody, actor: str) -> JSONResponse:
         try:
             done_at = done_time(body.at, self.zone) if body.at else self.clock()
         except DateError as exc:
@@ -88,7 +90,7 @@ class Secretariat:
             with transaction(self.engine, write=True) as session:
                 views = {f"{v.timeline_id}/{v.key}": v for v in load_views(session)}
                 keep = frozenset({"at", "note", "link"} - body.model_fields_set)
-                request = DoneRequest(reference, done_at, day, body.note, body.link, "api", body.amend, keep, who="api")
+                request = DoneRequest(reference, done_at, day, body.note, body.link, "api", body.amend, keep, who=actor)
                 changes = record_done(session, request, views.get(reference), now=self.clock())
         except AlreadyDoneError as exc:
             recorded = {"at": exc.done_at.isoformat(), "note": exc.note, "link": exc.link}
@@ -100,10 +102,10 @@ class Secretariat:
             return JSONResponse({"detail": str(exc)}, 404)
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
 
-    def reopen(self, reference: str, body: ReopenBody) -> JSONResponse:
+    def reopen(self, reference: str, body: ReopenBody, actor: str) -> JSONResponse:
         try:
             with transaction(self.engine, write=True) as session:
-                request = ReopenRequest(reference, body.note, body.occurrence, who="api")
+                request = ReopenRequest(reference, body.note, body.occurrence, who=actor)
                 changes = record_reopen(session, request, now=self.clock())
         except CompletionInputError as exc:
             return field_problem(str(exc))
@@ -114,35 +116,35 @@ class Secretariat:
         return JSONResponse({"milestone": reference, "changes": [change_json(c) for c in changes]})
 
 
-def admin_routes(engine: Engine, token: str, zone: str, clock: Clock) -> APIRouter:
-    """Routes that change the timelines' state; every one needs `Authorization: Bearer <TRACKER_ADMIN_TOKEN>`."""
+def admin_routes(engine: Engine, gate: ApiGate, zone: str, clock: Clock) -> APIRouter:
+    """Routes that change the timelines' state; every one needs `Authorization: Bearer <token>` of a secretary or
+    admin (a personal token; the old TRACKER_ADMIN_TOKEN for one more release)."""
     router = APIRouter(prefix="/api", tags=["admin"])
     secretariat = Secretariat(engine, zone, clock)
-
-    def refused(authorization: str | None) -> JSONResponse | None:
-        if not token:
-            return JSONResponse({"detail": "the admin API is off: set TRACKER_ADMIN_TOKEN to turn it on"}, 403)
-        if not has_bearer(authorization, token):
-            headers = {"WWW-Authenticate": 'Bearer realm="tracker"'}
-            return JSONResponse({"detail": "a valid bearer token is needed (TRACKER_ADMIN_TOKEN)"}, 401, headers)
-        return None
+    if gate.legacy:
+        log.warning(DEPRECATED)
 
     async def act(
-        action: Callable[[str, Body], JSONResponse], model: type[Body], reference: str, request: Request,
+        action: Callable[[str, Body, str], JSONResponse], model: type[Body], reference: str, request: Request,
         authorization: str | None,
     ) -> JSONResponse:  # fmt: skip
         """Check the token, then read the body (never before), then do *action*."""
-        refusal = refused(authorization)
-        if refusal is not None:
-            return refusal
+        client = client_key(request.client.host if request.client else None)
+        admitted = await run_in_threadpool(gate.admit, authorization, client)
+        if isinstance(admitted, JSONResponse):
+            return admitted
         body = read_body(model, await request.body())
-        if isinstance(body, JSONResponse):
-            return body
-        return await run_in_threadpool(action, reference, body)
+        answer = body if isinstance(body, JSONResponse) else await run_in_threadpool(action, reference, body,
+                                                                                     admitted.actor)  # fmt: skip
+        if admitted.deprecated:
+            answer.headers["Deprecation"] = "true"
+        return answer
 
-    refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No or wrong token"},
+    refusals: dict[int | str, dict[str, Any]] = {401: {"description": "No, unknown, revoked or expired token"},
+                                                 403: {"description": "The token's role is viewer"},
                                                  409: {"description": "Done already: amend it"},
-                                                 422: {"description": "A field is wrong"}}  # fmt: skip
+                                                 422: {"description": "A field is wrong"},
+                                                 429: {"description": "Too many refused tokens"}}  # fmt: skip
 
     @router.post("/milestones/{timeline}/{milestone}/done", openapi_extra=DONE_BODY, responses=refusals)
     async def milestone_done(

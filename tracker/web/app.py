@@ -25,6 +25,7 @@ from tracker.feeds.calendars import Calendars, FeedBody, FeedRef
 from tracker.metrics import Metrics
 from tracker.web.admin import admin_routes, has_bearer
 from tracker.web.api import api_routes
+from tracker.web.api_auth import ApiGate
 from tracker.web.console import install_console, make_console
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
@@ -81,7 +82,9 @@ def create_api(
     rendered = Rendered(calendars)  # the pages and /api/upcoming, kept until the store changes
     app.include_router(api_routes(engine, calendars, calendars.base_url, config.late_days, rendered))
     app.include_router(page_routes(rendered, calendars.base_url, config.late_days))
-    app.include_router(admin_routes(engine, config.admin_token, config.timezone, calendars.clock))
+    failures = SlidingWindow(config.api_token_failures, config.api_token_window)
+    gate = ApiGate(engine, calendars.clock, config.admin_token, failures)
+    app.include_router(admin_routes(engine, gate, config.timezone, calendars.clock))
     if calendars.secret is not None:  # without a key there are no links to confirm or manage a subscription
         site = Site(engine, calendars.secret, calendars.clock, config.timezone, config.base_url, config.from_address,
                     queue)  # fmt: skip

@@ -43,6 +43,7 @@ from tracker.web.console_oidc import SingleSignOn, add_oidc_routes, provider_nam
 from tracker.web.console_outbox import add_outbox_routes
 from tracker.web.console_subscribers import add_subscriber_routes
 from tracker.web.console_timelines import timeline_routes
+from tracker.web.console_tokens import token_routes
 from tracker.web.dashboard import read_dashboard
 from tracker.web.forms import answer, form_fields, message
 from tracker.web.ratelimit import SlidingWindow, client_key
@@ -84,6 +85,7 @@ def install_console(app: FastAPI, console: Console) -> None:
     app.include_router(console_routes(console))
     app.include_router(timeline_routes(console))
     app.include_router(audit_routes(console))
+    app.include_router(token_routes(console))
     app.add_middleware(ConsoleHeaders, console=console)
 
     async def refused(_: Request, exc: Exception) -> Response:

@@ -21,6 +21,14 @@ class SlidingWindow:
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def waiting(self, key: str) -> float:
+        """The seconds until a hit for *key* would be allowed (0: now), without counting one."""
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.get(key)
+            live = [at for at in hits or () if at > now - self.window]
+            return live[0] + self.window - now if len(live) >= self.limit else 0.0
+
     def hit(self, key: str) -> float:
         """Count a hit for *key*; return 0 when it is allowed, else the seconds until one would be."""
         now = self.clock()
