@@ -63,6 +63,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/subscribers/{subscriber_id}"): "viewer",
     ("POST", "/console/subscribers/{subscriber_id}"): "secretary",
     ("POST", "/console/subscribers/{subscriber_id}/{action}"): "secretary",
+    ("GET", "/console/files"): "viewer",
+    ("POST", "/console/files/dry-run"): "secretary",
     ("POST", "/api/milestones/{timeline}/{milestone}/done"): "admin token",
     ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "admin token",
 }

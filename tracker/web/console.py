@@ -39,6 +39,7 @@ from tracker.web.console_access import (
     local_path,
 )
 from tracker.web.console_audit import audit_routes
+from tracker.web.console_files import add_file_routes
 from tracker.web.console_outbox import add_outbox_routes
 from tracker.web.console_subscribers import add_subscriber_routes
 from tracker.web.console_timelines import timeline_routes
@@ -145,6 +146,7 @@ def console_routes(console: Console) -> APIRouter:
     settings = console.settings or get_settings()
     add_outbox_routes(router, console, settings)
     add_subscriber_routes(router, console, settings)
+    add_file_routes(router, console, settings)
     return router
 
 
