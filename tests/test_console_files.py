@@ -7,6 +7,7 @@ import hashlib
 import textwrap
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import subscribe
 from tracker.store.engine import transaction
 from tracker.store.models import Event, Milestone
+from tracker.timelines.loaded import FolderCache, FolderReport, Reading, read_folder
 from tracker.timelines.pipeline import sync_folder
 
 SECRETARY = "salma@secretariat.example.org"
@@ -233,3 +235,26 @@ def test_an_upload_without_the_forms_token_is_refused(site: ConsoleSite, schedul
     answer = browser.post("/console/files/dry-run", data={"csrf": "forged"}, files={"file": ("a.yaml", b"id: a")})
 
     assert answer.status_code == 403
+
+
+def test_the_folder_is_read_again_only_when_a_file_or_the_store_changes(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    write_timeline("hlpf", HLPF)
+    assert sync_folder(engine, schedules, zone="Europe/Zurich", reminders=REMINDERS, now=NOW).ok
+    reads: list[Path] = []
+
+    def counted(engine: Engine, reading: Reading, now: datetime) -> FolderReport:
+        reads.append(reading.folder)
+        return read_folder(engine, reading, now)
+
+    cache, reading = FolderCache(counted), Reading(schedules, "Europe/Zurich", tuple(REMINDERS))
+    first = cache.report_for(engine, reading, NOW)
+    again = cache.report_for(engine, reading, NOW)
+    write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-02-28"))
+    edited = cache.report_for(engine, reading, NOW)
+    subscribe(engine, "amina@mission.example.org")  # an event: the store changed
+    cache.report_for(engine, reading, NOW)
+
+    assert again is first and len(reads) == 3
+    assert [f.state for f in first.files] == ["synced"] and [f.state for f in edited.files] == ["changed"]
