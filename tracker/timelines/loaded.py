@@ -120,28 +120,44 @@ def read_folder(engine: Engine, reading: Reading, now: datetime) -> FolderReport
 
 
 def describe(engine: Engine, folder: Path, files: Sequence[Path], outcome: SyncOutcome) -> FolderReport:
-    specs = outcome.specs
     problems = [shown(p, folder) for p in outcome.problems]
     by_file: dict[str, list[FileProblem]] = {}
     for problem in problems:
         by_file.setdefault(problem.path, []).append(problem)
-    stored = stored_timelines(engine)
-    listed = [
-        compare(path.name, [s for s in specs if Path(s.path).name == path.name], stored, outcome.plan,
-                by_file.get(path.name, []))
-        for path in files
-    ]  # fmt: skip
-    names = {path.name for path in files}
-    gone = stored_gone(engine, names, {s.id for s in specs})
+    specs: dict[str, list[TimelineSpec]] = {}
+    for spec in outcome.specs:
+        specs.setdefault(Path(spec.path).name, []).append(spec)
+    stored, touched = stored_timelines(engine), Touched.of(outcome.plan)
+    listed = [compare(path.name, specs.get(path.name, []), stored, touched, by_file.get(path.name, []))
+              for path in files]  # fmt: skip
+    gone = stored_gone(engine, {path.name for path in files}, {s.id for s in outcome.specs})
     return FolderReport(listed, gone, problems[:MAX_SHOWN_PROBLEMS], problem_count=len(problems),
                         last_sync=last_sync(engine))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a dry run of the folder would change, by timeline: counted once for every file."""
+
+    changes: Mapping[str, int]  # timeline id → changes `tracker plan` lists
+    quiet: frozenset[str]  # timelines a sync would write without a listed change (line numbers, a moved key)
+
+    @classmethod
+    def of(cls, plan: SyncPlan | None) -> Touched | None:
+        if plan is None:
+            return None
+        changes: dict[str, int] = {}
+        for change in plan.changes:
+            changes[change.timeline_id] = changes.get(change.timeline_id, 0) + 1
+        quiet = frozenset(plan.timeline_updates()) | {key[0] for key in plan.silent_updates()}
+        return cls(changes, quiet)
 
 
 def compare(
     name: str,
     specs: Sequence[TimelineSpec],
     stored: Mapping[str, tuple[str, str, bool]],
-    plan: SyncPlan | None,
+    touched: Touched | None,
     problems: Sequence[FileProblem],
 ) -> LoadedFile:
     """How one file stands: errors stop every sync; else new, changed or in sync with the store."""
@@ -154,12 +170,10 @@ def compare(
         return LoadedFile(name, timelines, "errors", problems=tuple(problems))
     if any(tid not in stored or stored[tid][2] for tid in ids):
         return LoadedFile(name, timelines, "new", problems=tuple(problems))
-    if plan is None:  # another file's errors stop the dry run: nothing to compare with
+    if touched is None:  # another file's errors stop the dry run: nothing to compare with
         return LoadedFile(name, timelines, "unknown", problems=tuple(problems))
-    mine = set(ids)
-    changes = sum(1 for c in plan.changes if c.timeline_id in mine)
-    quiet = any(t in mine for t in plan.timeline_updates()) or any(k[0] in mine for k in plan.silent_updates())
-    state = "changed" if changes or quiet else "synced"
+    changes = sum(touched.changes.get(tid, 0) for tid in ids)
+    state = "changed" if changes or any(tid in touched.quiet for tid in ids) else "synced"
     return LoadedFile(name, timelines, state, changes, tuple(problems))
 
 
