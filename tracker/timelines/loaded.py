@@ -108,7 +108,7 @@ def read_folder(engine: Engine, reading: Reading, now: datetime) -> FolderReport
     """Read the folder and compare it with the store: a dry run of `tracker sync`, nothing written."""
     folder = reading.folder
     if not folder.is_dir():
-        return FolderReport([], stored_gone(engine, set(), set()), [], missing=True, last_sync=last_sync(engine))
+        return FolderReport([], [], [], missing=True, last_sync=last_sync(engine))  # a sync removes nothing then
     files = list_files(folder)
     if len(files) > MAX_FOLDER_FILES:
         return FolderReport([], [], [], too_many=len(files), last_sync=last_sync(engine))

@@ -116,4 +116,4 @@ def change_rows(result: DryRun, changes: list[Change], language: Language) -> li
 
 
 def moment(at: datetime, zone: str, language: Language) -> str:
-    return f"{day_text(at, zone, language)} {time_text(at, zone, language)}"
+    return f"{day_text(at, zone, language)} {time_text(at, zone, language)} ({zone})"
