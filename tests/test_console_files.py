@@ -226,7 +226,7 @@ def test_an_upload_past_twice_the_limit_is_refused_before_it_is_read(site: Conso
 
     answer = upload(browser, "huge.yaml", b"#" * 3_000_000)
 
-    assert answer.status_code == 413
+    assert answer.status_code == 413 and answer.headers["cache-control"] == "no-store"
 
 
 def test_an_upload_without_the_forms_token_is_refused(site: ConsoleSite, schedules: Path) -> None:

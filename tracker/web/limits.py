@@ -148,7 +148,9 @@ async def send_too_large(send: Send, limit: int) -> None:
 async def send_refusal(send: Send, status: int, text: str) -> None:
     """Answer *status* with *text*, and close the connection: the rest of the request is not wanted."""
     body = text.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    # no-store: a refusal is of one request, and the console's answers are never kept (docs/console.md).
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store")]  # fmt: skip
     await send({"type": "http.response.start", "status": status, "headers": secure(headers, close=True)})
     await send({"type": "http.response.body", "body": body})
 
