@@ -260,13 +260,16 @@ def test_the_folder_is_read_again_only_when_a_file_or_the_store_changes(
     assert [f.state for f in first.files] == ["synced"] and [f.state for f in edited.files] == ["changed"]
 
 
-def test_a_missing_schedules_folder_is_said_and_no_timeline_is_called_gone(
+def test_a_missing_schedules_folder_is_said_no_timeline_is_called_gone_and_nothing_is_planned(
     engine: Engine, smtp: SMTPTestServer, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path
 ) -> None:
     write_timeline("hlpf", HLPF)
     assert sync_folder(engine, schedules, zone="Europe/Zurich", reminders=REMINDERS, now=NOW).ok
     with console_site(engine, smtp, NOW, schedules=tmp_path / "elsewhere") as site:
         page = text_of(site.sign_in(VIEWER, "viewer").get("/console/files"))
+        tried = text_of(upload(site.sign_in(SECRETARY, "secretary"), "hlpf.yaml", yaml_text(HLPF)))
 
     assert "The schedules folder (TRACKER_SCHEDULES) is not found on the server." in page
     assert 'id="gone"' not in page
+    assert "<code>TRACKER_SCHEDULES:1: schedules folder not found</code>" in tried
+    assert "The file is valid." in tried and "No plan" in tried

@@ -57,8 +57,10 @@ def dry_run(engine: Engine, reading: Reading, name: str, data: bytes, *, now: da
                              now=now, dry_run=True, on_file=None, calendar=reading.calendar)  # fmt: skip
     mine = [shown(p, folder) for p in outcome.problems if p.path == str(uploaded)]
     others = [shown(p, folder) for p in errors_in(outcome.problems) if p.path != str(uploaded)]
+    if not folder.is_dir():  # `tracker sync` stops there: the file is checked, and nothing is planned
+        others.insert(0, FileProblem("TRACKER_SCHEDULES", 1, "schedules folder not found"))
     base = DryRun(name, mine[:MAX_SHOWN_PROBLEMS], others[:MAX_SHOWN_PROBLEMS])
-    if outcome.plan is None:
+    if outcome.plan is None or not folder.is_dir():
         return base
     ids = {s.id for s in outcome.specs if s.path == str(uploaded)} | replaced(outcome.plan, name)
     changes = outcome.plan.changes
