@@ -74,6 +74,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/tokens"): "admin",
     ("POST", "/console/tokens"): "admin",
     ("POST", "/console/tokens/{token_id}/revoke"): "admin",
+    ("GET", "/console/files"): "viewer",
+    ("POST", "/console/files/dry-run"): "secretary",
     ("POST", "/api/milestones/{timeline}/{milestone}/done"): "secretary token",
     ("POST", "/api/milestones/{timeline}/{milestone}/reopen"): "secretary token",
 }

@@ -12,7 +12,7 @@ import json
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +26,7 @@ from tracker.store.models import Event, SyncState
 from tracker.timelines.diff import SyncPlan
 from tracker.timelines.files import (
     FileProblem,
+    TimelineSpec,
     UnreadableFileError,
     errors_in,
     find_files,
@@ -45,6 +46,7 @@ class SyncOutcome:
     problems: list[FileProblem]
     timelines: int = 0
     milestones: int = 0
+    specs: list[TimelineSpec] = field(default_factory=list)  # what the files said (not kept by a skipped sync)
 
     @property
     def ok(self) -> bool:
@@ -102,7 +104,7 @@ def load_and_apply(
     specs, problems = load_schedules(files, zone, on_file, contents, calendar)
     if errors_in(problems):  # report the date problems of the same files too: all problems at once
         _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
-        return SyncOutcome(None, sorted(problems + date_problems))
+        return SyncOutcome(None, sorted(problems + date_problems), specs=specs)
     # The files are read before the write lock is taken; only diffing and writing hold it.
     with transaction(engine, write=not dry_run) as session:
         plan, date_problems = plan_sync(session, specs, reminders)
@@ -111,7 +113,7 @@ def load_and_apply(
         if plan is not None and not dry_run:
             apply_plan(session, plan, now=now)
             record_state(session, SyncState(digest=digest, timelines=len(specs), milestones=count, synced_at=now))
-    return SyncOutcome(plan, problems, len(specs), count)
+    return SyncOutcome(plan, problems, len(specs), count, specs)
 
 
 def forget_earlier_syncs() -> None:

@@ -39,6 +39,7 @@ from tracker.web.console_access import (
     local_path,
 )
 from tracker.web.console_audit import audit_routes
+from tracker.web.console_files import add_file_routes
 from tracker.web.console_oidc import SingleSignOn, add_oidc_routes, provider_name
 from tracker.web.console_outbox import add_outbox_routes
 from tracker.web.console_subscribers import add_subscriber_routes
@@ -149,6 +150,7 @@ def console_routes(console: Console) -> APIRouter:
     add_oidc_routes(router, console, SingleSignOn.configured(console.settings))
     add_outbox_routes(router, console, settings)
     add_subscriber_routes(router, console, settings)
+    add_file_routes(router, console, settings)
     return router
 
 

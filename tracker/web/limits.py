@@ -19,8 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY = 64 * 1024  # forms and JSON here are a few KB; a subscribe form with every box ticked stays far below
-# The one route that takes a file: a subscriber CSV (web/uploads.py MAX_UPLOAD), and the form around it.
-UPLOADS = {"/console/subscribers/import": 10 * 1024 * 1024 + 64 * 1024}
+# The routes that take a file, and the form around it: a subscriber CSV (web/uploads.py MAX_UPLOAD); a timeline
+# file to try (1 MB, timelines/files.py MAX_FILE_BYTES; twice that gets through, so a file a little too big is
+# told so on the console's page rather than by this guard).
+UPLOADS = {"/console/subscribers/import": 10 * 1024 * 1024 + 64 * 1024, "/console/files/dry-run": 2_000_000 + 64 * 1024}
 MAX_HEAD = 32 * 1024  # request line and headers: browsers send a few KB, cookies included
 REQUEST_TIMEOUT = 20.0  # seconds for a head, and again for a body, to arrive (TRACKER_REQUEST_TIMEOUT)
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),)
@@ -146,7 +148,9 @@ async def send_too_large(send: Send, limit: int) -> None:
 async def send_refusal(send: Send, status: int, text: str) -> None:
     """Answer *status* with *text*, and close the connection: the rest of the request is not wanted."""
     body = text.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    # no-store: a refusal is of one request, and the console's answers are never kept (docs/console.md).
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store")]  # fmt: skip
     await send({"type": "http.response.start", "status": status, "headers": secure(headers, close=True)})
     await send({"type": "http.response.body", "body": body})
 
