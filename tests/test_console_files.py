@@ -21,6 +21,7 @@ from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import subscribe
 from tracker.store.engine import transaction
 from tracker.store.models import Event, Milestone
+from tracker.timelines.files import _load_text_once
 from tracker.timelines.loaded import FolderCache, FolderReport, Reading, read_folder
 from tracker.timelines.pipeline import sync_folder
 
@@ -172,6 +173,18 @@ def test_a_new_file_is_planned_as_added_alongside_the_folder(site: ConsoleSite, 
     assert "With this file, the folder holds 3 timelines and 8 milestones." in plan
     assert "cwg-32/" not in plan, "the other files are in the store as they are"
     assert not (schedules / "cwg-33.yaml").exists()
+
+
+def test_uploaded_files_are_not_kept_in_the_web_process(site: ConsoleSite) -> None:
+    browser = site.sign_in(SECRETARY, "secretary")
+    assert upload(browser, "cwg-40.yaml", yaml_text(MEETING.replace("id: cwg-32", "id: cwg-40"))).status_code == 200
+    before = _load_text_once.cache_info().currsize  # the folder's files, read by that first dry run
+
+    for number in range(41, 46):  # each upload a distinct text, up to 1 MB: none may stay in memory
+        answer = upload(browser, f"cwg-{number}.yaml", yaml_text(MEETING.replace("id: cwg-32", f"id: cwg-{number}")))
+        assert answer.status_code == 200 and f"cwg-{number}/meeting" in answer.text
+
+    assert _load_text_once.cache_info().currsize == before
 
 
 # Nine lists of nine, each naming the one before: 9**9 items if anything expanded the aliases.

@@ -54,7 +54,8 @@ def dry_run(engine: Engine, reading: Reading, name: str, data: bytes, *, now: da
     contents = read_files([*files, *find_shared_files(folder)])
     contents[uploaded] = data
     outcome = load_and_apply(engine, [*files, uploaded], contents, "", zone=reading.zone, reminders=reading.reminders,
-                             now=now, dry_run=True, on_file=None, calendar=reading.calendar)  # fmt: skip
+                             now=now, dry_run=True, on_file=None, calendar=reading.calendar,
+                             uncached={uploaded})  # fmt: skip
     mine = [shown(p, folder) for p in outcome.problems if p.path == str(uploaded)]
     others = [shown(p, folder) for p in errors_in(outcome.problems) if p.path != str(uploaded)]
     if not folder.is_dir():  # `tracker sync` stops there: the file is checked, and nothing is planned

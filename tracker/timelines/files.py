@@ -11,7 +11,7 @@ import operator
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
@@ -265,11 +265,13 @@ def load_schedules(
     on_file: Callable[[Path], None] | None = None,
     contents: Mapping[Path, bytes | UnreadableFileError] | None = None,
     calendar: WorkCalendar = DEFAULT_CALENDAR,
+    uncached: Collection[Path] = (),
 ) -> tuple[list[TimelineSpec], list[FileProblem]]:
     """Load every timeline file under *paths*; return the good specs and all problems.
 
     *contents* holds files already read (see `read_files`); the others are read here. *calendar*
-    is the working week and holidays of timelines that do not declare their own.
+    is the working week and holidays of timelines that do not declare their own. The files in
+    *uncached* (an upload, read once) are parsed without remembering their text.
     """
     timelines: list[TimelineSpec] = []
     problems: list[FileProblem] = []
@@ -288,7 +290,7 @@ def load_schedules(
         except UnicodeDecodeError as exc:
             problems.append(FileProblem(str(path), 1, f"cannot read file: {exc}"))
             continue
-        spec, found = load_text(text, str(path), default_zone, calendar)
+        spec, found = load_text(text, str(path), default_zone, calendar, cache=path not in uncached)
         problems.extend(found)
         if spec is not None:
             timelines.append(with_shared_closures(spec, shared, problems))
@@ -382,9 +384,14 @@ def check_unique_ids(timelines: list[TimelineSpec]) -> list[FileProblem]:
 
 
 def load_text(
-    text: str, path: str, default_zone: str, calendar: WorkCalendar = DEFAULT_CALENDAR
+    text: str, path: str, default_zone: str, calendar: WorkCalendar = DEFAULT_CALENDAR, *, cache: bool = True
 ) -> tuple[TimelineSpec | None, list[FileProblem]]:
-    """Parse one file's text; return its spec (None when unusable) and its problems."""
+    """Parse one file's text; return its spec (None when unusable) and its problems.
+
+    cache=False for a text seen once (an upload): the cache keeps texts of up to 1 MB each.
+    """
+    if not cache:
+        return _parse_text(text, path, default_zone, calendar)
     spec, problems = _load_text_once(text, path, default_zone, calendar)
     return spec, list(problems)
 

@@ -10,7 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,8 +100,9 @@ def load_and_apply(
     dry_run: bool,
     on_file: Callable[[Path], None] | None,
     calendar: WorkCalendar = DEFAULT_CALENDAR,
+    uncached: Collection[Path] = (),
 ) -> SyncOutcome:
-    specs, problems = load_schedules(files, zone, on_file, contents, calendar)
+    specs, problems = load_schedules(files, zone, on_file, contents, calendar, uncached)
     if errors_in(problems):  # report the date problems of the same files too: all problems at once
         _, date_problems = resolve_dates(rules_from_specs(specs), {}, incomplete_timelines(specs))
         return SyncOutcome(None, sorted(problems + date_problems), specs=specs)
