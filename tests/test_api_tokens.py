@@ -18,7 +18,8 @@ from tests.support.cli import tracker
 from tests.support.console import ConsoleSite, console_site
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
-from tracker.accounts.api_tokens import create_token
+from tracker.accounts import api_tokens
+from tracker.accounts.api_tokens import TokenError, create_token
 from tracker.accounts.roles import Role
 from tracker.accounts.users import find_user, remove_user, save_user
 from tracker.store.engine import transaction
@@ -112,6 +113,36 @@ def test_the_cli_refuses_a_role_above_the_owners_a_taken_name_and_revokes_by_nam
     assert [(t["id"], t["role"], t["revoked_at"] is not None) for t in listed] == [(2, "secretary", True),
                                                                                    (1, "viewer", True)]  # fmt: skip
     assert "Traceback" not in above.stderr + taken.stderr + nobody.stderr + twice.stderr
+
+
+def test_revoking_a_token_named_by_a_superscript_digit_says_there_is_none(env: dict[str, str], tmp_path: Path) -> None:
+    tracker("users", "add", AMINA, "--role", "secretary", env=env, cwd=tmp_path)
+    tracker("users", "token", "add", AMINA, "--name", "ci", env=env, cwd=tmp_path)
+
+    revoked = tracker("users", "token", "revoke", "²", env=env, cwd=tmp_path)  # "²".isdigit() is True
+
+    assert revoked.returncode == 2 and "no token '²'" in revoked.stderr, revoked.stderr
+    assert "Traceback" not in revoked.stderr
+
+
+def test_a_name_taken_between_the_check_and_the_insert_is_a_token_error(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with transaction(engine, write=True) as session:
+        user, _ = save_user(session, AMINA, "secretary", "en", NOW)
+        create_token(session, user, "ci", None, None, NOW)
+    monkeypatch.setattr(api_tokens, "live_named", lambda session, name: None)  # another creation won the race
+
+    with transaction(engine, write=True) as session:
+        owner = find_user(session, AMINA)
+        assert owner is not None
+        with pytest.raises(TokenError) as refused:
+            create_token(session, owner, "ci", None, None, NOW)
+        create_token(session, owner, "ci-2", None, None, NOW)  # the transaction is still usable
+
+    assert refused.value.reason == "taken" and "a token named 'ci' exists" in str(refused.value)
+    with transaction(engine) as session:
+        assert sorted(row.name for row in session.exec(select(ApiToken))) == ["ci", "ci-2"]
 
 
 def test_a_secretary_token_records_a_completion_in_the_name_of_the_token_and_its_owner(site: ConsoleSite) -> None:

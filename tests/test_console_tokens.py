@@ -14,6 +14,7 @@ from sqlmodel import select
 from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
+from tracker.accounts import api_tokens
 from tracker.store.engine import transaction
 from tracker.store.models import ApiToken, Event
 from tracker.timelines.pipeline import sync_folder
@@ -79,6 +80,31 @@ def test_the_form_refuses_a_role_above_the_owners_and_keeps_what_was_typed(site:
     assert bad_name.status_code == 422 and "<script>" not in bad_name.text and "&lt;script&gt;" in bad_name.text
     with transaction(site.engine) as session:
         assert session.exec(select(ApiToken)).all() == []
+
+
+def test_a_superscript_digit_in_days_is_told_not_a_500(site: ConsoleSite) -> None:
+    admin = site.sign_in(ADMIN, "admin")
+
+    answer = create(admin, name="sync", days="²")  # "²".isdigit() is True; int("²") raises
+
+    assert answer.status_code == 422 and "a whole number of days" in answer.text
+    assert 'value="sync"' in answer.text
+
+
+def test_a_name_taken_by_a_concurrent_creation_is_told_as_taken_not_a_500(
+    site: ConsoleSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = site.sign_in(ADMIN, "admin")
+    assert create(admin, name="ops").status_code == 201
+    # As when another admin creates "ops" after this request's check: the check finds nothing, the insert clashes.
+    monkeypatch.setattr(api_tokens, "live_named", lambda session, name: None)
+
+    again = create(admin, name="ops")
+
+    assert again.status_code == 422 and "a token of this name exists" in again.text
+    with transaction(site.engine) as session:
+        assert [row.name for row in session.exec(select(ApiToken))] == ["ops"]
+        assert len(session.exec(select(Event).where(Event.kind == "api_token_created")).all()) == 1
 
 
 def test_an_admin_revokes_a_token_and_it_stops_working(site: ConsoleSite) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
 from tracker.accounts.hashing import MAX_TOKEN, digest, new_token
@@ -85,14 +86,23 @@ def create_token(
         raise TokenError(f"days: a whole number from 1 to {MAX_DAYS}", "days")
     clean = check_name(name)
     if live_named(session, clean) is not None:
-        raise TokenError(f"a token named {clean!r} exists: revoke it first or choose another name", "taken")
+        raise name_taken(clean)
     public_id = secrets.token_hex(6)
     token = f"{TAG}_{public_id}_{new_token()}"
     row = ApiToken(user_id=owner.id, name=clean, public_id=public_id, secret_hash=digest(token), role=chosen,
                    created_at=now, expires_at=now + timedelta(days=days) if days else None)  # fmt: skip
-    session.add(row)
-    session.flush()
+    try:
+        # A savepoint: a name taken since the check (a concurrent creation) fails this insert alone,
+        # and the caller's transaction stays usable to answer.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise name_taken(clean) from None
     return row, token
+
+
+def name_taken(name: str) -> TokenError:
+    return TokenError(f"a token named {name!r} exists: revoke it first or choose another name", "taken")
 
 
 def live_named(session: Session, name: str) -> ApiToken | None:
@@ -102,7 +112,8 @@ def live_named(session: Session, name: str) -> ApiToken | None:
 def find_token(session: Session, ref: str) -> ApiToken | None:
     """The token *ref* names: its id (digits), else the live token of that name (a name may be digits too)."""
     ref = ref.strip()
-    found = session.get(ApiToken, int(ref)) if ref.isdigit() and len(ref) < 10 else None
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses
+    found = session.get(ApiToken, int(ref)) if re.fullmatch(r"[0-9]{1,9}", ref) else None
     return found or (live_named(session, " ".join(ref.split())) if len(ref) <= 60 else None)
 
 
