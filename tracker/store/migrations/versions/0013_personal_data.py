@@ -2,7 +2,7 @@
 and an index for the delivery log's retention
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 15:30:00
 """
 
