@@ -7,8 +7,13 @@ really sent, and the erasure is checked by reading every text column of every ta
 from __future__ import annotations
 
 import json
+import os
+import select as select_module
+import subprocess
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import SQLModel, col
 
 from tests.support.browser import OpenTab
-from tests.support.cli import cli_env, tracker
+from tests.support.cli import TRACKER, cli_env, tracker
 from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.delivery import SECRET as CLI_SECRET
 from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
@@ -181,6 +186,69 @@ def test_erased_rows_stay_in_the_delivery_log_under_the_reference(site: ConsoleS
     assert all("amina" not in (row["last_error"] or "").lower() for row in listed)
     assert again.returncode != 0 and "erased on " in again.stderr and f"(reference {ref})" in again.stderr
     assert traces(site.engine, "amina", "diallo") == []
+
+
+@contextmanager
+def asking_to_erase(site: ConsoleSite, tmp_path: Path, email: str) -> Iterator[subprocess.Popen[str]]:
+    """`tracker subscribers erase EMAIL` run without --yes, held at its question until the test answers."""
+    env = cli_env(str(site.engine.url.render_as_string(hide_password=False)), tmp_path)
+    process = subprocess.Popen([TRACKER, "subscribers", "erase", email], env=env, cwd=tmp_path, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        asked, deadline = b"", time.monotonic() + 60
+        assert process.stderr is not None
+        while b"cannot be undone" not in asked and time.monotonic() < deadline and process.poll() is None:
+            if select_module.select([process.stderr], [], [], 1)[0]:
+                asked += os.read(process.stderr.fileno(), 4096)
+        assert b"cannot be undone" in asked, asked
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def finishes_within(seconds: float, work: Callable[[], object]) -> bool:
+    """Whether *work* (in a thread, left to finish on its own) is done within *seconds*."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(work)
+    done = wait([future], timeout=seconds).done
+    pool.shutdown(wait=False)  # a writer still waiting finishes once the command's transaction ends
+    return bool(done) and future.exception() is None
+
+
+def test_other_writers_go_on_while_the_erase_command_waits_for_its_answer(site: ConsoleSite, tmp_path: Path) -> None:
+    def rename_amina() -> None:
+        with transaction(site.engine, write=True) as session:
+            person = session.get(Subscriber, subscriber_id(site.engine, AMINA))
+            assert person is not None
+            person.name = "Amina Diallo"
+
+    with asking_to_erase(site, tmp_path, KEN) as process:
+        wrote = finishes_within(10, rename_amina)  # no write lock is held while the question waits
+        out, err = process.communicate("y\n", timeout=60)
+
+    assert wrote, "a writer waited for the operator's answer"
+    assert process.returncode == 0 and "erased; the logs keep the reference" in out, err
+    assert traces(site.engine, KEN) == []
+    with transaction(site.engine) as session:
+        person = session.get(Subscriber, subscriber_id(site.engine, AMINA))
+        assert person is not None and person.name == "Amina Diallo"
+
+
+def test_the_erase_command_says_so_when_the_person_went_while_it_asked(site: ConsoleSite, tmp_path: Path) -> None:
+    env = cli_env(str(site.engine.url.render_as_string(hide_password=False)), tmp_path)
+
+    with asking_to_erase(site, tmp_path, KEN) as process:
+        meanwhile = tracker("subscribers", "erase", KEN, "--yes", env=env, cwd=tmp_path)
+        _, err = process.communicate("y\n", timeout=60)
+
+    assert meanwhile.returncode == 0, meanwhile.stderr
+    assert process.returncode == 1 and "is no longer in the store (erased or removed meanwhile)" in err, err
+    assert "Traceback" not in err
+    with transaction(site.engine) as session:
+        erasures = session.execute(select(Event).where(col(Event.kind) == "subscriber_erased")).scalars().all()
+    assert len(erasures) == 1
 
 
 def test_the_cli_prints_a_person_s_data(site: ConsoleSite, tmp_path: Path) -> None:

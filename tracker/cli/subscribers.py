@@ -264,13 +264,21 @@ def erase(
 ) -> None:
     """Erase a subscriber on request: deleted, nothing more sent; the logs keep counts and a one-way reference."""
     from tracker.store.engine import transaction
+    from tracker.store.models import Subscriber
     from tracker.subscribers.personal import erase_person
 
-    with transaction(store(), write=True) as session:
-        subscriber = lookup(session, email)
-        if not yes:
-            typer.confirm(f"Erase {subscriber.email} and everything held about them? This cannot be undone",
-                          abort=True, err=True)  # fmt: skip
+    # Ask outside any write transaction: the write lock would hold every writer (dispatcher, web,
+    # sync) for as long as the operator reads the question.
+    engine = store()
+    with transaction(engine) as session:
+        found = lookup(session, email)
+    if not yes:
+        typer.confirm(f"Erase {found.email} and everything held about them? This cannot be undone",
+                      abort=True, err=True)  # fmt: skip
+    with transaction(engine, write=True) as session:
+        subscriber = session.get(Subscriber, found.id)  # read again: it may have gone while we asked
+        if subscriber is None:
+            fail(f"{found.email} is no longer in the store (erased or removed meanwhile): nothing to do", 1)
         ref = erase_person(session, subscriber, secret_key(), now_utc(), who())
     out.print(styled(("✓", "green"), f" erased; the logs keep the reference {ref}"))
 
