@@ -27,6 +27,7 @@ from tracker.i18n.languages import N_
 from tracker.store.audit import account_event, refusal_event, request_event
 from tracker.store.engine import transaction
 from tracker.store.models import User
+from tracker.subscribers.personal import stranger
 from tracker.web.console_access import (
     CSRF_FIELD,
     PREFIX,
@@ -75,6 +76,7 @@ def make_console(settings: Settings, engine: Engine, secret: bytes, clock: Clock
         link_valid=timedelta(minutes=settings.console_link_minutes),
         per_address=SlidingWindow(settings.console_address_limit, window),
         per_client=SlidingWindow(settings.console_client_limit, window),
+        link_refusals=SlidingWindow(settings.console_client_limit, window),
         late_days=settings.late_days,
         signups=signups,
         settings=settings,
@@ -133,7 +135,8 @@ def console_routes(console: Console) -> APIRouter:
         """Sign in with the link: once, in the browser that asked for it, before it expires."""
         fields = form_fields(await request.body())
         back = request.cookies.get(console.cookie_name(NEXT_COOKIE))
-        return await run_in_threadpool(use_link, console, visitor, token, fields, back)
+        client = client_key(request.client.host if request.client else None)
+        return await run_in_threadpool(use_link, console, visitor, token, fields, back, client)
 
     @router.post("/sign-out", response_class=HTMLResponse)
     async def sign_out(request: Request, visitor: Viewer) -> Response:
@@ -200,17 +203,22 @@ def send_link(console: Console, key: str, browser: str, client: str) -> None:
     now = console.clock()
     with transaction(console.engine, write=True) as session:
         user = find_user(session, key)
-        session.add(request_event(now, key, client, known=user is not None))
+        session.add(request_event(now, key if user else stranger(console.secret, key), client, known=user is not None))
         if user is None:
             return
         link = make_link(session, user, browser, console.secret, now=now, valid=console.link_valid)
         queue_sign_in(session, link, now)
 
 
-def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, object], back: str | None) -> Response:
+def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, object], back: str | None,
+             client: str) -> Response:  # fmt: skip
     chosen = visitor.asked.language()
     if not console.csrf_ok(visitor.browser, fields.get(CSRF_FIELD)):
         return message(chosen, visitor.asked, N_("Form expired"), chosen.language.gettext(STALE_FORM), 403)
+    wait = console.link_refusals.waiting(client)
+    if wait > 0:  # before the store is written or even read
+        text = chosen.language.gettext(SLOW_DOWN, minutes=math.ceil(wait / 60))
+        return message(chosen, visitor.asked, N_("Slow down"), text, 429)
     now = console.clock()
     with transaction(console.engine, write=True) as session:
         outcome = redeem(session, token, visitor.browser, now)
@@ -220,6 +228,7 @@ def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, o
             raw = open_session(session, outcome.user, now=now, lifetimes=console.lifetimes)
             session.add(account_event("console_signed_in", outcome.user, now, role=outcome.user.role, method="link"))
         else:
+            console.link_refusals.hit(client)
             session.add(refusal_event(now, link_owner(session, token), f"link {outcome}", method="link"))
     if raw is None:
         text = OTHER_BROWSER if outcome == "other-browser" else LINK_SPENT
