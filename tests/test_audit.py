@@ -14,9 +14,11 @@ from tests.support.cli import tracker
 from tests.support.console import console_site, csrf_of
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, NOW, WriteTimeline
+from tests.support.web import SECRET
 from tracker.store.audit import AuditQuery, list_events
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Event, Subscriber
+from tracker.subscribers.personal import stranger
 from tracker.subscribers.registry import unsubscribe
 from tracker.web.subscriptions import SELF
 
@@ -104,6 +106,72 @@ def test_a_page_or_action_refused_for_the_role_is_recorded_with_what_was_asked(
         ("console:olga@mission.example.org", "olga@mission.example.org",
          "role: viewer; reason: GET /console/subscribers/export needs secretary"),
     ]  # fmt: skip
+
+
+def test_every_sign_in_link_asked_for_and_every_refused_link_is_recorded(engine: Engine, smtp: SMTPTestServer) -> None:
+    with console_site(engine, smtp, NOW) as site:
+        site.add_user("amina@mission.example.org", "secretary")
+        browser, other = site.browser(), site.browser()
+        site.ask_link(browser, "nobody@mission.example.org")
+        site.ask_link(browser, "amina@mission.example.org")
+        link = site.emailed_link("amina@mission.example.org")  # read from the SMTP server
+        elsewhere = other.post(link, data={"csrf": csrf_of(other.get(link))})  # another browser: refused
+        site.use_link(browser, link)
+        again = site.use_link(browser, link)  # spent
+        unknown = other.post("/console/sign-in/not-a-link", data={"csrf": csrf_of(other.get(link))})
+
+    with transaction(engine) as session:
+        asked = list_events(session, AuditQuery(kind="console_sign_in_requested"))
+        refused = list_events(session, AuditQuery(kind="console_sign_in_refused"))
+
+    assert (elsewhere.status_code, again.status_code, unknown.status_code) == (403, 410, 410)
+    assert [(e.actor, e.subject, e.detail) for e in reversed(asked)] == [
+        ("anonymous", stranger(SECRET, "nobody@mission.example.org"), "reason: no such user; client: 127.0.0.1"),
+        ("anonymous", "amina@mission.example.org", "client: 127.0.0.1"),
+    ]  # fmt: skip
+    assert stranger(SECRET, "nobody@mission.example.org").startswith("ref:")  # no account: never the address
+    assert [(e.subject, e.detail) for e in reversed(refused)] == [
+        ("amina@mission.example.org", "method: link; reason: link other-browser"),
+        ("amina@mission.example.org", "method: link; reason: link used"),
+        ("", "method: link; reason: link unknown"),
+    ]
+    assert "not-a-link" not in str([e.detail for e in refused])  # a token given is never kept
+
+
+def test_a_client_guessing_sign_in_links_is_stopped_before_it_fills_the_log(
+    engine: Engine, smtp: SMTPTestServer
+) -> None:
+    with console_site(engine, smtp, NOW, console_client_limit=10) as site:
+        browser = site.browser()
+        csrf = csrf_of(browser.get("/console/sign-in/guess"))
+        answers = [browser.post(f"/console/sign-in/guess-{n}", data={"csrf": csrf}).status_code for n in range(30)]
+
+    with transaction(engine) as session:
+        refused = list_events(session, AuditQuery(kind="console_sign_in_refused"))
+
+    assert answers == [410] * 10 + [429] * 20
+    assert len(refused) == 10  # each refusal is a row, until the limit; the rest cost no write
+
+
+def test_over_https_every_console_cookie_is_one_browsers_accept(engine: Engine, smtp: SMTPTestServer) -> None:
+    """A __Host- cookie needs Secure, Path=/ and no Domain (RFC 6265bis 4.1.3.2), else browsers drop it.
+
+    The page to come back to after signing in was set on /console: over https it was lost.
+    """
+    with console_site(engine, smtp, NOW, base_url="https://tracker.example.org") as site:
+        client = site.browser()
+        page = client.get("/console/sign-in", params={"next": "/console/audit"})
+        browser = page.headers["set-cookie"].split(";")[0]  # sent back by hand: the test speaks http
+        form = {"csrf": csrf_of(page), "email": "amina@mission.example.org", "next": "/console/audit"}
+        asked = client.post("/console/sign-in", headers={"cookie": browser}, data=form)
+
+    cookies = page.headers.get_list("set-cookie") + asked.headers.get_list("set-cookie")
+    assert asked.status_code == 303 and len(cookies) == 2  # the browser's id, the page to come back to
+    for cookie in cookies:
+        name, *attributes = (part.strip() for part in cookie.split(";"))
+        assert name.startswith("__Host-tracker-"), cookie
+        assert "Secure" in attributes and "Path=/" in attributes, cookie
+        assert not any(a.lower().startswith("domain") for a in attributes), cookie
 
 
 def test_the_audit_page_filters_pages_on_and_escapes_what_it_shows(engine: Engine, smtp: SMTPTestServer) -> None:

@@ -23,10 +23,12 @@ from tests.support.console import ConsoleSite, console_site
 from tests.support.oidc import Provider, oidc_provider, sso_site
 from tests.support.processes import free_port
 from tests.support.smtp_server import SMTPTestServer
+from tests.support.web import SECRET
 from tracker.accounts.oidc import Identity, parse_role_map, read_identity
 from tracker.config import Settings
 from tracker.store.engine import transaction
 from tracker.store.models import Event, User
+from tracker.subscribers.personal import stranger
 
 # The provider under test uses an Authlib server API that Authlib now deprecates: its warning, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning")
@@ -129,7 +131,9 @@ def test_an_address_without_an_account_is_refused_and_recorded(site: ConsoleSite
     assert "stranger@example.org has no account in this console" in answer.text
     assert browser.get("/console/").status_code == 303  # still signed out
     [refused] = events(site, "console_sign_in_refused")
-    assert refused == {"email": "stranger@example.org", "reason": "unknown", "method": "oidc", "actor": "oidc"}
+    # No account: the log keeps who tried as a one-way reference (erasure reaches it), not the address.
+    assert refused == {"email": stranger(SECRET, "stranger@example.org"), "reason": "unknown", "method": "oidc",
+                       "actor": "oidc"}  # fmt: skip
     assert role_of(site, "stranger@example.org") is None
 
 
@@ -182,6 +186,27 @@ def test_with_a_role_claim_someone_in_no_mapped_group_is_refused_even_with_an_ac
 
     assert answer.status_code == 403 and "in none of the groups that open this console" in answer.text
     assert [e["reason"] for e in events(mapped_site, "console_sign_in_refused")] == ["no-role"]
+
+
+def test_someone_taken_out_of_every_mapped_group_loses_the_console_sessions_links_and_tokens(
+    mapped_site: ConsoleSite, provider: Provider
+) -> None:
+    """The mapping decides: an admin removed from the group at the provider is no longer an admin here at all."""
+    site = mapped_site
+    provider.add_person("omar", email="omar@un.example.org", email_verified=True, groups=["tracker-admins"])
+    first, answer = sign_in(site, provider, "omar")
+    assert answer.status_code == 303 and role_of(site, "omar@un.example.org") == "admin"
+    assert first.get("/console/subscribers/export").status_code == 200
+
+    provider.add_person("omar", email="omar@un.example.org", email_verified=True, groups=["staff"])  # left the group
+    _, refused = sign_in(site, provider, "omar")
+
+    assert refused.status_code == 403
+    assert role_of(site, "omar@un.example.org") is None  # no user: no emailed link, no API token works either
+    assert first.get("/console/subscribers/export").status_code == 303  # the open session ended: sign in again
+    assert [(e["reason"], e["actor"]) for e in events(site, "console_user_removed")] == [
+        ("in no mapped group at the provider", "oidc")
+    ]
 
 
 def test_a_tampered_state_or_a_callback_in_another_browser_is_refused(site: ConsoleSite, provider: Provider) -> None:

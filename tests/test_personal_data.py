@@ -350,6 +350,22 @@ def test_retention_deletes_only_old_finished_rows_a_batch_at_a_time(
     assert sorted(r.slot for r in rows(engine)) == ["aside", "new", "waiting"]
 
 
+def test_retention_keeps_a_sent_row_whose_deadline_is_still_ahead(engine: Engine, smtp: SMTPTestServer) -> None:
+    """Deleted, the row of a reminder sent long before a far deadline (a 400-day offset) would be planned again."""
+    from tracker.store.bulk import insert_rows
+    from tracker.store.models import Delivery
+
+    now = at("2017-02-01 09:00")
+    far, past = now + timedelta(days=30), now - timedelta(days=400)
+    with transaction(engine, write=True) as session:
+        insert_rows(session, Delivery.__table__, [old_rows(slot="400d", deadline_at=far),  # type: ignore[attr-defined]
+                                                  old_rows(slot="7d", deadline_at=past)])  # fmt: skip
+    worker = make_dispatcher(engine, smtp.url, Clock(now), log_days=365)
+
+    assert worker.keep_log() == 1
+    assert [r.slot for r in rows(engine)] == ["400d"]
+
+
 def test_in_a_browser_a_member_downloads_their_data_then_erases_it(site: ConsoleSite, visit: OpenTab) -> None:
     tab = visit()
     page = tab.page

@@ -127,7 +127,7 @@ def console_site(engine: Engine, smtp: SMTPTestServer, at: datetime, **settings:
     calendars = Calendars(engine, base_url="http://127.0.0.1", cancelled_grace=timedelta(days=30), clock=clock,
                           check_interval=0, secret=SECRET)  # fmt: skip
     signups = Signups()
-    config = Settings(base_url="http://127.0.0.1:8000", **settings)  # type: ignore[arg-type]
+    config = Settings(**{"base_url": "http://127.0.0.1:8000", **settings})  # type: ignore[arg-type]
     app = create_app(engine, calendars, settings=config, signups=signups)
     with running(app) as url:
         yield ConsoleSite(url, engine, clock, signups, smtp)

@@ -73,3 +73,14 @@ def redeem(session: Session, token: str, browser: str | None, now: datetime) -> 
     if spent.rowcount != 1 or user is None:
         return "used" if user is not None else "unknown"
     return Redeemed(user)
+
+
+def link_owner(session: Session, token: str) -> str:
+    """The address of the user a link was made for; '' for a token no link has (or a user since removed)."""
+    if not token or len(token) > MAX_TOKEN:
+        return ""
+    found = session.exec(
+        select(User.email).join(SignInLink, col(SignInLink.user_id) == col(User.id))
+        .where(SignInLink.token_hash == digest(token))
+    ).first()  # fmt: skip
+    return found or ""

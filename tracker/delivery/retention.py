@@ -24,6 +24,10 @@ PRUNE_BATCHES = 20  # statements one pass runs at most; the rest waits for the n
 def prune_log(session: Session, *, before: datetime, limit: int = PRUNE_BATCH) -> int:
     """Delete at most *limit* finished rows last changed before *before*; return how many."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    old = select(table.c.id).where(table.c.state.in_(FINISHED), table.c.updated_at < before).limit(limit)
+    # A row is the only record that its message went: a reminder sent a year ago for a deadline
+    # still ahead (an offset longer than the retention) would be planned and sent again once
+    # deleted. So a row goes only when the deadline it served is older than the retention too.
+    served = table.c.deadline_at.is_(None) | (table.c.deadline_at < before)
+    old = select(table.c.id).where(table.c.state.in_(FINISHED), table.c.updated_at < before, served).limit(limit)
     result = session.execute(delete(table).where(table.c.id.in_(old.scalar_subquery())))
     return int(result.rowcount)  # type: ignore[attr-defined]

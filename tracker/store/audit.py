@@ -108,6 +108,12 @@ def account_event(kind: str, user: User, now: datetime, actor: str | None = None
     return Event(at=now, kind=kind, actor=who, detail={"email": user.email, **detail})
 
 
+def request_event(now: datetime, email: str, client: str, *, known: bool) -> Event:
+    """A sign-in link asked for an address (*known*: it has an account; only then is a link sent)."""
+    return Event(at=now, kind="console_sign_in_requested", actor="anonymous",
+                 detail={"email": email, "client": client, "reason": "" if known else "no such user"})  # fmt: skip
+
+
 def refusal_event(now: datetime, email: str, reason: str, *, method: str) -> Event:
     """A console sign-in refused (an address unknown or not verified, a token that failed a check)."""
     return Event(at=now, kind="console_sign_in_refused", actor=method, detail={"email": email, "reason": reason,

@@ -37,6 +37,15 @@ def person_reference(secret: bytes, email_key: str) -> str:
     return digest[:REF_LENGTH]
 
 
+def stranger(secret: bytes, email_key: str) -> str:
+    """How the audit log names an address with no console account: its reference, never the address.
+
+    People type their own (subscriber) addresses into the console's sign-in form; the log keeps
+    who tried without keeping an address erasure could not reach (erasure matches this reference).
+    """
+    return f"ref:{person_reference(secret, email_key)}"
+
+
 def iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 

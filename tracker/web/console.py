@@ -18,15 +18,16 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from tracker.accounts.sessions import Lifetimes, close_session, open_session
-from tracker.accounts.signin import Redeemed, make_link, redeem
+from tracker.accounts.signin import Redeemed, link_owner, make_link, redeem
 from tracker.accounts.users import UserError, find_user, normalise_email, revoke_all
 from tracker.clock import Clock
 from tracker.config import Settings, get_settings
 from tracker.delivery.signins import queue_sign_in
 from tracker.i18n.languages import N_
-from tracker.store.audit import account_event
+from tracker.store.audit import account_event, refusal_event, request_event
 from tracker.store.engine import transaction
 from tracker.store.models import User
+from tracker.subscribers.personal import stranger
 from tracker.web.console_access import (
     CSRF_FIELD,
     PREFIX,
@@ -75,6 +76,7 @@ def make_console(settings: Settings, engine: Engine, secret: bytes, clock: Clock
         link_valid=timedelta(minutes=settings.console_link_minutes),
         per_address=SlidingWindow(settings.console_address_limit, window),
         per_client=SlidingWindow(settings.console_client_limit, window),
+        link_refusals=SlidingWindow(settings.console_client_limit, window),
         late_days=settings.late_days,
         signups=signups,
         settings=settings,
@@ -133,7 +135,8 @@ def console_routes(console: Console) -> APIRouter:
         """Sign in with the link: once, in the browser that asked for it, before it expires."""
         fields = form_fields(await request.body())
         back = request.cookies.get(console.cookie_name(NEXT_COOKIE))
-        return await run_in_threadpool(use_link, console, visitor, token, fields, back)
+        client = client_key(request.client.host if request.client else None)
+        return await run_in_threadpool(use_link, console, visitor, token, fields, back, client)
 
     @router.post("/sign-out", response_class=HTMLResponse)
     async def sign_out(request: Request, visitor: Viewer) -> Response:
@@ -183,28 +186,39 @@ def ask_link(console: Console, visitor: Visitor, fields: dict[str, object], clie
         text = chosen.language.gettext(N_("Too many requests are waiting: try again in a minute."))
         return message(chosen, visitor.asked, N_("Slow down"), text, 503)
     response = RedirectResponse(f"{PREFIX}/sent", 303)
-    response.set_cookie(console.cookie_name(NEXT_COOKIE), back, path=PREFIX, httponly=True, samesite="lax",
+    # Path=/: over https the name has the __Host- prefix, which browsers refuse with any other path.
+    response.set_cookie(console.cookie_name(NEXT_COOKIE), back, path="/", httponly=True, samesite="lax",
                         secure=console.secure, max_age=int(console.link_valid.total_seconds()))  # fmt: skip
-    work = partial(send_link, console, key, visitor.browser)
+    work = partial(send_link, console, key, visitor.browser, client)
     response.background = BackgroundTask(console.signups.start, reservation, work)
     return response
 
 
-def send_link(console: Console, key: str, browser: str) -> None:
-    """Make a link for the user of *key*, if there is one, and queue its email (after the answer: no timing tells)."""
+def send_link(console: Console, key: str, browser: str, client: str) -> None:
+    """Make a link for the user of *key*, if there is one, and queue its email (after the answer: no timing tells).
+
+    Every request is in the audit log, for an address with an account or not: someone trying
+    addresses is seen (the per-client limit bounds how many rows they make).
+    """
     now = console.clock()
     with transaction(console.engine, write=True) as session:
         user = find_user(session, key)
+        session.add(request_event(now, key if user else stranger(console.secret, key), client, known=user is not None))
         if user is None:
             return
         link = make_link(session, user, browser, console.secret, now=now, valid=console.link_valid)
         queue_sign_in(session, link, now)
 
 
-def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, object], back: str | None) -> Response:
+def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, object], back: str | None,
+             client: str) -> Response:  # fmt: skip
     chosen = visitor.asked.language()
     if not console.csrf_ok(visitor.browser, fields.get(CSRF_FIELD)):
         return message(chosen, visitor.asked, N_("Form expired"), chosen.language.gettext(STALE_FORM), 403)
+    wait = console.link_refusals.waiting(client)
+    if wait > 0:  # before the store is written or even read
+        text = chosen.language.gettext(SLOW_DOWN, minutes=math.ceil(wait / 60))
+        return message(chosen, visitor.asked, N_("Slow down"), text, 429)
     now = console.clock()
     with transaction(console.engine, write=True) as session:
         outcome = redeem(session, token, visitor.browser, now)
@@ -213,13 +227,16 @@ def use_link(console: Console, visitor: Visitor, token: str, fields: dict[str, o
             close_session(session, visitor.session_id, now)  # a new sign-in, a new id: the old one is spent
             raw = open_session(session, outcome.user, now=now, lifetimes=console.lifetimes)
             session.add(account_event("console_signed_in", outcome.user, now, role=outcome.user.role, method="link"))
+        else:
+            console.link_refusals.hit(client)
+            session.add(refusal_event(now, link_owner(session, token), f"link {outcome}", method="link"))
     if raw is None:
         text = OTHER_BROWSER if outcome == "other-browser" else LINK_SPENT
         status = 403 if outcome == "other-browser" else 410
         return message(chosen, visitor.asked, N_("Sign-in link not valid"), chosen.language.gettext(text), status)
     response = RedirectResponse(local_path(back), 303)
     console.set_session(response, raw)
-    response.delete_cookie(console.cookie_name(NEXT_COOKIE), path=PREFIX, secure=console.secure, httponly=True,
+    response.delete_cookie(console.cookie_name(NEXT_COOKIE), path="/", secure=console.secure, httponly=True,
                            samesite="lax")  # fmt: skip
     return response
 

@@ -9,7 +9,7 @@ See docs/console.md.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -59,6 +59,9 @@ class Console:
     late_days: int
     signups: Signups
     settings: Settings | None = None  # what the outbox and subscriber pages render and check with
+    # Refused sign-in links per client: each is a write and an event, so a client guessing links
+    # is stopped (429) before either, as one asking for links is.
+    link_refusals: SlidingWindow = field(default_factory=lambda: SlidingWindow(10, 900))
 
     @property
     def zone(self) -> str:

@@ -18,16 +18,20 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from tracker.accounts.hashing import signature
 from tracker.accounts.oidc import Identity, Refusal, admit, parse_role_map, read_identity
 from tracker.accounts.roles import Role
 from tracker.accounts.sessions import close_session, open_session
+from tracker.accounts.users import UserError, find_user, normalise_email, remove_user
 from tracker.config import Settings
 from tracker.i18n.languages import N_
 from tracker.store.audit import account_event, refusal_event
 from tracker.store.engine import transaction
+from tracker.store.models import User
+from tracker.subscribers.personal import stranger
 from tracker.web.console_access import PREFIX, Console, RoleRule, Visitor, local_path
 from tracker.web.forms import message
 from tracker.web.ratelimit import SlidingWindow, client_key
@@ -215,7 +219,12 @@ def sign_in(
             admit(session, identity, now=now, language=chosen.code) if isinstance(identity, Identity) else identity
         )
         if isinstance(outcome, str):
-            session.add(refusal_event(now, email, outcome, method="oidc"))
+            user = account_of(session, email)
+            session.add(refusal_event(now, email if user else named(console, email), outcome, method="oidc"))
+            if user is not None and outcome == "no-role":  # the mapping decides: out of every group, out of the console
+                session.add(account_event("console_user_removed", user, now, actor="oidc", role=user.role,
+                                          reason="in no mapped group at the provider"))  # fmt: skip
+                remove_user(session, user, now)  # its sessions, links and API tokens end with it
             raw = None
         else:
             user, change = outcome
@@ -231,6 +240,22 @@ def sign_in(
     response = RedirectResponse(local_path(flow.back), 303)
     console.set_session(response, raw)
     return response
+
+
+def account_of(session: Session, email: str) -> User | None:
+    """The console user of a refused address, if it is one's ('' or not an address: none)."""
+    try:
+        return find_user(session, email) if email else None
+    except UserError:
+        return None
+
+
+def named(console: Console, email: str) -> str:
+    """The refused address as the log keeps it: a one-way reference (no account has it)."""
+    try:
+        return stranger(console.secret, normalise_email(email)[1]) if email else ""
+    except UserError:
+        return ""
 
 
 def record_refusal(console: Console, email: str, reason: str) -> None:
