@@ -261,3 +261,15 @@ def test_subscriber_changes_made_in_the_console_name_the_signed_in_user(engine: 
         ("subscriber_confirmed", "ken@mission.example.org"),
         ("subscriber_suspended", "ken@mission.example.org"),
     ]
+
+
+def test_a_page_position_that_is_a_digit_but_not_ascii_is_ignored_not_a_server_error(
+    engine: Engine, smtp: SMTPTestServer
+) -> None:
+    """'²'.isdigit() is true and int('²') raises: the audit and outbox pages took it for a page position."""
+    with console_site(engine, smtp, NOW) as site:
+        browser = site.sign_in("olga@mission.example.org", "viewer")
+        audit = browser.get("/console/audit", params={"before": "²"})
+        outbox = browser.get("/console/outbox", params={"before": "٣"})
+
+    assert (audit.status_code, outbox.status_code) == (200, 200)

@@ -37,7 +37,7 @@ def show_audit(console: Console, visitor: Visitor) -> Response:
     kind, actor, since = (asked.get(name, "").strip()[:120] for name in ("kind", "actor", "since"))
     start, bad_since = since_of(since)
     before = asked.get("before", "")
-    page_end = int(before) if before.isdigit() and len(before) < 16 else None
+    page_end = int(before) if before.isascii() and before.isdigit() and len(before) < 16 else None  # "²" is a digit
     query = AuditQuery(kind or None, actor or None, start, page_end, PAGE + 1)
     with transaction(console.engine) as session:
         entries = list_events(session, query) if not bad_since else []

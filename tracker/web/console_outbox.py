@@ -83,7 +83,9 @@ def read_query(asked: Mapping[str, str]) -> tuple[LogQuery, list[str]]:
         state=state,
         since_at=start_of(since),
         until_at=start_of(until, 1),
-        before_id=int(before) if before.isdigit() and len(before) <= 10 and int(before) < 2**31 else None,
+        before_id=int(before)
+        if before.isascii() and before.isdigit() and len(before) <= 10 and int(before) < 2**31
+        else None,
     )
     return query, problems
 
