@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import SQLModel, col
@@ -399,3 +400,16 @@ def test_a_long_history_is_cut_with_a_note_and_the_totals(site: ConsoleSite, mon
     assert len(data["messages"]) == 1 and data["messages_total"] > 1
     assert len(data["events"]) == 1 and data["events_total"] > 1
     assert "Only the newest 1 messages" in data["note"]
+
+
+def test_an_erase_form_that_cannot_be_read_is_refused_and_erases_nothing(site: ConsoleSite) -> None:
+    """Bad UTF-8, %00 or too many fields in the erase button's form: 400 with a page, not a server error."""
+    answers = [
+        httpx.post(site.url + preferences(site.engine, AMINA) + "/erase", content=body,
+                   headers={"content-type": "application/x-www-form-urlencoded"})
+        for body in (b"csrf=\xff", b"csrf=%00", b"&".join(b"f%d=1" % n for n in range(300)))
+    ]  # fmt: skip
+
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    assert all("could not be read" in a.text for a in answers)
+    assert subscriber_id(site.engine, AMINA)  # still there

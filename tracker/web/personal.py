@@ -24,6 +24,7 @@ from tracker.web.forms import (
     FORM_TYPE,
     TEXT,
     Asked,
+    FormError,
     answer,
     check_form_token,
     documented_body,
@@ -69,9 +70,12 @@ def personal_routes(engine: Any, secret: bytes, clock: Any) -> APIRouter:
     async def erase_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Erase the subscriber and their personal data (the confirmation page's button)."""
         asked = Asked.of(request)
-        fields = (
-            form_fields(await request.body()) if media_type(request.headers.get("content-type")) == FORM_TYPE else {}
-        )
+        try:  # a body that is not a form we can read (bad UTF-8, %00, too many fields) is a 400, never a 500
+            form = media_type(request.headers.get("content-type")) == FORM_TYPE
+            fields = form_fields(await request.body()) if form else {}
+        except FormError as exc:
+            chosen = asked.language()
+            return message(chosen, asked, N_("Not accepted"), exc.text(chosen.language), exc.status)
         csrf = fields.get(CSRF_FIELD, "")
         return await run_in_threadpool(erase, engine, secret, token, csrf if isinstance(csrf, str) else "", clock(),
                                        asked)  # fmt: skip
