@@ -273,3 +273,19 @@ def test_a_page_position_that_is_a_digit_but_not_ascii_is_ignored_not_a_server_e
         outbox = browser.get("/console/outbox", params={"before": "٣"})
 
     assert (audit.status_code, outbox.status_code) == (200, 200)
+
+
+def test_a_console_form_that_cannot_be_read_is_refused_with_a_page_not_a_server_error(
+    engine: Engine, smtp: SMTPTestServer
+) -> None:
+    """Anyone may post to the sign-in form: bad UTF-8, %00 or 300 fields must not reach a traceback."""
+    bodies = (b"email=\xff", b"email=a%00b", b"&".join(b"f%d=1" % n for n in range(300)))
+    with console_site(engine, smtp, NOW) as site:
+        browser = site.browser()
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        answers = [browser.post("/console/sign-in", content=body, headers=form) for body in bodies]
+        signed_in = site.sign_in("olga@mission.example.org", "secretary")
+        token = signed_in.post("/console/tokens", content=bodies[0], headers=form)
+
+    assert [a.status_code for a in answers] == [400, 400, 400] and token.status_code in (400, 403)
+    assert all("could not be read" in a.text and a.headers["cache-control"] == "no-store" for a in answers)

@@ -22,11 +22,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tracker import __version__
 from tracker.config import Settings, get_settings
 from tracker.feeds.calendars import Calendars, FeedBody, FeedRef
+from tracker.i18n.languages import N_
 from tracker.metrics import Metrics
 from tracker.web.admin import admin_routes, has_bearer
 from tracker.web.api import api_routes
 from tracker.web.api_auth import ApiGate
 from tracker.web.console import install_console, make_console
+from tracker.web.forms import Asked, FormError, message
 from tracker.web.limits import REQUEST_TIMEOUT, SECURITY_HEADERS, Guard, validation_problem
 from tracker.web.pages import page_routes
 from tracker.web.personal import personal_routes
@@ -148,6 +150,13 @@ def handle_errors(app: FastAPI, base_url: str) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
         return validation_problem(exc.errors())
+
+    @app.exception_handler(FormError)
+    async def unreadable_form(request: Request, exc: FormError) -> Response:
+        """A form body no route could read (bad UTF-8, %00, too many fields): its page, never a 500."""
+        asked = Asked.of(request)
+        chosen = asked.language()
+        return message(chosen, asked, N_("Not accepted"), exc.text(chosen.language), exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
