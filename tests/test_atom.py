@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,11 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.factories import REPO
-from tests.support.timelines import HLPF, MEETING, WriteTimeline
+from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import serving, sync
 from tracker.feeds.atom import ATOM, Entry, FeedHead, write_feed
+from tracker.store.engine import transaction
+from tracker.store.models import Event
 
 MOVED = HLPF.replace("2017-04-28 12:00", "2017-05-05 12:00")
 Client = tuple[httpx.Client, Engine, Path, WriteTimeline]
@@ -228,3 +230,21 @@ def test_the_pages_link_the_atom_feeds(site: Client) -> None:
     assert '<link rel="alternate" type="application/atom+xml"' in overview and "/feeds/all.atom" in overview
     assert 'href="/feeds/hlpf.atom?lang=fr"' in timeline
     assert 'data-feed="atom"' in timeline
+
+
+def test_a_feed_lists_the_newest_50_entries_newest_first(site: Client) -> None:
+    http, engine = site[0], site[1]
+    at = datetime(2017, 4, 28, 10, tzinfo=UTC)
+    with transaction(engine) as session:
+        for n in range(120):  # each its own change set: 120 notices, and noise no feed tells of
+            new_at = at + timedelta(days=n + 1)
+            session.add(Event(at=NOW + timedelta(minutes=n), kind="rescheduled", timeline_id="hlpf",
+                              milestone_key="submission", old_at=new_at - timedelta(days=1), new_at=new_at,
+                              change_set=f"set-{n}"))  # fmt: skip
+            session.add(Event(at=NOW, kind="delivery_failed", timeline_id="hlpf", milestone_key="submission"))
+
+    entries = read(http, "/feeds/hlpf.atom").entries
+
+    assert len(entries) == 50
+    assert [e.id.rsplit("/", 1)[1] for e in entries] == [f"set-{n}" for n in range(119, 69, -1)]
+    assert entries[0].updated == "2017-02-01T10:59:00Z"

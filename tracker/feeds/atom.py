@@ -25,7 +25,7 @@ from tracker.i18n.wording import deadline_text
 from tracker.store.engine import transaction
 from tracker.store.models import Event
 from tracker.text import CONTROLS
-from tracker.timelines.views import MilestoneView, timeline_title_in, title_in
+from tracker.timelines.views import UNREADABLE, MilestoneView, timeline_title_in, title_in
 
 ATOM = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -101,11 +101,16 @@ class Words:
 
     def when(self, event: Event, at: datetime | None) -> str:
         view = self.views.get((event.timeline_id, event.milestone_key or ""))
-        if at is None:
-            return ""
-        if view is None:
-            return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return deadline_text(at, view, self.language, view.zone)
+        return "" if at is None else self.date(at, view)
+
+    def date(self, at: datetime, view: MilestoneView | None) -> str:
+        """*at* as the emails write it; in UTC for a milestone gone or one whose zone does not read."""
+        try:
+            if view is not None:
+                return deadline_text(at, view, self.language, view.zone)
+        except UNREADABLE:
+            pass
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     def page(self, timeline_id: str) -> str:
         return f"{self.base_url}/timelines/{quote(timeline_id, safe='')}"
@@ -184,8 +189,8 @@ def completed_entries(event: Event, words: Words) -> list[Entry]:
     """The completion, then one entry per step it opened (still ahead when it was done)."""
     done = words.gettext(N_("Done on %(day)s"), day=words.when(event, event.new_at)) if event.new_at else ""
     entries = [simple_entry(event, COMPLETED, words, done)]
-    for view in opened_by(event, words.views.values()):
-        when = deadline_text(view.main_at, view, words.language, view.zone)
+    for view, at in opened_by(event, words.views.values()):
+        when = words.date(at, view)
         due = N_("When: %(when)s") if view.kind == "span" else N_("Due: %(when)s")
         entries.append(Entry(
             id=f"{words.tag}events/{event.id}/opened/{quote(view.timeline_id, safe='')}/{quote(view.key, safe='')}",
@@ -195,16 +200,17 @@ def completed_entries(event: Event, words: Words) -> list[Entry]:
     return entries
 
 
-def opened_by(event: Event, views: Iterable[MilestoneView]) -> list[MilestoneView]:
+def opened_by(event: Event, views: Iterable[MilestoneView]) -> list[tuple[MilestoneView, datetime]]:
     """Active steps whose `opens_after` names the completed milestone and that were ahead when it was done
     (its time as recorded: a completion entered late still opens what came after it)."""
     found = []
     for view in views:
-        if view.opens_after is None or view.status != "active" or view.main_at <= (event.new_at or event.at):
+        at = view.due_at or view.starts_at
+        if view.opens_after is None or view.status != "active" or at is None or at <= (event.new_at or event.at):
             continue
         timeline, _, key = view.opens_after.rpartition("/")
         if (timeline or view.timeline_id, key) == (event.timeline_id, event.milestone_key):
-            found.append(view)
+            found.append((view, at))
     return found
 
 
