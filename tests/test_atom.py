@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from tests.support.factories import REPO
 from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import serving, sync
-from tracker.feeds.atom import ATOM, Entry, FeedHead, write_feed
+from tracker.feeds.atom import ATOM, Entry, FeedHead, read_news, write_feed
 from tracker.store.engine import transaction
 from tracker.store.models import Event
 
@@ -248,3 +248,15 @@ def test_a_feed_lists_the_newest_50_entries_newest_first(site: Client) -> None:
     assert len(entries) == 50
     assert [e.id.rsplit("/", 1)[1] for e in entries] == [f"set-{n}" for n in range(119, 69, -1)]
     assert entries[0].updated == "2017-02-01T10:59:00Z"
+
+
+def test_a_change_set_longer_than_a_page_of_events_is_read_whole(engine: Engine) -> None:
+    with transaction(engine) as session:
+        for n in range(450):  # one sync that moved 450 dates, then one that moved one
+            session.add(Event(at=NOW, kind="rescheduled", timeline_id="big", milestone_key=f"m{n}", change_set="one"))
+        session.add(Event(at=NOW, kind="rescheduled", timeline_id="big", milestone_key="m0", change_set="two"))
+
+    with transaction(engine) as session:
+        groups = read_news(session, "big", limit=2)
+
+    assert [(group[0].change_set, len(group)) for group in groups] == [("two", 1), ("one", 450)]

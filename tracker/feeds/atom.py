@@ -34,6 +34,7 @@ LINE_KINDS = ("rescheduled", "cancelled", "removed", "restored")
 NEWS_KINDS = (*LINE_KINDS, "completed", "reopened")
 ENTRIES = 50  # the newest entries a feed lists
 ROWS = 2000  # events read at most for one feed: a sync that moved thousands of dates is cut short
+PAGE = 200  # events read at a time: most feeds are complete after the first page
 LINES = 40  # lines of one entry's summary; more are counted, not listed
 MAX_TITLE = 300  # characters of a title; YAML files are hostile input too
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # `updated` of a feed with nothing in it yet
@@ -57,26 +58,33 @@ class Entry:
     summary: str
 
 
-def read_news(session: Session, timeline_id: str | None, rows: int = ROWS) -> list[Event]:
-    """The newest events a feed tells of, newest first (by id: an index walk, stopped after *rows*)."""
+def read_news(session: Session, timeline_id: str | None, limit: int = ENTRIES, rows: int = ROWS) -> list[list[Event]]:
+    """The events of the newest *limit* entries, newest entry first, each oldest event first.
+
+    Read by id, descending, a page at a time (an index walk) until one more entry has begun,
+    so every entry listed is whole; at most *rows* events in all.
+    """
     query = select(Event).where(col(Event.kind).in_(NEWS_KINDS))
     if timeline_id is not None:
         query = query.where(Event.timeline_id == timeline_id)
-    return list(session.exec(query.order_by(col(Event.id).desc()).limit(rows)))
-
-
-def group_news(events: Iterable[Event], limit: int = ENTRIES) -> list[list[Event]]:
-    """Newest first, the events of each entry: a change set's rows of one timeline together, others alone."""
-    groups: dict[tuple[str, str], list[Event]] = {}
-    for event in events:
-        if event.kind in LINE_KINDS:
-            key = ("set", f"{event.timeline_id}/{event.change_set or event.id}")
-        else:
-            key = ("event", str(event.id))
-        if key not in groups and len(groups) == limit:
+    groups: dict[str, list[Event]] = {}
+    before, read = None, 0
+    while read < rows and len(groups) <= limit:
+        page = query if before is None else query.where(col(Event.id) < before)
+        found = list(session.exec(page.order_by(col(Event.id).desc()).limit(min(PAGE, rows - read))))
+        for event in found:
+            groups.setdefault(entry_key(event), []).append(event)
+        if len(found) < PAGE:
             break
-        groups.setdefault(key, []).append(event)
-    return [sorted(group, key=lambda e: e.id or 0) for group in groups.values()]
+        before, read = found[-1].id, read + len(found)
+    return [sorted(group, key=lambda e: e.id or 0) for group in list(groups.values())[:limit]]
+
+
+def entry_key(event: Event) -> str:
+    """A change set's rows of one timeline make one entry; a completion or a reopening is its own."""
+    if event.kind in LINE_KINDS:
+        return f"set {event.timeline_id}/{event.change_set or event.id}"
+    return f"event {event.id}"
 
 
 @dataclass(frozen=True)
@@ -314,7 +322,7 @@ class NewsFeeds:
         base = self.calendars.base_url
         words = Words(language, {(v.timeline_id, v.key): v for v in views}, base, tag_base(base))
         with transaction(self.engine) as session:
-            groups = group_news(read_news(session, timeline_id), self.limit)
+            groups = read_news(session, timeline_id, self.limit)
         entries = write_entries(groups, words)[: self.limit]
         body, updated_at = write_feed(self.head(words, timeline_id), entries)
         return FeedBody.of(body, updated_at)
