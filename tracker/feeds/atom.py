@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from html import escape
 from urllib.parse import quote, urlsplit
 
@@ -103,8 +104,12 @@ class Words:
         view = self.views.get((event.timeline_id, event.milestone_key or ""))
         return bounded(title_in(view, self.language.code) if view else event.milestone_key or "")
 
+    @cached_property
+    def _timelines(self) -> dict[str, MilestoneView]:
+        return {view.timeline_id: view for view in self.views.values()}
+
     def timeline(self, timeline_id: str) -> str:
-        view = next((v for (t, _), v in self.views.items() if t == timeline_id), None)
+        view = self._timelines.get(timeline_id)
         return bounded(timeline_title_in(view, self.language.code) if view else timeline_id)
 
     def when(self, event: Event, at: datetime | None) -> str:
