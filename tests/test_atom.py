@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -260,3 +261,16 @@ def test_a_change_set_longer_than_a_page_of_events_is_read_whole(engine: Engine)
         groups = read_news(session, "big", limit=2)
 
     assert [(group[0].change_set, len(group)) for group in groups] == [("two", 1), ("one", 450)]
+
+
+def test_a_title_edited_after_the_newest_entry_is_not_answered_304_by_date(site: Client) -> None:
+    http = site[0]
+    edit(site, "hlpf", MOVED)
+    first = http.get("/feeds/hlpf.atom")
+    time.sleep(1.1)  # Last-Modified counts whole seconds
+    edit(site, "hlpf", MOVED.replace("Final text submitted to the UN", "Final text sent to the UN"))
+
+    again = http.get("/feeds/hlpf.atom", headers={"If-Modified-Since": first.headers["last-modified"]})
+
+    assert again.status_code == 200
+    assert feedparser.parse(again.content).entries[0].title == "New date: Final text sent to the UN"

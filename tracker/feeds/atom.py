@@ -330,7 +330,9 @@ class NewsFeeds:
             groups = read_news(session, timeline_id, self.limit)
         entries = write_entries(groups, words)[: self.limit]
         body, updated_at = write_feed(self.head(words, timeline_id), entries)
-        return FeedBody.of(body, updated_at)
+        # A title edited since the newest entry changes the bytes: If-Modified-Since must not answer 304.
+        edited = [v.updated_at for v in views if v.updated_at and timeline_id in (None, v.timeline_id)]
+        return FeedBody.of(body, max([updated_at, *edited]))
 
     def head(self, words: Words, timeline_id: str | None) -> FeedHead:
         base, tag = self.calendars.base_url, words.tag
