@@ -80,6 +80,12 @@ def check_feed_links(tab: Visitor, origin: str) -> None:
     """Every feed link points at this server, each feed has all four kinds, and each serves a calendar."""
     links = feed_links(tab)
     assert links, f"no a[data-feed] link on {tab.page.url}"
+    news = [urljoin(tab.page.url, href) for kind, href in links if kind == "atom"]
+    links = [(kind, href) for kind, href in links if kind != "atom"]
+    for url in news:  # the Atom feeds of what changed, next to the calendars of all and of each timeline
+        response = httpx.get(url, timeout=10)
+        assert same_origin(url, origin) and response.status_code == 200, url
+        assert response.headers["content-type"].startswith("application/atom+xml"), url
     kinds_by_feed: dict[str, set[str]] = {}
     for kind, href in links:
         assert kind in FEED_KINDS, f"unknown data-feed={kind!r}"

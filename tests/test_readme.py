@@ -273,7 +273,8 @@ def test_the_tour_s_addresses_answer_while_tracker_serve_runs(tmp_path: Path) ->
     with tracker_serve(TRACKER, folder, env, port, tmp_path / "serve.log"):
         for path in paths:
             answer = httpx.get(base + path, timeout=10)
-            kind = "text/calendar" if path.endswith(".ics") else "text/html"
+            kinds = {".ics": "text/calendar", ".atom": "application/atom+xml"}
+            kind = next((k for end, k in kinds.items() if path.endswith(end)), "text/html")
             assert answer.status_code == 200, f"{README_PORT}{path}, named in the tour, answers {answer.status_code}"
             assert answer.headers["content-type"].startswith(kind), (path, answer.headers["content-type"])
         everything = httpx.get(f"{base}/feeds/all.ics", timeout=10).text.replace("\r\n ", "")  # unfolded

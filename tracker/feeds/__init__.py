@@ -2,6 +2,8 @@
 
 `builder` turns milestone views into feed bytes; `timezones` writes the VTIMEZONEs
 (icalendar's own are wrong for zones with summer time: see docs/decisions.md).
+`atom` writes the Atom feeds of what changed (RFC 4287) from the events table, with the
+standard library's XML writer: no icalendar there.
 
 The names below are loaded from their modules on first use, not when the package is imported, so
 that a command that builds no feed imports no icalendar.

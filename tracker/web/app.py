@@ -21,8 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import __version__
 from tracker.config import Settings, get_settings
+from tracker.feeds.atom import ATOM_TYPE, NewsFeeds
 from tracker.feeds.calendars import Calendars, FeedBody, FeedRef
-from tracker.i18n.languages import N_
+from tracker.i18n.languages import N_, choose_language
 from tracker.metrics import Metrics
 from tracker.web.admin import admin_routes, has_bearer
 from tracker.web.api import api_routes
@@ -101,6 +102,18 @@ def create_api(
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok", "version": __version__})
+
+    news = NewsFeeds(calendars, engine)
+
+    @app.get("/feeds/all.atom", tags=["feeds"])
+    async def all_news(request: Request, lang: str = "en") -> Response:
+        """What changed in every timeline, newest first (Atom): moved, cancelled, completed, opened."""
+        return await serve_news(news, None, lang, request)
+
+    @app.get("/feeds/{timeline}.atom", tags=["feeds"])
+    async def timeline_news(timeline: str, request: Request, lang: str = "en") -> Response:
+        """What changed in one timeline, newest first (Atom)."""
+        return await serve_news(news, timeline, lang, request)
 
     @app.get("/feeds/all.ics", tags=["feeds"])
     async def all_feed(request: Request) -> Response:
@@ -189,15 +202,25 @@ async def serve_feed(calendars: Calendars, ref: FeedRef, request: Request) -> Re
     return send_feed(feed, request)
 
 
-def send_feed(feed: FeedBody, request: Request, private: bool = False) -> Response:
-    status, headers, body = feed_response(feed, request.headers, request.method, private=private)
+async def serve_news(news: NewsFeeds, timeline: str | None, lang: str, request: Request) -> Response:
+    feed = await run_in_threadpool(news.feed, timeline, choose_language(lang[:20]))
+    if feed is None:
+        where = news.calendars.base_url
+        message = f"No timeline {str(timeline)[:100]!r} here. The overview lists them, each with its feeds: {where}/\n"
+        return PlainTextResponse(message, status_code=404)
+    return send_feed(feed, request, content_type=ATOM_TYPE)
+
+
+def send_feed(feed: FeedBody, request: Request, private: bool = False, content_type: str = CALENDAR_TYPE) -> Response:
+    status, headers, body = feed_response(feed, request.headers, request.method, private=private,
+                                          content_type=content_type)  # fmt: skip
     response = Response(body, status_code=status)
     response.raw_headers = headers
     return response
 
 
 def feed_response(
-    feed: FeedBody, asked: Mapping[str, str], method: str, *, private: bool = False
+    feed: FeedBody, asked: Mapping[str, str], method: str, *, private: bool = False, content_type: str = CALENDAR_TYPE
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body for a feed request: 304, HEAD, gzip or identity."""
     compressed = accepts_gzip(asked)
@@ -209,7 +232,7 @@ def feed_response(
     body = feed.gzipped if compressed else feed.body
     if compressed:
         headers["Content-Encoding"] = "gzip"
-    headers["Content-Type"] = CALENDAR_TYPE
+    headers["Content-Type"] = content_type
     headers["Content-Length"] = str(len(body))
     return 200, encode(headers), b"" if method == "HEAD" else body
 

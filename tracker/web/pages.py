@@ -61,13 +61,14 @@ PAGED = {"late": "late", "soon": "soon", "page": "timelines"}  # the overview's 
 
 @dataclass(frozen=True)
 class FeedLinks:
-    """Ways to add one feed to a calendar: subscribe (webcal, Google, Outlook) or download once."""
+    """Ways to add one feed to a calendar: subscribe (webcal, Google, Outlook) or download once; and its news."""
 
     name: str
     webcal: str
     google: str
     outlook: str
     download: str
+    atom: str = ""  # the Atom feed of what changed, for all and for a timeline: none for audiences nor one's own
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,14 @@ def feed_links(base_url: str, path: str, name: str) -> FeedLinks:
         google="https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe=":/"),
         outlook=f"{OUTLOOK}?url={quote(https, safe='')}&name={quote(name, safe='')}",
         download=path,
+        atom=atom_path(path),
     )
+
+
+def atom_path(path: str) -> str:
+    """'/feeds/hlpf.atom' for '/feeds/hlpf.ics'; '' for an audience's or a subscriber's own feed."""
+    name = path.removeprefix("/feeds/")
+    return f"/feeds/{name.removesuffix('.ics')}.atom" if name != path and "/" not in name else ""
 
 
 def web_url(url: str) -> str:
