@@ -34,6 +34,7 @@ from tracker.i18n.wording import (
     when_text,
 )
 from tracker.links import timeline_page
+from tracker.mail.signing import Signer
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
 from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
@@ -55,10 +56,20 @@ class Renderer:
     """Turn requests into messages; build one per process and share it (templates and catalogs load once)."""
 
     def __init__(
-        self, templates: Path | Sequence[Path], locales: Path, sender: Sender, *, contents: int = CONTENTS
+        self,
+        templates: Path | Sequence[Path],
+        locales: Path,
+        sender: Sender,
+        *,
+        contents: int = CONTENTS,
+        signer: Signer | None = None,
     ) -> None:
-        """*templates*: a folder of KIND.txt.j2 and KIND.html.j2, or folders searched in turn (overrides first)."""
+        """*templates*: a folder of KIND.txt.j2 and KIND.html.j2, or folders searched in turn (overrides first).
+
+        *signer*: DKIM-sign every message, on both paths (render and render_bytes).
+        """
         self.sender = sender
+        self.signer = signer
         self.environment = make_environment(templates)
         # All compiled now: a broken template must stop the start, not fail every message of its kind.
         names = self.environment.list_templates(filter_func=lambda name: name.endswith(".j2"))
@@ -78,6 +89,8 @@ class Renderer:
         body = [text_part(text, "plain"), text_part(html, "html")]
         attachments = [calendar_part(data, name) for name, (data, _) in self.calendar_files(request)]
         set_body(message, body, attachments, boundary_of(request.key))
+        if self.signer is not None:
+            self.signer.sign_message(message)
         return message
 
     def render_bytes(self, request: EmailRequest) -> bytes:
@@ -89,7 +102,9 @@ class Renderer:
         if not content.fits(values):  # a link with a line break: only a whole render lays it out right
             return bytes(self.render(request))
         head = self.letterhead.write(request, content.subject_line, content.language_line)
-        return b"".join((head, *content.body(values, boundary_of(request.key))))
+        data = b"".join((head, *content.body(values, boundary_of(request.key))))
+        # Per message: the body hash differs with each recipient's personal links.
+        return data if self.signer is None else self.signer.sign(data)
 
     def language_of(self, request: EmailRequest) -> Language:
         return self.languages[choose_language(request.recipient.language)]
