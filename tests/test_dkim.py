@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import hashlib
 import re
 import subprocess
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from dkim.crypto import parse_pem_private_key
 from sqlalchemy import Engine
 
 from tests.support.cli import TRACKER, cli_env, tracker
@@ -23,6 +25,7 @@ from tests.support.emails import BASE, LOCALES, SENDER, TEMPLATES, make_request,
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
 from tracker.emails import KINDS, Kind, Renderer
+from tracker.mail import signing as signing_module
 from tracker.mail.signing import SIGNED, SigningError, aligned, load_signer
 from tracker.text import LANGUAGES
 
@@ -131,6 +134,16 @@ def test_a_changed_subject_or_body_byte_fails(signing: Renderer, dns: DnsFunc, k
     assert not verifies(other_subject, dns)
     assert not verifies(other_body, dns)
     assert not verifies(data.replace(b"List-Unsubscribe-Post: ", b"X-Unsubscribe-Post: "), dns)
+
+
+def test_openssl_signs_the_very_bytes_dkimpy_would(key_file: Path) -> None:
+    signer = load_signer(key_file, SELECTOR, DOMAIN)
+    key = parse_pem_private_key(signer.key)
+    digest = hashlib.sha256(b"the canonical headers")
+
+    assert dkim.RSASSA_PKCS1_v1_5_sign is signing_module._sign_digest  # dkimpy's signer calls ours
+    assert key["modulus"] in signing_module._OPENSSL  # loaded by OpenSSL when the signer was checked
+    assert signing_module._sign_digest(digest, key) == bytes(signing_module._PURE_SIGN(digest, key))
 
 
 def test_another_key_at_the_selector_fails(signing: Renderer) -> None:

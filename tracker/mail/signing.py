@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import dkim
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 # RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post signed for one-click unsubscribe.
@@ -33,6 +38,35 @@ FIX = "generate one with `openssl genrsa -out dkim.pem 2048` (README, 'Signing m
 MAX_KEY = 64 * 1024  # an RSA key of 16384 bits is under 13 KB in PEM
 
 
+# --- the RSA step, by OpenSSL -------------------------------------------------------------------
+# dkimpy computes RSA in pure Python: 8-20 ms a message, 30-100 times the cost of rendering it,
+# which a fan-out pays per recipient (the body hash differs with each one's links). Everything
+# else stays dkimpy's (canonicalisation, tags, folding); only the one modular exponentiation goes
+# to OpenSSL, through `cryptography`, for the keys Tracker loaded. RSASSA-PKCS1-v1_5 is
+# deterministic, so the signature is the same bytes either way (tests/test_dkim.py checks it).
+
+_PURE_SIGN = dkim.RSASSA_PKCS1_v1_5_sign
+_OPENSSL: dict[int, rsa.RSAPrivateKey] = {}  # by modulus: dkimpy hands the sign step its own parse of the key
+
+
+def _sign_digest(digest: Any, private_key: dict[str, int]) -> bytes:
+    key = _OPENSSL.get(private_key["modulus"])
+    if key is None or digest.name != "sha256":
+        return bytes(_PURE_SIGN(digest, private_key))
+    return key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+
+
+dkim.RSASSA_PKCS1_v1_5_sign = _sign_digest  # the name dkimpy's signer calls (dkim 1.1: DKIM.gen_header)
+
+
+@lru_cache(maxsize=8)
+def _remember(pem: bytes) -> None:
+    """Let OpenSSL sign for the key in *pem* (once per process: a render helper loads it again)."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(key, rsa.RSAPrivateKey):
+        _OPENSSL[key.private_numbers().public_numbers.n] = key
+
+
 class SigningError(ValueError):
     """The DKIM settings cannot sign: the message says which setting, and how to fix it."""
 
@@ -47,6 +81,7 @@ class Signer:
 
     def signature(self, data: bytes) -> bytes:
         """Return the DKIM-Signature header line (CRLF-ended) of *data*, a message with CRLF line ends."""
+        _remember(self.key)
         line: bytes = dkim.sign(
             data,
             self.selector.encode("ascii"),
@@ -101,7 +136,7 @@ def load_signer(key_file: Path, selector: str, domain: str) -> Signer:
     signer = Signer(read_key(key_file), selector, domain)
     try:  # a key dkimpy reads but cannot sign with
         signer.signature(b"From: check@" + domain.encode("ascii") + b"\r\n\r\ncheck\r\n")
-    except dkim.DKIMException as exc:
+    except (dkim.DKIMException, ValueError, TypeError) as exc:
         raise SigningError(f"TRACKER_DKIM_KEY_FILE {key_file}: cannot sign with it ({exc}); {FIX}") from None
     return signer
 
