@@ -20,7 +20,7 @@ from dkim.crypto import parse_pem_private_key
 from sqlalchemy import Engine
 
 from tests.support.cli import TRACKER, cli_env, tracker
-from tests.support.delivery import at, subscribe, sync
+from tests.support.delivery import at, set_subscriber, subscribe, sync
 from tests.support.emails import BASE, LOCALES, SENDER, TEMPLATES, make_request, make_view, recipient
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
@@ -142,6 +142,7 @@ def test_openssl_signs_the_very_bytes_dkimpy_would(key_file: Path) -> None:
     digest = hashlib.sha256(b"the canonical headers")
 
     assert dkim.RSASSA_PKCS1_v1_5_sign is signing_module._sign_digest  # dkimpy's signer calls ours
+    assert dkim.parse_pem_private_key is signing_module._parse_key
     assert key["modulus"] in signing_module._OPENSSL  # loaded by OpenSSL when the signer was checked
     assert signing_module._sign_digest(digest, key) == bytes(signing_module._PURE_SIGN(digest, key))
 
@@ -278,7 +279,8 @@ def members(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> E
     now = at("2017-02-10 09:00")
     sync(engine, schedules, now)
     for n in range(24):
-        subscribe(engine, f"member{n}@example.org", now, audiences=("secretariat",), language=LANGUAGES[n % 6])
+        member = subscribe(engine, f"member{n}@example.org", now, audiences=("secretariat",), language=LANGUAGES[n % 6])
+        set_subscriber(engine, member, name=HOSTILE_NAMES[n % len(HOSTILE_NAMES)])
     return engine
 
 
@@ -312,3 +314,5 @@ def test_every_message_the_dispatcher_sends_verifies_at_the_server(
         assert not verifies(mail.content, dns)  # the record is looked up at d=, not at the From domain
         languages.add(str(mail.parse()["Content-Language"])[:2])
     assert languages == set(LANGUAGES)
+    first = smtp.received[0].content
+    assert not verifies(re.sub(rb"\r\nSubject: ", b"\r\nSubject: Re: ", first, count=1), parent)

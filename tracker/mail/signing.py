@@ -41,9 +41,10 @@ MAX_KEY = 64 * 1024  # an RSA key of 16384 bits is under 13 KB in PEM
 # --- the RSA step, by OpenSSL -------------------------------------------------------------------
 # dkimpy computes RSA in pure Python: 8-20 ms a message, 30-100 times the cost of rendering it,
 # which a fan-out pays per recipient (the body hash differs with each one's links). Everything
-# else stays dkimpy's (canonicalisation, tags, folding); only the one modular exponentiation goes
-# to OpenSSL, through `cryptography`, for the keys Tracker loaded. RSASSA-PKCS1-v1_5 is
-# deterministic, so the signature is the same bytes either way (tests/test_dkim.py checks it).
+# else stays dkimpy's (canonicalisation, tags, folding); only the modular exponentiation goes to
+# OpenSSL, through `cryptography`, for the keys Tracker loaded, and the key is parsed once, not per
+# message. RSASSA-PKCS1-v1_5 is deterministic, so the signature is the same bytes either way
+# (tests/test_dkim.py checks it).
 
 _PURE_SIGN = dkim.RSASSA_PKCS1_v1_5_sign
 _OPENSSL: dict[int, rsa.RSAPrivateKey] = {}  # by modulus: dkimpy hands the sign step its own parse of the key
@@ -56,7 +57,17 @@ def _sign_digest(digest: Any, private_key: dict[str, int]) -> bytes:
     return key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
 
-dkim.RSASSA_PKCS1_v1_5_sign = _sign_digest  # the name dkimpy's signer calls (dkim 1.1: DKIM.gen_header)
+@lru_cache(maxsize=8)
+def _parse_key(pem: bytes) -> dict[str, int]:
+    # dkimpy parses the PEM again (ASN.1, in Python) for every message; the key does not change.
+    parsed: dict[str, int] = _PURE_PARSE(pem)
+    return parsed
+
+
+_PURE_PARSE = dkim.parse_pem_private_key
+# The names dkimpy's signer calls (dkim 1.1: DKIM.sign, DKIM.gen_header); tests/test_dkim.py checks both.
+dkim.RSASSA_PKCS1_v1_5_sign = _sign_digest
+dkim.parse_pem_private_key = _parse_key
 
 
 @lru_cache(maxsize=8)
