@@ -20,11 +20,12 @@ from dkim.crypto import parse_pem_private_key
 from sqlalchemy import Engine
 
 from tests.support.cli import TRACKER, cli_env, tracker
-from tests.support.delivery import at, set_subscriber, subscribe, sync
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, set_subscriber, subscribe, sync
 from tests.support.emails import BASE, LOCALES, SENDER, TEMPLATES, make_request, make_view, recipient
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
-from tracker.emails import KINDS, Kind, Renderer
+from tracker.delivery.rendering import Recipe, RenderHelper
+from tracker.emails import KINDS, Kind, Renderer, Sender
 from tracker.mail import signing as signing_module
 from tracker.mail.signing import SIGNED, SigningError, aligned, load_signer
 from tracker.text import LANGUAGES
@@ -316,3 +317,23 @@ def test_every_message_the_dispatcher_sends_verifies_at_the_server(
     assert languages == set(LANGUAGES)
     first = smtp.received[0].content
     assert not verifies(re.sub(rb"\r\nSubject: ", b"\r\nSubject: Re: ", first, count=1), parent)
+
+
+def test_a_spawned_render_helper_signs_what_it_renders(members: Engine, smtp: SMTPTestServer, key_file: Path) -> None:
+    """As `tracker run` renders ahead: a helper spawned from a recipe, the key loaded again there."""
+    signer = load_signer(key_file, SELECTOR, "example.org")
+    sender = Sender("Tracker <tracker@example.org>", "https://tracker.example.org", "<deadlines.example.org>")
+    recipe = Recipe(TEMPLATES, LOCALES, sender, signer)
+    dispatcher = make_dispatcher(members, smtp.url, Clock(at("2017-02-10 09:00")))
+    dispatcher.renderer = recipe.build()
+    helper = RenderHelper(dispatcher.renderer, recipe, after=1)
+    dispatcher.helper = helper
+    helper.expect(2)
+    assert helper.wait_ready(60), "the helper did not start"
+
+    result = deliver(dispatcher)
+
+    assert (result.sent, result.rendered_ahead) == (24, 24)
+    assert dispatcher.renderer.contents.made == 0  # every message was rendered, and signed, in the helper
+    parent = dns_for(key_file.read_bytes(), SELECTOR, "example.org")
+    assert all(verifies(mail.content, parent) for mail in smtp.received) and len(smtp.received) == 24
