@@ -6,8 +6,10 @@ import base64
 import email
 import email.policy
 import hashlib
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -337,3 +339,14 @@ def test_a_spawned_render_helper_signs_what_it_renders(members: Engine, smtp: SM
     assert dispatcher.renderer.contents.made == 0  # every message was rendered, and signed, in the helper
     parent = dns_for(key_file.read_bytes(), SELECTOR, "example.org")
     assert all(verifies(mail.content, parent) for mail in smtp.received) and len(smtp.received) == 24
+
+
+def test_without_dkim_no_process_imports_dkimpy() -> None:
+    """dkimpy and its DNS library cost a tenth of a second at every start: only a signing process pays it."""
+    code = (
+        "import sys, tracker.delivery.dispatcher, tracker.cli.messages, tracker.config as c\n"
+        "c.Settings(); assert 'dkim' not in sys.modules and 'dns' not in sys.modules, 'imported'"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+    result = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

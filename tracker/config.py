@@ -244,10 +244,10 @@ class Settings(BaseSettings):
 
     def dkim_signer(self) -> Signer | None:
         """Return the DKIM signer of these settings, or None when mail goes unsigned; raise ValueError if unusable."""
-        from tracker.mail.signing import SigningError, aligned, load_signer  # dkimpy: only for senders
-
         if self.dkim_key_file is None:
             return None
+        from tracker.mail.signing import SigningError, aligned, load_signer  # dkimpy: imported only to sign
+
         from_domain = parseaddr(self.from_address)[1].rpartition("@")[2]
         domain = self.dkim_domain.strip().lower().rstrip(".") or from_domain.lower()
         if not aligned(domain, from_domain):

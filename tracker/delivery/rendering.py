@@ -28,13 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.outbox import Claimed
 from tracker.emails import Renderer, Sender
 from tracker.emails.fields import header_address
-from tracker.mail.signing import Signer
 from tracker.mail.smtp import wire_ready
+
+if TYPE_CHECKING:
+    from tracker.mail.signing import Signer
 
 log = logging.getLogger("tracker.delivery.rendering")
 PARENT_CHECK = 1.0  # seconds between the helper's looks for its parent

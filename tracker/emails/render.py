@@ -9,7 +9,7 @@ from email import quoprimime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
@@ -34,10 +34,12 @@ from tracker.i18n.wording import (
     when_text,
 )
 from tracker.links import timeline_page
-from tracker.mail.signing import Signer
 from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
 from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
+
+if TYPE_CHECKING:  # dkimpy and its DNS library take a tenth of a second to import: only when signing
+    from tracker.mail.signing import Signer
 
 # Kinds about a milestone: each carries its .ics, as the feed has it.
 ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
