@@ -27,7 +27,12 @@ LAYERS: list[set[str]] = [
     {"cli"},
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
-OWNERS = {"icalendar": "feeds", "aiosmtplib": "mail", "authlib": "web"}  # the only package that may import each
+OWNERS = {
+    "icalendar": "feeds",
+    "aiosmtplib": "mail",
+    "dkim": "mail",
+    "authlib": "web",
+}  # the only package that may import each
 
 
 def unit_of(module: str) -> str:

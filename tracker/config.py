@@ -6,7 +6,7 @@ import logging
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -22,6 +22,9 @@ from tracker.timelines.workdays import (
     read_weekend,
 )
 from tracker.timelines.zones import zone_warning
+
+if TYPE_CHECKING:
+    from tracker.mail.signing import Signer
 
 MAX_DEFAULT_REMINDERS = 10  # offsets in TRACKER_REMINDERS, as in a timeline file
 
@@ -108,6 +111,10 @@ class Settings(BaseSettings):
     # Refused API tokens per client (IP address, or IPv6 /64) in any api_token_window seconds; then 429.
     api_token_failures: int = Field(default=10, ge=1)
     api_token_window: int = Field(default=900, ge=1)
+    # DKIM (README, "Signing mail (DKIM)"): a key file and a selector sign every message; empty: none signed.
+    dkim_key_file: Path | None = None  # PEM RSA private key, unencrypted
+    dkim_selector: str = ""  # the key's DNS record is SELECTOR._domainkey.DOMAIN
+    dkim_domain: str = ""  # empty: the From address's domain
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
@@ -142,7 +149,7 @@ class Settings(BaseSettings):
     def work_calendar(self) -> WorkCalendar:
         return read_calendar(self.weekend, self.holidays, self.closures)
 
-    @field_validator("templates", mode="before")
+    @field_validator("templates", "dkim_key_file", mode="before")
     @classmethod
     def _unset(cls, value: object) -> object:
         return None if value == "" else value  # TRACKER_TEMPLATES= (empty): no overrides
@@ -221,6 +228,35 @@ class Settings(BaseSettings):
         if bool(self.oidc_role_claim.strip()) != bool(self.oidc_roles.strip()):
             raise ValueError("set TRACKER_OIDC_ROLE_CLAIM and TRACKER_OIDC_ROLES together (the claim, and its mapping)")
         return self
+
+    @model_validator(mode="after")
+    def _dkim(self) -> Settings:
+        # Checked at the start, key read and tried: a key that cannot sign must stop it, not every message.
+        if self.dkim_key_file is None and not self.dkim_selector.strip() and not self.dkim_domain.strip():
+            return self
+        if self.dkim_key_file is None or not self.dkim_selector.strip():
+            raise ValueError(
+                "DKIM: set TRACKER_DKIM_KEY_FILE and TRACKER_DKIM_SELECTOR together (and TRACKER_DKIM_DOMAIN if "
+                "it is not the From address's domain), or none of them to send unsigned"
+            )
+        self.dkim_signer()
+        return self
+
+    def dkim_signer(self) -> Signer | None:
+        """Return the DKIM signer of these settings, or None when mail goes unsigned; raise ValueError if unusable."""
+        if self.dkim_key_file is None:
+            return None
+        from tracker.mail.signing import SigningError, aligned, load_signer  # dkimpy: imported only to sign
+
+        from_domain = parseaddr(self.from_address)[1].rpartition("@")[2]
+        domain = self.dkim_domain.strip().lower().rstrip(".") or from_domain.lower()
+        if not aligned(domain, from_domain):
+            raise SigningError(
+                f"TRACKER_DKIM_DOMAIN {domain!r} does not align with the From address's domain {from_domain!r}: "
+                "receivers would not count the signature for it (DMARC); set it to that domain or a parent of it, "
+                "or leave it empty"
+            )
+        return load_signer(self.dkim_key_file, self.dkim_selector.strip(), domain)
 
     @field_validator("reminders", "overdue")
     @classmethod

@@ -88,7 +88,7 @@ def build_preview(
     now = now_utc()
     host = urlsplit(config.base_url).hostname or "localhost"
     renderer = Renderer(config.template_folders("emails"), config.locales, Sender(config.from_address, config.base_url,
-                        f"<deadlines.{host}>", config.reminder_hour))  # fmt: skip
+                        f"<deadlines.{host}>", config.reminder_hour), signer=config.dkim_signer())  # fmt: skip
     recipient = Recipient(subscriber.email, subscriber.name, lang or subscriber.language, subscriber.timezone)
     maker = LinkMaker(secret_key(), config.base_url, config.from_address)
     # A confirmation email exists for pending subscribers only: previewed for anyone else (or the

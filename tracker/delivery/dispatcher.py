@@ -867,7 +867,7 @@ def make_renderer(settings: Settings) -> Renderer:
 def recipe_of(settings: Settings) -> Recipe:
     host = urlsplit(settings.base_url).hostname or "localhost"
     sender = Sender(settings.from_address, settings.base_url, f"<deadlines.{host}>", settings.reminder_hour)
-    return Recipe(tuple(settings.template_folders("emails")), settings.locales, sender)
+    return Recipe(tuple(settings.template_folders("emails")), settings.locales, sender, settings.dkim_signer())
 
 
 def make_dispatcher(

@@ -28,12 +28,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.outbox import Claimed
 from tracker.emails import Renderer, Sender
 from tracker.emails.fields import header_address
 from tracker.mail.smtp import wire_ready
+
+if TYPE_CHECKING:
+    from tracker.mail.signing import Signer
 
 log = logging.getLogger("tracker.delivery.rendering")
 PARENT_CHECK = 1.0  # seconds between the helper's looks for its parent
@@ -79,7 +83,8 @@ def prepare(renderer: Renderer, row: Claimed, person: Person | None, store: Stor
     except Exception as exc:  # one row's bug sets that row aside, not the pass
         log.exception("could not render delivery %d", row.id)
         return Unrenderable(f"could not render: {exc}")
-    # Checked here, where it may run in the helper, so the sender need not.
+    # Checked here, where it may run in the helper, so the sender need not. The bytes are final: the DKIM
+    # signature (render_bytes) covers them as they are, and wire_ready only marks them.
     return Rendered(recipient, wire_ready(data) or data)
 
 
@@ -90,9 +95,10 @@ class Recipe:
     templates: Path | tuple[Path, ...]  # as for Renderer: one folder, or folders searched in turn
     locales: Path
     sender: Sender
+    signer: Signer | None = None  # DKIM: the helper signs what it renders, so the sender does not
 
     def build(self) -> Renderer:
-        return Renderer(self.templates, self.locales, self.sender)
+        return Renderer(self.templates, self.locales, self.sender, signer=self.signer)
 
 
 # --- in the helper process ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from email import quoprimime
 from email.message import EmailMessage, Message, MIMEPart
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
@@ -38,6 +38,9 @@ from tracker.text import LANGUAGES
 from tracker.timelines.dates import DateError, get_zone, parse_offset
 from tracker.timelines.views import MilestoneView, occurrence_of, timeline_title_in, title_in
 
+if TYPE_CHECKING:  # dkimpy and its DNS library take a tenth of a second to import: only when signing
+    from tracker.mail.signing import Signer
+
 # Kinds about a milestone: each carries its .ics, as the feed has it.
 ATTACHED = frozenset({"reminder", "changed", "cancelled", "opened", "correction", "overdue", "delayed"})
 BRIEF = 4  # a changed message listing more lines shows them as a table, a row each
@@ -55,10 +58,20 @@ class Renderer:
     """Turn requests into messages; build one per process and share it (templates and catalogs load once)."""
 
     def __init__(
-        self, templates: Path | Sequence[Path], locales: Path, sender: Sender, *, contents: int = CONTENTS
+        self,
+        templates: Path | Sequence[Path],
+        locales: Path,
+        sender: Sender,
+        *,
+        contents: int = CONTENTS,
+        signer: Signer | None = None,
     ) -> None:
-        """*templates*: a folder of KIND.txt.j2 and KIND.html.j2, or folders searched in turn (overrides first)."""
+        """*templates*: a folder of KIND.txt.j2 and KIND.html.j2, or folders searched in turn (overrides first).
+
+        *signer*: DKIM-sign every message, on both paths (render and render_bytes).
+        """
         self.sender = sender
+        self.signer = signer
         self.environment = make_environment(templates)
         # All compiled now: a broken template must stop the start, not fail every message of its kind.
         names = self.environment.list_templates(filter_func=lambda name: name.endswith(".j2"))
@@ -78,6 +91,8 @@ class Renderer:
         body = [text_part(text, "plain"), text_part(html, "html")]
         attachments = [calendar_part(data, name) for name, (data, _) in self.calendar_files(request)]
         set_body(message, body, attachments, boundary_of(request.key))
+        if self.signer is not None:
+            self.signer.sign_message(message)
         return message
 
     def render_bytes(self, request: EmailRequest) -> bytes:
@@ -89,7 +104,9 @@ class Renderer:
         if not content.fits(values):  # a link with a line break: only a whole render lays it out right
             return bytes(self.render(request))
         head = self.letterhead.write(request, content.subject_line, content.language_line)
-        return b"".join((head, *content.body(values, boundary_of(request.key))))
+        data = b"".join((head, *content.body(values, boundary_of(request.key))))
+        # Per message: the body hash differs with each recipient's personal links.
+        return data if self.signer is None else self.signer.sign(data)
 
     def language_of(self, request: EmailRequest) -> Language:
         return self.languages[choose_language(request.recipient.language)]

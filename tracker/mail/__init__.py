@@ -1,7 +1,7 @@
 """Sending mail: a pooled SMTP client (`smtp`, with `replies` for pipelined commands), or .eml files
-in a folder (`directory`) when no SMTP server is configured.
+in a folder (`directory`) when no SMTP server is configured; the optional DKIM signature (`signing`).
 
-This package is the only one that imports aiosmtplib. Every failure leaves as a DeliveryError that
+This package is the only one that imports aiosmtplib and dkimpy. Every failure leaves as a DeliveryError that
 says whether trying again later can help (4xx and network trouble retry, 5xx is recorded).
 """
 
