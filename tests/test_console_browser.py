@@ -69,6 +69,11 @@ def test_a_secretary_signs_in_sees_the_late_step_marks_it_done_and_finds_it_in_t
         handle_notices(engine, LATE)  # the running dispatcher's next pass: the window's audience is told
         in_thread(site.send_due)
         site.smtp.wait_until(lambda _: any("Now open" in str(m.parse()["Subject"]) for m in site.smtp.received))
+        tab.page.get_by_role("link", name="Outbox").click()  # the notice the completion sent, in the log
+        tab.page.get_by_label("Kind").select_option("opened")
+        tab.page.get_by_role("button", name="Search").click()
+        sent = " ".join(tab.page.locator("table.outbox").inner_text().split())
+        assert "amina@mission.example.org opened hlpf/member-comments" in sent and " sent 1 250 " in sent
 
         tab.page.get_by_role("link", name="Audit log").click()
         tab.page.get_by_label("Who").fill("console")
@@ -84,6 +89,13 @@ def test_a_secretary_signs_in_sees_the_late_step_marks_it_done_and_finds_it_in_t
         assert tab.document() == ("ar", "rtl") and "إشعار «متاح الآن»" in tab.page.inner_text("ul.notices")
         tab.shoot("console-confirm-done-ar")
         assert blocked == []  # the pages need nothing the policy forbids
+
+        site.add_user("viewer@mission.example.org", "viewer")  # a viewer reads, and is refused every action
+        viewer = visit()
+        sign_in_tab(site, viewer, "viewer@mission.example.org")
+        for action in ("timelines/hlpf/revised-draft/done", "subscribers/export"):
+            assert viewer.open(f"{site.url}/console/{action}") == 403
+            assert "Your role does not allow this page" in viewer.page.inner_text("body")
 
 
 def mark_done(tab: Tab, site: ConsoleSite) -> None:
