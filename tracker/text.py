@@ -24,6 +24,11 @@ CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def whole_number(text: str, digits: int) -> int | None:
+    """*text* read as at most *digits* ASCII digits, else None ("²" is a digit to str.isdigit, not to int)."""
+    return int(text) if 0 < len(text) <= digits and text.isascii() and text.isdigit() else None
+
+
 def find_refused(text: str, *, allowed: str = "") -> tuple[int, str] | None:
     """Return the 1-based position and a description of the first refused character, or None."""
     if text.isprintable():  # the common case, answered in C: no control, separator or surrogate

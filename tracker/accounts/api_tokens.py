@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select, update
 from tracker.accounts.hashing import MAX_TOKEN, digest, new_token
 from tracker.accounts.roles import ROLES, Role, allows
 from tracker.store.models import ApiToken, Event, User
+from tracker.text import whole_number
 
 TAG = "trk"
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often: one write per call is waste
@@ -112,8 +113,8 @@ def live_named(session: Session, name: str) -> ApiToken | None:
 def find_token(session: Session, ref: str) -> ApiToken | None:
     """The token *ref* names: its id (digits), else the live token of that name (a name may be digits too)."""
     ref = ref.strip()
-    # ASCII digits only: str.isdigit() accepts "²", which int() refuses
-    found = session.get(ApiToken, int(ref)) if re.fullmatch(r"[0-9]{1,9}", ref) else None
+    number = whole_number(ref, 9)
+    found = session.get(ApiToken, number) if number is not None else None
     return found or (live_named(session, " ".join(ref.split())) if len(ref) <= 60 else None)
 
 

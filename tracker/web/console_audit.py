@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tracker.store.audit import AuditQuery, list_events
 from tracker.store.engine import transaction
+from tracker.text import whole_number
 from tracker.web.console_access import PREFIX, Console, RoleRule, Visitor
 from tracker.web.forms import answer
 
@@ -37,7 +38,7 @@ def show_audit(console: Console, visitor: Visitor) -> Response:
     kind, actor, since = (asked.get(name, "").strip()[:120] for name in ("kind", "actor", "since"))
     start, bad_since = since_of(since)
     before = asked.get("before", "")
-    page_end = int(before) if before.isascii() and before.isdigit() and len(before) < 16 else None  # "²" is a digit
+    page_end = whole_number(before, 15)
     query = AuditQuery(kind or None, actor or None, start, page_end, PAGE + 1)
     with transaction(console.engine) as session:
         entries = list_events(session, query) if not bad_since else []

@@ -22,6 +22,7 @@ from tracker.delivery.showing import show_message
 from tracker.emails import Renderer
 from tracker.i18n.languages import N_
 from tracker.store.engine import transaction
+from tracker.text import whole_number
 from tracker.web.console_access import CSRF_FIELD, PREFIX, Console, RoleRule, Visitor
 from tracker.web.forms import answer, form_fields, message
 
@@ -83,9 +84,7 @@ def read_query(asked: Mapping[str, str]) -> tuple[LogQuery, list[str]]:
         state=state,
         since_at=start_of(since),
         until_at=start_of(until, 1),
-        before_id=int(before)
-        if before.isascii() and before.isdigit() and len(before) <= 10 and int(before) < 2**31
-        else None,
+        before_id=found if (found := whole_number(before, 10)) is not None and found < 2**31 else None,
     )
     return query, problems
 

@@ -4,7 +4,6 @@ The store side is accounts/api_tokens.py, as for `tracker users token`. See docs
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations (see console.py).
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -26,6 +25,7 @@ from tracker.i18n.languages import N_
 from tracker.store.audit import console_actor
 from tracker.store.engine import transaction
 from tracker.store.models import ApiToken
+from tracker.text import whole_number
 from tracker.web.console_access import CSRF_FIELD, PREFIX, Console, RoleRule, Visitor
 from tracker.web.forms import answer, form_fields, message
 
@@ -88,8 +88,7 @@ def make_token(console: Console, visitor: Visitor, fields: dict[str, object]) ->
     assert visitor.signed_in is not None
     typed = typed_of(fields)
     role: Role | None = next((r for r in ROLES if r == typed["role"]), None)
-    # ASCII digits only: str.isdigit() accepts "²", which int() refuses
-    days = int(typed["days"]) if re.fullmatch(r"[0-9]{1,9}", typed["days"]) else None
+    days = whole_number(typed["days"], 9)
     if (typed["days"] and days is None) or (days is not None and not 1 <= days <= MAX_DAYS):
         return show_tokens(console, visitor, typed, "days", 422)
     saved = save_token(console, visitor.signed_in.user.email, typed, role, days)

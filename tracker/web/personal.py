@@ -24,7 +24,6 @@ from tracker.web.forms import (
     FORM_TYPE,
     TEXT,
     Asked,
-    FormError,
     answer,
     check_form_token,
     documented_body,
@@ -70,12 +69,9 @@ def personal_routes(engine: Any, secret: bytes, clock: Any) -> APIRouter:
     async def erase_now(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         """Erase the subscriber and their personal data (the confirmation page's button)."""
         asked = Asked.of(request)
-        try:  # a body that is not a form we can read (bad UTF-8, %00, too many fields) is a 400, never a 500
-            form = media_type(request.headers.get("content-type")) == FORM_TYPE
-            fields = form_fields(await request.body()) if form else {}
-        except FormError as exc:
-            chosen = asked.language()
-            return message(chosen, asked, N_("Not accepted"), exc.text(chosen.language), exc.status)
+        # A body no form can be read from is the app's FormError handler's (400, a page).
+        form = media_type(request.headers.get("content-type")) == FORM_TYPE
+        fields = form_fields(await request.body()) if form else {}
         csrf = fields.get(CSRF_FIELD, "")
         return await run_in_threadpool(erase, engine, secret, token, csrf if isinstance(csrf, str) else "", clock(),
                                        asked)  # fmt: skip
