@@ -51,8 +51,11 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy
 
+# Every core runs a share of the suite (pytest-xdist); the tests that kill instances and wait on the clock
+# (marked `serial`) run after, alone, so that no other test's load decides whether a lease ran out.
 pytest: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto -m "not serial"
+	$(BIN)/pytest -m serial
 
 test: lint typecheck pytest
 

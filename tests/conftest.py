@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support import factories
-from tests.support.database import empty_database
+from tests.support.database import PG_URL, empty_database
 from tests.support.emails import LOCALES, SENDER, TEMPLATES
 from tests.support.smtp_server import SMTPTestServer, forbid_remote_smtp
 from tests.support.timelines import WriteTimeline
@@ -21,6 +21,23 @@ from tracker.emails import Renderer
 from tracker.store.engine import open_store
 
 pytest_plugins = ["tests.support.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
+
+# Fixtures that hand a test a store from empty_database(): with them it meets PostgreSQL when asked.
+STORE_FIXTURES = frozenset({"database_url", "public_site"})
+
+
+def reaches_the_store(item: pytest.Item) -> bool:
+    """Whether *item* runs against the store the run was given (the `store` marker names those without a fixture)."""
+    return bool(STORE_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("store") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, run only the tests that reach a store: the rest would run exactly as on SQLite, a second time."""
+    if not PG_URL:
+        return
+    kept = [item for item in items if reaches_the_store(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not reaches_the_store(item)])
+    items[:] = kept
 
 
 @pytest.fixture(autouse=True)

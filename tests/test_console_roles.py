@@ -28,6 +28,7 @@ from tracker.store.engine import transaction
 from tracker.web.app import create_api
 from tracker.web.console_access import RoleRule
 
+pytestmark = pytest.mark.store  # the module's site opens its store from empty_database()
 ADMIN_TOKEN = "an-admin-token-for-the-role-tests-0123456789"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 PLACEHOLDERS = {

@@ -33,7 +33,7 @@ from tests.support.smtp_server import ReceivedMail, SMTPTestServer
 from tracker.store.engine import transaction
 from tracker.store.models import Event
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CONNECTIONS = 4
 OUTAGE = "421 4.3.2 try again later"

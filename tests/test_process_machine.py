@@ -12,6 +12,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -54,6 +55,7 @@ CHAIN = """
         status: {status}
 """
 SMTP = SMTPTestServer()
+pytestmark = pytest.mark.store
 
 
 class Process15(RuleBasedStateMachine):
