@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
+from tracker.emails.bodies import text_encoding
 from tracker.emails.content import LRU, Content, Placeholders, content_key, make_content, personal_values
 from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
@@ -312,8 +313,9 @@ def boundary_of(key: str) -> str:
 
 
 def text_part(text: str, subtype: str) -> MIMEPart:
+    """The text or HTML part: 7bit, or the shorter of quoted-printable and base64 for the whole text (bodies)."""
     part = MIMEPart(policy=POLICY)
-    part.set_content(text, subtype=subtype, charset="utf-8")
+    part.set_content(text, subtype=subtype, charset="utf-8", cte=text_encoding(text))
     return part
 
 
