@@ -342,7 +342,8 @@ def shortest_encoding(text: str) -> str:
     if text.isascii():
         return "7bit"
     data = text.encode("utf-8")
-    quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length or 76)  # as the email package
+    # As the email package encodes it, with the CRLF line ends the part goes out with.
+    quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length or 76, "\r\n")
     return "quoted-printable" if len(quoted) <= base64_length(len(data)) else "base64"
 
 

@@ -4,13 +4,14 @@ A file about one milestone carries its feed item as the feed has it. A file list
 changed message of a whole timeline shifted) carries each in brief: the same UID, SEQUENCE,
 DTSTAMP, dates, SUMMARY, STATUS when cancelled, alarms and ORGANIZER, without what the item
 repeats or what its other properties already say (the dates in words, LOCATION, the timeline's
-title, CATEGORIES, URL, LAST-MODIFIED). Fifty full items were two fifths of such a message.
+title, CATEGORIES, URL, LAST-MODIFIED, the DTEND of a one-day item). Fifty full items were two
+fifths of such a message (BENCHMARKS.md, "Change messages").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -88,8 +89,18 @@ def shorten(event: Event, item: Occurrence, info: CalendarInfo) -> None:
         event.pop(name, None)
     if event.get("STATUS") == "CONFIRMED":  # the default; CANCELLED must stay
         event.pop("STATUS")
+    if one_day(event):  # a date with no end lasts that day (RFC 5545 3.6.1)
+        event.pop("DTEND")
     event.pop("DESCRIPTION")
     event.add("description", brief_description(item, info.base_url, info.words))
+
+
+def one_day(event: Event) -> bool:
+    """Whether *event* is all-day and ends the day after it starts."""
+    start, end = event.get("DTSTART"), event.get("DTEND")
+    if start is None or end is None or isinstance(start.dt, datetime) or isinstance(end.dt, datetime):
+        return False
+    return bool(end.dt - start.dt == timedelta(days=1))
 
 
 def brief_description(item: Occurrence, base_url: str, words: ItemWords) -> str:
@@ -103,5 +114,7 @@ def brief_description(item: Occurrence, base_url: str, words: ItemWords) -> str:
     lines = [who_line(view, words)] * (view.kind != "deadline" or view.owner is None)
     lines += [line("Opens after: %(step)s", step=view.opens_after or "")] * bool(view.opens_after)
     lines += [line("Link: %(url)s", url=view.url)] * bool(view.url)
-    lines.append(line("Timeline page: %(url)s", url=timeline_page(view, base_url)))
+    # The page alone, not "Timeline page: …": in Arabic or Russian the label, quoted-printable,
+    # was a hundred bytes an item.
+    lines.append(timeline_page(view, base_url))
     return "\n\n".join(["\n".join(text for text in head if text), "\n".join(lines)]).strip()
