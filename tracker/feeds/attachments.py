@@ -2,10 +2,10 @@
 
 A file about one milestone carries its feed item as the feed has it. A file listing many (a
 changed message of a whole timeline shifted) carries each in brief: the same UID, SEQUENCE,
-DTSTAMP, dates, SUMMARY, STATUS when cancelled, alarms and ORGANIZER, without what the item
-repeats or what its other properties already say (the dates in words, LOCATION, the timeline's
-title, CATEGORIES, URL, LAST-MODIFIED, the DTEND of a one-day item). Fifty full items were two
-fifths of such a message (BENCHMARKS.md, "Change messages").
+DTSTAMP, dates, SUMMARY, LOCATION, STATUS when cancelled, alarms and ORGANIZER, without what
+the item repeats or what its other properties already say (the dates, the place and the
+timeline in words, CATEGORIES, URL, LAST-MODIFIED, the DTEND of a one-day item). Fifty full
+items were two fifths of such a message (BENCHMARKS.md, "Change messages").
 """
 
 from __future__ import annotations
