@@ -11,17 +11,18 @@ import ctypes
 import email
 import email.policy
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
 
-from tests.support.emails import SUBMISSION, make_request, make_view
+from tests.support.emails import SENDER, SUBMISSION, make_request, make_view
 from tests.support.libical import load_libical, restriction_errors
 from tracker.emails import ChangeLine, EmailRequest, Renderer
-from tracker.emails.render import base64_length, shortest_encoding
+from tracker.emails.render import base64_length, build_calendar, shortest_encoding
 from tracker.feeds import item_uid
 from tracker.timelines.views import MilestoneView
 
@@ -153,8 +154,9 @@ def test_a_calendar_goes_in_its_shorter_encoding_and_reads_the_same(renderer: Re
     data = part.get_payload(decode=True)
     assert isinstance(data, bytes)
 
+    other = "base64" if part["Content-Transfer-Encoding"] == "quoted-printable" else "quoted-printable"
+    assert len(part.get_payload()) <= len(calendar_part(data, "changes.ics", other).get_payload())  # the shorter
     assert len(part.get_payload()) <= base64_length(len(data))  # never more than base64
-    assert part["Content-Transfer-Encoding"] == ("quoted-printable" if language in ("en", "fr") else "base64")
     assert [str(e["UID"]) for e in Calendar.from_ical(data).walk("VEVENT")] == [item_uid(v, BASE) for v in views]
 
 
@@ -162,7 +164,97 @@ TITLES = {"en": "Comments due", "fr": "Commentaires des membres", "zh": "成员�
           "ar": "تعليقات الأعضاء على المشروع المنقح", "ru": "Замечания членов по пересмотренному проекту"}  # fmt: skip
 
 
+def calendar_part(data: bytes, filename: str, cte: str) -> EmailMessage:
+    """The calendar *data* as a part in the transfer encoding *cte*, read back."""
+    part = EmailMessage(policy=email.policy.SMTP)
+    part.set_content(data.decode(), subtype="calendar", charset="utf-8", cte=cte, filename=filename)
+    back = email.message_from_bytes(part.as_bytes(), policy=email.policy.strict)
+    assert isinstance(back, EmailMessage)
+    return back
+
+
 def test_an_ascii_calendar_goes_as_plain_7bit_text() -> None:
     assert shortest_encoding("BEGIN:VCALENDAR\r\nSUMMARY:Comments due\r\nEND:VCALENDAR\r\n") == "7bit"
     assert shortest_encoding("SUMMARY:Commentaires — échéance\r\n") == "quoted-printable"
     assert shortest_encoding("SUMMARY:成员对修订草案的意见\r\n") == "base64"
+
+
+# --- a change set of fifty ---------------------------------------------------------------------
+
+FIFTY_BUDGET = 45_000  # bytes of a whole message telling fifty moves, in any language (was 65-97 KB)
+
+
+def fifty_moved(language: str, **overrides: Any) -> tuple[ChangeLine, ...]:
+    """Fifty membership deadlines of one timeline, a day apart, each moved a week later; the fourth cancelled."""
+    week = timedelta(days=7)
+    values: dict[str, Any] = {"owner": "membership", "revision": 3, "summary": "", "url": "", "opens_after": None,
+                              "reminders": (), **overrides}  # fmt: skip
+    views = [make_view(key=f"step-{n:02d}", title=f"Step {n + 1} of the consultation",
+                       due_at=datetime(2017, 3, 10, 22, 59, 59, tzinfo=UTC) + n * timedelta(days=1),
+                       status="cancelled" if n == 3 else "active", **values) for n in range(50)]  # fmt: skip
+    return tuple(
+        ChangeLine(view, "cancelled", view.main_at, view.main_at)
+        if view.status == "cancelled"
+        else ChangeLine(view, "moved", view.main_at - week, view.main_at)
+        for view in views
+    )
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "es", "ru", "zh", "ar"])
+def test_fifty_moves_make_one_small_message_that_still_carries_every_item(
+    renderer: Renderer, libical: ctypes.CDLL, language: str
+) -> None:
+    lines = fifty_moved(language)
+    request = make_request("changed", language, view=None, changes=lines)
+
+    data = renderer.render_bytes(request)
+
+    assert len(data) <= FIFTY_BUDGET
+    (calendar,) = calendars(renderer, request)
+    events = calendar.walk("VEVENT")
+    assert [str(e["UID"]) for e in events] == [item_uid(line.view, BASE) for line in lines]
+    assert {int(e["SEQUENCE"]) for e in events} == {3}
+    assert [str(e.get("STATUS", "")) for e in events] == ["CANCELLED" if n == 3 else "" for n in range(50)]
+    zurich = ZoneInfo("Europe/Zurich")
+    assert [e["DTSTART"].dt for e in events] == [line.view.main_at.astimezone(zurich).date() for line in lines]
+    assert all("ORGANIZER" in e and "DTSTAMP" in e and "SUMMARY" in e for e in events)
+    assert str(events[0]["DESCRIPTION"]) == f"{BASE}/timelines/hlpf-2017"  # the page, as the feed's item links it
+    message = email.message_from_bytes(data, policy=email.policy.strict)
+    assert isinstance(message, EmailMessage)
+    for part in message.walk():  # each part in the shorter of quoted-printable and base64
+        if part.get_content_maintype() == "text" and part["Content-Transfer-Encoding"] != "7bit":
+            other = "base64" if part["Content-Transfer-Encoding"] == "quoted-printable" else "quoted-printable"
+            assert len(part.get_payload()) <= len(reencoded(part, other).get_payload()), part.get_content_type()
+    ics = next(message.iter_attachments()).get_payload(decode=True)
+    assert isinstance(ics, bytes)
+    assert restriction_errors(libical, ics) == []
+
+
+def reencoded(part: EmailMessage, cte: str) -> EmailMessage:
+    """*part*'s text in the transfer encoding *cte*, as the email package writes it."""
+    again = EmailMessage(policy=email.policy.SMTP)
+    again.set_content(part.get_content(), subtype=part.get_content_subtype(), charset="utf-8", cte=cte)
+    back = email.message_from_bytes(again.as_bytes(), policy=email.policy.strict)
+    assert isinstance(back, EmailMessage)
+    return back
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_a_brief_item_keeps_the_feed_item_s_identity_dates_alarms_and_words(renderer: Renderer, language: str) -> None:
+    timed = replace(SUBMISSION, key="timed", revision=4, reminders=("7d", "3h"))
+    lines = (*fifty_moved(language, reminders=("7d", "1d"))[:3], ChangeLine(timed, "moved", timed.due_at, timed.due_at))
+    reminder = make_request("reminder", language)
+
+    (brief,) = calendars(renderer, make_request("changed", language, view=None, changes=lines))
+
+    for line, event in zip(lines, brief.walk("VEVENT"), strict=True):
+        full = Calendar.from_ical(build_calendar([line.view], reminder, SENDER, renderer.language_of(reminder))[0])
+        (whole,) = full.walk("VEVENT")
+        for name in ("UID", "SEQUENCE", "DTSTAMP", "DTSTART", "SUMMARY", "ORGANIZER", "TRANSP"):
+            assert event[name].to_ical() == whole[name].to_ical(), name
+        alarms = [(a["TRIGGER"].to_ical(), str(a["DESCRIPTION"])) for a in event.walk("VALARM")]
+        assert alarms == [(a["TRIGGER"].to_ical(), str(a["DESCRIPTION"])) for a in whole.walk("VALARM")]
+        assert alarms or line.view.status != "active"
+        assert "LAST-MODIFIED" not in event and "CATEGORIES" not in event and "URL" not in event
+    if language == "ar":  # the alarm speaks the reader's language
+        assert "بعد 7 أيام" in str(brief.walk("VALARM")[0]["DESCRIPTION"])

@@ -1,7 +1,10 @@
 """Text parts encoded once, but for the few lines that hold a recipient's values.
 
-A part goes out as the email package's set_content would write it: 7bit, quoted-printable or
-base64 by the same rules (contentmanager._encode_text), the same line breaks. Everything that
+A part goes out as the email package's set_content would write it: 7bit by the same rule
+(contentmanager._encode_text), the same line breaks; else quoted-printable or base64, whichever
+`choose_encoding` finds shorter for the whole text (the email package guesses from the first ten
+lines, which in an HTML part are its ASCII head whatever the language: an Arabic, Chinese or
+Russian part went out quoted-printable at up to three times its size). Everything that
 does not depend on the values is done when the text is first rendered: the fixed lines are
 encoded, the fixed pieces of the other lines are escaped for quoted-printable, and the base64
 of the text before the first value is kept. A message then encodes a few short values and
@@ -20,13 +23,11 @@ from typing import Literal
 from tracker.emails.mime import CRLF, POLICY
 
 LINE = POLICY.max_line_length or 78  # the longest 7bit or quoted-printable line of a body
-SNIFFED = 10  # the email package picks quoted-printable or base64 from a body's first 10 lines
 BASE64_CHUNK = LINE // 4 * 3  # bytes a base64 line holds: 57
 Encoding = Literal["7bit", "quoted-printable", "base64"]
 # Each byte, as a latin-1 character, to itself or to =XX: the table of quoprimime.body_encode.
-_KEPT = frozenset(
-    b"\t\r\n !\"#$%&'()*+,-./0123456789:;<>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
-)
+_KEPT_BYTES = b"\t\r\n !\"#$%&'()*+,-./0123456789:;<>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
+_KEPT = frozenset(_KEPT_BYTES)
 ESCAPES = [chr(byte) if byte in _KEPT else f"={byte:02X}" for byte in range(256)]
 
 Pieces = tuple[bytes | int, ...]  # a line with values: text, and the indexes of values to put between
@@ -44,12 +45,11 @@ class TextBody:
 
     subtype: str
     raw: tuple[bytes, ...]
-    quoted: tuple[bytes, ...]  # empty when the part goes out in base64 whatever the values
+    quoted: tuple[bytes, ...]
     holes: tuple[Pieces, ...]
     escaped: tuple[tuple[str | int, ...], ...]
-    head: tuple[bytes | int, ...]  # the first SNIFFED lines; a hole as its number
     short_ascii: bool  # every fixed line is ASCII and at most LINE long: 7bit unless a value spoils it
-    sniffed: Encoding | None  # quoted-printable or base64, when the head holds no values
+    size: Size  # of the fixed lines, for choose_encoding
     fields: frozenset[int]  # the values the part shows
     base64_head: bytes  # the base64 lines of raw[0]'s first base64_cut bytes
     base64_cut: int
@@ -68,12 +68,10 @@ class TextBody:
         return part_header(self.subtype, encoding) + body
 
     def encoding(self, filled: Sequence[bytes]) -> Encoding:
-        """Pick the transfer encoding as the email package's set_content does (contentmanager._encode_text)."""
+        """Pick the transfer encoding as text_encoding would for the whole text, from the fixed lines' size."""
         if self.short_ascii and all(len(line) <= LINE and line.isascii() for line in filled):
             return "7bit"
-        if self.sniffed is not None:
-            return self.sniffed
-        return sniff([line if isinstance(line, bytes) else filled[line] for line in self.head])
+        return choose_encoding(self.size + measure(filled))
 
     def quote(self, values: Sequence[bytes]) -> list[bytes]:
         """Return the lines with values, quoted-printable: escape the values, then wrap each line."""
@@ -87,25 +85,19 @@ def make_text_body(text: str, subtype: str, marks: re.Pattern[bytes]) -> TextBod
     # Split as the email package does: bytes.splitlines() breaks at CR and LF only.
     lines = [split_line(line, marks) for line in text.encode("utf-8").splitlines()]
     holes = tuple(line for line in lines if not isinstance(line, bytes))
-    numbers = iter(range(len(holes)))
-    head = tuple(line if isinstance(line, bytes) else next(numbers) for line in lines[:SNIFFED])
-    fixed_head = [line for line in head if isinstance(line, bytes)]
-    sniffed = sniff(fixed_head) if len(fixed_head) == len(head) else None
     raw = gaps(lines, CRLF.join)
     cut = len(raw[0]) // BASE64_CHUNK * BASE64_CHUNK
     return TextBody(
         subtype=subtype,
         raw=raw,
-        # Fixed lines in base64 make a part base64 whatever the values: no need to quote them.
-        quoted=() if sniffed == "base64" else gaps(lines, quote_lines),
+        quoted=gaps(lines, quote_lines),
         holes=holes,
         escaped=tuple(tuple(p if isinstance(p, int) else escape_quoted(p) for p in hole) for hole in holes),
-        head=head,
         short_ascii=all(len(line) <= LINE and line.isascii() for line in lines if isinstance(line, bytes)),
-        sniffed=sniffed,
+        size=measure([line for line in lines if isinstance(line, bytes)]),
         fields=frozenset(piece for hole in holes for piece in hole if isinstance(piece, int)),
-        base64_head=base64_lines(raw[0][:cut]) if sniffed != "quoted-printable" else b"",
-        base64_cut=cut if sniffed != "quoted-printable" else 0,
+        base64_head=base64_lines(raw[0][:cut]),
+        base64_cut=cut,
     )
 
 
@@ -190,11 +182,35 @@ def base64_lines(data: bytes) -> bytes:
     return b"".join(encoded[start : start + width] + CRLF for start in range(0, len(encoded), width))
 
 
-def sniff(head: Sequence[bytes]) -> Encoding:
-    """Pick quoted-printable or base64 from the first lines, by which is shorter, as the email package does."""
-    sample = CRLF.join(head) + CRLF
-    quoted = quoprimime.body_encode(sample.decode("latin-1"), LINE)
-    return "base64" if len(quoted) > len(binascii.b2a_base64(sample)) else "quoted-printable"
+@dataclass(frozen=True)
+class Size:
+    """Bytes of some lines, line ends (CRLF) included, and how many of them quoted-printable escapes."""
+
+    total: int = 0
+    escaped: int = 0
+
+    def __add__(self, other: Size) -> Size:
+        return Size(self.total + other.total, self.escaped + other.escaped)
+
+
+def measure(lines: Sequence[bytes]) -> Size:
+    """Return the Size of *lines*; added line by line, so fixed lines are measured once."""
+    total = sum(len(line) + 2 for line in lines)
+    return Size(total, sum(len(line.translate(None, _KEPT_BYTES)) for line in lines))
+
+
+def choose_encoding(size: Size) -> Encoding:
+    """Quoted-printable or base64, whichever is shorter for a text of *size* (soft line breaks aside)."""
+    quoted = size.total + 2 * size.escaped  # an escaped byte is =XX
+    return "base64" if quoted > -(-size.total // BASE64_CHUNK) * (LINE + 2) else "quoted-printable"
+
+
+def text_encoding(text: str) -> Encoding:
+    """Return the encoding of a text part: 7bit as the email package picks it, else choose_encoding's."""
+    lines = text.encode("utf-8").splitlines()
+    if all(len(line) <= LINE and line.isascii() for line in lines):
+        return "7bit"
+    return choose_encoding(measure(lines))
 
 
 def part_header(subtype: str, encoding: Encoding) -> bytes:

@@ -19,7 +19,6 @@ from icalendar import (
     Calendar,
     Component,
     Event,
-    vCalAddress,
     vDDDTypes,
     vDuration,
     vRecur,
@@ -261,63 +260,24 @@ def tzid_of(zone: str) -> str | None:
     return str(tzid) if tzid else None
 
 
-def build_item_calendar(view: MilestoneView, occurrence: Occurrence, info: CalendarInfo, *, now: datetime) -> bytes:
-    """Return the feed item of *view* as its own VCALENDAR (METHOD:PUBLISH), as an email about it attaches it.
-
-    UID, SEQUENCE and DTSTAMP are the feed's: a client that imports the file and shows the feed
-    sees one item, in one version. A repeating milestone comes whole (series and done occurrences),
-    as in the feed: an occurrence alone, a RECURRENCE-ID without its series, does not import well.
-    """
-    return build_items_calendar([(view, occurrence, info)], now=now)
-
-
-def build_items_calendar(items: Sequence[tuple[MilestoneView, Occurrence, CalendarInfo]], *, now: datetime) -> bytes:
-    """Return the feed items of several milestones in one VCALENDAR, as a changed message attaches them.
-
-    RFC 5546 lets one PUBLISH object carry components with different UIDs: calendars import them
-    all at once, and the zones they share are written once.
-    """
-    calendar = Calendar()
-    for name, value in (("prodid", PRODID), ("version", "2.0"), ("calscale", "GREGORIAN"), ("method", "PUBLISH")):
-        calendar.add(name, value)
-    for view, occurrence, _ in items:
-        if (occurrence.milestone.timeline_id, occurrence.milestone.key) != (view.timeline_id, view.key):
-            raise ValueError(f"occurrence of {occurrence.milestone.key!r} given for {view.key!r}")
-    for zone, since in zones_used([view for view, _, _ in items]):
-        calendar.add_component(make_vtimezone(zone, since))
-    for view, _, info in items:
-        for component in make_components(view, info, now=now):
-            add_organizer(component, info.organizer)
-            calendar.add_component(component)
-    return ical_bytes(calendar)
-
-
-def add_organizer(event: Event, organizer: tuple[str, str]) -> None:
-    """Add ORGANIZER, which METHOD:PUBLISH requires: a mailto: address and its name as CN."""
-    name, address = organizer
-    if not address:
-        return
-    value = vCalAddress(f"mailto:{address}")
-    if name:
-        value.params["CN"] = vText(name)
-    event.add("organizer", value)
-
-
 # --- one milestone -----------------------------------------------------------------------
 
 
 def make_components(view: MilestoneView, info: CalendarInfo, *, now: datetime) -> list[Event]:
     """Return the VEVENT of *view*, then one for each completed occurrence if it repeats."""
+    return [make_event(view, item, info, now=now) for item in item_occurrences(view)]
+
+
+def item_occurrences(view: MilestoneView) -> list[Occurrence]:
+    """Return what a feed item is made of: the whole (a series, if it repeats), then its done occurrences.
+
+    The done ones become overrides (RECURRENCE-ID) that mark them completed.
+    """
     whole = Occurrence(view, "", view.due_at, view.starts_at, view.ends_at)
-    return [make_event(view, whole, info, now=now), *done_occurrences(view, info, now=now)]
-
-
-def done_occurrences(view: MilestoneView, info: CalendarInfo, *, now: datetime) -> list[Event]:
-    """Return overrides (RECURRENCE-ID) that mark the completed occurrences of a repeating milestone."""
     if view.repeat is None or view.status != "active":
-        return []
+        return [whole]
     found = (find_occurrence(view, key) for key in sorted(view.completions) if key)
-    return [make_event(view, item, info, now=now) for item in found if item is not None]
+    return [whole, *(item for item in found if item is not None)]
 
 
 def make_event(view: MilestoneView, item: Occurrence, info: CalendarInfo, *, now: datetime) -> Event:
@@ -459,14 +419,19 @@ def acting_title(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
 
 def item_description(view: MilestoneView, item: Occurrence, base_url: str, words: ItemWords = ENGLISH) -> str:
     """Return the DESCRIPTION: state, summary, then one fact a line, in the feed's language and its CLDR dates."""
-    moved = ""
-    if view.rolled_from is not None:
-        from babel.dates import format_date
+    head = [status_line(view, words), done_line(view, item, words), moved_line(view, words), view.summary]
+    lines = facts(view, item, base_url, words)
+    return "\n\n".join(["\n".join(line for line in head if line), "\n".join(lines)]).strip()
 
-        day = format_date(view.rolled_from, "full", locale=cldr_locale(words.locale))
-        moved = words.line("Moved from %(day)s, a non-working day.", day=day)
-    head = [line for line in (status_line(view, words), done_line(view, item, words), moved, view.summary) if line]
-    return "\n\n".join(["\n".join(head), "\n".join(facts(view, item, base_url, words))]).strip()
+
+def moved_line(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
+    """Return why the date is not the one its rule gives (rolled off a non-working day), or ''."""
+    if view.rolled_from is None:
+        return ""
+    from babel.dates import format_date
+
+    day = format_date(view.rolled_from, "full", locale=cldr_locale(words.locale))
+    return words.line("Moved from %(day)s, a non-working day.", day=day)
 
 
 def status_line(view: MilestoneView, words: ItemWords = ENGLISH) -> str:
