@@ -139,12 +139,20 @@ class Replan:
         return bool(self.added or self.moved or self.revived or self.cancelled)
 
 
-def load_readers(session: Session, set_aside: Problems | None = None) -> list[Reader]:
-    """Every confirmed subscriber, as planning needs them; *set_aside* learns whose stored choices do not read."""
+def load_readers(
+    session: Session, set_aside: Problems | None = None, *, ids: Collection[int] | None = None, weekly: bool = False
+) -> list[Reader]:
+    """Every confirmed subscriber (of *ids*, or who chose a *weekly* digest), as planning needs them;
+    *set_aside* learns whose stored choices do not read."""
     # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
     table = Subscriber.__table__  # type: ignore[attr-defined]
     names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
-    rows = session.execute(select(*(table.c[name] for name in names)).where(table.c.state == "confirmed"))
+    statement = select(*(table.c[name] for name in names)).where(table.c.state == "confirmed")
+    if ids is not None:
+        statement = statement.where(table.c.id.in_(sorted(ids)))
+    if weekly:
+        statement = statement.where(table.c.digest == "weekly")
+    rows = session.execute(statement)
     readers = []
     for row in rows:
         reader, problem = read_reader(*row)
@@ -197,7 +205,20 @@ def replan(
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
-    outbox = Outbox(load_replannable(session, now), {(v.timeline_id, v.key): v.revision for v in views}, now)
+    context = Context(views, readers, milestones, subscribers)
+    return reconcile(session, wanted, load_replannable(session, now), context, now)
+
+
+def reconcile(
+    session: Session, wanted: list[Wanted], rows: Sequence[Row[Any]], context: Context, now: datetime
+) -> Replan:
+    """Make *rows* (every replannable row of some scope) what *wanted* (every message of that scope) says.
+
+    A row of the scope not wanted is cancelled with the reason: the scope must be whole, all
+    the rows of the milestones or subscribers it names and all that they should send (partial.py).
+    """
+    revisions = {key: view.revision for key, view in context.views.items()}
+    outbox = Outbox(rows, revisions, now)
     result, new_rows = Replan(), []
     for item in wanted:
         row, slot = outbox.match(item)
@@ -209,7 +230,6 @@ def replan(
     result.added = insert_new(session, new_rows)
     if result.added < len(new_rows):
         result.added += plan_again_past(session, new_rows, now)
-    context = Context(views, readers, milestones, subscribers)
     for row in outbox.rows:
         if row.state in PENDING and row.id not in outbox.used:
             result.cancelled += cancel(session, row.id, context.why_not(tuple(row[:6])), now)
@@ -217,12 +237,14 @@ def replan(
     return result
 
 
+REPLANNABLE_COLUMNS = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
+
+
 def load_replannable(session: Session, now: datetime) -> Sequence[Row[Any]]:
     """The reminders and digests planning may change or must know of: planned, or for a deadline ahead."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    names = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
     return session.execute(
-        select(*(table.c[name] for name in names))
+        select(*(table.c[name] for name in REPLANNABLE_COLUMNS))
         .where(table.c.kind.in_(REPLANNED_KINDS))
         .where(table.c.state.in_(PENDING) | (table.c.deadline_at > now))
     ).all()
