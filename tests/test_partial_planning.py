@@ -21,6 +21,7 @@ from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import WriteTimeline
 from tracker.delivery.notices import Handled
 from tracker.delivery.outbox import Replan
+from tracker.feeds.calendars import Calendars
 from tracker.store.audit import request_event
 from tracker.store.engine import transaction
 from tracker.store.models import Subscriber
@@ -186,3 +187,18 @@ def test_after_downtime_past_the_horizon_a_pass_plans_and_sends_what_is_due(
     sent = {(row.kind, row.milestone_key, row.slot) for row in rows(planned, state="sent")}
     assert sent == {("reminder", "a", "1d"), ("overdue", "c", "due@2017-03-08")}
     assert {(m, slot) for m, slot, _ in planned_slots(planned)} == {("b", "7d"), ("b", "1d")}  # come inside
+
+
+def test_the_feeds_change_marker_moves_with_a_milestone_not_with_a_sign_in_or_a_subscriber(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    calendars = Calendars(planned, base_url="https://t.example.org", cancelled_grace=timedelta(days=30),
+                          check_interval=0)  # fmt: skip
+    _, marker = calendars.snapshot()
+    with transaction(planned, write=True) as session:
+        session.add(request_event(START, "someone@example.org", "127.0.0.1", known=False))
+    subscribe(planned, "new@example.org", START)
+    assert calendars.snapshot()[1] == marker  # the feeds are not built again for these
+    write_timeline("wg", group(a_due="2017-03-06"))
+    sync(planned, schedules, START + timedelta(hours=1))
+    assert calendars.snapshot()[1] > marker

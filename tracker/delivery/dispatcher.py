@@ -29,7 +29,7 @@ from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, text, update
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.accounts.signin import link_token
@@ -65,7 +65,7 @@ from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
 from tracker.subscribers.links import LinkMaker, Links
 from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
-from tracker.timelines.stored import load_views
+from tracker.timelines.stored import load_views, newest_view_event
 from tracker.timelines.views import Problems
 
 log = logging.getLogger("tracker.delivery.dispatcher")
@@ -318,9 +318,9 @@ class Dispatcher:
 
     def store(self, session: Session, rows: list[Claimed]) -> Store:
         """Milestones (re-read whenever an event was recorded since) and the events notices refer to."""
-        # Keyed on the newest event, not on age: a milestone synced a moment ago, here or by
-        # another instance, must not look removed to a row planned for it.
-        newest = session.exec(select(func.max(Event.id))).one()
+        # Keyed on the newest event that changes views, not on age: a milestone synced a moment
+        # ago, here or by another instance, must not look removed to a row planned for it.
+        newest = newest_view_event(session)
         if self._views is None or self._views[0] != newest:
             set_aside: Problems = {}
             loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
