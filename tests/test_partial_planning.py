@@ -19,6 +19,7 @@ from sqlmodel import select
 from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import WriteTimeline
+from tracker.delivery import outbox
 from tracker.delivery.notices import Handled
 from tracker.delivery.outbox import Replan
 from tracker.feeds.calendars import Calendars
@@ -202,3 +203,20 @@ def test_the_feeds_change_marker_moves_with_a_milestone_not_with_a_sign_in_or_a_
     write_timeline("wg", group(a_due="2017-03-06"))
     sync(planned, schedules, START + timedelta(hours=1))
     assert calendars.snapshot()[1] > marker
+
+
+def test_rows_back_from_a_dead_workers_lease_are_replanned_for_their_moved_milestone(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    now = at("2017-03-03 09:00")  # a's 7d reminders are due
+    with transaction(planned, write=True) as session:  # a worker claims them, then dies
+        held = outbox.claim(session, now=now, limit=100, lease=timedelta(minutes=5), worker="dead")
+    assert {row.milestone_key for row in held} == {"a", "c"}
+    write_timeline("wg", group(a_due="2017-03-14"))  # meanwhile a moves: its claimed rows are not re-planned
+    sync(planned, schedules, now)
+    refresh(planned, now)
+    result = deliver(make_dispatcher(planned, smtp.url, Clock(now + timedelta(minutes=10))))
+    assert result.returned == 6  # back in the pool: c's go now, a's are stale, for the old date
+    deliver(make_dispatcher(planned, smtp.url, Clock(now + timedelta(minutes=20))))
+    sends = {(row.slot[:2], row.send_at) for row in rows(planned, milestone_key="a", kind="reminder", state="planned")}
+    assert sends == {("7d", at("2017-03-07 09:00")), ("1d", at("2017-03-13 09:00"))}  # for the new date, both
