@@ -17,6 +17,7 @@ until planning stops writing a row per subscriber ahead of time it would plan te
 rows, so the recorded run is the size the issue measured first: 50 × 10 and 20,000.
 
     .venv/bin/python bench/bench_noop.py            # 50 × 10, 20,000 subscribers, records BENCHMARKS.md
+    .venv/bin/python bench/bench_noop.py --runs 1   # the same, one run (a shared machine)
     .venv/bin/python bench/bench_noop.py --quick    # 10 × 10, 2,000 subscribers, one run, records nothing
 """
 
@@ -98,9 +99,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10 × 10, 2,000 subscribers, one run, record nothing")
     parser.add_argument("--full", action="store_true", help="the issue's 1,000 × 20 and 100,000 (not feasible yet)")
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of the recorded size (default {RUNS})")
     args = parser.parse_args()
     size = (10, 10, 2000) if args.quick else (1000, 20, 100_000) if args.full else (50, 10, 20_000)
-    runs = 1 if args.quick else RUNS
+    runs = 1 if args.quick else max(args.runs, 1)
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load = os.getloadavg()
     with smtp_sink() as port:

@@ -80,7 +80,7 @@ def test_day_reminders_keep_the_reminder_hour_across_the_change_to_summer_time(
                    "  - id: report\n    title: Report\n    due: 2017-03-30\n")  # fmt: skip
     sync(engine, schedules, at("2017-03-01 09:00"))
     subscribe(engine, "a@example.org", at("2017-03-01 09:00"))
-    make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(at("2017-03-01 09:00"))).refresh(replan_all=True)
+    make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(at("2017-03-01 09:00"))).refresh(timely=True)
     planned = {row.slot: row.send_at for row in rows(engine)}
     assert planned["7d"] == at("2017-03-23 09:00")  # CET, UTC+1
     assert planned["1d"] == at("2017-03-29 09:00")  # CEST, UTC+2: still 09:00 on the wall clock
@@ -90,7 +90,7 @@ def test_day_reminders_keep_the_reminder_hour_across_the_change_to_summer_time(
 def test_after_downtime_only_the_latest_due_reminder_goes(hlpf: Engine, smtp: SMTPTestServer) -> None:
     clock = Clock(at("2017-02-01 09:00"))
     subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     clock.now = at("2017-02-17 10:30")  # nothing ran on 10 Feb (14d) or 17 Feb 09:00 (7d)
     result = deliver(make_dispatcher(hlpf, smtp.url, clock))
     assert (result.sent, len(smtp.received)) == (1, 1)
@@ -104,7 +104,7 @@ def test_a_reminder_whose_retry_falls_due_during_a_pass_is_not_sent_after_a_late
     """A pass skips stale rows when it starts and claims with later clocks: the claim must not take them either."""
     start = at("2017-02-17 10:30")
     subscribe(hlpf, "sec@example.org", at("2017-02-01 09:00"), audiences=("secretariat",))
-    make_dispatcher(hlpf, "smtp://127.0.0.1:1", Clock(at("2017-02-01 09:00"))).refresh(replan_all=True)
+    make_dispatcher(hlpf, "smtp://127.0.0.1:1", Clock(at("2017-02-01 09:00"))).refresh(timely=True)
     table = Delivery.__table__  # type: ignore[attr-defined]
     mine = (table.c.milestone_key == "revised-draft") & (table.c.kind == "reminder")
     with transaction(hlpf, write=True) as session:  # the 14d reminder was refused; its retry is 30 s after the start
@@ -131,7 +131,7 @@ def test_a_reminder_whose_retry_falls_due_during_a_pass_is_not_sent_after_a_late
 def test_a_late_reminder_says_the_time_actually_left(hlpf: Engine, smtp: SMTPTestServer) -> None:
     clock = Clock(at("2017-02-01 09:00"))
     subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     clock.now = at("2017-02-21 12:00")  # the 7d reminder fell due on the 17th; 3 days are left
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     [message] = [m.parse() for m in smtp.received]
@@ -142,7 +142,7 @@ def test_a_late_reminder_says_the_time_actually_left(hlpf: Engine, smtp: SMTPTes
 def test_a_late_reminder_with_less_than_an_hour_left_says_due_today(hlpf: Engine, smtp: SMTPTestServer) -> None:
     clock = Clock(at("2017-04-27 09:00"))
     subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     clock.now = at("2017-04-28 11:30")  # the 4h reminder fell due at 08:00; the text is due at 12:00
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     [message] = [m.parse() for m in smtp.received]
@@ -181,7 +181,7 @@ def test_two_moves_before_the_notice_went_out_fold_into_one(
     clock = Clock(at("2017-02-02 09:00"))
     subscriber = subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
     dispatcher = make_dispatcher(hlpf, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     for due in ("2017-03-03", "2017-03-10"):
         write_timeline("hlpf", HLPF.replace("due: 2017-02-24", f"due: {due}"))
         sync(hlpf, schedules, clock.now)
@@ -203,7 +203,7 @@ def test_a_cancelled_deadline_is_listed_as_cancelled_and_gets_no_more_reminders(
 ) -> None:
     clock = Clock(at("2017-02-02 09:00"))
     subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     cancelled = HLPF.replace("        due: 2017-02-24\n", "        due: 2017-02-24\n        status: cancelled\n")
     write_timeline("hlpf", cancelled)
     sync(hlpf, schedules, clock.now)
@@ -220,7 +220,7 @@ def test_completing_a_step_tells_the_audience_waiting_for_it(hlpf: Engine, smtp:
     clock = Clock(at("2017-02-02 09:00"))
     subscribe(hlpf, "member@example.org", clock.now, audiences=("membership",))
     subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     clock.now = at("2017-02-20 15:00")
     mark_done(hlpf, "hlpf/revised-draft", clock.now)
     deliver(make_dispatcher(hlpf, smtp.url, clock))
@@ -269,7 +269,7 @@ def test_retrying_stops_when_no_retry_can_come_before_the_deadline(hlpf: Engine,
 def test_repeated_rejections_suspend_the_address(hlpf: Engine, smtp: SMTPTestServer) -> None:
     clock = Clock(at("2017-02-01 09:00"))
     subscriber = subscribe(hlpf, "gone@example.org", clock.now, audiences=("secretariat",))
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     smtp.answer("RCPT", "550 5.1.1 No such user", address="gone@example.org")
     for day in ("2017-02-10 09:00", "2017-02-17 09:00", "2017-02-23 09:00"):
         clock.now = at(day)
@@ -285,12 +285,12 @@ def test_unsubscribing_cancels_what_was_planned(hlpf: Engine, smtp: SMTPTestServ
     clock = Clock(at("2017-02-01 09:00"))
     subscriber = subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
     dispatcher = make_dispatcher(hlpf, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     assert rows(hlpf, state="planned")
     with transaction(hlpf, write=True) as session:  # as the unsubscribe link does: with its event
         found = session.get(Subscriber, subscriber)
         assert found is not None and unsubscribe(session, found, clock.now)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     assert {(r.state, r.reason) for r in rows(hlpf)} == {("cancelled", "subscriber is not confirmed")}
     clock.now = at("2017-02-10 09:00")
     deliver(make_dispatcher(hlpf, smtp.url, clock))
@@ -302,7 +302,7 @@ def test_a_dead_workers_rows_are_sent_by_another_after_the_lease(hlpf: Engine, s
     for n in range(5):
         subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
     dead = make_dispatcher(hlpf, smtp.url, clock, lease=timedelta(seconds=30))
-    dead.refresh(replan_all=True)
+    dead.refresh(timely=True)
     claimed, _, _ = dead.claim_batch(10)  # then it dies without sending
     assert len(claimed) == 5
     assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0  # held by the lease
@@ -383,7 +383,7 @@ def test_moving_a_yearly_deadline_tells_members_about_the_next_occurrence(
     write_timeline("prizes", YEARLY)
     sync(engine, schedules, clock.now)
     subscribe(engine, "member@example.org", clock.now)
-    make_dispatcher(engine, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(engine, smtp.url, clock).refresh(timely=True)
     write_timeline("prizes", YEARLY.replace("due: 2019-01-02", "due: 2019-01-05"))
     sync(engine, schedules, clock.now)
     deliver(make_dispatcher(engine, smtp.url, clock))
@@ -416,7 +416,7 @@ def test_a_claim_takes_no_more_rows_than_asked_and_two_workers_share_them(hlpf: 
     for n in range(20):
         subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
     first, second = make_dispatcher(hlpf, smtp.url, clock), make_dispatcher(hlpf, smtp.url, clock)
-    first.refresh(replan_all=True)
+    first.refresh(timely=True)
     taken = [first.claim_batch(5)[0], second.claim_batch(5)[0], first.claim_batch(50)[0]]
     assert [len(batch) for batch in taken] == [5, 5, 10]
     ids = [row.id for batch in taken for row in batch]
@@ -439,7 +439,7 @@ def test_the_admin_api_records_a_completion_and_the_waiting_audience_is_told(
 
     clock = Clock(at("2017-02-20 15:00"))
     subscribe(hlpf, "member@example.org", clock.now)
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     calendars = Calendars(hlpf, base_url="https://t.example.org", cancelled_grace=timedelta(days=30), clock=clock,
                           secret=SECRET)  # fmt: skip
     app = create_app(hlpf, calendars, settings=Settings(admin_token="s3cret-admin-token", secret_key=SECRET_TEXT))
@@ -512,7 +512,7 @@ def test_a_weekly_digest_goes_on_monday_at_the_readers_hour_with_what_is_coming(
     clock = Clock(at("2017-02-11 12:00"))  # a Saturday
     subscriber = subscribe(hlpf, "digest@example.org", clock.now, audiences=("secretariat",))
     set_subscriber(hlpf, subscriber, digest="weekly", reminders=[])  # the digest alone, no reminders
-    make_dispatcher(hlpf, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(hlpf, smtp.url, clock).refresh(timely=True)
     [planned] = rows(hlpf, kind="digest")
     assert (planned.slot, planned.send_at) == ("2017-02-13", at("2017-02-13 09:00"))
     assert deliver(make_dispatcher(hlpf, smtp.url, clock)).sent == 0
@@ -531,7 +531,7 @@ def test_outcomes_written_through_the_driver_read_back_as_recorded(hlpf: Engine,
     for n in range(4):
         subscribe(hlpf, f"sec{n}@example.org", clock.now, audiences=("secretariat",))
     dispatcher = make_dispatcher(hlpf, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     sent, retried, skipped, late = dispatcher.claim_batch(10)[0]
     retry_at = clock.now + timedelta(minutes=5)
     writer = OutcomeWriter(hlpf)

@@ -65,7 +65,7 @@ def test_a_claimed_reminder_whose_deadline_moved_is_not_sent_as_is(
     move(DUE, clock.now - timedelta(days=1))
     subscribe(engine, "member@example.org", clock.now)
     dispatcher = make_dispatcher(engine, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     claimed, people, store = dispatcher.claim_batch(10)
     [row] = claimed
     person = people[row.subscriber_id]
@@ -101,7 +101,7 @@ def test_a_due_reminder_of_a_moved_deadline_waits_for_its_re_planning(
     clock = Clock(at(SEVEN_DAYS_BEFORE))
     move(DUE, clock.now - timedelta(days=1))
     subscribe(engine, "member@example.org", clock.now)
-    make_dispatcher(engine, smtp.url, clock).refresh(replan_all=True)
+    make_dispatcher(engine, smtp.url, clock).refresh(timely=True)
 
     move(LATER, clock.now)  # stored after planning, before the pass: the row is still due at the old time
     dispatcher = make_dispatcher(engine, smtp.url, clock)
@@ -249,7 +249,7 @@ def test_every_pass_that_did_something_says_so_in_one_info_line(
     smtp.answer("RCPT", "550 5.1.1 no such user", address="c@example.org", times=1)
     # Another instance claimed a row and died: its lease runs out.
     dead = make_dispatcher(engine, smtp.url, clock, lease=timedelta(seconds=30))
-    dead.refresh(replan_all=True)
+    dead.refresh(timely=True)
     dead.claim_batch(1)
     clock.advance(minutes=1)
 

@@ -347,7 +347,7 @@ def test_retention_deletes_only_old_finished_rows_a_batch_at_a_time(
     assert sorted(r.slot for r in rows(engine)) == ["aside", "new", "waiting"]
     with transaction(engine, write=True) as session:
         insert_rows(session, Delivery.__table__, [old_rows(slot="later")])  # type: ignore[attr-defined]
-    worker.refresh(replan_all=True)  # the hourly pass of the scheduler, and `tracker send-due`
+    worker.refresh(timely=True)  # the hourly pass of the scheduler, and `tracker send-due`
     assert sorted(r.slot for r in rows(engine)) == ["aside", "new", "waiting"]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from tracker.delivery import dispatcher, outbox, retention
+from tracker.delivery import dispatcher, outbox, partial, retention
 from tracker.store.bulk import insert_rows
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery
@@ -45,7 +45,7 @@ def outbox_rows() -> list[dict[str, Any]]:
 
 
 def captured(engine: Engine) -> list[tuple[str, Any]]:
-    """The statements of one pass's outbox work (claim, counts, skips, returns, suspension check)."""
+    """The statements of one pass's outbox work (claim, counts, skips, returns, suspension check, re-planning)."""
     seen: list[tuple[str, Any]] = []
 
     def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
@@ -62,6 +62,9 @@ def captured(engine: Engine) -> list[tuple[str, Any]]:
             outbox.return_expired(session, NOW)
             dispatcher.suspend_if_rejected(session, 7, 5, NOW)
             retention.prune_log(session, before=NOW - timedelta(days=365))
+            partial.rows_of_milestones(session, [("t3", "m3")], ("reminder",), NOW)  # re-plan by milestone
+            partial.rows_of_timelines(session, ["t3"], NOW)  # by timeline (its late notices)
+            partial.rows_of_subscribers(session, [7, 8], NOW)  # by subscriber
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -100,5 +103,5 @@ def test_a_pass_reads_the_outbox_through_its_indexes(engine: Engine, outbox_rows
         if (lines := full_reads(engine, s, plan))
     }
 
-    assert len(statements) >= 9  # claim, count, next, four skips, return, suspension check, retention
+    assert len(statements) >= 12  # claim, count, next, four skips, return, suspension, retention, three re-plans
     assert scans == {}

@@ -50,7 +50,7 @@ def with_helper(dispatcher: Dispatcher) -> RenderHelper:
 def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp: SMTPTestServer) -> None:
     clock = Clock(at("2017-02-10 09:00"))
     dispatcher = make_dispatcher(members, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     claimed, people, store = dispatcher.claim_batch(100)
     batch = [(row, people.get(row.subscriber_id)) for row in claimed]
     helper = with_helper(dispatcher)
@@ -113,7 +113,7 @@ def test_a_row_rendered_ahead_whose_deadline_passed_meanwhile_is_not_sent(
 ) -> None:
     clock = Clock(at("2017-02-24 23:59"))  # reminders due, the deadline (the end of the day) a minute away
     dispatcher = make_dispatcher(members, smtp.url, clock)
-    dispatcher.refresh(replan_all=True)
+    dispatcher.refresh(timely=True)
     claimed, people, store = dispatcher.claim_batch(1)
     [row] = claimed
     ahead = prepare(dispatcher.renderer, row, people.get(row.subscriber_id), store, clock.now)

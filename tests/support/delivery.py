@@ -94,7 +94,7 @@ def deliver(dispatcher: Dispatcher) -> PassResult:
 
     async def once() -> PassResult:
         try:
-            await asyncio.to_thread(dispatcher.refresh, replan_all=True)
+            await asyncio.to_thread(dispatcher.refresh, timely=True)
             return await dispatcher.run_pass()
         finally:
             await dispatcher.mailer.close()

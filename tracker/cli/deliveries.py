@@ -41,7 +41,7 @@ def send_due(
     offload = engine.dialect.name != "sqlite"
     dispatcher = make_dispatcher(engine, config, secret_key(), offload=offload,
                                  clock=lambda: start + timedelta(seconds=time.monotonic() - began))  # fmt: skip
-    handled, replanned = dispatcher.refresh(replan_all=True)
+    handled, replanned = dispatcher.refresh(timely=True)
     dispatcher.expect_due()  # a big pass has its render helper start now, forked from this one thread
     result = asyncio.run(send_all(dispatcher))
     out.print(summary(handled.notices, replanned, result))

@@ -29,7 +29,7 @@ from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, text, update
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.accounts.signin import link_token
@@ -48,10 +48,10 @@ from tracker.delivery.outbox import (
     load_recipients,
     milestone_revisions,
     release,
-    replan,
     return_expired,
     skip_stale,
 )
+from tracker.delivery.partial import forget_planning, plan_outbox
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
 from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_log
@@ -65,7 +65,7 @@ from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
 from tracker.subscribers.links import LinkMaker, Links
 from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
-from tracker.timelines.stored import load_views
+from tracker.timelines.stored import load_views, newest_view_event
 from tracker.timelines.views import Problems
 
 log = logging.getLogger("tracker.delivery.dispatcher")
@@ -223,15 +223,19 @@ class Dispatcher:
             return await asyncio.to_thread(call, *args, **kwargs)
         return call(*args, **kwargs)
 
-    def refresh(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
-        """Turn new events into notices and re-plan reminders; a failure leaves what is planned to be sent."""
-        if replan_all:  # hourly, and on each `tracker send-due`: often enough for a count of days
+    def refresh(self, *, timely: bool = False, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices and re-plan reminders; a failure leaves what is planned to be sent.
+
+        *timely*: also plan what time brought in since the last planning, and prune the delivery log
+        (hourly, and on each `tracker send-due`); *replan_all*: every row, whatever changed (partial.py).
+        """
+        if timely or replan_all:  # often enough for a count of days
             try:
                 self.keep_log()
             except Exception:  # the log is pruned at the next pass; sending must not wait for it
                 log.exception("pruning the delivery log failed")
         try:
-            return self.plan(replan_all=replan_all)
+            return self.plan(timely=timely, replan_all=replan_all)
         except Exception:  # what was planned before is still worth sending: the pass goes on
             log.exception("planning failed; sending what was planned before")
             return Handled(), None
@@ -251,19 +255,24 @@ class Dispatcher:
             log.info("delivery log: %d row(s) older than %d days deleted", deleted, self.config.log_days)
         return deleted
 
-    def plan(self, *, replan_all: bool = False) -> tuple[Handled, Replan | None]:
-        """Turn new events into notices and re-plan reminders if anything they depend on changed."""
+    def plan(self, *, timely: bool = False, replan_all: bool = False) -> tuple[Handled, Replan | None]:
+        """Turn new events into notices; re-plan what they changed and what time brought in (partial.py)."""
         now = self.clock()
+        config = self.config
         with transaction(self.engine, write=True) as session:
             handled = handle_events(session, now, Snapshot(session))
             result = None
-            if handled.replan or replan_all:
-                config = self.config
-                result = replan(session, now=now, horizon=config.horizon, reminder_hour=config.reminder_hour,
-                                escalation=config.escalation)  # fmt: skip
+            if handled.replan or timely or replan_all:
+                result = plan_outbox(session, handled.scope, now=now, horizon=config.horizon,
+                                     reminder_hour=config.reminder_hour, escalation=config.escalation,
+                                     whole=replan_all)  # fmt: skip
         if handled.notices or (result and result.changed):
             log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
         return handled, result
+
+    def forget_planning(self) -> None:
+        with transaction(self.engine, write=True) as session:
+            forget_planning(session)
 
     def prepare(self) -> tuple[int, int]:
         """Skip rows that are no use any more; give back rows whose worker is gone."""
@@ -309,9 +318,9 @@ class Dispatcher:
 
     def store(self, session: Session, rows: list[Claimed]) -> Store:
         """Milestones (re-read whenever an event was recorded since) and the events notices refer to."""
-        # Keyed on the newest event, not on age: a milestone synced a moment ago, here or by
-        # another instance, must not look removed to a row planned for it.
-        newest = session.exec(select(func.max(Event.id))).one()
+        # Keyed on the newest event that changes views, not on age: a milestone synced a moment
+        # ago, here or by another instance, must not look removed to a row planned for it.
+        newest = newest_view_event(session)
         if self._views is None or self._views[0] != newest:
             set_aside: Problems = {}
             loaded = {(v.timeline_id, v.key): v for v in screen_views(load_views(session), set_aside)}
@@ -405,6 +414,10 @@ class Dispatcher:
                 self.helper.close()
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
+        if result.replanned or result.returned:
+            # Rows left to re-planning, or back from a dead worker maybe as such, after the events
+            # that moved their milestones were planned from: the next planning does every row.
+            await self.in_store(self.forget_planning)
         if (line := result.line()) is not None:
             log.info("%s", line)
         return result

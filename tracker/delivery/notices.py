@@ -22,6 +22,7 @@ from tracker.delivery.changes import OFF, Line, fold, in_date_order, stored_line
 from tracker.delivery.changes import Change as LineChange
 from tracker.delivery.outbox import insert_new, load_readers
 from tracker.delivery.planning import waiting_for
+from tracker.delivery.scope import Scope, scope_of
 from tracker.store.models import Cursor, Delivery, Event
 from tracker.subscribers.readers import Reader
 from tracker.text import describe_error
@@ -44,6 +45,7 @@ class Handled:
     events: int = 0
     notices: int = 0
     replan: bool = False  # something changed that reminders depend on
+    scope: Scope = field(default_factory=Scope)  # what: the milestones and subscribers to re-plan
 
 
 @dataclass
@@ -108,7 +110,7 @@ def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = N
         # First start: what happened before the engine ran is history, not news.
         newest = session.exec(select(func.max(Event.id))).one() or 0
         session.add(Cursor(name=CURSOR, event_id=newest, updated_at=now))
-        return Handled(replan=True)
+        return Handled(replan=True, scope=Scope(everything=True))
     events = read_events(session, cursor.event_id)
     handled = Handled(events=len(events))
     # Completions first: a step done early moves its dependents in the same breath, and
@@ -120,7 +122,8 @@ def handle_events(session: Session, now: datetime, snapshot: Snapshot | None = N
             handled.notices += guarded(lambda e: notice_reopened(session, e, snapshot, now), event)
     handled.notices += plan_changed(session, [e for e in events if e.kind in LINE_EVENTS], snapshot, now)
     # A delivery's outcome or a console sign-in changes no milestone nor subscriber: nothing to re-plan.
-    handled.replan = any(not event.kind.startswith(("delivery_", "console_", "api_token_")) for event in events)
+    handled.scope = scope_of(events)
+    handled.replan = not handled.scope.empty
     if events:
         cursor.event_id, cursor.updated_at = events[-1].id or cursor.event_id, now
         session.add(cursor)

@@ -139,12 +139,20 @@ class Replan:
         return bool(self.added or self.moved or self.revived or self.cancelled)
 
 
-def load_readers(session: Session, set_aside: Problems | None = None) -> list[Reader]:
-    """Every confirmed subscriber, as planning needs them; *set_aside* learns whose stored choices do not read."""
+def load_readers(
+    session: Session, set_aside: Problems | None = None, *, ids: Collection[int] | None = None, weekly: bool = False
+) -> list[Reader]:
+    """Every confirmed subscriber (of *ids*, or who chose a *weekly* digest), as planning needs them;
+    *set_aside* learns whose stored choices do not read."""
     # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
     table = Subscriber.__table__  # type: ignore[attr-defined]
     names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
-    rows = session.execute(select(*(table.c[name] for name in names)).where(table.c.state == "confirmed"))
+    statement = select(*(table.c[name] for name in names)).where(table.c.state == "confirmed")
+    if ids is not None:
+        statement = statement.where(table.c.id.in_(sorted(ids)))
+    if weekly:
+        statement = statement.where(table.c.digest == "weekly")
+    rows = session.execute(statement)
     readers = []
     for row in rows:
         reader, problem = read_reader(*row)
@@ -197,7 +205,20 @@ def replan(
     wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
-    outbox = Outbox(load_replannable(session, now), {(v.timeline_id, v.key): v.revision for v in views}, now)
+    context = Context(views, readers, milestones, subscribers)
+    return reconcile(session, wanted, load_replannable(session, now), context, now)
+
+
+def reconcile(
+    session: Session, wanted: list[Wanted], rows: Sequence[Row[Any]], context: Context, now: datetime
+) -> Replan:
+    """Make *rows* (every replannable row of some scope) what *wanted* (every message of that scope) says.
+
+    A row of the scope not wanted is cancelled with the reason: the scope must be whole, all
+    the rows of the milestones or subscribers it names and all that they should send (partial.py).
+    """
+    revisions = {key: view.revision for key, view in context.views.items()}
+    outbox = Outbox(rows, revisions, now)
     result, new_rows = Replan(), []
     for item in wanted:
         row, slot = outbox.match(item)
@@ -206,10 +227,10 @@ def replan(
                 new_rows.append(new_row(item, now, slot=slot, revision=outbox.revision_of(item)))
         else:
             outbox.update(session, row, item, slot, result)
+    outbox.write(session, result)
     result.added = insert_new(session, new_rows)
     if result.added < len(new_rows):
         result.added += plan_again_past(session, new_rows, now)
-    context = Context(views, readers, milestones, subscribers)
     for row in outbox.rows:
         if row.state in PENDING and row.id not in outbox.used:
             result.cancelled += cancel(session, row.id, context.why_not(tuple(row[:6])), now)
@@ -217,12 +238,14 @@ def replan(
     return result
 
 
+REPLANNABLE_COLUMNS = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
+
+
 def load_replannable(session: Session, now: datetime) -> Sequence[Row[Any]]:
     """The reminders and digests planning may change or must know of: planned, or for a deadline ahead."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    names = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
     return session.execute(
-        select(*(table.c[name] for name in names))
+        select(*(table.c[name] for name in REPLANNABLE_COLUMNS))
         .where(table.c.kind.in_(REPLANNED_KINDS))
         .where(table.c.state.in_(PENDING) | (table.c.deadline_at > now))
     ).all()
@@ -264,6 +287,8 @@ class Outbox:
                 self.families.setdefault(family(tuple(row[:6])), []).append(row)
         self.used: set[int] = set()
         self.unchecked: set[tuple[str, str]] = set()  # milestones with planned rows of an older revision
+        self.moves: list[dict[str, Any]] = []  # pending rows to move (update_many), written by write()
+        self.revivals: list[dict[str, Any]] = []  # cancelled or set-aside rows wanted again
 
     def revision_of(self, item: Wanted) -> int | None:
         return self.revisions.get((item.timeline_id, item.milestone_key)) if item.kind == "reminder" else None
@@ -295,13 +320,18 @@ class Outbox:
             wanted = (item.send_at, item.deadline_at, slot, "held" if item.held or by_hand else "planned")
             if (row.send_at, row.deadline_at, row.slot, row.state) != wanted:  # moved, held, or let go
                 held = row.reason if by_hand else item.held
-                result.moved += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
-                                               revision=revision, held=held)  # fmt: skip
+                self.moves.append(move_of(row.id, item, self.now, state=row.state, slot=slot, revision=revision,
+                                          held=held))  # fmt: skip
             elif row.revision != revision:
                 self.unchecked.add((item.timeline_id, item.milestone_key))
         elif revivable(row):
-            result.revived += update_planned(session, row.id, item, self.now, state=row.state, slot=slot,
-                                             revision=revision)  # fmt: skip
+            self.revivals.append(move_of(row.id, item, self.now, state=row.state, slot=slot, revision=revision))
+
+    def write(self, session: Session, result: Replan) -> None:
+        """Write the moves and revivals found, each kind in one batch (a statement per row cost seconds)."""
+        result.moved += update_many(session, self.moves)
+        result.revived += update_many(session, self.revivals)
+        self.moves, self.revivals = [], []
 
     def mark_checked(self, session: Session, now: datetime) -> None:
         """Pending reminders found right for a newer revision of their milestone carry that revision now."""
@@ -398,28 +428,50 @@ def insert_copied(session: Session, table: Table, rows: list[dict[str, Any]], ke
     return count
 
 
-def update_planned(
-    session: Session, row_id: int, item: Wanted, now: datetime, *, state: str = "planned", slot: str,
-    revision: int | None, held: str | None = None,
-) -> int:  # fmt: skip
-    """Move a row to what *item* wants; *held*, when given, is the reason it stays held (else the item's)."""
+def move_of(
+    row_id: int, item: Wanted, now: datetime, *, state: str, slot: str, revision: int | None, held: str | None = None
+) -> dict[str, Any]:
+    """The parameters of update_many moving row *row_id* (in *state*) to what *item* wants.
+
+    A held row waits for its step, with the reason: *held*, when given, else the item's.
+    """
     held = item.held if held is None else held
+    return {"row_id": row_id, "old_state": state, "new_state": "held" if held else "planned", "new_slot": slot,
+            "new_send_at": item.send_at, "new_deadline_at": item.deadline_at, "new_revision": revision,
+            "new_reason": held, "new_updated_at": now}  # fmt: skip
+
+
+@cache
+def update_many_statement() -> Any:
     table = Delivery.__table__  # type: ignore[attr-defined]
-    statement = (
+    return (
         update(table)
-        .where(table.c.id == row_id, table.c.state == state)
+        .where(table.c.id == bindparam("row_id"), table.c.state == bindparam("old_state"))
         .values(
-            state="held" if held else "planned",  # a held row waits for its step, with the reason
-            slot=slot,
-            send_at=item.send_at,
-            attempt_at=item.send_at,
-            deadline_at=item.deadline_at,
-            revision=revision,
-            reason=held,
-            updated_at=now,
+            state=bindparam("new_state"),
+            slot=bindparam("new_slot"),
+            send_at=bindparam("new_send_at"),
+            attempt_at=bindparam("new_send_at"),
+            deadline_at=bindparam("new_deadline_at"),
+            revision=bindparam("new_revision"),
+            reason=bindparam("new_reason"),
+            updated_at=bindparam("new_updated_at"),
         )
     )
-    return changed(session.execute(statement))
+
+
+def update_many(session: Session, moves: list[dict[str, Any]]) -> int:
+    """Apply *moves* (move_of), a row each, in batches of one statement; return how many rows changed.
+
+    A row another instance claimed meanwhile is left alone (its state no longer matches).
+    """
+    count = 0
+    for start in range(0, len(moves), 1000):
+        batch = moves[start : start + 1000]
+        result = session.execute(update_many_statement(), batch)
+        multi = session.get_bind().dialect.supports_sane_multi_rowcount
+        count += changed(result) if multi else len(batch)
+    return count
 
 
 def changed(result: Result[Any]) -> int:

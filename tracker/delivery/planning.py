@@ -5,7 +5,7 @@ Pure: no store, no clock; callers pass the views, the readers and `now`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -134,14 +134,21 @@ def plan_each(
     reminder_hour: int,
     escalation: Escalation | None,
     set_aside: Problems | None,
+    *,
+    only: Collection[tuple[str, str]] | None = None,
+    probe: Reader | None = None,
 ) -> list[Wanted]:
+    """What *what* ('reminders', 'late') of the milestones (*only* these, if given) send to *readers*;
+    given a *probe*, to it alone, whoever the milestone concerns (ahead.py)."""
     escalation = escalation or Escalation()
     active = [view for view in views if view.status == "active"]
-    routes = route(active, readers)
+    # The process reads every milestone (a step's state depends on the others); *only* are planned.
+    planned = active if only is None else [view for view in active if (view.timeline_id, view.key) in only]
+    routes = route(planned, readers) if probe is None else {(v.timeline_id, v.key): [probe] for v in planned}
     process = Process(active, now=now, late_days=escalation.late_days, ahead=horizon)
     plan = Planning(process, now + horizon, reminder_hour, escalation.overdue)
     wanted: list[Wanted] = []
-    for view in active:
+    for view in planned:
         members = routes[(view.timeline_id, view.key)]
         if not members:
             continue

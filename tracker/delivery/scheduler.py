@@ -65,8 +65,8 @@ class DeliveryScheduler:
         try:
             while True:
                 self.again = False
-                replan_all, self.replan_due = self.replan_due, False
-                await asyncio.to_thread(self.dispatcher.refresh, replan_all=replan_all)
+                timely, self.replan_due = self.replan_due, False
+                await asyncio.to_thread(self.dispatcher.refresh, timely=timely)
                 result = await self.dispatcher.run_pass()
                 # Rows left to re-planning (their milestone changed), or come back from a dead
                 # worker maybe as such: re-planned now, so that they go at their new time (§3).

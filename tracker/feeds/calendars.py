@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlalchemy import Engine
 
 from tracker.clock import Clock, utc_now
 from tracker.feeds import CalendarInfo, FeedCache, FeedKind, ItemWords, select_views
@@ -28,13 +27,13 @@ from tracker.feeds.words import item_words
 from tracker.i18n.languages import Language, choose_language, load_language
 from tracker.i18n.wording import FEED_DESCRIPTION, FEED_NAME
 from tracker.store.engine import transaction
-from tracker.store.models import Event, Subscriber
+from tracker.store.models import Subscriber
 from tracker.subscribers.readers import Reader, read_reader
 from tracker.subscribers.registry import DEFAULT_AUDIENCES
 from tracker.subscribers.tokens import read_token
 from tracker.text import LANGUAGES
 from tracker.timelines.screening import screen_views
-from tracker.timelines.stored import load_views
+from tracker.timelines.stored import load_views, newest_view_event
 from tracker.timelines.views import MilestoneView, Problems, follows
 
 log = logging.getLogger("tracker.feeds.calendars")
@@ -253,7 +252,7 @@ class Calendars:
         if checked is not None and time.monotonic() - checked < self.check_interval:
             return self._views
         with transaction(self.engine) as session:
-            newest = session.exec(select(func.max(Event.id))).one()
+            newest = newest_view_event(session)  # not any event: a console sign-in changes no feed
             if checked is None or newest != self._views_event:
                 set_aside: Problems = {}
                 self._stored = load_views(session)

@@ -272,6 +272,8 @@ class Cursor(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     event_id: int = 0
     updated_at: datetime | None = _at()
+    # The settings the work was done under ('planning': horizon, hour, escalation): others, do it all again.
+    basis: str = Field(default="", max_length=200)
 
 
 class User(SQLModel, table=True):

@@ -13,7 +13,7 @@ that reads again (outbox.replan).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
@@ -26,8 +26,13 @@ WHAT = ("subscriber", "milestone", "delivery")  # the last are outbox rows in st
 Found = Mapping[tuple[str, str], str]  # (what, key) → reason
 
 
-def keep_quarantine(session: Session, found: Found, now: datetime) -> None:
-    """Make the table hold exactly *found*: a new entry is logged once, a released one logged and removed."""
+def keep_quarantine(
+    session: Session, found: Found, now: datetime, releasable: Callable[[tuple[str, str]], bool] | None = None
+) -> None:
+    """Make the table hold exactly *found*: a new entry is logged once, a released one logged and removed.
+
+    A planning of part of the outbox knows only part: it releases only the entries *releasable* says it looked at.
+    """
     table = Quarantine.__table__  # type: ignore[attr-defined]
     stored = {(what, key): reason for what, key, reason in session.execute(select(table.c.what, table.c.key,
                                                                                   table.c.reason))}  # fmt: skip
@@ -39,7 +44,7 @@ def keep_quarantine(session: Session, found: Found, now: datetime) -> None:
         else:
             continue
         log.warning("quarantined %s %s (everyone else is served): %s", what, key, reason)
-    released = sorted(stored.keys() - found.keys())
+    released = sorted(key for key in stored.keys() - found.keys() if releasable is None or releasable(key))
     if released:
         session.execute(delete(table).where(tuple_(table.c.what, table.c.key).in_(released)))
         log.info("released from quarantine: %s", ", ".join(f"{what} {key}" for what, key in released))

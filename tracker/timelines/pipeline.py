@@ -17,12 +17,12 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from tracker import __version__
 from tracker.store.engine import head_revision, transaction
-from tracker.store.models import Event, SyncState
+from tracker.store.models import SyncState
 from tracker.timelines.diff import SyncPlan
 from tracker.timelines.files import (
     FileProblem,
@@ -35,6 +35,7 @@ from tracker.timelines.files import (
     read_files,
 )
 from tracker.timelines.resolve import resolve_dates, rules_from_specs
+from tracker.timelines.stored import newest_view_event
 from tracker.timelines.sync import apply_plan, plan_sync
 from tracker.timelines.validation import incomplete_timelines
 from tracker.timelines.workdays import DEFAULT_CALENDAR, WorkCalendar
@@ -164,7 +165,8 @@ def zone_data_version() -> str:
 
 
 def newest_event_id(session: Session) -> int | None:
-    return session.exec(select(func.max(Event.id))).one()
+    """The store's change marker for a sync: the newest event that changed a timeline, milestone or completion."""
+    return newest_view_event(session)
 
 
 def record_state(session: Session, state: SyncState) -> None:

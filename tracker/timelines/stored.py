@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from tracker.store.models import CompletionRecord, Milestone, Timeline
+from tracker.store.models import CompletionRecord, Event, Milestone, Timeline
 from tracker.timelines.views import CompletionView, MilestoneView
+
+# Events that change no timeline, milestone or completion: a delivery's outcome, a sign-in, a
+# token, the console's outbox, a subscriber. A cache of views outlives them (issue 18).
+NOT_OF_VIEWS = ("delivery_", "console_", "api_token_", "outbox_", "subscriber_")
+
+
+def newest_view_event(session: Session) -> int | None:
+    """The id of the newest event that may have changed what load_views reads; None before any.
+
+    Caches of views are keyed on it: a console sign-in must not have every feed rebuilt.
+    Newest first, stopping at the first match: the primary key's order, no scan of the table.
+    """
+    table = Event.__table__  # type: ignore[attr-defined]
+    others = [~table.c.kind.startswith(prefix, autoescape=True) for prefix in NOT_OF_VIEWS]
+    statement = select(table.c.id).where(table.c.subscriber_id.is_(None), *others)
+    newest: int | None = session.execute(statement.order_by(table.c.id.desc()).limit(1)).scalar()
+    return newest
 
 
 def load_views(session: Session) -> list[MilestoneView]:
