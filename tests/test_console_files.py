@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from tests.support.console import ConsoleSite, console_site, csrf_of
+from tests.support.delivery import mark_done
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
 from tests.support.web import subscribe
@@ -250,7 +251,7 @@ def test_an_upload_without_the_forms_token_is_refused(site: ConsoleSite, schedul
     assert answer.status_code == 403
 
 
-def test_the_folder_is_read_again_only_when_a_file_or_the_store_changes(
+def test_the_folder_is_read_again_only_when_a_file_or_the_stores_timelines_change(
     engine: Engine, schedules: Path, write_timeline: WriteTimeline
 ) -> None:
     write_timeline("hlpf", HLPF)
@@ -266,7 +267,9 @@ def test_the_folder_is_read_again_only_when_a_file_or_the_store_changes(
     again = cache.report_for(engine, reading, NOW)
     write_timeline("hlpf", HLPF.replace("due: 2017-02-24", "due: 2017-02-28"))
     edited = cache.report_for(engine, reading, NOW)
-    subscribe(engine, "amina@mission.example.org")  # an event: the store changed
+    subscribe(engine, "amina@mission.example.org")  # a subscriber changes no timeline: not read again
+    cache.report_for(engine, reading, NOW)
+    mark_done(engine, "hlpf/revised-draft", NOW)  # a completion changes the store's timelines: read again
     cache.report_for(engine, reading, NOW)
 
     assert again is first and len(reads) == 3
