@@ -220,3 +220,67 @@ def test_rows_back_from_a_dead_workers_lease_are_replanned_for_their_moved_miles
     deliver(make_dispatcher(planned, smtp.url, Clock(now + timedelta(minutes=20))))
     sends = {(row.slot[:2], row.send_at) for row in rows(planned, milestone_key="a", kind="reminder", state="planned")}
     assert sends == {("7d", at("2017-03-07 09:00")), ("1d", at("2017-03-13 09:00"))}  # for the new date, both
+
+
+def test_rows_given_back_on_stopping_are_replanned_for_their_moved_milestone(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline, smtp: SMTPTestServer
+) -> None:
+    now = at("2017-03-03 09:00")  # a's 7d reminders are due
+    with transaction(planned, write=True) as session:  # an instance claims them, then is stopped
+        held = outbox.claim(session, now=now, limit=100, lease=timedelta(minutes=5), worker="stopping")
+    write_timeline("wg", group(a_due="2017-03-09"))  # meanwhile a moves a day earlier: its 7d is 2 March, past
+    sync(planned, schedules, now)
+    refresh(planned, now)  # another instance plans the move; the claimed rows are not its to touch
+    with transaction(planned, write=True) as session:
+        assert outbox.release(session, [row.id for row in held], "stopping", now) == len(held)
+
+    deliver(make_dispatcher(planned, smtp.url, Clock(now + timedelta(minutes=1))))
+    sent = rows(planned, milestone_key="a", kind="reminder", state="sent")
+    assert len(sent) == 3 and {row.send_at for row in sent} == {at("2017-03-02 09:00")}  # 7d before the new date
+
+
+LINKED = """
+    id: two
+    title: Two
+    timezone: Europe/Zurich
+    audiences: [membership]
+    milestones:
+      - id: w
+        title: W
+        owner: membership
+        due: 2017-03-25
+{after}
+"""
+OVERDUE = """
+    id: one
+    title: One
+    timezone: Europe/Zurich
+    audiences: [membership]
+    overdue: [1d, 3d, 7d, 14d]
+    milestones:
+      - id: x
+        title: X
+        owner: membership
+        due: 2017-03-01
+      - id: z
+        title: Z
+        owner: membership
+        due: 2017-03-05
+"""
+
+
+def test_a_step_no_longer_awaited_in_another_timeline_stops_being_chased(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    now = at("2017-03-07 10:00")  # x is late; z, after it, has passed: x is chased only as two/w waits for it
+    write_timeline("one", OVERDUE)
+    write_timeline("two", LINKED.format(after="        opens_after: one/x"))
+    sync(engine, schedules, now)
+    subscribe(engine, "ana@example.org", now)
+    refresh(engine, now)
+    assert rows(engine, kind="overdue", milestone_key="x", state="planned")
+
+    write_timeline("two", LINKED.format(after=""))  # w no longer waits for x: x is missed, not chased
+    sync(engine, schedules, now + timedelta(hours=1))
+    refresh(engine, now + timedelta(hours=1))
+    assert rows(engine, kind="overdue", milestone_key="x", state="planned") == []

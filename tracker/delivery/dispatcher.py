@@ -414,9 +414,10 @@ class Dispatcher:
                 self.helper.close()
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
-        if result.replanned or result.returned:
-            # Rows left to re-planning, or back from a dead worker maybe as such, after the events
-            # that moved their milestones were planned from: the next planning does every row.
+        if result.replanned or result.returned or result.released or result.retrying:
+            # Rows left to re-planning, back from a dead worker, given back on stopping or planned
+            # again for a retry: any of them may have been claimed while another pass planned the
+            # move of its milestone (planning leaves claimed rows alone), so the next does every row.
             await self.in_store(self.forget_planning)
         if (line := result.line()) is not None:
             log.info("%s", line)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    delete,
     exists,
     type_coerce,
     update,
@@ -41,7 +42,7 @@ from sqlmodel import Session, col, func, select
 
 from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
 from tracker.store.bulk import copy_rows, insert_rows
-from tracker.store.models import Delivery, Milestone, Subscriber, UTCDateTime
+from tracker.store.models import Cursor, Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
 from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.screening import screen_views
@@ -119,6 +120,7 @@ def confirm_row(subscriber_id: int, version: int, now: datetime) -> dict[str, An
 
 # Planned from the milestones and the time; the other notices come from events and are never re-planned.
 REPLANNED_KINDS = ("reminder", "digest", "overdue", "delayed")
+PLANNING = "planning"  # the cursor row that marks when and how the outbox was last planned (partial.py)
 PENDING = ("planned", "held")  # not sent yet, and re-planning may still change them
 HELD_BY_HAND = "held in the console"  # a reason so: held by a person, kept held until released (outbox_log.py)
 COPY_FROM = 500  # rows: from here on PostgreSQL inserts through COPY (a temporary table each time)
@@ -715,14 +717,20 @@ def return_expired(session: Session, now: datetime) -> int:
 
 
 def release(session: Session, ids: list[int], worker: str, now: datetime) -> int:
-    """Give back rows this worker claimed but will not send (shutting down)."""
+    """Give back rows this worker claimed but will not send (shutting down).
+
+    While claimed, a row is left alone by a pass planning its milestone's move: back in the pool
+    it may stand for the old date, so the planning mark goes and the next pass plans every row."""
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
         .where(table.c.id.in_(ids), table.c.state == "claimed", table.c.claimed_by == worker)
         .values(state="planned", claimed_by=None, lease_until=None, updated_at=now)
     )
-    return changed(session.execute(statement))
+    released = changed(session.execute(statement))
+    if released:
+        session.execute(delete(Cursor).where(Cursor.name == PLANNING))  # type: ignore[arg-type]
+    return released
 
 
 def extend(session: Session, ids: list[int], worker: str, until: datetime) -> int:

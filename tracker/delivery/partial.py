@@ -28,9 +28,11 @@ from typing import Any
 from sqlalchemy import Row, String, cast
 from sqlmodel import Session, select
 
+from tracker import __version__
 from tracker.delivery.ahead import coming_in, digest_zones, probe_reader
 from tracker.delivery.outbox import (
     PENDING,
+    PLANNING,
     REPLANNABLE_COLUMNS,
     Context,
     Replan,
@@ -44,11 +46,11 @@ from tracker.delivery.planning import Escalation, plan_digests, plan_each
 from tracker.delivery.scope import Scope, linked_timelines, waiting_on
 from tracker.store.models import Cursor, Delivery, Subscriber
 from tracker.store.quarantine import keep_quarantine
+from tracker.timelines.pipeline import zone_data_version
 from tracker.timelines.screening import screen_views
 from tracker.timelines.stored import load_views
 from tracker.timelines.views import MilestoneView, Problems
 
-PLANNING = "planning"  # the cursor row that marks when and how the outbox was last planned
 LATE_KINDS = ("overdue", "delayed")
 Pair = tuple[str, str]  # a milestone: its timeline and key
 
@@ -81,8 +83,12 @@ def forget_planning(session: Session) -> None:
 
 
 def basis_of(horizon: timedelta, reminder_hour: int, escalation: Escalation) -> str:
-    """The settings planning depends on, as a short text: the mark of other settings plans everything again."""
-    settings = [horizon.total_seconds(), reminder_hour, list(escalation.overdue), escalation.late_days]
+    """What planning depends on besides events, as a short text: a mark of another basis plans everything again.
+
+    The settings; Tracker's version, whose rules may plan otherwise; the zone data, which may move a
+    local reminder hour or make a quarantined subscriber's zone read: no event names those."""
+    settings = [horizon.total_seconds(), reminder_hour, list(escalation.overdue), escalation.late_days,
+                __version__, zone_data_version()]  # fmt: skip
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:32]
 
 

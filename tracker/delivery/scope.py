@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracker.timelines.views import MilestoneView
 
@@ -31,6 +31,8 @@ class Named(Protocol):
     def milestone_key(self) -> str | None: ...
     @property
     def subscriber_id(self) -> int | None: ...
+    @property
+    def detail(self) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -57,7 +59,9 @@ def scope_of(events: Iterable[Named]) -> Scope:
     for event in events:
         if event.kind.startswith(UNPLANNED):
             continue
-        if event.subscriber_id is not None:
+        if relinks(event):
+            scope.everything = True
+        elif event.subscriber_id is not None:
             scope.subscribers.add(event.subscriber_id)
         elif event.timeline_id and event.milestone_key:
             scope.milestones.add((event.timeline_id, event.milestone_key))
@@ -67,6 +71,14 @@ def scope_of(events: Iterable[Named]) -> Scope:
             scope.everything = True
     scope.everything = scope.everything or scope.too_big
     return scope
+
+
+def relinks(event: Named) -> bool:
+    """Whether *event* edits a step's `opens_after`: the step it waited for is named nowhere else.
+
+    Links are read from the views as they are now (linked_timelines), so a link dropped or moved
+    to another step would leave the old step's late notices as they were. The edit is rare."""
+    return event.kind == "updated" and "opens_after" in ((event.detail or {}).get("fields") or ())
 
 
 def linked_timelines(timelines: set[str], views: Iterable[MilestoneView]) -> set[str]:
