@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     dkim_key_file: Path | None = None  # PEM RSA private key, unencrypted
     dkim_selector: str = ""  # the key's DNS record is SELECTOR._domainkey.DOMAIN
     dkim_domain: str = ""  # empty: the From address's domain
+    # Bounces (README, "Bounces"): each message's envelope sender is this address tagged with its signed delivery id.
+    bounce_address: str = ""  # bounces@example.org; empty: the From address, untagged
+    bounce_suspend: str = "1 hard or 5 soft in 30 days"  # see tracker/bounces/policy.py
+    bounce_listen_host: str = "127.0.0.1"  # `tracker bounces listen`
+    bounce_listen_port: int = Field(default=2525, ge=1, le=65535)
+    bounce_max_size: int = Field(default=1_000_000, ge=10_000, le=50_000_000)  # bytes a bounce may have
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
@@ -189,6 +195,21 @@ class Settings(BaseSettings):
                 "(Tracker encodes the name itself)"
             )
         return value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address(cls, value: str) -> str:
+        from tracker.mail.verp import check_bounce_address
+
+        return check_bounce_address(value) if value.strip() else ""
+
+    @field_validator("bounce_suspend")
+    @classmethod
+    def _bounce_suspend(cls, value: str) -> str:
+        from tracker.bounces.policy import parse_suspend_policy
+
+        parse_suspend_policy(value)
+        return value.strip()
 
     @field_validator("smtp_url")
     @classmethod
