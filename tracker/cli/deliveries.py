@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tracker.delivery.outbox import Replan
     from tracker.store.models import Delivery, Quarantine
 
-STATES = ("planned", "held", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
+STATES = ("planned", "held", "claimed", "sent", "bounced", "failed", "skipped", "cancelled", "quarantined")
 
 
 @app.command("send-due")

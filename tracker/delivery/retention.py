@@ -1,6 +1,6 @@
 """The delivery log's retention: finished outbox rows older than TRACKER_DELIVERY_LOG_DAYS are deleted.
 
-Only finished rows go (sent, failed, skipped, cancelled): nothing planned, held, in flight or set
+Only finished rows go (sent, bounced, failed, skipped, cancelled): nothing planned, held, in flight or set
 aside. They are found through ix_deliveries_done (state, updated_at) a batch at a time, so a pass
 with nothing to delete costs one indexed look, and one with a year's backlog holds no long lock.
 `/metrics`' tracker_deliveries gauge counts the rows held, so it drops with them; the counters of
@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from tracker.store.models import Delivery
 
-FINISHED = ("sent", "failed", "skipped", "cancelled")
+FINISHED = ("sent", "bounced", "failed", "skipped", "cancelled")
 PRUNE_BATCH = 1000  # rows deleted by one statement
 PRUNE_BATCHES = 20  # statements one pass runs at most; the rest waits for the next pass
 

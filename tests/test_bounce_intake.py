@@ -1,0 +1,219 @@
+"""Bounces over SMTP into the real listener: recorded before the 250, once, and suspending as the policy says."""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import col, select
+
+from tests.support.bounces import BOUNCES, CONFIG, listening, relay, sample, sent_row
+from tests.support.delivery import Clock, at, subscribe
+from tracker.bounces.intake import take_bounce
+from tracker.bounces.policy import parse_suspend_policy
+from tracker.store.engine import transaction
+from tracker.store.models import BounceReport, Delivery, Event, Subscriber
+
+NOW = at("2026-12-07 11:00")
+
+
+def state_of(engine: Engine, subscriber_id: int) -> str:
+    with transaction(engine) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None
+        return subscriber.state
+
+
+def delivery(engine: Engine, delivery_id: int) -> Delivery:
+    with transaction(engine) as session:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None
+        return row
+
+
+def reports(engine: Engine) -> list[tuple[str, int | None]]:
+    with transaction(engine) as session:
+        return [(r.kind, r.delivery_id) for r in session.exec(select(BounceReport).order_by(col(BounceReport.id)))]
+
+
+def test_a_hard_bounce_over_smtp_marks_the_delivery_bounced_and_suspends_the_address(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, clock) as port:
+        code, text = relay(port, sample("postfix_failed.eml", verp), verp)
+
+    assert (code, text) == (250, b"2.0.0 hard")
+    row = delivery(engine, row_id)
+    assert row.state == "bounced"
+    assert row.last_error.startswith("5.1.1 550 5.1.1 <gone@mission.example.net>: Recipient address rejected")
+    assert state_of(engine, ada) == "suspended"
+    with transaction(engine) as session:
+        kinds = [(e.kind, e.actor) for e in session.exec(select(Event).where(Event.subscriber_id == ada))]
+    assert ("delivery_bounced", "bounces") in kinds and ("subscriber_suspended", "bounces") in kinds
+
+
+@pytest.mark.parametrize(
+    "name", ["gmail_failure.eml", "exchange_online_ndr.eml", "flufl_microsoft_01.eml", "flufl_qmail_01.eml"]
+)
+def test_hard_bounces_of_other_servers_arrive_through_the_listener(engine: Engine, name: str) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        assert relay(port, sample(name, verp), verp)[0] == 250
+    assert delivery(engine, row_id).state == "bounced"
+    assert state_of(engine, ada) == "suspended"
+
+
+def test_a_delayed_notice_is_soft_the_message_stays_sent(engine: Engine) -> None:
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        assert relay(port, sample("postfix_delayed.eml", verp), verp) == (250, b"2.0.0 soft")
+    assert delivery(engine, row_id).state == "sent"
+    assert state_of(engine, ada) == "confirmed"
+    assert reports(engine) == [("soft", row_id)]
+
+
+def test_the_same_bounce_twice_counts_once(engine: Engine) -> None:
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        first = relay(port, sample("postfix_delayed.eml", verp), verp)
+        again = relay(port, sample("postfix_delayed.eml", verp), verp)
+    assert (first[1], again[1]) == (b"2.0.0 soft", b"2.0.0 duplicate")
+    assert len(reports(engine)) == 1
+
+
+def test_a_forged_bounce_is_ignored_and_counted(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    forged = verp.replace(f"+{row_id}.", f"+{row_id + 1}.")
+    with listening(engine, Clock(NOW)) as port:
+        assert relay(port, sample("postfix_failed.eml", forged), forged) == (250, b"2.0.0 forged")
+    assert delivery(engine, row_id).state == "sent"
+    assert state_of(engine, ada) == "confirmed"
+    assert reports(engine) == [("forged", None)]
+
+
+def test_an_automatic_reply_changes_nothing(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        assert relay(port, sample("out_of_office.eml", verp), verp) == (250, b"2.0.0 not-a-bounce")
+    assert (delivery(engine, row_id).state, state_of(engine, ada), reports(engine)) == ("sent", "confirmed", [])
+
+
+def test_mail_to_any_other_address_is_refused_at_rcpt(engine: Engine) -> None:
+    with listening(engine, Clock(NOW)) as port:
+        for address in ("bounces@example.org", "postmaster@example.org", "bounces+1.x@example.net", "a" * 300):
+            code, _ = relay(port, sample("postfix_failed.eml", address), address)
+            assert code == 550, address
+    assert reports(engine) == []
+
+
+def test_a_message_larger_than_the_limit_is_refused_and_nothing_recorded(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    huge = sample("postfix_failed.eml", verp) + (b"Y" * 998 + b"\r\n") * 300
+    with listening(engine, Clock(NOW)) as port:
+        code, _ = relay(port, huge, verp)
+        assert code == 552
+        assert relay(port, sample("postfix_failed.eml", verp), verp)[0] == 250  # the listener goes on
+    assert reports(engine) == [("hard", row_id)]
+
+
+def test_a_store_that_fails_gets_a_451_so_the_relay_sends_it_again(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        rename(engine, "bounce_reports", "bounce_reports_away")  # the store cannot take the outcome
+        code, _ = relay(port, sample("postfix_failed.eml", verp), verp)
+        rename(engine, "bounce_reports_away", "bounce_reports")
+        assert code == 451
+        assert delivery(engine, row_id).state == "sent"
+        assert relay(port, sample("postfix_failed.eml", verp), verp) == (250, b"2.0.0 hard")
+    assert reports(engine) == [("hard", row_id)]
+    assert delivery(engine, row_id).state == "bounced"
+
+
+def rename(engine: Engine, table: str, to: str) -> None:
+    with transaction(engine, write=True) as session:
+        session.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+def test_a_hung_up_client_leaves_nothing_half_recorded(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        client.ehlo("relay.example.org")
+        client.mail("")
+        client.rcpt(verp)
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(sample("postfix_failed.eml", verp)[:500])
+        client.close()  # the relay died mid-message: it still holds the bounce and sends it later
+        assert relay(port, sample("postfix_delayed.eml", verp), verp)[0] == 250
+    assert [kind for kind, _ in reports(engine)] == ["soft"]
+
+
+# Thresholds, through the same step the listener takes for each message.
+
+
+def bounce(engine: Engine, clock: Clock, name: str, verp: str, number: int, policy: str | None = None) -> str:
+    config = CONFIG if policy is None else CONFIG.__class__(CONFIG.secret, BOUNCES, parse_suspend_policy(policy))
+    data = sample(name, verp, message_id=f"<dsn-{number}@mail.example.org>")
+    return take_bounce(engine, config, data, [verp], clock).result
+
+
+def test_four_soft_bounces_leave_the_address_five_suspend_it(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    for number in range(4):
+        assert bounce(engine, clock, "postfix_delayed.eml", verp, number) == "soft"
+        clock.advance(days=5)
+    assert state_of(engine, ada) == "confirmed"
+    bounce(engine, clock, "postfix_delayed.eml", verp, 4)
+    assert state_of(engine, ada) == "suspended"
+
+
+def test_soft_bounces_older_than_the_window_do_not_count(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    for number in range(5):
+        bounce(engine, clock, "postfix_delayed.eml", verp, number)
+        clock.advance(days=8)  # the first is 32 days old when the fifth comes
+    assert state_of(engine, ada) == "confirmed"
+
+
+def test_the_policy_setting_is_obeyed(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    bounce(engine, clock, "postfix_failed.eml", verp, 1, policy="2 hard in 7 days")
+    assert state_of(engine, ada) == "confirmed"
+    clock.advance(days=1)
+    bounce(engine, clock, "postfix_failed.eml", verp, 2, policy="2 hard in 7 days")
+    assert state_of(engine, ada) == "suspended"
+
+
+def test_planned_messages_of_a_suspended_address_are_cancelled(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    planned_id, _ = sent_row(engine, ada, NOW, slot="1d")
+    with transaction(engine, write=True) as session:
+        planned = session.get(Delivery, planned_id)
+        assert planned is not None
+        planned.state, planned.send_at = "planned", NOW + timedelta(days=6)
+        session.add(planned)
+    bounce(engine, clock, "postfix_failed.eml", verp, 1)
+    assert (delivery(engine, planned_id).state, delivery(engine, planned_id).reason) == (
+        "cancelled",
+        "address suspended",
+    )

@@ -1,0 +1,120 @@
+"""Record what a bounce says: the report once, a hard bounce on its delivery, a suspension when the policy says so.
+
+The report's fingerprint is unique in the store: a report processed twice (a relay that
+forwards it again, a listener that died before answering) is counted once. A suspension is
+the one the console and synchronous refusals make (subscribers/roster.py): planned messages
+are cancelled, the event log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func, insert, update
+from sqlmodel import Session, col, select
+
+from tracker.bounces.policy import SuspendPolicy
+from tracker.bounces.reading import Reading
+from tracker.store.models import BounceReport, Delivery, Event, Subscriber
+from tracker.subscribers.roster import set_suspended
+
+log = logging.getLogger(__name__)
+
+Result = Literal["hard", "soft", "forged", "unmatched", "not-a-bounce", "duplicate"]
+BY = "bounces"  # who suspends, in the event log
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one report did."""
+
+    result: Result
+    delivery_id: int | None = None
+    suspended: bool = False
+
+
+def record_reading(session: Session, reading: Reading, policy: SuspendPolicy, now: datetime) -> Recorded:
+    """Store *reading*'s outcome in *session* (the caller commits), once per report."""
+    if reading.forged:
+        return Recorded("forged") if _remember(session, reading, "forged", None, now) else Recorded("duplicate")
+    if reading.delivery_id is None:
+        return Recorded("unmatched")  # not to a tagged address of ours: someone else's mail, ignored
+    if reading.bounce is None:
+        return Recorded("not-a-bounce", reading.delivery_id)  # an auto-reply: nothing failed
+    row = session.get(Delivery, reading.delivery_id)
+    subscriber_id = row.subscriber_id if row is not None and row.subscriber_id > 0 else None
+    if not _remember(session, reading, reading.bounce.kind, subscriber_id, now):
+        return Recorded("duplicate", reading.delivery_id)
+    if row is not None and reading.bounce.kind == "hard":
+        _mark_bounced(session, row, reading, now)
+    suspended = subscriber_id is not None and suspend_if_bouncing(session, subscriber_id, policy, now)
+    return Recorded(reading.bounce.kind, reading.delivery_id, suspended)
+
+
+def _remember(session: Session, reading: Reading, kind: str, subscriber_id: int | None, now: datetime) -> bool:
+    """Insert the report unless its fingerprint is stored already; tell whether it was new."""
+    if session.exec(select(BounceReport.id).where(BounceReport.fingerprint == reading.fingerprint)).first():
+        return False
+    bounce = reading.bounce
+    values = {
+        "fingerprint": reading.fingerprint,
+        "kind": kind,
+        "delivery_id": reading.delivery_id if kind != "forged" else None,
+        "subscriber_id": subscriber_id,
+        "status": bounce.status[:16] if bounce else "",
+        "diagnostic": bounce.diagnostic if bounce else "",
+        "received_at": now,
+    }
+    # Two listeners taking the same report at once: the unique key refuses the second, whose
+    # transaction then fails and is answered with a 451, and the report comes again and is a duplicate.
+    session.execute(insert(BounceReport).values(**values))
+    return True
+
+
+def _mark_bounced(session: Session, row: Delivery, reading: Reading, now: datetime) -> None:
+    assert reading.bounce is not None
+    reason = f"{reading.bounce.status} {reading.bounce.diagnostic}".strip()[:300]
+    session.execute(
+        update(Delivery.__table__)  # type: ignore[attr-defined]
+        .where(col(Delivery.id) == row.id, col(Delivery.state).in_(("sent", "bounced")))
+        .values(state="bounced", last_error=reason, updated_at=now)
+    )
+    session.add(Event(at=now, kind="delivery_bounced", timeline_id=row.timeline_id,
+                      milestone_key=row.milestone_key or None, subscriber_id=row.subscriber_id,
+                      detail={"delivery": row.id, "kind": row.kind, "error": reason}, actor=BY))  # fmt: skip
+
+
+def bounces_within(session: Session, subscriber_id: int, since: datetime) -> tuple[int, int]:
+    """The subscriber's hard and soft bounces received since *since*."""
+    counted = session.exec(
+        select(BounceReport.kind, func.count())
+        .where(BounceReport.subscriber_id == subscriber_id, col(BounceReport.received_at) >= since)
+        .group_by(BounceReport.kind)
+    ).all()
+    found = dict(counted)
+    return found.get("hard", 0), found.get("soft", 0)
+
+
+def suspend_if_bouncing(session: Session, subscriber_id: int, policy: SuspendPolicy, now: datetime) -> bool:
+    """Suspend a confirmed address whose bounces within the policy's window reach its counts."""
+    hard, soft = bounces_within(session, subscriber_id, now - policy.window)
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or not policy.reached(hard, soft):
+        return False
+    if not set_suspended(session, subscriber, True, BY, now, actor=BY):
+        return False
+    log.warning("suspended subscriber %d after %d hard and %d soft bounces", subscriber_id, hard, soft)
+    return True
+
+
+def last_bounce(session: Session, subscriber_id: int) -> BounceReport | None:
+    """The subscriber's latest hard or soft bounce, for the preferences page."""
+    statement = (
+        select(BounceReport)
+        .where(BounceReport.subscriber_id == subscriber_id, col(BounceReport.kind).in_(("hard", "soft")))
+        .order_by(col(BounceReport.received_at).desc(), col(BounceReport.id).desc())
+    )
+    return session.exec(statement.limit(1)).first()
