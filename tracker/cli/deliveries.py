@@ -197,11 +197,13 @@ def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for name in ("to", "kind", "about", "planned for", "state", "tries", "sent", "server reply / reason"):
         table.add_column(name, overflow="fold")
-    colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow", "quarantined": "magenta"}
+    colours = {"sent": "green", "failed": "red", "bounced": "red", "planned": "cyan", "claimed": "yellow",
+               "quarantined": "magenta"}  # fmt: skip
     for row, email in rows:
         what = row.kind + (f" {row.slot}" if row.kind == "reminder" else "")
         state = Text(row.state, style=colours.get(row.state, "dim"))
-        detail = row.reply or row.last_error or row.reason
+        # A bounced message was accepted (its reply says so) and then returned: the bounce is the news.
+        detail = row.last_error if row.state == "bounced" else row.reply or row.last_error or row.reason
         planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
         # Text, not markup: addresses, keys and server replies are data.
         table.add_row(Text(email), Text(what), Text(about(row) or "—"), planned, state, str(row.attempts), sent,
