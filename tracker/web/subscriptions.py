@@ -22,12 +22,13 @@ from sqlmodel import Session, select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from tracker.bounces.recording import last_bounce
 from tracker.clock import Clock, utc_now
 from tracker.delivery.outbox import queue_confirm
 from tracker.i18n.languages import N_
-from tracker.i18n.wording import FEED_NAME
+from tracker.i18n.wording import FEED_NAME, day_text
 from tracker.store.engine import transaction
-from tracker.store.models import Subscriber, Timeline
+from tracker.store.models import BounceReport, Subscriber, Timeline
 from tracker.subscribers.links import LinkMaker
 from tracker.subscribers.registry import (
     Known,
@@ -43,6 +44,7 @@ from tracker.subscribers.registry import (
     unsubscribe,
     update,
 )
+from tracker.subscribers.roster import set_suspended
 from tracker.web.forms import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -354,6 +356,10 @@ def change_preferences(site: Site, token: str, fields: dict[str, object], asked:
         if not isinstance(csrf, str) or not check_form_token(site.secret, token, csrf, site.clock()):
             chosen = asked.language(subscriber)
             return message(chosen, asked, N_("Not accepted"), chosen.language.gettext(STALE_FORM), 403)
+        if fields.get("action") == "resume":
+            resumed = set_suspended(session, subscriber, False, subscriber.email, site.clock(), actor=SELF)
+            notice = N_("Emails to your address are resumed.") if resumed else N_("Nothing to resume.")
+            return preferences_form(site, session, subscriber, token, asked, notice=notice)
         if fields.get("action") == "rotate-feed":
             rotate(session, subscriber, ["feed"], site.clock(), SELF)
             notice = N_("Your new feed link is below; the old one no longer works.")
@@ -392,6 +398,7 @@ def preferences_form(
     known = with_chosen(known_names(session), subscriber)
     confirmed = subscriber.state == "confirmed"  # unconfirmed feeds answer 404
     feeds = feed_links(site.base_url, urlsplit(links.feed).path, language.gettext(FEED_NAME)) if confirmed else None
+    bounced = suspending_bounce(session, subscriber)
     return answer("preferences.html.j2", chosen, asked, 422 if error else 200,
                   title=language.gettext("Your settings"), email=subscriber.email, state=subscriber.state, v=shown,
                   choices=list_choices(known, shown, timeline_titles(session, chosen.code), language, site.clock()),
@@ -399,4 +406,14 @@ def preferences_form(
                   csrf=form_token(site.secret, token, site.clock()), action=chosen.link(asked.path),
                   feed=links.feed if confirmed else None, feeds=feeds,
                   unsubscribe=chosen.link(links.unsubscribe), my_data=chosen.link(f"{asked.path}/data"),
-                  erase=chosen.link(f"{asked.path}/erase"))  # fmt: skip
+                  erase=chosen.link(f"{asked.path}/erase"),
+                  bounced_on=day_text(bounced.received_at, subscriber.timezone, language) if bounced else "",
+                  bounce_reason=bounced.diagnostic if bounced else "")  # fmt: skip
+
+
+def suspending_bounce(session: Session, subscriber: Subscriber) -> BounceReport | None:
+    """The bounce that suspended *subscriber*, if bounces did: the last one received by the suspension."""
+    if subscriber.state != "suspended" or subscriber.id is None or subscriber.changed_at is None:
+        return None
+    bounce = last_bounce(session, subscriber.id)
+    return bounce if bounce is not None and bounce.received_at <= subscriber.changed_at else None
