@@ -35,6 +35,7 @@ OWNERS = {
     "authlib": "web",
     "aiosmtpd": "bounces",
     "flufl": "bounces",
+    "imapclient": "bounces",
 }  # the only package that may import each
 
 

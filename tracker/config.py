@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     bounce_listen_host: str = "127.0.0.1"  # `tracker bounces listen`
     bounce_listen_port: int = Field(default=2525, ge=1, le=65535)
     bounce_max_size: int = Field(default=1_000_000, ge=10_000, le=50_000_000)  # bytes a bounce may have
+    bounce_imap_url: str = Field(default="", repr=False)  # `tracker bounces poll`: imaps://USER:PASS@HOST/FOLDER
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
@@ -202,6 +203,15 @@ class Settings(BaseSettings):
         from tracker.mail.verp import check_bounce_address
 
         return check_bounce_address(value) if value.strip() else ""
+
+    @field_validator("bounce_imap_url")
+    @classmethod
+    def _bounce_imap_url(cls, value: str) -> str:
+        from tracker.bounces.mailbox import parse_imap_url
+
+        if value.strip():
+            parse_imap_url(value)
+        return value.strip()
 
     @field_validator("bounce_suspend")
     @classmethod

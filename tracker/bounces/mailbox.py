@@ -1,0 +1,130 @@
+"""`tracker bounces poll`: bounces read from an IMAP mailbox (TRACKER_BOUNCE_IMAP_URL), with IMAPClient.
+
+Each message is deleted only once its outcome is committed: a poll that dies half-way leaves
+the rest, and the one it was reading, for the next poll (a message read twice counts once, as
+recording is idempotent). A message larger than TRACKER_BOUNCE_MAX_SIZE is not fetched: it gets
+the keyword `$TrackerRefused` and stays for a person to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from sqlalchemy import Engine
+
+from tracker.bounces.intake import BounceConfig, take_bounce
+
+log = logging.getLogger(__name__)
+
+REFUSED = b"$TrackerRefused"
+BATCH = 50  # messages fetched, recorded and deleted at a time
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """Where the bounces are, parsed from TRACKER_BOUNCE_IMAP_URL."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
+    use_tls: bool = True  # imaps://: TLS from the first byte
+    starttls: bool = False  # imap://…?starttls=true
+
+
+def parse_imap_url(url: str) -> Mailbox:
+    """Read imaps://user:pass@host[:port][/FOLDER] or imap://…[?starttls=true]; refuse anything else clearly."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+        raise ValueError("TRACKER_BOUNCE_IMAP_URL must be imaps://USER:PASSWORD@HOST[:PORT][/FOLDER] (or imap://…)")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    starttls = options.pop("starttls", "false").lower() in ("true", "1", "yes", "on")
+    if options:
+        raise ValueError(f"TRACKER_BOUNCE_IMAP_URL: unknown option(s) {', '.join(sorted(options))[:100]}")
+    use_tls = parts.scheme == "imaps"
+    return Mailbox(
+        host=parts.hostname,
+        port=parts.port or (993 if use_tls else 143),
+        username=unquote(parts.username),
+        password=unquote(parts.password or ""),
+        folder=unquote(parts.path.strip("/")) or "INBOX",
+        use_tls=use_tls,
+        starttls=starttls,
+    )
+
+
+@dataclass
+class PollResult:
+    """What one poll did, by outcome ('hard', 'soft', 'forged', 'duplicate', …), and what it left."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    refused: int = 0  # too large: flagged and left
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+def poll(
+    engine: Engine,
+    config: BounceConfig,
+    mailbox: Mailbox,
+    clock: Callable[[], datetime],
+    *,
+    tls_context: ssl.SSLContext | None = None,
+) -> PollResult:
+    """Read every message of the folder once: record it, then delete it; return what was found."""
+    result = PollResult()
+    with connect(mailbox, tls_context) as client:
+        client.select_folder(mailbox.folder)
+        waiting = client.search(["NOT", "DELETED", "NOT", "KEYWORD", REFUSED.decode()])
+        for start in range(0, len(waiting), BATCH):
+            take_batch(client, engine, config, waiting[start : start + BATCH], clock, result)
+    return result
+
+
+def connect(mailbox: Mailbox, tls_context: ssl.SSLContext | None) -> Any:
+    """A logged-in IMAPClient (a context manager that logs out)."""
+    from imapclient import IMAPClient  # here: the settings parse IMAP URLs at every start, without it
+
+    client = IMAPClient(mailbox.host, port=mailbox.port, ssl=mailbox.use_tls, ssl_context=tls_context,
+                        timeout=TIMEOUT)  # fmt: skip
+    if mailbox.starttls:
+        client.starttls(tls_context or ssl.create_default_context())
+    client.login(mailbox.username, mailbox.password)
+    return client
+
+
+def take_batch(
+    client: Any,
+    engine: Engine,
+    config: BounceConfig,
+    uids: list[int],
+    clock: Callable[[], datetime],
+    result: PollResult,
+) -> None:
+    """Record each message of *uids* and delete it once committed; flag the ones too large to read."""
+    sizes = client.fetch(uids, ["RFC822.SIZE"])
+    small = [uid for uid in uids if sizes.get(uid, {}).get(b"RFC822.SIZE", 0) <= config.max_size]
+    large = [uid for uid in uids if uid not in small]
+    if large:
+        client.add_flags(large, [REFUSED])
+        result.refused += len(large)
+        log.warning("%d bounce(s) larger than %d bytes left in the mailbox, flagged %s", len(large),
+                    config.max_size, REFUSED.decode())  # fmt: skip
+    for uid in small:
+        fetched = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
+        data = fetched.get(b"BODY[]")
+        if not isinstance(data, bytes):
+            continue
+        recorded = take_bounce(engine, config, data, (), clock)  # committed when it returns
+        result.count(recorded.result)
+        client.delete_messages([uid])
+    client.expunge()
