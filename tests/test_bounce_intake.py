@@ -217,3 +217,21 @@ def test_planned_messages_of_a_suspended_address_are_cancelled(engine: Engine) -
         "cancelled",
         "address suspended",
     )
+
+
+def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(engine: Engine) -> None:
+    from tests.test_personal_data import traces
+    from tracker.subscribers.personal import erase_person, export_person
+
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    bounce(engine, Clock(NOW), "postfix_failed.eml", verp, 1)
+    with transaction(engine, write=True) as session:
+        person = session.get(Subscriber, ada)
+        assert person is not None
+        [shown] = export_person(session, person, NOW)["bounces"]
+        assert (shown["kind"], shown["status"]) == ("hard", "5.1.1") and "gone@mission" in shown["diagnostic"]
+        assert traces(engine, "gone@mission")
+        erase_person(session, person, b"erase-test-secret-key-0123456789abcdef", NOW, "subscriber")
+    assert traces(engine, "gone@mission") == []
+    assert reports(engine) == [("hard", reports(engine)[0][1])]
