@@ -3,12 +3,12 @@
 The download holds the subscriber's record, the messages sent or planned to them, the events
 about them and the bounces of their messages, and nothing of anyone else: no link tokens or
 their versions, no secretariat addresses (an actor is shown by its kind: 'console',
-'subscriber', 'mailer'), no server notes written by someone else. Erasure deletes the
-subscriber and what was still to be sent to them;
-the delivery log and the audit keep their rows (counts stay right) with the address and name
-taken out, and one `erasures` row ties the subscriber's old number to a one-way reference: an
-HMAC of the normalised address with the secret key, so a later request about the same address
-can be matched, while the store no longer says whose it was (docs/security.md, "Erasure").
+'subscriber', 'mailer'), no server notes written by someone else. Erasure deletes the subscriber
+and what was still to be sent to them; the delivery log and the audit keep their rows (counts
+stay right) with the address and name taken out, and one `erasures` row ties the subscriber's
+old number to a one-way reference: an HMAC of the normalised address with the secret key, so a
+later request about the same address can be matched, while the store no longer says whose it was
+(docs/security.md, "Erasure").
 """
 
 from __future__ import annotations
