@@ -235,3 +235,24 @@ def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(eng
         erase_person(session, person, b"erase-test-secret-key-0123456789abcdef", NOW, "subscriber")
     assert traces(engine, "gone@mission") == []
     assert reports(engine) == [("hard", reports(engine)[0][1])]
+
+
+def test_a_well_signed_bounce_for_a_row_no_longer_kept_changes_no_one(engine: Engine) -> None:
+    from tests.support.delivery import SECRET
+    from tracker.mail.verp import verp_address
+
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    gone = verp_address(SECRET, BOUNCES, 99_999)  # its row was deleted by the log's retention
+    assert bounce(engine, Clock(NOW), "postfix_failed.eml", gone, 1) == "hard"
+    assert state_of(engine, ada) == "confirmed"
+    with transaction(engine) as session:
+        [report] = session.exec(select(BounceReport)).all()
+    assert (report.delivery_id, report.subscriber_id) == (99_999, None)
+
+
+def test_reports_alike_about_two_messages_count_for_each(engine: Engine) -> None:
+    ada, bo = subscribe(engine, "a@mission.example.net", NOW), subscribe(engine, "b@mission.example.net", NOW)
+    (_, first), (_, second) = sent_row(engine, ada, NOW), sent_row(engine, bo, NOW)
+    assert bounce(engine, Clock(NOW), "postfix_failed.eml", first, 1) == "hard"
+    assert bounce(engine, Clock(NOW), "postfix_failed.eml", second, 1) == "hard"  # the same Message-ID
+    assert (state_of(engine, ada), state_of(engine, bo)) == ("suspended", "suspended")

@@ -65,3 +65,18 @@ def test_the_tagged_local_part_stays_within_the_rfc_5321_limit() -> None:
     for bad in ("b" * 28 + "@example.org", "bounces+x@example.org", "bounces", "bo unces@example.org", "a\r\n@x.org"):
         with pytest.raises(ValueError, match="TRACKER_BOUNCE_ADDRESS"):
             check_bounce_address(bad)
+
+
+def test_the_settings_check_the_bounce_address_and_hand_it_to_the_dispatcher() -> None:
+    from pydantic import ValidationError
+
+    from tracker.config import Settings
+    from tracker.delivery.dispatcher import DispatchConfig
+
+    settings = Settings(bounce_address=" Bounces@Example.ORG ")
+    assert DispatchConfig.from_settings(settings).bounce_address == "bounces@example.org"
+    assert DispatchConfig.from_settings(Settings()).bounce_address == ""
+    with pytest.raises(ValidationError, match="TRACKER_BOUNCE_ADDRESS"):
+        Settings(bounce_address="bounces+x@example.org")
+    with pytest.raises(ValidationError, match="TRACKER_BOUNCE_SUSPEND"):
+        Settings(bounce_suspend="soon")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -59,10 +60,11 @@ class BounceHandler:
         return f"250 2.0.0 {recorded.result}"
 
 
-def make_server(handler: BounceHandler, max_size: int) -> SMTP:
+def make_server(handler: BounceHandler, max_size: int, hostname: str) -> SMTP:
     """One SMTP session's protocol object, bounded in size and in patience."""
     return SMTP(
         handler,
+        hostname=hostname,  # else aiosmtpd looks it up again for every connection
         data_size_limit=max_size,
         enable_SMTPUTF8=True,
         decode_data=False,
@@ -84,7 +86,8 @@ async def serve(
     """Listen on *host*:*port* until *stop* is set (forever without one); *started* is told the port."""
     handler = BounceHandler(engine, config, clock)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: make_server(handler, config.max_size), host=host, port=port)
+    name = await asyncio.to_thread(socket.getfqdn)
+    server = await loop.create_server(lambda: make_server(handler, config.max_size, name), host=host, port=port)
     bound = server.sockets[0].getsockname()[1]
     log.info("listening for bounces on %s:%d", host, bound)
     if started is not None:

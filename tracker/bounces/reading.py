@@ -63,7 +63,7 @@ def read_bounce(data: bytes, *, secret: bytes, bounce_address: str, recipients: 
     """Read *data*, a message that came to the bounce address (*recipients*: its envelope's RCPT TO)."""
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     delivery_id, forged = find_delivery(message, secret=secret, bounce_address=bounce_address, recipients=recipients)
-    return Reading(delivery_id, forged, classify(message), fingerprint(message, data))
+    return Reading(delivery_id, forged, classify(message), fingerprint(message, data, delivery_id))
 
 
 def find_delivery(
@@ -185,10 +185,14 @@ def clean(text: str) -> str:
     return " ".join(NOT_PRINTABLE.sub(" ", text[: DIAGNOSTIC_MAX * 20]).split())[:DIAGNOSTIC_MAX]
 
 
-def fingerprint(message: email.message.Message, data: bytes) -> str:
-    """The same report once: its Message-ID if it has one, else its body (a relay adds headers, not body)."""
+def fingerprint(message: email.message.Message, data: bytes, delivery_id: int | None) -> str:
+    """The same report once: its Message-ID if it has one, else its body (a relay adds headers, not body).
+
+    The delivery it names is part of it: a report about one message cannot stand for another's.
+    """
+    about = b"%d:" % delivery_id if delivery_id is not None else b"-:"
     message_id = str(message.get("Message-ID", "")).strip()[:500]
     if message_id:
-        return hashlib.sha256(b"id:" + message_id.encode("utf-8", "replace")).hexdigest()
+        return hashlib.sha256(about + b"id:" + message_id.encode("utf-8", "replace")).hexdigest()
     _, _, body = data.partition(b"\r\n\r\n") if b"\r\n\r\n" in data else data.partition(b"\n\n")
-    return hashlib.sha256(b"body:" + body).hexdigest()
+    return hashlib.sha256(about + b"body:" + body).hexdigest()
