@@ -256,3 +256,14 @@ def test_reports_alike_about_two_messages_count_for_each(engine: Engine) -> None
     assert bounce(engine, Clock(NOW), "postfix_failed.eml", first, 1) == "hard"
     assert bounce(engine, Clock(NOW), "postfix_failed.eml", second, 1) == "hard"  # the same Message-ID
     assert (state_of(engine, ada), state_of(engine, bo)) == ("suspended", "suspended")
+
+
+def test_malformed_mail_is_answered_and_changes_nothing(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    garbage = [b"\xff\xfe\x00 not mail at all\r\n", b"Content-Type: multipart/report; boundary=\"x\r\n\r\n--x\r\n" * 40,
+               b"Content-Type: message/delivery-status\r\n\r\nAction: failed\r\nStatus: 9.9.9.9\r\n"]  # fmt: skip
+    with listening(engine, Clock(NOW)) as port:
+        for data in garbage:
+            assert relay(port, data, verp) == (250, b"2.0.0 not-a-bounce")
+    assert (delivery(engine, row_id).state, state_of(engine, ada), reports(engine)) == ("sent", "confirmed", [])
