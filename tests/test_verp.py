@@ -80,3 +80,17 @@ def test_the_settings_check_the_bounce_address_and_hand_it_to_the_dispatcher() -
         Settings(bounce_address="bounces+x@example.org")
     with pytest.raises(ValidationError, match="TRACKER_BOUNCE_SUSPEND"):
         Settings(bounce_suspend="soon")
+
+
+def test_a_sent_reminder_bounces_back_to_its_own_row(hlpf: Engine, smtp: SMTPTestServer) -> None:
+    from tests.support.bounces import CONFIG, listening, relay, sample
+
+    clock = Clock(at("2017-02-10 09:00"))
+    subscribe(hlpf, "gone@mission.example.net", clock.now, audiences=("secretariat",))
+    deliver(make_dispatcher(hlpf, smtp.url, clock, bounce_address=BOUNCES))
+    [mail] = smtp.received
+    with listening(hlpf, clock, CONFIG) as port:  # the relay returns the bounce to the envelope sender
+        assert relay(port, sample("postfix_failed.eml", mail.mail_from), mail.mail_from) == (250, b"2.0.0 hard")
+    [row] = [row for row in rows(hlpf) if read_verp(SECRET, BOUNCES, mail.mail_from) == row.id]
+    assert row.state == "bounced" and "User unknown" in row.last_error
+    assert [other.state for other in rows(hlpf) if other.id != row.id and other.state in ("sent", "bounced")] == []
