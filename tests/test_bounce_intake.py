@@ -267,3 +267,19 @@ def test_malformed_mail_is_answered_and_changes_nothing(engine: Engine) -> None:
         for data in garbage:
             assert relay(port, data, verp) == (250, b"2.0.0 not-a-bounce")
     assert (delivery(engine, row_id).state, state_of(engine, ada), reports(engine)) == ("sent", "confirmed", [])
+
+
+def deeply_nested(verp: str, depth: int = 1_000) -> bytes:
+    """A 56 KB message of *depth* nested multipart/mixed parts: the stdlib parser recurses once per level."""
+    parts = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n) for n in range(depth))
+    return f"To: {verp}\r\nMessage-ID: <deep@x>\r\n".encode() + parts + b"\r\nhello\r\n"
+
+
+def test_a_message_too_deep_to_parse_is_refused_for_good_not_retried(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with listening(engine, Clock(NOW)) as port:
+        code, text = relay(port, deeply_nested(verp), verp)
+        assert (code, text) == (554, b"5.6.0 unreadable message, not a bounce this server can read")
+        assert relay(port, sample("postfix_failed.eml", verp), verp)[0] == 250  # the listener goes on
+    assert (delivery(engine, row_id).state, reports(engine)) == ("bounced", [("hard", row_id)])

@@ -84,6 +84,18 @@ def test_a_message_too_large_is_flagged_and_left_for_a_person(engine: Engine, im
     assert len(imap.messages()) == 1 and kinds(engine) == []
 
 
+def test_an_unreadable_message_is_flagged_and_left_and_the_poll_goes_on(engine: Engine, imap: IMAPServer) -> None:
+    from tests.test_bounce_intake import deeply_nested
+
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    imap.deliver(deeply_nested(verp), sample("postfix_failed.eml", verp))
+    result = poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW))
+    assert (result.outcomes, result.refused) == ({"hard": 1}, 1)
+    assert len(imap.messages()) == 1 and kinds(engine) == ["hard"]
+    assert poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW)).outcomes == {}  # flagged: not read again
+
+
 @pytest.mark.parametrize("url", ["http://x@host/", "imaps://host/INBOX", "imap://u:p@host/?tls=yes", "imaps://:p@host"])
 def test_a_bad_imap_url_is_refused_with_the_setting_named(url: str) -> None:
     with pytest.raises(ValueError, match="TRACKER_BOUNCE_IMAP_URL"):

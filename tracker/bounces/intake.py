@@ -38,7 +38,13 @@ def take_bounce(
     """Read *data* and commit what it says; return only once committed (raise if it could not be)."""
     if len(data) > config.max_size:
         raise TooLargeError(f"a bounce of {len(data)} bytes, more than the {config.max_size} allowed")
-    reading = read_bounce(data, secret=config.secret, bounce_address=config.bounce_address, recipients=recipients)
+    try:
+        reading = read_bounce(data, secret=config.secret, bounce_address=config.bounce_address, recipients=recipients)
+    except Exception:  # hostile structure (RecursionError at 1,000 nested parts, …): no bounce
+        # Reading is pure: whatever it raises is about this message, never the store's state. Nothing
+        # is recorded; the caller refuses the message for good (the listener's 554, the poll's flag).
+        log.warning("a message to the bounce address could not be read (%d bytes)", len(data), exc_info=True)
+        return Recorded("unreadable")
     try:
         with transaction(engine, write=True) as session:
             recorded = record_reading(session, reading, config.policy, clock())

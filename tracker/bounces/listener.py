@@ -4,7 +4,10 @@ It takes mail only for the bounce address's tagged form (`bounces+…@example.or
 messages larger than TRACKER_BOUNCE_MAX_SIZE (552, before reading them), and answers 250 only
 once the outcome is committed: a listener that dies before that leaves the message with the
 relay, which sends it again (counted once: recording is idempotent). A store that cannot take
-the outcome gets a 451, so the relay tries later.
+the outcome gets a 451, so the relay tries later; only the store's errors do. A message that
+cannot be read at all (1,000 nested parts make the stdlib parser raise RecursionError) gets a
+554: it would be as unreadable on every retry, and a 451 would keep it in the relay's queue for
+days. The relay's log (and, for a message with a sender, the sender) says it was refused.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.bounces.intake import BounceConfig, take_bounce
 from tracker.mail.verp import tag_of
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 10  # a forwarded bounce has one; a message to many is not a bounce
 TIMEOUT = 60.0  # seconds a client may stay silent
+UNREADABLE = "554 5.6.0 unreadable message, not a bounce this server can read"
 
 
 class BounceHandler:
@@ -54,9 +59,14 @@ class BounceHandler:
             recorded = await asyncio.to_thread(
                 take_bounce, self.engine, self.config, data, list(envelope.rcpt_tos), self.clock
             )
-        except Exception:
+        except SQLAlchemyError:
             log.exception("a bounce could not be recorded; the relay is asked to send it again later")
             return "451 4.3.0 could not record the bounce now, try again later"
+        except Exception:  # not the store's: retrying the same bytes would fail the same way
+            log.exception("a bounce could not be handled; refused")
+            return UNREADABLE
+        if recorded.result == "unreadable":
+            return UNREADABLE
         return f"250 2.0.0 {recorded.result}"
 
 

@@ -2,8 +2,10 @@
 
 Each message is deleted only once its outcome is committed: a poll that dies half-way leaves
 the rest, and the one it was reading, for the next poll (a message read twice counts once, as
-recording is idempotent). A message larger than TRACKER_BOUNCE_MAX_SIZE is not fetched: it gets
-the keyword `$TrackerRefused` and stays for a person to look at.
+recording is idempotent). A message larger than TRACKER_BOUNCE_MAX_SIZE is not fetched, and one
+that cannot be read (too deeply nested to parse) is not recorded: each gets the keyword
+`$TrackerRefused` and stays for a person to look at, and the poll goes on with the next. A store
+error stops the poll: the message stays, unflagged, for the next one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.bounces.intake import BounceConfig, take_bounce
+from tracker.bounces.recording import Recorded
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +128,17 @@ def take_batch(
         data = fetched.get(b"BODY[]")
         if not isinstance(data, bytes):
             continue
-        recorded = take_bounce(engine, config, data, (), clock)  # committed when it returns
+        try:
+            recorded = take_bounce(engine, config, data, (), clock)  # committed when it returns
+        except SQLAlchemyError:
+            raise  # the store's: the message stays, unflagged, for the next poll
+        except Exception:  # this message's: it would fail the same way at every poll
+            log.exception("message %d in the bounce mailbox could not be handled; flagged %s", uid, REFUSED.decode())
+            recorded = Recorded("unreadable")
+        if recorded.result == "unreadable":
+            client.add_flags([uid], [REFUSED])
+            result.refused += 1
+            continue
         result.count(recorded.result)
         client.delete_messages([uid])
     client.expunge()

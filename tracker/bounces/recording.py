@@ -23,7 +23,7 @@ from tracker.subscribers.roster import set_suspended
 
 log = logging.getLogger(__name__)
 
-Result = Literal["hard", "soft", "forged", "unmatched", "not-a-bounce", "duplicate"]
+Result = Literal["hard", "soft", "forged", "unmatched", "not-a-bounce", "duplicate", "unreadable"]
 BY = "bounces"  # who suspends, in the event log
 
 
