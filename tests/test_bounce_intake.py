@@ -283,3 +283,23 @@ def test_a_message_too_deep_to_parse_is_refused_for_good_not_retried(engine: Eng
         assert (code, text) == (554, b"5.6.0 unreadable message, not a bounce this server can read")
         assert relay(port, sample("postfix_failed.eml", verp), verp)[0] == 250  # the listener goes on
     assert (delivery(engine, row_id).state, reports(engine)) == ("bounced", [("hard", row_id)])
+
+
+def test_the_listener_greets_with_its_own_name_not_the_hosts_so_postfix_sees_no_loop(engine: Engine) -> None:
+    # Postfix refuses to forward to a server that greets with its own myhostname ("loops back to myself").
+    with listening(engine, Clock(NOW)) as port, smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        code, greeting = client.ehlo("relay.example.org")
+        assert code == 250 and greeting.split(b"\n")[0] == b"tracker-bounces.invalid"
+        assert client.docmd("NOOP")[0] == 250
+
+
+def test_the_listeners_name_is_a_setting_checked_at_start() -> None:
+    from pydantic import ValidationError
+
+    from tracker.config import Settings
+
+    assert Settings().bounce_listen_name == "tracker-bounces.invalid"
+    assert Settings(bounce_listen_name="Bounces.Example.ORG").bounce_listen_name == "bounces.example.org"
+    for bad in ("", "two words", "a" * 300, "x\r\n250 evil"):
+        with pytest.raises(ValidationError, match="TRACKER_BOUNCE_LISTEN_NAME"):
+            Settings(bounce_listen_name=bad)

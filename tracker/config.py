@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,9 @@ def shipped(name: str) -> Path:
     package = Path(__file__).resolve().parent
     installed = package / "_data" / name
     return installed if installed.is_dir() else package.parent / name
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class Settings(BaseSettings):
@@ -120,6 +124,8 @@ class Settings(BaseSettings):
     bounce_suspend: str = "1 hard or 5 soft in 30 days"  # see tracker/bounces/policy.py
     bounce_listen_host: str = "127.0.0.1"  # `tracker bounces listen`
     bounce_listen_port: int = Field(default=2525, ge=1, le=65535)
+    # The name the listener greets with: never the host's own, which Postfix on the same host refuses as a loop.
+    bounce_listen_name: str = "tracker-bounces.invalid"
     bounce_max_size: int = Field(default=1_000_000, ge=10_000, le=50_000_000)  # bytes a bounce may have
     bounce_imap_url: str = Field(default="", repr=False)  # `tracker bounces poll`: imaps://USER:PASS@HOST/FOLDER
     # The delivery engine (docs/architecture.md §3–4).
@@ -203,6 +209,17 @@ class Settings(BaseSettings):
         from tracker.mail.verp import check_bounce_address
 
         return check_bounce_address(value) if value.strip() else ""
+
+    @field_validator("bounce_listen_name")
+    @classmethod
+    def _bounce_listen_name(cls, value: str) -> str:
+        name = value.strip().lower()
+        if not HOST_NAME.fullmatch(name):
+            raise ValueError(
+                f"TRACKER_BOUNCE_LISTEN_NAME must be a host name such as tracker-bounces.invalid "
+                f"(letters, digits, '-', '.'; at most 253), not {value[:100]!r}"
+            )
+        return name
 
     @field_validator("bounce_imap_url")
     @classmethod

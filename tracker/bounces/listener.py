@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 10  # a forwarded bounce has one; a message to many is not a bounce
 TIMEOUT = 60.0  # seconds a client may stay silent
+NAME = "tracker-bounces.invalid"  # TRACKER_BOUNCE_LISTEN_NAME's default
 UNREADABLE = "554 5.6.0 unreadable message, not a bounce this server can read"
 
 
@@ -74,7 +74,7 @@ def make_server(handler: BounceHandler, max_size: int, hostname: str) -> SMTP:
     """One SMTP session's protocol object, bounded in size and in patience."""
     return SMTP(
         handler,
-        hostname=hostname,  # else aiosmtpd looks it up again for every connection
+        hostname=hostname,  # else aiosmtpd greets with socket.getfqdn(), the relay's own name on its host
         data_size_limit=max_size,
         enable_SMTPUTF8=True,
         decode_data=False,
@@ -92,11 +92,16 @@ async def serve(
     *,
     started: Callable[[int], Any] | None = None,
     stop: asyncio.Event | None = None,
+    name: str = NAME,
 ) -> None:
-    """Listen on *host*:*port* until *stop* is set (forever without one); *started* is told the port."""
+    """Listen on *host*:*port* until *stop* is set (forever without one); *started* is told the port.
+
+    *name* is what the listener greets with (TRACKER_BOUNCE_LISTEN_NAME): not the host's own name,
+    since Postfix on the same host, seeing its own myhostname in the greeting, refuses to forward
+    ("mail for [127.0.0.1]:2525 loops back to myself").
+    """
     handler = BounceHandler(engine, config, clock)
     loop = asyncio.get_running_loop()
-    name = await asyncio.to_thread(socket.getfqdn)
     server = await loop.create_server(lambda: make_server(handler, config.max_size, name), host=host, port=port)
     bound = server.sockets[0].getsockname()[1]
     log.info("listening for bounces on %s:%d", host, bound)

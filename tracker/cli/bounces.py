@@ -35,7 +35,8 @@ def listen(
     where = host or config.bounce_listen_host
     try:
         asyncio.run(serve(store(), bounces, where, config.bounce_listen_port if port is None else port, utc_now,
-                          started=lambda bound: err.print(f"listening for bounces on {where}:{bound}")))  # fmt: skip
+                          started=lambda bound: err.print(f"listening for bounces on {where}:{bound}"),
+                          name=config.bounce_listen_name))  # fmt: skip
     except OSError as exc:
         fail(f"cannot listen on {where}: {exc.strerror or exc}", 1)
 
