@@ -224,7 +224,7 @@ def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(eng
     from tracker.subscribers.personal import erase_person, export_person
 
     ada = subscribe(engine, "gone@mission.example.net", NOW)
-    _, verp = sent_row(engine, ada, NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
     bounce(engine, Clock(NOW), "postfix_failed.eml", verp, 1)
     with transaction(engine, write=True) as session:
         person = session.get(Subscriber, ada)
@@ -234,7 +234,23 @@ def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(eng
         assert traces(engine, "gone@mission")
         erase_person(session, person, b"erase-test-secret-key-0123456789abcdef", NOW, "subscriber")
     assert traces(engine, "gone@mission") == []
-    assert reports(engine) == [("hard", reports(engine)[0][1])]
+    assert reports(engine) == [("hard", row_id)]
+
+
+def test_a_bounce_arriving_after_the_erasure_writes_no_address_back(engine: Engine) -> None:
+    from tests.test_personal_data import traces
+    from tracker.subscribers.personal import erase_person
+
+    ada = subscribe(engine, "gone@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with transaction(engine, write=True) as session:
+        person = session.get(Subscriber, ada)
+        assert person is not None
+        erase_person(session, person, b"erase-test-secret-key-0123456789abcdef", NOW, "subscriber")
+    assert bounce(engine, Clock(NOW + timedelta(days=2)), "postfix_failed.eml", verp, 1) == "hard"
+    assert traces(engine, "gone@mission") == []  # not in the report, the row's error, nor the event
+    assert reports(engine) == [("hard", row_id)]  # counted all the same
+    assert delivery(engine, row_id).state == "bounced" and delivery(engine, row_id).last_error == "5.1.1"
 
 
 def test_a_well_signed_bounce_for_a_row_no_longer_kept_changes_no_one(engine: Engine) -> None:
@@ -303,3 +319,14 @@ def test_the_listeners_name_is_a_setting_checked_at_start() -> None:
     for bad in ("", "two words", "a" * 300, "x\r\n250 evil"):
         with pytest.raises(ValidationError, match="TRACKER_BOUNCE_LISTEN_NAME"):
             Settings(bounce_listen_name=bad)
+
+
+def test_a_bounce_for_a_row_no_longer_sent_leaves_it_and_logs_no_bounced_event(engine: Engine) -> None:
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    with transaction(engine, write=True) as session:
+        session.execute(text("UPDATE deliveries SET state = 'failed' WHERE id = :id"), {"id": row_id})
+    assert bounce(engine, Clock(NOW), "postfix_failed.eml", verp, 1) == "hard"
+    with transaction(engine) as session:
+        logged = session.exec(select(Event).where(Event.kind == "delivery_bounced")).all()
+    assert (delivery(engine, row_id).state, logged) == ("failed", [])

@@ -9,16 +9,16 @@ are cancelled, the event log says why.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import CursorResult, func, insert, update
 from sqlmodel import Session, col, select
 
 from tracker.bounces.policy import SuspendPolicy
-from tracker.bounces.reading import Reading
-from tracker.store.models import BounceReport, Delivery, Event, Subscriber
+from tracker.bounces.reading import Bounce, Reading
+from tracker.store.models import BounceReport, Delivery, Erasure, Event, Subscriber
 from tracker.subscribers.roster import set_suspended
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,31 @@ def record_reading(session: Session, reading: Reading, policy: SuspendPolicy, no
         return Recorded("forged") if _remember(session, reading, "forged", None, now) else Recorded("duplicate")
     if reading.delivery_id is None:
         return Recorded("unmatched")  # not to a tagged address of ours: someone else's mail, ignored
-    if reading.bounce is None:
+    bounce = reading.bounce
+    if bounce is None:
         return Recorded("not-a-bounce", reading.delivery_id)  # an auto-reply: nothing failed
     row = session.get(Delivery, reading.delivery_id)
     subscriber_id = row.subscriber_id if row is not None and row.subscriber_id > 0 else None
-    if not _remember(session, reading, reading.bounce.kind, subscriber_id, now):
+    if not _known(session, row):
+        # The person was erased (or the row is gone): what their server said names them, and
+        # nothing may write it back. The report counts, with its status code only.
+        bounce = replace(bounce, diagnostic="")
+        reading = replace(reading, bounce=bounce)
+    if not _remember(session, reading, bounce.kind, subscriber_id, now):
         return Recorded("duplicate", reading.delivery_id)
-    if row is not None and reading.bounce.kind == "hard":
-        _mark_bounced(session, row, reading, now)
+    if row is not None and bounce.kind == "hard":
+        _mark_bounced(session, row, bounce, now)
     suspended = subscriber_id is not None and suspend_if_bouncing(session, subscriber_id, policy, now)
-    return Recorded(reading.bounce.kind, reading.delivery_id, suspended)
+    return Recorded(bounce.kind, reading.delivery_id, suspended)
+
+
+def _known(session: Session, row: Delivery | None) -> bool:
+    """Tell whether the row's addressee is still kept: a subscriber not erased, or a console user (< 0)."""
+    if row is None:
+        return False
+    if row.subscriber_id < 0:
+        return True
+    return session.get(Subscriber, row.subscriber_id) is not None and session.get(Erasure, row.subscriber_id) is None
 
 
 def _remember(session: Session, reading: Reading, kind: str, subscriber_id: int | None, now: datetime) -> bool:
@@ -74,14 +89,16 @@ def _remember(session: Session, reading: Reading, kind: str, subscriber_id: int 
     return True
 
 
-def _mark_bounced(session: Session, row: Delivery, reading: Reading, now: datetime) -> None:
-    assert reading.bounce is not None
-    reason = f"{reading.bounce.status} {reading.bounce.diagnostic}".strip()[:300]
-    session.execute(
+def _mark_bounced(session: Session, row: Delivery, bounce: Bounce, now: datetime) -> None:
+    """Mark a sent row bounced with the server's reason; the event only when a row changed."""
+    reason = f"{bounce.status} {bounce.diagnostic}".strip()[:300]
+    changed = session.execute(
         update(Delivery.__table__)  # type: ignore[attr-defined]
         .where(col(Delivery.id) == row.id, col(Delivery.state).in_(("sent", "bounced")))
         .values(state="bounced", last_error=reason, updated_at=now)
     )
+    if not cast("CursorResult[Any]", changed).rowcount:
+        return  # planned, failed or cancelled meanwhile: the bounce is counted, the row stays as it is
     session.add(Event(at=now, kind="delivery_bounced", timeline_id=row.timeline_id,
                       milestone_key=row.milestone_key or None, subscriber_id=row.subscriber_id,
                       detail={"delivery": row.id, "kind": row.kind, "error": reason}, actor=BY))  # fmt: skip
