@@ -172,20 +172,31 @@ def bounce(engine: Engine, clock: Clock, name: str, verp: str, number: int, poli
 def test_four_soft_bounces_leave_the_address_five_suspend_it(engine: Engine) -> None:
     clock = Clock(NOW)
     ada = subscribe(engine, "slow@mission.example.net", NOW)
-    _, verp = sent_row(engine, ada, NOW)
     for number in range(4):
+        _, verp = sent_row(engine, ada, clock(), slot=f"{number}d")
         assert bounce(engine, clock, "postfix_delayed.eml", verp, number) == "soft"
         clock.advance(days=5)
     assert state_of(engine, ada) == "confirmed"
+    _, verp = sent_row(engine, ada, clock(), slot="4d")
     bounce(engine, clock, "postfix_delayed.eml", verp, 4)
     assert state_of(engine, ada) == "suspended"
+
+
+def test_delayed_notices_about_one_message_count_once(engine: Engine) -> None:
+    clock = Clock(NOW)
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    for number in range(5):  # a relay sends "still trying" notices about the same message, hours apart
+        assert bounce(engine, clock, "postfix_delayed.eml", verp, number) == "soft"
+        clock.advance(hours=4)
+    assert state_of(engine, ada) == "confirmed"
 
 
 def test_soft_bounces_older_than_the_window_do_not_count(engine: Engine) -> None:
     clock = Clock(NOW)
     ada = subscribe(engine, "slow@mission.example.net", NOW)
-    _, verp = sent_row(engine, ada, NOW)
     for number in range(5):
+        _, verp = sent_row(engine, ada, clock(), slot=f"{number}d")
         bounce(engine, clock, "postfix_delayed.eml", verp, number)
         clock.advance(days=8)  # the first is 32 days old when the fifth comes
     assert state_of(engine, ada) == "confirmed"
@@ -194,12 +205,42 @@ def test_soft_bounces_older_than_the_window_do_not_count(engine: Engine) -> None
 def test_the_policy_setting_is_obeyed(engine: Engine) -> None:
     clock = Clock(NOW)
     ada = subscribe(engine, "gone@mission.example.net", NOW)
-    _, verp = sent_row(engine, ada, NOW)
-    bounce(engine, clock, "postfix_failed.eml", verp, 1, policy="2 hard in 7 days")
+    (_, first), (_, second) = sent_row(engine, ada, NOW), sent_row(engine, ada, NOW, slot="1d")
+    bounce(engine, clock, "postfix_failed.eml", first, 1, policy="2 hard in 7 days")
     assert state_of(engine, ada) == "confirmed"
     clock.advance(days=1)
-    bounce(engine, clock, "postfix_failed.eml", verp, 2, policy="2 hard in 7 days")
+    bounce(engine, clock, "postfix_failed.eml", second, 2, policy="2 hard in 7 days")
     assert state_of(engine, ada) == "suspended"
+
+
+def test_a_resumed_address_is_not_suspended_again_by_the_bounces_before_its_resume(engine: Engine) -> None:
+    from tracker.subscribers.roster import set_suspended
+
+    clock = Clock(NOW)
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    bounce(engine, clock, "postfix_failed.eml", verp, 1)
+    assert state_of(engine, ada) == "suspended"
+    clock.advance(days=1)
+    with transaction(engine, write=True) as session:
+        person = session.get(Subscriber, ada)
+        assert person is not None and set_suspended(session, person, False, person.email, clock(), actor="subscriber")
+    clock.advance(days=1)
+    _, later = sent_row(engine, ada, clock(), slot="1d")
+    assert bounce(engine, clock, "postfix_delayed.eml", later, 2) == "soft"
+    assert state_of(engine, ada) == "confirmed"  # one soft bounce since the resume: not five
+    _, again = sent_row(engine, ada, clock(), slot="0d")
+    assert bounce(engine, clock, "postfix_failed.eml", again, 3) == "hard"
+    assert state_of(engine, ada) == "suspended"  # a new hard bounce still suspends
+
+
+def test_a_message_given_up_on_after_delays_is_bounced_but_counts_as_soft(engine: Engine) -> None:
+    ada = subscribe(engine, "slow@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    expired = sample("postfix_failed.eml", verp).replace(b"Status: 5.1.1", b"Status: 4.4.7")
+    assert take_bounce(engine, CONFIG, expired, [verp], Clock(NOW)).result == "soft"
+    assert delivery(engine, row_id).state == "bounced"  # the message never arrived
+    assert state_of(engine, ada) == "confirmed"  # the address may be fine: its server was down for days
 
 
 def test_planned_messages_of_a_suspended_address_are_cancelled(engine: Engine) -> None:
@@ -330,3 +371,12 @@ def test_a_bounce_for_a_row_no_longer_sent_leaves_it_and_logs_no_bounced_event(e
     with transaction(engine) as session:
         logged = session.exec(select(Event).where(Event.kind == "delivery_bounced")).all()
     assert (delivery(engine, row_id).state, logged) == ("failed", [])
+
+
+def test_a_report_about_a_message_sent_weeks_ago_is_ignored(engine: Engine) -> None:
+    # Relays give up within about 5 days; a bounce weeks later replays a VERP address someone has seen.
+    ada = subscribe(engine, "ada@mission.example.net", NOW)
+    row_id, verp = sent_row(engine, ada, NOW)
+    assert bounce(engine, Clock(NOW + timedelta(days=15)), "postfix_failed.eml", verp, 1) == "stale"
+    assert (delivery(engine, row_id).state, state_of(engine, ada), reports(engine)) == ("sent", "confirmed", [])
+    assert bounce(engine, Clock(NOW + timedelta(days=13)), "postfix_failed.eml", verp, 2) == "hard"

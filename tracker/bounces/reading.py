@@ -37,11 +37,22 @@ NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ufffc]+")
 
 @dataclass(frozen=True)
 class Bounce:
-    """A failure the report tells of: hard (5.x.x, lasting) or soft (4.x.x, delayed)."""
+    """A failure the report tells of: hard (5.x.x, lasting) or soft (4.x.x, delayed).
+
+    `given_up` is a soft failure the relay stopped retrying (`Action: failed` with 4.x.x: the
+    message expired in its queue). The message never arrived, so its row is bounced; the address
+    may be fine (its server was down for days), so it counts toward suspension as soft.
+    """
 
     kind: Kind
     status: str  # the enhanced status code, '5.1.1'; '' when the report gives none
     diagnostic: str  # the remote server's words, one line, bounded
+    given_up: bool = False
+
+    @property
+    def undelivered(self) -> bool:
+        """Whether the message will not arrive: a hard failure, or a soft one given up on."""
+        return self.kind == "hard" or self.given_up
 
 
 @dataclass(frozen=True)
@@ -141,10 +152,11 @@ def _from_delivery_status(message: email.message.Message) -> Bounce | None:
             code = ".".join(status.groups()) if status else ""
             diagnostic = clean(str(block.get("Diagnostic-Code", "")).partition(";")[2] or str(block.get("Status", "")))
             if action == "failed" or (not action and code.startswith("5")):
-                found.append(Bounce("hard" if not code.startswith("4") else "soft", code, diagnostic))
+                soft = code.startswith("4")  # failed after retries: expired in the queue
+                found.append(Bounce("soft" if soft else "hard", code, diagnostic, given_up=soft))
             elif action == "delayed" or code.startswith("4"):
                 found.append(Bounce("soft", code, diagnostic))
-    return min(found, key=lambda bounce: bounce.kind != "hard", default=None)
+    return min(found, key=lambda bounce: (bounce.kind != "hard", not bounce.given_up), default=None)
 
 
 def _from_text(message: email.message.Message) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, func, insert, update
@@ -23,8 +23,11 @@ from tracker.subscribers.roster import set_suspended
 
 log = logging.getLogger(__name__)
 
-Result = Literal["hard", "soft", "forged", "unmatched", "not-a-bounce", "duplicate", "unreadable"]
+Result = Literal["hard", "soft", "forged", "unmatched", "not-a-bounce", "duplicate", "unreadable", "stale"]
 BY = "bounces"  # who suspends, in the event log
+# Relays give up on a message within days (Postfix: 5); a report about one sent longer ago than
+# this is ignored: it replays a VERP address someone has seen (a forwarded or leaked bounce).
+STALE_AFTER = timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ def record_reading(session: Session, reading: Reading, policy: SuspendPolicy, no
     if bounce is None:
         return Recorded("not-a-bounce", reading.delivery_id)  # an auto-reply: nothing failed
     row = session.get(Delivery, reading.delivery_id)
+    if row is not None and row.sent_at is not None and now - row.sent_at > STALE_AFTER:
+        return Recorded("stale", reading.delivery_id)
     subscriber_id = row.subscriber_id if row is not None and row.subscriber_id > 0 else None
     if not _known(session, row):
         # The person was erased (or the row is gone): what their server said names them, and
@@ -54,7 +59,7 @@ def record_reading(session: Session, reading: Reading, policy: SuspendPolicy, no
         reading = replace(reading, bounce=bounce)
     if not _remember(session, reading, bounce.kind, subscriber_id, now):
         return Recorded("duplicate", reading.delivery_id)
-    if row is not None and bounce.kind == "hard":
+    if row is not None and bounce.undelivered:
         _mark_bounced(session, row, bounce, now)
     suspended = subscriber_id is not None and suspend_if_bouncing(session, subscriber_id, policy, now)
     return Recorded(bounce.kind, reading.delivery_id, suspended)
@@ -105,10 +110,19 @@ def _mark_bounced(session: Session, row: Delivery, bounce: Bounce, now: datetime
 
 
 def bounces_within(session: Session, subscriber_id: int, since: datetime) -> tuple[int, int]:
-    """The subscriber's hard and soft bounces received since *since*."""
+    """The subscriber's messages that bounced hard, and soft, with reports received since *since*.
+
+    Counted per message, not per report: a relay's several "still trying" notices about one
+    message are one soft bounce. Only reports received after the subscriber's latest resume
+    count: the bounces that caused a suspension must not bring it back at the next one.
+    """
+    resumed = session.exec(
+        select(func.max(Event.at)).where(Event.subscriber_id == subscriber_id, Event.kind == "subscriber_unsuspended")
+    ).one()
     counted = session.exec(
-        select(BounceReport.kind, func.count())
+        select(BounceReport.kind, func.count(func.distinct(BounceReport.delivery_id)))
         .where(BounceReport.subscriber_id == subscriber_id, col(BounceReport.received_at) >= since)
+        .where(col(BounceReport.received_at) > resumed if resumed is not None else True)
         .group_by(BounceReport.kind)
     ).all()
     found = dict(counted)
