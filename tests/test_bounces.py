@@ -95,3 +95,15 @@ def test_garbage_is_no_bounce_and_raises_nothing() -> None:
     for data in (b"", b"\x00\xff" * 1000, b"Content-Type: multipart/report; boundary=x\r\n\r\n--x\r\n" * 50):
         reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
         assert reading.bounce is None
+
+
+def test_a_tagged_envelope_decides_alone_whatever_the_headers_say() -> None:
+    # The sender writes the headers; the relay writes the envelope. A forged tag in the envelope
+    # with a good-looking (seen) tag in a To header is forged, not that other delivery.
+    forged = VERP.replace("+1234.", "+1235.")
+    reading = read_bounce(sample("postfix_failed.eml", VERP), secret=SECRET, bounce_address=BOUNCES,
+                          recipients=[forged])  # fmt: skip
+    assert (reading.delivery_id, reading.forged) == (None, True)
+    untagged = read_bounce(sample("postfix_failed.eml", VERP), secret=SECRET, bounce_address=BOUNCES,
+                           recipients=["postmaster@example.org"])  # fmt: skip
+    assert untagged.delivery_id == 1234  # no tag in the envelope: the headers are all there is

@@ -80,9 +80,14 @@ def read_bounce(data: bytes, *, secret: bytes, bounce_address: str, recipients: 
 def find_delivery(
     message: email.message.Message, *, secret: bytes, bounce_address: str, recipients: Sequence[str]
 ) -> tuple[int | None, bool]:
-    """Return the delivery id of the first tagged bounce address found, and whether a tagged one was forged."""
+    """Return the delivery id of the first tagged bounce address found, and whether a tagged one was forged.
+
+    A tagged envelope recipient decides alone: the relay wrote it, while the headers are the
+    sender's, so a bad signature there is not made good by a seen address in a To header.
+    """
     forged = False
-    for address in candidate_addresses(message, recipients):
+    tagged = [address for address in recipients[:10] if tag_of(bounce_address, address) is not None]
+    for address in tagged or candidate_addresses(message, recipients):
         if tag_of(bounce_address, address) is None:
             continue
         delivery_id = read_verp(secret, bounce_address, address)
