@@ -38,11 +38,11 @@ def test_a_poll_records_each_bounce_then_deletes_it(engine: Engine, imap: IMAPSe
     hard_id, hard = sent_row(engine, ada, NOW)
     _, soft = sent_row(engine, bo, NOW)
     imap.deliver(sample("postfix_failed.eml", hard), sample("postfix_delayed.eml", soft),
-                 sample("out_of_office.eml", soft), sample("gmail_failure.eml", soft.replace("+", "+9")))  # fmt: skip
+                 sample("gmail_failure.eml", soft.replace("+", "+9")))  # fmt: skip
 
     result = poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW))
 
-    assert result.outcomes == {"hard": 1, "soft": 1, "not-a-bounce": 1, "forged": 1}
+    assert result.outcomes == {"hard": 1, "soft": 1, "forged": 1}
     assert imap.messages() == []
     with transaction(engine) as session:
         row, person = session.get(Delivery, hard_id), session.get(Subscriber, ada)
@@ -94,6 +94,20 @@ def test_an_unreadable_message_is_flagged_and_left_and_the_poll_goes_on(engine: 
     assert (result.outcomes, result.refused) == ({"hard": 1}, 1)
     assert len(imap.messages()) == 1 and kinds(engine) == ["hard"]
     assert poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW)).outcomes == {}  # flagged: not read again
+
+
+def test_mail_that_is_no_bounce_of_ours_is_flagged_and_left_not_deleted(engine: Engine, imap: IMAPServer) -> None:
+    ada = subscribe(engine, "away@mission.example.net", NOW)
+    _, verp = sent_row(engine, ada, NOW)
+    reply, stranger = sample("out_of_office.eml", verp), sample("postfix_failed.eml", "list-bounces@example.net")
+    imap.deliver(reply, stranger)
+    assert poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW)).outcomes == {"not-a-bounce": 1, "unmatched": 1}
+    assert imap.messages() == [reply, stranger]  # someone may want to read them
+    with imap.client() as client:
+        client.select_folder("INBOX")
+        assert sorted(flag for flags in client.get_flags(client.search()).values() for flag in flags) == [
+            b"$TrackerIgnored", b"$TrackerIgnored"]  # fmt: skip
+    assert poll(engine, CONFIG, parse_imap_url(imap.url), Clock(NOW)).outcomes == {}  # not read again
 
 
 @pytest.mark.parametrize("url", ["http://x@host/", "imaps://host/INBOX", "imap://u:p@host/?tls=yes", "imaps://:p@host"])

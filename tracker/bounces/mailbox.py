@@ -2,7 +2,9 @@
 
 Each message is deleted only once its outcome is committed: a poll that dies half-way leaves
 the rest, and the one it was reading, for the next poll (a message read twice counts once, as
-recording is idempotent). A message larger than TRACKER_BOUNCE_MAX_SIZE is not fetched, and one
+recording is idempotent). Mail that is no bounce of ours (an automatic reply, a message to
+someone else's address) is not deleted: it gets the keyword `$TrackerIgnored` and stays, not
+read again. A message larger than TRACKER_BOUNCE_MAX_SIZE is not fetched, and one
 that cannot be read (too deeply nested to parse) is not recorded: each gets the keyword
 `$TrackerRefused` and stays for a person to look at, and the poll goes on with the next. A store
 error stops the poll: the message stays, unflagged, for the next one.
@@ -27,6 +29,8 @@ from tracker.bounces.recording import Recorded
 log = logging.getLogger(__name__)
 
 REFUSED = b"$TrackerRefused"
+IGNORED = b"$TrackerIgnored"  # not a bounce of ours (an automatic reply, someone else's mail): left for a person
+KEEP = frozenset({"unmatched", "not-a-bounce"})
 BATCH = 50  # messages fetched, recorded and deleted at a time
 TIMEOUT = 30.0
 
@@ -88,7 +92,9 @@ def poll(
     result = PollResult()
     with connect(mailbox, tls_context) as client:
         client.select_folder(mailbox.folder)
-        waiting = client.search(["NOT", "DELETED", "NOT", "KEYWORD", REFUSED.decode()])
+        waiting = client.search(
+            ["NOT", "DELETED", "NOT", "KEYWORD", REFUSED.decode(), "NOT", "KEYWORD", IGNORED.decode()]
+        )
         for start in range(0, len(waiting), BATCH):
             take_batch(client, engine, config, waiting[start : start + BATCH], clock, result)
     return result
@@ -140,5 +146,8 @@ def take_batch(
             result.refused += 1
             continue
         result.count(recorded.result)
-        client.delete_messages([uid])
+        if recorded.result in KEEP:
+            client.add_flags([uid], [IGNORED])  # not ours to delete: flagged, so not read again
+        else:
+            client.delete_messages([uid])
     client.expunge()
