@@ -128,3 +128,15 @@ def test_the_poll_command_reads_the_mailbox_and_says_what_it_found(
     wrong = tracker("bounces", "poll", env={**env, "TRACKER_BOUNCE_IMAP_URL": imap.url.replace(":imap-", ":x-")},
                     cwd=tmp_path)  # fmt: skip
     assert wrong.returncode == 1 and "refused" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_without_dovecot_the_imap_tests_fail_where_ci_requires_every_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import imap_server
+
+    monkeypatch.setattr(imap_server, "DOVECOT", "/nonexistent/dovecot")
+    monkeypatch.setenv("TRACKER_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="dovecot-imapd"), imap_server.dovecot():
+        pass
+    monkeypatch.delenv("TRACKER_REQUIRE_BROWSER")
+    with pytest.raises(pytest.skip.Exception, match="dovecot-imapd"), imap_server.dovecot():
+        pass
