@@ -54,7 +54,7 @@ from tracker.delivery.outbox import (
 )
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
-from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_log
+from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_bounces, prune_log
 from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
@@ -240,16 +240,20 @@ class Dispatcher:
             return Handled(), None
 
     def keep_log(self) -> int:
-        """Delete the delivery log's rows older than its retention, a batch per transaction; return how many."""
+        """Delete the delivery log's rows, and bounce reports, older than its retention, a batch per transaction.
+
+        Return how many rows went.
+        """
         if not self.config.log_days:
             return 0
         before, deleted = self.clock() - timedelta(days=self.config.log_days), 0
-        for _ in range(PRUNE_BATCHES):  # the rest waits for the next pass: a pass is never held up for long
-            with transaction(self.engine, write=True, exclusive=False) as session:
-                done = prune_log(session, before=before, limit=PRUNE_BATCH)
-            deleted += done
-            if done < PRUNE_BATCH:
-                break
+        for prune in (prune_log, prune_bounces):
+            for _ in range(PRUNE_BATCHES):  # the rest waits for the next pass: a pass is never held up for long
+                with transaction(self.engine, write=True, exclusive=False) as session:
+                    done = prune(session, before=before, limit=PRUNE_BATCH)
+                deleted += done
+                if done < PRUNE_BATCH:
+                    break
         if deleted:
             log.info("delivery log: %d row(s) older than %d days deleted", deleted, self.config.log_days)
         return deleted

@@ -243,7 +243,10 @@ class BounceReport(SQLModel, table=True):
     """
 
     __tablename__ = "bounce_reports"
-    __table_args__ = (Index("ix_bounce_reports_subscriber", "subscriber_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_bounce_reports_subscriber", "subscriber_id", "received_at"),
+        Index("ix_bounce_reports_received", "received_at"),  # the delivery log's retention prunes by it
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     fingerprint: str = Field(max_length=64, unique=True)

@@ -29,8 +29,10 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_bounce_reports_subscriber", "bounce_reports", ["subscriber_id", "received_at"])
+    op.create_index("ix_bounce_reports_received", "bounce_reports", ["received_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_bounce_reports_received", table_name="bounce_reports")
     op.drop_index("ix_bounce_reports_subscriber", table_name="bounce_reports")
     op.drop_table("bounce_reports")
