@@ -9,6 +9,8 @@ Yahoo, a CommuniGate "simple" report and RFC 3464 DSNs, anonymised by their coll
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.bounces import BOUNCES, sample
@@ -107,3 +109,10 @@ def test_a_tagged_envelope_decides_alone_whatever_the_headers_say() -> None:
     untagged = read_bounce(sample("postfix_failed.eml", VERP), secret=SECRET, bounce_address=BOUNCES,
                            recipients=["postmaster@example.org"])  # fmt: skip
     assert untagged.delivery_id == 1234  # no tag in the envelope: the headers are all there is
+
+
+def test_a_detector_that_trips_does_not_stop_the_others() -> None:
+    # flufl.bounce's Yale detector raises IndexError on a message without From; qmail's, after it, knows this one.
+    data = re.sub(rb"(?im)^From:.*\r\n", b"", sample("flufl_qmail_01.eml", VERP), count=1)
+    reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
+    assert reading.bounce is not None and reading.bounce.kind == "hard"

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from flufl.bounce import all_failures
+from flufl.bounce._scan import _DETECTORS  # all_failures()'s list, run one by one (_detected)
 
 from tracker.mail.verp import read_verp, tag_of
 
@@ -128,11 +128,7 @@ def classify(message: email.message.Message) -> Bounce | None:
     reported = _from_delivery_status(message)
     if reported is not None:
         return reported
-    try:
-        temporary, permanent = all_failures(message)
-    except Exception:  # a detector tripped on a malformed message: report no failure rather than fail
-        log.warning("a bounce detector could not read a message", exc_info=True)
-        return None
+    temporary, permanent = _detected(message)
     if not (temporary or permanent):
         return None
     status, diagnostic = _from_text(message)
@@ -140,6 +136,24 @@ def classify(message: email.message.Message) -> Bounce | None:
     if status and status[0] != ("5" if kind == "hard" else "4"):
         status = ""  # a code elsewhere in the text that is not this failure's
     return Bounce(kind, status, diagnostic)
+
+
+def _detected(message: email.message.Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's all_failures(), each detector on its own: one that trips does not stop the rest.
+
+    all_failures() re-raises the first detector's exception (Yale's IndexError on a message
+    without From), which would hide the failure a later detector (qmail's) knows. Its list of
+    detectors is private (`_DETECTORS`), so the version is pinned (pyproject.toml).
+    """
+    for detector in _DETECTORS:
+        try:
+            temporary, permanent = detector().process(message)
+        except Exception:  # a malformed message: this detector cannot tell; the next may
+            log.info("bounce detector %s could not read a message", detector.__name__, exc_info=True)
+            continue
+        if temporary or permanent:
+            return frozenset(temporary), frozenset(permanent)
+    return frozenset(), frozenset()
 
 
 def _from_delivery_status(message: email.message.Message) -> Bounce | None:
