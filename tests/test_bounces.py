@@ -116,3 +116,13 @@ def test_a_detector_that_trips_does_not_stop_the_others() -> None:
     data = re.sub(rb"(?im)^From:.*\r\n", b"", sample("flufl_qmail_01.eml", VERP), count=1)
     reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
     assert reading.bounce is not None and reading.bounce.kind == "hard"
+
+
+def test_bidi_controls_and_invisible_characters_are_taken_out_of_the_reason() -> None:
+    # They would reorder or hide what a terminal, a page or a log shows around them.
+    hostile = "\u202eevil\u2066 \u200b\u200f\ufeffok".encode()
+    data = sample("flufl_postfix_01.eml", VERP).replace(b"said: 550", b"said: " + hostile + b" 550")
+    data = data.replace(b"Content-Type: text/plain", b"Content-Type: text/plain; charset=utf-8", 1)
+    reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
+    assert reading.bounce is not None
+    assert "said: evil ok 550" in reading.bounce.diagnostic and reading.bounce.diagnostic.isprintable()

@@ -32,7 +32,6 @@ STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 SMTP_REPLY = re.compile(r"\b([45])\d\d[ -]")
 # Where the address a bounce was sent to shows, outermost first: the relay's own records of the envelope.
 ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
-NOT_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\ufffc]+")
 
 
 @dataclass(frozen=True)
@@ -212,8 +211,16 @@ def _parts(message: email.message.Message) -> Iterator[email.message.Message]:
 
 
 def clean(text: str) -> str:
-    """One line of printable text, at most DIAGNOSTIC_MAX characters: safe for a terminal, a page, a log."""
-    return " ".join(NOT_PRINTABLE.sub(" ", text[: DIAGNOSTIC_MAX * 20]).split())[:DIAGNOSTIC_MAX]
+    """One line of printable text, at most DIAGNOSTIC_MAX characters: safe for a terminal, a page, a log.
+
+    Whatever str.isprintable() refuses goes: controls, and also bidirectional controls and
+    zero-width characters (Unicode's format characters), which would reorder or hide the
+    text shown around the reason, and surrogates from undecodable bytes.
+    """
+    kept = text[: DIAGNOSTIC_MAX * 20]
+    if not kept.isprintable():  # the common case, answered in C
+        kept = "".join(char if char.isprintable() else " " for char in kept)
+    return " ".join(kept.split())[:DIAGNOSTIC_MAX]
 
 
 def fingerprint(message: email.message.Message, data: bytes, delivery_id: int | None) -> str:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tracker.cli.common import app, err, fail, out, print_json, secret_key, settings, store, when
 from tracker.cli.console import styled
-from tracker.display import format_at
+from tracker.display import format_at, printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -205,7 +205,7 @@ def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
         # A bounced message was accepted (its reply says so) and then returned: the bounce is the news.
         detail = row.last_error if row.state == "bounced" else row.reply or row.last_error or row.reason
         planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
-        # Text, not markup: addresses, keys and server replies are data.
+        # Text, not markup: addresses, keys and server replies are data; a reply's controls are shown escaped.
         table.add_row(Text(email), Text(what), Text(about(row) or "—"), planned, state, str(row.attempts), sent,
-                      Text(detail))  # fmt: skip
+                      Text(printable(detail)))  # fmt: skip
     return table
