@@ -116,6 +116,14 @@ def test_a_bad_imap_url_is_refused_with_the_setting_named(url: str) -> None:
         parse_imap_url(url)
 
 
+def test_a_password_is_sent_in_clear_only_to_this_host() -> None:
+    with pytest.raises(ValueError, match=r"TRACKER_BOUNCE_IMAP_URL.*in clear.*imaps://"):
+        parse_imap_url("imap://bounces:secret@imap.example.org/INBOX")
+    for url in ("imap://u:p@127.0.0.1:1143/", "imap://u:p@localhost/", "imap://u:p@[::1]/",
+                "imap://u:p@imap.example.org/?starttls=true", "imaps://u:p@imap.example.org/"):  # fmt: skip
+        parse_imap_url(url)
+
+
 def test_the_poll_command_reads_the_mailbox_and_says_what_it_found(
     engine: Engine, imap: IMAPServer, database_url: str, schedules: Path, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ IGNORED = b"$TrackerIgnored"  # not a bounce of ours (an automatic reply, someon
 KEEP = frozenset({"unmatched", "not-a-bounce"})
 BATCH = 50  # messages fetched, recorded and deleted at a time
 TIMEOUT = 30.0
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})  # where imap:// may go without TLS
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ def parse_imap_url(url: str) -> Mailbox:
     if options:
         raise ValueError(f"TRACKER_BOUNCE_IMAP_URL: unknown option(s) {', '.join(sorted(options))[:100]}")
     use_tls = parts.scheme == "imaps"
+    if not (use_tls or starttls or parts.hostname in LOOPBACK):
+        raise ValueError(
+            "TRACKER_BOUNCE_IMAP_URL: imap:// without ?starttls=true sends the password in clear; "
+            "use imaps://, or imap://…?starttls=true (plain imap:// only to this host: 127.0.0.1, ::1, localhost)"
+        )
     return Mailbox(
         host=parts.hostname,
         port=parts.port or (993 if use_tls else 143),
