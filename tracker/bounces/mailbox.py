@@ -80,7 +80,7 @@ class PollResult:
     """What one poll did, by outcome ('hard', 'soft', 'forged', 'duplicate', …), and what it left."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
-    refused: int = 0  # too large: flagged and left
+    refused: int = 0  # too large or unreadable: flagged and left
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1

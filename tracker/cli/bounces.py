@@ -59,7 +59,8 @@ def poll_mailbox() -> None:
     except imaplib.IMAP4.error as exc:  # the server's refusals (login, folder); IMAPClient's errors are these
         fail(f"the IMAP server at {mailbox.host}:{mailbox.port} refused: {str(exc)[:300]}", 1)
     counts = ", ".join(f"{name} {count}" for name, count in sorted(result.outcomes.items())) or "no messages"
-    out.print(f"bounces: {counts}" + (f"; {result.refused} too large, left flagged" if result.refused else ""))
+    refused = f"; {result.refused} too large or unreadable, left flagged" if result.refused else ""
+    out.print(f"bounces: {counts}{refused}")
 
 
 def bounce_config() -> BounceConfig:
