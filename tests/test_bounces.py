@@ -126,3 +126,10 @@ def test_bidi_controls_and_invisible_characters_are_taken_out_of_the_reason() ->
     reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
     assert reading.bounce is not None
     assert "said: evil ok 550" in reading.bounce.diagnostic and reading.bounce.diagnostic.isprintable()
+
+
+def test_undecodable_bytes_in_a_report_leave_no_replacement_characters() -> None:
+    data = sample("postfix_failed.eml", VERP).replace(b"Recipient address", b"\xe2\x80\xae\xffevil\xfe")
+    reading = read_bounce(data, secret=SECRET, bounce_address=BOUNCES, recipients=[VERP])
+    assert reading.bounce is not None and "\ufffd" not in reading.bounce.diagnostic
+    assert "evil rejected" in reading.bounce.diagnostic

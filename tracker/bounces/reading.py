@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["hard", "soft"]
 DIAGNOSTIC_MAX = 300  # characters of the server's reason kept
+REPLACEMENT = "\ufffd"  # what an undecodable byte became: noise in a reason
 STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 SMTP_REPLY = re.compile(r"\b([45])\d\d[ -]")
 # Where the address a bounce was sent to shows, outermost first: the relay's own records of the envelope.
@@ -70,7 +71,11 @@ class Reading:
 
 
 def read_bounce(data: bytes, *, secret: bytes, bounce_address: str, recipients: Sequence[str] = ()) -> Reading:
-    """Read *data*, a message that came to the bounce address (*recipients*: its envelope's RCPT TO)."""
+    """Read *data*, a message that came to the bounce address (*recipients*: its envelope's RCPT TO).
+
+    A message too deeply nested for the stdlib parser raises RecursionError: intake.take_bounce
+    makes any exception from here an `unreadable` outcome.
+    """
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
     delivery_id, forged = find_delivery(message, secret=secret, bounce_address=bounce_address, recipients=recipients)
     return Reading(delivery_id, forged, classify(message), fingerprint(message, data, delivery_id))
@@ -215,11 +220,11 @@ def clean(text: str) -> str:
 
     Whatever str.isprintable() refuses goes: controls, and also bidirectional controls and
     zero-width characters (Unicode's format characters), which would reorder or hide the
-    text shown around the reason, and surrogates from undecodable bytes.
+    text shown around the reason, and surrogates and U+FFFD from undecodable bytes.
     """
     kept = text[: DIAGNOSTIC_MAX * 20]
-    if not kept.isprintable():  # the common case, answered in C
-        kept = "".join(char if char.isprintable() else " " for char in kept)
+    if not kept.isprintable() or REPLACEMENT in kept:  # the common case, answered in C
+        kept = "".join(char if char.isprintable() and char != REPLACEMENT else " " for char in kept)
     return " ".join(kept.split())[:DIAGNOSTIC_MAX]
 
 
