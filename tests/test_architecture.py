@@ -18,6 +18,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"timelines"},
     {"links", "display", "mail", "subscribers", "accounts"},
+    {"bounces"},
     {"config", "i18n", "metrics"},
     {"feeds"},
     {"emails"},
@@ -32,6 +33,9 @@ OWNERS = {
     "aiosmtplib": "mail",
     "dkim": "mail",
     "authlib": "web",
+    "aiosmtpd": "bounces",
+    "flufl": "bounces",
+    "imapclient": "bounces",
 }  # the only package that may import each
 
 

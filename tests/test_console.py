@@ -208,6 +208,10 @@ def test_the_dashboard_counts_what_goes_out_and_lists_failures_and_suspended_add
             session.add(outbox_row(person.id, "digest", "planned", now + timedelta(days=1), slot="w"))
         refused = "550 <b>no such user</b>"
         session.add(outbox_row(people[0].id, "opened", "failed", now - timedelta(days=1), error=refused))
+        bounced = outbox_row(people[1].id, "reminder", "bounced", now - timedelta(days=2), slot="1d",
+                             error="5.1.1 550 mailbox unavailable")  # fmt: skip
+        bounced.reply = "250 2.0.0 Ok: queued"  # the relay took it, then it came back
+        session.add(bounced)
     browser = site.sign_in("amina@mission.example.org", "viewer")
 
     page = browser.get("/console/").text
@@ -217,6 +221,8 @@ def test_the_dashboard_counts_what_goes_out_and_lists_failures_and_suspended_add
     assert "<td><code>reminder</code></td><td>2</td><td>2</td>" in outgoing
     failures = page.split('id="failures"')[1].split("</section>")[0]
     assert "m0@mission.example.org" in failures and "550 &lt;b&gt;no such user&lt;/b&gt;" in failures
+    assert "m1@mission.example.org" in failures and "5.1.1 550 mailbox unavailable" in failures  # a bounce
+    assert "bounced" in failures and "2 messages failed." in failures
     assert "m2@mission.example.org" in page.split('id="suspended"')[1]
 
 

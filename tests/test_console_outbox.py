@@ -70,6 +70,14 @@ def test_a_viewer_finds_messages_by_address_and_state_and_reads_one_as_it_would_
     assert "Retry now" not in one.text and "Hold" not in one.text  # a viewer has no actions
 
 
+def test_a_bounced_message_shows_the_bounce_not_the_relays_250(site: ConsoleSite) -> None:
+    add_row(site, "amina@mission.example.org", "reminder", "bounced", AT - timedelta(days=1),
+            reply="250 2.0.0 Ok: queued as 4XyZ", last_error="5.1.1 550 mailbox unavailable")  # fmt: skip
+    browser = site.sign_in("viewer@un.example.org", "viewer")
+    listed = browser.get("/console/outbox", params={"state": "bounced"}).text
+    assert "5.1.1 550 mailbox unavailable" in listed and "queued as 4XyZ" not in listed
+
+
 def test_bad_search_fields_are_named_and_nothing_is_listed(site: ConsoleSite) -> None:
     browser = site.sign_in("viewer@un.example.org", "viewer")
 

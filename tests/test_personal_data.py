@@ -351,6 +351,24 @@ def test_retention_deletes_only_old_finished_rows_a_batch_at_a_time(
     assert sorted(r.slot for r in rows(engine)) == ["aside", "new", "waiting"]
 
 
+def test_retention_deletes_old_bounce_reports_with_the_log(engine: Engine, smtp: SMTPTestServer) -> None:
+    """What a server said about a message goes when the log of that message would: it names the person."""
+    from tracker.store.models import BounceReport
+
+    now = at("2017-02-01 09:00")
+    with transaction(engine, write=True) as session:
+        for number, days in enumerate((400, 366, 10)):
+            session.add(BounceReport(fingerprint=f"f{number}", kind="hard", delivery_id=number, subscriber_id=1,
+                                     status="5.1.1", diagnostic="550 <amina@example.org> unknown",
+                                     received_at=now - timedelta(days=days)))  # fmt: skip
+    make_dispatcher(engine, smtp.url, Clock(now), log_days=0).keep_log()
+    with transaction(engine) as session:
+        assert len(session.execute(select(col(BounceReport.fingerprint))).scalars().all()) == 3  # 0: kept for ever
+    make_dispatcher(engine, smtp.url, Clock(now), log_days=365).keep_log()
+    with transaction(engine) as session:
+        assert session.execute(select(col(BounceReport.fingerprint))).scalars().all() == ["f2"]
+
+
 def test_retention_keeps_a_sent_row_whose_deadline_is_still_ahead(engine: Engine, smtp: SMTPTestServer) -> None:
     """Deleted, the row of a reminder sent long before a far deadline (a 400-day offset) would be planned again."""
     from tracker.store.bulk import insert_rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,9 @@ def shipped(name: str) -> Path:
     package = Path(__file__).resolve().parent
     installed = package / "_data" / name
     return installed if installed.is_dir() else package.parent / name
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class Settings(BaseSettings):
@@ -115,6 +119,15 @@ class Settings(BaseSettings):
     dkim_key_file: Path | None = None  # PEM RSA private key, unencrypted
     dkim_selector: str = ""  # the key's DNS record is SELECTOR._domainkey.DOMAIN
     dkim_domain: str = ""  # empty: the From address's domain
+    # Bounces (README, "Bounces"): each message's envelope sender is this address tagged with its signed delivery id.
+    bounce_address: str = ""  # bounces@example.org; empty: the From address, untagged
+    bounce_suspend: str = "1 hard or 5 soft in 30 days"  # see tracker/bounces/policy.py
+    bounce_listen_host: str = "127.0.0.1"  # `tracker bounces listen`
+    bounce_listen_port: int = Field(default=2525, ge=1, le=65535)
+    # The name the listener greets with: never the host's own, which Postfix on the same host refuses as a loop.
+    bounce_listen_name: str = "tracker-bounces.invalid"
+    bounce_max_size: int = Field(default=1_000_000, ge=10_000, le=50_000_000)  # bytes a bounce may have
+    bounce_imap_url: str = Field(default="", repr=False)  # `tracker bounces poll`: imaps://USER:PASS@HOST/FOLDER
     # The delivery engine (docs/architecture.md §3–4).
     retry_base: float = Field(default=60.0, gt=0)  # seconds before the first retry; doubles each time
     retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two attempts
@@ -189,6 +202,41 @@ class Settings(BaseSettings):
                 "(Tracker encodes the name itself)"
             )
         return value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bounce_address(cls, value: str) -> str:
+        from tracker.mail.verp import check_bounce_address
+
+        return check_bounce_address(value) if value.strip() else ""
+
+    @field_validator("bounce_listen_name")
+    @classmethod
+    def _bounce_listen_name(cls, value: str) -> str:
+        name = value.strip().lower()
+        if not HOST_NAME.fullmatch(name):
+            raise ValueError(
+                f"TRACKER_BOUNCE_LISTEN_NAME must be a host name such as tracker-bounces.invalid "
+                f"(letters, digits, '-', '.'; at most 253), not {value[:100]!r}"
+            )
+        return name
+
+    @field_validator("bounce_imap_url")
+    @classmethod
+    def _bounce_imap_url(cls, value: str) -> str:
+        from tracker.bounces.mailbox import parse_imap_url
+
+        if value.strip():
+            parse_imap_url(value)
+        return value.strip()
+
+    @field_validator("bounce_suspend")
+    @classmethod
+    def _bounce_suspend(cls, value: str) -> str:
+        from tracker.bounces.policy import parse_suspend_policy
+
+        parse_suspend_policy(value)
+        return value.strip()
 
     @field_validator("smtp_url")
     @classmethod

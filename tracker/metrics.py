@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from tracker.clock import utc_now
 from tracker.mail.smtp import DeliveryError
 from tracker.store.engine import transaction
-from tracker.store.models import Delivery
+from tracker.store.models import BounceReport, Delivery
 from tracker.store.quarantine import count_quarantine
 
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400)
@@ -85,6 +85,8 @@ class StoreCollector(Collector):
                 select(func.count()).where(counted, table.c.state == "planned", table.c.attempt_at <= now)
             ).scalar_one()
             quarantined = count_quarantine(session)
+            reports = BounceReport.__table__  # type: ignore[attr-defined]
+            bounces = session.execute(select(reports.c.kind, func.count()).group_by(reports.c.kind)).all()
         by_state = GaugeMetricFamily("tracker_deliveries", "Outbox rows by state and kind", labels=["state", "kind"])
         for state, kind, count in counts:
             by_state.add_metric([state, kind], count)
@@ -98,3 +100,11 @@ class StoreCollector(Collector):
         for what, count in quarantined.items():
             set_aside.add_metric([what], count)
         yield set_aside
+        # From the store, as the deliveries are: every instance reports the same totals, kept across restarts.
+        returned = GaugeMetricFamily(
+            "tracker_bounces", "Bounces received: hard, soft, and forged (a bad signature: ignored)", labels=["kind"]
+        )
+        found = dict(bounces)
+        for kind in ("hard", "soft", "forged"):
+            returned.add_metric([kind], found.get(kind, 0))
+        yield returned

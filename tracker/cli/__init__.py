@@ -9,11 +9,11 @@ import gc
 import os
 import sys
 
-from tracker.cli import deliveries, events, messages, serving, subscribers, timelines, users
+from tracker.cli import bounces, deliveries, events, messages, serving, subscribers, timelines, users
 from tracker.cli.common import app, err
 from tracker.cli.console import styled
 
-__all__ = ["app", "deliveries", "events", "main", "messages", "serving", "subscribers", "timelines", "users"]
+__all__ = ["app", "bounces", "deliveries", "events", "main", "messages", "serving", "subscribers", "timelines", "users"]
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tracker.cli.common import app, err, fail, out, print_json, secret_key, settings, store, when
 from tracker.cli.console import styled
-from tracker.display import format_at
+from tracker.display import format_at, printable
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tracker.delivery.outbox import Replan
     from tracker.store.models import Delivery, Quarantine
 
-STATES = ("planned", "held", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
+STATES = ("planned", "held", "claimed", "sent", "bounced", "failed", "skipped", "cancelled", "quarantined")
 
 
 @app.command("send-due")
@@ -197,13 +197,15 @@ def log_table(rows: list[tuple[Delivery, str]], zone: str) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     for name in ("to", "kind", "about", "planned for", "state", "tries", "sent", "server reply / reason"):
         table.add_column(name, overflow="fold")
-    colours = {"sent": "green", "failed": "red", "planned": "cyan", "claimed": "yellow", "quarantined": "magenta"}
+    colours = {"sent": "green", "failed": "red", "bounced": "red", "planned": "cyan", "claimed": "yellow",
+               "quarantined": "magenta"}  # fmt: skip
     for row, email in rows:
         what = row.kind + (f" {row.slot}" if row.kind == "reminder" else "")
         state = Text(row.state, style=colours.get(row.state, "dim"))
-        detail = row.reply or row.last_error or row.reason
+        # A bounced message was accepted (its reply says so) and then returned: the bounce is the news.
+        detail = row.last_error if row.state == "bounced" else row.reply or row.last_error or row.reason
         planned, sent = format_at(row.send_at, zone, False), format_at(row.sent_at, zone, False)
-        # Text, not markup: addresses, keys and server replies are data.
+        # Text, not markup: addresses, keys and server replies are data; a reply's controls are shown escaped.
         table.add_row(Text(email), Text(what), Text(about(row) or "—"), planned, state, str(row.attempts), sent,
-                      Text(detail))  # fmt: skip
+                      Text(printable(detail)))  # fmt: skip
     return table

@@ -54,11 +54,12 @@ from tracker.delivery.outbox import (
 from tracker.delivery.partial import forget_planning, plan_outbox
 from tracker.delivery.planning import Escalation
 from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrenderable, prepare
-from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_log
+from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_bounces, prune_log
 from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
 from tracker.mail import make_mailer
 from tracker.mail.smtp import DeliveryError, Mailer
+from tracker.mail.verp import verp_address
 from tracker.metrics import Metrics
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
@@ -97,6 +98,7 @@ class DispatchConfig:
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "Tracker <tracker@localhost>"
     log_days: int = 365  # the delivery log's retention; 0: forever
+    bounce_address: str = ""  # VERP: each message's envelope sender tags this address with its row (mail/verp.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
@@ -112,6 +114,7 @@ class DispatchConfig:
             base_url=settings.base_url,
             from_address=settings.from_address,
             log_days=settings.delivery_log_days,
+            bounce_address=settings.bounce_address,
         )
 
 
@@ -241,16 +244,20 @@ class Dispatcher:
             return Handled(), None
 
     def keep_log(self) -> int:
-        """Delete the delivery log's rows older than its retention, a batch per transaction; return how many."""
+        """Delete the delivery log's rows, and bounce reports, older than its retention, a batch per transaction.
+
+        Return how many rows went.
+        """
         if not self.config.log_days:
             return 0
         before, deleted = self.clock() - timedelta(days=self.config.log_days), 0
-        for _ in range(PRUNE_BATCHES):  # the rest waits for the next pass: a pass is never held up for long
-            with transaction(self.engine, write=True, exclusive=False) as session:
-                done = prune_log(session, before=before, limit=PRUNE_BATCH)
-            deleted += done
-            if done < PRUNE_BATCH:
-                break
+        for prune in (prune_log, prune_bounces):
+            for _ in range(PRUNE_BATCHES):  # the rest waits for the next pass: a pass is never held up for long
+                with transaction(self.engine, write=True, exclusive=False) as session:
+                    done = prune(session, before=before, limit=PRUNE_BATCH)
+                deleted += done
+                if done < PRUNE_BATCH:
+                    break
         if deleted:
             log.info("delivery log: %d row(s) older than %d days deleted", deleted, self.config.log_days)
         return deleted
@@ -530,7 +537,7 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             receipt = await self.mailer.send_bytes(
-                prepared.data, sender=self.envelope_from, recipients=[prepared.recipient],
+                prepared.data, sender=self.envelope_sender(row.id), recipients=[prepared.recipient],
                 before_data=partial(self.before_content, row, hold),
             )  # fmt: skip
         except DeliveryError as exc:
@@ -543,6 +550,12 @@ class Dispatcher:
         sent_at = self.clock()
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
         return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        """The MAIL FROM of a row's message: its own signed bounce address (VERP), else the From address."""
+        if not self.config.bounce_address:
+            return self.envelope_from
+        return verp_address(self.secret, self.config.bounce_address, delivery_id)
 
     async def before_content(self, row: Claimed, hold: Hold | None) -> None:
         """Wait for this worker's last outcome to be committed; raise Stale if *row*'s milestone changed since.

@@ -17,7 +17,7 @@ from tracker.delivery.outbox import HELD_BY_HAND, changed
 from tracker.store.audit import console_actor
 from tracker.store.models import Delivery, Erasure, Event, SignInLink, Subscriber, User
 
-STATES = ("planned", "held", "claimed", "sent", "failed", "skipped", "cancelled", "quarantined")
+STATES = ("planned", "held", "claimed", "sent", "bounced", "failed", "skipped", "cancelled", "quarantined")
 KINDS = ("reminder", "digest", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "confirm",
          "sign-in")  # fmt: skip
 PAGE = 50

@@ -235,6 +235,29 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime = _at(nullable=False)
 
 
+class BounceReport(SQLModel, table=True):
+    """A bounce that came to the bounce address: hard, soft, or forged (a tag whose signature is wrong).
+
+    `fingerprint` is unique: the same report processed twice is stored, and counted, once. The
+    subscriber's hard and soft rows within TRACKER_BOUNCE_SUSPEND's window decide a suspension.
+    """
+
+    __tablename__ = "bounce_reports"
+    __table_args__ = (
+        Index("ix_bounce_reports_subscriber", "subscriber_id", "received_at"),
+        Index("ix_bounce_reports_received", "received_at"),  # the delivery log's retention prunes by it
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=8)  # hard | soft | forged
+    delivery_id: int | None = None
+    subscriber_id: int | None = None
+    status: str = Field(default="", max_length=16)  # the enhanced status code, 5.1.1
+    diagnostic: str = Field(default="", max_length=300)
+    received_at: datetime = _at(nullable=False)
+
+
 class Erasure(SQLModel, table=True):
     """A subscriber erased on request: their number, as the delivery log and audit keep it, and a one-way reference.
 

@@ -1,13 +1,14 @@
 """Personal data on request: everything held about one subscriber as a download, and erasure.
 
-The download holds the subscriber's record, the messages sent or planned to them and the events
-about them, and nothing of anyone else: no link tokens or their versions, no secretariat
-addresses (an actor is shown by its kind: 'console', 'subscriber', 'mailer'), no server notes
-written by someone else. Erasure deletes the subscriber and what was still to be sent to them;
-the delivery log and the audit keep their rows (counts stay right) with the address and name
-taken out, and one `erasures` row ties the subscriber's old number to a one-way reference: an
-HMAC of the normalised address with the secret key, so a later request about the same address
-can be matched, while the store no longer says whose it was (docs/security.md, "Erasure").
+The download holds the subscriber's record, the messages sent or planned to them, the events
+about them and the bounces of their messages, and nothing of anyone else: no link tokens or
+their versions, no secretariat addresses (an actor is shown by its kind: 'console',
+'subscriber', 'mailer'), no server notes written by someone else. Erasure deletes the subscriber
+and what was still to be sent to them; the delivery log and the audit keep their rows (counts
+stay right) with the address and name taken out, and one `erasures` row ties the subscriber's
+old number to a one-way reference: an HMAC of the normalised address with the secret key, so a
+later request about the same address can be matched, while the store no longer says whose it was
+(docs/security.md, "Erasure").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import delete, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from tracker.store.models import Delivery, Erasure, Event, Quarantine, Subscriber
+from tracker.store.models import BounceReport, Delivery, Erasure, Event, Quarantine, Subscriber
 
 MOST = 5000  # messages, and events, a download lists at most (newest first); the counts say how many in all
 UNSENT = ("planned", "held", "claimed", "quarantined")  # removed at erasure: nothing more goes out
@@ -63,6 +64,7 @@ def export_person(session: Session, subscriber: Subscriber, now: datetime) -> di
         "messages": messages,
         "events_total": event_count,
         "events": events,
+        "bounces": person_bounces(session, subscriber.id),
     }
     if message_count > len(messages) or event_count > len(events):
         data["note"] = f"Only the newest {MOST} messages and {MOST} events are listed; the totals count them all."
@@ -96,6 +98,14 @@ def message_of(row: Delivery) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def person_bounces(session: Session, subscriber_id: int) -> list[dict[str, Any]]:
+    """The bounces of messages to the subscriber: when, hard or soft, and what their server said."""
+    mine = col(BounceReport.subscriber_id) == subscriber_id
+    rows = session.exec(select(BounceReport).where(mine).order_by(col(BounceReport.id).desc()).limit(MOST))
+    return [{"received_at": iso(r.received_at), "kind": r.kind, "delivery": r.delivery_id, "status": r.status,
+             "diagnostic": r.diagnostic} for r in rows]  # fmt: skip
+
+
 def person_events(session: Session, subscriber_id: int) -> tuple[list[dict[str, Any]], int]:
     """The newest MOST events about the subscriber (who acted shown by kind only), and how many there are."""
     mine = col(Event.subscriber_id) == subscriber_id
@@ -117,6 +127,7 @@ def erase_person(session: Session, subscriber: Subscriber, secret: bytes, now: d
     mine = deliveries.c.subscriber_id == number
     session.execute(delete(deliveries).where(mine, deliveries.c.state.in_(UNSENT)))
     scrub_deliveries(session, number, wipe)
+    scrub_bounces(session, number, wipe)
     scrub_events(session, number, ref, wipe)
     quarantine = Quarantine.__table__  # type: ignore[attr-defined]
     session.execute(delete(quarantine).where(quarantine.c.what == "subscriber", quarantine.c.key == str(number)))
@@ -154,6 +165,15 @@ def scrub_deliveries(session: Session, number: int, wipe: re.Pattern[str] | None
         new = {t: scrubbed(getattr(row, t) or "", wipe) for t in texts}
         if any(new[t] != (getattr(row, t) or "") for t in texts):
             session.execute(update(table).where(table.c.id == row.id).values(**new))
+
+
+def scrub_bounces(session: Session, number: int, wipe: re.Pattern[str] | None) -> None:
+    """Take the address and name out of what the servers said in the person's bounces; the counts stay."""
+    table = BounceReport.__table__  # type: ignore[attr-defined]
+    for row in session.execute(sa_select(table.c.id, table.c.diagnostic).where(table.c.subscriber_id == number)):
+        cleaned = scrubbed(row.diagnostic or "", wipe)
+        if cleaned != row.diagnostic:
+            session.execute(update(table).where(table.c.id == row.id).values(diagnostic=cleaned))
 
 
 def scrub_events(session: Session, number: int, ref: str, wipe: re.Pattern[str] | None) -> None:

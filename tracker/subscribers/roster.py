@@ -59,8 +59,13 @@ def recent_messages(session: Session, subscriber_id: int, limit: int = 20) -> li
     return list(session.exec(statement.order_by(col(Delivery.id).desc()).limit(limit)))
 
 
-def set_suspended(session: Session, subscriber: Subscriber, suspended: bool, by: str, now: datetime) -> bool:
-    """Suspend a confirmed subscriber (their planned messages are cancelled), or confirm a suspended one again."""
+def set_suspended(
+    session: Session, subscriber: Subscriber, suspended: bool, by: str, now: datetime, *, actor: str | None = None
+) -> bool:
+    """Suspend a confirmed subscriber (their planned messages are cancelled), or confirm a suspended one again.
+
+    *actor* names who did it in the event log; by default the console user *by*.
+    """
     before, after = ("confirmed", "suspended") if suspended else ("suspended", "confirmed")
     if subscriber.state != before:
         return False
@@ -68,7 +73,7 @@ def set_suspended(session: Session, subscriber: Subscriber, suspended: bool, by:
     session.add(subscriber)
     kind = "subscriber_suspended" if suspended else "subscriber_unsuspended"
     session.add(Event(at=now, kind=kind, subscriber_id=subscriber.id, detail={"email": subscriber.email, "by": by},
-                      actor=console_actor(by)))  # fmt: skip
+                      actor=actor or console_actor(by)))  # fmt: skip
     if suspended:
         session.execute(
             update(Delivery.__table__)  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ class Failure:
     email: str
     about: str  # timeline/milestone, or ''
     error: str
+    state: str = "failed"  # or 'bounced'
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,11 @@ def outgoing(session: Session, now: datetime) -> list[Outgoing]:
 
 
 def recent_failures(session: Session, now: datetime) -> tuple[list[Failure], int]:
-    """Messages that failed in the last seven days, newest first, and how many in all."""
-    recent = (col(Delivery.state) == "failed", col(Delivery.updated_at) >= now - WEEK)
+    """Messages that failed or bounced in the last seven days, newest first, and how many in all.
+
+    A bounced message failed too, after the relay had taken it: its reason is the bounce's.
+    """
+    recent = (col(Delivery.state).in_(("failed", "bounced")), col(Delivery.updated_at) >= now - WEEK)
     total = session.exec(select(func.count()).select_from(Delivery).where(*recent)).one()
     statement = (
         select(Delivery, Subscriber.email)
@@ -99,7 +103,7 @@ def recent_failures(session: Session, now: datetime) -> tuple[list[Failure], int
         .limit(LISTED)
     )
     found = [
-        Failure(row.updated_at, row.kind, email or "", about(row), describe_text(row.last_error))
+        Failure(row.updated_at, row.kind, email or "", about(row), describe_text(row.last_error), row.state)
         for row, email in session.exec(statement)
     ]
     return found, total

@@ -18,16 +18,18 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from tracker.bounces.recording import BY as BOUNCES
+from tracker.bounces.recording import last_bounce
 from tracker.clock import Clock, utc_now
 from tracker.delivery.outbox import queue_confirm
 from tracker.i18n.languages import N_
-from tracker.i18n.wording import FEED_NAME
+from tracker.i18n.wording import FEED_NAME, day_text
 from tracker.store.engine import transaction
-from tracker.store.models import Subscriber, Timeline
+from tracker.store.models import BounceReport, Event, Subscriber, Timeline
 from tracker.subscribers.links import LinkMaker
 from tracker.subscribers.registry import (
     Known,
@@ -43,6 +45,7 @@ from tracker.subscribers.registry import (
     unsubscribe,
     update,
 )
+from tracker.subscribers.roster import set_suspended
 from tracker.web.forms import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -78,6 +81,10 @@ ACCEPTED = N_(
 STALE_FORM = N_("This form has expired or did not come from this site: reload the page and send it again.")
 FORM = "application/x-www-form-urlencoded"
 SELF = "subscriber"  # the audit log's actor of what a member does through the pages and their own links
+# Suspensions the member may lift themselves: the automatic ones, after bounces (BOUNCES) or after
+# refused messages ("mailer"), are judgments about the address, which its owner knows better (a
+# full mailbox emptied). A suspension from the console is a person's decision: only the console lifts it.
+SELF_RESUMED = frozenset({BOUNCES, "mailer"})
 
 
 @dataclass(frozen=True)
@@ -354,6 +361,13 @@ def change_preferences(site: Site, token: str, fields: dict[str, object], asked:
         if not isinstance(csrf, str) or not check_form_token(site.secret, token, csrf, site.clock()):
             chosen = asked.language(subscriber)
             return message(chosen, asked, N_("Not accepted"), chosen.language.gettext(STALE_FORM), 403)
+        if fields.get("action") == "resume":
+            if suspended_by(session, subscriber) not in SELF_RESUMED:  # the form is not offered; made by hand
+                notice = N_("Only the organisers can resume emails to this address.")
+                return preferences_form(site, session, subscriber, token, asked, notice=notice, status=403)
+            resumed = set_suspended(session, subscriber, False, subscriber.email, site.clock(), actor=SELF)
+            notice = N_("Emails to your address are resumed.") if resumed else N_("Nothing to resume.")
+            return preferences_form(site, session, subscriber, token, asked, notice=notice)
         if fields.get("action") == "rotate-feed":
             rotate(session, subscriber, ["feed"], site.clock(), SELF)
             notice = N_("Your new feed link is below; the old one no longer works.")
@@ -383,6 +397,7 @@ def preferences_form(
     values: Mapping[str, object] | None = None,
     notice: str = "",
     error: SubscriberError | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     """The settings page, in the subscriber's language as saved (a change of language shows at once)."""
     chosen = asked.language(subscriber)
@@ -392,11 +407,36 @@ def preferences_form(
     known = with_chosen(known_names(session), subscriber)
     confirmed = subscriber.state == "confirmed"  # unconfirmed feeds answer 404
     feeds = feed_links(site.base_url, urlsplit(links.feed).path, language.gettext(FEED_NAME)) if confirmed else None
-    return answer("preferences.html.j2", chosen, asked, 422 if error else 200,
+    by = suspended_by(session, subscriber)
+    bounced = suspending_bounce(session, subscriber) if by == BOUNCES else None
+    return answer("preferences.html.j2", chosen, asked, 422 if error else status,
                   title=language.gettext("Your settings"), email=subscriber.email, state=subscriber.state, v=shown,
                   choices=list_choices(known, shown, timeline_titles(session, chosen.code), language, site.clock()),
                   notice=language.gettext(notice) if notice else "", error=problem(error, language),
                   csrf=form_token(site.secret, token, site.clock()), action=chosen.link(asked.path),
                   feed=links.feed if confirmed else None, feeds=feeds,
                   unsubscribe=chosen.link(links.unsubscribe), my_data=chosen.link(f"{asked.path}/data"),
-                  erase=chosen.link(f"{asked.path}/erase"))  # fmt: skip
+                  erase=chosen.link(f"{asked.path}/erase"),
+                  bounced_on=day_text(bounced.received_at, subscriber.timezone, language) if bounced else "",
+                  bounce_reason=bounced.diagnostic if bounced else "", suspended_by=by,
+                  resumable=by in SELF_RESUMED)  # fmt: skip
+
+
+def suspended_by(session: Session, subscriber: Subscriber) -> str | None:
+    """Who suspended *subscriber* (the actor of the latest suspension event), or None when not suspended."""
+    if subscriber.state != "suspended" or subscriber.id is None:
+        return None
+    latest = (
+        select(Event.actor)
+        .where(Event.subscriber_id == subscriber.id, Event.kind == "subscriber_suspended")
+        .order_by(col(Event.at).desc(), col(Event.id).desc())
+    )
+    return session.exec(latest.limit(1)).first() or ""
+
+
+def suspending_bounce(session: Session, subscriber: Subscriber) -> BounceReport | None:
+    """The last bounce received by the time bounces suspended *subscriber* (asked only when bounces did)."""
+    if subscriber.id is None or subscriber.changed_at is None:
+        return None
+    bounce = last_bounce(session, subscriber.id)
+    return bounce if bounce is not None and bounce.received_at <= subscriber.changed_at else None
