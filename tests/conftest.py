@@ -20,7 +20,8 @@ from tests.support.web import serving, sync
 from tracker.emails import Renderer
 from tracker.store.engine import open_store
 
-pytest_plugins = ["tests.support.browser"]  # headless Chromium fixtures: browser, visit, live_site, public_site
+# headless Chromium (browser, visit, live_site, public_site); the subscription pages served (clock, make_client, http)
+pytest_plugins = ["tests.support.browser", "tests.support.preferences"]
 
 # Fixtures that hand a test a store from empty_database(): with them it meets PostgreSQL when asked.
 STORE_FIXTURES = frozenset({"database_url", "public_site"})

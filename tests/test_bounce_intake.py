@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
-from tests.support.bounces import BOUNCES, CONFIG, listening, relay, sample, sent_row
+from tests.support.bounces import BOUNCES, CONFIG, deeply_nested, listening, relay, sample, sent_row
 from tests.support.delivery import Clock, at, subscribe
 from tracker.bounces.intake import take_bounce
 from tracker.bounces.policy import parse_suspend_policy
@@ -261,7 +261,7 @@ def test_planned_messages_of_a_suspended_address_are_cancelled(engine: Engine) -
 
 
 def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(engine: Engine) -> None:
-    from tests.test_personal_data import traces
+    from tests.support.stored_text import traces
     from tracker.subscribers.personal import erase_person, export_person
 
     ada = subscribe(engine, "gone@mission.example.net", NOW)
@@ -279,7 +279,7 @@ def test_an_erased_person_leaves_no_trace_in_the_bounces_and_the_counts_stay(eng
 
 
 def test_a_bounce_arriving_after_the_erasure_writes_no_address_back(engine: Engine) -> None:
-    from tests.test_personal_data import traces
+    from tests.support.stored_text import traces
     from tracker.subscribers.personal import erase_person
 
     ada = subscribe(engine, "gone@mission.example.net", NOW)
@@ -324,12 +324,6 @@ def test_malformed_mail_is_answered_and_changes_nothing(engine: Engine) -> None:
         for data in garbage:
             assert relay(port, data, verp) == (250, b"2.0.0 not-a-bounce")
     assert (delivery(engine, row_id).state, state_of(engine, ada), reports(engine)) == ("sent", "confirmed", [])
-
-
-def deeply_nested(verp: str, depth: int = 1_000) -> bytes:
-    """A 56 KB message of *depth* nested multipart/mixed parts: the stdlib parser recurses once per level."""
-    parts = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n) for n in range(depth))
-    return f"To: {verp}\r\nMessage-ID: <deep@x>\r\n".encode() + parts + b"\r\nhello\r\n"
 
 
 def test_a_message_too_deep_to_parse_is_refused_for_good_not_retried(engine: Engine) -> None:

@@ -85,7 +85,7 @@ def test_a_message_too_large_is_flagged_and_left_for_a_person(engine: Engine, im
 
 
 def test_an_unreadable_message_is_flagged_and_left_and_the_poll_goes_on(engine: Engine, imap: IMAPServer) -> None:
-    from tests.test_bounce_intake import deeply_nested
+    from tests.support.bounces import deeply_nested
 
     ada = subscribe(engine, "gone@mission.example.net", NOW)
     _, verp = sent_row(engine, ada, NOW)

@@ -8,13 +8,11 @@ from sqlmodel import select
 
 from tests.support.bounces import CONFIG, sample, sent_row
 from tests.support.delivery import Clock
+from tests.support.preferences import csrf, preferences_link
 from tests.support.timelines import NOW
-from tests.test_subscribe_http import clock, csrf, http, make_client, preferences_link
 from tracker.bounces.intake import take_bounce
 from tracker.store.engine import transaction
 from tracker.store.models import Event, Subscriber
-
-__all__ = ["clock", "http", "make_client"]  # the fixtures of the subscription pages' tests
 
 
 def bounce_hard(engine: Engine, email: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, select
-from sqlmodel import SQLModel, col
+from sqlmodel import col
 
 from tests.support.browser import OpenTab
 from tests.support.cli import TRACKER, cli_env, tracker
@@ -29,6 +29,7 @@ from tests.support.console import ConsoleSite, console_site, csrf_of
 from tests.support.delivery import SECRET as CLI_SECRET
 from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
 from tests.support.smtp_server import SMTPTestServer
+from tests.support.stored_text import traces
 from tests.support.timelines import HLPF, WriteTimeline
 from tests.support.web import SECRET
 from tracker.delivery.dispatcher import Dispatcher, PassResult
@@ -80,23 +81,6 @@ def subscriber_id(engine: Engine, email: str) -> int:
 
 def preferences(engine: Engine, email: str) -> str:
     return f"/preferences/{make_token(SECRET, 'manage', subscriber_id(engine, email), 0)}"
-
-
-def every_text(engine: Engine) -> Iterator[tuple[str, str, str]]:
-    """(table, column, value) for every value of every column of every table, as text."""
-    with engine.connect() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            for row in connection.execute(select(table)).mappings():
-                for column, value in row.items():
-                    if value is not None:
-                        shown = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-                        yield table.name, column, shown
-
-
-def traces(engine: Engine, *needles: str) -> list[tuple[str, str, str]]:
-    """Where any of *needles* (any case) is still stored."""
-    lowered = [n.lower() for n in needles]
-    return [found for found in every_text(engine) if any(n in found[2].lower() for n in lowered)]
 
 
 def delivery_counts(site: ConsoleSite, tmp_path: Path) -> dict[tuple[str, str], int]:

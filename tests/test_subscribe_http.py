@@ -3,72 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from tests.support.timelines import HLPF, MEETING, NOW, WriteTimeline
-from tests.support.web import AMINA, BASE, SECRET, running, stored, subscribe, sync
-from tracker.config import Settings
-from tracker.feeds.calendars import Calendars
+from tests.support.preferences import Clock, MakeClient, csrf, preferences_link
+from tests.support.timelines import NOW
+from tests.support.web import AMINA, BASE, SECRET, stored, subscribe
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery, Event, Subscriber
 from tracker.subscribers.tokens import make_token
-from tracker.web.app import create_app
 from tracker.web.ratelimit import SlidingWindow, client_key
-from tracker.web.signups import Signups
-
-MakeClient = Callable[..., httpx.Client]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def make_client(engine: Engine, schedules: Path, write_timeline: WriteTimeline, clock: Clock) -> Iterator[MakeClient]:
-    """Start the app in a real server on a synced store; keywords are settings (e.g. subscribe_limit).
-
-    A subscription request is handled after its answer (tracker/web/signups.py): the client waits for
-    that work after each answer, as a person would wait for the email before looking."""
-    write_timeline("hlpf", HLPF)
-    write_timeline("cwg-32", MEETING)
-    sync(engine, schedules)
-    with ExitStack() as stack:
-
-        def make(**settings: Any) -> httpx.Client:
-            calendars = Calendars(engine, base_url=BASE, cancelled_grace=timedelta(days=30), clock=clock,
-                                  check_interval=0, secret=SECRET)  # fmt: skip
-            config = Settings(base_url=BASE, timezone="Europe/Zurich", **settings)
-            signups = Signups()
-            url = stack.enter_context(running(create_app(engine, calendars, settings=config, signups=signups)))
-            hooks = {"response": [lambda _: signups.drain()]}
-            return stack.enter_context(httpx.Client(base_url=url, timeout=10, event_hooks=hooks))
-
-        yield make
-
-
-@pytest.fixture
-def http(make_client: MakeClient) -> httpx.Client:
-    return make_client()
 
 
 def confirm_rows(engine: Engine) -> list[Delivery]:
@@ -79,12 +27,6 @@ def confirm_rows(engine: Engine) -> list[Delivery]:
 def events(engine: Engine, kind: str) -> list[Event]:
     with transaction(engine) as session:
         return list(session.exec(select(Event).where(Event.kind == kind)))
-
-
-def csrf(page: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert found is not None, page
-    return found.group(1)
 
 
 def test_it_subscribes_over_json_as_pending_with_one_confirmation_email_planned(
@@ -243,11 +185,6 @@ def test_a_form_with_a_mistake_comes_back_with_the_problem_and_what_was_typed(ht
     assert "There is no timeline “hlfp”. Did you mean “hlpf”?" in response.text
     assert 'value="olga@mission.example.org"' in response.text
     assert "&lt;b&gt;Olga&lt;/b&gt;" in response.text and "<b>Olga" not in response.text
-
-
-def preferences_link(engine: Engine, email: str, *, confirmed: bool = True, **fields: object) -> str:
-    subscriber_id, _ = subscribe(engine, email, confirmed=confirmed, **fields)
-    return f"/preferences/{make_token(SECRET, 'manage', subscriber_id, 0)}"
 
 
 def set_fields(engine: Engine, email: str, **values: object) -> None:

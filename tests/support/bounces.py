@@ -88,3 +88,9 @@ def relay(port: int, data: bytes, recipient: str, sender: str = "") -> tuple[int
         if code != 250:
             return code, text
         return client.data(data)
+
+
+def deeply_nested(verp: str, depth: int = 1_000) -> bytes:
+    """A 56 KB message of *depth* nested multipart/mixed parts: the stdlib parser recurses once per level."""
+    parts = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n) for n in range(depth))
+    return f"To: {verp}\r\nMessage-ID: <deep@x>\r\n".encode() + parts + b"\r\nhello\r\n"

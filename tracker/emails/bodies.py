@@ -188,21 +188,34 @@ class Size:
 
     total: int = 0
     escaped: int = 0
+    soft: int = 0  # the bytes of quoted-printable's soft line breaks ("=" CRLF) in long lines
 
     def __add__(self, other: Size) -> Size:
-        return Size(self.total + other.total, self.escaped + other.escaped)
+        return Size(self.total + other.total, self.escaped + other.escaped, self.soft + other.soft)
 
 
 def measure(lines: Sequence[bytes]) -> Size:
     """Return the Size of *lines*; added line by line, so fixed lines are measured once."""
-    total = sum(len(line) + 2 for line in lines)
-    return Size(total, sum(len(line.translate(None, _KEPT_BYTES)) for line in lines))
+    total = escaped = soft = 0
+    for line in lines:
+        escapes = len(line.translate(None, _KEPT_BYTES))
+        total, escaped = total + len(line) + 2, escaped + escapes
+        quoted = len(line) + 2 * escapes
+        # A line longer than 76 is cut every 75 characters with "=" CRLF: a one-line table row
+        # of an HTML part is many cuts, which left aside made quoted-printable look shorter.
+        soft += 3 * -(-(quoted - LINE) // (LINE - 1)) if quoted > LINE else 0
+    return Size(total, escaped, soft)
+
+
+def base64_size(size: int) -> int:
+    """Return the length of *size* bytes in base64 as a part carries it: lines of 76 (57 bytes), each with CRLF."""
+    return 4 * -(-size // 3) + 2 * -(-size // BASE64_CHUNK)
 
 
 def choose_encoding(size: Size) -> Encoding:
-    """Quoted-printable or base64, whichever is shorter for a text of *size* (soft line breaks aside)."""
-    quoted = size.total + 2 * size.escaped  # an escaped byte is =XX
-    return "base64" if quoted > -(-size.total // BASE64_CHUNK) * (LINE + 2) else "quoted-printable"
+    """Quoted-printable or base64, whichever is shorter for a text of *size*."""
+    quoted = size.total + 2 * size.escaped + size.soft  # an escaped byte is =XX
+    return "base64" if quoted > base64_size(size.total) else "quoted-printable"
 
 
 def text_encoding(text: str) -> Encoding:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template
 
-from tracker.emails.bodies import text_encoding
+from tracker.emails.bodies import base64_size, text_encoding
 from tracker.emails.content import LRU, Content, Placeholders, content_key, make_content, personal_values
 from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
@@ -199,7 +199,7 @@ def build_calendar(
         items.append((view, occurrence_of(view, request.due_at), info))
     # A file of several (a changed message's list) carries each item in brief: in a message
     # listing fifty moves, fifty full items were two fifths of its bytes.
-    data = build_items_calendar(items, now=request.now, brief=len(items) > 1)
+    data = build_items_calendar(items, now=request.now, brief=len(items) > BRIEF)
     filename = attachment_name(views[0]) if len(views) == 1 else CHANGES_NAME
     return data, calendar_part(data, filename).as_bytes(policy=HEADERS_POLICY)
 
@@ -344,12 +344,7 @@ def shortest_encoding(text: str) -> str:
     data = text.encode("utf-8")
     # As the email package encodes it, with the CRLF line ends the part goes out with.
     quoted = quoprimime.body_encode(data.decode("latin-1"), POLICY.max_line_length or 76, "\r\n")
-    return "quoted-printable" if len(quoted) <= base64_length(len(data)) else "base64"
-
-
-def base64_length(size: int) -> int:
-    """Return the length of *size* bytes in base64 as a part carries it: 57 bytes a line of 76, and CRLF."""
-    return -(-size // 57) * 78
+    return "quoted-printable" if len(quoted) <= base64_size(len(data)) else "base64"
 
 
 def set_body(message: EmailMessage, body: list[MIMEPart], attachments: list[MIMEPart], boundary: str) -> None:

@@ -11,7 +11,7 @@ items were two fifths of such a message (BENCHMARKS.md, "Change messages").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -30,10 +30,12 @@ from tracker.feeds.builder import (
 )
 from tracker.feeds.timezones import make_vtimezone
 from tracker.links import timeline_page
-from tracker.timelines.views import MilestoneView, Occurrence
+from tracker.timelines.views import MilestoneView, Occurrence, timeline_title_in
 
 # Properties a brief item leaves out: its other properties, the email and the feed say them.
-_LEFT_OUT = ("LAST-MODIFIED", "CATEGORIES", "URL")
+# A client that replaces a whole event on an update (Apple, Thunderbird) keeps the brief item in
+# place of the full one a reminder brought: only what no other property or line repeats is left out.
+_LEFT_OUT = ("LAST-MODIFIED",)
 
 Item = tuple[MilestoneView, Occurrence, CalendarInfo]
 
@@ -85,35 +87,31 @@ def add_organizer(event: Event, organizer: tuple[str, str]) -> None:
 
 def shorten(event: Event, item: Occurrence, info: CalendarInfo) -> None:
     """Make a feed item brief: drop what repeats, keep what identifies it and what only its text says."""
+    # STATUS stays (RFC 5545 gives it no default: a restored item must say CONFIRMED over the
+    # CANCELLED a merging client holds), and DTEND too (some clients read a date without an end
+    # as an instant).
     for name in _LEFT_OUT:
         event.pop(name, None)
-    if event.get("STATUS") == "CONFIRMED":  # the default; CANCELLED must stay
-        event.pop("STATUS")
-    if one_day(event):  # a date with no end lasts that day (RFC 5545 3.6.1)
-        event.pop("DTEND")
     event.pop("DESCRIPTION")
     event.add("description", brief_description(item, info.base_url, info.words))
-
-
-def one_day(event: Event) -> bool:
-    """Whether *event* is all-day and ends the day after it starts."""
-    start, end = event.get("DTSTART"), event.get("DTEND")
-    if start is None or end is None or isinstance(start.dt, datetime) or isinstance(end.dt, datetime):
-        return False
-    return bool(end.dt - start.dt == timedelta(days=1))
 
 
 def brief_description(item: Occurrence, base_url: str, words: ItemWords) -> str:
     """Return a brief item's DESCRIPTION: its state, its own text and links, in the feed's language.
 
-    Left to the other properties: the dates (DTSTART), the place (LOCATION), the timeline's
-    title and who acts on a deadline (SUMMARY).
+    Left to the other properties: the dates (DTSTART), the place (LOCATION), who acts on a
+    deadline (SUMMARY), the timeline (SUMMARY of a deadline, CATEGORIES and the line below).
     """
     view, line = item.milestone, words.line
     head = [status_line(view, words), done_line(view, item, words), moved_line(view, words), view.summary]
     lines = [who_line(view, words)] * (view.kind != "deadline" or view.owner is None)
     lines += [line("Opens after: %(step)s", step=view.opens_after or "")] * bool(view.opens_after)
+    lines += [line("Timeline: %(title)s (%(kind)s)", title=timeline_title_in(view, words.language),
+                   kind=view.timeline_kind)] * (view.kind != "deadline")  # fmt: skip
+    lines += [line("Source: %(source)s", source=view.timeline_source)] * bool(view.timeline_source)
     lines += [line("Link: %(url)s", url=view.url)] * bool(view.url)
+    lines += [line("Timeline link: %(url)s", url=view.timeline_url)] * bool(view.timeline_url != view.url and
+                                                                            view.timeline_url)  # fmt: skip
     # The page alone, not "Timeline page: …": in Arabic or Russian the label, quoted-printable,
     # was a hundred bytes an item.
     lines.append(timeline_page(view, base_url))
