@@ -36,8 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """On PostgreSQL, run only the tests that reach a store: the rest would run exactly as on SQLite, a second time."""
     if not PG_URL:
         return
-    kept = [item for item in items if reaches_the_store(item)]
-    config.hook.pytest_deselected(items=[item for item in items if not reaches_the_store(item)])
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        (kept if reaches_the_store(item) else left).append(item)
+    config.hook.pytest_deselected(items=left)
     items[:] = kept
 
 

@@ -386,7 +386,9 @@ class Dispatcher:
             self.held.discard(d.row.id)
 
     def give_back(self, ids: list[int]) -> int:
-        with transaction(self.engine, write=True, exclusive=False) as session:
+        # Exclusive (once, on stopping): release drops the planning mark, which a pass planning
+        # at the same time on PostgreSQL would otherwise find gone under it.
+        with transaction(self.engine, write=True) as session:
             return release(session, ids, self.worker, self.clock())
 
     def keep_leases(self) -> None:
@@ -421,10 +423,11 @@ class Dispatcher:
                 self.helper.close()
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
-        if result.replanned or result.returned or result.released or result.retrying:
-            # Rows left to re-planning, back from a dead worker, given back on stopping or planned
-            # again for a retry: any of them may have been claimed while another pass planned the
-            # move of its milestone (planning leaves claimed rows alone), so the next does every row.
+        if result.replanned or result.returned or result.retrying:
+            # Rows left to re-planning, back from a dead worker or planned again for a retry: any of
+            # them may have been claimed while another pass planned the move of its milestone
+            # (planning leaves claimed rows alone), so the next does every row. (Rows given back
+            # on stopping drop the mark in outbox.release itself.)
             await self.in_store(self.forget_planning)
         if (line := result.line()) is not None:
             log.info("%s", line)
