@@ -8,6 +8,7 @@ to what holds now, and a line that ends where it started is dropped.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -55,12 +56,28 @@ def read_line(value: list[Any]) -> Line:
 
 
 def stored_lines(
-    lines: list[Any] | None, timeline_id: str, key: str, old_at: datetime | None, new_at: datetime | None
+    lines: list[Any] | str | None, timeline_id: str, key: str, old_at: datetime | None, new_at: datetime | None
 ) -> list[Line]:
-    """The lines of a stored changed row; a row planned before change sets tells of its one milestone's move."""
+    """The lines of a stored changed row (as JSON values, or the column's text as a claim reads it);
+    a row planned before change sets tells of its one milestone's move."""
+    if isinstance(lines, str):
+        return list(read_text(lines))
     if lines is not None:
         return [read_stored(tuple(value)) for value in lines]
     return [Line(timeline_id, key, "moved", old_at, new_at)]
+
+
+@lru_cache(maxsize=256)
+def read_text(text: str) -> tuple[Line, ...]:
+    """The lines of a row as the claim reads them, its column's text: decoded once for every reader of a change set.
+
+    A change set of fifty lines sent to 10,000 members was 10,000 decodings of the same 6 KB of
+    JSON in the sending process, and as many lists pickled to the render helper.
+    """
+    values = json.loads(text)
+    if not isinstance(values, list):
+        raise ValueError("the lines are not a list")
+    return tuple(read_stored(tuple(value)) for value in values)
 
 
 @lru_cache(maxsize=4096)

@@ -64,6 +64,9 @@ class Store:
     event_milestones: Mapping[int, tuple[str, str]]  # event id → (timeline, milestone)
     event_notes: Mapping[int, str] = field(default_factory=dict)  # event id → the note given with it
     set_aside: Problems = field(default_factory=dict)  # milestones that do not read ("timeline/key") → why
+    # A changed row's lines as composed, by their stored text: a change set's readers share one tuple
+    # (and so the renderer's content key), made once per batch instead of once per message.
+    changes: dict[str, tuple[ChangeLine, ...] | Skip] = field(default_factory=dict, compare=False)
 
 
 def compose(row: Claimed, person: Person | None, store: Store, now: datetime) -> EmailRequest | Skip:
@@ -119,6 +122,16 @@ def compose_sign_in(row: Claimed, person: Person | None, now: datetime) -> Email
 
 def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -> EmailRequest | Skip:
     """One message for every milestone of the change set: a line whose milestone is gone or set aside is left out."""
+    changes = None if row.lines is None else store.changes.get(row.lines)
+    if changes is None:
+        changes = change_lines(row, store)
+        if row.lines is not None:
+            store.changes[row.lines] = changes
+    return changes if isinstance(changes, Skip) else request(row, person, now, changes=changes)
+
+
+def change_lines(row: Claimed, store: Store) -> tuple[ChangeLine, ...] | Skip:
+    """The lines of *row* with their milestones' views, or why none is left to tell."""
     lines, left_out = [], ""
     # Stored in date order (notices.stored_form): a batch of thousands need not sort them again.
     for line in stored_lines(row.lines, row.timeline_id, row.milestone_key, row.old_at, row.new_at):
@@ -130,7 +143,7 @@ def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -
         lines.append(ChangeLine(view, line.change, line.old_at, line.new_at))
     if not lines:
         return Skip(left_out, "quarantined" if left_out.startswith("milestone quarantined") else "cancelled")
-    return request(row, person, now, changes=tuple(lines))
+    return tuple(lines)
 
 
 def compose_reminder(row: Claimed, person: Person, view: MilestoneView, now: datetime) -> EmailRequest | Skip:

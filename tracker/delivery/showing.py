@@ -7,6 +7,7 @@ Personal links are shown with their token hidden: a viewer of the log is not the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -56,8 +57,8 @@ def part(message: EmailMessage, kind: str) -> str:
 def claimed_of(row: Delivery) -> Claimed:
     assert row.id is not None
     return Claimed(row.subscriber_id, row.timeline_id, row.milestone_key, row.occurrence, row.kind, row.slot, row.id,
-                   row.send_at, row.deadline_at, row.attempts, row.old_at, row.new_at, row.event_id, row.lines,
-                   row.revision)  # fmt: skip
+                   row.send_at, row.deadline_at, row.attempts, row.old_at, row.new_at, row.event_id,
+                   None if row.lines is None else json.dumps(row.lines), row.revision)  # fmt: skip
 
 
 def person_of(session: Session, row: Delivery, base_url: str) -> Person | None:

@@ -176,8 +176,15 @@ class LRU(Generic[T]):
     def get(self, slot: Hashable, state: object) -> T | None:
         with self._lock:
             found = self._entries.get(slot)
-            if found is None or found[0] != state:
+            if found is None:
                 return None
+            if found[0] is not state:
+                if found[0] != state:
+                    return None
+                # Equal, not the same objects (views read again, or unpickled by the render helper for
+                # each batch): keep these, so that the next requests of the batch compare by identity
+                # and not field by field (fifty views compared so were a third of rendering a change set).
+                self._entries[slot] = (state, found[1])
             self._entries.move_to_end(slot)
             return found[1]
 

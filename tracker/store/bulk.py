@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from operator import itemgetter
@@ -32,16 +33,25 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
 def copy_rows(session: Session, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
     """PostgreSQL: COPY *rows* (dicts with the same keys) into *table*, or into the table named *into*."""
-    from psycopg.types.json import Json
-
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     names = ", ".join(f'"{name}"' for name in columns)
     driver = session.connection().connection.driver_connection
     assert driver is not None  # a live connection inside the session's transaction
+    texts: dict[int, str] = {}  # by id: a list shared by many rows (a change set's lines) is serialized once
     with driver.cursor() as cursor, cursor.copy(f'COPY "{into or table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([Json(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+            copy.write_row([json_of(row[c], texts) if c in json_columns else row[c] for c in columns])
+
+
+def json_of(value: Any, texts: dict[int, str]) -> str | None:
+    """*value* as the JSON text COPY writes into a JSON column, serialized once per object; None as NULL."""
+    if value is None:
+        return None
+    found = texts.get(id(value))
+    if found is None:
+        found = texts[id(value)] = json.dumps(value)
+    return found
 
 
 def insert_rows_sqlite(session: Session, table: Table, rows: list[dict[str, Any]], dialect: Dialect) -> None:
