@@ -25,7 +25,7 @@ from tracker.emails.fields import text_header
 from tracker.emails.mime import CRLF, multipart, multipart_header
 
 if TYPE_CHECKING:
-    from tracker.emails.requests import EmailRequest
+    from tracker.emails.requests import ChangeLine, EmailRequest
     from tracker.timelines.views import MilestoneView
 
 T = TypeVar("T")
@@ -141,7 +141,7 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         reader,
         identity(view),
         request.due_at,
-        tuple((*identity(line.view), line.change, line.old_at, line.new_at) for line in request.changes),
+        lines_key(request.changes),
         request.offset,
         identity(request.predecessor),
         request.note,
@@ -153,6 +153,37 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
     changed = tuple(line.view for line in request.changes)
     state = (view, request.predecessor, tuple(request.digest), changed, request.now if dated else None)
     return slot, state
+
+
+class Hashed:
+    """A key whose hash is computed once: a change set's fifty lines were hashed again for every reader."""
+
+    __slots__ = ("hash", "value")
+
+    def __init__(self, value: tuple[Hashable, ...]) -> None:
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or (isinstance(other, Hashed) and other.hash == self.hash and other.value == self.value)
+
+
+_LINES_KEYS: dict[int, tuple[Sequence[ChangeLine], Hashed]] = {}  # by the id of a changes tuple compose shares
+
+
+def lines_key(changes: Sequence[ChangeLine]) -> Hashed:
+    """The part of a content key that says a changed message's lines, made once per tuple of lines."""
+    found = _LINES_KEYS.get(id(changes))
+    if found is not None and found[0] is changes:  # the same tuple, not one that took a freed one's id
+        return found[1]
+    key = Hashed(tuple((*identity(line.view), line.change, line.old_at, line.new_at) for line in changes))
+    if len(_LINES_KEYS) >= 64:
+        _LINES_KEYS.clear()
+    _LINES_KEYS[id(changes)] = (changes, key)
+    return key
 
 
 def identity(view: MilestoneView | None) -> tuple[str, ...]:
