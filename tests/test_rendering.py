@@ -9,6 +9,8 @@ import signal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from tests.support.cli import TRACKER, cli_env, tracker
@@ -19,7 +21,8 @@ from tests.support.timelines import HLPF, WriteTimeline
 from tracker.delivery.dispatcher import Dispatcher
 from tracker.delivery.rendering import Recipe, Rendered, RenderHelper, prepare
 from tracker.emails import Sender
-from tracker.mail.smtp import WireReady, on_the_wire
+from tracker.mail.smtp import on_the_wire
+from tracker.mail.wire import WireReady, wire_ready, wire_ready_joined
 
 LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar")
 START = 60.0  # seconds a spawned helper may take to import and build its renderer on a slow machine
@@ -187,3 +190,18 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
+
+
+PIECE = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"a", b"a\r\n", b".a\r\n"]), max_size=4).map(b"".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(PIECE, max_size=6))
+def test_a_message_joined_from_checked_pieces_is_marked_exactly_when_the_whole_would_be(pieces: list[bytes]) -> None:
+    # The shared parts of a message (its calendar part) are checked once and marked; a message made of
+    # them must be marked only if its whole bytes pass, or a dot line or a bare line end goes out unfixed.
+    marked = [wire_ready(piece) or piece for piece in pieces]
+    joined = wire_ready_joined(marked)
+    whole = b"".join(pieces)
+    assert (joined is not None) == (wire_ready(whole) is not None)
+    assert joined is None or bytes(joined) == whole

@@ -34,7 +34,7 @@ from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.outbox import Claimed
 from tracker.emails import Renderer, Sender
 from tracker.emails.fields import header_address
-from tracker.mail.smtp import wire_ready
+from tracker.mail.wire import wire_ready
 
 if TYPE_CHECKING:
     from tracker.mail.signing import Signer

@@ -23,6 +23,7 @@ from markupsafe import escape
 from tracker.emails.bodies import TextBody, make_text_body
 from tracker.emails.fields import text_header
 from tracker.emails.mime import CRLF, multipart, multipart_header
+from tracker.mail.wire import wire_ready
 
 if TYPE_CHECKING:
     from tracker.emails.requests import ChangeLine, EmailRequest
@@ -123,7 +124,7 @@ def make_content(
         language_line=text_header("Content-Language", tag),
         text=text_body,
         html=html_body,
-        attachments=attachments,
+        attachments=tuple(wire_ready(part) or part for part in attachments),  # checked once for every message
         shown=text_body.fields | html_body.fields,
     )
 

@@ -38,6 +38,7 @@ from aiosmtplib.email import extract_recipients, extract_sender, parse_address
 from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 
 from tracker.mail.replies import PipelinedProtocol, read_replies_in_order
+from tracker.mail.wire import WireReady, crlf_only, dotted
 from tracker.text import CONTROLS
 
 Stage = Literal["envelope", "connect", "mail", "rcpt", "data", "write"]
@@ -634,36 +635,14 @@ async def _hold_open_data(client: SMTP, before_data: BeforeData) -> None:
         raise
 
 
-class WireReady(bytes):
-    """A message found by `wire_ready` to go after DATA as it is: a mark that spares the sender the check.
-
-    Its bytes are the message's own; the mark only survives on this object (a slice or a sum is
-    plain bytes again), so nothing unchecked can carry it.
-    """
-
-
-def wire_ready(data: bytes) -> WireReady | None:
-    """Return *data* marked WireReady if it has CRLF line ends only and no line starting with a dot."""
-    return WireReady(data) if _crlf_only(data) and not _dotted(data) else None
-
-
 def on_the_wire(data: bytes) -> bytes:
     """Return *data* as sent after DATA: CRLF line ends, leading dots doubled, the end mark added."""
     if type(data) is not WireReady:  # checked already, maybe in the render helper
-        if not _crlf_only(data):
+        if not crlf_only(data):
             data = normalize_message_line_endings(data)
-        if _dotted(data):
+        if dotted(data):
             data = PERIOD_REGEX.sub(b"..", data)
     return data + b".\r\n"
-
-
-def _crlf_only(data: bytes) -> bool:
-    crlf = data.count(b"\r\n")
-    return crlf == data.count(b"\n") == data.count(b"\r") and data.endswith(b"\r\n")
-
-
-def _dotted(data: bytes) -> bool:
-    return data.startswith(b".") or b"\n." in data
 
 
 def _encoding(envelope: Envelope) -> str:
