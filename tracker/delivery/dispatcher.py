@@ -421,6 +421,7 @@ class Dispatcher:
             await self.outcomes.aclose()
             if self.helper is not None:
                 self.helper.close()
+                await asyncio.to_thread(self.helper.settle)
         if leftovers:
             result.released = await self.in_store(self.give_back, leftovers)
         if result.replanned or result.returned or result.retrying:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tracker.delivery.rendering")
 PARENT_CHECK = 1.0  # seconds between the helper's looks for its parent
+SETTLE = 5.0  # seconds a pass waits at most for its stopped helper to exit (a batch it was rendering ends first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class RenderHelper:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._ready: concurrent.futures.Future[bool] | None = None
         self._failed = False
+        self._stopping: list[threading.Thread] = []  # stopped helpers' manager threads, until they end
 
     def wanted(self, due: int) -> bool:
         """Tell whether *due* rows are enough for a helper, and none runs or failed yet."""
@@ -211,7 +213,23 @@ class RenderHelper:
         pool, self._pool, self._ready = self._pool, None, None
         self.claimed, self._failed = 0, False
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._stop(pool)
+
+    def settle(self, timeout: float = SETTLE) -> None:
+        """Wait, at most *timeout* seconds each, until stopped helpers have exited.
+
+        Without it, a process exiting right after a pass (`tracker send-due`) could race the
+        executor's own thread closing its wake-up pipe: CPython 3.11 then printed a traceback,
+        "OSError: [Errno 9] Bad file descriptor", from concurrent.futures' exit handler.
+        """
+        while self._stopping:
+            self._stopping.pop().join(timeout)
+
+    def _stop(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        manager = getattr(pool, "_executor_manager_thread", None)  # private: shutdown forgets it
+        pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(manager, threading.Thread):
+            self._stopping.append(manager)
 
     def _start(self) -> None:
         alone = threading.active_count() == 1
@@ -230,4 +248,4 @@ class RenderHelper:
     def _give_up(self) -> None:
         self._failed = True
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._stop(self._pool)
