@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,25 @@ def test_when_the_helper_dies_the_pass_renders_here_and_loses_nothing(
     assert dispatcher.renderer.contents.made > 0
     assert len(smtp.received) == 24
     assert "rendering in this process" in caplog.text
+
+
+def test_a_pass_ends_at_once_though_its_helper_is_still_busy(members: Engine, smtp: SMTPTestServer) -> None:
+    # `tracker run` closes the helper at the end of every pass and waits for it to exit (so that a command
+    # ending then does not race the executor's exit handler): a helper still busy must not hold the pass.
+    dispatcher = make_dispatcher(members, smtp.url, Clock(at("2017-02-10 09:00")))
+    helper = with_helper(dispatcher)
+    pid = helper.pid
+    assert helper._pool is not None and pid is not None
+    busy = helper._pool.submit(time.sleep, 60)  # a batch that takes a minute, as a stuck render would
+    time.sleep(0.2)
+    helper.close()
+    stopping = list(helper._stopping)
+    helper.settle(timeout=30)
+    assert stopping and not any(thread.is_alive() for thread in stopping), "the executor's thread outlived the wait"
+    assert busy.done()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the helper is gone, not left rendering
+    assert deliver(dispatcher).sent == 24  # and the next pass still sends
 
 
 def test_ctrl_c_leaves_the_helper_to_the_process_that_started_it(members: Engine, smtp: SMTPTestServer) -> None:

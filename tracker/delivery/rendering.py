@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -201,6 +201,9 @@ class RenderHelper:
         """Return *batch* composed and rendered by the helper; None if it is not ready (render here)."""
         if not self.ready or self._pool is None:
             return None
+        # Without the lines memo: it is pickled in the queue's thread while this loop may still add to
+        # it (rows composed here), and a dict changing size under pickle failed the batch and the helper.
+        store = replace(store, changes={})
         try:
             return await asyncio.wrap_future(self._pool.submit(_prepare_batch, batch, store, now))
         except Exception:  # a dead helper, or a batch it could not take: render here
@@ -223,10 +226,17 @@ class RenderHelper:
         "OSError: [Errno 9] Bad file descriptor", from concurrent.futures' exit handler.
         """
         while self._stopping:
-            self._stopping.pop().join(timeout)
+            with contextlib.suppress(RuntimeError):  # a thread that never started
+                self._stopping.pop().join(timeout)
 
     def _stop(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
-        manager = getattr(pool, "_executor_manager_thread", None)  # private: shutdown forgets it
+        # The helper holds nothing but a renderer, and what it still renders is no use once the pass
+        # is over: ended now, so that the executor's thread ends at once too (a helper still starting,
+        # or rendering a batch, kept it, and settle() waited its whole timeout at every pass).
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # private, as is the thread
+            with contextlib.suppress(Exception):
+                process.terminate()
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown forgets it
         pool.shutdown(wait=False, cancel_futures=True)
         if isinstance(manager, threading.Thread):
             self._stopping.append(manager)
