@@ -1,0 +1,262 @@
+"""Channels through the outbox: a webhook, Teams and Slack told what subscribers are told, against a real HTTP receiver.
+
+The receiver is a real server on loopback, started by each test; signatures are checked here
+with the standard library, independently of Tracker's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import textwrap
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from tests.support.cli import cli_env, tracker
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.receiver import Answer, Receiver
+from tests.support.smtp_server import SMTPTestServer
+from tests.support.timelines import HLPF, WriteTimeline
+from tracker.channels import channel_of
+from tracker.channels.settings import read_channels
+from tracker.delivery.dispatcher import Dispatcher
+from tracker.store.engine import transaction
+from tracker.store.models import Channel
+
+SECRET = "a-webhook-secret-of-some-length-0123"
+REMINDER_AT = "2017-02-10 09:00"  # 14 days before the revised draft's deadline (24 Feb), at the reminder hour
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def hlpf(engine: Engine, schedules: Path, write_timeline: WriteTimeline) -> Engine:
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    return engine
+
+
+def write_channels(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "channels.toml"
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def webhook(url: str, *, name: str = "site", audiences: str = '["secretariat"]', extra: str = "") -> str:
+    return f"""
+    [channels.{name}]
+    kind = "webhook"
+    url = "{url}/hook/{name}"
+    secret_env = "TRACKER_TEST_HOOK_SECRET"
+    audiences = {audiences}
+    {extra}
+    """
+
+
+def dispatcher_for(engine: Engine, smtp_url: str, clock: Clock, channels: Path, **config: object) -> Dispatcher:
+    return make_dispatcher(engine, smtp_url, clock, channels_file=channels, **config)
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """What a receiver does (docs/channels.md): recompute the HMAC of "t.body" and compare in constant time."""
+    parts = dict(item.split("=", 1) for item in headers["tracker-signature"].split(","))
+    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    return parts["t"] == headers["tracker-timestamp"] and hmac.compare_digest(expected, parts["v1"])
+
+
+@pytest.fixture(autouse=True)
+def hook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_TEST_HOOK_SECRET", SECRET)
+
+
+def test_a_webhook_gets_a_reminder_once_signed_with_its_secret(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    clock = Clock(at(REMINDER_AT) - timedelta(minutes=1))
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 0
+    clock.advance(minutes=1)
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 0  # once
+
+    [request] = receiver.received
+    assert request.path == "/hook/site"
+    assert verify(SECRET, request.headers, request.body)
+    assert not verify("another-secret-0123456789", request.headers, request.body)
+    body = request.json()
+    assert body["schema"] == "tracker.channel-message/1"
+    assert (body["kind"], body["channel"], body["language"], body["offset"]) == ("reminder", "site", "en", "14d")
+    assert body["milestone"]["key"] == "revised-draft" and body["milestone"]["zone"] == "Europe/Zurich"
+    assert body["milestone"]["due_at"] == "2017-02-24T22:59:59Z"  # all day: the end of 24 Feb in Geneva, in UTC
+    assert body["timeline"] == {"id": "hlpf", "title": "ITU Council contribution to HLPF-17",
+                                "page": "https://tracker.example.org/timelines/hlpf"}  # fmt: skip
+    assert "Revised draft posted" in body["title"] and "Revised draft posted" in body["text"]
+    assert "attached calendar" not in body["text"]  # a channel gets no calendar file
+    [row] = rows(hlpf, state="sent")
+    assert request.headers["tracker-delivery"] == body["id"] and body["delivery"] == row.id
+    assert channel_of(row.subscriber_id) is not None and row.kind == "reminder" and row.slot == "14d"
+    assert row.reply.startswith("200")
+
+
+def test_a_channel_follows_its_audiences_and_timelines_as_a_subscriber_does(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    text = webhook(receiver.url, name="members", audiences='["membership"]')
+    text += webhook(receiver.url, name="secretariat", audiences='["secretariat"]', extra='timelines = ["hlpf"]')
+    text += webhook(receiver.url, name="elsewhere", audiences='["secretariat"]', extra='timelines = ["cwg-32"]')
+    channels = write_channels(tmp_path, text)
+    clock = Clock(at(REMINDER_AT))
+    subscribe(hlpf, "sec@example.org", clock.now, audiences=("secretariat",))
+    result = deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert result.sent == 2  # the subscriber's email and the secretariat channel's post
+    assert [r.path for r in receiver.received] == ["/hook/secretariat"]
+
+
+def test_a_server_error_is_retried_with_the_same_delivery_id(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    receiver.answer(Answer(500, body=b"database down"))
+    clock = Clock(at(REMINDER_AT))
+    result = deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert (result.sent, result.retrying) == (0, 1)
+    [row] = rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
+    assert row.state == "planned" and row.attempt_at > clock.now
+    assert row.last_error == "HTTP 500 database down"
+
+    clock.now = row.attempt_at
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
+    first, second = receiver.received
+    assert first.headers["tracker-delivery"] == second.headers["tracker-delivery"]
+    assert first.json()["id"] == second.json()["id"]
+
+
+def test_too_many_requests_waits_as_long_as_retry_after_says(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    receiver.answer(Answer(429, {"Retry-After": "600"}))
+    clock = Clock(at(REMINDER_AT))
+    tried_at = clock.now
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels, retry_base=timedelta(seconds=1)))
+    [row] = rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
+    assert row.state == "planned" and row.attempt_at >= tried_at + timedelta(seconds=600)
+
+    clock.advance(seconds=599)  # its own backoff (a second) is long over, Retry-After's is not
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels, retry_base=timedelta(seconds=1))).sent == 0
+    assert len(receiver.received) == 1
+    clock.now = row.attempt_at
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels, retry_base=timedelta(seconds=1))).sent == 1
+    assert len(receiver.received) == 2
+
+
+def test_a_refusal_fails_the_row_with_the_receivers_words(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    receiver.answer(Answer(404, body=b"no such hook\x1b[31m red"))
+    clock = Clock(at(REMINDER_AT))
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).failed == 1
+    [row] = rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
+    assert (row.state, row.reason) == ("failed", "refused by the channel")
+    assert row.last_error.startswith("HTTP 404 no such hook") and "\x1b" not in row.last_error
+    clock.advance(hours=1)
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert len(receiver.received) == 1  # not tried again
+
+
+def test_one_bad_channel_is_reported_at_its_line_and_the_others_still_get_their_messages(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    bad = """
+    [channels.broken]
+    kind = "pager"
+    url = "http://example.org/hook"
+    audiences = ["secretariat"]
+    """
+    channels = write_channels(tmp_path, bad + webhook(receiver.url))
+    found = read_channels(channels)
+    assert [spec.name for spec in found.channels] == ["site"]
+    messages = [str(p) for p in found.problems]
+    assert f"{channels}:2: channel 'broken': kind 'pager' is not one of webhook, teams, slack" in messages
+    assert any(m.startswith(f"{channels}:3: channel 'broken': the URL must use https://") for m in messages)
+    clock = Clock(at(REMINDER_AT))
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
+    assert [r.path for r in receiver.received] == ["/hook/site"]
+
+
+def test_a_secret_by_variable_must_be_set_and_long(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRACKER_TEST_HOOK_SECRET")
+    channels = write_channels(tmp_path, webhook("https://hooks.example.org") + """
+    [channels.short]
+    kind = "webhook"
+    url = "https://hooks.example.org/short"
+    secret = "tiny"
+    audiences = ["secretariat"]
+    """)  # fmt: skip
+    found = read_channels(channels)
+    assert found.channels == []
+    assert [str(p) for p in found.problems] == [
+        f"{channels}:4: channel 'site': the environment variable TRACKER_TEST_HOOK_SECRET is not set: "
+        "set it where Tracker runs",
+        f"{channels}:11: channel 'short': the secret is shorter than 16 characters: use a long random one, "
+        "such as `python -c 'import secrets; print(secrets.token_hex(32))'`",
+    ]
+
+
+def test_a_channel_removed_from_the_file_is_sent_nothing_more(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    clock = Clock(at("2017-02-01 10:00"))
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert {row.state for row in rows(hlpf, kind="reminder")} == {"planned"}
+    channels.write_text("", encoding="utf-8")
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert {(row.state, row.reason) for row in rows(hlpf, kind="reminder")} == {
+        ("cancelled", "channel removed or quarantined")
+    }
+    with transaction(hlpf) as session:
+        [channel] = session.exec(select(Channel)).all()
+        assert channel.state == "removed"
+    channels.write_text(textwrap.dedent(webhook(receiver.url)), encoding="utf-8")  # back: planned again
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    assert {row.state for row in rows(hlpf, kind="reminder")} == {"planned"}
+
+
+def test_the_delivery_log_shows_a_channel_by_name_and_validate_checks_the_channels_file(
+    database_url: str, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, receiver: Receiver
+) -> None:
+    write_timeline("hlpf", HLPF)
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    env = cli_env(database_url, schedules, TRACKER_CHANNELS_FILE=str(channels),
+                  TRACKER_TEST_HOOK_SECRET=SECRET)  # fmt: skip
+    assert tracker("sync", env=env, cwd=tmp_path).returncode == 0
+    receiver.answer(Answer(410, body=b"gone for good"))
+    sent = tracker("send-due", "--now", "2017-02-10 09:05", env=env, cwd=tmp_path)
+    assert sent.returncode == 3 and "failed 1" in sent.stdout, sent.stdout + sent.stderr  # 3: something failed
+    log = json.loads(tracker("deliveries", "--to", "channel:site", "--status", "failed", "--json",
+                             env=env, cwd=tmp_path).stdout)  # fmt: skip
+    assert [(d["to"], d["kind"], d["slot"], d["last_error"]) for d in log] == [
+        ("channel:site (webhook)", "reminder", "14d", "HTTP 410 gone for good")
+    ]
+    table = tracker("deliveries", "--status", "failed", env=env, cwd=tmp_path).stdout
+    assert "channel:site (webhook)" in table and "HTTP 410 gone for good" in table
+
+    valid = tracker("validate", env={k: v for k, v in env.items() if k != "TRACKER_TEST_HOOK_SECRET"}, cwd=tmp_path)
+    assert valid.returncode == 0 and "1 channels" in valid.stdout  # CI has no secrets: only their names are checked
+    channels.write_text(channels.read_text() + '\n[channels.chat]\nkind = "slack"\naudiences = "all"\n')
+    invalid = tracker("validate", env=env, cwd=tmp_path)
+    assert invalid.returncode == 1
+    assert f"{channels}:8: channel 'chat': url is missing" in invalid.stderr
+    assert f"{channels}:10: channel 'chat': audiences must be a list" in invalid.stderr
