@@ -260,3 +260,128 @@ def test_the_delivery_log_shows_a_channel_by_name_and_validate_checks_the_channe
     assert invalid.returncode == 1
     assert f"{channels}:8: channel 'chat': url is missing" in invalid.stderr
     assert f"{channels}:10: channel 'chat': audiences must be a list" in invalid.stderr
+
+
+HOSTILE = """
+    id: hostile
+    title: "Council <!channel> & **everyone**"
+    timezone: Europe/Zurich
+    audiences: [secretariat]
+    reminders: [7d]
+    milestones:
+      - id: report
+        title: "Report <https://evil.example|click> [here](https://evil.example) _now_ # <at>all</at>"
+        owner: secretariat
+        due: 2017-02-24
+"""
+HOSTILE_AT = "2017-02-17 09:00"  # 7 days before
+
+
+def chat_channels(tmp_path: Path, url: str) -> Path:
+    return write_channels(tmp_path, f"""
+    [channels.team]
+    kind = "teams"
+    url = "{url}/teams"
+    audiences = ["secretariat"]
+
+    [channels.chat]
+    kind = "slack"
+    url = "{url}/slack"
+    audiences = ["secretariat"]
+    """)  # fmt: skip
+
+
+def test_teams_gets_an_adaptive_card_whose_text_cannot_make_links_or_mentions(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, receiver: Receiver,
+    smtp: SMTPTestServer,
+) -> None:  # fmt: skip
+    write_timeline("hostile", HOSTILE)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    channels = chat_channels(tmp_path, receiver.url)
+    assert deliver(dispatcher_for(engine, smtp.url, Clock(at(HOSTILE_AT)), channels)).sent == 2
+    [teams] = [r for r in receiver.received if r.path == "/teams"]
+    assert "tracker-signature" not in teams.headers and teams.headers["tracker-delivery"]
+    message = teams.json()
+    assert message["type"] == "message"
+    [attachment] = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert (card["type"], card["version"], card["lang"]) == ("AdaptiveCard", "1.4", "en")
+    report = r"Report \<https://evil.example|click\> \[here\](https://evil.example) \_now\_ # \<at\>all\</at\>"
+    title = f"Due in 7 days: {report}"
+    assert card["body"][0] == {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True}
+    lines = [(block["text"], block.get("spacing")) for block in card["body"][1:]]
+    assert lines == [
+        (title.removeprefix("Due in 7 days: "), None),
+        ("Due in 7 days", "None"),  # a block per line: no Markdown needed
+        ("When: Friday, 24 February 2017, end of day, Zurich time", None),  # its timeline's clock only
+        ("Action by: Secretariat", "None"),
+        (r"Timeline: Council \<!channel\> & \*\*everyone\*\*", "None"),
+        ("Timeline page: https://tracker.example.org/timelines/hostile", "None"),
+    ]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open the timeline page",
+                                "url": "https://tracker.example.org/timelines/hostile"}]  # fmt: skip
+
+
+def test_slack_gets_block_kit_whose_text_cannot_mention_the_channel_or_link(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, receiver: Receiver,
+    smtp: SMTPTestServer,
+) -> None:  # fmt: skip
+    write_timeline("hostile", HOSTILE)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    channels = chat_channels(tmp_path, receiver.url)
+    deliver(dispatcher_for(engine, smtp.url, Clock(at(HOSTILE_AT)), channels))
+    [slack] = [r for r in receiver.received if r.path == "/slack"]
+    message = slack.json()
+    header, *sections, actions = message["blocks"]
+    assert header["type"] == "header" and header["text"]["type"] == "plain_text"  # plain text: never read as markup
+    assert "Report <https://evil.example|click>" in header["text"]["text"]
+    mrkdwn = [message["text"]] + [section["text"]["text"] for section in sections]
+    assert all(section["type"] == "section" and section["text"]["verbatim"] for section in sections)
+    assert not any("<!channel>" in text or "<https://" in text for text in mrkdwn)
+    assert "&lt;!channel&gt; &amp; **everyone**" in "\n".join(mrkdwn)
+    button = {"type": "button", "url": "https://tracker.example.org/timelines/hostile",
+              "text": {"type": "plain_text", "text": "Open the timeline page"}}  # fmt: skip
+    assert actions == {"type": "actions", "elements": [button]}
+
+
+def test_a_channel_reads_in_its_language_what_a_member_of_that_language_reads(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    languages = ("en", "fr", "es", "ru", "zh", "ar")
+    text = "".join(webhook(receiver.url, name=code, extra=f'language = "{code}"') for code in languages)
+    channels = write_channels(tmp_path, text)
+    clock = Clock(at(REMINDER_AT))
+    for code in languages:
+        subscribe(hlpf, f"{code}@example.org", clock.now, audiences=("secretariat",), language=code)
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 12
+    subjects = {m.rcpt_tos[0].partition("@")[0]: str(m.parse()["Subject"]) for m in smtp.received}
+    posts = {r.path.rsplit("/", 1)[1]: r.json() for r in receiver.received}
+    for code in languages:
+        post = posts[code]
+        assert (post["language"], post["title"]) == (code, subjects[code])
+        assert post["milestone"]["title"] == "Revised draft posted"  # the file gives no translation
+    assert len({posts[code]["text"].split("\n")[1] for code in languages}) == 6  # "14 days left" in six words
+
+
+def test_a_change_set_is_one_changed_message_to_a_channel_listing_each_line(
+    hlpf: Engine, schedules: Path, write_timeline: WriteTimeline, tmp_path: Path, receiver: Receiver,
+    smtp: SMTPTestServer,
+) -> None:  # fmt: skip
+    channels = write_channels(tmp_path, webhook(receiver.url, name="slack-like"))
+    clock = Clock(at("2017-02-02 09:00"))
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))  # the channel is planned for, nothing due yet
+    assert receiver.received == []
+    moved = HLPF.replace("due: 2017-02-24", "due: 2017-03-03").replace("due: 2017-04-28 12:00", "due: 2017-05-05 12:00")
+    write_timeline("hlpf", moved)
+    sync(hlpf, schedules, clock.now)
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
+    [request] = receiver.received
+    body = request.json()
+    assert body["kind"] == "changed" and body["milestone"] is None
+    assert [(c["milestone"], c["change"], c["old_at"], c["new_at"]) for c in body["changes"]] == [
+        ("revised-draft", "moved", "2017-02-24T22:59:59Z", "2017-03-03T22:59:59Z"),
+        ("submission", "moved", "2017-04-28T10:00:00Z", "2017-05-05T10:00:00Z"),
+    ]
+    assert body["title"] == "Dates changed: ITU Council contribution to HLPF-17"
+    assert verify(SECRET, request.headers, request.body)

@@ -20,7 +20,8 @@ PARAGRAPH = 2900  # characters: a Slack section holds 3000
 PARAGRAPHS = 40  # a message's paragraphs kept (Slack allows 50 blocks)
 TEXT = 12_000  # characters of a message's whole text: Teams refuses cards over about 28 KB
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>])")  # emphasis, code, links, HTML (mentions): anywhere
+_LINE_START = re.compile(r"^(\s*)([#+-]|\d+(?=\.))", re.MULTILINE)  # headings, lists: at a line's start
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,18 @@ def slack_body(post: Post) -> bytes:
 
 
 def markdown_escape(text: str) -> str:
-    """Text an Adaptive Card's TextBlock shows as written: every Markdown character escaped."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    """Text an Adaptive Card's TextBlock shows as written: the characters that start Markdown escaped.
+
+    Only those: Teams' clients differ in how they show an escape that was not needed (a backslash
+    before a full stop stays visible on some), so a date or a URL is left as it is.
+    """
+    text = _MARKDOWN.sub(r"\\\1", text)
+    # '- ' and '# ' escaped before; '12. ' after its number (a backslash before a digit would show).
+    return _LINE_START.sub(lambda found: escape_start(found.group(1), found.group(2)), text)
+
+
+def escape_start(space: str, mark: str) -> str:
+    return f"{space}{mark}\\" if mark[0].isdigit() else f"{space}\\{mark}"
 
 
 def teams_body(post: Post) -> bytes:
@@ -101,7 +112,11 @@ def teams_body(post: Post) -> bytes:
         {"type": "TextBlock", "text": markdown_escape(clean(post.title, TITLE)), "weight": "Bolder",
          "size": "Medium", "wrap": True},
     ]  # fmt: skip
-    body += [{"type": "TextBlock", "text": markdown_escape(part), "wrap": True} for part in paragraphs(post.text)]
+    # A TextBlock breaks lines only at a blank line (it is Markdown): a block per line, a paragraph's close together.
+    for part in paragraphs(post.text):
+        for number, line in enumerate(part.splitlines()):
+            block = {"type": "TextBlock", "text": markdown_escape(line), "wrap": True}
+            body.append(block if number == 0 else {**block, "spacing": "None"})
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",

@@ -40,7 +40,7 @@ class ChannelSpec:
     name: str
     kind: str
     language: str = "en"
-    timezone: str = "UTC"
+    timezone: str = ""  # the clock its dates are also shown on; '': each timeline's own
     audiences: tuple[str, ...] = ()
     timelines: tuple[str, ...] | None = None  # None: every timeline
     reminders: tuple[str, ...] | None = None  # None: the milestones' own offsets
@@ -196,12 +196,12 @@ class Check:
     def zone(self) -> str:
         value = self.text("timezone", 64)
         if value is None:
-            return "UTC"
+            return ""  # each timeline's own: no second clock in the message
         try:
             get_zone(value)
         except DateError as exc:
             self.fail("timezone", f"timezone: {describe_text(str(exc))}; use an IANA name such as Europe/Zurich")
-            return "UTC"
+            return ""
         return value
 
     def names(self, key: str, *, required: bool) -> tuple[str, ...] | None:

@@ -63,7 +63,7 @@ from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrendera
 from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_bounces, prune_log
 from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
-from tracker.emails.posts import write_post
+from tracker.emails.posts import in_timeline_zone, write_post
 from tracker.mail import make_mailer
 from tracker.mail.smtp import DeliveryError, Mailer
 from tracker.mail.verp import verp_address
@@ -368,7 +368,8 @@ class Dispatcher:
             recipient = channel_recipient(channel)
             self.channels[recipient] = channel
             state = "confirmed" if channel.state == "active" else f"a channel {channel.state}"
-            people[recipient] = Person(recipient, "", channel.name, channel.language, readable_zone(channel.timezone),
+            zone = readable_zone(channel.timezone) if channel.timezone else "UTC"  # '': the timeline's (post)
+            people[recipient] = Person(recipient, "", channel.name, channel.language, zone,
                                        state, *followed(channel.audiences, channel.timelines), NO_LINKS)  # fmt: skip
         return people
 
@@ -625,6 +626,8 @@ class Dispatcher:
         channel = self.channels.get(row.subscriber_id)
         if channel is None:
             return Done(row, Outcome(row.id, "cancelled", now, reason="channel removed", tried=False))
+        if not channel.timezone:
+            composed = in_timeline_zone(composed)
         try:
             post = write_post(self.renderer, composed, delivery=row.id, channel=channel.name)
             body = body_of(channel.kind, post)

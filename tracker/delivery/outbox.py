@@ -182,7 +182,9 @@ def channel_rows(session: Session, ids: Collection[int] | None) -> list[tuple[An
         if not wanted:
             return []
         statement = statement.where(table.c.id.in_(wanted))
-    return [(recipient_of(id_), *values, "off") for id_, *values in session.execute(statement)]
+    # A channel with no zone of its own reads each timeline's: for planning (digests only) that is UTC.
+    return [(recipient_of(id_), audiences, timelines, reminders, zone or "UTC", "off")
+            for id_, audiences, timelines, reminders, zone in session.execute(statement)]  # fmt: skip
 
 
 PERSON_COLUMNS = ("id", "email", "name", "language", "timezone", "state", "audiences", "timelines",

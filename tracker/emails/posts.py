@@ -9,6 +9,7 @@ facts (timeline, milestone, dates in UTC with the zone, the lines of a change) a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,12 @@ def write_post(renderer: Renderer, request: EmailRequest, *, delivery: int, chan
                 title=scrub(title), text=scrub(text), link=link,
                 link_label=language.translations.gettext(LINK_LABEL), sent_at=iso(request.now) or "",
                 facts=facts_of(request, code, renderer.sender.base_url))  # fmt: skip
+
+
+def in_timeline_zone(request: EmailRequest) -> EmailRequest:
+    """*request* read on its timeline's clock: a channel without a zone of its own is told no second time."""
+    view = about(request)
+    return request if view is None else replace(request, recipient=replace(request.recipient, timezone=view.zone))
 
 
 def about(request: EmailRequest) -> MilestoneView | None:

@@ -199,7 +199,7 @@ class Channel(SQLModel, table=True):
     name: str = Field(max_length=60, unique=True)
     kind: str = Field(max_length=10)  # webhook | teams | slack
     language: str = Field(default="en", max_length=5)
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: str = Field(default="", max_length=64)  # '': each timeline's own
     audiences: list[str] | None = _json()
     timelines: list[str] | None = _json()  # None: every timeline
     reminders: list[str] | None = _json()  # None: the milestones' own offsets
