@@ -381,6 +381,7 @@ def test_a_change_set_is_one_changed_message_to_a_channel_listing_each_line(
     assert body["kind"] == "changed" and body["milestone"] is None
     assert [(c["milestone"], c["change"], c["old_at"], c["new_at"]) for c in body["changes"]] == [
         ("revised-draft", "moved", "2017-02-24T22:59:59Z", "2017-03-03T22:59:59Z"),
+        ("final-draft", "moved", "2017-03-24T22:59:59Z", "2017-03-31T21:59:59Z"),  # its steps follow; summer time
         ("submission", "moved", "2017-04-28T10:00:00Z", "2017-05-05T10:00:00Z"),
     ]
     assert body["title"] == "Dates changed: ITU Council contribution to HLPF-17"
