@@ -34,6 +34,11 @@ class Answer:
     body: bytes = b"ok"
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed while it waited for its answer (the kill -9 test): nothing to report."""
+
+
 class Receiver:
     """`with Receiver() as receiver:` … `receiver.url`, `receiver.received`, `receiver.answer(...)`."""
 
@@ -64,7 +69,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
