@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine
@@ -20,12 +22,16 @@ from sqlmodel import select
 
 from tests.support.cli import cli_env, tracker
 from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.factories import REPO
 from tests.support.receiver import Answer, Receiver
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
 from tracker.channels import channel_of
 from tracker.channels.settings import read_channels
 from tracker.delivery.dispatcher import Dispatcher
+from tracker.delivery.outbox_log import LogQuery, search
+from tracker.delivery.rendering import Recipe, RenderHelper
+from tracker.emails import Sender
 from tracker.store.engine import transaction
 from tracker.store.models import Channel
 
@@ -74,6 +80,15 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return parts["t"] == headers["tracker-timestamp"] and hmac.compare_digest(expected, parts["v1"])
 
 
+def documented_verify() -> Callable[..., bool]:
+    """The `verify` function of docs/channels.md's Python block."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "channels.md").read_text(encoding="utf-8")
+    [code] = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # the repository's own documentation
+    return cast("Callable[..., bool]", namespace["verify"])
+
+
 @pytest.fixture(autouse=True)
 def hook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKER_TEST_HOOK_SECRET", SECRET)
@@ -88,11 +103,19 @@ def test_a_webhook_gets_a_reminder_once_signed_with_its_secret(
     clock.advance(minutes=1)
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 0  # once
+    with transaction(hlpf) as session:  # the console's outbox names it, and finds it by name
+        found, _ = search(session, LogQuery(address="channel:site", state="sent"))
+    assert [(entry.email, entry.row.kind) for entry in found] == [("channel:site (webhook)", "reminder")]
 
     [request] = receiver.received
     assert request.path == "/hook/site"
     assert verify(SECRET, request.headers, request.body)
     assert not verify("another-secret-0123456789", request.headers, request.body)
+    documented = documented_verify()  # the receiver docs/channels.md gives, as a reader would copy it
+    headers = {"Tracker-Signature": request.headers["tracker-signature"]}
+    assert documented(SECRET, headers, request.body)
+    assert not documented(SECRET, headers, request.body.replace(b"reminder", b"reminded"))
+    assert not documented(SECRET, headers, request.body, tolerance=-1)  # too old
     body = request.json()
     assert body["schema"] == "tracker.channel-message/1"
     assert (body["kind"], body["channel"], body["language"], body["offset"]) == ("reminder", "site", "en", "14d")
@@ -386,3 +409,41 @@ def test_a_change_set_is_one_changed_message_to_a_channel_listing_each_line(
     ]
     assert body["title"] == "Dates changed: ITU Council contribution to HLPF-17"
     assert verify(SECRET, request.headers, request.body)
+
+
+def test_a_pass_rendered_ahead_posts_its_channels_here_and_renders_only_emails_in_the_helper(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url, name="one") + webhook(receiver.url, name="two"))
+    clock = Clock(at(REMINDER_AT))
+    for n in range(6):
+        subscribe(hlpf, f"member{n}@example.org", clock.now, audiences=("secretariat",))
+    dispatcher = dispatcher_for(hlpf, smtp.url, clock, channels)
+    sender = Sender("Tracker <tracker@example.org>", "https://tracker.example.org", "<deadlines.example.org>")
+    helper = RenderHelper(dispatcher.renderer, Recipe(REPO / "templates" / "emails", REPO / "locale", sender), after=1)
+    dispatcher.helper = helper
+    helper.expect(2)
+    assert helper.wait_ready(60), "the helper did not start"
+    result = deliver(dispatcher)
+    assert (result.sent, result.rendered_ahead) == (8, 6)
+    assert len(smtp.received) == 6 and sorted(r.path for r in receiver.received) == ["/hook/one", "/hook/two"]
+
+
+def test_a_channel_whose_table_breaks_is_quarantined_and_planned_again_once_it_reads(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    clock = Clock(at("2017-02-01 10:00"))
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    good = channels.read_text(encoding="utf-8")
+    channels.write_text(good.replace('kind = "webhook"', 'kind = "webhok"'), encoding="utf-8")
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    with transaction(hlpf) as session:
+        [channel] = session.exec(select(Channel)).all()
+    assert channel.state == "quarantined"
+    assert channel.reason == f"{channels}:2: channel 'site': kind 'webhok' is not one of webhook, teams, slack"
+    assert {row.state for row in rows(hlpf, kind="reminder")} == {"cancelled"}
+    channels.write_text(good, encoding="utf-8")
+    clock.now = at(REMINDER_AT)
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
+    assert len(receiver.received) == 1

@@ -44,6 +44,7 @@ from tracker.config import Settings
 from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.notices import Handled, Snapshot, handle_events
 from tracker.delivery.outbox import (
+    CHANNEL_GONE,
     Claimed,
     Outcome,
     OutcomeWriter,
@@ -299,8 +300,8 @@ class Dispatcher:
             stat = path.stat()
             seen: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            seen = None  # absent: no channels (those stored are removed)
-        if seen is not None and seen == self._channels_read:
+            seen = (-1, -1)  # absent: no channels (those stored are removed), looked at again once it appears
+        if seen == self._channels_read:
             return
         found = read_channels(path)
         for problem in found.problems:
@@ -491,11 +492,14 @@ class Dispatcher:
             if not rows:
                 return
             batch = [(row, people.get(row.subscriber_id)) for row in rows]
-            ready = await self.prepare_ahead(batch, store) if not any(map(is_channel_row, rows)) else []
+            emails = [index for index, row in enumerate(rows) if not is_channel_row(row)]  # channels post as they go
+            ready = await self.prepare_ahead([batch[index] for index in emails], store) if emails else []
             # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
             backlog.refill = 1.0 if ready else 0.5
             result.rendered_ahead += len(ready)
-            prepared: list[Prepared | None] = [*ready] or [None] * len(batch)
+            prepared: list[Prepared | None] = [None] * len(batch)
+            for index, done in zip(emails, ready, strict=False):
+                prepared[index] = done
             backlog.add([(row, person, store, p) for (row, person), p in zip(batch, prepared, strict=True)])
             await backlog.running_low()
 
@@ -616,16 +620,16 @@ class Dispatcher:
         `Tracker-Delivery` header (the row's key) lets the receiver fold it.
         """
         now = self.clock()
-        composed = compose(row, person, store, now)
+        channel = self.channels.get(row.subscriber_id)
+        composed = compose(row, person, store, now) if channel is not None and channel.state == "active" else None
         if hold is not None:
             await hold()  # outcomes of one worker are recorded in order
+        if channel is None or composed is None:  # removed or quarantined since it was planned: planned again if back
+            return Done(row, Outcome(row.id, "cancelled", now, reason=CHANNEL_GONE, tried=False))
         if isinstance(composed, Skip):
             if composed.state == "quarantined":
                 return self.quarantine(row, composed.reason)
             return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
-        channel = self.channels.get(row.subscriber_id)
-        if channel is None:
-            return Done(row, Outcome(row.id, "cancelled", now, reason="channel removed", tried=False))
         if not channel.timezone:
             composed = in_timeline_zone(composed)
         try:
