@@ -28,7 +28,7 @@ from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
 from tracker.channels import channel_of
 from tracker.channels.settings import read_channels
-from tracker.delivery.dispatcher import Dispatcher
+from tracker.delivery.dispatcher import NO_TIME_LEFT, Dispatcher
 from tracker.delivery.outbox_log import LogQuery, search
 from tracker.delivery.rendering import Recipe, RenderHelper
 from tracker.emails import Sender
@@ -447,3 +447,14 @@ def test_a_channel_whose_table_breaks_is_quarantined_and_planned_again_once_it_r
     clock.now = at(REMINDER_AT)
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
     assert len(receiver.received) == 1
+
+
+def test_a_retry_after_beyond_the_deadline_fails_the_row_rather_than_trying_sooner(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    receiver.answer(Answer(503, {"Retry-After": "1800"}))  # half an hour: the submission is due in twenty minutes
+    clock = Clock(at("2017-04-28 11:40"))
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).failed == 1
+    [row] = rows(hlpf, kind="reminder", milestone_key="submission", slot="4h")
+    assert (row.state, row.reason, row.last_error) == ("failed", NO_TIME_LEFT, "HTTP 503 ok")

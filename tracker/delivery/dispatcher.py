@@ -34,13 +34,11 @@ from sqlmodel import Session, col, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.accounts.signin import link_token
-from tracker.channels import channel_of, recipient_of
-from tracker.channels.payloads import body_of
-from tracker.channels.posting import Poster, PostError, headers_for
-from tracker.channels.settings import read_channels, resolve_target
-from tracker.channels.syncing import sync_channels
+from tracker.channels import channel_of
+from tracker.channels.posting import Poster, PostError
 from tracker.clock import Clock, utc_now
 from tracker.config import Settings
+from tracker.delivery.channel_posts import ChannelsFile, channel_person, is_channel_row, request_of
 from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.notices import Handled, Snapshot, handle_events
 from tracker.delivery.outbox import (
@@ -64,7 +62,6 @@ from tracker.delivery.rendering import Prepared, Recipe, RenderHelper, Unrendera
 from tracker.delivery.retention import PRUNE_BATCH, PRUNE_BATCHES, prune_bounces, prune_log
 from tracker.delivery.signins import sign_in_recipient
 from tracker.emails import Renderer, Sender
-from tracker.emails.posts import in_timeline_zone, write_post
 from tracker.mail import make_mailer
 from tracker.mail.smtp import DeliveryError, Mailer
 from tracker.mail.verp import verp_address
@@ -229,7 +226,7 @@ class Dispatcher:
         self.revisions = Revisions(self.current_revisions)
         self.poster = Poster()  # channels' HTTP client, one per pass
         self.channels: dict[int, Channel] = {}  # the channels of claimed rows, by the id their rows name
-        self._channels_read: tuple[int, int] | None = None  # the channels file's (mtime, size) last synced
+        self.channels_file = ChannelsFile(config.channels_file)
 
     # --- the store side (see in_store) -----------------------------------------------------
 
@@ -280,7 +277,7 @@ class Dispatcher:
         now = self.clock()
         config = self.config
         with transaction(self.engine, write=True) as session:
-            self.sync_channels(session, now)  # its events are handled just below
+            self.channels_file.sync(session, now)  # its events are handled just below
             handled = handle_events(session, now, Snapshot(session))
             result = None
             if handled.replan or timely or replan_all:
@@ -290,27 +287,6 @@ class Dispatcher:
         if handled.notices or (result and result.changed):
             log.info("planned: %d notice(s); reminders %s", handled.notices, describe(result))
         return handled, result
-
-    def sync_channels(self, session: Session, now: datetime) -> None:
-        """Bring the stored channels in line with the channels file, if it changed since this process last did."""
-        path = self.config.channels_file
-        if path is None:
-            return
-        try:
-            stat = path.stat()
-            seen: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            seen = (-1, -1)  # absent: no channels (those stored are removed), looked at again once it appears
-        if seen == self._channels_read:
-            return
-        found = read_channels(path)
-        for problem in found.problems:
-            log.warning("%s", problem)
-        synced = sync_channels(session, found, now)
-        if synced.any:
-            log.info("channels: %d added, %d changed, %d quarantined, %d removed",
-                     synced.added, synced.changed, synced.quarantined, synced.removed)  # fmt: skip
-        self._channels_read = seen if found.readable else None
 
     def forget_planning(self) -> None:
         with transaction(self.engine, write=True) as session:
@@ -366,12 +342,8 @@ class Dispatcher:
         people = {}
         for channel in session.exec(select(Channel).where(col(Channel.id).in_(ids))):
             session.expunge(channel)  # read when sending, after this session has ended
-            recipient = channel_recipient(channel)
-            self.channels[recipient] = channel
-            state = "confirmed" if channel.state == "active" else f"a channel {channel.state}"
-            zone = readable_zone(channel.timezone) if channel.timezone else "UTC"  # '': the timeline's (post)
-            people[recipient] = Person(recipient, "", channel.name, channel.language, zone,
-                                       state, *followed(channel.audiences, channel.timelines), NO_LINKS)  # fmt: skip
+            person = channel_person(channel)
+            self.channels[person.id], people[person.id] = channel, person
         return people
 
     def store(self, session: Session, rows: list[Claimed]) -> Store:
@@ -630,12 +602,8 @@ class Dispatcher:
             if composed.state == "quarantined":
                 return self.quarantine(row, composed.reason)
             return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
-        if not channel.timezone:
-            composed = in_timeline_zone(composed)
         try:
-            post = write_post(self.renderer, composed, delivery=row.id, channel=channel.name)
-            body = body_of(channel.kind, post)
-            url, secret = resolve_target(channel.target or {})
+            request = request_of(self.renderer, row, channel, composed)
         except LookupError as exc:  # a variable unset where this instance runs: the operator can set it
             return self.retry_later(row, describe_text(str(exc)))
         except Exception as exc:  # noqa: BLE001  # one row's bad data quarantines that row, not the pass
@@ -647,7 +615,7 @@ class Dispatcher:
             return self.retry_later(row, str(exc))
         started = time.perf_counter()
         try:
-            answer = await self.poster.post(url, body, headers_for(body, row.key_text, secret), now)
+            answer = await self.poster.post(request.url, request.body, request.headers, now)
         except PostError as exc:
             if exc.permanent:
                 return Done(row, Outcome(row.id, "failed", self.clock(), error=exc.message,
@@ -720,7 +688,7 @@ class Dispatcher:
         reason = ""
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             retry_at, reason = row.deadline_at - LAST_ATTEMPT, "last attempt before the deadline"
-            if retry_at <= now:
+            if retry_at <= now or (at_least is not None and retry_at < now + at_least):  # Retry-After: not sooner
                 return Done(row, Outcome(row.id, "failed", now, error=error, reason=NO_TIME_LEFT))
         return Done(row, Outcome(row.id, "planned", now, error=error, reason=reason, retry_at=retry_at))
 
@@ -738,18 +706,6 @@ def sign_in_people(session: Session, link_ids: list[int], links: LinkMaker, now:
         people[sign_in_recipient(link.id)] = Person(sign_in_recipient(link.id), user.email, "", user.language, "UTC",
                                                     state, (), None, Links("", "", "", "", confirm=url))  # fmt: skip
     return people
-
-
-NO_LINKS = Links("", "", "", "")  # a channel has no preferences, feed or unsubscribe link of its own
-
-
-def is_channel_row(row: Claimed) -> bool:
-    return row.kind != "sign-in" and channel_of(row.subscriber_id) is not None
-
-
-def channel_recipient(channel: Channel) -> int:
-    assert channel.id is not None
-    return recipient_of(channel.id)
 
 
 def followed(audiences: object, timelines: object) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
