@@ -31,6 +31,7 @@ from tracker.channels.settings import read_channels
 from tracker.delivery.dispatcher import NO_TIME_LEFT, Dispatcher
 from tracker.delivery.outbox_log import LogQuery, search
 from tracker.delivery.rendering import Recipe, RenderHelper
+from tracker.delivery.showing import show_message
 from tracker.emails import Sender
 from tracker.store.engine import transaction
 from tracker.store.models import Channel
@@ -103,10 +104,6 @@ def test_a_webhook_gets_a_reminder_once_signed_with_its_secret(
     clock.advance(minutes=1)
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 1
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).sent == 0  # once
-    with transaction(hlpf) as session:  # the console's outbox names it, and finds it by name
-        found, _ = search(session, LogQuery(address="channel:site", state="sent"))
-    assert [(entry.email, entry.row.kind) for entry in found] == [("channel:site (webhook)", "reminder")]
-
     [request] = receiver.received
     assert request.path == "/hook/site"
     assert verify(SECRET, request.headers, request.body)
@@ -129,6 +126,15 @@ def test_a_webhook_gets_a_reminder_once_signed_with_its_secret(
     assert request.headers["tracker-delivery"] == body["id"] and body["delivery"] == row.id
     assert channel_of(row.subscriber_id) is not None and row.kind == "reminder" and row.slot == "14d"
     assert row.reply.startswith("200")
+    with transaction(hlpf) as session:  # the console's outbox names it, and finds it by name
+        found, _ = search(session, LogQuery(address="channel:site", state="sent"))
+    assert [(entry.email, entry.row.kind) for entry in found] == [("channel:site (webhook)", "reminder")]
+    with transaction(hlpf) as session:  # and shows what it is posted, without its URL or signature
+        shown = show_message(session, dispatcher_for(hlpf, smtp.url, clock, channels).renderer, found[0].row,
+                             "https://tracker.example.org", clock.now)  # fmt: skip
+    assert shown.headers == [("POST", "channel:site (webhook)"), ("Tracker-Delivery", body["id"])]
+    assert json.loads(shown.text) == body  # what was posted, as it would be posted now
+    assert receiver.url not in shown.text and SECRET not in shown.text
 
 
 def test_a_channel_follows_its_audiences_and_timelines_as_a_subscriber_does(

@@ -86,9 +86,13 @@ def request_of(renderer: Renderer, row: Claimed, channel: Channel, composed: Ema
 
     Raise LookupError if a variable the channel names is not set here.
     """
-    if not channel.timezone:
-        composed = in_timeline_zone(composed)
-    post = write_post(renderer, composed, delivery=row.id, channel=channel.name)
-    body = body_of(channel.kind, post)
+    body = payload_of(renderer, row, channel, composed)
     url, secret = resolve_target(channel.target or {})
     return Request(url, body, headers_for(body, row.key_text, secret))
+
+
+def payload_of(renderer: Renderer, row: Claimed, channel: Channel, composed: EmailRequest) -> bytes:
+    """What *channel* is posted for *row*: its kind's JSON, in its language, on its clock (or the timeline's)."""
+    if not channel.timezone:
+        composed = in_timeline_zone(composed)
+    return body_of(channel.kind, write_post(renderer, composed, delivery=row.id, channel=channel.name))
