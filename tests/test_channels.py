@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.support.cli import cli_env, tracker
-from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, mark_done, rows, subscribe, sync
 from tests.support.factories import REPO
 from tests.support.receiver import Answer, Receiver
 from tests.support.smtp_server import SMTPTestServer
@@ -464,3 +464,23 @@ def test_a_retry_after_beyond_the_deadline_fails_the_row_rather_than_trying_soon
     assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).failed == 1
     [row] = rows(hlpf, kind="reminder", milestone_key="submission", slot="4h")
     assert (row.state, row.reason, row.last_error) == ("failed", NO_TIME_LEFT, "HTTP 503 ok")
+
+
+def test_a_late_step_is_chased_and_the_step_it_opens_announced_to_the_channels_concerned(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    text = webhook(receiver.url, name="secretariat") + webhook(receiver.url, name="members", audiences='["membership"]')
+    channels = write_channels(tmp_path, text)
+    clock = Clock(at("2017-02-25 09:00"))  # the revised draft was due yesterday and is not done
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    told = {(p["channel"], p["kind"], p["milestone"]["key"]) for p in (r.json() for r in receiver.received)}
+    assert told == {("secretariat", "overdue", "revised-draft"), ("members", "delayed", "member-comments")}
+    mark_done(hlpf, "hlpf/revised-draft", clock.now)
+    clock.advance(minutes=1)
+    deliver(dispatcher_for(hlpf, smtp.url, clock, channels))
+    after = {(p["channel"], p["kind"]): p for p in (r.json() for r in receiver.received[2:])}
+    assert set(after) == {("members", "opened"), ("secretariat", "changed")}  # the final draft follows the comments
+    opened = after["members", "opened"]
+    assert opened["milestone"]["key"] == "member-comments"
+    assert opened["previous"] == {"key": "revised-draft", "title": "Revised draft posted"}
+    assert opened["milestone"]["due_at"] == "2017-03-11T22:59:59Z"  # 14 days after it was done
