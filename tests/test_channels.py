@@ -11,6 +11,7 @@ import hmac
 import json
 import re
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.factories import REPO
 from tests.support.receiver import Answer, Receiver
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
-from tracker.channels import channel_of
+from tracker.channels import channel_of, posting
 from tracker.channels.settings import read_channels
 from tracker.delivery.dispatcher import NO_TIME_LEFT, Dispatcher
 from tracker.delivery.outbox_log import LogQuery, search
@@ -484,3 +485,17 @@ def test_a_late_step_is_chased_and_the_step_it_opens_announced_to_the_channels_c
     assert opened["milestone"]["key"] == "member-comments"
     assert opened["previous"] == {"key": "revised-draft", "title": "Revised draft posted"}
     assert opened["milestone"]["due_at"] == "2017-03-11T22:59:59Z"  # 14 days after it was done
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_tried_again_later(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(posting, "TOTAL", 0.5)  # instead of 20 s: the test waits less
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    receiver.answer(Answer(delay=2))
+    clock = Clock(at(REMINDER_AT))
+    started = time.monotonic()
+    assert deliver(dispatcher_for(hlpf, smtp.url, clock, channels)).retrying == 1
+    assert time.monotonic() - started < 2  # the pass did not wait for the answer
+    [row] = rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
+    assert (row.state, row.last_error) == ("planned", "no answer within 0.5 s")

@@ -8,6 +8,7 @@ RESPONSE_BYTES, and every request has a deadline of its own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -20,7 +21,8 @@ import httpx2
 from tracker.channels.payloads import clean
 from tracker.text import describe_text
 
-TIMEOUT = httpx2.Timeout(10.0, connect=5.0)  # a lease is 30 s: a post ends well within one
+TIMEOUT = httpx2.Timeout(10.0, connect=5.0)  # each step: connect, each write, each read
+TOTAL = 20.0  # seconds a whole post may take (a receiver trickling its answer): within a 30 s lease
 RESPONSE_BYTES = 4096
 LONGEST_WAIT = timedelta(hours=1)  # a Retry-After further than this is read as this
 USER_AGENT = "Tracker-Channels/1"
@@ -90,8 +92,13 @@ class Poster:
     async def post(self, url: str, body: bytes, headers: dict[str, str], now: datetime) -> Delivered:
         """POST *body*; raise PostError unless the answer is 2xx."""
         try:
-            async with self.client.stream("POST", url, content=body, headers=headers) as response:
+            async with (
+                asyncio.timeout(TOTAL),
+                self.client.stream("POST", url, content=body, headers=headers) as response,
+            ):
                 reply = await read_bounded(response)
+        except TimeoutError as exc:
+            raise PostError(f"no answer within {TOTAL:g} s", permanent=False) from exc
         except httpx2.HTTPError as exc:
             raise PostError(f"could not post: {describe_text(type(exc).__name__ + ': ' + str(exc))}",
                             permanent=False) from exc  # fmt: skip
