@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import textwrap
 import time
@@ -499,3 +500,22 @@ def test_a_receiver_that_does_not_answer_in_time_is_tried_again_later(
     assert time.monotonic() - started < 2  # the pass did not wait for the answer
     [row] = rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
     assert (row.state, row.last_error) == ("planned", "no answer within 0.5 s")
+
+
+def test_a_channels_file_that_is_not_toml_changes_nothing_and_is_reported_once(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    dispatcher = dispatcher_for(hlpf, smtp.url, Clock(at("2017-02-01 10:00")), channels)
+    dispatcher.refresh(timely=True)
+    channels.write_text('[channels.site\nkind = "webhook"\n', encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="tracker.delivery.channels"):
+        for _ in range(3):  # a sweep every two seconds: one line, not one a pass
+            dispatcher.refresh()
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{channels}:1: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 15); "
+        "fix the syntax there"
+    ]
+    with transaction(hlpf) as session:
+        [channel] = session.exec(select(Channel)).all()
+    assert channel.state == "active"  # the file as it was stays in force

@@ -55,7 +55,7 @@ class ChannelsFile:
         if synced.any:
             log.info("channels: %d added, %d changed, %d quarantined, %d removed",
                      synced.added, synced.changed, synced.quarantined, synced.removed)  # fmt: skip
-        self.seen = seen if found.readable else None  # a file that does not parse: read again next time
+        self.seen = seen  # its problems are logged once, not at every pass, until it changes
 
 
 def is_channel_row(row: Claimed) -> bool:
