@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"text", "clock", "atomic", "lazy"},
     {"store"},
     {"timelines"},
-    {"links", "display", "mail", "subscribers", "accounts"},
+    {"links", "display", "mail", "channels", "subscribers", "accounts"},
     {"bounces"},
     {"config", "i18n", "metrics"},
     {"feeds"},

@@ -146,7 +146,7 @@ def test_validate_finds_the_folder_and_zone_the_full_settings_find(
 
     full = Settings()
 
-    assert timeline_settings() == TimelineSettings(full.schedules, full.timezone)
+    assert timeline_settings() == TimelineSettings(full.schedules, full.timezone, channels=full.channels_path)
 
 
 @pytest.mark.parametrize(("variables", "toml"), PLAIN)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///var/tracker.db"
     schedules: Path = Path("schedules")
+    # Webhooks, Teams and Slack channels (docs/channels.md); None: channels.toml beside the schedules folder.
+    channels_file: Path | None = None
     smtp_url: str = ""
     outbox_dir: Path = Path("var/outbox")
     base_url: str = "http://127.0.0.1:8000"
@@ -162,7 +164,7 @@ class Settings(BaseSettings):
     def work_calendar(self) -> WorkCalendar:
         return read_calendar(self.weekend, self.holidays, self.closures)
 
-    @field_validator("templates", "dkim_key_file", mode="before")
+    @field_validator("templates", "dkim_key_file", "channels_file", mode="before")
     @classmethod
     def _unset(cls, value: object) -> object:
         return None if value == "" else value  # TRACKER_TEMPLATES= (empty): no overrides
@@ -336,6 +338,11 @@ class Settings(BaseSettings):
     @property
     def overdue_offsets(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.overdue.split(",") if p.strip())
+
+    @property
+    def channels_path(self) -> Path:
+        """The channels file: TRACKER_CHANNELS_FILE, else channels.toml beside the schedules folder (absent: none)."""
+        return self.channels_file or self.schedules.parent / "channels.toml"
 
     def template_folders(self, kind: Literal["emails", "pages"]) -> list[Path]:
         """Where *kind*'s templates are looked for, the first found winning: the overrides, then the shipped."""

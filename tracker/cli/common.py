@@ -85,7 +85,7 @@ def timeline_settings() -> TimelineSettings:
     if quick is not None:
         return quick
     config = settings()
-    return TimelineSettings(config.schedules, config.timezone, config.work_calendar())
+    return TimelineSettings(config.schedules, config.timezone, config.work_calendar(), config.channels_path)
 
 
 def store() -> Engine:

@@ -70,28 +70,39 @@ def summary(notices: int, replanned: Replan | None, result: PassResult) -> Text:
 def deliveries(
     status: Annotated[str | None, typer.Option(help=f"Only rows in this state: {', '.join(STATES)}.")] = None,
     milestone: Annotated[str | None, typer.Option(help="Only this milestone, as TIMELINE/MILESTONE.")] = None,
-    to: Annotated[str | None, typer.Option(help="Only messages to this address.")] = None,
+    to: Annotated[str | None, typer.Option(help="Only messages to this address, or to channel:NAME.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Show at most this many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The delivery log: who was sent what, when, with the server's reply."""
     from sqlmodel import col, func, or_, select
 
+    from tracker.channels import CHANNEL_BASE
     from tracker.store.engine import transaction
-    from tracker.store.models import Delivery, Erasure, SignInLink, Subscriber, User
+    from tracker.store.models import Channel, Delivery, Erasure, SignInLink, Subscriber, User
 
     if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not one of {', '.join(STATES)}", 2)
     engine = store()
     # A sign-in email goes to a console user: its row names the link (a negative id), the link names the user.
     # An erased subscriber's rows stay, named by the one-way reference (docs/security.md, "Erasure").
+    # A channel's rows name it below CHANNEL_BASE (docs/channels.md): shown as channel:NAME (kind).
+    channel = "channel:" + col(Channel.name) + " (" + col(Channel.kind) + ")"
     query = (
-        select(Delivery, func.coalesce(Subscriber.email, User.email, "erased:" + col(Erasure.ref)))
+        select(Delivery, func.coalesce(Subscriber.email, User.email, "erased:" + col(Erasure.ref), channel))
         .join(Subscriber, col(Subscriber.id) == Delivery.subscriber_id, isouter=True)
         .join(SignInLink, col(SignInLink.id) == -col(Delivery.subscriber_id), isouter=True)
         .join(User, col(User.id) == SignInLink.user_id, isouter=True)
         .join(Erasure, col(Erasure.subscriber_id) == Delivery.subscriber_id, isouter=True)
-        .where(or_(col(Subscriber.id).is_not(None), col(User.id).is_not(None), col(Erasure.ref).is_not(None)))
+        .join(Channel, col(Channel.id) == -col(Delivery.subscriber_id) - CHANNEL_BASE, isouter=True)
+        .where(
+            or_(
+                col(Subscriber.id).is_not(None),
+                col(User.id).is_not(None),
+                col(Erasure.ref).is_not(None),
+                col(Channel.id).is_not(None),
+            )
+        )
     )
     if status:
         query = query.where(Delivery.state == status)
@@ -102,7 +113,8 @@ def deliveries(
         query = query.where(Delivery.timeline_id == timeline, Delivery.milestone_key == key)
     if to:
         key = to.strip().lower()
-        query = query.where(or_(Subscriber.email_key == key, User.email_key == key, Erasure.ref == erased_ref(to)))
+        query = query.where(or_(Subscriber.email_key == key, User.email_key == key, Erasure.ref == erased_ref(to),
+                                "channel:" + col(Channel.name) == key))  # fmt: skip
     query = query.order_by(col(Delivery.send_at).desc(), col(Delivery.id).desc()).limit(limit)
     with transaction(engine) as session:
         rows = [(row, email) for row, email in session.exec(query)]

@@ -30,6 +30,11 @@ class TimelineSettings:
     schedules: Path
     timezone: str
     calendar: WorkCalendar = DEFAULT_CALENDAR
+    channels: Path | None = None  # the channels file (docs/channels.md); None: beside the schedules folder
+
+    @property
+    def channels_path(self) -> Path:
+        return self.channels or self.schedules.parent / "channels.toml"
 
 
 class _UndecidedError(Exception):
@@ -41,14 +46,15 @@ def read_timeline_settings() -> TimelineSettings | None:
     try:
         toml = _toml_values()
         schedules, zone = (_value(name, toml) for name in ("schedules", "timezone"))
-        if any(_given(name, toml) for name in ("weekend", "holidays", "closures")):
+        if any(_given(name, toml) for name in ("weekend", "holidays", "closures", "channels_file")):
             raise _UndecidedError  # a calendar of one's own: the full settings read and check it
         get_zone(zone)  # the check Settings makes; its error message is the full settings' to give
         if zone_warning(zone) is not None:
             raise _UndecidedError  # 'EST', 'US/Eastern': the full settings warn of it at start
     except (_UndecidedError, DateError):
         return None
-    return TimelineSettings(Path(schedules), zone)
+    folder = Path(schedules)
+    return TimelineSettings(folder, zone, channels=folder.parent / "channels.toml")  # as Settings.channels_path
 
 
 def _toml_values() -> dict[str, object]:

@@ -47,7 +47,7 @@ def validate(
 ) -> None:
     """Check timeline files; print every problem as FILE:LINE: message.
 
-    PATHS: files or folders (default: the schedules folder).
+    PATHS: files or folders (default: the schedules folder, and the channels file).
     """
     from tracker.timelines.validation import validate_paths
 
@@ -56,13 +56,20 @@ def validate(
     specs, problems = validate_paths(
         paths or [config.schedules], config.schedules, config.timezone, calendar=config.calendar
     )
+    channels = ""
+    if not paths:  # the whole setup: the channels file too (docs/channels.md)
+        from tracker.channels.settings import EVERYWHERE, read_channels
+
+        found = read_channels(config.channels_path, EVERYWHERE)  # secrets are not where CI validates
+        problems = [*problems, *found.problems]
+        channels = f", {len(found.channels)} channels" if config.channels_path.exists() else ""
     if problems:
         print_problems(problems)
     if any(strict or not p.warning for p in problems):
         raise typer.Exit(1)
     milestones = sum(len(s.milestones) for s in specs)
     verdict = "valid, with warnings" if problems else "all valid"
-    out.print(styled(("✓", "green"), f" {len(specs)} timelines, {milestones} milestones: {verdict}"))
+    out.print(styled(("✓", "green"), f" {len(specs)} timelines, {milestones} milestones{channels}: {verdict}"))
 
 
 def run_sync(dry_run: bool) -> SyncOutcome:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -33,11 +34,15 @@ from sqlmodel import Session, col, select
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from tracker.accounts.signin import link_token
+from tracker.channels import channel_of
+from tracker.channels.posting import Poster, PostError
 from tracker.clock import Clock, utc_now
 from tracker.config import Settings
-from tracker.delivery.compose import Person, Skip, Store
+from tracker.delivery.channel_posts import ChannelsFile, channel_person, is_channel_row, request_of
+from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.notices import Handled, Snapshot, handle_events
 from tracker.delivery.outbox import (
+    CHANNEL_GONE,
     Claimed,
     Outcome,
     OutcomeWriter,
@@ -62,7 +67,7 @@ from tracker.mail.smtp import DeliveryError, Mailer
 from tracker.mail.verp import verp_address
 from tracker.metrics import Metrics
 from tracker.store.engine import transaction
-from tracker.store.models import Delivery, Event, SignInLink, Subscriber, User
+from tracker.store.models import Channel, Delivery, Event, SignInLink, Subscriber, User
 from tracker.subscribers.links import LinkMaker, Links
 from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
@@ -99,6 +104,7 @@ class DispatchConfig:
     from_address: str = "Tracker <tracker@localhost>"
     log_days: int = 365  # the delivery log's retention; 0: forever
     bounce_address: str = ""  # VERP: each message's envelope sender tags this address with its row (mail/verp.py)
+    channels_file: Path | None = None  # synced into the store before each planning (docs/channels.md)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
@@ -115,6 +121,7 @@ class DispatchConfig:
             from_address=settings.from_address,
             log_days=settings.delivery_log_days,
             bounce_address=settings.bounce_address,
+            channels_file=settings.channels_path,
         )
 
 
@@ -217,6 +224,9 @@ class Dispatcher:
         self.offload = offload
         self.helper = helper  # renders big passes ahead on another core
         self.revisions = Revisions(self.current_revisions)
+        self.poster = Poster()  # channels' HTTP client, one per pass
+        self.channels: dict[int, Channel] = {}  # the channels of claimed rows, by the id their rows name
+        self.channels_file = ChannelsFile(config.channels_file)
 
     # --- the store side (see in_store) -----------------------------------------------------
 
@@ -267,6 +277,7 @@ class Dispatcher:
         now = self.clock()
         config = self.config
         with transaction(self.engine, write=True) as session:
+            self.channels_file.sync(session, now)  # its events are handled just below
             handled = handle_events(session, now, Snapshot(session))
             result = None
             if handled.replan or timely or replan_all:
@@ -315,6 +326,9 @@ class Dispatcher:
         links = self.links
         signing_in = [-row.subscriber_id for row in rows if row.kind == "sign-in"]
         users = sign_in_people(session, signing_in, links, self.clock()) if signing_in else {}
+        channel_ids = {id_ for row in rows if (id_ := channel_of(row.subscriber_id)) is not None}
+        if channel_ids:
+            users |= self.channel_people(session, channel_ids)
         return users | {
             s.id: Person(
                 s.id, s.email, s.name, s.language, readable_zone(s.timezone), s.state,
@@ -322,6 +336,15 @@ class Dispatcher:
             )
             for s in found
         }  # fmt: skip
+
+    def channel_people(self, session: Session, ids: set[int]) -> dict[int, Person]:
+        """The channels of claimed rows, as compose reads a recipient (an active channel is 'confirmed')."""
+        people = {}
+        for channel in session.exec(select(Channel).where(col(Channel.id).in_(ids))):
+            session.expunge(channel)  # read when sending, after this session has ended
+            person = channel_person(channel)
+            self.channels[person.id], people[person.id] = channel, person
+        return people
 
     def store(self, session: Session, rows: list[Claimed]) -> Store:
         """Milestones (re-read whenever an event was recorded since) and the events notices refer to."""
@@ -419,6 +442,7 @@ class Dispatcher:
                     keeper.cancel()
         finally:
             await self.outcomes.aclose()
+            await self.poster.aclose()
             if self.helper is not None:
                 self.helper.close()
                 await asyncio.to_thread(self.helper.settle)
@@ -440,11 +464,14 @@ class Dispatcher:
             if not rows:
                 return
             batch = [(row, people.get(row.subscriber_id)) for row in rows]
-            ready = await self.prepare_ahead(batch, store)
+            emails = [index for index, row in enumerate(rows) if not is_channel_row(row)]  # channels post as they go
+            ready = await self.prepare_ahead([batch[index] for index in emails], store) if emails else []
             # Rendered ahead, a claim takes longer to be ready: ask for the next one sooner.
             backlog.refill = 1.0 if ready else 0.5
             result.rendered_ahead += len(ready)
-            prepared: list[Prepared | None] = [*ready] or [None] * len(batch)
+            prepared: list[Prepared | None] = [None] * len(batch)
+            for index, done in zip(emails, ready, strict=False):
+                prepared[index] = done
             backlog.add([(row, person, store, p) for (row, person), p in zip(batch, prepared, strict=True)])
             await backlog.running_low()
 
@@ -524,6 +551,8 @@ class Dispatcher:
         now = self.clock()
         if self.revisions.known_changed(row):  # no envelope for a row known stale already (no read: no wait)
             return await self.stale(row, hold)
+        if is_channel_row(row):
+            return await self.post(row, person, store, hold)
         prepared = ready
         if prepared is None or (row.deadline_at is not None and row.deadline_at <= now):
             # Not rendered ahead, or its deadline passed since it was: composed as it would be now.
@@ -554,6 +583,48 @@ class Dispatcher:
         sent_at = self.clock()
         self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
         return Done(row, Outcome(row.id, "sent", sent_at, reply=receipt.reply))
+
+    async def post(self, row: Claimed, person: Person | None, store: Store, hold: Hold | None) -> Done:
+        """Compose a channel's row as an email would be, write it as the channel's payload and POST it.
+
+        Posted only once this worker's last outcome is committed (*hold*), as an email's content:
+        a crash leaves at most one post per worker delivered and not recorded, and its
+        `Tracker-Delivery` header (the row's key) lets the receiver fold it.
+        """
+        now = self.clock()
+        channel = self.channels.get(row.subscriber_id)
+        composed = compose(row, person, store, now) if channel is not None and channel.state == "active" else None
+        if hold is not None:
+            await hold()  # outcomes of one worker are recorded in order
+        if channel is None or composed is None:  # removed or quarantined since it was planned: planned again if back
+            return Done(row, Outcome(row.id, "cancelled", now, reason=CHANNEL_GONE, tried=False))
+        if isinstance(composed, Skip):
+            if composed.state == "quarantined":
+                return self.quarantine(row, composed.reason)
+            return Done(row, Outcome(row.id, composed.state, now, reason=composed.reason, tried=False))
+        try:
+            request = request_of(self.renderer, row, channel, composed)
+        except LookupError as exc:  # a variable unset where this instance runs: the operator can set it
+            return self.retry_later(row, describe_text(str(exc)))
+        except Exception as exc:  # noqa: BLE001  # one row's bad data quarantines that row, not the pass
+            return self.quarantine(row, f"could not write the channel's message: {describe_error(exc)}")
+        try:
+            if await self.revisions.changed(row):
+                return self.stale_done(row)
+        except RevisionsUnread as exc:
+            return self.retry_later(row, str(exc))
+        started = time.perf_counter()
+        try:
+            answer = await self.poster.post(request.url, request.body, request.headers, now)
+        except PostError as exc:
+            if exc.permanent:
+                return Done(row, Outcome(row.id, "failed", self.clock(), error=exc.message,
+                                         reason="refused by the channel"), refused=True)  # fmt: skip
+            done = self.retry_later(row, exc.message, at_least=exc.retry_after)
+            return replace(done, refused=exc.status is not None)
+        sent_at = self.clock()
+        self.metrics.sent(row.kind, time.perf_counter() - started, (sent_at - row.send_at).total_seconds())
+        return Done(row, Outcome(row.id, "sent", sent_at, reply=answer.reply))
 
     def envelope_sender(self, delivery_id: int) -> str:
         """The MAIL FROM of a row's message: its own signed bounce address (VERP), else the From address."""
@@ -605,18 +676,19 @@ class Dispatcher:
             return Done(row, outcome, permanent_rejection=rejected, refused=refused)
         return replace(self.retry_later(row, error), refused=refused)
 
-    def retry_later(self, row: Claimed, error: str) -> Done:
-        """Plan the row again after a backoff, as for a refused message.
+    def retry_later(self, row: Claimed, error: str, *, at_least: timedelta | None = None) -> Done:
+        """Plan the row again after a backoff (no shorter than *at_least*: a Retry-After), as for a refused message.
 
         A backoff that would end after the row's deadline becomes one last attempt just before
         it, if there is time for one; else the row fails, saying so.
         """
         now = self.clock()
-        retry_at = now + backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
+        wait = backoff(row.attempts + 1, self.config.retry_base, self.config.retry_max)
+        retry_at = now + max(wait, at_least or timedelta(0))
         reason = ""
         if row.deadline_at is not None and retry_at >= row.deadline_at:
             retry_at, reason = row.deadline_at - LAST_ATTEMPT, "last attempt before the deadline"
-            if retry_at <= now:
+            if retry_at <= now or (at_least is not None and retry_at < now + at_least):  # Retry-After: not sooner
                 return Done(row, Outcome(row.id, "failed", now, error=error, reason=NO_TIME_LEFT))
         return Done(row, Outcome(row.id, "planned", now, error=error, reason=reason, retry_at=retry_at))
 

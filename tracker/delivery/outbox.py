@@ -43,9 +43,10 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
+from tracker.channels import channel_of, recipient_of
 from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
 from tracker.store.bulk import copy_rows, insert_rows
-from tracker.store.models import Cursor, Delivery, Milestone, Subscriber, UTCDateTime
+from tracker.store.models import Channel, Cursor, Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
 from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.screening import screen_views
@@ -147,8 +148,8 @@ class Replan:
 def load_readers(
     session: Session, set_aside: Problems | None = None, *, ids: Collection[int] | None = None, weekly: bool = False
 ) -> list[Reader]:
-    """Every confirmed subscriber (of *ids*, or who chose a *weekly* digest), as planning needs them;
-    *set_aside* learns whose stored choices do not read."""
+    """Every confirmed subscriber and active channel (of *ids*; or the subscribers who chose a *weekly* digest),
+    as planning needs them; *set_aside* learns whose stored choices do not read."""
     # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
     table = Subscriber.__table__  # type: ignore[attr-defined]
     names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
@@ -157,7 +158,9 @@ def load_readers(
         statement = statement.where(table.c.id.in_(sorted(ids)))
     if weekly:
         statement = statement.where(table.c.digest == "weekly")
-    rows = session.execute(statement)
+    rows: list[Any] = list(session.execute(statement)) if ids is None or any(id_ > 0 for id_ in ids) else []
+    if not weekly:  # a channel gets no digest
+        rows += channel_rows(session, ids)
     readers = []
     for row in rows:
         reader, problem = read_reader(*row)
@@ -166,6 +169,22 @@ def load_readers(
         if problem and set_aside is not None:
             set_aside[str(row[0])] = problem
     return readers
+
+
+def channel_rows(session: Session, ids: Collection[int] | None) -> list[tuple[Any, ...]]:
+    """The active channels (of *ids*, as their rows name them) as read_reader reads a subscriber: they follow
+    audiences and timelines as a subscriber does, and are planned with them (docs/channels.md)."""
+    table = Channel.__table__  # type: ignore[attr-defined]
+    names = ("id", "audiences", "timelines", "reminders", "timezone")
+    statement = select(*(table.c[name] for name in names)).where(table.c.state == "active")
+    if ids is not None:
+        wanted = sorted(found for id_ in ids if (found := channel_of(id_)) is not None)
+        if not wanted:
+            return []
+        statement = statement.where(table.c.id.in_(wanted))
+    # A channel with no zone of its own reads each timeline's: for planning (digests only) that is UTC.
+    return [(recipient_of(id_), audiences, timelines, reminders, zone or "UTC", "off")
+            for id_, audiences, timelines, reminders, zone in session.execute(statement)]  # fmt: skip
 
 
 PERSON_COLUMNS = ("id", "email", "name", "language", "timezone", "state", "audiences", "timelines",
@@ -531,8 +550,10 @@ REVIVABLE = frozenset(
         "no longer late",
         "the step it waits for is done or moved",
         "address suspended",  # unsuspended: a suspended subscriber is no reader, so only then wanted again
+        "channel removed or quarantined",  # back in the channels file, or its table fixed
     }
 )
+CHANNEL_GONE = "channel removed or quarantined"
 
 
 REVIVABLE_QUARANTINE = ("milestone quarantined", "subscriber quarantined")
@@ -555,6 +576,8 @@ class Context:
     def why_not(self, key: Key) -> str:
         subscriber_id, timeline_id, milestone_key, occurrence, kind, slot = key
         reader = self.readers.get(subscriber_id)
+        if reader is None and channel_of(subscriber_id) is not None:
+            return CHANNEL_GONE
         if reader is None:
             return "subscriber quarantined" if str(subscriber_id) in self.quarantined else "subscriber is not confirmed"
         if f"{timeline_id}/{milestone_key}" in self.quarantined and kind == "reminder":

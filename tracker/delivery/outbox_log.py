@@ -13,9 +13,10 @@ from typing import Any, Literal
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from tracker.channels import channel_of, recipient_of
 from tracker.delivery.outbox import HELD_BY_HAND, changed
 from tracker.store.audit import console_actor
-from tracker.store.models import Delivery, Erasure, Event, SignInLink, Subscriber, User
+from tracker.store.models import Channel, Delivery, Erasure, Event, SignInLink, Subscriber, User
 
 STATES = ("planned", "held", "claimed", "sent", "bounced", "failed", "skipped", "cancelled", "quarantined")
 KINDS = ("reminder", "digest", "opened", "changed", "cancelled", "correction", "overdue", "delayed", "confirm",
@@ -73,8 +74,12 @@ def search(session: Session, query: LogQuery, limit: int = PAGE) -> tuple[list[L
 
 
 def recipient_ids(session: Session, address: str) -> list[int]:
-    """The outbox ids of an address: the subscriber's, and the sign-in links of a console user (negated)."""
+    """The outbox ids of an address: the subscriber's, the sign-in links of a console user (negated), or
+    a channel's, given as channel:NAME."""
     key = address.strip().lower()
+    if key.startswith("channel:"):
+        found = session.exec(select(Channel.id).where(Channel.name == key.removeprefix("channel:").strip()))
+        return [recipient_of(id_) for id_ in found if id_ is not None]
     ids = list(session.exec(select(Subscriber.id).where(Subscriber.email_key == key)))
     links = select(SignInLink.id).join(User, col(User.id) == SignInLink.user_id).where(User.email_key == key)
     return [i for i in ids if i is not None] + [-i for i in session.exec(links) if i is not None]
@@ -83,7 +88,8 @@ def recipient_ids(session: Session, address: str) -> list[int]:
 def addresses(session: Session, rows: list[Delivery]) -> dict[int, str]:
     """The address of each row's recipient, by the id the row names."""
     people = {row.subscriber_id for row in rows if row.subscriber_id > 0}
-    links = {-row.subscriber_id for row in rows if row.subscriber_id < 0}
+    channels = {id_ for row in rows if (id_ := channel_of(row.subscriber_id)) is not None}
+    links = {-row.subscriber_id for row in rows if row.subscriber_id < 0 and channel_of(row.subscriber_id) is None}
     found: dict[int, str] = {}
     if people:
         named = select(Subscriber.id, Subscriber.email).where(col(Subscriber.id).in_(people))
@@ -91,6 +97,10 @@ def addresses(session: Session, rows: list[Delivery]) -> dict[int, str]:
         if gone := people - found.keys():  # erased on request: shown by their one-way reference
             erased = select(Erasure.subscriber_id, Erasure.ref).where(col(Erasure.subscriber_id).in_(gone))
             found |= {id_: f"erased:{ref}" for id_, ref in session.exec(erased)}
+    if channels:
+        named_channels = select(Channel.id, Channel.name, Channel.kind).where(col(Channel.id).in_(channels))
+        found |= {recipient_of(id_): f"channel:{name} ({kind})" for id_, name, kind in session.exec(named_channels)
+                  if id_ is not None}  # fmt: skip
     if links:
         users = select(SignInLink.id, User.email).join(User, col(User.id) == SignInLink.user_id)
         found |= {-link: email for link, email in session.exec(users.where(col(SignInLink.id).in_(links))) if link}

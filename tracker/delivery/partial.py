@@ -44,7 +44,7 @@ from tracker.delivery.outbox import (
 )
 from tracker.delivery.planning import Escalation, plan_digests, plan_each
 from tracker.delivery.scope import Scope, linked_timelines, waiting_on
-from tracker.store.models import Cursor, Delivery, Subscriber
+from tracker.store.models import Channel, Cursor, Delivery, Subscriber
 from tracker.store.quarantine import keep_quarantine
 from tracker.timelines.pipeline import zone_data_version
 from tracker.timelines.screening import screen_views
@@ -188,11 +188,16 @@ def plan_new_digests(session: Session, before: datetime, now: datetime, horizon:
 
 
 def chosen_offsets(session: Session) -> list[list[str]]:
-    """The reminder offsets subscribers chose, each choice once (a few for thousands of subscribers)."""
+    """The reminder offsets subscribers and channels chose, each choice once (a few for thousands of subscribers)."""
     table = Subscriber.__table__  # type: ignore[attr-defined]
-    found = session.execute(
+    found = list(session.execute(
         select(cast(table.c.reminders, String)).where(table.c.state == "confirmed", table.c.reminders.is_not(None))
         .distinct()
+    ))  # fmt: skip
+    channels = Channel.__table__  # type: ignore[attr-defined]
+    found += session.execute(
+        select(cast(channels.c.reminders, String)).where(channels.c.state == "active",
+                                                         channels.c.reminders.is_not(None)).distinct()
     )  # fmt: skip
     chosen = []
     for (text,) in found:

@@ -14,11 +14,13 @@ from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
+from tracker.channels import channel_of
+from tracker.delivery.channel_posts import channel_person, is_channel_row, payload_of
 from tracker.delivery.compose import Person, Skip, Store, compose
 from tracker.delivery.dispatcher import followed
-from tracker.delivery.outbox import Claimed, load_recipients
+from tracker.delivery.outbox import CHANNEL_GONE, Claimed, load_recipients
 from tracker.emails import Renderer
-from tracker.store.models import Delivery, Event
+from tracker.store.models import Channel, Delivery, Event
 from tracker.subscribers.links import Links
 from tracker.timelines.screening import readable_zone, screen_views
 from tracker.timelines.stored import load_views
@@ -42,11 +44,27 @@ def show_message(session: Session, renderer: Renderer, row: Delivery, base_url: 
     """The message *row* gives now, as the dispatcher would compose and render it."""
     if row.kind == "sign-in":  # it carries a one-time link to someone's session: never shown
         return Shown([], "", "", hidden=True)
+    if is_channel_row(claimed_of(row)):
+        return show_post(session, renderer, row, now)
     composed = compose(claimed_of(row), person_of(session, row, base_url), store_of(session, row), now)
     if isinstance(composed, Skip):
         return Shown([], "", "", f"{composed.state}: {composed.reason}")
     message = renderer.render(composed)
     return Shown([(name, str(value)) for name, value in message.items()], part(message, "plain"), part(message, "html"))
+
+
+def show_post(session: Session, renderer: Renderer, row: Delivery, now: datetime) -> Shown:
+    """A channel's row: the JSON it is posted, as it would go now (its URL and signature left out: secrets)."""
+    channel = session.get(Channel, channel_of(row.subscriber_id))
+    if channel is None or channel.state != "active":
+        return Shown([], "", "", f"cancelled: {CHANNEL_GONE}")
+    claimed = claimed_of(row)
+    composed = compose(claimed, channel_person(channel), store_of(session, row), now)
+    if isinstance(composed, Skip):
+        return Shown([], "", "", f"{composed.state}: {composed.reason}")
+    body = json.loads(payload_of(renderer, claimed, channel, composed))
+    headers = [("POST", f"channel:{channel.name} ({channel.kind})"), ("Tracker-Delivery", claimed.key_text)]
+    return Shown(headers, json.dumps(body, ensure_ascii=False, indent=2), "")
 
 
 def part(message: EmailMessage, kind: str) -> str:

@@ -68,6 +68,8 @@ def entry_of(event: Event) -> AuditEntry:
 def subject_of(event: Event, detail: dict[str, Any]) -> str:
     if event.milestone_key:
         return bounded(f"{event.timeline_id}/{event.milestone_key}")
+    if detail.get("channel"):  # a channel of the channels file (docs/channels.md)
+        return bounded(f"channel:{detail['channel']}")
     if detail.get("ref") and not detail.get("email"):  # a subscriber erased since: their one-way reference
         return bounded(f"erased:{detail['ref']}")
     return bounded(str(detail.get("email") or event.timeline_id or ""))

@@ -184,6 +184,33 @@ class Subscriber(SQLModel, table=True):
     changed_at: datetime | None = _at()
 
 
+class Channel(SQLModel, table=True):
+    """A named recipient that is not a person: a webhook, a Teams or a Slack channel (docs/channels.md).
+
+    Synced from TRACKER_CHANNELS_FILE on each delivery pass. Its outbox rows name it as a subscriber
+    id below every other (channels.recipient_of): planning reads it as one more reader, and the
+    outbox's unique key, claims and retries serve it as they are. No personal data: a channel is
+    configuration, kept out of every subscriber surface.
+    """
+
+    __tablename__ = "channels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=60, unique=True)
+    kind: str = Field(max_length=10)  # webhook | teams | slack
+    language: str = Field(default="en", max_length=5)
+    timezone: str = Field(default="", max_length=64)  # '': each timeline's own
+    audiences: list[str] | None = _json()
+    timelines: list[str] | None = _json()  # None: every timeline
+    reminders: list[str] | None = _json()  # None: the milestones' own offsets
+    # Where it goes: {"url" | "url_env", "secret" | "secret_env"}; an *_env names a variable read when sending.
+    target: dict[str, str] | None = _json()
+    state: str = Field(default="active", max_length=12)  # active | quarantined | removed
+    reason: str = ""  # why it is quarantined: FILE:LINE, the field and the fix
+    source: str = ""  # FILE:LINE of its table
+    updated_at: datetime = _at(nullable=False)
+
+
 class Delivery(SQLModel, table=True):
     """The outbox: one row per message that should exist, planned before it is sent (docs/architecture.md §3).
 
