@@ -5,8 +5,9 @@ ahead, reminders 7d and 1d: nothing due now, much planned inside the 35-day hori
 SUBSCRIBERS confirmed subscribers in six languages and eight zones, imported with
 `tracker subscribers import --confirmed`. With `--groups G` the timelines are split into G
 audiences (timeline n is for group n mod G, subscriber n in group n mod G), so each subscriber
-follows TIMELINES / G of them; by default everyone follows everything. Then, each a whole
-process, start to exit, with its peak RSS (`os.wait4`):
+follows TIMELINES / G of them; with `--shared N` the first N timelines are everyone's too (the
+moved one among them: its re-plan concerns every subscriber). Then, each a whole process,
+start to exit, with its peak RSS (`os.wait4`):
 
 * baseline - `python -c "import sqlalchemy"`, the floor of any Python process that reads a store;
 * first    - the first `tracker send-due`: plans every row (a batch of subscribers at a time);
@@ -24,6 +25,7 @@ would be four billion rows, so the recorded run is 100 × 20 and 20,000 subscrib
     .venv/bin/python bench/bench_noop.py            # 100 × 20, 20,000 in 20 groups, one run, records BENCHMARKS.md
     .venv/bin/python bench/bench_noop.py --quick    # 10 × 10, 2,000 subscribers, one run, records nothing
     .venv/bin/python bench/bench_noop.py --size 100,20,5000 --groups 100   # any size, records nothing
+    .venv/bin/python bench/bench_noop.py --full --groups 1000 --shared 1     # the issue's size, 8,000,000 rows
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,14 +57,34 @@ MEMORY_GOAL = 250  # MB
 REPLAN_GOAL = 2.0
 
 
-def audience(number: int, groups: int) -> str:
-    """The audience of timeline (or subscriber) *number*: everyone's when in one group."""
-    return "membership" if groups == 1 else f"g{number % groups}"
+@dataclass(frozen=True)
+class Following:
+    """Who follows what: *groups* audiences, timeline n and subscriber n in group n mod groups; the
+    first *shared* timelines everyone's."""
+
+    groups: int = 1
+    shared: int = 0
+
+    def of_timeline(self, number: int) -> str:
+        return "membership" if self.groups == 1 or number < self.shared else f"g{number % self.groups}"
+
+    def of_subscriber(self, number: int) -> str:
+        if self.groups == 1:
+            return "membership"
+        return f"g{number % self.groups}" + (";membership" if self.shared else "")
+
+    def describe(self, timelines: int) -> str:
+        if self.groups == 1:
+            return "each follows every timeline"
+        own = len([n for n in range(timelines) if n >= self.shared and n % self.groups == 0])
+        return f"each follows {own} timeline(s) of its group" + (
+            f" and {self.shared} everyone's" if self.shared else ""
+        )
 
 
-def timeline(number: int, milestones: int, first: datetime, shift: int = 0, groups: int = 1) -> str:
+def timeline(number: int, milestones: int, first: datetime, following: Following, shift: int = 0) -> str:
     """A timeline of *milestones* deadlines a day apart from *first*; the first moved *shift* days."""
-    group = audience(number, groups)
+    group = following.of_timeline(number)
     lines = [f"id: t{number:04d}", f"title: Timeline {number}", "timezone: Europe/Zurich", f"audiences: [{group}]",
              "reminders: [7d, 1d]", "milestones:"]  # fmt: skip
     for n in range(milestones):
@@ -70,17 +93,17 @@ def timeline(number: int, milestones: int, first: datetime, shift: int = 0, grou
     return "\n".join(lines) + "\n"
 
 
-def write_members(path: Path, count: int, groups: int) -> None:
+def write_members(path: Path, count: int, following: Following) -> None:
     """The subscribers' CSV: as bench_import's, each in the group of its number."""
     write_csv(path, count)
-    if groups > 1:
+    if following.groups > 1:
         lines = path.read_text(encoding="utf-8").splitlines()
-        body = [line.removesuffix("membership") + audience(n, groups) for n, line in enumerate(lines[1:])]
+        body = [line.removesuffix("membership") + following.of_subscriber(n) for n, line in enumerate(lines[1:])]
         path.write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
 
 
 def build(
-    folder: Path, url: str, port: int, size: tuple[int, int, int], groups: int
+    folder: Path, url: str, port: int, size: tuple[int, int, int], following: Following
 ) -> tuple[dict[str, str], datetime]:
     """A store with the timelines and subscribers, nothing planned yet; the env to run tracker in."""
     timelines, milestones, subscribers = size
@@ -88,25 +111,25 @@ def build(
     schedules.mkdir()
     first = datetime.now(UTC) + timedelta(days=9)
     for number in range(timelines):
-        (schedules / f"t{number:04d}.yaml").write_text(timeline(number, milestones, first, groups=groups))
+        (schedules / f"t{number:04d}.yaml").write_text(timeline(number, milestones, first, following))
     env = {**environment(folder, url, port), "TRACKER_OVERDUE": ""}
     members = folder / "members.csv"
-    write_members(members, subscribers, groups)
+    write_members(members, subscribers, following)
     for args in (["sync"], ["subscribers", "import", "--confirmed", str(members)]):
         subprocess.run([TRACKER, *args], env=env, cwd=folder, check=True, capture_output=True)
     return env, first
 
 
-def one_run(port: int, size: tuple[int, int, int], groups: int) -> dict[str, float]:
+def one_run(port: int, size: tuple[int, int, int], following: Following) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url = fresh_url("sqlite", folder)
-        env, first = build(folder, url, port, size, groups)
+        env, first = build(folder, url, port, size, following)
         plan = timed([TRACKER, "send-due"], env, folder)  # the first: plans every row
         plan_load = os.getloadavg()[0]
         base = timed([sys.executable, "-c", "import sqlalchemy"], env, folder)
         noop = timed([TRACKER, "send-due"], env, folder)
-        (folder / "schedules" / "t0000.yaml").write_text(timeline(0, size[1], first, shift=1, groups=groups))
+        (folder / "schedules" / "t0000.yaml").write_text(timeline(0, size[1], first, following, shift=1))
         subprocess.run([TRACKER, "sync"], env=env, cwd=folder, check=True, capture_output=True)
         before = sent_count(url)
         replan = timed([TRACKER, "send-due"], env, folder)
@@ -118,10 +141,6 @@ def one_run(port: int, size: tuple[int, int, int], groups: int) -> dict[str, flo
 def sizes(text: str) -> tuple[int, int, int]:
     timelines, milestones, subscribers = (int(part) for part in text.split(","))
     return timelines, milestones, subscribers
-
-
-def following(size: tuple[int, int, int], groups: int) -> str:
-    return "each follows every timeline" if groups == 1 else f"each follows {size[0] // groups} timelines"
 
 
 def planned_rows(url: str) -> int:
@@ -137,15 +156,16 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the issue's 1,000 × 20 and 100,000 (not feasible yet)")
     parser.add_argument("--size", type=sizes, help="TIMELINES,MILESTONES,SUBSCRIBERS; records nothing")
     parser.add_argument("--groups", type=int, help=f"audiences the timelines are split into (default {GROUPS}; 1: all)")
+    parser.add_argument("--shared", type=int, default=0, help="timelines everyone follows besides their group's")
     parser.add_argument("--runs", type=int, default=RUNS, help=f"runs of the recorded size (default {RUNS})")
     args = parser.parse_args()
     size = (10, 10, 2000) if args.quick else (1000, 20, 100_000) if args.full else args.size or SIZE
-    groups = max(args.groups or (1 if args.quick else GROUPS), 1)
+    following = Following(max(args.groups or (1 if args.quick else GROUPS), 1), max(args.shared, 0))
     runs = 1 if args.quick else max(args.runs, 1)
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load = os.getloadavg()
     with smtp_sink() as port:
-        results = [one_run(port, size, groups) for _ in range(runs)]
+        results = [one_run(port, size, following) for _ in range(runs)]
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     noop_ratio = median["noop"] / median["base"]
     replan_ratio = median["replan"] / median["noop"]
@@ -157,7 +177,7 @@ def main() -> None:
 
     report = "\n".join([
         f"### {started} UTC — No-op pass and re-plan: {timelines:,} timelines × {milestones} milestones, "
-        f"{subscribers:,} subscribers ({following(size, groups)}) — {platform.system()} {platform.machine()}, "
+        f"{subscribers:,} subscribers ({following.describe(timelines)}) — {platform.system()} {platform.machine()}, "
         f"{machine()}\n",
         f"Command: `{' '.join(['bench/bench_noop.py', *sys.argv[1:]])}`, SQLite, each a whole process, {runs} run(s), "
         f"the median shown; {median['rows']:,.0f} rows planned ahead; load average {load[0]:.2f} as the run "
@@ -177,8 +197,8 @@ def main() -> None:
         "sending its changed messages).\n",
     ])  # fmt: skip
     print(report)
-    if not (args.quick or args.size or args.groups):
-        case = f"{timelines:,} × {milestones}, {subscribers:,} subscribers ({following(size, groups)}), SQLite"
+    if not (args.quick or args.full or args.size or args.groups or args.shared):
+        case = f"{timelines:,} × {milestones}, {subscribers:,} subscribers ({following.describe(timelines)}), SQLite"
         record([
             Current("no-op pass", case, f"{noop_ratio:.1f}× `import sqlalchemy`, {rss:.0f} MB",
                     f"≤ {GOAL:g}×, ≤ {MEMORY_GOAL} MB", noop_ratio <= GOAL and rss <= MEMORY_GOAL),
