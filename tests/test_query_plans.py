@@ -62,9 +62,11 @@ def captured(engine: Engine) -> list[tuple[str, Any]]:
             outbox.return_expired(session, NOW)
             dispatcher.suspend_if_rejected(session, 7, 5, NOW)
             retention.prune_log(session, before=NOW - timedelta(days=365))
-            partial.rows_of_milestones(session, [("t3", "m3")], ("reminder",), NOW)  # re-plan by milestone
-            partial.rows_of_timelines(session, ["t3"], NOW)  # by timeline (its late notices)
-            partial.rows_of_subscribers(session, [7, 8], NOW)  # by subscriber
+            # Re-plan by milestone, a span of subscribers at a time; a timeline's milestones; by subscriber.
+            partial.rows_of_milestones(session, {("t3", "m3"): ("reminder",)}, NOW, (100, 2100))
+            partial.kinds_of(session, set(), set(), ["t3"])
+            partial.rows_of_subscribers(session, [7, 8], NOW)
+            outbox.load_replannable(session, NOW, (100, 2100))  # the whole plan, a span of subscribers at a time
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -103,5 +105,5 @@ def test_a_pass_reads_the_outbox_through_its_indexes(engine: Engine, outbox_rows
         if (lines := full_reads(engine, s, plan))
     }
 
-    assert len(statements) >= 12  # claim, count, next, four skips, return, suspension, retention, three re-plans
+    assert len(statements) >= 12  # claim, count, next, four skips, return, suspension, retention, four re-plans
     assert scans == {}

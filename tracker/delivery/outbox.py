@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
@@ -25,12 +27,15 @@ from sqlalchemy import (
     Result,
     Row,
     Select,
+    String,
     Table,
     Text,
+    and_,
     any_,
     bindparam,
     delete,
     exists,
+    true,
     type_coerce,
     update,
 )
@@ -44,7 +49,8 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col, func, select
 
 from tracker.channels import channel_of, recipient_of
-from tracker.delivery.planning import DeliveryKey, Escalation, Key, Wanted, plan_digests, plan_each
+from tracker.delivery.ahead import probe_reader
+from tracker.delivery.planning import Choice, DeliveryKey, Escalation, Key, Planner, Wanted, plan_digests
 from tracker.store.bulk import copy_rows, insert_rows
 from tracker.store.models import Channel, Cursor, Delivery, Milestone, Subscriber, UTCDateTime
 from tracker.store.quarantine import keep_quarantine
@@ -144,30 +150,135 @@ class Replan:
     def changed(self) -> bool:
         return bool(self.added or self.moved or self.revived or self.cancelled)
 
+    def add(self, other: Replan) -> None:
+        self.added += other.added
+        self.moved += other.moved
+        self.revived += other.revived
+        self.cancelled += other.cancelled
+
+
+# Planning goes a batch of subscribers at a time, so that its memory is that of a batch, not of
+# every subscriber's every message (BENCHMARKS.md: the first plan of 800,000 rows at once, 677 MB).
+BATCH_SUBSCRIBERS = 2_000  # at most
+BATCH_MESSAGES = 50_000  # at most: tens of MB of messages and rows; fewer subscribers if each has many
+Span = tuple[int | None, int | None]  # subscriber ids after the first, up to the second (None: unbounded)
+EVERYONE: Span = (None, None)
+
+
+def subscriber_spans(session: Session, size: int) -> Iterator[Span]:
+    """Spans of *size* subscribers (of any state) in the order of their ids; the last is open-ended.
+
+    Every id falls in exactly one span, that of a subscriber deleted or not yet seen too, so the
+    rows of all spans are every row. Each span's end is one look-up in the primary key.
+    """
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    after: int | None = None
+    while True:
+        statement = select(table.c.id).where(within(table.c.id, (after, None)))
+        upto = session.execute(statement.order_by(table.c.id).offset(size - 1).limit(1)).scalar()
+        yield after, upto
+        if upto is None:
+            return
+        after = upto
+
+
+class Batches:
+    """The confirmed subscribers a batch at a time, with the span of ids each batch covers.
+
+    Spans of BATCH_SUBSCRIBERS subscribers, each cut where its readers' messages would pass
+    BATCH_MESSAGES: a reader may be sent at most what a probe reader (every offset in use) is
+    sent by the milestones it follows, and a digest.
+    """
+
+    def __init__(self, planners: Sequence[Planner], probe: Reader, unreadable: Problems) -> None:
+        self.planners = planners
+        self.counts = [Counter((item.timeline_id, item.milestone_key) for item in planner.plan([], unreadable,
+                       probe=probe)) for planner in planners]  # fmt: skip
+        self.weights: dict[Choice, int] = {}
+
+    def weight(self, reader: Reader) -> int:
+        """The most messages *reader* may be sent."""
+        choice = (reader.timelines, reader.audiences)
+        if choice not in self.weights:
+            pairs = zip(self.planners, self.counts, strict=True)
+            most = sum(counts[key] for planner, counts in pairs for key in planner.concerning(choice))
+            self.weights[choice] = most + 1  # and a digest
+        return self.weights[choice]
+
+    def __call__(self, session: Session, set_aside: Problems) -> Iterator[tuple[Span, list[Reader]]]:
+        """Each batch's span and readers; *set_aside* learns whose stored choices do not read."""
+        for span in subscriber_spans(session, BATCH_SUBSCRIBERS):
+            yield from cut(span, load_readers(session, set_aside, span=span), self.weight, BATCH_MESSAGES)
+
+
+def cut(
+    span: Span, readers: list[Reader], weight: Callable[[Reader], int], limit: int
+) -> Iterator[tuple[Span, list[Reader]]]:  # fmt: skip
+    """*span* cut after the reader whose messages would pass *limit* (*readers* in the order of their ids)."""
+    after, upto = span
+    batch: list[Reader] = []
+    total = 0
+    for reader in readers:
+        if batch and total + weight(reader) > limit:
+            yield (after, batch[-1].id), batch
+            after, batch, total = batch[-1].id, [], 0
+        batch.append(reader)
+        total += weight(reader)
+    yield (after, upto), batch
+
+
+def within(column: Any, span: Span) -> ColumnElement[bool]:
+    """*column* (a subscriber id) inside *span*."""
+    after, upto = span
+    bounds = [*([column > after] if after is not None else []), *([column <= upto] if upto is not None else [])]
+    return and_(true(), *bounds)
+
 
 def load_readers(
-    session: Session, set_aside: Problems | None = None, *, ids: Collection[int] | None = None, weekly: bool = False
+    session: Session,
+    set_aside: Problems | None = None,
+    *,
+    ids: Collection[int] | None = None,
+    weekly: bool = False,
+    span: Span = EVERYONE,
 ) -> list[Reader]:
-    """Every confirmed subscriber and active channel (of *ids*; or the subscribers who chose a *weekly* digest),
-    as planning needs them; *set_aside* learns whose stored choices do not read."""
+    """Every confirmed subscriber and active channel (of *ids*; or the subscribers who chose a *weekly* digest;
+    in *span*), in the order of their ids, as planning needs them; *set_aside* learns whose stored choices do
+    not read. Channels' ids (channels.recipient_of) are below every subscriber's: they come first, in the
+    first span."""
     # Columns, not ORM objects: a fan-out to 10,000 subscribers built as many objects only to drop them.
+    # The JSON columns as stored text, each distinct choice read once: decoding every row's was
+    # most of reading 20,000 subscribers, who mostly made the same few choices.
     table = Subscriber.__table__  # type: ignore[attr-defined]
-    names = ("id", "audiences", "timelines", "reminders", "timezone", "digest")
-    statement = select(*(table.c[name] for name in names)).where(table.c.state == "confirmed")
+    choices = [sql_cast(table.c[name], String) for name in ("audiences", "timelines", "reminders")]
+    columns: list[Any] = [table.c.id, *choices, table.c.timezone, table.c.digest]
+    statement = select(*columns).where(table.c.state == "confirmed")
     if ids is not None:
         statement = statement.where(table.c.id.in_(sorted(ids)))
     if weekly:
         statement = statement.where(table.c.digest == "weekly")
-    rows: list[Any] = list(session.execute(statement)) if ids is None or any(id_ > 0 for id_ in ids) else []
-    if not weekly:  # a channel gets no digest
-        rows += channel_rows(session, ids)
+    if span != EVERYONE:
+        statement = statement.where(within(table.c.id, span))
+    read: dict[tuple[Any, ...], tuple[Reader | None, str]] = {}
     readers = []
-    for row in rows:
-        reader, problem = read_reader(*row)
-        if reader is not None:
-            readers.append(reader)
+    if not weekly and span[0] is None:  # a channel gets no digest
+        for row in channel_rows(session, ids):
+            reader, problem = read_reader(*row)
+            if reader is not None:
+                readers.append(reader)
+            if problem and set_aside is not None:
+                set_aside[str(row[0])] = problem
+    subscribers = [] if ids is not None and not any(id_ > 0 for id_ in ids) else session.execute(
+        statement.order_by(table.c.id))  # fmt: skip
+    for id_, *chosen in subscribers:
+        key = tuple(chosen)
+        if key not in read:
+            read[key] = read_reader(0, *map(stored_json, chosen[:3]), *chosen[3:])
+        found, problem = read[key]
+        if found is not None:
+            readers.append(Reader(id_, found.audiences, found.timelines, found.reminders, found.timezone, found.digest))
         if problem and set_aside is not None:
-            set_aside[str(row[0])] = problem
+            set_aside[str(id_)] = problem
     return readers
 
 
@@ -184,7 +295,17 @@ def channel_rows(session: Session, ids: Collection[int] | None) -> list[tuple[An
         statement = statement.where(table.c.id.in_(wanted))
     # A channel with no zone of its own reads each timeline's: for planning (digests only) that is UTC.
     return [(recipient_of(id_), audiences, timelines, reminders, zone or "UTC", "off")
-            for id_, audiences, timelines, reminders, zone in session.execute(statement)]  # fmt: skip
+            for id_, audiences, timelines, reminders, zone in session.execute(statement.order_by(table.c.id.desc()))]  # fmt: skip
+
+
+def stored_json(text: str | None) -> Any:
+    """A JSON column's stored text, decoded; text that does not decode is given as it is (read_reader says why)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 PERSON_COLUMNS = ("id", "email", "name", "language", "timezone", "state", "audiences", "timelines",
@@ -220,29 +341,72 @@ def replan(
     longer wanted is cancelled with the reason; wanted again (a subscriber back, a date
     back inside the horizon), it is planned again. A reminder sent for a deadline that has
     moved since is planned again for the new one, if its time is still ahead (§3).
+
+    A batch of subscribers at a time (Batches): their readers, what they should be sent, their
+    rows; the views are read once. All in the caller's transaction, as before: a crash plans
+    nothing, and the next pass all of it.
     """
     milestones: Problems = {}  # set aside, by timeline/milestone
-    subscribers: Problems = {}  # by id
-    views, readers = screen_views(load_views(session), milestones), load_readers(session, subscribers)
+    views = screen_views(load_views(session), milestones)
     # Reminders, overdue and delayed notices planned in one go: one reading of the process's state.
-    wanted = plan_each(views, readers, ("reminders", "late"), now, horizon, reminder_hour, escalation, milestones)
-    wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+    planner = Planner(views, ("reminders", "late"), now, horizon, reminder_hour, escalation)
+    # The milestones that cannot be planned are known before the first batch (the probe follows
+    # everything): the reason a row is no longer wanted does not depend on which batch found it.
+    unreadable = dict(milestones)
+    batches = Batches([planner], probe_reader(views, chosen_offsets(session)), unreadable)
+    subscribers: Problems = {}  # by id
+    whole = Context(views, [])
+    result, unchecked = Replan(), Unchecked()
+    for span, readers in batches(session, subscribers):
+        wanted = planner.plan(readers, milestones)
+        wanted += plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+        context = whole.batch(readers, unreadable | milestones, subscribers)
+        result.add(reconcile(session, wanted, load_replannable(session, now, span), context, now, unchecked))
     found = {("milestone", key): reason for key, reason in milestones.items()}
     keep_quarantine(session, found | {("subscriber", key): reason for key, reason in subscribers.items()}, now)
-    context = Context(views, readers, milestones, subscribers)
-    return reconcile(session, wanted, load_replannable(session, now), context, now)
+    unchecked.mark(session, now)
+    return result
+
+
+def chosen_offsets(session: Session) -> list[list[str]]:
+    """The reminder offsets subscribers and channels chose, each choice once (a few for thousands of subscribers)."""
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    found = list(session.execute(
+        select(sql_cast(table.c.reminders, String)).where(table.c.state == "confirmed", table.c.reminders.is_not(None))
+        .distinct()
+    ))  # fmt: skip
+    channels = Channel.__table__  # type: ignore[attr-defined]
+    found += session.execute(
+        select(sql_cast(channels.c.reminders, String)).where(channels.c.state == "active",
+                                                             channels.c.reminders.is_not(None)).distinct()
+    )  # fmt: skip
+    chosen = []
+    for (text,) in found:
+        try:
+            value: Any = json.loads(text) if text else None
+        except ValueError:  # unreadable: that subscriber is quarantined, planned nothing
+            continue
+        if isinstance(value, list):
+            chosen.append([item for item in value if isinstance(item, str)])
+    return chosen
 
 
 def reconcile(
-    session: Session, wanted: list[Wanted], rows: Sequence[Row[Any]], context: Context, now: datetime
+    session: Session,
+    wanted: list[Wanted],
+    rows: Sequence[Row[Any]],
+    context: Context,
+    now: datetime,
+    unchecked: Unchecked | None = None,
 ) -> Replan:
     """Make *rows* (every replannable row of some scope) what *wanted* (every message of that scope) says.
 
     A row of the scope not wanted is cancelled with the reason: the scope must be whole, all
     the rows of the milestones or subscribers it names and all that they should send (partial.py).
+    Given *unchecked*, the revisions of rows found right are left to the caller to write once
+    (they are written for the whole milestone), after its last batch.
     """
-    revisions = {key: view.revision for key, view in context.views.items()}
-    outbox = Outbox(rows, revisions, now)
+    outbox = Outbox(rows, context.revisions, now)
     result, new_rows = Replan(), []
     for item in wanted:
         row, slot = outbox.match(item)
@@ -258,19 +422,23 @@ def reconcile(
     for row in outbox.rows:
         if row.state in PENDING and row.id not in outbox.used:
             result.cancelled += cancel(session, row.id, context.why_not(tuple(row[:6])), now)
-    outbox.mark_checked(session, now)
+    if unchecked is None:
+        Unchecked(outbox.unchecked).mark(session, now)
+    else:
+        unchecked.update(outbox.unchecked)
     return result
 
 
 REPLANNABLE_COLUMNS = (*_KEY, "id", "state", "send_at", "deadline_at", "attempts", "reason", "revision")
 
 
-def load_replannable(session: Session, now: datetime) -> Sequence[Row[Any]]:
-    """The reminders and digests planning may change or must know of: planned, or for a deadline ahead."""
+def load_replannable(session: Session, now: datetime, span: Span = EVERYONE) -> Sequence[Row[Any]]:
+    """The reminders and digests planning may change or must know of: planned, or for a deadline ahead;
+    of the subscribers in *span*, through the unique key (it begins with the subscriber)."""
     table = Delivery.__table__  # type: ignore[attr-defined]
     return session.execute(
         select(*(table.c[name] for name in REPLANNABLE_COLUMNS))
-        .where(table.c.kind.in_(REPLANNED_KINDS))
+        .where(within(table.c.subscriber_id, span), table.c.kind.in_(REPLANNED_KINDS))
         .where(table.c.state.in_(PENDING) | (table.c.deadline_at > now))
     ).all()
 
@@ -310,7 +478,7 @@ class Outbox:
             if row.kind == "reminder":
                 self.families.setdefault(family(tuple(row[:6])), []).append(row)
         self.used: set[int] = set()
-        self.unchecked: set[tuple[str, str]] = set()  # milestones with planned rows of an older revision
+        self.unchecked: dict[tuple[str, str], int] = {}  # milestones with pending rows of an older revision
         self.moves: list[dict[str, Any]] = []  # pending rows to move (update_many), written by write()
         self.revivals: list[dict[str, Any]] = []  # cancelled or set-aside rows wanted again
 
@@ -346,8 +514,8 @@ class Outbox:
                 held = row.reason if by_hand else item.held
                 self.moves.append(move_of(row.id, item, self.now, state=row.state, slot=slot, revision=revision,
                                           held=held))  # fmt: skip
-            elif row.revision != revision:
-                self.unchecked.add((item.timeline_id, item.milestone_key))
+            elif row.revision != revision and revision is not None:
+                self.unchecked[(item.timeline_id, item.milestone_key)] = revision
         elif revivable(row):
             self.revivals.append(move_of(row.id, item, self.now, state=row.state, slot=slot, revision=revision))
 
@@ -357,11 +525,14 @@ class Outbox:
         result.revived += update_many(session, self.revivals)
         self.moves, self.revivals = [], []
 
-    def mark_checked(self, session: Session, now: datetime) -> None:
-        """Pending reminders found right for a newer revision of their milestone carry that revision now."""
+
+class Unchecked(dict[tuple[str, str], int]):
+    """Milestones whose pending reminders were found right for a newer revision, with that revision."""
+
+    def mark(self, session: Session, now: datetime) -> None:
+        """The pending reminders of these milestones carry their revision now (one statement a milestone)."""
         table = Delivery.__table__  # type: ignore[attr-defined]
-        for timeline_id, milestone_key in sorted(self.unchecked):
-            revision = self.revisions[(timeline_id, milestone_key)]
+        for (timeline_id, milestone_key), revision in sorted(self.items()):
             session.execute(
                 update(table)
                 .where(table.c.kind == "reminder", table.c.state.in_(PENDING), table.c.timeline_id == timeline_id,
@@ -570,8 +741,16 @@ class Context:
         subscribers: Problems | None = None,
     ) -> None:
         self.views = {(v.timeline_id, v.key): v for v in views}
+        self.revisions = {key: view.revision for key, view in self.views.items()}
         self.readers = {r.id: r for r in readers}
         self.quarantined = {*(milestones or {}), *(subscribers or {})}
+
+    def batch(self, readers: list[Reader], milestones: Problems, subscribers: Problems) -> Context:
+        """The same views, for a batch of *readers* (the views are not gone over again)."""
+        context = copy.copy(self)
+        context.readers = {r.id: r for r in readers}
+        context.quarantined = {*milestones, *subscribers}
+        return context
 
     def why_not(self, key: Key) -> str:
         subscriber_id, timeline_id, milestone_key, occurrence, kind, slot = key

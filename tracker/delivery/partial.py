@@ -21,31 +21,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, String, cast
+from sqlalchemy import Row, distinct
 from sqlmodel import Session, select
 
 from tracker import __version__
 from tracker.delivery.ahead import coming_in, digest_zones, probe_reader
 from tracker.delivery.outbox import (
+    BATCH_SUBSCRIBERS,
+    EVERYONE,
     PENDING,
     PLANNING,
     REPLANNABLE_COLUMNS,
+    Batches,
     Context,
     Replan,
+    Span,
+    Unchecked,
+    chosen_offsets,
     insert_new,
     load_readers,
     new_row,
     reconcile,
     replan,
+    subscriber_spans,
+    within,
 )
-from tracker.delivery.planning import Escalation, plan_digests, plan_each
+from tracker.delivery.planning import Escalation, Planner, plan_digests, plan_each
 from tracker.delivery.scope import Scope, linked_timelines, waiting_on
-from tracker.store.models import Channel, Cursor, Delivery, Subscriber
+from tracker.store.models import Cursor, Delivery, Subscriber
 from tracker.store.quarantine import keep_quarantine
+from tracker.subscribers.readers import Reader
 from tracker.timelines.pipeline import zone_data_version
 from tracker.timelines.screening import screen_views
 from tracker.timelines.stored import load_views
@@ -102,17 +111,16 @@ def plan_part(
     timely = coming_in(views, probe, before=before, now=now, horizon=horizon, reminder_hour=reminder_hour,
                        escalation=escalation)  # fmt: skip
     part = Part(scope, views, *timely)
-    results = []
+    result, planned = Replan(), False
     if not part.empty:
-        results.append(plan_milestones(session, part, views, milestone_problems, now, horizon, reminder_hour,
-                                       escalation))  # fmt: skip
+        result.add(plan_milestones(session, part, views, milestone_problems, now, horizon, reminder_hour, escalation,
+                                   probe))  # fmt: skip
+        planned = True
     if scope.subscribers:
-        results.append(plan_subscribers(session, scope.subscribers, views, now, horizon, reminder_hour, escalation))
-    digests = plan_new_digests(session, before, now, horizon, reminder_hour)
-    if not results and not digests:
-        return None
-    return Replan(added=sum(r.added for r in results) + digests, moved=sum(r.moved for r in results),
-                  revived=sum(r.revived for r in results), cancelled=sum(r.cancelled for r in results))  # fmt: skip
+        result.add(plan_subscribers(session, scope.subscribers, views, now, horizon, reminder_hour, escalation))
+        planned = True
+    result.added += plan_new_digests(session, before, now, horizon, reminder_hour)
+    return result if planned or result.added else None
 
 
 class Part:
@@ -135,26 +143,44 @@ class Part:
 
 def plan_milestones(
     session: Session, part: Part, views: list[MilestoneView], milestone_problems: Problems, now: datetime,
-    horizon: timedelta, reminder_hour: int, escalation: Escalation,
+    horizon: timedelta, reminder_hour: int, escalation: Escalation, probe: Reader,
 ) -> Replan:  # fmt: skip
-    """Re-plan the rows of *part*'s milestones, for every subscriber."""
-    subscriber_problems: Problems = {}
-    readers = load_readers(session, subscriber_problems)
+    """Re-plan the rows of *part*'s milestones, for every subscriber: a span of subscribers at a time."""
     reminders = part.reminders | {(v.timeline_id, v.key) for v in views if v.timeline_id in part.whole_timelines}
+    kinds = kinds_of(session, reminders, part.late, part.whole_timelines)
     problems = milestone_problems  # the planning of these milestones adds what it cannot plan
-    wanted = plan_each(views, readers, ("reminders",), now, horizon, reminder_hour, escalation, problems,
-                       only=reminders)  # fmt: skip
-    wanted += plan_each(views, readers, ("late",), now, horizon, reminder_hour, escalation, problems, only=part.late)
+    planners = [Planner(views, ("reminders",), now, horizon, reminder_hour, escalation, only=reminders),
+                Planner(views, ("late",), now, horizon, reminder_hour, escalation, only=part.late)]  # fmt: skip
+    unreadable = dict(problems)  # known up front, as outbox.replan does: the same reasons in every batch
+    subscriber_problems: Problems = {}
+    whole = Context(views, [])
+    result, unchecked = Replan(), Unchecked()
+    for span, readers in Batches(planners, probe, unreadable)(session, subscriber_problems):
+        wanted = [item for planner in planners for item in planner.plan(readers, problems)]
+        context = whole.batch(readers, unreadable | problems, subscriber_problems)
+        result.add(reconcile(session, wanted, rows_of_milestones(session, kinds, now, span), context, now, unchecked))
     # Every subscriber was read, but of the milestones only these were planned: only their entries may go.
     looked_at = {f"{tl}/{key}" for tl, key in reminders | part.late}
-    found = {("milestone", key): reason for key, reason in milestone_problems.items()}
-    found |= {("subscriber", key): reason for key, reason in subscriber_problems.items()}
-    keep_quarantine(session, found, now, lambda entry: entry[0] == "subscriber" or entry[1] in looked_at)
-    rows = rows_of_milestones(session, reminders, ("reminder",), now)
-    rows |= rows_of_milestones(session, part.late, LATE_KINDS, now)
-    rows |= rows_of_timelines(session, part.whole_timelines, now)
-    context = Context(views, readers, milestone_problems, subscriber_problems)
-    return reconcile(session, wanted, list(rows.values()), context, now)
+    entries = {("milestone", key): reason for key, reason in milestone_problems.items()}
+    entries |= {("subscriber", key): reason for key, reason in subscriber_problems.items()}
+    keep_quarantine(session, entries, now, lambda entry: entry[0] == "subscriber" or entry[1] in looked_at)
+    unchecked.mark(session, now)
+    return result
+
+
+def kinds_of(
+    session: Session, reminders: set[Pair], late: set[Pair], timelines: Collection[str]
+) -> dict[Pair, tuple[str, ...]]:  # fmt: skip
+    """The kinds of rows to re-plan of each milestone: its reminders, its late notices, or both; every
+    milestone with rows of the *timelines* (those removed with it too) both."""
+    kinds: dict[Pair, tuple[str, ...]] = {}
+    for pair in reminders | late:
+        kinds[pair] = ("reminder",) * (pair in reminders) + LATE_KINDS * (pair in late)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    for timeline_id in sorted(timelines):  # once a pass, through ix_deliveries_milestone
+        keys = session.execute(select(distinct(table.c.milestone_key)).where(table.c.timeline_id == timeline_id))
+        kinds.update(((timeline_id, key), ("reminder", *LATE_KINDS)) for (key,) in keys if key)
+    return kinds
 
 
 def plan_subscribers(
@@ -181,33 +207,13 @@ def plan_new_digests(session: Session, before: datetime, now: datetime, horizon:
     new = digest_zones(zones, before=before, now=now, horizon=horizon, reminder_hour=reminder_hour)
     if not new:
         return 0
-    readers = [r for r in load_readers(session, weekly=True) if r.timezone in new]
-    wanted = plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
-    # A digest's key names its week: a row there already is this week's, left as it is.
-    return insert_new(session, [new_row(item, now, slot=item.slot, revision=None) for item in wanted])
-
-
-def chosen_offsets(session: Session) -> list[list[str]]:
-    """The reminder offsets subscribers and channels chose, each choice once (a few for thousands of subscribers)."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
-    found = list(session.execute(
-        select(cast(table.c.reminders, String)).where(table.c.state == "confirmed", table.c.reminders.is_not(None))
-        .distinct()
-    ))  # fmt: skip
-    channels = Channel.__table__  # type: ignore[attr-defined]
-    found += session.execute(
-        select(cast(channels.c.reminders, String)).where(channels.c.state == "active",
-                                                         channels.c.reminders.is_not(None)).distinct()
-    )  # fmt: skip
-    chosen = []
-    for (text,) in found:
-        try:
-            value: Any = json.loads(text) if text else None
-        except ValueError:  # unreadable: that subscriber is quarantined, planned nothing
-            continue
-        if isinstance(value, list):
-            chosen.append([item for item in value if isinstance(item, str)])
-    return chosen
+    added = 0
+    for span in subscriber_spans(session, BATCH_SUBSCRIBERS):
+        readers = [r for r in load_readers(session, weekly=True, span=span) if r.timezone in new]
+        wanted = plan_digests(readers, now=now, horizon=horizon, reminder_hour=reminder_hour)
+        # A digest's key names its week: a row there already is this week's, left as it is.
+        added += insert_new(session, [new_row(item, now, slot=item.slot, revision=None) for item in wanted])
+    return added
 
 
 def replannable(now: datetime) -> Any:
@@ -218,26 +224,16 @@ def replannable(now: datetime) -> Any:
 
 
 def rows_of_milestones(
-    session: Session, pairs: Iterable[Pair], kinds: Collection[str], now: datetime
-) -> dict[int, Row[Any]]:
-    """The replannable rows of *kinds* of these milestones, one query each through ix_deliveries_milestone."""
+    session: Session, kinds: dict[Pair, tuple[str, ...]], now: datetime, span: Span = EVERYONE
+) -> list[Row[Any]]:  # fmt: skip
+    """The replannable rows of these milestones, of their *kinds*, of the subscribers in *span*: one
+    query a milestone through ix_deliveries_milestone (timeline, milestone, subscriber)."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    found: dict[int, Row[Any]] = {}
-    for timeline_id, key in sorted(pairs):
+    found: list[Row[Any]] = []
+    for (timeline_id, key), chosen in sorted(kinds.items()):
         statement = replannable(now).where(table.c.timeline_id == timeline_id, table.c.milestone_key == key,
-                                           table.c.kind.in_(kinds))  # fmt: skip
-        found.update((row.id, row) for row in session.execute(statement))
-    return found
-
-
-def rows_of_timelines(session: Session, timelines: Iterable[str], now: datetime) -> dict[int, Row[Any]]:
-    """Every replannable row of these timelines' milestones (those removed with the timeline too)."""
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    found: dict[int, Row[Any]] = {}
-    for timeline_id in sorted(timelines):
-        statement = replannable(now).where(table.c.timeline_id == timeline_id,
-                                           table.c.kind.in_(("reminder", *LATE_KINDS)))  # fmt: skip
-        found.update((row.id, row) for row in session.execute(statement))
+                                           within(table.c.subscriber_id, span), table.c.kind.in_(chosen))  # fmt: skip
+        found += session.execute(statement).all()
     return found
 
 

@@ -26,6 +26,7 @@ from tracker.timelines.views import (
 )
 
 Key = tuple[int, str, str, str, str, str]  # a DeliveryKey's fields, in order
+MilestoneKey = tuple[str, str]  # a milestone's timeline and key
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,25 @@ def reminder_at(item: Occurrence, offset: Offset, reminder_hour: int) -> datetim
     return fire_at(item, reminder_trigger(item.milestone, offset, reminder_hour))
 
 
-def route(views: Iterable[MilestoneView], readers: Sequence[Reader]) -> dict[tuple[str, str], list[Reader]]:
-    """Return, for each milestone, the readers it concerns (readers with equal choices share the work)."""
-    groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[Reader]] = {}
+Choice = tuple[tuple[str, ...] | None, tuple[str, ...]]  # a reader's timelines and audiences
+
+
+def route(
+    views: Iterable[MilestoneView], readers: Sequence[Reader], followed: dict[Choice, list[MilestoneKey]] | None = None
+) -> dict[MilestoneKey, list[Reader]]:
+    """Return, for each milestone, the readers it concerns (readers with equal choices share the work);
+    *followed* keeps what each choice follows from one call to the next (a batch of readers each)."""
+    views = list(views)
+    followed = {} if followed is None else followed
+    groups: dict[Choice, list[Reader]] = {}
     for reader in readers:
         groups.setdefault((reader.timelines, reader.audiences), []).append(reader)
-    routes: dict[tuple[str, str], list[Reader]] = {}
-    for view in views:
-        found = routes.setdefault((view.timeline_id, view.key), [])
-        for (timelines, audiences), members in groups.items():
-            if follows(view, timelines, audiences):
-                found.extend(members)
+    routes: dict[MilestoneKey, list[Reader]] = {(view.timeline_id, view.key): [] for view in views}
+    for choice, members in groups.items():
+        if choice not in followed:
+            followed[choice] = [(v.timeline_id, v.key) for v in views if follows(v, *choice)]
+        for key in followed[choice]:
+            routes[key].extend(members)
     return routes
 
 
@@ -140,28 +149,65 @@ def plan_each(
 ) -> list[Wanted]:
     """What *what* ('reminders', 'late') of the milestones (*only* these, if given) send to *readers*;
     given a *probe*, to it alone, whoever the milestone concerns (ahead.py)."""
-    escalation = escalation or Escalation()
-    active = [view for view in views if view.status == "active"]
-    # The process reads every milestone (a step's state depends on the others); *only* are planned.
-    planned = active if only is None else [view for view in active if (view.timeline_id, view.key) in only]
-    routes = route(planned, readers) if probe is None else {(v.timeline_id, v.key): [probe] for v in planned}
-    process = Process(active, now=now, late_days=escalation.late_days, ahead=horizon)
-    plan = Planning(process, now + horizon, reminder_hour, escalation.overdue)
-    wanted: list[Wanted] = []
-    for view in planned:
-        members = routes[(view.timeline_id, view.key)]
-        if not members:
-            continue
-        try:
-            if "reminders" in what:
-                wanted.extend(plan.reminders(view, members))
-            if "late" in what:
-                wanted.extend(plan.overdue(view, members) + plan.delayed(view, members))
-        except UNREADABLE as exc:  # one milestone that cannot be planned must not stop everyone's reminders
-            if set_aside is None:
-                raise
-            set_aside[reference(view)] = describe_error(exc)
-    return wanted
+    planner = Planner(views, what, now, horizon, reminder_hour, escalation, only=only)
+    return planner.plan(readers, set_aside, probe=probe)
+
+
+class Planner:
+    """What *what* of the milestones (*only* these, if given) send, for one pass: the process is read
+    once and each batch of readers planned with it (outbox.replan plans a batch of subscribers at a time)."""
+
+    def __init__(
+        self,
+        views: Iterable[MilestoneView],
+        what: Sequence[str],
+        now: datetime,
+        horizon: timedelta,
+        reminder_hour: int,
+        escalation: Escalation | None,
+        *,
+        only: Collection[tuple[str, str]] | None = None,
+    ) -> None:
+        escalation = escalation or Escalation()
+        active = [view for view in views if view.status == "active"]
+        # The process reads every milestone (a step's state depends on the others); *only* are planned.
+        self.planned = active if only is None else [view for view in active if (view.timeline_id, view.key) in only]
+        process = Process(active, now=now, late_days=escalation.late_days, ahead=horizon)
+        self.planning = Planning(process, now + horizon, reminder_hour, escalation.overdue)
+        self.what = what
+        self.followed: dict[Choice, list[MilestoneKey]] = {}  # by choice: the same for every batch of readers
+
+    def concerning(self, choice: Choice) -> list[MilestoneKey]:
+        """The milestones planned that a reader of *choice* follows."""
+        if choice not in self.followed:
+            self.followed[choice] = [(v.timeline_id, v.key) for v in self.planned if follows(v, *choice)]
+        return self.followed[choice]
+
+    def plan(
+        self, readers: Sequence[Reader], set_aside: Problems | None, *, probe: Reader | None = None
+    ) -> list[Wanted]:
+        """What the milestones send to *readers* (given a *probe*, to it alone); *set_aside* learns what
+        cannot be planned (without, it raises)."""
+        planned, plan = self.planned, self.planning
+        if probe is None:
+            routes = route(planned, readers, self.followed)
+        else:
+            routes = {(v.timeline_id, v.key): [probe] for v in planned}
+        wanted: list[Wanted] = []
+        for view in planned:
+            members = routes[(view.timeline_id, view.key)]
+            if not members:
+                continue
+            try:
+                if "reminders" in self.what:
+                    wanted.extend(plan.reminders(view, members))
+                if "late" in self.what:
+                    wanted.extend(plan.overdue(view, members) + plan.delayed(view, members))
+            except UNREADABLE as exc:  # one milestone that cannot be planned must not stop everyone's reminders
+                if set_aside is None:
+                    raise
+                set_aside[reference(view)] = describe_error(exc)
+        return wanted
 
 
 @dataclass(frozen=True)
