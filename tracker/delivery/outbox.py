@@ -11,7 +11,7 @@ import contextlib
 import copy
 import json
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
@@ -268,8 +268,9 @@ def load_readers(
                 readers.append(reader)
             if problem and set_aside is not None:
                 set_aside[str(row[0])] = problem
-    subscribers = [] if ids is not None and not any(id_ > 0 for id_ in ids) else session.execute(
-        statement.order_by(table.c.id))  # fmt: skip
+    subscribers: Iterable[Any] = []
+    if ids is None or any(id_ > 0 for id_ in ids):
+        subscribers = session.execute(statement.order_by(table.c.id))
     for id_, *chosen in subscribers:
         key = tuple(chosen)
         if key not in read:
@@ -294,8 +295,10 @@ def channel_rows(session: Session, ids: Collection[int] | None) -> list[tuple[An
             return []
         statement = statement.where(table.c.id.in_(wanted))
     # A channel with no zone of its own reads each timeline's: for planning (digests only) that is UTC.
+    # Highest channel id first: its recipient id is the lowest (the readers go in the order of their ids).
+    rows = session.execute(statement.order_by(table.c.id.desc()))
     return [(recipient_of(id_), audiences, timelines, reminders, zone or "UTC", "off")
-            for id_, audiences, timelines, reminders, zone in session.execute(statement.order_by(table.c.id.desc()))]  # fmt: skip
+            for id_, audiences, timelines, reminders, zone in rows]  # fmt: skip
 
 
 def stored_json(text: str | None) -> Any:
