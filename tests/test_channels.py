@@ -115,6 +115,10 @@ def test_a_webhook_gets_a_reminder_once_signed_with_its_secret(
     assert documented(SECRET, headers, request.body)
     assert not documented(SECRET, headers, request.body.replace(b"reminder", b"reminded"))
     assert not documented(SECRET, headers, request.body, tolerance=-1)  # too old
+    assert documented(SECRET, {"tracker-signature": headers["Tracker-Signature"]}, request.body)  # any case
+    for hostile in ("v1=é", "v1=00", "t=x,v1=00", "garbage", ""):  # refused, never an exception
+        assert not documented(SECRET, {"Tracker-Signature": hostile}, request.body)
+    assert not documented(SECRET, {}, request.body)
     body = request.json()
     assert body["schema"] == "tracker.channel-message/1"
     assert (body["kind"], body["channel"], body["language"], body["offset"]) == ("reminder", "site", "en", "14d")
@@ -519,3 +523,76 @@ def test_a_channels_file_that_is_not_toml_changes_nothing_and_is_reported_once(
     with transaction(hlpf) as session:
         [channel] = session.exec(select(Channel)).all()
     assert channel.state == "active"  # the file as it was stays in force
+
+
+# --- from an outside review -------------------------------------------------------------------
+
+
+def test_a_post_logs_no_webhook_url_for_its_secret_is_in_it(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Slack or Teams webhook's URL is its credential; `tracker run` logs at INFO, where httpx2 logged each URL.
+    secret_path = "T0001/B0002/XYZsecretTOKEN123"
+    channels = write_channels(tmp_path, f"""
+    [channels.chat]
+    kind = "slack"
+    url = "{receiver.url}/services/{secret_path}"
+    audiences = ["secretariat"]
+    """)  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        deliver(dispatcher_for(hlpf, smtp.url, Clock(at(REMINDER_AT)), channels))
+    assert [r.path for r in receiver.received] == [f"/services/{secret_path}"]
+    assert "XYZsecretTOKEN123" not in caplog.text
+
+
+def test_a_channel_whose_host_cannot_be_posted_to_fails_alone(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    bad = """
+    [channels.typo]
+    kind = "slack"
+    url_env = "TRACKER_TEST_TYPO_URL"
+    audiences = ["secretariat"]
+    """
+    channels = write_channels(tmp_path, bad + webhook(receiver.url))
+    for n in range(3):
+        subscribe(hlpf, f"s{n}@example.org", at("2017-02-01 09:00"), audiences=("secretariat",))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRACKER_TEST_TYPO_URL", "https://exämple..com/hook")  # no check of a value given by variable
+        result = deliver(dispatcher_for(hlpf, smtp.url, Clock(at(REMINDER_AT)), channels, connections=1))
+    assert [r.path for r in receiver.received] == ["/hook/site"]  # the good channel is posted to
+    assert result.released == 0
+    typo = [r for r in rows(hlpf, kind="reminder", milestone_key="revised-draft", slot="14d")
+            if r.subscriber_id < 0 and r.state != "sent"]  # fmt: skip
+    assert [r.state for r in typo] in (["planned"], ["failed"])
+    assert "host name does not read" in typo[0].last_error or "could not post" in typo[0].last_error
+
+
+def test_a_process_without_the_secret_does_not_quarantine_the_channel_for_the_others(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    clock = Clock(at("2017-02-01 10:00"))
+    running = dispatcher_for(hlpf, smtp.url, clock, channels)
+    running.refresh(timely=True)
+    monkeypatch.delenv("TRACKER_TEST_HOOK_SECRET")
+    dispatcher_for(hlpf, smtp.url, clock, channels).refresh(timely=True)  # an operator's shell, without the secret
+    monkeypatch.setenv("TRACKER_TEST_HOOK_SECRET", SECRET)
+    running.refresh(timely=True)
+    with transaction(hlpf) as session:
+        assert [c.state for c in session.exec(select(Channel))] == ["active"]
+    clock.now = at(REMINDER_AT)
+    deliver(running)
+    assert [r.path for r in receiver.received] == ["/hook/site"]
+
+
+def test_a_typo_at_the_top_of_the_file_removes_no_channel(
+    hlpf: Engine, tmp_path: Path, receiver: Receiver, smtp: SMTPTestServer
+) -> None:
+    channels = write_channels(tmp_path, webhook(receiver.url))
+    clock = Clock(at("2017-02-01 10:00"))
+    dispatcher_for(hlpf, smtp.url, clock, channels).refresh(timely=True)
+    write_channels(tmp_path, webhook(receiver.url).replace("[channels.site]", "[channel.site]"))  # still TOML
+    dispatcher_for(hlpf, smtp.url, clock, channels).refresh(timely=True)
+    with transaction(hlpf) as session:
+        assert [(c.name, c.state) for c in session.exec(select(Channel))] == [("site", "active")]

@@ -17,6 +17,8 @@ from typing import Any
 SCHEMA = "tracker.channel-message/1"  # the webhook body's version (docs/channels.md)
 TITLE = 150  # characters: Slack's header block holds no more
 PARAGRAPH = 2900  # characters: a Slack section holds 3000
+SECTION = 3000  # characters of a Slack section's text, escaped
+CARD_BYTES = 24_000  # a Teams card's JSON at most: Teams refuses a message over about 28 KB
 PARAGRAPHS = 40  # a message's paragraphs kept (Slack allows 50 blocks)
 TEXT = 12_000  # characters of a message's whole text: Teams refuses cards over about 28 KB
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -77,12 +79,25 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def slack_section(text: str) -> str:
+    """A paragraph escaped, then bounded to a section's SECTION characters (escaping lengthens it), not
+    cut inside an entity: Slack refuses a longer section, and the row would fail."""
+    escaped = slack_escape(text)
+    if len(escaped) <= SECTION:
+        return escaped
+    cut = escaped[: SECTION - 1]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut.rstrip() + "…"
+
+
 def slack_body(post: Post) -> bytes:
     """A Slack incoming webhook's message: the title as a header, a section per paragraph, a link button."""
     title = clean(post.title, TITLE)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
     for part in paragraphs(post.text):
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(part), "verbatim": True}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": slack_section(part), "verbatim": True}})
     if post.link:
         button = {"type": "button", "text": {"type": "plain_text", "text": clean(post.link_label, 75)},
                   "url": post.link[:3000]}  # fmt: skip
@@ -113,10 +128,18 @@ def teams_body(post: Post) -> bytes:
          "size": "Medium", "wrap": True},
     ]  # fmt: skip
     # A TextBlock breaks lines only at a blank line (it is Markdown): a block per line, a paragraph's close together.
+    size = len(json.dumps(body, ensure_ascii=False).encode()) + len(post.link.encode()) + 600  # and the envelope
     for part in paragraphs(post.text):
         for number, line in enumerate(part.splitlines()):
             block = {"type": "TextBlock", "text": markdown_escape(line), "wrap": True}
-            body.append(block if number == 0 else {**block, "spacing": "None"})
+            block = block if number == 0 else {**block, "spacing": "None"}
+            size += len(json.dumps(block, ensure_ascii=False).encode()) + 1
+            if size > CARD_BYTES:  # the lines that fit, and a mark that more follow (the link shows them all)
+                body.append({"type": "TextBlock", "text": "…", "wrap": True})
+                break
+            body.append(block)
+        if size > CARD_BYTES:
+            break
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,11 @@ TOTAL = 20.0  # seconds a whole post may take (a receiver trickling its answer):
 RESPONSE_BYTES = 4096
 LONGEST_WAIT = timedelta(hours=1)  # a Retry-After further than this is read as this
 USER_AGENT = "Tracker-Channels/1"
+
+# httpx2 logs each request at INFO with its whole URL, and a Slack or Teams webhook's URL is its
+# secret (`tracker run` logs at INFO): only its warnings pass.
+for _name in ("httpx2", "httpcore2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class PostError(Exception):
@@ -65,8 +71,8 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isascii() and value.isdigit() and len(value) <= 10:
-        wait = timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():  # however many digits: a huge wait is the longest, not none
+        wait = LONGEST_WAIT if len(value) > 10 else timedelta(seconds=int(value))
     else:
         try:
             wait = parsedate_to_datetime(value) - now
@@ -102,6 +108,10 @@ class Poster:
         except httpx2.HTTPError as exc:
             raise PostError(f"could not post: {describe_text(type(exc).__name__ + ': ' + str(exc))}",
                             permanent=False) from exc  # fmt: skip
+        except Exception as exc:  # a URL httpx2 cannot use (InvalidURL is no HTTPError): this
+            # channel's post fails, with why; it must not look like the store's trouble and end the pass
+            raise PostError(f"could not post: {describe_text(type(exc).__name__ + ': ' + str(exc))}",
+                            permanent=True) from exc  # fmt: skip
         status = response.status_code
         said = f"{status} {clean(reply, 200)}".strip()
         if 200 <= status < 300:

@@ -86,13 +86,17 @@ def read_channels(path: Path, environ: Mapping[str, str] | None = None) -> Chann
 def check_document(path: Path, text: str, document: dict[str, Any], environ: Mapping[str, str]) -> ChannelsFile:
     lines = Lines(str(path), text)
     found = ChannelsFile()
+    # A file whose top level is wrong ([channel.x] for [channels.x]) says nothing sure about any channel:
+    # read as one that could not be read, so that a typo does not remove every channel stored.
     for key in document:
         if key != "channels":
             found.problems.append(lines.problem(None, key, f"unknown key {key!r}: a channels file has "
                                                            "only [channels.NAME] tables"))  # fmt: skip
+            found.readable = False
     tables = document.get("channels", {})
     if not isinstance(tables, dict):
         found.problems.append(lines.problem(None, "channels", "'channels' must be tables: [channels.NAME]"))
+        found.readable = False
         return found
     for name, table in tables.items():
         spec, problems = check_channel(name, table, lines, environ)
@@ -280,19 +284,31 @@ class Check:
         return None
 
     def check_url(self, url: str, key: str) -> None:
-        """https, or http to this machine (a receiver beside Tracker, or a test); never credentials in it."""
-        try:
-            parts = urlsplit(url)
-            host = parts.hostname or ""
-        except ValueError:
-            self.fail(key, "the URL does not read: give an https:// URL")
-            return
-        if parts.scheme not in ("https", "http") or not host:
-            self.fail(key, "the URL must start with https:// and name a host")
-        elif parts.scheme == "http" and not loopback(host):
-            self.fail(key, "the URL must use https:// (plain http only to this machine, 127.0.0.1 or localhost)")
-        elif parts.username or parts.password:
-            self.fail(key, "the URL carries a user or password: the webhook's secret signs instead")
+        problem = url_problem(url)
+        if problem:
+            self.fail(key, problem)
+
+
+def url_problem(url: str) -> str:
+    """What is wrong with a channel's URL ('' if nothing): https, or http to this machine (a receiver beside
+    Tracker, or a test); a host that reads; never credentials in it."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # a port that does not read raises here
+    except ValueError:
+        return "the URL does not read: give an https:// URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "the URL must start with https:// and name a host"
+    try:
+        host.encode("idna")  # what the HTTP client will do: an empty label, or one too long, cannot be posted to
+    except UnicodeError:
+        return "the URL's host name does not read: check its spelling"
+    if parts.scheme == "http" and not loopback(host):
+        return "the URL must use https:// (plain http only to this machine, 127.0.0.1 or localhost)"
+    if parts.username or parts.password:
+        return "the URL carries a user or password: the webhook's secret signs instead"
+    return ""
 
 
 class _Everywhere(dict[str, str]):
@@ -311,8 +327,16 @@ def loopback(host: str) -> bool:
         return False
 
 
+def unset_variables(target: Mapping[str, str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The environment variables a target names that are not set (here)."""
+    environ = os.environ if environ is None else environ
+    names = (target.get(f"{key}_env") for key in ("url", "secret"))
+    return [name for name in names if name is not None and not environ.get(name, "").strip()]
+
+
 def resolve_target(target: Mapping[str, str], environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """The URL and secret ('' for none) a stored target names; raise LookupError if a variable is unset."""
+    """The URL and secret ('' for none) a stored target names; raise LookupError if a variable is unset or
+    its value would not do (checked here, as `tracker validate` and the store know only the variable's name)."""
     environ = os.environ if environ is None else environ
     found = []
     for key in ("url", "secret"):
@@ -323,5 +347,12 @@ def resolve_target(target: Mapping[str, str], environ: Mapping[str, str] | None 
         value = environ.get(variable, "").strip()
         if not value:
             raise LookupError(f"the environment variable {variable} is not set where Tracker sends")
+        problem = url_problem(value) if key == "url" else short_secret(value)
+        if problem:
+            raise LookupError(f"the environment variable {variable}: {problem}")
         found.append(value)
     return found[0], found[1]
+
+
+def short_secret(secret: str) -> str:
+    return f"the secret is shorter than {MIN_SECRET} characters" if len(secret) < MIN_SECRET else ""

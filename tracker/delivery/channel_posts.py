@@ -16,7 +16,7 @@ from sqlmodel import Session
 from tracker.channels import channel_of, recipient_of
 from tracker.channels.payloads import body_of
 from tracker.channels.posting import headers_for
-from tracker.channels.settings import read_channels, resolve_target
+from tracker.channels.settings import EVERYWHERE, read_channels, resolve_target, unset_variables
 from tracker.channels.syncing import sync_channels
 from tracker.delivery.compose import Person
 from tracker.delivery.outbox import Claimed
@@ -48,9 +48,16 @@ class ChannelsFile:
             seen = ABSENT  # no channels (those stored are removed); looked at again once it appears
         if seen == self.seen:
             return
-        found = read_channels(self.path)
+        # The store holds the variables' names, never their values: another process without them (an
+        # operator's `tracker send-due` in a bare shell) must not quarantine channels for everyone.
+        # Each process reads the values when it posts (request_for): unset, the post waits.
+        found = read_channels(self.path, EVERYWHERE)
         for problem in found.problems:
             log.warning("%s", problem)
+        for spec in found.channels:
+            for variable in unset_variables(spec.target):
+                log.warning("%s: channel %s: the environment variable %s is not set here: its posts wait for it",
+                            spec.source, spec.name, variable)  # fmt: skip
         synced = sync_channels(session, found, now)
         if synced.any:
             log.info("channels: %d added, %d changed, %d quarantined, %d removed",
