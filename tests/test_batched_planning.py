@@ -32,6 +32,8 @@ from tracker.store.engine import open_store, transaction
 from tracker.store.models import Delivery, Quarantine, Subscriber
 from tracker.subscribers.registry import unsubscribe
 
+pytestmark = pytest.mark.store  # its stores are made by the test: PostgreSQL schemas under TRACKER_TEST_DATABASE_URL
+
 START = at("2017-02-10 09:00")  # the HLPF draft is due on 24 February; its comment window waits for it
 
 
@@ -159,3 +161,26 @@ def test_spans_cover_every_subscriber_once_and_the_last_is_open(stores: tuple[En
         spans = list(outbox.subscriber_spans(session, 2))
     assert spans == [(None, ids[1]), (ids[1], ids[3]), (ids[3], None)]
     assert rows(engine) == []
+
+
+def test_choices_nested_deeper_than_the_decoder_goes_set_that_subscriber_aside_not_the_pass(tmp_path: Path) -> None:
+    # Found by an outside review: json.loads raises RecursionError, not ValueError, and planning stopped for all.
+    from sqlalchemy import text
+
+    from tracker.store.engine import open_store, transaction
+
+    start = at("2017-02-10 09:00")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "hlpf.yaml").write_text(HLPF)
+    with empty_database(tmp_path) as url:
+        engine = open_store(url)
+        sync(engine, tmp_path / "s", start)
+        good = subscribe(engine, "good@example.org", start)
+        bad = subscribe(engine, "bad@example.org", start)
+        with transaction(engine, write=True) as session:
+            session.execute(text("UPDATE subscribers SET audiences = :v WHERE id = :i"),
+                            {"v": "[" * 5000 + "]" * 5000, "i": bad})  # fmt: skip
+        make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(start)).refresh(timely=True)
+        assert rows(engine, subscriber_id=good)
+        assert not rows(engine, subscriber_id=bad)
+        engine.dispose()

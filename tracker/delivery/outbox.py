@@ -307,7 +307,7 @@ def stored_json(text: str | None) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the decoder goes: unreadable too
         return text
 
 
@@ -387,7 +387,7 @@ def chosen_offsets(session: Session) -> list[list[str]]:
     for (text,) in found:
         try:
             value: Any = json.loads(text) if text else None
-        except ValueError:  # unreadable: that subscriber is quarantined, planned nothing
+        except (ValueError, RecursionError):  # unreadable: that subscriber is quarantined, planned nothing
             continue
         if isinstance(value, list):
             chosen.append([item for item in value if isinstance(item, str)])
@@ -541,6 +541,9 @@ class Unchecked(dict[tuple[str, str], int]):
                 .where(table.c.kind == "reminder", table.c.state.in_(PENDING), table.c.timeline_id == timeline_id,
                        table.c.milestone_key == milestone_key)
                 .where(table.c.revision.is_(None) | (table.c.revision != revision))
+                # Not a row changed since this planning began (returned from an expired lease meanwhile, on
+                # PostgreSQL, where claims do not wait for planning): it was not found right, and is re-planned.
+                .where(table.c.updated_at <= now)
                 .values(revision=revision, updated_at=now)
             )  # fmt: skip
 
