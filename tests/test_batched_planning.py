@@ -28,9 +28,12 @@ from tests.support.timelines import HLPF
 from tracker.delivery import outbox
 from tracker.delivery.outbox import Replan
 from tracker.delivery.outbox_log import act
+from tracker.delivery.planning import Followed
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Delivery, Quarantine, Subscriber
 from tracker.subscribers.registry import unsubscribe
+from tracker.timelines.stored import load_views
+from tracker.timelines.views import follows
 
 START = at("2017-02-10 09:00")  # the HLPF draft is due on 24 February; its comment window waits for it
 
@@ -159,3 +162,21 @@ def test_spans_cover_every_subscriber_once_and_the_last_is_open(stores: tuple[En
         spans = list(outbox.subscriber_spans(session, 2))
     assert spans == [(None, ids[1]), (ids[1], ids[3]), (ids[3], None)]
     assert rows(engine) == []
+
+
+def test_what_a_choice_follows_is_what_follows_says(stores: tuple[Engine, Engine], tmp_path: Path) -> None:
+    engine, _ = stores
+    (tmp_path / "open.yaml").write_text("id: open\ntitle: Open\nmilestones:\n  - {id: x, title: X, due: 2017-03-01}\n")
+    (tmp_path / "two.yaml").write_text(
+        "id: two\ntitle: Two\naudiences: [secretariat, other]\nmilestones:\n  - {id: y, title: Y, due: 2017-03-02}\n"
+    )
+    list(zip(story(engine, tmp_path), range(1), strict=False))  # the timelines of the story, and one more
+    sync(engine, tmp_path, START)
+    with transaction(engine) as session:
+        views = load_views(session)
+    assert {view.owner for view in views} >= {None, "membership", "secretariat"}
+    followed = Followed(views)
+    for timelines in (None, ("wg",), ("hlpf", "open", "two"), ()):
+        for audiences in ((), ("membership",), ("secretariat",), ("other",), ("membership", "other"), ("nobody",)):
+            expected = [(v.timeline_id, v.key) for v in views if follows(v, timelines, audiences)]
+            assert followed((timelines, audiences)) == expected, (timelines, audiences)
