@@ -129,17 +129,23 @@ def one_run(port: int, size: tuple[int, int, int], following: Following) -> dict
         folder = Path(tmp)
         url = fresh_url("sqlite", folder)
         env, first = build(folder, url, port, size, following)
-        plan = timed([TRACKER, "send-due"], env, folder)  # the first: plans every row
+        plan = noted("first plan", timed([TRACKER, "send-due"], env, folder))  # plans every row
         plan_load = os.getloadavg()[0]
-        base = timed([sys.executable, "-c", "import sqlalchemy"], env, folder)
-        noop = timed([TRACKER, "send-due"], env, folder)
+        base = noted("baseline", timed([sys.executable, "-c", "import sqlalchemy"], env, folder))
+        noop = noted("no-op pass", timed([TRACKER, "send-due"], env, folder))
         (folder / "schedules" / "t0000.yaml").write_text(timeline(0, size[1], first, following, shift=1))
         subprocess.run([TRACKER, "sync"], env=env, cwd=folder, check=True, capture_output=True)
         before = sent_count(url)
-        replan = timed([TRACKER, "send-due"], env, folder)
+        replan = noted("re-plan", timed([TRACKER, "send-due"], env, folder))
         return {"plan": plan[0], "plan_rss": plan[1], "plan_load": plan_load, "base": base[0], "base_rss": base[1],
                 "noop": noop[0], "noop_rss": noop[1], "replan": replan[0], "replan_rss": replan[1],
                 "told": sent_count(url) - before, "rows": planned_rows(url), "load": os.getloadavg()[0]}  # fmt: skip
+
+
+def noted(case: str, figures: tuple[float, float]) -> tuple[float, float]:
+    """*figures* of *case*, printed at once: a run stopped half way (a large size) keeps what it measured."""
+    print(f"{case}: {figures[0]:.2f} s, {figures[1]:.0f} MB, load average {os.getloadavg()[0]:.2f}", flush=True)
+    return figures
 
 
 def sizes(text: str) -> tuple[int, int, int]:

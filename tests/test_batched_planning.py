@@ -28,9 +28,12 @@ from tests.support.timelines import HLPF
 from tracker.delivery import outbox
 from tracker.delivery.outbox import Replan
 from tracker.delivery.outbox_log import act
+from tracker.delivery.planning import Followed
 from tracker.store.engine import open_store, transaction
 from tracker.store.models import Delivery, Quarantine, Subscriber
 from tracker.subscribers.registry import unsubscribe
+from tracker.timelines.stored import load_views
+from tracker.timelines.views import follows
 
 pytestmark = pytest.mark.store  # its stores are made by the test: PostgreSQL schemas under TRACKER_TEST_DATABASE_URL
 
@@ -184,3 +187,21 @@ def test_choices_nested_deeper_than_the_decoder_goes_set_that_subscriber_aside_n
         assert rows(engine, subscriber_id=good)
         assert not rows(engine, subscriber_id=bad)
         engine.dispose()
+
+
+def test_what_a_choice_follows_is_what_follows_says(stores: tuple[Engine, Engine], tmp_path: Path) -> None:
+    engine, _ = stores
+    (tmp_path / "open.yaml").write_text("id: open\ntitle: Open\nmilestones:\n  - {id: x, title: X, due: 2017-03-01}\n")
+    (tmp_path / "two.yaml").write_text(
+        "id: two\ntitle: Two\naudiences: [secretariat, other]\nmilestones:\n  - {id: y, title: Y, due: 2017-03-02}\n"
+    )
+    list(zip(story(engine, tmp_path), range(1), strict=False))  # the timelines of the story, and one more
+    sync(engine, tmp_path, START)
+    with transaction(engine) as session:
+        views = load_views(session)
+    assert {view.owner for view in views} >= {None, "membership", "secretariat"}
+    followed = Followed(views)
+    for timelines in (None, ("wg",), ("hlpf", "open", "two"), ()):
+        for audiences in ((), ("membership",), ("secretariat",), ("other",), ("membership", "other"), ("nobody",)):
+            expected = [(v.timeline_id, v.key) for v in views if follows(v, timelines, audiences)]
+            assert followed((timelines, audiences)) == expected, (timelines, audiences)

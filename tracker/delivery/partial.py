@@ -25,7 +25,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, distinct
+from sqlalchemy import Row
 from sqlmodel import Session, select
 
 from tracker import __version__
@@ -178,7 +178,7 @@ def kinds_of(
         kinds[pair] = ("reminder",) * (pair in reminders) + LATE_KINDS * (pair in late)
     table = Delivery.__table__  # type: ignore[attr-defined]
     for timeline_id in sorted(timelines):  # once a pass, through ix_deliveries_milestone
-        keys = session.execute(select(distinct(table.c.milestone_key)).where(table.c.timeline_id == timeline_id))
+        keys = session.execute(select(table.c.milestone_key).where(table.c.timeline_id == timeline_id).distinct())
         kinds.update(((timeline_id, key), ("reminder", *LATE_KINDS)) for (key,) in keys if key)
     return kinds
 
