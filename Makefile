@@ -58,8 +58,8 @@ typecheck: install
 # Every core runs a share of the suite (pytest-xdist); the tests that kill instances and wait on the clock
 # (marked `serial`) run after, alone, so that no other test's load decides whether a lease ran out.
 pytest: install browser
-	$(BIN)/pytest -n auto -m "not serial"
-	$(BIN)/pytest -m serial
+	$(BIN)/pytest -n auto -m "not serial" --durations=15
+	$(BIN)/pytest -m serial --durations=5
 
 test: lint typecheck pytest
 
