@@ -311,7 +311,8 @@ def main() -> None:
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — Delivery: fan-out and lateness — {platform.system()} "
         f"{platform.machine()}, {machine()}\n",
-        f"Command: `make bench` (bench/bench_delivery.py), {count:,} messages, "
+        f"Command: `{' '.join(['bench/bench_delivery.py', *sys.argv[1:]]) if args.count else 'make bench'}` "
+        f"(bench/bench_delivery.py), {count:,} messages, "
         f"{CONNECTIONS} SMTP connections, Postfix smtp-sink on 127.0.0.1. Each case {runs} time(s), the median shown; "
         "bare sending measured just before and after each run, its mean the baseline.\n",
         "| case | sent | seconds | msgs/s | bare aiosmtplib msgs/s | ratio (goal ≥ 0.5) | lowest–highest | peak RSS |",

@@ -32,7 +32,10 @@ def load_views(session: Session) -> list[MilestoneView]:
     for c in session.exec(select(CompletionRecord)):
         done.setdefault((c.timeline_id, c.milestone_key), {})[c.occurrence] = CompletionView(c.done_at, c.note, c.link)
     views = []
-    for m in session.exec(select(Milestone).order_by(Milestone.timeline_id, Milestone.position)):  # type: ignore[arg-type]
+    # A thousand objects at a time: all 20,000 of a large organisation's milestones as objects at
+    # once were twice the memory of the views made of them, at the peak of every delivery pass.
+    ordered = select(Milestone).order_by(Milestone.timeline_id, Milestone.position)  # type: ignore[arg-type]
+    for m in session.exec(ordered.execution_options(yield_per=1000)):
         timeline = timelines[m.timeline_id]
         views.append(
             MilestoneView(
