@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import Site, due_in, wait_for
+from tests.support.processes import Site, due_in, running_site, wait_for
 from tests.support.receiver import Answer, Receiver
 from tests.support.smtp_server import SMTPTestServer
 
@@ -23,11 +23,8 @@ SECRET = "a-webhook-secret-of-some-length-0123"
 
 @pytest.fixture
 def site(tmp_path: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
-    site = Site(tmp_path, database_url, smtp)
-    yield site
-    site.close()
-    for job in site.jobs:  # pytest shows this when the test failed
-        print(f"----- {job.name} (exit {job.process.returncode}) -----\n{job.log}")
+    with running_site(tmp_path, database_url, smtp) as site:
+        yield site
 
 
 def write_channels(site: Site, url: str) -> Path:

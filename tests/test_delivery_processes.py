@@ -26,6 +26,7 @@ from tests.support.processes import (
     parse_at,
     recipients,
     repeats,
+    running_site,
     states,
     wait_for,
 )
@@ -42,11 +43,8 @@ SOON = timedelta(hours=2)  # with `reminders: [3h]`, the reminder fell due an ho
 
 @pytest.fixture
 def site(tmp_path: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
-    site = Site(tmp_path, database_url, smtp)
-    yield site
-    site.close()
-    for job in site.jobs:  # pytest shows this when the test failed
-        print(f"----- {job.name} (exit {job.process.returncode}) -----\n{job.log}")
+    with running_site(tmp_path, database_url, smtp) as site:
+        yield site
 
 
 def everyone(addresses: Sequence[str], since: int = 0) -> MailCondition:

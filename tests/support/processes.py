@@ -331,3 +331,13 @@ def states(rows: Iterable[DeliveryRow]) -> Counter[str]:
 
 def parse_at(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+@contextmanager
+def running_site(folder: Path, database_url: str, smtp: SMTPTestServer) -> Iterator[Site]:
+    """A Site, closed after; each job's log printed (pytest shows it when the test failed)."""
+    site = Site(folder, database_url, smtp)
+    yield site
+    site.close()
+    for job in site.jobs:
+        print(f"----- {job.name} (exit {job.process.returncode}) -----\n{job.log}")

@@ -60,10 +60,10 @@ def stored_lines(
 ) -> list[Line]:
     """The lines of a stored changed row (as JSON values, or the column's text as a claim reads it);
     a row planned before change sets tells of its one milestone's move."""
-    if isinstance(lines, str) and lines != "null":  # JSON null, as a claim reads it: a row from before change sets
-        return list(read_text(lines))
-    if isinstance(lines, str):
+    if lines == "null":  # JSON null, as a claim reads it: a row from before change sets
         lines = None
+    if isinstance(lines, str):
+        return list(read_text(lines))
     if lines is not None:
         return [read_stored(tuple(value)) for value in lines]
     return [Line(timeline_id, key, "moved", old_at, new_at)]
