@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, su
 from tests.support.factories import REPO
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
+from tracker.delivery.compose import Store
 from tracker.delivery.dispatcher import Dispatcher
-from tracker.delivery.rendering import Recipe, Rendered, RenderHelper, prepare
+from tracker.delivery.outbox import Claimed
+from tracker.delivery.rendering import Prepared, Recipe, Rendered, RenderHelper, prepare
 from tracker.emails import Sender
 from tracker.mail.smtp import on_the_wire
 from tracker.mail.wire import WireReady, wire_ready, wire_ready_joined
@@ -51,10 +54,8 @@ def with_helper(dispatcher: Dispatcher) -> RenderHelper:
     return helper
 
 
-def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp: SMTPTestServer) -> None:
-    clock = Clock(at("2017-02-10 09:00"))
-    dispatcher = make_dispatcher(members, smtp.url, clock)
-    dispatcher.refresh(timely=True)
+def both_ways(dispatcher: Dispatcher, clock: Clock) -> tuple[list[Prepared] | None, list[Prepared], list[Claimed]]:
+    """Claim the rows due and render them in a helper and in this process: (the helper's, this one's, the rows)."""
     claimed, people, store = dispatcher.claim_batch(100)
     batch = [(row, people.get(row.subscriber_id)) for row in claimed]
     helper = with_helper(dispatcher)
@@ -62,7 +63,14 @@ def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp
         ahead = asyncio.run(helper.prepare(batch, store, clock.now))
     finally:
         helper.close()
-    here = [prepare(dispatcher.renderer, row, person, store, clock.now) for row, person in batch]
+    return ahead, [prepare(dispatcher.renderer, row, person, store, clock.now) for row, person in batch], claimed
+
+
+def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp: SMTPTestServer) -> None:
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    dispatcher.refresh(timely=True)
+    ahead, here, _ = both_ways(dispatcher, clock)
     assert ahead is not None and len(ahead) == len(here) == 24
     assert ahead == here  # recipient and bytes, in six languages
     rendered = [p for p in ahead if isinstance(p, Rendered)]
@@ -73,6 +81,52 @@ def test_the_helper_renders_the_same_bytes_as_this_process(members: Engine, smtp
         assert (type(message.data) is WireReady) is not needs_change
     assert any(type(message.data) is WireReady for message in rendered)
     assert {p.recipient for p in rendered} == {f"member{n}@example.org" for n in range(24)}
+
+
+def test_the_helper_renders_with_the_milestones_as_the_sender_last_read_them(
+    members: Engine, smtp: SMTPTestServer
+) -> None:
+    # The views go to the helper once, not with every batch: a batch after the sender read them again
+    # (an event changed one) must be rendered from the new ones, and one after it from the same again.
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    dispatcher.refresh(timely=True)
+    claimed, people, store = dispatcher.claim_batch(100)
+    batch = [(row, people.get(row.subscriber_id)) for row in claimed]
+    renamed = {key: replace(view, title=f"{view.title} (renamed)") for key, view in store.views.items()}
+    later = Store(renamed, {}, {}, store.set_aside)
+    helper = with_helper(dispatcher)
+    try:
+        first = asyncio.run(helper.prepare(batch[:12], store, clock.now))
+        second = asyncio.run(helper.prepare(batch[12:], later, clock.now))
+        third = asyncio.run(helper.prepare(batch[:12], later, clock.now))
+    finally:
+        helper.close()
+    here = [prepare(dispatcher.renderer, row, person, store, clock.now) for row, person in batch[:12]]
+    assert first == here
+    assert second == [prepare(dispatcher.renderer, row, person, later, clock.now) for row, person in batch[12:]]
+    assert third == [prepare(dispatcher.renderer, row, person, later, clock.now) for row, person in batch[:12]]
+    assert third != first
+    assert all(b"(renamed)" in p.data for p in third if isinstance(p, Rendered))
+
+
+def test_the_helper_renders_a_change_set_as_this_process_does(
+    members: Engine, smtp: SMTPTestServer, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    # A changed message's shared parts (its calendar, the fixed lines of its text) come back from the
+    # helper once a batch, by reference: the messages must still be each reader's own, byte for byte.
+    clock = Clock(at("2017-02-10 09:00"))
+    dispatcher = make_dispatcher(members, smtp.url, clock)
+    dispatcher.refresh(timely=True)
+    deliver(dispatcher)  # the 14-day reminders: the members now know the dates
+    write_timeline("hlpf", HLPF.replace("2017-02-24", "2017-03-03").replace("2017-04-28 12:00", "2017-05-05 12:00"))
+    sync(members, schedules, clock.now)
+    dispatcher.refresh(timely=True)
+    ahead, here, claimed = both_ways(dispatcher, clock)
+    assert [row.kind for row in claimed] == ["changed"] * 24
+    assert ahead == here
+    assert all(isinstance(p, Rendered) and b"Content-Type: text/calendar" in p.data for p in ahead)
+    assert len({p.data for p in ahead if isinstance(p, Rendered)}) == 24  # each with its own links
 
 
 def test_a_pass_rendered_ahead_sends_every_row_once(members: Engine, smtp: SMTPTestServer) -> None:

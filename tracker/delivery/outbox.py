@@ -835,8 +835,24 @@ def claim(session: Session, *, now: datetime, limit: int, lease: timedelta, work
         .values(state="claimed", claimed_by=worker, lease_until=now + lease, updated_at=now)
         .returning(*(claimed_column(table, name) for name in _CLAIMED_COLUMNS))
     )
-    rows = [Claimed(*row) for row in session.execute(statement)]
+    texts: dict[str, str] = {}
+    rows = [claimed(row, texts) for row in session.execute(statement)]
     return sorted(rows, key=lambda row: (row.send_at, row.id))
+
+
+_LINES = _CLAIMED_COLUMNS.index("lines")
+
+
+def claimed(values: Sequence[Any], texts: dict[str, str]) -> Claimed:
+    """A claimed row; the rows of a claim that list the same lines share one text (*texts*, by value).
+
+    A change set's thousands of readers hold the same few kilobytes: one string, the render helper
+    gets it once a batch (pickle writes an object it has seen as a reference), not once a row.
+    """
+    text = values[_LINES]
+    if text is not None:
+        values = (*values[:_LINES], texts.setdefault(text, text), *values[_LINES + 1 :])
+    return Claimed(*values)
 
 
 def claimed_column(table: Table, name: str) -> ColumnElement[Any]:

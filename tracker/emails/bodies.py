@@ -18,9 +18,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import quoprimime
+from functools import lru_cache
 from typing import Literal
 
 from tracker.emails.mime import CRLF, POLICY
+from tracker.mail.wire import WireReady, wire_ready
 
 LINE = POLICY.max_line_length or 78  # the longest 7bit or quoted-printable line of a body
 BASE64_CHUNK = LINE // 4 * 3  # bytes a base64 line holds: 57
@@ -56,16 +58,25 @@ class TextBody:
 
     def render(self, values: Sequence[bytes]) -> bytes:
         """Return the part, headers and body, with *values* in place (none may hold CR or LF)."""
+        return b"".join(self.pieces(values))
+
+    def pieces(self, values: Sequence[bytes]) -> list[bytes]:
+        """Return the part in pieces to be joined once: the fixed runs of lines as made, marked WireReady if they are.
+
+        Only the lines with values are then left for the wire check of a whole message: a changed
+        message's text and HTML, fifty lines each, were scanned again for every reader.
+        """
         filled = [b"".join(values[p] if isinstance(p, int) else p for p in hole) for hole in self.holes]
         encoding = self.encoding(filled)
         if encoding == "quoted-printable":
-            body = interleave(self.quoted, self.quote(values))
+            body = interleave_pieces(self.quoted, self.quote(values))
         elif encoding == "base64":
-            rest = interleave((self.raw[0][self.base64_cut :], *self.raw[1:]), filled)
-            body = self.base64_head + base64_lines(rest)
+            rest = b"".join(interleave_pieces((self.raw[0][self.base64_cut :], *self.raw[1:]), filled))
+            # Base64 lines and CRLF only, by construction: nothing there for the wire check to find.
+            body = [self.base64_head, WireReady(base64_lines(rest))]
         else:
-            body = interleave(self.raw, filled)
-        return part_header(self.subtype, encoding) + body
+            body = interleave_pieces(self.raw, filled)
+        return [part_header(self.subtype, encoding), *body]
 
     def encoding(self, filled: Sequence[bytes]) -> Encoding:
         """Pick the transfer encoding as text_encoding would for the whole text, from the fixed lines' size."""
@@ -89,16 +100,21 @@ def make_text_body(text: str, subtype: str, marks: re.Pattern[bytes]) -> TextBod
     cut = len(raw[0]) // BASE64_CHUNK * BASE64_CHUNK
     return TextBody(
         subtype=subtype,
-        raw=raw,
-        quoted=gaps(lines, quote_lines),
+        raw=marked(raw),
+        quoted=marked(gaps(lines, quote_lines)),
         holes=holes,
         escaped=tuple(tuple(p if isinstance(p, int) else escape_quoted(p) for p in hole) for hole in holes),
         short_ascii=all(len(line) <= LINE and line.isascii() for line in lines if isinstance(line, bytes)),
         size=measure([line for line in lines if isinstance(line, bytes)]),
         fields=frozenset(piece for hole in holes for piece in hole if isinstance(piece, int)),
-        base64_head=base64_lines(raw[0][:cut]),
+        base64_head=marked((base64_lines(raw[0][:cut]),))[0],
         base64_cut=cut,
     )
+
+
+def marked(runs: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """Return *runs*, each one that is ready for the wire as it is marked so (checked once, not in every message)."""
+    return tuple(wire_ready(run) or run for run in runs)
 
 
 def split_line(line: bytes, marks: re.Pattern[bytes]) -> Line:
@@ -123,12 +139,12 @@ def gaps(lines: Sequence[Line], encode: Callable[[list[bytes]], bytes]) -> tuple
     return (encoded[0], *(CRLF + run for run in encoded[1:]))
 
 
-def interleave(fixed: Sequence[bytes], filled: Sequence[bytes]) -> bytes:
-    """Return fixed[0] + filled[0] + fixed[1] + … + fixed[-1]."""
+def interleave_pieces(fixed: Sequence[bytes], filled: Sequence[bytes]) -> list[bytes]:
+    """Return [fixed[0], filled[0], fixed[1], …, fixed[-1]]."""
     out = [fixed[0]]
     for line, after in zip(filled, fixed[1:], strict=True):
         out += (line, after)
-    return b"".join(out)
+    return out
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -226,6 +242,7 @@ def text_encoding(text: str) -> Encoding:
     return choose_encoding(measure(lines))
 
 
+@lru_cache(maxsize=16)
 def part_header(subtype: str, encoding: Encoding) -> bytes:
     text = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'
-    return text.encode("ascii")
+    return wire_ready(text.encode("ascii")) or text.encode("ascii")

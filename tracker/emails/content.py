@@ -56,10 +56,10 @@ class Content:
 
     def body(self, values: Sequence[str], boundary: str) -> list[bytes]:
         """Return the Content-Type header, the blank line after the headers, and the body, in pieces."""
-        text = self.text.render(pick(values, self.text.fields, str.encode))
-        html = self.html.render(pick(values, self.html.fields, lambda value: str(escape(value)).encode()))
+        text = self.text.pieces(pick(values, self.text.fields, str.encode))
+        html = self.html.pieces(pick(values, self.html.fields, lambda value: str(escape(value)).encode()))
         inner = boundary + "1"
-        alternative = [multipart_header("alternative", inner), CRLF, *multipart(inner, ((text,), (html,)))]
+        alternative = [multipart_header("alternative", inner), CRLF, *multipart(inner, (text, html))]
         if not self.attachments:
             return alternative
         outer = boundary + "0"
@@ -142,7 +142,7 @@ def content_key(request: EmailRequest, language: str, reader: str) -> tuple[Hash
         reader,
         identity(view),
         request.due_at,
-        lines_key(request.changes),
+        line_facts(request.changes).key,
         request.offset,
         identity(request.predecessor),
         request.note,
@@ -172,19 +172,28 @@ class Hashed:
         return other is self or (isinstance(other, Hashed) and other.hash == self.hash and other.value == self.value)
 
 
-_LINES_KEYS: dict[int, tuple[Sequence[ChangeLine], Hashed]] = {}  # by the id of a changes tuple compose shares
+@dataclass(frozen=True, slots=True)
+class LineFacts:
+    """What the renderer needs to know of a changed message's lines: its content key part, and whether each is dated."""
+
+    key: Hashed
+    dated: bool
 
 
-def lines_key(changes: Sequence[ChangeLine]) -> Hashed:
-    """The part of a content key that says a changed message's lines, made once per tuple of lines."""
-    found = _LINES_KEYS.get(id(changes))
+_LINE_FACTS: dict[int, tuple[Sequence[ChangeLine], LineFacts]] = {}  # by the id of a changes tuple compose shares
+
+
+def line_facts(changes: Sequence[ChangeLine]) -> LineFacts:
+    """The facts of a changed message's lines, made once per tuple of lines (fifty lines, thousands of readers)."""
+    found = _LINE_FACTS.get(id(changes))
     if found is not None and found[0] is changes:  # the same tuple, not one that took a freed one's id
         return found[1]
     key = Hashed(tuple((*identity(line.view), line.change, line.old_at, line.new_at) for line in changes))
-    if len(_LINES_KEYS) >= 64:
-        _LINES_KEYS.clear()
-    _LINES_KEYS[id(changes)] = (changes, key)
-    return key
+    facts = LineFacts(key, all(line.at is not None for line in changes))
+    if len(_LINE_FACTS) >= 64:
+        _LINE_FACTS.clear()
+    _LINE_FACTS[id(changes)] = (changes, facts)
+    return facts
 
 
 def identity(view: MilestoneView | None) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Template
 
 from tracker.emails.bodies import base64_size, text_encoding
-from tracker.emails.content import LRU, Content, Placeholders, content_key, make_content, personal_values
+from tracker.emails.content import LRU, Content, Placeholders, content_key, line_facts, make_content, personal_values
 from tracker.emails.headers import Letterhead, make_message, one_line
 from tracker.emails.inlining import make_environment
 from tracker.emails.mime import HEADERS_POLICY, POLICY
@@ -99,18 +99,27 @@ class Renderer:
 
     def render_bytes(self, request: EmailRequest) -> bytes:
         """Return bytes(render(request)), built from a text rendered once for all who get the same words."""
+        pieces = self.render_pieces(request)
+        # Marked ready for the wire here, where the shared parts need no scan.
+        return pieces[0] if len(pieces) == 1 else wire_ready_joined(pieces) or b"".join(pieces)
+
+    def render_pieces(self, request: EmailRequest) -> list[bytes]:
+        """Return render_bytes(request) in pieces not yet joined: the parts many messages share are the same objects.
+
+        The render helper sends them back so: the bytes of a shared part once a batch, not once a message.
+        """
         check_request(request)
         language = self.language_of(request)
         content = self.content(request, language)
         values = personal_values(request)
         if not content.fits(values):  # a link with a line break: only a whole render lays it out right
-            return bytes(self.render(request))
+            return [bytes(self.render(request))]
         head = self.letterhead.write(request, content.subject_line, content.language_line)
-        pieces = (head, *content.body(values, boundary_of(request.key)))
-        if self.signer is None:  # marked ready for the wire here, where the shared parts need no scan
-            return wire_ready_joined(pieces) or b"".join(pieces)
+        pieces = [head, *content.body(values, boundary_of(request.key))]
+        if self.signer is None:
+            return pieces
         # Per message: the body hash differs with each recipient's personal links.
-        return self.signer.sign(b"".join(pieces))
+        return [self.signer.sign(b"".join(pieces))]
 
     def language_of(self, request: EmailRequest) -> Language:
         return self.languages[choose_language(request.recipient.language)]
@@ -219,7 +228,7 @@ def check_request(request: EmailRequest) -> None:
     if request.kind in ("confirm", "sign-in") and request.links.confirm is None:
         raise ValueError(f"a {request.kind} email needs links.confirm")
     if request.kind == "changed":
-        if not request.changes or any(line.at is None for line in request.changes):
+        if not request.changes or not line_facts(request.changes).dated:
             raise ValueError("a changed email needs its changes, each with its date")
     elif request.kind not in ("confirm", "digest", "sign-in") and request.view is None:
         raise ValueError(f"a {request.kind} email needs a view")

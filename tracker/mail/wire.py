@@ -34,10 +34,13 @@ def wire_ready_joined(pieces: Sequence[bytes]) -> WireReady | None:
     ending with one, not starting with a dot) stands in the check as an empty line, which joins
     its neighbours exactly as it would.
     """
+    return WireReady(b"".join(pieces)) if pieces_ready(pieces) else None
+
+
+def pieces_ready(pieces: Sequence[bytes]) -> bool:
+    """Tell whether *pieces* joined would be wire_ready, scanning only the pieces not marked WireReady."""
     rest = b"".join(CRLF if type(piece) is WireReady else piece for piece in pieces)
-    if not crlf_only(rest) or dotted(rest):
-        return None
-    return WireReady(b"".join(pieces))
+    return crlf_only(rest) and not dotted(rest)
 
 
 def crlf_only(data: bytes) -> bool:
