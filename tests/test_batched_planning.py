@@ -205,3 +205,61 @@ def test_what_a_choice_follows_is_what_follows_says(stores: tuple[Engine, Engine
         for audiences in ((), ("membership",), ("secretariat",), ("other",), ("membership", "other"), ("nobody",)):
             expected = [(v.timeline_id, v.key) for v in views if follows(v, timelines, audiences)]
             assert followed((timelines, audiences)) == expected, (timelines, audiences)
+
+
+def change_story(engine: Engine, schedules: Path) -> Iterator[Snapshot]:
+    """Change sets told to readers of several choices, folded and unfolded; yield the outbox after each pass."""
+    schedules.mkdir(exist_ok=True)
+    (schedules / "hlpf.yaml").write_text(HLPF)
+    (schedules / "wg.yaml").write_text(group("2017-03-10"))
+    sync(engine, schedules, START)
+    for n in range(3):
+        subscribe(engine, f"m{n}@example.org", START, audiences=("membership",))
+    subscribe(engine, "s@example.org", START, audiences=("secretariat",))
+    subscribe(engine, "wg@example.org", START, timelines=("wg",))
+    subscribe(engine, "both@example.org", START, audiences=("membership", "secretariat"))
+    subscribe(engine, "pending@example.org", START, confirmed=False)
+
+    def moved(now: datetime, a_due: str, submission: str = "2017-04-28 12:00") -> Snapshot:
+        (schedules / "wg.yaml").write_text(group(a_due))
+        (schedules / "hlpf.yaml").write_text(HLPF.replace("2017-04-28 12:00", submission))
+        sync(engine, schedules, now)
+        make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(now)).refresh(timely=True)
+        return snapshot(engine)
+
+    make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(START)).refresh(timely=True)
+    yield moved(START + timedelta(hours=1), "2017-03-12", "2017-05-05 12:00")  # one change set, two timelines
+    yield moved(START + timedelta(hours=2), "2017-03-14", "2017-05-05 12:00")  # folded into the unsent messages
+    yield moved(START + timedelta(hours=3), "2017-03-14")  # the submission back: its line goes, wg's stays
+    with transaction(engine, write=True) as session:  # the wg messages go out
+        session.execute(update(Delivery).where(col(Delivery.kind) == "changed").values(state="sent"))
+    yield moved(START + timedelta(hours=4), "2017-03-10")  # after they went: a new message each
+
+
+@pytest.mark.parametrize("subscribers", [1, 2], ids=["one subscriber a span", "two a span"])
+def test_change_sets_told_a_span_of_subscribers_at_a_time_are_told_as_at_once(
+    stores: tuple[Engine, Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subscribers: int
+) -> None:
+    # A change set told to 100,000 readers holds a span's readers and unsent messages at a time.
+    whole, spans = stores
+    at_once = list(change_story(whole, tmp_path / "whole"))
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "BATCH_SUBSCRIBERS", subscribers)
+        in_spans = list(change_story(spans, tmp_path / "spans"))
+    for step, (found, expected) in enumerate(zip(in_spans, at_once, strict=True)):
+        assert found == expected, f"pass {step}"
+    changed = [[row for row in table if row[4] == "changed"] for table, _ in at_once]
+    told = [{(row[0], row[6]): [line[:3] for line in row[14]] for row in rows} for rows in changed]  # fmt: skip
+    a, submission = ["wg", "a", "moved"], ["hlpf", "submission", "moved"]
+    # Subscribers 1-3 (membership), 4 (secretariat), 5 (wg only), 6 (both); 7 is not confirmed.
+    first = {(1, "planned"): [a], (2, "planned"): [a], (3, "planned"): [a], (4, "planned"): [submission],
+             (5, "planned"): [a], (6, "planned"): [a, submission]}  # fmt: skip
+    assert told[0] == told[1] == first  # the second move folded into the same messages
+    back = {key: lines for key, lines in first.items() if key[0] != 4} | {(4, "cancelled"): [submission]}
+    assert told[2] == back | {(6, "planned"): [a]}  # the submission moved back: its line goes, and a message left empty
+    names = [c.name for c in Delivery.__table__.c if c.name not in ("id", "claimed_by", "lease_until")]  # type: ignore[attr-defined]
+    reasons = [row[names.index("reason")] for row in changed[2] if row[0] == 4]
+    assert reasons == ["nothing left to tell: moved back to its earlier date"]
+    assert {key: lines for key, lines in told[3].items() if key[1] == "planned"} == {
+        (n, "planned"): [a] for n in (1, 2, 3, 5, 6)
+    }

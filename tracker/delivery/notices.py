@@ -18,9 +18,10 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, func, select
 
+from tracker.delivery import outbox
 from tracker.delivery.changes import OFF, Line, fold, in_date_order, stored_lines
 from tracker.delivery.changes import Change as LineChange
-from tracker.delivery.outbox import insert_new, load_readers
+from tracker.delivery.outbox import EVERYONE, Span, insert_new, load_readers, subscriber_spans, within
 from tracker.delivery.planning import waiting_for
 from tracker.delivery.scope import Scope, scope_of
 from tracker.store.models import Cursor, Delivery, Event
@@ -57,7 +58,7 @@ class Snapshot:
     _readers: list[Reader] | None = None
     _by_key: dict[tuple[str, str], MilestoneView] = field(default_factory=dict)
     _process: Process | None = None
-    _groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[Reader]] | None = None
+    _routing: Routing | None = None
 
     @property
     def views(self) -> list[MilestoneView]:
@@ -84,19 +85,29 @@ class Snapshot:
         return bool(coming) and self._process.is_waiting(coming[0])
 
     def routed(self, view: MilestoneView) -> list[Reader]:
-        """The readers *view* concerns: asked once per choice of timelines and audiences.
+        """The confirmed readers *view* concerns."""
+        if self._routing is None:
+            self._routing = Routing(self.readers)
+        return self._routing.routed(view)
 
-        Thousands of subscribers make a few such choices; a change set of 50 lines would otherwise
-        ask each subscriber 50 times.
-        """
-        if self._groups is None:
-            self._groups = {}
-            for reader in self.readers:
-                self._groups.setdefault((reader.timelines, reader.audiences), []).append(reader)
-        groups = self._groups.items()
+
+class Routing:
+    """Readers by their choice of timelines and audiences: which of them a milestone concerns is asked once a choice.
+
+    Thousands of subscribers make a few such choices; a change set of 50 lines would otherwise
+    ask each subscriber 50 times.
+    """
+
+    def __init__(self, readers: Iterable[Reader]) -> None:
+        self.groups: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], list[Reader]] = {}
+        for reader in readers:
+            self.groups.setdefault((reader.timelines, reader.audiences), []).append(reader)
+
+    def routed(self, view: MilestoneView) -> list[Reader]:
+        """The readers *view* concerns."""
         return [
             reader
-            for (timelines, audiences), group in groups
+            for (timelines, audiences), group in self.groups.items()
             if follows(view, timelines, audiences)
             for reader in group
         ]
@@ -165,11 +176,21 @@ def plan_changed(session: Session, events: list[Event], snapshot: Snapshot, now:
     sets: dict[str, list[Event]] = {}
     for event in events:  # events written before change sets existed are each their own
         sets.setdefault(event.change_set or str(event.id), []).append(event)
-    pending = Pending.load(session)
-    for change_set, group in sets.items():
-        for line, view in set_lines(group, snapshot, now):
-            tell(session, pending, (change_set, group[0].id), line, view, snapshot, now)
-    return pending.write(session, now)
+    told = [((change_set, group[0].id), set_lines(group, snapshot, now)) for change_set, group in sets.items()]
+    told = [(change_set, lines) for change_set, lines in told if lines]
+    if not told:
+        return 0
+    # A span of subscribers at a time: a change set told to 100,000 is held a span's readers and
+    # their unsent messages at a time, not all of them. Each subscriber's messages depend on their
+    # own alone, so the lines go through every span in the same order as they would all at once.
+    touched = 0
+    for span in subscriber_spans(session, outbox.BATCH_SUBSCRIBERS):
+        routing, pending = Routing(load_readers(session, span=span)), Pending.load(session, span)
+        for change_set, lines in told:
+            for line, view in lines:
+                tell(session, pending, change_set, line, view, routing, now, span)
+        touched += pending.write(session, now)
+    return touched
 
 
 class Changed(Protocol):
@@ -237,11 +258,12 @@ def tell(
     change_set: tuple[str, int | None],
     line: Line,
     view: MilestoneView,
-    snapshot: Snapshot,
+    routing: Routing,
     now: datetime,
+    span: Span = EVERYONE,
 ) -> None:
-    """Put *line* in the messages of the subscribers it concerns: folded into an unsent one, else in this set's."""
-    opening = planned_notices(session, view, "opened")  # an 'opened' notice states the new date itself
+    """Put *line* in the messages of the readers in *span* it concerns: folded into an unsent one, else in its set's."""
+    opening = planned_notices(session, view, "opened", span)  # an 'opened' notice states the new date itself
     if line.change in OFF:
         for row in opening.values():
             set_state(session, row.id, "cancelled", now, reason=f"milestone {line.change}")
@@ -250,7 +272,7 @@ def tell(
     for message in list(holding.values()):
         pending.fold(message, line)
     pending.add(
-        [reader.id for reader in snapshot.routed(view) if reader.id not in holding and reader.id not in opening],
+        [reader.id for reader in routing.routed(view) if reader.id not in holding and reader.id not in opening],
         change_set,
         line,
     )
@@ -294,10 +316,13 @@ class Pending:
     by_line: dict[tuple[str, str], dict[int, Message]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session) -> Pending:
+    def load(cls, session: Session, span: Span = EVERYONE) -> Pending:
+        """The unsent changed messages of the subscribers in *span*."""
         table = Delivery.__table__  # type: ignore[attr-defined]
         names = ("id", "subscriber_id", "slot", "event_id", "lines", "timeline_id", "milestone_key", "old_at", "new_at")
         query = select(*(table.c[n] for n in names)).where(table.c.kind == "changed", table.c.state == "planned")
+        if span != EVERYONE:
+            query = query.where(within(table.c.subscriber_id, span))
         pending = cls()
         for row in session.execute(query):
             try:
@@ -455,17 +480,17 @@ def notice_row(
     }  # fmt: skip
 
 
-def planned_notices(session: Session, view: MilestoneView, kind: str) -> dict[int, Delivery]:
-    """The notices of *kind* about *view* not sent yet, by subscriber."""
-    rows = session.exec(
-        select(Delivery).where(
-            Delivery.timeline_id == view.timeline_id,
-            Delivery.milestone_key == view.key,
-            Delivery.kind == kind,
-            Delivery.state == "planned",
-        )
+def planned_notices(session: Session, view: MilestoneView, kind: str, span: Span = EVERYONE) -> dict[int, Delivery]:
+    """The notices of *kind* about *view* not sent yet, by subscriber (those in *span*)."""
+    query = select(Delivery).where(
+        Delivery.timeline_id == view.timeline_id,
+        Delivery.milestone_key == view.key,
+        Delivery.kind == kind,
+        Delivery.state == "planned",
     )
-    return {row.subscriber_id: row for row in rows}
+    if span != EVERYONE:
+        query = query.where(within(col(Delivery.subscriber_id), span))
+    return {row.subscriber_id: row for row in session.exec(query)}
 
 
 def set_state(session: Session, row_id: int | None, state: str, now: datetime, *, reason: str) -> int:
