@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from tracker.delivery import dispatcher, outbox, partial, retention
+from tracker.delivery import dispatcher, notices, outbox, partial, retention
 from tracker.store.bulk import insert_rows
 from tracker.store.engine import transaction
 from tracker.store.models import Delivery
@@ -67,6 +67,9 @@ def captured(engine: Engine) -> list[tuple[str, Any]]:
             partial.kinds_of(session, set(), set(), ["t3"])
             partial.rows_of_subscribers(session, [7, 8], NOW)
             outbox.load_replannable(session, NOW, (100, 2100))  # the whole plan, a span of subscribers at a time
+            # A change set told a span of subscribers at a time: their unsent messages and 'opened' notices.
+            notices.Pending.load(session, (100, 2100))
+            notices.opened_notices(session, [("t3", "m3"), ("t4", "m4")], (100, 2100))
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -88,7 +91,7 @@ def full_reads(engine: Engine, statement: str, plan: str) -> list[str]:
         return re.findall(r"Seq Scan on deliveries\b.*", plan)
     found = re.findall(r"^SCAN (?:deliveries|later|opened)\b.*", plan, re.MULTILINE)
     if not any(allowed in statement for allowed in BY_STATE_ALONE):
-        found += re.findall(r".*ix_deliveries_claim \(state=\?\)$", plan, re.MULTILINE)
+        found += re.findall(r".*ix_deliveries_(?:claim|done) \(state=\?\)$", plan, re.MULTILINE)
     return found
 
 
@@ -105,5 +108,7 @@ def test_a_pass_reads_the_outbox_through_its_indexes(engine: Engine, outbox_rows
         if (lines := full_reads(engine, s, plan))
     }
 
-    assert len(statements) >= 12  # claim, count, next, four skips, return, suspension, retention, four re-plans
+    assert (
+        len(statements) >= 14
+    )  # claim, count, next, four skips, return, suspension, retention, four re-plans, two notices
     assert scans == {}

@@ -32,6 +32,8 @@ from tracker.timelines.views import (
 DIGEST_WINDOW = timedelta(weeks=3)
 LATE = timedelta(hours=1)  # sent later than this, a reminder says the time actually left
 
+LINE_SETS = 256  # distinct texts of lines composed and kept at once: a pass tells a few change sets
+
 
 @dataclass(frozen=True)
 class Person:
@@ -126,6 +128,8 @@ def compose_changed(row: Claimed, person: Person, store: Store, now: datetime) -
     if changes is None:
         changes = change_lines(row, store)
         if row.lines is not None:
+            if len(store.changes) >= LINE_SETS:  # kept for as long as the views are, but not without bound
+                store.changes.clear()
             store.changes[row.lines] = changes
     return changes if isinstance(changes, Skip) else request(row, person, now, changes=changes)
 

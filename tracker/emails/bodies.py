@@ -72,8 +72,10 @@ class TextBody:
             body = interleave_pieces(self.quoted, self.quote(values))
         elif encoding == "base64":
             rest = b"".join(interleave_pieces((self.raw[0][self.base64_cut :], *self.raw[1:]), filled))
-            # Base64 lines and CRLF only, by construction: nothing there for the wire check to find.
-            body = [self.base64_head, WireReady(base64_lines(rest))]
+            # Base64 lines and CRLF only, by construction: nothing there for the wire check to find
+            # (and nothing to mark when the head holds the whole text: a mark stands for a line).
+            lines = base64_lines(rest)
+            body = [self.base64_head, WireReady(lines) if lines else lines]
         else:
             body = interleave_pieces(self.raw, filled)
         return [part_header(self.subtype, encoding), *body]
