@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, union_all, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, union_all, update
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, func, select
 
 from tracker.delivery import outbox
 from tracker.delivery.changes import OFF, Line, fold, in_date_order, stored_lines
 from tracker.delivery.changes import Change as LineChange
-from tracker.delivery.outbox import EVERYONE, Span, insert_new, load_readers, subscriber_spans, within
+from tracker.delivery.outbox import Span, insert_new, load_readers, subscriber_spans, within
 from tracker.delivery.planning import waiting_for
 from tracker.delivery.scope import Scope, scope_of
 from tracker.store.models import Cursor, Delivery, Event
@@ -186,8 +187,8 @@ def plan_changed(session: Session, events: list[Event], snapshot: Snapshot, now:
     # own alone, so the lines go through every span in the same order as they would all at once.
     touched = 0
     for span in subscriber_spans(session, outbox.BATCH_SUBSCRIBERS):
-        routing, pending = Routing(load_readers(session, span=span)), Pending.load(session, span)
-        opening = opened_notices(session, milestones, span)
+        routing, pending = Routing(load_readers(session, span=span)), Pending.load(session, span, milestones)
+        opening = opened_notices(session, milestones, span) if milestones else {}
         for change_set, lines in told:
             for line, view in lines:
                 tell(session, pending, change_set, line, view, routing, now, opening)
@@ -199,23 +200,29 @@ def opened_notices(
     session: Session, milestones: Collection[tuple[str, str]], span: Span
 ) -> dict[tuple[str, str], dict[int, int]]:
     """The 'opened' notices about *milestones* not sent yet to the subscribers in *span*: by milestone, each
-    subscriber's row id.
-
-    One statement a span, a part for each milestone, each through `ix_deliveries_milestone` with the
-    span's range (tests/test_query_plans.py): a query for each line and span was 2,500 for 50 lines
-    told to 100,000 subscribers, and one OR of the milestones had the planners walk every planned row.
-    """
+    subscriber's row id (one statement a span: a query for each line and span was 2,500 for 50 lines
+    told to 100,000 subscribers)."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    columns = (table.c.timeline_id, table.c.milestone_key, table.c.subscriber_id, table.c.id)
+    columns = [table.c.timeline_id, table.c.milestone_key, table.c.subscriber_id, table.c.id]
     unsent = (table.c.kind == "opened", table.c.state == "planned", within(table.c.subscriber_id, span))
-    parts = [
-        select(*columns).where(table.c.timeline_id == timeline_id, table.c.milestone_key == key, *unsent)
-        for timeline_id, key in milestones
-    ]
     found: dict[tuple[str, str], dict[int, int]] = {}
-    for timeline_id, key, subscriber_id, row_id in session.execute(union_all(*parts)) if parts else ():
+    for timeline_id, key, subscriber_id, row_id in session.execute(
+        union_all(*about(table, milestones, columns, unsent))
+    ):
         found.setdefault((timeline_id, key), {})[subscriber_id] = row_id
     return found
+
+
+def about(
+    table: Table, milestones: Collection[tuple[str, str]], columns: list[Any], where: Iterable[ColumnElement[bool]]
+) -> list[Select[Any]]:
+    """A statement for each milestone's rows (*where*), each through `ix_deliveries_milestone`, to join in a
+    UNION ALL: one OR of the milestones had the planners walk every planned row."""
+    where = tuple(where)
+    return [
+        select_columns(*columns).where(table.c.timeline_id == timeline_id, table.c.milestone_key == key, *where)
+        for timeline_id, key in milestones
+    ]
 
 
 class Changed(Protocol):
@@ -344,13 +351,19 @@ class Pending:
     by_line: dict[tuple[str, str], dict[int, Message]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session, span: Span = EVERYONE) -> Pending:
-        """The unsent changed messages of the subscribers in *span*."""
+    def load(cls, session: Session, span: Span, milestones: Collection[tuple[str, str]]) -> Pending:
+        """The unsent changed messages of the subscribers in *span* that a change about *milestones* can touch.
+
+        Every message planned since change sets lists its lines and names no milestone of its own:
+        all of them (a new line may fold into any), through `ix_deliveries_milestone` with the span's
+        range. A message planned before tells of its one milestone: those about *milestones*. Read by
+        kind and state alone, each span walked every planned row of the outbox (70 s for a re-plan
+        at 100,000 subscribers).
+        """
         table = Delivery.__table__  # type: ignore[attr-defined]
         names = ("id", "subscriber_id", "slot", "event_id", "lines", "timeline_id", "milestone_key", "old_at", "new_at")
-        query = select(*(table.c[n] for n in names)).where(table.c.kind == "changed", table.c.state == "planned")
-        if span != EVERYONE:
-            query = query.where(within(table.c.subscriber_id, span))
+        unsent = (table.c.kind == "changed", table.c.state == "planned", within(table.c.subscriber_id, span))
+        query = union_all(*about(table, [("", ""), *milestones], [table.c[n] for n in names], unsent))
         pending = cls()
         for row in session.execute(query):
             try:
