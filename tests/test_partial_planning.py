@@ -339,3 +339,16 @@ def test_a_moved_milestone_is_replanned_without_reading_the_subscribers_it_does_
     members = {"ana@example.org", "ben@example.org", "eva@example.org"}
     assert planned_slots(planned, milestone_key="a") == {("a", "7d", to) for to in members}
     assert {row.id: row.updated_at for row in rows(planned, timeline_id="board")} == board
+
+
+def test_a_pass_that_tells_of_a_move_and_replans_it_reads_the_milestones_once(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    refresh(planned, START + timedelta(hours=1))
+    write_timeline("wg", group(a_due="2017-03-06"))
+    sync(planned, schedules, START + timedelta(hours=2))
+    reads_milestones = lambda text: text.lstrip().upper().startswith("SELECT") and "FROM milestones" in text  # noqa: E731
+    with noted(planned, reads_milestones) as seen:
+        handled, replanned = refresh(planned, START + timedelta(hours=2))
+    assert handled.notices == 3 and replanned is not None and replanned.moved == 3  # told, and re-planned
+    assert len(seen) == 1
