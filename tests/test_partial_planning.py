@@ -6,8 +6,8 @@ the next pass did to the outbox: which rows it wrote, and which statements it se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,12 +72,12 @@ def refresh(engine: Engine, now: datetime, **config: object) -> tuple[Handled, R
 
 
 @contextmanager
-def outbox_statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement on the outbox (the deliveries table) sent while inside, but the log's pruning."""
+def noted(engine: Engine, keep: Callable[[str], bool]) -> Iterator[list[str]]:
+    """Every statement *keep* keeps of those sent the store while inside."""
     seen: list[str] = []
 
     def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "deliveries" in statement and not statement.lstrip().upper().startswith("DELETE"):
+        if keep(statement):
             seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", note)
@@ -85,6 +85,16 @@ def outbox_statements(engine: Engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", note)
+
+
+def outbox_statements(engine: Engine) -> AbstractContextManager[list[str]]:
+    """Every statement on the outbox (the deliveries table) sent while inside, but the log's pruning."""
+    return noted(engine, lambda text: "deliveries" in text and not text.lstrip().upper().startswith("DELETE"))
+
+
+def subscriber_reads(engine: Engine) -> AbstractContextManager[list[str]]:
+    """Every statement reading the subscribers sent while inside."""
+    return noted(engine, lambda text: text.lstrip().upper().startswith("SELECT") and "FROM subscribers" in text)
 
 
 def planned_slots(engine: Engine, **where: object) -> set[tuple[str, str, str]]:
@@ -284,3 +294,61 @@ def test_a_step_no_longer_awaited_in_another_timeline_stops_being_chased(
     sync(engine, schedules, now + timedelta(hours=1))
     refresh(engine, now + timedelta(hours=1))
     assert rows(engine, kind="overdue", milestone_key="x", state="planned") == []
+
+
+BOARD = """
+    id: board
+    title: Board
+    timezone: Europe/Zurich
+    audiences: [board]
+    reminders: [7d]
+    milestones:
+      - id: budget
+        title: Budget
+        owner: board
+        due: 2017-03-01
+"""
+
+
+def test_a_moved_milestone_is_replanned_without_reading_the_subscribers_it_does_not_concern(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "BATCH_SUBSCRIBERS", 2)  # everyone read: a statement or two a pair
+    write_timeline("board", BOARD)
+    sync(planned, schedules, START + timedelta(hours=1))
+    subscribe(planned, "chair@example.org", START + timedelta(hours=1), audiences=("board",))
+    refresh(planned, START + timedelta(hours=1))
+
+    def move(a_due: str, now: datetime) -> tuple[int, Replan | None]:
+        write_timeline("wg", group(a_due=a_due))
+        sync(planned, schedules, now)
+        with subscriber_reads(planned) as seen:
+            _, replanned = refresh(planned, now)
+        return len(seen), replanned
+
+    few, _ = move("2017-03-06", START + timedelta(hours=2))
+    for n in range(8):  # as many again and more, none of them following the working group
+        subscribe(planned, f"board{n}@example.org", START + timedelta(hours=3), audiences=("board",))
+    refresh(planned, START + timedelta(hours=3))
+    board = {row.id: row.updated_at for row in rows(planned, timeline_id="board")}
+    assert len(board) >= 9  # their budget reminders, and its overdue notices
+
+    many, replanned = move("2017-03-10", START + timedelta(hours=4))  # back: its 1d and overdue go again
+    assert many == few  # the re-plan's reads do not grow with the subscribers it does not concern
+    assert replanned is not None and (replanned.moved, replanned.cancelled) == (3, 6)
+    members = {"ana@example.org", "ben@example.org", "eva@example.org"}
+    assert planned_slots(planned, milestone_key="a") == {("a", "7d", to) for to in members}
+    assert {row.id: row.updated_at for row in rows(planned, timeline_id="board")} == board
+
+
+def test_a_pass_that_tells_of_a_move_and_replans_it_reads_the_milestones_once(
+    planned: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    refresh(planned, START + timedelta(hours=1))
+    write_timeline("wg", group(a_due="2017-03-06"))
+    sync(planned, schedules, START + timedelta(hours=2))
+    reads_milestones = lambda text: text.lstrip().upper().startswith("SELECT") and "FROM milestones" in text  # noqa: E731
+    with noted(planned, reads_milestones) as seen:
+        handled, replanned = refresh(planned, START + timedelta(hours=2))
+    assert handled.notices == 3 and replanned is not None and replanned.moved == 3  # told, and re-planned
+    assert len(seen) == 1

@@ -71,7 +71,7 @@ from tracker.store.models import Channel, Delivery, Event, SignInLink, Subscribe
 from tracker.subscribers.links import LinkMaker, Links
 from tracker.text import describe_error, describe_text
 from tracker.timelines.screening import read_names, readable_zone, screen_views
-from tracker.timelines.stored import load_views, newest_view_event
+from tracker.timelines.stored import load_views, newest_view_event, views_read_once
 from tracker.timelines.views import Problems
 
 log = logging.getLogger("tracker.delivery.dispatcher")
@@ -276,7 +276,7 @@ class Dispatcher:
         """Turn new events into notices; re-plan what they changed and what time brought in (partial.py)."""
         now = self.clock()
         config = self.config
-        with transaction(self.engine, write=True) as session:
+        with transaction(self.engine, write=True) as session, views_read_once(session):  # notices, then planning
             self.channels_file.sync(session, now)  # its events are handled just below
             handled = handle_events(session, now, Snapshot(session))
             result = None

@@ -210,6 +210,18 @@ class Batches:
         for span in subscriber_spans(session, BATCH_SUBSCRIBERS):
             yield from cut(span, load_readers(session, set_aside, span=span), self.weight, BATCH_MESSAGES)
 
+    def of(self, session: Session, ids: Collection[int], set_aside: Problems) -> Iterator[tuple[Span, list[Reader]]]:
+        """The same for these subscribers and channels only (*ids*): spans of them in the order of their ids,
+        each up to its last id. A span's rows are its readers' only if every recipient of the rows to be
+        reconciled is among *ids* (partial.concerned)."""
+        ordered = sorted(ids)
+        after: int | None = None
+        for start in range(0, len(ordered), BATCH_SUBSCRIBERS):
+            chunk = ordered[start : start + BATCH_SUBSCRIBERS]
+            span = (after, chunk[-1])
+            yield from cut(span, load_readers(session, set_aside, ids=chunk), self.weight, BATCH_MESSAGES)
+            after = chunk[-1]
+
 
 def cut(
     span: Span, readers: list[Reader], weight: Callable[[Reader], int], limit: int

@@ -25,7 +25,8 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, String, and_, or_
+from sqlalchemy import cast as sql_cast
 from sqlmodel import Session, select
 
 from tracker import __version__
@@ -41,20 +42,22 @@ from tracker.delivery.outbox import (
     Replan,
     Span,
     Unchecked,
+    channel_rows,
     chosen_offsets,
     insert_new,
     load_readers,
     new_row,
     reconcile,
     replan,
+    stored_json,
     subscriber_spans,
     within,
 )
-from tracker.delivery.planning import Escalation, Planner, plan_digests, plan_each
+from tracker.delivery.planning import Escalation, Followed, Planner, plan_digests, plan_each
 from tracker.delivery.scope import Scope, linked_timelines, waiting_on
 from tracker.store.models import Cursor, Delivery, Subscriber
 from tracker.store.quarantine import keep_quarantine
-from tracker.subscribers.readers import Reader
+from tracker.subscribers.readers import Reader, read_reader
 from tracker.timelines.pipeline import zone_data_version
 from tracker.timelines.screening import screen_views
 from tracker.timelines.stored import load_views
@@ -155,7 +158,10 @@ def plan_milestones(
     subscriber_problems: Problems = {}
     whole = Context(views, [])
     result, unchecked = Replan(), Unchecked()
-    for span, readers in Batches(planners, probe, unreadable)(session, subscriber_problems):
+    batches = Batches(planners, probe, unreadable)
+    ids = concerned(session, [v for v in views if (v.timeline_id, v.key) in kinds], kinds)
+    spans = batches(session, subscriber_problems) if ids is None else batches.of(session, ids, subscriber_problems)
+    for span, readers in spans:
         wanted = [item for planner in planners for item in planner.plan(readers, problems)]
         context = whole.batch(readers, unreadable | problems, subscriber_problems)
         result.add(reconcile(session, wanted, rows_of_milestones(session, kinds, now, span), context, now, unchecked))
@@ -163,9 +169,52 @@ def plan_milestones(
     looked_at = {f"{tl}/{key}" for tl, key in reminders | part.late}
     entries = {("milestone", key): reason for key, reason in milestone_problems.items()}
     entries |= {("subscriber", key): reason for key, reason in subscriber_problems.items()}
-    keep_quarantine(session, entries, now, lambda entry: entry[0] == "subscriber" or entry[1] in looked_at)
+    read = None if ids is None else {str(id_) for id_ in ids}  # the subscribers read: every one, or these
+
+    def releasable(entry: tuple[str, str]) -> bool:
+        return entry[1] in looked_at if entry[0] != "subscriber" else read is None or entry[1] in read
+
+    keep_quarantine(session, entries, now, releasable)
     unchecked.mark(session, now)
     return result
+
+
+def concerned(session: Session, views: list[MilestoneView], kinds: dict[Pair, tuple[str, ...]]) -> set[int] | None:
+    """The subscribers and channels whose rows of these milestones (*views*, *kinds*) a re-plan may change:
+    those the milestones concern and those with rows of them; None: (nearly) everyone's choices do.
+
+    Found without reading every subscriber: each distinct choice of audiences and timelines is read once
+    (a few thousand for 100,000 subscribers), and the subscribers of the choices that follow one of the
+    milestones, or whose choice does not read (planning quarantines them), are found by that choice; the
+    rows' recipients through ix_deliveries_milestone (timeline, milestone, subscriber), which holds them.
+    """
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    chosen = (sql_cast(table.c.audiences, String), sql_cast(table.c.timelines, String))
+    confirmed = table.c.state == "confirmed"
+    choices = list(session.execute(select(*chosen).where(confirmed).distinct()))
+    followed = Followed(views)
+    matching = []
+    for audiences, timelines in choices:
+        reader, _ = read_reader(0, stored_json(audiences), stored_json(timelines), None, "UTC", "off")
+        if reader is None or followed((reader.timelines, reader.audiences)):
+            matching.append((audiences, timelines))
+    if len(matching) == len(choices) or len(matching) > MATCHING_CHOICES:
+        return None  # every subscriber, a span at a time, as a whole planning reads them
+    ids: set[int] = set()
+    for start in range(0, len(matching), 100):
+        alike = [and_(*(column.is_(None) if text is None else column == text for column, text in zip(chosen, pair,
+                                                                                                     strict=True)))
+                 for pair in matching[start : start + 100]]  # fmt: skip
+        ids.update(session.execute(select(table.c.id).where(confirmed, or_(*alike))).scalars())
+    ids.update(recipient for recipient, *_ in channel_rows(session, None))  # a few: every active channel
+    rows = Delivery.__table__  # type: ignore[attr-defined]
+    for timeline_id, key in sorted(kinds):
+        of_milestone = (rows.c.timeline_id == timeline_id) & (rows.c.milestone_key == key)
+        ids.update(session.execute(select(rows.c.subscriber_id).where(of_milestone).distinct()).scalars())
+    return ids
+
+
+MATCHING_CHOICES = 500  # distinct choices that follow the milestones: beyond, every subscriber is read
 
 
 def kinds_of(
