@@ -219,6 +219,7 @@ def change_story(engine: Engine, schedules: Path) -> Iterator[Snapshot]:
     subscribe(engine, "wg@example.org", START, timelines=("wg",))
     subscribe(engine, "both@example.org", START, audiences=("membership", "secretariat"))
     subscribe(engine, "pending@example.org", START, confirmed=False)
+    subscribe(engine, "board@example.org", START, audiences=("board",))  # follows nothing that moves
 
     def moved(now: datetime, a_due: str, submission: str = "2017-04-28 12:00") -> Snapshot:
         (schedules / "wg.yaml").write_text(group(a_due))
@@ -229,6 +230,7 @@ def change_story(engine: Engine, schedules: Path) -> Iterator[Snapshot]:
 
     make_dispatcher(engine, "smtp://127.0.0.1:1", Clock(START)).refresh(timely=True)
     yield moved(START + timedelta(hours=1), "2017-03-12", "2017-05-05 12:00")  # one change set, two timelines
+    set_subscriber(engine, 6, audiences=["board"])  # both's reader follows neither now: their unsent message stays
     yield moved(START + timedelta(hours=2), "2017-03-14", "2017-05-05 12:00")  # folded into the unsent messages
     yield moved(START + timedelta(hours=3), "2017-03-14")  # the submission back: its line goes, wg's stays
     with transaction(engine, write=True) as session:  # the wg messages go out
@@ -255,11 +257,14 @@ def test_change_sets_told_a_span_of_subscribers_at_a_time_are_told_as_at_once(
     first = {(1, "planned"): [a], (2, "planned"): [a], (3, "planned"): [a], (4, "planned"): [submission],
              (5, "planned"): [a], (6, "planned"): [a, submission]}  # fmt: skip
     assert told[0] == told[1] == first  # the second move folded into the same messages
+    folded = {row[0]: row[14][0][4] for row in changed[1] if row[14][0][1] == "a"}
+    assert folded == dict.fromkeys((1, 2, 3, 5, 6), "2017-03-14T22:59:59+00:00")  # 6's too, though it follows no more
     back = {key: lines for key, lines in first.items() if key[0] != 4} | {(4, "cancelled"): [submission]}
     assert told[2] == back | {(6, "planned"): [a]}  # the submission moved back: its line goes, and a message left empty
     names = [c.name for c in Delivery.__table__.c if c.name not in ("id", "claimed_by", "lease_until")]  # type: ignore[attr-defined]
     reasons = [row[names.index("reason")] for row in changed[2] if row[0] == 4]
     assert reasons == ["nothing left to tell: moved back to its earlier date"]
+    # After the messages went: a new message each to those it concerns now (not 6).
     assert {key: lines for key, lines in told[3].items() if key[1] == "planned"} == {
-        (n, "planned"): [a] for n in (1, 2, 3, 5, 6)
+        (n, "planned"): [a] for n in (1, 2, 3, 5)
     }

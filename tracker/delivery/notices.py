@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -23,6 +23,7 @@ from tracker.delivery import outbox
 from tracker.delivery.changes import OFF, Line, fold, in_date_order, stored_lines
 from tracker.delivery.changes import Change as LineChange
 from tracker.delivery.outbox import Span, insert_new, load_readers, subscriber_spans, within
+from tracker.delivery.partial import concerned
 from tracker.delivery.planning import waiting_for
 from tracker.delivery.scope import Scope, scope_of
 from tracker.store.models import Cursor, Delivery, Event
@@ -186,14 +187,37 @@ def plan_changed(session: Session, events: list[Event], snapshot: Snapshot, now:
     # their unsent messages at a time, not all of them. Each subscriber's messages depend on their
     # own alone, so the lines go through every span in the same order as they would all at once.
     touched = 0
-    for span in subscriber_spans(session, outbox.BATCH_SUBSCRIBERS):
-        routing, pending = Routing(load_readers(session, span=span)), Pending.load(session, span, milestones)
+    for span, readers in told_spans(session, [view for _, lines in told for _, view in lines], milestones):
+        routing, pending = Routing(readers), Pending.load(session, span, milestones)
         opening = opened_notices(session, milestones, span) if milestones else {}
         for change_set, lines in told:
             for line, view in lines:
                 tell(session, pending, change_set, line, view, routing, now, opening)
         touched += pending.write(session, now)
     return touched
+
+
+def told_spans(
+    session: Session, views: list[MilestoneView], milestones: Collection[tuple[str, str]]
+) -> Iterator[tuple[Span, list[Reader]]]:
+    """Spans of the readers a change set may touch, each with its confirmed readers: those the lines' milestones
+    concern and those holding an unsent message (a line may fold into it), found by their choices and
+    through the outbox's index (partial.concerned); every subscriber, a span at a time, when (nearly)
+    everyone's choices follow the milestones."""
+    ids = concerned(session, views, {})
+    if ids is None:
+        for span in subscriber_spans(session, outbox.BATCH_SUBSCRIBERS):
+            yield span, load_readers(session, span=span)
+        return
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    unsent = (table.c.kind == "changed", table.c.state == "planned")
+    holders = union_all(*about(table, [("", ""), *milestones], [table.c.subscriber_id], unsent))
+    ids.update(session.execute(holders).scalars())
+    ordered, after = sorted(ids), None
+    for start in range(0, len(ordered), outbox.BATCH_SUBSCRIBERS):
+        chunk = ordered[start : start + outbox.BATCH_SUBSCRIBERS]
+        yield (after, chunk[-1]), load_readers(session, ids=chunk)
+        after = chunk[-1]
 
 
 def opened_notices(
