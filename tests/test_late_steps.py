@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.cli import tracker
-from tests.support.delivery import Clock, at, deliver, make_dispatcher, rows, subscribe, sync
+from tests.support.delivery import Clock, at, deliver, make_dispatcher, mark_done, rows, set_subscriber, subscribe, sync
 from tests.support.smtp_server import SMTPTestServer
 from tests.support.timelines import HLPF, WriteTimeline
 
@@ -171,3 +171,29 @@ def hlpf_engine(engine: Engine, schedules: Path, write_timeline: WriteTimeline) 
     write_timeline("hlpf", HLPF)
     sync(engine, schedules, at("2017-02-01 09:00"))
     return engine
+
+
+def test_an_unsent_opened_notice_of_a_cancelled_step_is_withdrawn_for_one_who_stopped_following(
+    engine: Engine, schedules: Path, write_timeline: WriteTimeline
+) -> None:
+    # A change set is told a span at a time to those it concerns; an 'opened' notice not sent yet about a
+    # step then cancelled is withdrawn whoever holds it, one who changed their choices since too.
+    write_timeline("hlpf", HLPF)
+    sync(engine, schedules, at("2017-02-01 09:00"))
+    clock = Clock(at("2017-02-02 09:00"))
+    subscribe(engine, "member@example.org", clock.now, audiences=("membership",))
+    dispatcher = make_dispatcher(engine, "smtp://127.0.0.1:1", clock)
+    dispatcher.refresh(timely=True)
+    clock.now = at("2017-02-20 15:00")
+    mark_done(engine, "hlpf/revised-draft", clock.now)
+    dispatcher.refresh()
+    [notice] = rows(engine, kind="opened")
+    assert (notice.milestone_key, notice.state) == ("member-comments", "planned")
+    set_subscriber(engine, notice.subscriber_id, audiences=["secretariat"])  # follows the window no more
+    clock.now = at("2017-02-20 16:00")
+    opens = "        opens_after: revised-draft\n"
+    write_timeline("hlpf", HLPF.replace(opens, opens + "        status: cancelled\n"))
+    sync(engine, schedules, clock.now)
+    dispatcher.refresh()
+    [notice] = rows(engine, kind="opened")
+    assert (notice.state, notice.reason) == ("cancelled", "milestone cancelled")

@@ -201,7 +201,8 @@ def told_spans(
     session: Session, views: list[MilestoneView], milestones: Collection[tuple[str, str]]
 ) -> Iterator[tuple[Span, list[Reader]]]:
     """Spans of the readers a change set may touch, each with its confirmed readers: those the lines' milestones
-    concern and those holding an unsent message (a line may fold into it), found by their choices and
+    concern and those holding an unsent message (a line may fold into it) or an unsent 'opened' notice about
+    one of them (a cancelled line withdraws it), found by their choices and
     through the outbox's index (partial.concerned); every subscriber, a span at a time, when (nearly)
     everyone's choices follow the milestones."""
     ids = concerned(session, views, {})
@@ -211,7 +212,11 @@ def told_spans(
         return
     table = Delivery.__table__  # type: ignore[attr-defined]
     unsent = (table.c.kind == "changed", table.c.state == "planned")
-    holders = union_all(*about(table, [("", ""), *milestones], [table.c.subscriber_id], unsent))
+    opened = (table.c.kind == "opened", table.c.state == "planned")  # a cancelled line withdraws them all
+    holders = union_all(
+        *about(table, [("", ""), *milestones], [table.c.subscriber_id], unsent),
+        *about(table, milestones, [table.c.subscriber_id], opened),
+    )
     ids.update(session.execute(holders).scalars())
     ordered, after = sorted(ids), None
     for start in range(0, len(ordered), outbox.BATCH_SUBSCRIBERS):
