@@ -260,15 +260,15 @@ def test_a_row_that_meets_a_passing_machine_error_is_tried_again_and_sent_not_qu
     deliver(make_dispatcher(hlpf, smtp.url, clock))
     clock.now = at("2017-02-10 09:00")
     dispatcher = make_dispatcher(hlpf, smtp.url, clock, connections=1)
-    render_bytes = dispatcher.renderer.render_bytes
+    render_pieces = dispatcher.renderer.render_pieces
     calls = iter(range(1_000))
 
-    def out_of_files_once(request: EmailRequest) -> bytes:  # what a full file table does, once, to one message
+    def out_of_files_once(request: EmailRequest) -> list[bytes]:  # what a full file table does, once, to one message
         if next(calls) == 0:
             raise OSError(24, "Too many open files")
-        return render_bytes(request)
+        return render_pieces(request)
 
-    dispatcher.renderer.render_bytes = out_of_files_once  # type: ignore[method-assign]
+    dispatcher.renderer.render_pieces = out_of_files_once  # type: ignore[method-assign]
     first = deliver(dispatcher)
     [waiting] = rows(hlpf, state="planned", milestone_key="revised-draft", slot="14d")
     clock.now = waiting.attempt_at + timedelta(seconds=1)
